@@ -1,0 +1,239 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/arbiter-bank/arbiter/tokens"
+	"github.com/arbiter-bank/arbiter/validation"
+	"github.com/arbiter-bank/arbiter/validation/redisstore"
+	"github.com/arbiter-bank/arbiter/web"
+)
+
+// Demo clients of embedded mode, printed at start.
+var demoClients = []web.Client{
+	{ID: "branch-portal", Key: "demo-checker-key", Roles: []validation.Role{validation.RoleChecker}},
+	{ID: "card-service", Key: "demo-card-key", Roles: []validation.Role{validation.RoleChecker, validation.RoleRedeemer}},
+	{ID: "loan-service", Key: "demo-loan-key", Roles: []validation.Role{validation.RoleChecker, validation.RoleRedeemer}},
+	{ID: "ops", Key: "demo-admin-key", Roles: []validation.Role{validation.RoleAdmin}},
+}
+
+// run is the whole program; main only calls it. It returns when ctx is
+// cancelled (after a graceful shutdown) or when the server fails.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, err := parseConfig(args[1:], getenv, stderr)
+	if errors.Is(err, errHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := cfg.check(); err != nil {
+		return err
+	}
+	log, err := newLogger(cfg.LogLevel, stderr)
+	if err != nil {
+		return err
+	}
+
+	policy, err := loadPolicy(cfg.PolicyFile)
+	if err != nil {
+		return err
+	}
+	clients, err := loadClients(cfg)
+	if err != nil {
+		return err
+	}
+	issuer, err := loadIssuer(cfg)
+	if err != nil {
+		return err
+	}
+	rdb, closeRedis, err := openRedis(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer closeRedis()
+
+	store := redisstore.New(rdb, redisstore.Options{})
+	loadCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	if err := store.Load(loadCtx); err != nil {
+		// Not fatal: /readyz says 503 until Redis answers, and scripts
+		// fall back to EVAL when they are not loaded yet.
+		log.Warn("redis not reachable at start; serving 503 until it is", "err", err)
+	}
+	cancel()
+
+	svc := &validation.Service{Store: store, Policy: policy}
+	handler := web.New(web.Config{
+		Service: svc, Tokens: issuer, Policy: policy, Clients: clients,
+		Ready:  store.Ping,
+		Logger: log, RequestTimeout: cfg.RequestTimeout,
+	})
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      15 * time.Second,
+		IdleTimeout:       90 * time.Second,
+		MaxHeaderBytes:    32 << 10,
+	}
+	base := "http://" + ln.Addr().String()
+	fmt.Fprintf(stdout, "arbiter listening on %s\n", base)
+	if !cfg.production() {
+		printDemo(stdout, base)
+	}
+	log.Info("serving", "addr", ln.Addr().String(), "production", cfg.production(), "products", policy.Names(), "kid", issuer.KeyID())
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down", "deadline", cfg.ShutdownTimeout)
+	shutCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(shutCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}
+
+func newLogger(level string, w io.Writer) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("log level %q: use debug, info, warn or error", level)
+	}
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l})), nil
+}
+
+func loadPolicy(path string) (*validation.Policy, error) {
+	if path == "" {
+		return validation.DefaultPolicy(), nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("policy: %w", err)
+	}
+	p, err := validation.ParsePolicy(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return p, nil
+}
+
+func loadClients(cfg config) (*web.Clients, error) {
+	if cfg.ClientsFile == "" {
+		return web.NewClients(append([]web.Client(nil), demoClients...), nil)
+	}
+	data, err := os.ReadFile(cfg.ClientsFile)
+	if err != nil {
+		return nil, fmt.Errorf("clients: %w", err)
+	}
+	cs, err := web.ParseClients(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", cfg.ClientsFile, err)
+	}
+	return cs, nil
+}
+
+func loadIssuer(cfg config) (*tokens.Issuer, error) {
+	var key []byte
+	if cfg.SigningKeyFile != "" {
+		pem, err := os.ReadFile(cfg.SigningKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("signing key: %w", err)
+		}
+		key = pem
+	}
+	ic := tokens.IssuerConfig{Issuer: cfg.Issuer}
+	if key == nil {
+		k, err := tokens.GenerateKey() // demo mode only: cfg.check refuses this in production
+		if err != nil {
+			return nil, err
+		}
+		ic.Key = k
+	} else {
+		k, err := tokens.ParsePrivateKeyPEM(key)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", cfg.SigningKeyFile, err)
+		}
+		ic.Key = k
+	}
+	if cfg.VerifyKeysFile != "" {
+		pem, err := os.ReadFile(cfg.VerifyKeysFile)
+		if err != nil {
+			return nil, fmt.Errorf("verify keys: %w", err)
+		}
+		if ic.VerifyKeys, err = tokens.ParsePublicKeysPEM(pem); err != nil {
+			return nil, fmt.Errorf("%s: %w", cfg.VerifyKeysFile, err)
+		}
+	}
+	return tokens.NewIssuer(ic)
+}
+
+// openRedis connects to the configured Redis, or starts the embedded one.
+// Timeouts are short and bounded so a dead Redis gives quick 503s; go-redis
+// retries are off because a script retried after a lost reply could run
+// twice (clients retry with an Idempotency-Key instead).
+func openRedis(cfg config, log *slog.Logger) (redis.UniversalClient, func(), error) {
+	url := cfg.RedisURL
+	var mr *miniredis.Miniredis
+	if url == "" {
+		mr = miniredis.NewMiniRedis()
+		mr.ClockTTL(true) // TTLs follow the real clock: holds expire on their own
+		if err := mr.StartAddr("127.0.0.1:0"); err != nil {
+			return nil, nil, fmt.Errorf("embedded redis: %w", err)
+		}
+		url = "redis://" + mr.Addr()
+		log.Warn("EMBEDDED MODE: data lives in memory only and is lost at exit; set ARBITER_REDIS_URL for a real Redis")
+	}
+	opts, err := redis.ParseURL(url)
+	if err != nil {
+		return nil, nil, fmt.Errorf("ARBITER_REDIS_URL: %w", err)
+	}
+	opts.DialTimeout = cfg.RedisTimeout
+	opts.ReadTimeout = cfg.RedisTimeout
+	opts.WriteTimeout = cfg.RedisTimeout
+	opts.PoolTimeout = cfg.RedisTimeout
+	opts.ContextTimeoutEnabled = true
+	opts.MaxRetries = -1
+	rdb := redis.NewClient(opts)
+	return rdb, func() {
+		_ = rdb.Close()
+		if mr != nil {
+			mr.Close()
+		}
+	}, nil
+}
+
+func printDemo(w io.Writer, base string) {
+	var b strings.Builder
+	b.WriteString("\nDEMO MODE (embedded Redis, in memory only). API keys:\n")
+	for _, c := range demoClients {
+		roles := make([]string, len(c.Roles))
+		for i, r := range c.Roles {
+			roles[i] = string(r)
+		}
+		fmt.Fprintf(&b, "  %-14s %-18s %s\n", c.ID, c.Key, strings.Join(roles, ","))
+	}
+	fmt.Fprintf(&b, "Try:\n  curl -s -X POST %s/v1/checks -H 'Authorization: Bearer demo-checker-key' -H 'Content-Type: application/json' -d '{\"customer_id\":\"C-1001\",\"product\":\"credit_card\"}'\n\n", base)
+	io.WriteString(w, b.String())
+}

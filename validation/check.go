@@ -1,0 +1,134 @@
+package validation
+
+import (
+	"crypto/rand"
+	"encoding/base32"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// CheckStatus is the life-cycle state of a check.
+type CheckStatus string
+
+// A check is held until it is redeemed, cancelled (by a client, by an OTP
+// lock-out, or by a failed policy re-check at redemption) or expires.
+const (
+	StatusHeld      CheckStatus = "held"
+	StatusRedeemed  CheckStatus = "redeemed"
+	StatusCancelled CheckStatus = "cancelled"
+	StatusExpired   CheckStatus = "expired"
+)
+
+// Check is one decision that placed a hold, and what became of it.
+type Check struct {
+	ID         string
+	CustomerID string
+	Product    string
+	Status     CheckStatus
+	Fence      int64 // increases with every hold ever placed on the customer
+	CreatedAt  time.Time
+	ExpiresAt  time.Time
+	PlacedBy   string // client id
+	AgentID    string // the branch agent or end user the client acted for, if any
+	RedeemedBy string
+	GrantedAt  time.Time
+	EndedAt    time.Time
+	EndedBy    string
+	EndReason  string // why a cancelled check ended: "cancelled", "otp_locked", a refusal reason
+
+	// Secret is the TOTP key of a held check. It is set only while the check
+	// is held, only for arbiter's own use (computing the current code), and
+	// never leaves arbiter.
+	Secret []byte
+}
+
+// Grant is a product a customer holds.
+type Grant struct {
+	CustomerID string
+	Product    string
+	CheckID    string // the check it was redeemed from ("imp_…" for imports)
+	Fence      int64
+	GrantedAt  time.Time
+	RedeemedBy string
+}
+
+// Customer is what arbiter knows of one customer now.
+type Customer struct {
+	ID     string
+	Grants []Grant
+	Hold   *Check // the live hold, nil when none
+}
+
+// EventType names an audit event.
+type EventType string
+
+// The audit event types.
+const (
+	EventChecked   EventType = "checked"
+	EventRefused   EventType = "refused"
+	EventRedeemed  EventType = "redeemed"
+	EventOTPFailed EventType = "otp_failed"
+	EventCancelled EventType = "cancelled"
+	EventExpired   EventType = "expired"
+	EventReleased  EventType = "released"
+	EventImported  EventType = "imported"
+)
+
+// Event is one entry of a customer's audit trail.
+type Event struct {
+	At      time.Time
+	Type    EventType
+	Product string
+	CheckID string
+	Actor   string // client id, or "arbiter" for expiries
+	Agent   string
+	Reason  Reason // refusals, cancellations by lock-out
+	Fence   int64
+}
+
+var customerIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$`)
+
+// ValidCustomerID reports whether id is a well-formed customer id. Braces
+// are excluded on purpose: ids become Redis Cluster hash tags.
+func ValidCustomerID(id string) bool { return customerIDPattern.MatchString(id) }
+
+const (
+	checkPrefix  = "chk_"
+	importPrefix = "imp_"
+	idRandLen    = 20 // base32 characters: 100 bits
+)
+
+var idEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+
+// NewCheckID returns a fresh check id that carries its customer id, so a
+// check can be found in its customer's keys (one Redis Cluster slot) from
+// the id alone.
+func NewCheckID(customerID string) (string, error) { return newID(checkPrefix, customerID) }
+
+func newImportID(customerID string) (string, error) { return newID(importPrefix, customerID) }
+
+func newID(prefix, customerID string) (string, error) {
+	var b [13]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("new id: %w", err)
+	}
+	return prefix + idEncoding.EncodeToString(b[:])[:idRandLen] + "_" + customerID, nil
+}
+
+// CustomerOfCheck returns the customer id a check id carries; false when id
+// is not a well-formed check id.
+func CustomerOfCheck(id string) (string, bool) {
+	head := len(checkPrefix) + idRandLen + 1
+	if len(id) <= head || !(strings.HasPrefix(id, checkPrefix) || strings.HasPrefix(id, importPrefix)) || id[head-1] != '_' {
+		return "", false
+	}
+	for _, c := range id[len(checkPrefix) : head-1] {
+		if !strings.ContainsRune("abcdefghijklmnopqrstuvwxyz234567", c) {
+			return "", false
+		}
+	}
+	customer := id[head:]
+	return customer, ValidCustomerID(customer)
+}

@@ -1,0 +1,123 @@
+package validation
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Reason is a stable, machine-readable code for why an operation did not
+// succeed. Reasons are part of the public API: clients switch on them, so
+// they are never renamed.
+type Reason string
+
+// The reasons arbiter returns. The HTTP status of each lives in package web.
+const (
+	ReasonInvalidRequest       Reason = "invalid_request"
+	ReasonUnauthorized         Reason = "unauthorized"
+	ReasonForbidden            Reason = "forbidden"
+	ReasonNotRedeemer          Reason = "not_redeemer"
+	ReasonTokenInvalid         Reason = "token_invalid"
+	ReasonHoldExists           Reason = "hold_exists"
+	ReasonConflictingProduct   Reason = "conflicting_product"
+	ReasonAlreadyHoldsProduct  Reason = "already_holds_product"
+	ReasonIdempotencyKeyReused Reason = "idempotency_key_reused"
+	ReasonCheckNotFound        Reason = "check_not_found"
+	ReasonCheckNotHeld         Reason = "check_not_held"
+	ReasonHoldExpired          Reason = "hold_expired"
+	ReasonOTPInvalid           Reason = "otp_invalid"
+	ReasonOTPLocked            Reason = "otp_locked"
+	ReasonAlreadyRedeemed      Reason = "already_redeemed"
+	ReasonGrantNotFound        Reason = "grant_not_found"
+	ReasonNotFound             Reason = "not_found"
+	ReasonUnavailable          Reason = "unavailable"
+	ReasonInternal             Reason = "internal"
+)
+
+// Sentinel errors, one per reason, for errors.Is. An *Error matches the
+// sentinel of its Reason whatever its details:
+//
+//	if errors.Is(err, validation.ErrHoldExists) { ... }
+var (
+	ErrInvalidRequest       = &Error{Reason: ReasonInvalidRequest}
+	ErrUnauthorized         = &Error{Reason: ReasonUnauthorized}
+	ErrForbidden            = &Error{Reason: ReasonForbidden}
+	ErrNotRedeemer          = &Error{Reason: ReasonNotRedeemer}
+	ErrTokenInvalid         = &Error{Reason: ReasonTokenInvalid}
+	ErrHoldExists           = &Error{Reason: ReasonHoldExists}
+	ErrConflictingProduct   = &Error{Reason: ReasonConflictingProduct}
+	ErrAlreadyHoldsProduct  = &Error{Reason: ReasonAlreadyHoldsProduct}
+	ErrIdempotencyKeyReused = &Error{Reason: ReasonIdempotencyKeyReused}
+	ErrCheckNotFound        = &Error{Reason: ReasonCheckNotFound}
+	ErrCheckNotHeld         = &Error{Reason: ReasonCheckNotHeld}
+	ErrHoldExpired          = &Error{Reason: ReasonHoldExpired}
+	ErrOTPInvalid           = &Error{Reason: ReasonOTPInvalid}
+	ErrOTPLocked            = &Error{Reason: ReasonOTPLocked}
+	ErrAlreadyRedeemed      = &Error{Reason: ReasonAlreadyRedeemed}
+	ErrGrantNotFound        = &Error{Reason: ReasonGrantNotFound}
+	ErrNotFound             = &Error{Reason: ReasonNotFound}
+	ErrUnavailable          = &Error{Reason: ReasonUnavailable}
+)
+
+// Error is the one error type of arbiter's domain: a stable Reason, a human
+// sentence, and the details a client needs to act on it. Refusals of a check
+// list every rule that failed, in evaluation order, in Violations; the first
+// one is the Reason.
+type Error struct {
+	Reason Reason
+	Detail string // a sentence a branch agent can read out
+
+	Violations   []Violation // refusals: every failed rule, in order
+	HeldProduct  string      // hold_exists: the product of the live hold
+	HeldUntil    time.Time   // hold_exists: when it expires
+	HeldBy       string      // hold_exists: the client that placed it
+	HeldProducts []string    // conflicting_product: the products in the way
+	AttemptsLeft *int        // otp_invalid: wrong codes still allowed
+
+	Err error // the cause, for 5xx and logs; never shown to clients
+}
+
+// Violation is one failed rule of a refusal.
+type Violation struct {
+	Reason  Reason    `json:"reason"`
+	Detail  string    `json:"detail"`
+	Product string    `json:"product,omitempty"` // the product in the way
+	CheckID string    `json:"check_id,omitempty"`
+	Since   time.Time `json:"since,omitzero"` // when the product was granted
+	Until   time.Time `json:"until,omitzero"` // when the hold expires
+	By      string    `json:"by,omitempty"`   // who placed the hold
+}
+
+func (e *Error) Error() string {
+	msg := string(e.Reason)
+	if e.Detail != "" {
+		msg += ": " + e.Detail
+	}
+	if e.Err != nil {
+		msg += ": " + e.Err.Error()
+	}
+	return msg
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Is reports whether target is an *Error with the same Reason, so that the
+// package's sentinels match any error of their reason.
+func (e *Error) Is(target error) bool {
+	t, ok := target.(*Error)
+	return ok && t.Reason == e.Reason
+}
+
+// Errorf returns an *Error with the given reason and a formatted detail.
+func Errorf(reason Reason, format string, args ...any) *Error {
+	return &Error{Reason: reason, Detail: fmt.Sprintf(format, args...)}
+}
+
+// ReasonOf returns the Reason of err, ReasonInternal when err carries none.
+func ReasonOf(err error) Reason {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Reason
+	}
+	return ReasonInternal
+}

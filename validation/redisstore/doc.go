@@ -1,0 +1,21 @@
+// Package redisstore is arbiter's Store on Redis: the only package that
+// imports go-redis. Every operation is one Lua script run with EVALSHA, so
+// each check, each redemption (token or OTP) and each cancellation is one
+// atomic step and one round trip.
+//
+// # Key layout
+//
+// All keys of one customer share the hash tag {customer}, so every script
+// touches one Redis Cluster slot and runs unchanged on a cluster:
+//
+//	arb:{C}:meta     hash    fence counter, newest check id and whether its hold may be live
+//	arb:{C}:hold     hash    the live hold: check id, product, fence, TOTP secret, wrong-code count (PX = hold TTL)
+//	arb:{C}:grants   hash    check id → grant JSON; never expires
+//	arb:{C}:checks   hash    check id → check JSON; kept for the retention after the check ends
+//	arb:{C}:log      list    check ids in creation order, to prune checks in constant time
+//	arb:{C}:audit    list    event JSON, newest first, capped (Options.AuditCap)
+//	arb:{C}:idem:H   string  idempotency record of a check request (H: hash of client and key)
+//
+// The meta hash and the grants never expire: the fence must grow for ever,
+// and grants are the ledger. Everything else expires or is capped.
+package redisstore

@@ -1,0 +1,13 @@
+-- cancel: end a live hold. ARGV[4] check id, [5] actor, [6] products the
+-- actor may cancel (csv) or '*'.
+-- Returns {'ok', check} | {'error', reason, status}
+local id, actor, allowed = ARGV[4], ARGV[5], ARGV[6]
+settle()
+local c = get_check(id)
+if not c then return {'error', 'check_not_found', ''} end
+if allowed ~= '*' and not split(allowed)[c.product] then return {'error', 'forbidden', c.product} end
+if redis.call('HGET', K_HOLD, 'check_id') ~= id then return {'error', 'check_not_held', c.status} end
+redis.call('DEL', K_HOLD)
+end_check(c, 'cancelled', actor, 'cancelled')
+audit({type = 'cancelled', product = c.product, check_id = id, actor = actor, reason = 'cancelled', fence = c.fence})
+return {'ok', cjson.encode(c)}

@@ -1,0 +1,66 @@
+-- check: apply the policy and, only if the customer is free, place a hold.
+-- ARGV[4] product, [5] max, [6] conflicts (csv), [7] check id, [8] secret (hex),
+-- [9] hold ttl (ms), [10] actor, [11] agent, [12] request hash, [13] idempotency ttl (ms)
+-- Returns {'held', check} | {'replay', check, secret or ''} | {'refused', violations, '0'|'1'}
+--       | {'error', reason}
+local product, max, conflicts = ARGV[4], tonumber(ARGV[5]), ARGV[6]
+local id, secret, ttl = ARGV[7], ARGV[8], tonumber(ARGV[9])
+local actor, agent, req_hash, idem_ttl = ARGV[10], ARGV[11], ARGV[12], tonumber(ARGV[13])
+local K_IDEM = KEYS[7]
+
+settle()
+
+if K_IDEM then
+  local prev = redis.call('GET', K_IDEM)
+  if prev then
+    local p = cjson.decode(prev)
+    if p.req ~= req_hash then return {'error', 'idempotency_key_reused'} end
+    if p.refused then return {'refused', p.refused, '1'} end
+    local c = get_check(p.check_id)
+    if not c then return {'error', 'check_not_found'} end
+    local s = ''
+    if redis.call('HGET', K_HOLD, 'check_id') == c.id then s = redis.call('HGET', K_HOLD, 'secret') end
+    return {'replay', cjson.encode(c), s}
+  end
+end
+
+local vs = violations(product, max, conflicts, true)
+if #vs > 0 then
+  local enc = cjson.encode(vs)
+  audit({type = 'refused', product = product, actor = actor, agent = agent, reason = vs[1].reason})
+  if K_IDEM then
+    redis.call('SET', K_IDEM, cjson.encode({req = req_hash, refused = enc}), 'PX', idem_ttl)
+  end
+  return {'refused', enc, '0'}
+end
+
+local fence = redis.call('HINCRBY', K_META, 'fence', 1)
+local expires = NOW + ttl
+redis.call('HSET', K_META, 'last', id, 'open', '1', 'last_product', product, 'last_expires', expires, 'last_fence', fence)
+redis.call('HSET', K_HOLD, 'check_id', id, 'product', product, 'fence', fence, 'secret', secret,
+  'fails', 0, 'expires', expires, 'by', actor)
+redis.call('PEXPIRE', K_HOLD, ttl)
+
+local c = {id = id, product = product, status = 'held', fence = fence, created = NOW,
+  expires = expires, by = actor, agent = agent}
+put_check(c)
+redis.call('RPUSH', K_LOG, id)
+-- Prune checks that ended more than the retention ago (oldest first, a few
+-- per call, so the cost stays constant), and let an idle customer's history
+-- go on its own.
+for _ = 1, 4 do
+  local head = redis.call('LINDEX', K_LOG, 0)
+  if not head or head == id then break end
+  local old = get_check(head)
+  if old and (old.status == 'held' or old.ended + RETENTION > NOW) then break end
+  redis.call('LPOP', K_LOG)
+  redis.call('HDEL', K_CHECKS, head)
+end
+redis.call('PEXPIRE', K_CHECKS, ttl + RETENTION)
+redis.call('PEXPIRE', K_LOG, ttl + RETENTION)
+
+audit({type = 'checked', product = product, check_id = id, actor = actor, agent = agent, fence = fence})
+if K_IDEM then
+  redis.call('SET', K_IDEM, cjson.encode({req = req_hash, check_id = id}), 'PX', idem_ttl)
+end
+return {'held', cjson.encode(c)}

@@ -1,0 +1,106 @@
+-- Shared by every arbiter script. Every script gets the same KEYS, all under
+-- one customer's hash tag, so each runs unchanged on Redis Cluster:
+--   KEYS[1] meta    hash   fence, last (id of the newest check), open ("1" while its hold may be live),
+--                          last_product, last_expires, last_fence
+--   KEYS[2] hold    hash   check_id, product, fence, secret, fails, expires, by  (PX = hold TTL)
+--   KEYS[3] grants  hash   check_id -> grant JSON
+--   KEYS[4] checks  hash   check_id -> check JSON (pruned after the retention)
+--   KEYS[5] log     list   check ids in creation order, for pruning
+--   KEYS[6] audit   list   event JSON, newest first, capped
+--   KEYS[7] idem    string idempotency record (check script only)
+-- ARGV[1] now (ms), ARGV[2] audit cap, ARGV[3] retention (ms); the rest is per script.
+local K_META, K_HOLD, K_GRANTS, K_CHECKS, K_LOG, K_AUDIT = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local NOW = tonumber(ARGV[1])
+local AUDIT_CAP = tonumber(ARGV[2])
+local RETENTION = tonumber(ARGV[3])
+
+local function audit(ev)
+  ev.at = ev.at or NOW
+  redis.call('LPUSH', K_AUDIT, cjson.encode(ev))
+  redis.call('LTRIM', K_AUDIT, 0, AUDIT_CAP - 1)
+end
+
+local function get_check(id)
+  local raw = redis.call('HGET', K_CHECKS, id)
+  if raw then return cjson.decode(raw) end
+  return nil
+end
+
+local function put_check(c)
+  redis.call('HSET', K_CHECKS, c.id, cjson.encode(c))
+end
+
+-- end_check closes the newest check; the hold must already be gone.
+local function end_check(c, status, actor, reason)
+  c.status = status
+  c.ended = NOW
+  c.ended_by = actor
+  if reason then c.end_reason = reason end
+  put_check(c)
+  redis.call('HSET', K_META, 'open', '0')
+end
+
+-- settle records the expiry of a hold that Redis dropped on its own (TTL):
+-- the check says "expired" and the audit trail gets an event dated at the
+-- expiry. Every script calls it first, so no reader sees a stale "held".
+local function settle()
+  local m = redis.call('HMGET', K_META, 'last', 'open', 'last_product', 'last_expires', 'last_fence')
+  if m[2] ~= '1' then return end
+  if redis.call('HGET', K_HOLD, 'check_id') == m[1] then return end
+  local c = get_check(m[1])
+  if c and c.status == 'held' then
+    c.status = 'expired'
+    c.ended = c.expires
+    c.ended_by = 'arbiter'
+    put_check(c)
+  end
+  redis.call('HSET', K_META, 'open', '0')
+  audit({at = tonumber(m[4]), type = 'expired', product = m[3], check_id = m[1], actor = 'arbiter', fence = tonumber(m[5])})
+end
+
+local function split(csv)
+  local set = {}
+  for p in string.gmatch(csv, '[^,]+') do set[p] = true end
+  return set
+end
+
+local function by_granted(a, b)
+  if a.granted == b.granted then return a.check_id < b.check_id end
+  return a.granted < b.granted
+end
+
+-- violations applies a product's rule to the customer's grants (and to the
+-- live hold when with_hold), returning every failed rule in a fixed order:
+-- already_holds_product, conflicting_product (oldest grant first), hold_exists.
+local function violations(product, max, conflicts_csv, with_hold)
+  local vs = {}
+  local conflicts = split(conflicts_csv)
+  local same, other = {}, {}
+  for _, raw in ipairs(redis.call('HVALS', K_GRANTS)) do
+    local g = cjson.decode(raw)
+    if g.product == product then
+      table.insert(same, g)
+    elseif conflicts[g.product] then
+      table.insert(other, g)
+    end
+  end
+  if #same >= max then
+    table.sort(same, by_granted)
+    table.insert(vs, {reason = 'already_holds_product', product = product, check_id = same[1].check_id, since = same[1].granted})
+  end
+  table.sort(other, by_granted)
+  for _, g in ipairs(other) do
+    table.insert(vs, {reason = 'conflicting_product', product = g.product, check_id = g.check_id, since = g.granted})
+  end
+  if with_hold then
+    local h = redis.call('HMGET', K_HOLD, 'check_id', 'product', 'expires', 'by')
+    if h[1] then
+      table.insert(vs, {reason = 'hold_exists', product = h[2], check_id = h[1], ['until'] = tonumber(h[3]), by = h[4]})
+    end
+  end
+  return vs
+end
+
+local function grant_of(c)
+  return {check_id = c.id, product = c.product, fence = c.fence, granted = c.granted, by = c.redeemed_by}
+end

@@ -1,0 +1,73 @@
+-- redeem: turn the live hold into a grant. The hold is named by check id
+-- (token) or by product and TOTP code (OTP), verified here so that an OTP
+-- redemption is one round trip too. The rule is applied again to the grants,
+-- so no path (import, policy change) can make a redemption break the policy.
+-- ARGV[4] mode ('token'|'otp'), [5] product, [6] check id, [7] code, [8] actor,
+-- [9] max, [10] conflicts (csv), [11] max attempts, [12] period (s), [13] skew
+-- Returns {'granted', grant} | {'replay', grant} | {'refused', violations}
+--       | {'error', reason, detail[, attempts left]}
+local mode, product, id, code, actor = ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
+local max, conflicts, max_attempts = tonumber(ARGV[9]), ARGV[10], tonumber(ARGV[11])
+local period, skew = tonumber(ARGV[12]), tonumber(ARGV[13])
+
+settle()
+
+-- ended explains why a check is not the live hold, or replays a redemption
+-- the same client already completed.
+local function ended(c)
+  if not c then return {'error', 'hold_expired', 'no live hold'} end
+  if c.status == 'redeemed' then
+    if c.redeemed_by == actor then return {'replay', cjson.encode(grant_of(c))} end
+    return {'error', 'already_redeemed', c.redeemed_by}
+  end
+  if c.end_reason == 'otp_locked' then return {'error', 'otp_locked', 'locked'} end
+  return {'error', 'hold_expired', c.status}
+end
+
+local h = redis.call('HMGET', K_HOLD, 'check_id', 'product', 'secret')
+if mode == 'token' then
+  if h[1] ~= id then
+    local c = get_check(id)
+    if not c then return {'error', 'hold_expired', 'unknown'} end
+    return ended(c)
+  end
+  if h[2] ~= product then return {'error', 'token_invalid', 'product'} end
+else
+  if not h[1] or h[2] ~= product then
+    local c = get_check(redis.call('HGET', K_META, 'last') or '')
+    if c and c.product ~= product then c = nil end
+    return ended(c)
+  end
+  id = h[1]
+  if not totp_ok(h[3], code, math.floor(NOW / 1000), period, skew) then
+    local fails = redis.call('HINCRBY', K_HOLD, 'fails', 1)
+    local c = get_check(id)
+    if fails >= max_attempts then
+      redis.call('DEL', K_HOLD)
+      end_check(c, 'cancelled', actor, 'otp_locked')
+      audit({type = 'cancelled', product = product, check_id = id, actor = actor, reason = 'otp_locked', fence = c.fence})
+      return {'error', 'otp_locked', 'locked'}
+    end
+    audit({type = 'otp_failed', product = product, check_id = id, actor = actor, fence = c.fence})
+    return {'error', 'otp_invalid', 'wrong code', max_attempts - fails}
+  end
+end
+
+local c = get_check(id)
+local vs = violations(product, max, conflicts, false)
+if #vs > 0 then
+  redis.call('DEL', K_HOLD)
+  end_check(c, 'cancelled', actor, vs[1].reason)
+  audit({type = 'cancelled', product = product, check_id = id, actor = actor, reason = vs[1].reason, fence = c.fence})
+  return {'refused', cjson.encode(vs)}
+end
+
+redis.call('DEL', K_HOLD)
+c.redeemed_by = actor
+c.granted = NOW
+end_check(c, 'redeemed', actor)
+local g = grant_of(c)
+local enc = cjson.encode(g)
+redis.call('HSET', K_GRANTS, id, enc)
+audit({type = 'redeemed', product = product, check_id = id, actor = actor, fence = c.fence})
+return {'granted', enc}

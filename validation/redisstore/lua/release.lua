@@ -1,0 +1,13 @@
+-- release: end the customer's most recent grant of a product.
+-- ARGV[4] product, [5] actor. Returns {'ok', grant} | {'error', 'grant_not_found'}
+local product, actor = ARGV[4], ARGV[5]
+settle()
+local latest
+for _, raw in ipairs(redis.call('HVALS', K_GRANTS)) do
+  local g = cjson.decode(raw)
+  if g.product == product and (not latest or by_granted(latest, g)) then latest = g end
+end
+if not latest then return {'error', 'grant_not_found'} end
+redis.call('HDEL', K_GRANTS, latest.check_id)
+audit({type = 'released', product = product, check_id = latest.check_id, actor = actor, fence = latest.fence})
+return {'ok', cjson.encode(latest)}

@@ -1,0 +1,441 @@
+package redisstore
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/arbiter-bank/arbiter/validation"
+)
+
+// Defaults of Options.
+const (
+	DefaultAuditCap  = 200
+	DefaultRetention = 24 * time.Hour
+)
+
+// TOTP parameters the redeem script verifies with; they match package
+// tokens (RFC 6238: 30 s period, one period of skew, 6 digits).
+const (
+	otpPeriodSeconds = 30
+	otpSkew          = 1
+)
+
+// Options configure a Store. The zero value of each field means its default.
+type Options struct {
+	AuditCap  int           // events kept per customer; default 200
+	Retention time.Duration // how long ended checks stay readable; default 24h
+	// Observe, when set, is called after every script with its name, its
+	// duration and its error (nil, or the transport or server error).
+	Observe func(script string, d time.Duration, err error)
+}
+
+// Store is a validation.Store on Redis (single node, Sentinel or Cluster).
+type Store struct {
+	rdb  redis.UniversalClient
+	opts Options
+}
+
+var _ validation.Store = (*Store)(nil)
+
+// New returns a Store on rdb.
+func New(rdb redis.UniversalClient, opts Options) *Store {
+	if opts.AuditCap <= 0 {
+		opts.AuditCap = DefaultAuditCap
+	}
+	if opts.Retention <= 0 {
+		opts.Retention = DefaultRetention
+	}
+	return &Store{rdb: rdb, opts: opts}
+}
+
+// Load sends every script to the server (SCRIPT LOAD; on a cluster, to every
+// master) so that each later call is a single EVALSHA.
+func (s *Store) Load(ctx context.Context) error {
+	for name, sc := range scripts {
+		if err := sc.Load(ctx, s.rdb).Err(); err != nil {
+			return fmt.Errorf("load script %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// Ping reports whether Redis answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.rdb.Ping(ctx).Err(); err != nil {
+		return unavailable("ping", err)
+	}
+	return nil
+}
+
+func customerKeys(customer string) []string {
+	p := "arb:{" + customer + "}:"
+	return []string{p + "meta", p + "hold", p + "grants", p + "checks", p + "log", p + "audit"}
+}
+
+func idemKey(customer, key string) string { return "arb:{" + customer + "}:idem:" + key }
+
+// run executes one script on one customer's keys: ARGV starts with now, the
+// audit cap and the retention, then args.
+func (s *Store) run(ctx context.Context, name string, customer string, now time.Time, extraKeys []string, args ...any) ([]any, error) {
+	keys := append(customerKeys(customer), extraKeys...)
+	argv := append([]any{now.UnixMilli(), s.opts.AuditCap, s.opts.Retention.Milliseconds()}, args...)
+	start := time.Now()
+	res, err := scripts[name].Run(ctx, s.rdb, keys, argv...).Slice()
+	if s.opts.Observe != nil {
+		s.opts.Observe(name, time.Since(start), err)
+	}
+	if err != nil {
+		return nil, unavailable(name, err)
+	}
+	return res, nil
+}
+
+// unavailable classifies a failed call: a server-side error reply (a bug in
+// a script, OOM, READONLY) is internal, anything else (network, timeout,
+// pool exhaustion, cancelled context) means Redis is unavailable.
+func unavailable(name string, err error) error {
+	var rerr redis.Error
+	if errors.As(err, &rerr) && !isTransient(rerr.Error()) {
+		return fmt.Errorf("redis %s: %w", name, err)
+	}
+	return &validation.Error{Reason: validation.ReasonUnavailable, Detail: "the store is unavailable; retry later", Err: fmt.Errorf("redis %s: %w", name, err)}
+}
+
+func isTransient(msg string) bool {
+	for _, p := range []string{"LOADING", "READONLY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "BUSY", "NOREPLICAS"} {
+		if strings.HasPrefix(msg, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// Hold implements validation.Store.
+func (s *Store) Hold(ctx context.Context, req validation.HoldRequest) (validation.Check, bool, error) {
+	var extra []string
+	if req.IdempotencyKey != "" {
+		extra = []string{idemKey(req.CustomerID, req.IdempotencyKey)}
+	}
+	res, err := s.run(ctx, "check", req.CustomerID, req.Now, extra,
+		req.Rule.Product, req.Rule.Max, strings.Join(req.Rule.Conflicts, ","),
+		req.CheckID, hex.EncodeToString(req.Secret), req.Rule.HoldTTL.Milliseconds(),
+		req.Actor, req.AgentID, req.RequestHash, req.IdempotencyTTL.Milliseconds())
+	if err != nil {
+		return validation.Check{}, false, err
+	}
+	switch str(res, 0) {
+	case "held":
+		c, err := decodeCheck(req.CustomerID, str(res, 1), "")
+		c.Secret = req.Secret
+		return c, false, err
+	case "replay":
+		c, err := decodeCheck(req.CustomerID, str(res, 1), str(res, 2))
+		return c, true, err
+	case "refused":
+		return validation.Check{}, str(res, 2) == "1", refusal(str(res, 1))
+	}
+	return validation.Check{}, false, scriptError("check", res)
+}
+
+// Redeem implements validation.Store.
+func (s *Store) Redeem(ctx context.Context, req validation.RedeemRequest) (validation.Grant, bool, error) {
+	mode := "token"
+	if req.CheckID == "" {
+		mode = "otp"
+	}
+	res, err := s.run(ctx, "redeem", req.CustomerID, req.Now, nil,
+		mode, req.Rule.Product, req.CheckID, req.Code, req.Actor,
+		req.Rule.Max, strings.Join(req.Rule.Conflicts, ","), req.MaxAttempts,
+		otpPeriodSeconds, otpSkew)
+	if err != nil {
+		return validation.Grant{}, false, err
+	}
+	switch str(res, 0) {
+	case "granted", "replay":
+		g, err := decodeGrant(req.CustomerID, str(res, 1))
+		return g, str(res, 0) == "replay", err
+	case "refused":
+		return validation.Grant{}, false, refusal(str(res, 1))
+	}
+	return validation.Grant{}, false, scriptError("redeem", res)
+}
+
+// Check implements validation.Store.
+func (s *Store) Check(ctx context.Context, customerID, checkID string, now time.Time) (validation.Check, error) {
+	res, err := s.run(ctx, "get", customerID, now, nil, checkID)
+	if err != nil {
+		return validation.Check{}, err
+	}
+	if len(res) == 0 {
+		return validation.Check{}, validation.Errorf(validation.ReasonCheckNotFound, "no check %q (checks are kept %s after they end)", checkID, s.opts.Retention)
+	}
+	return decodeCheck(customerID, str(res, 0), str(res, 1))
+}
+
+// Cancel implements validation.Store.
+func (s *Store) Cancel(ctx context.Context, req validation.CancelRequest) (validation.Check, error) {
+	allowed := "*"
+	if req.Products != nil {
+		allowed = strings.Join(req.Products, ",")
+	}
+	res, err := s.run(ctx, "cancel", req.CustomerID, req.Now, nil, req.CheckID, req.Actor, allowed)
+	if err != nil {
+		return validation.Check{}, err
+	}
+	if str(res, 0) == "ok" {
+		return decodeCheck(req.CustomerID, str(res, 1), "")
+	}
+	return validation.Check{}, scriptError("cancel", res)
+}
+
+// Customer implements validation.Store.
+func (s *Store) Customer(ctx context.Context, customerID string, now time.Time) (validation.Customer, error) {
+	res, err := s.run(ctx, "customer", customerID, now, nil)
+	if err != nil {
+		return validation.Customer{}, err
+	}
+	cust := validation.Customer{ID: customerID, Grants: []validation.Grant{}}
+	if raw := str(res, 0); raw != "" {
+		c, err := decodeCheck(customerID, raw, "")
+		if err != nil {
+			return cust, err
+		}
+		cust.Hold = &c
+	}
+	for i := 1; i < len(res); i++ {
+		g, err := decodeGrant(customerID, str(res, i))
+		if err != nil {
+			return cust, err
+		}
+		cust.Grants = append(cust.Grants, g)
+	}
+	sortGrants(cust.Grants)
+	return cust, nil
+}
+
+// Release implements validation.Store.
+func (s *Store) Release(ctx context.Context, req validation.ReleaseRequest) (validation.Grant, error) {
+	res, err := s.run(ctx, "release", req.CustomerID, req.Now, nil, req.Product, req.Actor)
+	if err != nil {
+		return validation.Grant{}, err
+	}
+	if str(res, 0) == "ok" {
+		return decodeGrant(req.CustomerID, str(res, 1))
+	}
+	return validation.Grant{}, validation.Errorf(validation.ReasonGrantNotFound, "customer %s holds no %s", req.CustomerID, req.Product)
+}
+
+// Import implements validation.Store.
+func (s *Store) Import(ctx context.Context, req validation.ImportRequest) (validation.Grant, error) {
+	res, err := s.run(ctx, "import", req.CustomerID, req.Now, nil,
+		req.Rule.Product, req.Rule.Max, strings.Join(req.Rule.Conflicts, ","),
+		req.CheckID, req.Actor, req.GrantedAt.UnixMilli())
+	if err != nil {
+		return validation.Grant{}, err
+	}
+	switch str(res, 0) {
+	case "ok":
+		return decodeGrant(req.CustomerID, str(res, 1))
+	case "refused":
+		return validation.Grant{}, refusal(str(res, 1))
+	}
+	return validation.Grant{}, scriptError("import", res)
+}
+
+// Audit implements validation.Store.
+func (s *Store) Audit(ctx context.Context, customerID string, limit int, now time.Time) ([]validation.Event, error) {
+	res, err := s.run(ctx, "audit", customerID, now, nil, limit)
+	if err != nil {
+		return nil, err
+	}
+	events := make([]validation.Event, 0, len(res))
+	for i := range res {
+		var e eventJSON
+		if err := json.Unmarshal([]byte(str(res, i)), &e); err != nil {
+			return nil, fmt.Errorf("decode audit event: %w", err)
+		}
+		events = append(events, validation.Event{
+			At: ms(e.At), Type: validation.EventType(e.Type), Product: e.Product, CheckID: e.CheckID,
+			Actor: e.Actor, Agent: e.Agent, Reason: validation.Reason(e.Reason), Fence: int64(e.Fence),
+		})
+	}
+	return events, nil
+}
+
+// The JSON shapes the scripts write. Numbers are float64 because Lua's
+// cjson writes every number as one; milliseconds fit exactly.
+type checkJSON struct {
+	ID         string  `json:"id"`
+	Product    string  `json:"product"`
+	Status     string  `json:"status"`
+	Fence      float64 `json:"fence"`
+	Created    float64 `json:"created"`
+	Expires    float64 `json:"expires"`
+	By         string  `json:"by"`
+	Agent      string  `json:"agent"`
+	RedeemedBy string  `json:"redeemed_by"`
+	Granted    float64 `json:"granted"`
+	Ended      float64 `json:"ended"`
+	EndedBy    string  `json:"ended_by"`
+	EndReason  string  `json:"end_reason"`
+}
+
+type grantJSON struct {
+	CheckID string  `json:"check_id"`
+	Product string  `json:"product"`
+	Fence   float64 `json:"fence"`
+	Granted float64 `json:"granted"`
+	By      string  `json:"by"`
+}
+
+type eventJSON struct {
+	At      float64 `json:"at"`
+	Type    string  `json:"type"`
+	Product string  `json:"product"`
+	CheckID string  `json:"check_id"`
+	Actor   string  `json:"actor"`
+	Agent   string  `json:"agent"`
+	Reason  string  `json:"reason"`
+	Fence   float64 `json:"fence"`
+}
+
+type violationJSON struct {
+	Reason  string  `json:"reason"`
+	Product string  `json:"product"`
+	CheckID string  `json:"check_id"`
+	Since   float64 `json:"since"`
+	Until   float64 `json:"until"`
+	By      string  `json:"by"`
+}
+
+func decodeCheck(customer, raw, secretHex string) (validation.Check, error) {
+	var j checkJSON
+	if err := json.Unmarshal([]byte(raw), &j); err != nil {
+		return validation.Check{}, fmt.Errorf("decode check: %w", err)
+	}
+	c := validation.Check{
+		ID: j.ID, CustomerID: customer, Product: j.Product, Status: validation.CheckStatus(j.Status),
+		Fence: int64(j.Fence), CreatedAt: ms(j.Created), ExpiresAt: ms(j.Expires),
+		PlacedBy: j.By, AgentID: j.Agent, RedeemedBy: j.RedeemedBy, GrantedAt: ms(j.Granted),
+		EndedAt: ms(j.Ended), EndedBy: j.EndedBy, EndReason: j.EndReason,
+	}
+	if secretHex != "" {
+		secret, err := hex.DecodeString(secretHex)
+		if err != nil {
+			return c, fmt.Errorf("decode hold secret: %w", err)
+		}
+		c.Secret = secret
+	}
+	return c, nil
+}
+
+func decodeGrant(customer, raw string) (validation.Grant, error) {
+	var j grantJSON
+	if err := json.Unmarshal([]byte(raw), &j); err != nil {
+		return validation.Grant{}, fmt.Errorf("decode grant: %w", err)
+	}
+	return validation.Grant{
+		CustomerID: customer, Product: j.Product, CheckID: j.CheckID,
+		Fence: int64(j.Fence), GrantedAt: ms(j.Granted), RedeemedBy: j.By,
+	}, nil
+}
+
+// refusal turns the script's violations into the domain's refusal error.
+func refusal(raw string) error {
+	var vs []violationJSON
+	if err := json.Unmarshal([]byte(raw), &vs); err != nil || len(vs) == 0 {
+		return fmt.Errorf("decode violations %q: %v", raw, err)
+	}
+	e := &validation.Error{Reason: validation.Reason(vs[0].Reason)}
+	for _, v := range vs {
+		e.Violations = append(e.Violations, validation.Violation{
+			Reason: validation.Reason(v.Reason), Product: v.Product, CheckID: v.CheckID,
+			Since: ms(v.Since), Until: ms(v.Until), By: v.By,
+		})
+		switch validation.Reason(v.Reason) {
+		case validation.ReasonHoldExists:
+			e.HeldProduct, e.HeldUntil, e.HeldBy = v.Product, ms(v.Until), v.By
+		case validation.ReasonConflictingProduct:
+			e.HeldProducts = append(e.HeldProducts, v.Product)
+		}
+	}
+	return e
+}
+
+// scriptError turns a script's {'error', reason, detail[, attempts]} reply
+// into the domain's error.
+func scriptError(name string, res []any) error {
+	if str(res, 0) != "error" {
+		return fmt.Errorf("redis %s: unexpected reply %v", name, res)
+	}
+	reason, detail := validation.Reason(str(res, 1)), str(res, 2)
+	e := &validation.Error{Reason: reason}
+	switch reason {
+	case validation.ReasonHoldExpired:
+		e.Detail = "the hold is no longer live (" + detail + "); request a new check"
+	case validation.ReasonAlreadyRedeemed:
+		e.Detail = "the check was already redeemed by " + detail
+	case validation.ReasonOTPLocked:
+		e.Detail = "too many wrong codes: the hold is burnt; request a new check"
+	case validation.ReasonOTPInvalid:
+		left := 0
+		if len(res) > 3 {
+			if n, ok := res[3].(int64); ok {
+				left = int(n)
+			}
+		}
+		e.AttemptsLeft = &left
+		e.Detail = fmt.Sprintf("wrong code; %d attempts left", left)
+	case validation.ReasonTokenInvalid:
+		e.Detail = "the token's product does not match its check"
+	case validation.ReasonCheckNotHeld:
+		e.Detail = "the check is " + detail + ", not held"
+	case validation.ReasonCheckNotFound:
+		e.Detail = "no such check"
+	case validation.ReasonForbidden:
+		e.Detail = "this client may not cancel checks for " + detail
+	case validation.ReasonIdempotencyKeyReused:
+		e.Detail = "this Idempotency-Key was used with another request body"
+	default:
+		return fmt.Errorf("redis %s: unexpected error reply %v", name, res)
+	}
+	return e
+}
+
+func str(res []any, i int) string {
+	if i >= len(res) {
+		return ""
+	}
+	switch v := res[i].(type) {
+	case string:
+		return v
+	case int64:
+		return fmt.Sprint(v)
+	}
+	return ""
+}
+
+func ms(v float64) time.Time {
+	if v == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(int64(math.Round(v))).UTC()
+}
+
+func sortGrants(gs []validation.Grant) {
+	slices.SortFunc(gs, func(a, b validation.Grant) int {
+		if c := a.GrantedAt.Compare(b.GrantedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.CheckID, b.CheckID)
+	})
+}

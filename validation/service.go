@@ -1,0 +1,314 @@
+package validation
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Role is a permission a client holds.
+type Role string
+
+// The roles of the clients file.
+const (
+	RoleChecker  Role = "checker"  // create, read and cancel checks; read customers and audit
+	RoleRedeemer Role = "redeemer" // redeem, release and cancel the products it is a redeemer of
+	RoleAdmin    Role = "admin"    // everything, and importing grants
+)
+
+// Actor is the authenticated caller of a Service method.
+type Actor struct {
+	ID    string // client id
+	Agent string // branch agent username when acting through the branch UI
+	Roles []Role
+}
+
+// Has reports whether the actor holds the role (admins hold every role).
+func (a Actor) Has(r Role) bool {
+	return slices.Contains(a.Roles, r) || slices.Contains(a.Roles, RoleAdmin)
+}
+
+// Defaults of Service.
+const (
+	DefaultMaxOTPAttempts = 5
+	DefaultIdempotencyTTL = 24 * time.Hour
+	DefaultAuditLimit     = 50
+	OTPSecretSize         = 20
+)
+
+// Service applies the policy through a Store. Its zero-value fields take
+// their defaults; Store and Policy are required.
+type Service struct {
+	Store          Store
+	Policy         *Policy
+	Now            func() time.Time // default time.Now
+	MaxOTPAttempts int              // wrong codes that burn a hold; default 5
+	IdempotencyTTL time.Duration    // default 24h
+}
+
+func (s *Service) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
+}
+
+// CheckInput is a request to check a customer for a product.
+type CheckInput struct {
+	CustomerID     string
+	Product        string
+	AgentID        string
+	IdempotencyKey string
+}
+
+// Check decides whether the customer may take the product now and, if so,
+// places a hold. Refusals are *Error (ErrHoldExists, ErrConflictingProduct,
+// ErrAlreadyHoldsProduct) with every failed rule in Violations.
+func (s *Service) Check(ctx context.Context, actor Actor, in CheckInput) (Check, bool, error) {
+	rule, err := s.rule(in.Product)
+	if err != nil {
+		return Check{}, false, err
+	}
+	if err := validCustomer(in.CustomerID); err != nil {
+		return Check{}, false, err
+	}
+	if len(in.AgentID) > 128 {
+		return Check{}, false, Errorf(ReasonInvalidRequest, "agent_id is longer than 128 characters")
+	}
+	if len(in.IdempotencyKey) > 255 {
+		return Check{}, false, Errorf(ReasonInvalidRequest, "Idempotency-Key is longer than 255 characters")
+	}
+	id, err := NewCheckID(in.CustomerID)
+	if err != nil {
+		return Check{}, false, err
+	}
+	secret := make([]byte, OTPSecretSize)
+	if _, err := rand.Read(secret); err != nil {
+		return Check{}, false, fmt.Errorf("check: otp secret: %w", err)
+	}
+	agent := in.AgentID
+	if actor.Agent != "" {
+		agent = actor.Agent
+	}
+	req := HoldRequest{
+		Rule: rule, CustomerID: in.CustomerID, CheckID: id, Secret: secret,
+		Actor: actor.ID, AgentID: agent, Now: s.now(),
+		IdempotencyTTL: s.IdempotencyTTL,
+	}
+	if req.IdempotencyTTL == 0 {
+		req.IdempotencyTTL = DefaultIdempotencyTTL
+	}
+	if in.IdempotencyKey != "" {
+		// Keys are scoped to the client, so two clients never collide.
+		req.IdempotencyKey = fingerprint(actor.ID, in.IdempotencyKey)
+		req.RequestHash = fingerprint(in.CustomerID, in.Product, agent)
+	}
+	c, replayed, err := s.Store.Hold(ctx, req)
+	return c, replayed, s.explain(err)
+}
+
+// RedeemToken redeems the hold named by a verified approval token's claims.
+// The token's signature, audience, issuer and expiry are the caller's to
+// verify (package tokens); this checks the policy and the hold.
+func (s *Service) RedeemToken(ctx context.Context, actor Actor, customerID, product, checkID string) (Grant, bool, error) {
+	rule, err := s.redeemRule(actor, product)
+	if err != nil {
+		return Grant{}, false, err
+	}
+	if c, ok := CustomerOfCheck(checkID); !ok || c != customerID {
+		return Grant{}, false, Errorf(ReasonTokenInvalid, "the token's check id does not belong to its customer")
+	}
+	g, replayed, err := s.Store.Redeem(ctx, RedeemRequest{
+		Rule: rule, CustomerID: customerID, CheckID: checkID,
+		Actor: actor.ID, Now: s.now(), MaxAttempts: s.maxAttempts(),
+	})
+	return g, replayed, s.explain(err)
+}
+
+// RedeemOTP redeems the customer's live hold on product with a TOTP code.
+// Wrong codes count against the hold: ErrOTPInvalid with AttemptsLeft, and
+// the last allowed wrong code burns the hold (ErrOTPLocked).
+func (s *Service) RedeemOTP(ctx context.Context, actor Actor, customerID, product, code string) (Grant, bool, error) {
+	rule, err := s.redeemRule(actor, product)
+	if err != nil {
+		return Grant{}, false, err
+	}
+	if err := validCustomer(customerID); err != nil {
+		return Grant{}, false, err
+	}
+	g, replayed, err := s.Store.Redeem(ctx, RedeemRequest{
+		Rule: rule, CustomerID: customerID, Code: code,
+		Actor: actor.ID, Now: s.now(), MaxAttempts: s.maxAttempts(),
+	})
+	return g, replayed, s.explain(err)
+}
+
+// GetCheck returns a check by id: ErrCheckNotFound for ids that are
+// malformed, unknown, or ended longer ago than the retention.
+func (s *Service) GetCheck(ctx context.Context, checkID string) (Check, error) {
+	customer, ok := CustomerOfCheck(checkID)
+	if !ok {
+		return Check{}, Errorf(ReasonCheckNotFound, "no check %q", checkID)
+	}
+	return s.Store.Check(ctx, customer, checkID, s.now())
+}
+
+// Cancel releases a live hold. Checkers and admins may cancel any check;
+// redeemers only checks of the products they redeem.
+func (s *Service) Cancel(ctx context.Context, actor Actor, checkID string) (Check, error) {
+	customer, ok := CustomerOfCheck(checkID)
+	if !ok {
+		return Check{}, Errorf(ReasonCheckNotFound, "no check %q", checkID)
+	}
+	req := CancelRequest{CustomerID: customer, CheckID: checkID, Actor: actor.ID, Now: s.now()}
+	if !actor.Has(RoleChecker) {
+		req.Products = s.Policy.RedeemableBy(actor.ID)
+		if req.Products == nil {
+			req.Products = []string{}
+		}
+	}
+	return s.Store.Cancel(ctx, req)
+}
+
+// Customer returns what the customer holds and any live hold.
+func (s *Service) Customer(ctx context.Context, customerID string) (Customer, error) {
+	if err := validCustomer(customerID); err != nil {
+		return Customer{}, err
+	}
+	return s.Store.Customer(ctx, customerID, s.now())
+}
+
+// Release ends the customer's grant of a product (closed, or issuance
+// compensated). Only the product's redeemers and admins may.
+func (s *Service) Release(ctx context.Context, actor Actor, customerID, product string) (Grant, error) {
+	if _, err := s.redeemRule(actor, product); err != nil {
+		return Grant{}, err
+	}
+	if err := validCustomer(customerID); err != nil {
+		return Grant{}, err
+	}
+	return s.Store.Release(ctx, ReleaseRequest{CustomerID: customerID, Product: product, Actor: actor.ID, Now: s.now()})
+}
+
+// Import records a grant that exists in a product system already (admins
+// only); refused like a check when it would break the policy.
+func (s *Service) Import(ctx context.Context, actor Actor, customerID, product string, grantedAt time.Time) (Grant, error) {
+	if !actor.Has(RoleAdmin) {
+		return Grant{}, Errorf(ReasonForbidden, "only admins import grants")
+	}
+	rule, err := s.rule(product)
+	if err != nil {
+		return Grant{}, err
+	}
+	if err := validCustomer(customerID); err != nil {
+		return Grant{}, err
+	}
+	id, err := newImportID(customerID)
+	if err != nil {
+		return Grant{}, err
+	}
+	now := s.now()
+	if grantedAt.IsZero() {
+		grantedAt = now
+	}
+	g, err := s.Store.Import(ctx, ImportRequest{
+		Rule: rule, CustomerID: customerID, CheckID: id, Actor: actor.ID, GrantedAt: grantedAt, Now: now,
+	})
+	return g, s.explain(err)
+}
+
+// Audit returns the customer's most recent events, newest first.
+func (s *Service) Audit(ctx context.Context, customerID string, limit int) ([]Event, error) {
+	if err := validCustomer(customerID); err != nil {
+		return nil, err
+	}
+	if limit <= 0 || limit > 200 {
+		limit = DefaultAuditLimit
+	}
+	return s.Store.Audit(ctx, customerID, limit, s.now())
+}
+
+func (s *Service) rule(product string) (Rule, error) {
+	rule, ok := s.Policy.Rule(product)
+	if !ok {
+		return Rule{}, Errorf(ReasonInvalidRequest, "unknown product %q; known: %s", product, strings.Join(s.Policy.Names(), ", "))
+	}
+	return rule, nil
+}
+
+func (s *Service) redeemRule(actor Actor, product string) (Rule, error) {
+	rule, err := s.rule(product)
+	if err != nil {
+		return Rule{}, err
+	}
+	if !slices.Contains(actor.Roles, RoleAdmin) && !(slices.Contains(actor.Roles, RoleRedeemer) && slices.Contains(rule.Redeemers, actor.ID)) {
+		return Rule{}, Errorf(ReasonNotRedeemer, "%s is not a redeemer of %s", actor.ID, product)
+	}
+	return rule, nil
+}
+
+func (s *Service) maxAttempts() int {
+	if s.MaxOTPAttempts > 0 {
+		return s.MaxOTPAttempts
+	}
+	return DefaultMaxOTPAttempts
+}
+
+func validCustomer(id string) error {
+	if !ValidCustomerID(id) {
+		return Errorf(ReasonInvalidRequest, "customer_id %q must match ^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$", id)
+	}
+	return nil
+}
+
+// fingerprint hashes its parts unambiguously (length-prefixed).
+func fingerprint(parts ...string) string {
+	h := sha256.New()
+	for _, p := range parts {
+		fmt.Fprintf(h, "%d:%s;", len(p), p)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// explain words the violations of a refusal in plain language, using the
+// policy's product titles. Other errors pass through.
+func (s *Service) explain(err error) error {
+	e, ok := err.(*Error)
+	if !ok || len(e.Violations) == 0 {
+		return err
+	}
+	for i := range e.Violations {
+		v := &e.Violations[i]
+		if v.Detail == "" {
+			v.Detail = s.sentence(*v)
+		}
+	}
+	if e.Detail == "" {
+		e.Detail = e.Violations[0].Detail
+	}
+	return e
+}
+
+// DateLayout and TimeLayout format times in refusal sentences (UTC).
+const (
+	DateLayout = "2 Jan 2006"
+	TimeLayout = "15:04 MST"
+)
+
+func (s *Service) sentence(v Violation) string {
+	title := s.Policy.TitleOf(v.Product)
+	switch v.Reason {
+	case ReasonAlreadyHoldsProduct:
+		return fmt.Sprintf("Customer already holds a %s since %s.", title, v.Since.UTC().Format(DateLayout))
+	case ReasonConflictingProduct:
+		return fmt.Sprintf("Customer already holds a %s since %s, which excludes this product.", title, v.Since.UTC().Format(DateLayout))
+	case ReasonHoldExists:
+		return fmt.Sprintf("Another check for a %s is in progress until %s, placed by %s.", title, v.Until.UTC().Format(TimeLayout), v.By)
+	}
+	return string(v.Reason)
+}

@@ -1,0 +1,109 @@
+package validation
+
+import (
+	"context"
+	"time"
+)
+
+// Store keeps holds, grants, checks and audit trails, and applies every
+// decision that guards the invariant atomically: each method is one atomic
+// step (one Lua script in redisstore). Refusals are returned as *Error with
+// their Violations (Detail left empty: the Service words them).
+//
+// Every method takes the current time from its request, so behaviour that
+// depends on time can be tested without waiting; key expiry itself is the
+// store's own clock.
+type Store interface {
+	// Hold applies the rule to the customer's grants and live hold and, only
+	// if the customer is free, places a hold for req.Rule.HoldTTL. With an
+	// idempotency key, a repeat of the same request returns the first
+	// outcome (replayed true); a different request under the same key is
+	// ErrIdempotencyKeyReused.
+	Hold(ctx context.Context, req HoldRequest) (c Check, replayed bool, err error)
+
+	// Redeem turns the live hold into a grant, naming it by check id (token)
+	// or by product and TOTP code. It re-applies the rule to the grants, so
+	// a grant that would break the policy is never written. A repeat by the
+	// client that redeemed returns the grant with replayed true. Errors:
+	// ErrHoldExpired, ErrAlreadyRedeemed, ErrOTPInvalid, ErrOTPLocked,
+	// ErrCheckNotFound, and the refusals of Hold.
+	Redeem(ctx context.Context, req RedeemRequest) (g Grant, replayed bool, err error)
+
+	// Check returns a check by id (ErrCheckNotFound), with its Secret while held.
+	Check(ctx context.Context, customerID, checkID string, now time.Time) (Check, error)
+
+	// Cancel ends a live hold: ErrCheckNotHeld when the check is not the
+	// live hold any more, ErrForbidden when its product is not in
+	// req.Products (nil means any product).
+	Cancel(ctx context.Context, req CancelRequest) (Check, error)
+
+	// Customer returns the customer's grants and live hold.
+	Customer(ctx context.Context, customerID string, now time.Time) (Customer, error)
+
+	// Release ends the customer's most recent grant of a product:
+	// ErrGrantNotFound when there is none.
+	Release(ctx context.Context, req ReleaseRequest) (Grant, error)
+
+	// Import records a grant that already exists in a product system, if
+	// the rule allows it next to the customer's grants.
+	Import(ctx context.Context, req ImportRequest) (Grant, error)
+
+	// Audit returns up to limit of the customer's most recent events, newest first.
+	Audit(ctx context.Context, customerID string, limit int, now time.Time) ([]Event, error)
+
+	// Ping reports whether the store is reachable.
+	Ping(ctx context.Context) error
+}
+
+// HoldRequest is the input of Store.Hold.
+type HoldRequest struct {
+	Rule           Rule
+	CustomerID     string
+	CheckID        string
+	Secret         []byte // TOTP key stored in the hold
+	Actor          string
+	AgentID        string
+	Now            time.Time
+	IdempotencyKey string // already scoped to the client; "" for none
+	RequestHash    string // fingerprint of the request body for the key
+	IdempotencyTTL time.Duration
+}
+
+// RedeemRequest is the input of Store.Redeem: CheckID for a token, or Code
+// (with Rule.Product) for an OTP.
+type RedeemRequest struct {
+	Rule        Rule
+	CustomerID  string
+	CheckID     string
+	Code        string
+	Actor       string
+	Now         time.Time
+	MaxAttempts int
+}
+
+// CancelRequest is the input of Store.Cancel.
+type CancelRequest struct {
+	CustomerID string
+	CheckID    string
+	Actor      string
+	Products   []string // products the actor may cancel; nil means any
+	Now        time.Time
+}
+
+// ReleaseRequest is the input of Store.Release.
+type ReleaseRequest struct {
+	CustomerID string
+	Product    string
+	Actor      string
+	Now        time.Time
+}
+
+// ImportRequest is the input of Store.Import.
+type ImportRequest struct {
+	Rule       Rule
+	CustomerID string
+	CheckID    string
+	Actor      string
+	GrantedAt  time.Time
+	Now        time.Time
+}

@@ -1,0 +1,19 @@
+package web
+
+import (
+	"context"
+
+	"github.com/arbiter-bank/arbiter/tokens"
+	"github.com/arbiter-bank/arbiter/validation"
+)
+
+type contextT = context.Context
+
+// tokensClaims are the approval token claims of a check: the audience is the
+// product's redeemers, the expiry the hold's.
+func tokensClaims(ch validation.Check, redeemers []string) tokens.Claims {
+	return tokens.Claims{
+		CheckID: ch.ID, CustomerID: ch.CustomerID, Product: ch.Product, Fence: ch.Fence,
+		Audience: redeemers, IssuedAt: ch.CreatedAt, ExpiresAt: ch.ExpiresAt,
+	}
+}
