@@ -27,8 +27,8 @@ type config struct {
 
 type setting struct {
 	flag, env, def, usage string
-	dur               *time.Duration
-	str               *string
+	dur                   *time.Duration
+	str                   *string
 }
 
 func (c *config) settings() []setting {
