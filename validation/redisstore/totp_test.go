@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -24,8 +25,8 @@ import (
 var totpOpts = totp.ValidateOpts{Period: 30, Skew: 1, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1}
 
 // TestLuaTOTP proves that luaTOTP computes and accepts exactly what Go's
-// TOTP implementations do, on a real redis-server and on miniredis (whose
-// Lua, gopher-lua, lacks the bit library and differs in number formatting).
+// TOTP implementations do, on a real redis-server (Lua 5.1) and on miniredis
+// (gopher-lua, which has no bit library).
 func TestLuaTOTP(t *testing.T) {
 	for _, backend := range []struct {
 		name  string
@@ -43,6 +44,7 @@ func TestLuaTOTP(t *testing.T) {
 			c := backend.start(t)
 			t.Run("rfc 6238 vectors", func(t *testing.T) { testTOTPVectors(t, c) })
 			t.Run("agrees with pquerna", func(t *testing.T) { testTOTPAgainstPquerna(t, c) })
+			t.Run("skew windows agree with pquerna", func(t *testing.T) { testTOTPSkew(t, c) })
 			t.Run("refuses malformed codes", func(t *testing.T) { testTOTPMalformed(t, c) })
 			t.Run("any key length and counter agrees with crypto/hmac", func(t *testing.T) { testTOTPKeyLengths(t, c) })
 			t.Run("rejects bad arguments", func(t *testing.T) { testTOTPBadArgs(t, c) })
@@ -121,6 +123,36 @@ func testTOTPAgainstPquerna(t *testing.T, c redis.Scripter) {
 	}
 }
 
+// testTOTPSkew checks that skew 0 to 3 accepts exactly the windows pquerna
+// accepts, and that windows before the epoch are skipped, not an error.
+func testTOTPSkew(t *testing.T, c redis.Scripter) {
+	key := []byte("12345678901234567890")
+	secretHex := hex.EncodeToString(key)
+	secret32 := base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(key)
+	const now = 1234567890
+	for skew := range 4 {
+		opts := totpOpts
+		opts.Skew = uint(skew)
+		for window := int64(-4); window <= 4; window++ {
+			probe := mustGoTOTP(t, secret32, now+30*window)
+			want, err := totp.ValidateCustom(probe, secret32, time.Unix(now, 0), opts)
+			if err != nil {
+				t.Fatalf("pquerna ValidateCustom: %v", err)
+			}
+			if got := window >= -int64(skew) && window <= int64(skew); got != want {
+				t.Fatalf("pquerna with skew %d accepts window %+d: %v, want %v", skew, window, want, got)
+			}
+			if _, got := runTOTP(t, c, secretHex, 0, probe, now, skew); got != want {
+				t.Fatalf("totp_ok(code of window %+d, skew %d) = %v, want %v", window, skew, got, want)
+			}
+		}
+	}
+	first := hotpSHA1(key, 0)
+	if _, ok := runTOTP(t, c, secretHex, 0, first, 10, 2); !ok {
+		t.Fatalf("totp_ok(code of counter 0, T=10, skew 2) = false, want true")
+	}
+}
+
 // testTOTPMalformed checks that only exactly 6 ASCII digits can match, even
 // when the digits they contain are the right code.
 func testTOTPMalformed(t *testing.T, c redis.Scripter) {
@@ -142,11 +174,25 @@ func testTOTPMalformed(t *testing.T, c redis.Scripter) {
 func testTOTPKeyLengths(t *testing.T, c redis.Scripter) {
 	rng := rand.New(rand.NewPCG(2104, 1))
 	counters := []int64{0, 1, 255, 256, 65535, 1<<32 - 1, 1 << 32, 1<<40 + 12345, 1<<53 - 1, 1 << 53}
-	for _, n := range []int{1, 20, 32, 63, 64, 65, 80, 200} {
+	var keys [][]byte
+	for _, n := range []int{1, 20, 32, 63, 64, 65, 80, 200, 256} {
 		key := make([]byte, n)
 		for j := range key {
 			key[j] = byte(rng.UintN(256))
 		}
+		keys = append(keys, key)
+	}
+	// Four 64-byte keys (not hashed) hold every byte value once, so every
+	// entry of the XOR nibble tables is checked.
+	for k := range 4 {
+		key := make([]byte, 64)
+		for j := range key {
+			key[j] = byte(64*k + j)
+		}
+		keys = append(keys, key)
+	}
+	for _, key := range keys {
+		n := len(key)
 		for _, counter := range counters {
 			code, _ := runTOTP(t, c, hex.EncodeToString(key), counter, "", 0, 0)
 			if got, want := code, hotpSHA1(key, uint64(counter)); got != want {
@@ -174,12 +220,15 @@ func testTOTPBadArgs(t *testing.T, c redis.Scripter) {
 		{"empty secret", []any{"", 1, "123456", 59, 30, 1}},
 		{"odd hex", []any{"abc", 1, "123456", 59, 30, 1}},
 		{"not hex", []any{"zz", 1, "123456", 59, 30, 1}},
+		{"secret over 256 bytes", []any{strings.Repeat("ab", 257), 1, "123456", 59, 30, 1}},
 		{"negative counter", []any{secret, -1, "123456", 59, 30, 1}},
 		{"fractional counter", []any{secret, "1.5", "123456", 59, 30, 1}},
 		{"counter above 2^53", []any{secret, "18014398509481984", "123456", 59, 30, 1}},
 		{"zero period", []any{secret, 1, "123456", 59, 0, 1}},
 		{"negative skew", []any{secret, 1, "123456", 59, 30, -1}},
 		{"fractional skew", []any{secret, 1, "123456", 59, 30, "0.5"}},
+		{"skew over 100", []any{secret, 1, "123456", 59, 30, 101}},
+		{"infinite skew", []any{secret, 1, "123456", 59, 30, "inf"}},
 		{"time not a number", []any{secret, 1, "123456", "soon", 30, 1}},
 	} {
 		if err := totpCheckScript.Run(ctx, c, nil, tc.argv...).Err(); err == nil {
@@ -231,28 +280,63 @@ func hotpSHA1(key []byte, counter uint64) string {
 
 // BenchmarkLuaTOTP measures one totpCheckScript call (an EVALSHA computing
 // one code and checking another with skew 1, the worst case of 3 counters
-// when the code is wrong) on a real redis-server. The "baseline" sub-benchmark
-// is an EVALSHA of a trivial script over the same connection, so the
-// difference is the Lua TOTP's own cost.
+// when the code is wrong) on a real redis-server. Besides ns/op, which
+// includes the round trip, it reports server-µs/op, the script's time inside
+// Redis from INFO commandstats. "totp_ok only" is the cost a redemption
+// pays; "baseline" is a trivial script for contrast.
 func BenchmarkLuaTOTP(b *testing.B) {
 	c := redistest.MustStartRedis(b).Client(b)
 	ctx := context.Background()
 	secret := hex.EncodeToString([]byte("12345678901234567890"))
 	now := strconv.FormatInt(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC).Unix(), 10)
 
-	b.Run("totp", func(b *testing.B) {
-		for b.Loop() {
-			if err := totpCheckScript.Run(ctx, c, nil, secret, "1", "000000", now, 30, 1).Err(); err != nil {
-				b.Fatalf("totp check script: %v", err)
+	for _, bc := range []struct {
+		name   string
+		script *redis.Script
+	}{
+		{"totp", totpCheckScript},
+		{"totp_ok only", redis.NewScript(luaTOTP + "\nreturn {ARGV[1], totp_ok(ARGV[1], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])) and 1 or 0}")},
+		{"baseline", redis.NewScript("return {ARGV[1], 0}")},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			if err := bc.script.Load(ctx, c).Err(); err != nil {
+				b.Fatalf("SCRIPT LOAD: %v", err)
+			}
+			if err := c.ConfigResetStat(ctx).Err(); err != nil {
+				b.Fatalf("CONFIG RESETSTAT: %v", err)
+			}
+			for b.Loop() {
+				if err := bc.script.Run(ctx, c, nil, secret, "1", "000000", now, 30, 1).Err(); err != nil {
+					b.Fatalf("script: %v", err)
+				}
+			}
+			b.ReportMetric(evalshaUsecPerCall(b, c), "server-µs/op")
+		})
+	}
+}
+
+// evalshaUsecPerCall reads EVALSHA's mean server-side time from INFO commandstats.
+func evalshaUsecPerCall(tb testing.TB, c *redis.Client) float64 {
+	tb.Helper()
+	info, err := c.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		tb.Fatalf("INFO commandstats: %v", err)
+	}
+	for line := range strings.Lines(info) {
+		fields, ok := strings.CutPrefix(strings.TrimSpace(line), "cmdstat_evalsha:")
+		if !ok {
+			continue
+		}
+		for f := range strings.SplitSeq(fields, ",") {
+			if v, ok := strings.CutPrefix(f, "usec_per_call="); ok {
+				usec, err := strconv.ParseFloat(v, 64)
+				if err != nil {
+					tb.Fatalf("parse %q: %v", line, err)
+				}
+				return usec
 			}
 		}
-	})
-	b.Run("baseline", func(b *testing.B) {
-		trivial := redis.NewScript("return {ARGV[1], 0}")
-		for b.Loop() {
-			if err := trivial.Run(ctx, c, nil, secret, "1", "000000", now, 30, 1).Err(); err != nil {
-				b.Fatalf("trivial script: %v", err)
-			}
-		}
-	})
+	}
+	tb.Fatalf("no evalsha usec_per_call in INFO commandstats:\n%s", info)
+	return 0
 }

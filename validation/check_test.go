@@ -1,0 +1,83 @@
+package validation_test
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/arbiter-bank/arbiter/validation"
+)
+
+func TestCustomerIDs(t *testing.T) {
+	tests := []struct {
+		id   string
+		want bool
+	}{
+		{"C-1001", true},
+		{"a", true},
+		{"0:branch.x_y-z", true},
+		{strings.Repeat("a", 64), true},
+		{strings.Repeat("a", 65), false},
+		{"", false},
+		{"-C", false},
+		{"C{1}", false}, // braces would break the Redis Cluster hash tag
+		{"C 1", false},
+		{"C/1", false},
+		{"Ç1", false},
+	}
+	for _, tt := range tests {
+		if got := validation.ValidCustomerID(tt.id); got != tt.want {
+			t.Errorf("ValidCustomerID(%q) = %v, want %v", tt.id, got, tt.want)
+		}
+	}
+}
+
+func TestCheckIDCarriesCustomer(t *testing.T) {
+	for _, customer := range []string{"C-1001", "a", "x_y.z:1", strings.Repeat("z", 64)} {
+		id, err := validation.NewCheckID(customer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, ok := validation.CustomerOfCheck(id)
+		if !ok || got != customer {
+			t.Errorf("CustomerOfCheck(%q) = %q, %v; want %q", id, got, ok, customer)
+		}
+		other, _ := validation.NewCheckID(customer)
+		if other == id {
+			t.Errorf("two check ids are equal: %s", id)
+		}
+	}
+	for _, bad := range []string{"", "chk_", "chk_short_C-1", "xyz_aaaaaaaaaaaaaaaaaaaa_C-1", "chk_AAAAAAAAAAAAAAAAAAAA_C-1", "chk_aaaaaaaaaaaaaaaaaaaa-C-1", "chk_aaaaaaaaaaaaaaaaaaaa_C{1}"} {
+		if c, ok := validation.CustomerOfCheck(bad); ok {
+			t.Errorf("CustomerOfCheck(%q) = %q, true; want false", bad, c)
+		}
+	}
+}
+
+func TestErrorsMatchTheirSentinel(t *testing.T) {
+	err := fmt.Errorf("redeem: %w", validation.Errorf(validation.ReasonOTPLocked, "burnt"))
+	if !errors.Is(err, validation.ErrOTPLocked) {
+		t.Fatal("wrapped otp_locked does not match ErrOTPLocked")
+	}
+	if errors.Is(err, validation.ErrOTPInvalid) {
+		t.Fatal("otp_locked matches ErrOTPInvalid")
+	}
+	if got, want := validation.ReasonOf(err), validation.ReasonOTPLocked; got != want {
+		t.Fatalf("ReasonOf = %s, want %s", got, want)
+	}
+	if got, want := validation.ReasonOf(errors.New("boom")), validation.ReasonInternal; got != want {
+		t.Fatalf("ReasonOf(plain) = %s, want %s", got, want)
+	}
+}
+
+func TestActorRoles(t *testing.T) {
+	admin := validation.Actor{ID: "ops", Roles: []validation.Role{validation.RoleAdmin}}
+	checker := validation.Actor{ID: "b", Roles: []validation.Role{validation.RoleChecker}}
+	if !admin.Has(validation.RoleRedeemer) || !admin.Has(validation.RoleChecker) {
+		t.Error("admin lacks a role")
+	}
+	if checker.Has(validation.RoleRedeemer) || checker.Has(validation.RoleAdmin) {
+		t.Error("checker has a role it was not given")
+	}
+}

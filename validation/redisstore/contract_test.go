@@ -1,0 +1,589 @@
+package redisstore_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/arbiter-bank/arbiter/tokens"
+	"github.com/arbiter-bank/arbiter/validation"
+	"github.com/arbiter-bank/arbiter/validation/redisstore"
+	"github.com/arbiter-bank/arbiter/validation/redisstore/redistest"
+)
+
+// backend is one Store implementation under the contract suite, with a way
+// to make a hold's TTL run out: real Redis waits for its own clock (the TTL
+// is the subject), miniredis is fast-forwarded.
+type backend struct {
+	store  *redisstore.Store
+	rdb    redis.UniversalClient
+	expire func(tb testing.TB, customer string)
+}
+
+// backends are the Store implementations every contract test runs against.
+var backends = map[string]func(tb testing.TB) backend{
+	"redis": func(tb testing.TB) backend {
+		srv := redistest.MustStartRedis(tb)
+		rdb := srv.Client(tb)
+		return backend{store: redisstore.New(rdb, redisstore.Options{}), rdb: rdb, expire: waitHoldGone(rdb)}
+	},
+	"miniredis": func(tb testing.TB) backend {
+		mr := redistest.MustStartMiniredis(tb)
+		rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+		tb.Cleanup(func() { rdb.Close() })
+		return backend{store: redisstore.New(rdb, redisstore.Options{}), rdb: rdb, expire: fastForward(mr)}
+	},
+}
+
+func waitHoldGone(rdb redis.UniversalClient) func(testing.TB, string) {
+	return func(tb testing.TB, customer string) {
+		tb.Helper()
+		key := "arb:{" + customer + "}:hold"
+		deadline := time.Now().Add(10 * time.Second)
+		for rdb.Exists(context.Background(), key).Val() == 1 {
+			if time.Now().After(deadline) {
+				tb.Fatalf("hold %s did not expire within 10s", key)
+			}
+			time.Sleep(20 * time.Millisecond) // polling Redis's own clock, the subject of the test
+		}
+	}
+}
+
+func fastForward(mr *miniredis.Miniredis) func(testing.TB, string) {
+	return func(tb testing.TB, customer string) {
+		tb.Helper()
+		mr.FastForward(time.Hour)
+		if mr.Exists("arb:{" + customer + "}:hold") {
+			tb.Fatalf("hold of %s survived a fast-forward of an hour", customer)
+		}
+	}
+}
+
+// forEachBackend runs the test against every backend as named subtests.
+func forEachBackend(t *testing.T, test func(t *testing.T, b backend)) {
+	for name, newBackend := range backends {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			test(t, newBackend(t))
+		})
+	}
+}
+
+var t0 = time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)
+
+var policy = validation.DefaultPolicy()
+
+// rule returns the default policy's rule of a product (a test bug panics).
+func rule(_ testing.TB, product string) validation.Rule {
+	r, ok := policy.Rule(product)
+	if !ok {
+		panic("no rule for " + product)
+	}
+	return r
+}
+
+func hold(tb testing.TB, s *redisstore.Store, customer, product string, now time.Time) validation.Check {
+	tb.Helper()
+	c, _, err := s.Hold(context.Background(), holdRequest(tb, customer, product, now))
+	if err != nil {
+		tb.Fatalf("Hold(%s, %s): %v", customer, product, err)
+	}
+	return c
+}
+
+func holdRequest(tb testing.TB, customer, product string, now time.Time) validation.HoldRequest {
+	tb.Helper()
+	id, err := validation.NewCheckID(customer)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return validation.HoldRequest{
+		Rule: rule(tb, product), CustomerID: customer, CheckID: id,
+		Secret: []byte("0123456789abcdefghij"), Actor: "branch-portal", AgentID: "ana", Now: now,
+		IdempotencyTTL: time.Hour,
+	}
+}
+
+func redeemToken(s *redisstore.Store, c validation.Check, actor string, now time.Time) (validation.Grant, bool, error) {
+	return s.Redeem(context.Background(), validation.RedeemRequest{
+		Rule: rule(nil, c.Product), CustomerID: c.CustomerID, CheckID: c.ID, Actor: actor, Now: now, MaxAttempts: 5,
+	})
+}
+
+func redeemOTP(s *redisstore.Store, customer, product, code, actor string, now time.Time) (validation.Grant, bool, error) {
+	return s.Redeem(context.Background(), validation.RedeemRequest{
+		Rule: rule(nil, product), CustomerID: customer, Code: code, Actor: actor, Now: now, MaxAttempts: 5,
+	})
+}
+
+func wantReason(tb testing.TB, err error, want validation.Reason) *validation.Error {
+	tb.Helper()
+	var e *validation.Error
+	if !errors.As(err, &e) {
+		tb.Fatalf("err = %v, want reason %s", err, want)
+	}
+	if e.Reason != want {
+		tb.Fatalf("reason = %s (%v), want %s", e.Reason, err, want)
+	}
+	return e
+}
+
+func TestContractCheck(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		s, ctx := b.store, context.Background()
+
+		t.Run("places a hold with a fence and the secret", func(t *testing.T) {
+			c := hold(t, s, "C-1", "credit_card", t0)
+			if got, want := c.Status, validation.StatusHeld; got != want {
+				t.Fatalf("status = %s, want %s", got, want)
+			}
+			if got, want := c.Fence, int64(1); got != want {
+				t.Fatalf("fence = %d, want %d", got, want)
+			}
+			if got, want := c.ExpiresAt, t0.Add(5*time.Minute); !got.Equal(want) {
+				t.Fatalf("expires = %v, want %v", got, want)
+			}
+			got, err := s.Check(ctx, "C-1", c.ID, t0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(got.Secret) != "0123456789abcdefghij" || got.PlacedBy != "branch-portal" || got.AgentID != "ana" {
+				t.Fatalf("stored check = %+v", got)
+			}
+		})
+
+		t.Run("refuses a competing check while the hold lives", func(t *testing.T) {
+			_, _, err := s.Hold(ctx, holdRequest(t, "C-1", "personal_loan", t0.Add(time.Second)))
+			e := wantReason(t, err, validation.ReasonHoldExists)
+			if e.HeldProduct != "credit_card" || e.HeldBy != "branch-portal" || !e.HeldUntil.Equal(t0.Add(5*time.Minute)) {
+				t.Fatalf("refusal details = %+v", e)
+			}
+			// The same product is refused too: one live hold per customer.
+			_, _, err = s.Hold(ctx, holdRequest(t, "C-1", "credit_card", t0.Add(time.Second)))
+			wantReason(t, err, validation.ReasonHoldExists)
+		})
+
+		t.Run("other customers are independent", func(t *testing.T) {
+			c := hold(t, s, "C-2", "personal_loan", t0)
+			if c.Fence != 1 {
+				t.Fatalf("fence of a new customer = %d, want 1", c.Fence)
+			}
+		})
+	})
+}
+
+func TestContractRedeemToken(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		s := b.store
+		c := hold(t, s, "C-1", "credit_card", t0)
+
+		g, replayed, err := redeemToken(s, c, "card-service", t0.Add(time.Minute))
+		if err != nil || replayed {
+			t.Fatalf("redeem = %v, replayed %v", err, replayed)
+		}
+		if g.CheckID != c.ID || g.Fence != c.Fence || g.RedeemedBy != "card-service" || !g.GrantedAt.Equal(t0.Add(time.Minute)) {
+			t.Fatalf("grant = %+v", g)
+		}
+
+		t.Run("the same client repeating gets the same grant", func(t *testing.T) {
+			again, replayed, err := redeemToken(s, c, "card-service", t0.Add(2*time.Minute))
+			if err != nil || !replayed || again != g {
+				t.Fatalf("repeat = %+v, %v, %v; want %+v replayed", again, replayed, err, g)
+			}
+		})
+		t.Run("another client is told it was redeemed", func(t *testing.T) {
+			_, _, err := redeemToken(s, c, "ops", t0.Add(2*time.Minute))
+			wantReason(t, err, validation.ReasonAlreadyRedeemed)
+		})
+		t.Run("the check reads redeemed", func(t *testing.T) {
+			got, err := s.Check(context.Background(), "C-1", c.ID, t0.Add(3*time.Minute))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Status != validation.StatusRedeemed || got.RedeemedBy != "card-service" || got.Secret != nil {
+				t.Fatalf("check = %+v", got)
+			}
+		})
+		t.Run("the exclusive product is refused, naming the grant", func(t *testing.T) {
+			_, _, err := s.Hold(context.Background(), holdRequest(t, "C-1", "personal_loan", t0.Add(time.Hour)))
+			e := wantReason(t, err, validation.ReasonConflictingProduct)
+			if !slices.Equal(e.HeldProducts, []string{"credit_card"}) || !e.Violations[0].Since.Equal(g.GrantedAt) {
+				t.Fatalf("refusal = %+v", e)
+			}
+		})
+		t.Run("the same product is refused", func(t *testing.T) {
+			_, _, err := s.Hold(context.Background(), holdRequest(t, "C-1", "credit_card", t0.Add(time.Hour)))
+			wantReason(t, err, validation.ReasonAlreadyHoldsProduct)
+		})
+		t.Run("a customer record lists the grant and no hold", func(t *testing.T) {
+			cust, err := s.Customer(context.Background(), "C-1", t0.Add(time.Hour))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(cust.Grants) != 1 || cust.Grants[0] != g || cust.Hold != nil {
+				t.Fatalf("customer = %+v", cust)
+			}
+		})
+	})
+}
+
+func TestContractRefusalListsEveryFailedRule(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		s, ctx := b.store, context.Background()
+		// A policy where the loan may be held twice and conflicts with the card.
+		card := hold(t, s, "C-9", "credit_card", t0)
+		if _, _, err := redeemToken(s, card, "card-service", t0); err != nil {
+			t.Fatal(err)
+		}
+		// Import a loan next to it by bypassing the policy through another rule
+		// (no conflicts), then place a live hold.
+		loose := rule(t, "personal_loan")
+		loose.Conflicts = nil
+		if _, err := s.Import(ctx, validation.ImportRequest{Rule: loose, CustomerID: "C-9", CheckID: mustID(t, "C-9"), Actor: "ops", GrantedAt: t0.Add(time.Minute), Now: t0.Add(time.Minute)}); err != nil {
+			t.Fatal(err)
+		}
+		req := holdRequest(t, "C-9", "credit_card", t0.Add(2*time.Minute))
+		req.Rule.Conflicts = []string{"personal_loan"}
+		_, _, err := s.Hold(ctx, req)
+		e := wantReason(t, err, validation.ReasonAlreadyHoldsProduct)
+		var got []validation.Reason
+		for _, v := range e.Violations {
+			got = append(got, v.Reason)
+		}
+		if want := []validation.Reason{validation.ReasonAlreadyHoldsProduct, validation.ReasonConflictingProduct}; !slices.Equal(got, want) {
+			t.Fatalf("violations = %v, want %v", got, want)
+		}
+	})
+}
+
+func mustID(tb testing.TB, customer string) string {
+	tb.Helper()
+	id, err := validation.NewCheckID(customer)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return id
+}
+
+func TestContractRedeemOTP(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		s := b.store
+		c := hold(t, s, "C-1", "personal_loan", t0)
+		now := t0.Add(40 * time.Second)
+
+		t.Run("a wrong code counts down the attempts", func(t *testing.T) {
+			for left := 4; left >= 1; left-- {
+				_, _, err := redeemOTP(s, "C-1", "personal_loan", wrongCode(t, c.Secret, now), "loan-service", now)
+				e := wantReason(t, err, validation.ReasonOTPInvalid)
+				if e.AttemptsLeft == nil || *e.AttemptsLeft != left {
+					t.Fatalf("attempts left = %v, want %d", e.AttemptsLeft, left)
+				}
+				if left == 3 {
+					break // leave room for the right code below
+				}
+			}
+		})
+		t.Run("the right code grants", func(t *testing.T) {
+			code, _, err := tokens.OTPCode(c.Secret, now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			g, replayed, err := redeemOTP(s, "C-1", "personal_loan", code, "loan-service", now)
+			if err != nil || replayed || g.CheckID != c.ID {
+				t.Fatalf("redeem = %+v, %v, %v", g, replayed, err)
+			}
+			// A retry by the same client replays; the code can never grant twice.
+			g2, replayed, err := redeemOTP(s, "C-1", "personal_loan", code, "loan-service", now)
+			if err != nil || !replayed || g2 != g {
+				t.Fatalf("retry = %+v, %v, %v", g2, replayed, err)
+			}
+		})
+		t.Run("the previous period's code is accepted (skew 1)", func(t *testing.T) {
+			c := hold(t, s, "C-2", "credit_card", t0)
+			code, _, err := tokens.OTPCode(c.Secret, now.Add(-30*time.Second))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := redeemOTP(s, "C-2", "credit_card", code, "card-service", now); err != nil {
+				t.Fatalf("previous-period code: %v", err)
+			}
+		})
+		t.Run("a code for another product finds no hold", func(t *testing.T) {
+			c := hold(t, s, "C-3", "credit_card", t0)
+			code, _, _ := tokens.OTPCode(c.Secret, now)
+			_, _, err := redeemOTP(s, "C-3", "personal_loan", code, "loan-service", now)
+			wantReason(t, err, validation.ReasonHoldExpired)
+		})
+	})
+}
+
+// wrongCode returns a well-formed code that is not valid at now.
+func wrongCode(tb testing.TB, secret []byte, now time.Time) string {
+	tb.Helper()
+	for i := 0; i < 1000; i++ {
+		code := fmt.Sprintf("%06d", (123456+i*7919)%1000000)
+		if !tokens.OTPValid(secret, code, now) {
+			return code
+		}
+	}
+	tb.Fatal("no wrong code found")
+	return ""
+}
+
+func TestContractOTPLockout(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		s := b.store
+		c := hold(t, s, "C-1", "credit_card", t0)
+		now := t0.Add(time.Minute)
+		for i := 1; i <= 4; i++ {
+			_, _, err := redeemOTP(s, "C-1", "credit_card", wrongCode(t, c.Secret, now), "card-service", now)
+			wantReason(t, err, validation.ReasonOTPInvalid)
+		}
+		_, _, err := redeemOTP(s, "C-1", "credit_card", wrongCode(t, c.Secret, now), "card-service", now)
+		wantReason(t, err, validation.ReasonOTPLocked)
+
+		// The burnt hold is gone: even the right code fails, and so does the token.
+		code, _, _ := tokens.OTPCode(c.Secret, now)
+		_, _, err = redeemOTP(s, "C-1", "credit_card", code, "card-service", now)
+		wantReason(t, err, validation.ReasonOTPLocked)
+		_, _, err = redeemToken(s, c, "card-service", now)
+		wantReason(t, err, validation.ReasonOTPLocked)
+
+		got, err := s.Check(context.Background(), "C-1", c.ID, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Status != validation.StatusCancelled || got.EndReason != "otp_locked" {
+			t.Fatalf("check = %+v, want cancelled by otp_locked", got)
+		}
+		// The customer is free again.
+		hold(t, s, "C-1", "credit_card", now)
+	})
+}
+
+func TestContractExpiry(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		s, ctx := b.store, context.Background()
+		req := holdRequest(t, "C-1", "credit_card", time.Now())
+		req.Rule.HoldTTL = time.Second
+		c, _, err := s.Hold(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.expire(t, "C-1")
+		now := time.Now()
+
+		_, _, err = redeemToken(s, c, "card-service", now)
+		wantReason(t, err, validation.ReasonHoldExpired)
+
+		got, err := s.Check(ctx, "C-1", c.ID, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Status != validation.StatusExpired || !got.EndedAt.Equal(c.ExpiresAt) {
+			t.Fatalf("check = %+v, want expired at %v", got, c.ExpiresAt)
+		}
+		events, err := s.Audit(ctx, "C-1", 10, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(events) != 2 || events[0].Type != validation.EventExpired || events[0].CheckID != c.ID || !events[0].At.Equal(c.ExpiresAt) {
+			t.Fatalf("audit = %+v, want expired then checked", events)
+		}
+		next := hold(t, s, "C-1", "personal_loan", now)
+		if next.Fence != 2 {
+			t.Fatalf("fence after expiry = %d, want 2", next.Fence)
+		}
+	})
+}
+
+func TestContractCancel(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		s, ctx := b.store, context.Background()
+		c := hold(t, s, "C-1", "credit_card", t0)
+
+		_, err := s.Cancel(ctx, validation.CancelRequest{CustomerID: "C-1", CheckID: c.ID, Actor: "loan-service", Products: []string{"personal_loan"}, Now: t0})
+		wantReason(t, err, validation.ReasonForbidden)
+
+		got, err := s.Cancel(ctx, validation.CancelRequest{CustomerID: "C-1", CheckID: c.ID, Actor: "branch-portal", Now: t0.Add(time.Second)})
+		if err != nil || got.Status != validation.StatusCancelled || got.EndedBy != "branch-portal" {
+			t.Fatalf("cancel = %+v, %v", got, err)
+		}
+		_, err = s.Cancel(ctx, validation.CancelRequest{CustomerID: "C-1", CheckID: c.ID, Actor: "branch-portal", Now: t0.Add(time.Second)})
+		wantReason(t, err, validation.ReasonCheckNotHeld)
+		_, _, err = redeemToken(s, c, "card-service", t0.Add(2*time.Second))
+		wantReason(t, err, validation.ReasonHoldExpired)
+		_, err = s.Cancel(ctx, validation.CancelRequest{CustomerID: "C-1", CheckID: mustID(t, "C-1"), Actor: "branch-portal", Now: t0})
+		wantReason(t, err, validation.ReasonCheckNotFound)
+		hold(t, s, "C-1", "personal_loan", t0.Add(3*time.Second))
+	})
+}
+
+func TestContractReleaseAndImport(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		s, ctx := b.store, context.Background()
+		c := hold(t, s, "C-1", "credit_card", t0)
+		if _, _, err := redeemToken(s, c, "card-service", t0); err != nil {
+			t.Fatal(err)
+		}
+		rel := validation.ReleaseRequest{CustomerID: "C-1", Product: "credit_card", Actor: "card-service", Now: t0.Add(time.Hour)}
+		if g, err := s.Release(ctx, rel); err != nil || g.CheckID != c.ID {
+			t.Fatalf("release = %+v, %v", g, err)
+		}
+		_, err := s.Release(ctx, rel)
+		wantReason(t, err, validation.ReasonGrantNotFound)
+
+		imp := validation.ImportRequest{Rule: rule(t, "personal_loan"), CustomerID: "C-1", CheckID: mustID(t, "C-1"), Actor: "ops", GrantedAt: t0.Add(-24 * time.Hour), Now: t0.Add(2 * time.Hour)}
+		g, err := s.Import(ctx, imp)
+		if err != nil || g.Fence != 2 || !g.GrantedAt.Equal(imp.GrantedAt) {
+			t.Fatalf("import = %+v, %v (fence must continue from the hold's)", g, err)
+		}
+		imp.Rule, imp.CheckID = rule(t, "credit_card"), mustID(t, "C-1")
+		_, err = s.Import(ctx, imp)
+		wantReason(t, err, validation.ReasonConflictingProduct)
+	})
+}
+
+func TestContractRedeemReappliesThePolicy(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		s, ctx := b.store, context.Background()
+		// A live card hold, then a loan imported beside it: redeeming the
+		// card would break the policy, so it is refused and the hold ends.
+		c := hold(t, s, "C-1", "credit_card", t0)
+		if _, err := s.Import(ctx, validation.ImportRequest{Rule: rule(t, "personal_loan"), CustomerID: "C-1", CheckID: mustID(t, "C-1"), Actor: "ops", GrantedAt: t0, Now: t0}); err != nil {
+			t.Fatal(err)
+		}
+		_, _, err := redeemToken(s, c, "card-service", t0.Add(time.Second))
+		wantReason(t, err, validation.ReasonConflictingProduct)
+		got, err := s.Check(ctx, "C-1", c.ID, t0.Add(time.Second))
+		if err != nil || got.Status != validation.StatusCancelled || got.EndReason != string(validation.ReasonConflictingProduct) {
+			t.Fatalf("check = %+v, %v", got, err)
+		}
+		cust, err := s.Customer(ctx, "C-1", t0.Add(time.Second))
+		if err != nil || len(cust.Grants) != 1 || cust.Grants[0].Product != "personal_loan" {
+			t.Fatalf("customer = %+v, %v", cust, err)
+		}
+	})
+}
+
+func TestContractMax(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		s := b.store
+		for i := 1; i <= 3; i++ {
+			req := holdRequest(t, "C-1", "credit_card", t0.Add(time.Duration(i)*time.Minute))
+			req.Rule.Max = 2
+			c, _, err := s.Hold(context.Background(), req)
+			if i == 3 {
+				wantReason(t, err, validation.ReasonAlreadyHoldsProduct)
+				return
+			}
+			if err != nil {
+				t.Fatalf("hold %d: %v", i, err)
+			}
+			if _, _, err := s.Redeem(context.Background(), validation.RedeemRequest{Rule: req.Rule, CustomerID: "C-1", CheckID: c.ID, Actor: "card-service", Now: req.Now, MaxAttempts: 5}); err != nil {
+				t.Fatalf("redeem %d: %v", i, err)
+			}
+		}
+	})
+}
+
+func TestContractIdempotency(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		s, ctx := b.store, context.Background()
+		req := holdRequest(t, "C-1", "credit_card", t0)
+		req.IdempotencyKey, req.RequestHash = "k1", "body-1"
+		first, replayed, err := s.Hold(ctx, req)
+		if err != nil || replayed {
+			t.Fatalf("first = %v, replayed %v", err, replayed)
+		}
+		retry := req
+		retry.CheckID = mustID(t, "C-1") // a retry makes a fresh id; the first one wins
+		again, replayed, err := s.Hold(ctx, retry)
+		if err != nil || !replayed || again.ID != first.ID || again.Fence != first.Fence || string(again.Secret) != string(first.Secret) {
+			t.Fatalf("replay = %+v, %v, %v; want check %s", again, replayed, err, first.ID)
+		}
+		other := retry
+		other.RequestHash = "body-2"
+		_, _, err = s.Hold(ctx, other)
+		wantReason(t, err, validation.ReasonIdempotencyKeyReused)
+
+		// A refusal is replayed as a refusal.
+		ref := holdRequest(t, "C-1", "personal_loan", t0)
+		ref.IdempotencyKey, ref.RequestHash = "k2", "body-3"
+		_, replayed, err = s.Hold(ctx, ref)
+		wantReason(t, err, validation.ReasonHoldExists)
+		if replayed {
+			t.Fatal("first refusal marked replayed")
+		}
+		_, replayed, err = s.Hold(ctx, ref)
+		wantReason(t, err, validation.ReasonHoldExists)
+		if !replayed {
+			t.Fatal("repeated refusal not marked replayed")
+		}
+	})
+}
+
+func TestContractAuditAndFence(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		s, ctx := b.store, context.Background()
+		var fences []int64
+		for i := 0; i < 3; i++ {
+			now := t0.Add(time.Duration(i) * time.Hour)
+			c := hold(t, s, "C-1", "credit_card", now)
+			fences = append(fences, c.Fence)
+			if _, err := s.Cancel(ctx, validation.CancelRequest{CustomerID: "C-1", CheckID: c.ID, Actor: "branch-portal", Now: now}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if !slices.Equal(fences, []int64{1, 2, 3}) {
+			t.Fatalf("fences = %v, want 1 2 3", fences)
+		}
+		events, err := s.Audit(ctx, "C-1", 4, t0.Add(3*time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var types []validation.EventType
+		for _, e := range events {
+			types = append(types, e.Type)
+		}
+		want := []validation.EventType{validation.EventCancelled, validation.EventChecked, validation.EventCancelled, validation.EventChecked}
+		if !slices.Equal(types, want) {
+			t.Fatalf("audit types = %v, want %v", types, want)
+		}
+		if events[0].Actor != "branch-portal" || events[1].Agent != "ana" {
+			t.Fatalf("audit actors = %+v", events[:2])
+		}
+	})
+}
+
+func TestContractPrunesOldChecks(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		s := redisstore.New(b.rdb, redisstore.Options{Retention: time.Hour})
+		ctx := context.Background()
+		old := hold(t, s, "C-1", "credit_card", t0)
+		if _, err := s.Cancel(ctx, validation.CancelRequest{CustomerID: "C-1", CheckID: old.ID, Actor: "x", Now: t0}); err != nil {
+			t.Fatal(err)
+		}
+		// Within the retention the ended check stays readable...
+		recent := hold(t, s, "C-1", "credit_card", t0.Add(30*time.Minute))
+		if _, err := s.Check(ctx, "C-1", old.ID, t0.Add(30*time.Minute)); err != nil {
+			t.Fatalf("check within retention: %v", err)
+		}
+		if _, err := s.Cancel(ctx, validation.CancelRequest{CustomerID: "C-1", CheckID: recent.ID, Actor: "x", Now: t0.Add(30 * time.Minute)}); err != nil {
+			t.Fatal(err)
+		}
+		// ...and a check placed past it prunes it, keeping the recent one.
+		hold(t, s, "C-1", "credit_card", t0.Add(80*time.Minute))
+		_, err := s.Check(ctx, "C-1", old.ID, t0.Add(80*time.Minute))
+		wantReason(t, err, validation.ReasonCheckNotFound)
+		if _, err := s.Check(ctx, "C-1", recent.ID, t0.Add(80*time.Minute)); err != nil {
+			t.Fatalf("recent check pruned: %v", err)
+		}
+	})
+}

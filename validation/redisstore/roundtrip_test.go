@@ -1,0 +1,114 @@
+package redisstore_test
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/arbiter-bank/arbiter/tokens"
+	"github.com/arbiter-bank/arbiter/validation"
+	"github.com/arbiter-bank/arbiter/validation/redisstore"
+	"github.com/arbiter-bank/arbiter/validation/redisstore/redistest"
+)
+
+// counter is a go-redis hook counting the commands sent, pipelines included.
+type counter struct{ n atomic.Int64 }
+
+func (c *counter) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (c *counter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		c.n.Add(1)
+		return next(ctx, cmd)
+	}
+}
+func (c *counter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		c.n.Add(int64(len(cmds)))
+		return next(ctx, cmds)
+	}
+}
+
+// TestRoundTrips proves the cost model: a check, a token redemption and an
+// OTP redemption are each exactly one command (EVALSHA) once the scripts
+// are loaded, counted twice: by the client and by the server.
+func TestRoundTrips(t *testing.T) {
+	srv := redistest.MustStartRedis(t)
+	rdb := srv.Client(t)
+	hook := &counter{}
+	rdb.AddHook(hook)
+	s := redisstore.New(rdb, redisstore.Options{})
+	ctx := context.Background()
+	if err := s.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	measure := func(name string, op func()) {
+		t.Helper()
+		before, stats := hook.n.Load(), srv.CommandStats(t)
+		op()
+		after := srv.CommandStats(t)
+		if got, want := hook.n.Load()-before, int64(1); got != want {
+			t.Errorf("%s: client sent %d commands, want %d", name, got, want)
+		}
+		if got, want := after["evalsha"]-stats["evalsha"], int64(1); got != want {
+			t.Errorf("%s: server ran %d EVALSHA, want %d", name, got, want)
+		}
+		if got := after["eval"] - stats["eval"]; got != 0 {
+			t.Errorf("%s: server ran %d EVAL (script not loaded?)", name, got)
+		}
+	}
+
+	var c validation.Check
+	measure("check", func() { c = hold(t, s, "C-1", "credit_card", time.Now()) })
+	measure("refused check", func() {
+		_, _, err := s.Hold(ctx, holdRequest(t, "C-1", "personal_loan", time.Now()))
+		wantReason(t, err, validation.ReasonHoldExists)
+	})
+	measure("token redemption", func() {
+		if _, _, err := redeemToken(s, c, "card-service", time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	})
+	o := hold(t, s, "C-2", "credit_card", time.Now())
+	code, _, err := tokens.OTPCode(o.Secret, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	measure("otp redemption", func() {
+		if _, _, err := redeemOTP(s, "C-2", "credit_card", code, "card-service", time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// TestUnavailable proves a dead Redis gives a quick ErrUnavailable, and that
+// the store recovers when Redis is back.
+func TestUnavailable(t *testing.T) {
+	srv := redistest.MustStartRedis(t)
+	rdb := redis.NewClient(&redis.Options{
+		Addr: srv.Addr, DialTimeout: 200 * time.Millisecond, ReadTimeout: 200 * time.Millisecond,
+		WriteTimeout: 200 * time.Millisecond, MaxRetries: -1, ContextTimeoutEnabled: true,
+	})
+	t.Cleanup(func() { rdb.Close() })
+	s := redisstore.New(rdb, redisstore.Options{})
+	srv.Kill()
+
+	start := time.Now()
+	_, _, err := s.Hold(context.Background(), holdRequest(t, "C-1", "credit_card", time.Now()))
+	wantReason(t, err, validation.ReasonUnavailable)
+	if err := s.Ping(context.Background()); err == nil {
+		t.Fatal("Ping succeeded with Redis down")
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("failing with Redis down took %v; timeouts are not bounded", d)
+	}
+
+	srv.Restart(t)
+	if err := s.Ping(context.Background()); err != nil {
+		t.Fatalf("Ping after restart: %v", err)
+	}
+	hold(t, s, "C-1", "credit_card", time.Now()) // NOSCRIPT after restart falls back to EVAL
+}

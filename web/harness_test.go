@@ -1,0 +1,207 @@
+package web_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/arbiter-bank/arbiter/tokens"
+	"github.com/arbiter-bank/arbiter/validation"
+	"github.com/arbiter-bank/arbiter/validation/redisstore"
+	"github.com/arbiter-bank/arbiter/validation/redisstore/redistest"
+	"github.com/arbiter-bank/arbiter/web"
+)
+
+// Keys of the test clients.
+const (
+	checkerKey = "test-checker-key-0001"
+	cardKey    = "test-card-key-000001"
+	loanKey    = "test-loan-key-000001"
+	adminKey   = "test-admin-key-00001"
+	backKey    = "test-backoffice-key1" // redeemer role only, of no product
+)
+
+// api is a real arbiter HTTP server over a real redis-server.
+type api struct {
+	url    string
+	issuer *tokens.Issuer
+	redis  *redistest.Server
+	client *http.Client
+	logs   *lockedWriter
+}
+
+type apiOption func(*web.Config, *string)
+
+func withPolicy(yaml string) apiOption {
+	return func(_ *web.Config, p *string) { *p = yaml }
+}
+
+func newAPI(tb testing.TB, opts ...apiOption) *api {
+	tb.Helper()
+	srv := redistest.MustStartRedis(tb)
+	rdb := srv.Client(tb)
+	store := redisstore.New(rdb, redisstore.Options{})
+	if err := store.Load(context.Background()); err != nil {
+		tb.Fatal(err)
+	}
+	key, err := tokens.GenerateKey()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	issuer, err := tokens.NewIssuer(tokens.IssuerConfig{Key: key})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	clients, err := web.ParseClients([]byte(`clients:
+  - { id: branch-portal, key: ` + checkerKey + `, roles: [checker] }
+  - { id: card-service, key: ` + cardKey + `, roles: [checker, redeemer] }
+  - { id: loan-service, key: ` + loanKey + `, roles: [checker, redeemer] }
+  - { id: ops, key: ` + adminKey + `, roles: [admin] }
+  - { id: backoffice, key: ` + backKey + `, roles: [redeemer] }
+`))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	logs := &lockedWriter{w: &bytes.Buffer{}}
+	cfg := web.Config{
+		Tokens: issuer, Clients: clients, Ready: store.Ping,
+		Logger: slog.New(slog.NewJSONHandler(logs, nil)),
+	}
+	policyYAML := validation.DefaultPolicyYAML
+	for _, o := range opts {
+		o(&cfg, &policyYAML)
+	}
+	policy, err := validation.ParsePolicy([]byte(policyYAML))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cfg.Policy = policy
+	cfg.Service = &validation.Service{Store: store, Policy: policy}
+	ts := httptest.NewServer(web.New(cfg))
+	tb.Cleanup(ts.Close)
+	tr := &http.Transport{MaxIdleConnsPerHost: 64, MaxConnsPerHost: 64}
+	tb.Cleanup(tr.CloseIdleConnections)
+	return &api{url: ts.URL, issuer: issuer, redis: srv, client: &http.Client{Transport: tr, Timeout: 10 * time.Second}, logs: logs}
+}
+
+// reply is a decoded response.
+type reply struct {
+	status int
+	header http.Header
+	body   map[string]any
+	raw    []byte
+}
+
+func (r reply) str(key string) string {
+	s, _ := r.body[key].(string)
+	return s
+}
+
+// do sends a request; body is JSON-encoded unless it is a string.
+func (a *api) do(tb testing.TB, method, path, key string, body any, header ...string) reply {
+	tb.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	default:
+		data, err := json.Marshal(b)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		rd = bytes.NewReader(data)
+	}
+	req, err := http.NewRequest(method, a.url+path, rd)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := a.client.Do(req)
+	if err != nil {
+		tb.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	r := reply{status: resp.StatusCode, header: resp.Header, raw: raw}
+	if len(raw) > 0 {
+		if err := json.Unmarshal(raw, &r.body); err != nil {
+			tb.Fatalf("%s %s: body %q is not a JSON object: %v", method, path, raw, err)
+		}
+	}
+	return r
+}
+
+// wantStatus fails unless the reply has the status (and, for errors, is a
+// problem document with the reason).
+func wantStatus(tb testing.TB, r reply, status int, reason ...validation.Reason) {
+	tb.Helper()
+	if r.status != status {
+		tb.Fatalf("status = %d, want %d; body %s", r.status, status, r.raw)
+	}
+	if status >= 400 {
+		if ct := r.header.Get("Content-Type"); ct != "application/problem+json" {
+			tb.Fatalf("error Content-Type = %q, want application/problem+json", ct)
+		}
+		for _, f := range []string{"type", "title", "detail", "reason"} {
+			if r.str(f) == "" {
+				tb.Fatalf("problem lacks %q: %s", f, r.raw)
+			}
+		}
+		if r.body["status"] != float64(status) {
+			tb.Fatalf("problem status = %v, want %d", r.body["status"], status)
+		}
+	}
+	if len(reason) > 0 && r.str("reason") != string(reason[0]) {
+		tb.Fatalf("reason = %q, want %q; body %s", r.str("reason"), reason[0], r.raw)
+	}
+}
+
+func (a *api) check(tb testing.TB, key, customer, product string) reply {
+	tb.Helper()
+	return a.do(tb, "POST", "/v1/checks", key, map[string]string{"customer_id": customer, "product": product})
+}
+
+func (a *api) mustCheck(tb testing.TB, customer, product string) reply {
+	tb.Helper()
+	r := a.check(tb, checkerKey, customer, product)
+	wantStatus(tb, r, http.StatusCreated)
+	return r
+}
+
+// lockedWriter serialises log writes, so tests can read logs safely.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  *bytes.Buffer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+func (l *lockedWriter) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.String()
+}
