@@ -1,0 +1,56 @@
+// Package client is the Go client of the arbiter API, for the product
+// services that ask arbiter for checks and redeem its approvals.
+//
+// A Client is safe for concurrent use and every method takes a context.
+// Create one per arbiter with New, giving the base URL, this service's API
+// key and, to verify approval tokens, its client id at arbiter:
+//
+//	arb, err := client.New(client.Config{
+//		BaseURL:  "http://127.0.0.1:8080",
+//		APIKey:   os.Getenv("ARBITER_KEY"),
+//		ClientID: "card-service",
+//	})
+//
+// # Refusals
+//
+// Every answer of arbiter that is not a success is an *Error carrying the
+// problem document: its Reason, the HTTP status, the plain-words Detail and
+// the details a caller acts on (the held product and its expiry for
+// hold_exists, the products in the way for conflicting_product, attempts left
+// for otp_invalid, Retry-After). Compare with errors.Is against the package's
+// sentinels, one per reason, never against strings:
+//
+//	_, err := arb.Check(ctx, client.CheckRequest{CustomerID: "C-1", Product: "credit_card"})
+//	var e *client.Error
+//	switch {
+//	case errors.Is(err, client.ErrHoldExists) && errors.As(err, &e):
+//		// another application is in progress: e.HeldProduct until e.HeldUntil
+//	case errors.Is(err, client.ErrConflictingProduct):
+//		// the customer holds a product that excludes this one
+//	}
+//
+// # Retries
+//
+// Calls are retried with exponential backoff and jitter on network errors,
+// 503 and 429, but only where a repeat cannot do anything twice: reads;
+// Check, which always carries an Idempotency-Key (one is generated when the
+// caller gives none) so arbiter replays the first outcome; and Redeem, which
+// arbiter makes idempotent for the client that redeemed. Cancel and Release
+// are retried only when the request surely never left (the connection was
+// refused) or arbiter answered 503; a retry that finds the work done returns
+// ErrCheckNotHeld or ErrGrantNotFound, which cleanup code may treat as done.
+//
+// # Approval tokens
+//
+// VerifyToken checks an approval token offline against arbiter's JWKS: the
+// algorithm is pinned to EdDSA, the audience must be this service's client
+// id, the issuer must match, and exp, nbf and iat must hold. Keys are cached;
+// a token signed with an unknown kid makes the client fetch the JWKS again
+// (at most once per KeyRefreshInterval, so forged kids cannot flood arbiter),
+// which is how a key rotation reaches product services without a restart.
+// Verification is a cheap first refusal of forged and expired tokens; it is
+// not a redemption, and only Redeem makes a hold the customer's product.
+//
+// The JWKS is read with package tokens of this module (tokens.Verifier); the
+// client otherwise speaks to arbiter over HTTP only.
+package client

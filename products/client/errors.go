@@ -1,0 +1,157 @@
+package client
+
+import (
+	"fmt"
+	"time"
+)
+
+// Reason is arbiter's stable, machine-readable code for a refusal or error:
+// the "reason" member of every problem document.
+type Reason string
+
+// The reasons arbiter returns, and the few this client adds.
+const (
+	ReasonInvalidRequest       Reason = "invalid_request"
+	ReasonUnauthorized         Reason = "unauthorized"
+	ReasonForbidden            Reason = "forbidden"
+	ReasonNotRedeemer          Reason = "not_redeemer"
+	ReasonTokenInvalid         Reason = "token_invalid"
+	ReasonHoldExists           Reason = "hold_exists"
+	ReasonConflictingProduct   Reason = "conflicting_product"
+	ReasonAlreadyHoldsProduct  Reason = "already_holds_product"
+	ReasonIdempotencyKeyReused Reason = "idempotency_key_reused"
+	ReasonCheckNotFound        Reason = "check_not_found"
+	ReasonCheckNotHeld         Reason = "check_not_held"
+	ReasonHoldExpired          Reason = "hold_expired"
+	ReasonOTPInvalid           Reason = "otp_invalid"
+	ReasonOTPLocked            Reason = "otp_locked"
+	ReasonAlreadyRedeemed      Reason = "already_redeemed"
+	ReasonGrantNotFound        Reason = "grant_not_found"
+	ReasonNotFound             Reason = "not_found"
+	ReasonUnavailable          Reason = "unavailable"
+	ReasonRateLimited          Reason = "rate_limited"
+	ReasonInternal             Reason = "internal"
+	// ReasonUnexpected is set by the client when arbiter (or a proxy in
+	// front of it) answered with a status and body it does not document.
+	ReasonUnexpected Reason = "unexpected_response"
+)
+
+// Sentinel errors, one per reason. An *Error matches the sentinel of its
+// Reason whatever its details, so errors.Is(err, ErrHoldExists) holds for
+// every hold_exists refusal.
+var (
+	ErrInvalidRequest       = &Error{Reason: ReasonInvalidRequest}
+	ErrUnauthorized         = &Error{Reason: ReasonUnauthorized}
+	ErrForbidden            = &Error{Reason: ReasonForbidden}
+	ErrNotRedeemer          = &Error{Reason: ReasonNotRedeemer}
+	ErrTokenInvalid         = &Error{Reason: ReasonTokenInvalid}
+	ErrHoldExists           = &Error{Reason: ReasonHoldExists}
+	ErrConflictingProduct   = &Error{Reason: ReasonConflictingProduct}
+	ErrAlreadyHoldsProduct  = &Error{Reason: ReasonAlreadyHoldsProduct}
+	ErrIdempotencyKeyReused = &Error{Reason: ReasonIdempotencyKeyReused}
+	ErrCheckNotFound        = &Error{Reason: ReasonCheckNotFound}
+	ErrCheckNotHeld         = &Error{Reason: ReasonCheckNotHeld}
+	ErrHoldExpired          = &Error{Reason: ReasonHoldExpired}
+	ErrOTPInvalid           = &Error{Reason: ReasonOTPInvalid}
+	ErrOTPLocked            = &Error{Reason: ReasonOTPLocked}
+	ErrAlreadyRedeemed      = &Error{Reason: ReasonAlreadyRedeemed}
+	ErrGrantNotFound        = &Error{Reason: ReasonGrantNotFound}
+	ErrNotFound             = &Error{Reason: ReasonNotFound}
+	ErrUnavailable          = &Error{Reason: ReasonUnavailable}
+	ErrRateLimited          = &Error{Reason: ReasonRateLimited}
+	ErrInternal             = &Error{Reason: ReasonInternal}
+	ErrUnexpected           = &Error{Reason: ReasonUnexpected}
+)
+
+// Error is arbiter's answer when it is not a success: the problem document
+// (RFC 9457) with arbiter's extensions. Offline token refusals of
+// VerifyToken are Errors too, with Reason token_invalid and Status 0.
+type Error struct {
+	Op     string // the client method: "check", "redeem", ...
+	Status int    // HTTP status; 0 for refusals made by the client itself
+	Reason Reason
+	Title  string
+	Detail string // a sentence a branch agent can read out
+
+	Violations   []Violation // check refusals: every rule that failed, in order
+	HeldProduct  string      // hold_exists: the product of the live hold
+	HeldUntil    time.Time   // hold_exists: when that hold expires
+	HeldBy       string      // hold_exists: the client that placed it
+	HeldProducts []string    // conflicting_product: the products in the way
+	AttemptsLeft int         // otp_invalid: wrong codes still allowed
+	RetryAfter   time.Duration
+	RequestID    string // arbiter's request id, for its logs
+
+	Err error // the cause of client-side errors (offline token refusals)
+}
+
+// Violation is one failed rule of a refusal.
+type Violation struct {
+	Reason  Reason    `json:"reason"`
+	Detail  string    `json:"detail"`
+	Product string    `json:"product,omitempty"`
+	CheckID string    `json:"check_id,omitempty"`
+	Since   time.Time `json:"since,omitzero"`
+	Until   time.Time `json:"until,omitzero"`
+	By      string    `json:"by,omitempty"`
+}
+
+func (e *Error) Error() string {
+	msg := "arbiter"
+	if e.Op != "" {
+		msg += ": " + e.Op
+	}
+	msg += ": " + string(e.Reason)
+	if e.Status != 0 {
+		msg += fmt.Sprintf(" (%d)", e.Status)
+	}
+	if e.Detail != "" {
+		msg += ": " + e.Detail
+	}
+	if e.Err != nil {
+		msg += ": " + e.Err.Error()
+	}
+	return msg
+}
+
+// Unwrap returns the cause of a client-side error, nil for arbiter's answers.
+func (e *Error) Unwrap() error { return e.Err }
+
+// Is reports whether target is an *Error of the same Reason, so that the
+// package's sentinels match any error of their reason.
+func (e *Error) Is(target error) bool {
+	t, ok := target.(*Error)
+	return ok && t.Reason == e.Reason
+}
+
+// problem is the wire form of an arbiter problem document.
+type problem struct {
+	Type         string      `json:"type"`
+	Title        string      `json:"title"`
+	Status       int         `json:"status"`
+	Detail       string      `json:"detail"`
+	Reason       Reason      `json:"reason"`
+	Violations   []Violation `json:"violations"`
+	HeldProduct  string      `json:"held_product"`
+	HeldUntil    time.Time   `json:"held_until"`
+	HeldBy       string      `json:"held_by"`
+	HeldProducts []string    `json:"held_products"`
+	AttemptsLeft int         `json:"attempts_left"`
+	RequestID    string      `json:"request_id"`
+}
+
+func (p problem) err(op string, status int, retryAfter time.Duration) *Error {
+	e := &Error{
+		Op: op, Status: status, Reason: p.Reason, Title: p.Title, Detail: p.Detail,
+		Violations: p.Violations, HeldProduct: p.HeldProduct, HeldUntil: p.HeldUntil,
+		HeldBy: p.HeldBy, HeldProducts: p.HeldProducts, AttemptsLeft: p.AttemptsLeft,
+		RetryAfter: retryAfter, RequestID: p.RequestID,
+	}
+	if e.Reason == "" {
+		e.Reason = ReasonUnexpected
+		if e.Detail == "" {
+			e.Detail = fmt.Sprintf("HTTP %d without a problem document", status)
+		}
+	}
+	return e
+}

@@ -1,0 +1,172 @@
+// Package httpapi is the HTTP API of a product service, on net/http:
+//
+//	POST   /v1/applications             {"customer_id","token"} or {"customer_id","otp"}
+//	POST   /v1/applications/online      {"customer_id"}
+//	DELETE /v1/products/{customer_id}   close the product, release the grant
+//	GET    /v1/holdings?after=&limit=   issued products, paged by customer id
+//	GET    /healthz, /readyz
+//
+// An application answers 201 with the issued product, 200 when it had been
+// issued already (a retry), and otherwise an application/problem+json
+// document {type, title, status, detail, reason, ...}: arbiter's refusals
+// keep arbiter's reason and status and add "arbiter": the whole refusal;
+// "compensated": true says arbiter's grant was released after a failed local
+// write, and "pending": true that reconciliation will settle the outcome.
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strconv"
+
+	"github.com/arbiter-bank/arbiter/products/issuing"
+)
+
+// MaxBodyBytes bounds a request body.
+const MaxBodyBytes = 16 << 10
+
+// Config is what the handler needs.
+type Config struct {
+	Service *issuing.Service
+	// Ready reports whether the service can take applications (database
+	// answers, start-up reconciliation done).
+	Ready  func(ctx context.Context) error
+	Logger *slog.Logger
+}
+
+// New returns the service's HTTP handler.
+func New(cfg Config) http.Handler {
+	mux := http.NewServeMux()
+	svc := cfg.Service
+	h := func(f func(w http.ResponseWriter, r *http.Request) error) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			if err := f(w, r); err != nil {
+				writeError(w, r, cfg.Logger, err)
+			}
+		}
+	}
+	mux.HandleFunc("POST /v1/applications", h(handleApply(svc)))
+	mux.HandleFunc("POST /v1/applications/online", h(handleApplyOnline(svc)))
+	mux.HandleFunc("DELETE /v1/products/{customer_id}", h(handleClose(svc)))
+	mux.HandleFunc("GET /v1/holdings", h(handleHoldings(svc)))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", h(func(w http.ResponseWriter, r *http.Request) error {
+		if err := cfg.Ready(r.Context()); err != nil {
+			return &issuing.Error{Reason: "unavailable", Detail: "not ready: " + err.Error()}
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+		return nil
+	}))
+	mux.HandleFunc("/", h(func(w http.ResponseWriter, r *http.Request) error {
+		return &issuing.Error{Reason: issuing.ReasonNotFound, Detail: "no such route"}
+	}))
+	return mux
+}
+
+func handleApply(svc *issuing.Service) func(w http.ResponseWriter, r *http.Request) error {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		var a issuing.Application
+		if err := decode(w, r, &a); err != nil {
+			return err
+		}
+		p, replayed, err := svc.Apply(r.Context(), a)
+		if err != nil {
+			return err
+		}
+		writeJSON(w, created(replayed), p)
+		return nil
+	}
+}
+
+func handleApplyOnline(svc *issuing.Service) func(w http.ResponseWriter, r *http.Request) error {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		var req struct {
+			CustomerID string `json:"customer_id"`
+		}
+		if err := decode(w, r, &req); err != nil {
+			return err
+		}
+		p, replayed, err := svc.ApplyOnline(r.Context(), req.CustomerID)
+		if err != nil {
+			return err
+		}
+		writeJSON(w, created(replayed), p)
+		return nil
+	}
+}
+
+func handleClose(svc *issuing.Service) func(w http.ResponseWriter, r *http.Request) error {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		c, err := svc.Close(r.Context(), r.PathValue("customer_id"))
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, c)
+		return nil
+	}
+}
+
+func handleHoldings(svc *issuing.Service) func(w http.ResponseWriter, r *http.Request) error {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		limit := 100
+		if q := r.URL.Query().Get("limit"); q != "" {
+			n, err := strconv.Atoi(q)
+			if err != nil || n < 1 || n > 1000 {
+				return &issuing.Error{Reason: issuing.ReasonInvalidRequest, Detail: "limit must be an integer from 1 to 1000"}
+			}
+			limit = n
+		}
+		ps, err := svc.Holdings(r.Context(), r.URL.Query().Get("after"), limit)
+		if err != nil {
+			return err
+		}
+		resp := struct {
+			Holdings []issuing.Product `json:"holdings"`
+			Next     string            `json:"next,omitempty"` // pass as ?after= for the next page
+		}{Holdings: ps}
+		if len(ps) == limit {
+			resp.Next = ps[len(ps)-1].CustomerID
+		}
+		writeJSON(w, http.StatusOK, resp)
+		return nil
+	}
+}
+
+func created(replayed bool) int {
+	if replayed {
+		return http.StatusOK
+	}
+	return http.StatusCreated
+}
+
+// decode reads one JSON object strictly: bounded, no unknown fields.
+func decode(w http.ResponseWriter, r *http.Request, v any) error {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
+			return &issuing.Error{Reason: issuing.ReasonInvalidRequest, Detail: "Content-Type must be application/json"}
+		}
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return &issuing.Error{Reason: issuing.ReasonInvalidRequest, Detail: "the body must be one JSON object with known fields: " + err.Error()}
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return &issuing.Error{Reason: issuing.ReasonInvalidRequest, Detail: "the body holds more than one JSON value"}
+	}
+	return nil
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}

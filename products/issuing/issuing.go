@@ -1,0 +1,105 @@
+package issuing
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/arbiter-bank/arbiter/products/client"
+)
+
+// Channel says how an application reached the service.
+type Channel string
+
+// The channels.
+const (
+	ChannelToken     Channel = "token"     // an approval token, e.g. from a partner's web app
+	ChannelOTP       Channel = "otp"       // the code a customer read out at a branch
+	ChannelOnline    Channel = "online"    // the service checked, underwrote and redeemed itself
+	ChannelRecovered Channel = "recovered" // issued by Reconcile after a crash
+)
+
+// Product is one product issued to a customer by this service.
+type Product struct {
+	CustomerID string    `json:"customer_id"`
+	Product    string    `json:"product"`
+	CheckID    string    `json:"check_id"`
+	Fence      int64     `json:"fence"`
+	IssuedAt   time.Time `json:"issued_at"`
+	Channel    Channel   `json:"channel"`
+}
+
+// Action is what a pending row still has to bring about at arbiter.
+type Action string
+
+// The actions of pending rows.
+const (
+	ActionIssue   Action = "issue"   // a redemption whose product is not issued yet
+	ActionRelease Action = "release" // a closed product whose grant is not released yet
+)
+
+// Pending is a durable note, written before calling arbiter, of work that
+// must be finished (or undone) if the process dies halfway.
+type Pending struct {
+	ID         int64
+	Action     Action
+	CustomerID string
+	CheckID    string // known for token and online applications
+	Fence      int64  // known for token and online applications
+	Channel    Channel
+	CreatedAt  time.Time
+}
+
+// Store errors.
+var (
+	// ErrNotFound: the customer holds no product here.
+	ErrNotFound = errors.New("issuing: not found")
+	// ErrStaleFence: a higher fence is already recorded for the customer.
+	ErrStaleFence = errors.New("issuing: stale fence")
+	// ErrAlreadyIssued: the customer holds this product from another check.
+	ErrAlreadyIssued = errors.New("issuing: already issued")
+)
+
+// Store is the service's own durable database. Implementations must make
+// each method atomic.
+type Store interface {
+	// Begin records p (its ID and CreatedAt are assigned) and raises the
+	// customer's highest fence to p.Fence; it returns ErrStaleFence, and
+	// records nothing, if a higher fence is recorded already.
+	Begin(ctx context.Context, p Pending) (Pending, error)
+	// Issue inserts the product and deletes pending row pendingID in one
+	// transaction. If the customer already holds the product from the same
+	// check it returns that product and true (a retry). It returns
+	// ErrStaleFence if a higher fence is recorded for the customer, and
+	// ErrAlreadyIssued if the customer holds the product from another check.
+	Issue(ctx context.Context, p Product, pendingID int64) (Product, bool, error)
+	// Done deletes a pending row; deleting a missing row is not an error.
+	Done(ctx context.Context, pendingID int64) error
+	// Pendings returns every pending row, oldest first.
+	Pendings(ctx context.Context) ([]Pending, error)
+	// Product returns the customer's product, or ErrNotFound.
+	Product(ctx context.Context, customerID string) (Product, error)
+	// ProductByCheck returns the product issued from a check, or ErrNotFound.
+	ProductByCheck(ctx context.Context, checkID string) (Product, error)
+	// CloseProduct moves the customer's product to the closed history and records
+	// a pending release, in one transaction; ErrNotFound if there is none.
+	CloseProduct(ctx context.Context, customerID string, at time.Time) (Product, Pending, error)
+	// Holdings returns up to limit issued products with customer ids after
+	// after, in customer id order.
+	Holdings(ctx context.Context, after string, limit int) ([]Product, error)
+	// Ping reports whether the database answers.
+	Ping(ctx context.Context) error
+}
+
+// Arbiter is the part of arbiter's API a product service uses;
+// *client.Client implements it.
+type Arbiter interface {
+	Check(ctx context.Context, r client.CheckRequest) (*client.Check, error)
+	Cancel(ctx context.Context, checkID string) error
+	Redeem(ctx context.Context, r client.Redemption) (*client.Grant, error)
+	Release(ctx context.Context, customerID, product string) error
+	Customer(ctx context.Context, customerID string) (*client.Customer, error)
+	VerifyToken(ctx context.Context, token string) (client.Claims, error)
+}
+
+var _ Arbiter = (*client.Client)(nil)

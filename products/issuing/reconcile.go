@@ -1,0 +1,102 @@
+package issuing
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Report counts what one Reconcile did with the pending rows.
+type Report struct {
+	Issued   int // arbiter had granted: the product was issued here
+	Released int // grants released at arbiter (closed products, failed issues)
+	Dropped  int // arbiter never granted: the application was forgotten
+	Left     int // arbiter could not be asked: retried next time
+	Skipped  int // younger than minAge: possibly still in flight
+}
+
+// Reconcile settles every pending row at least minAge old against arbiter's
+// ledger, so that no customer holds a grant at arbiter without the product
+// here. For an unfinished issue it reads the customer at arbiter: if arbiter
+// granted this product (to this service, from the pending check when it is
+// known), the product is issued here (or, if that fails, the grant is
+// released); otherwise the application is dropped and its hold, if still
+// live, cancelled. An unfinished release is released again. Rows arbiter
+// cannot answer for stay pending. Run it before serving with minAge 0, then
+// periodically with a minAge above the longest request.
+func (s *Service) Reconcile(ctx context.Context, minAge time.Duration) (Report, error) {
+	var r Report
+	rows, err := s.Store.Pendings(ctx)
+	if err != nil {
+		return r, fmt.Errorf("reconcile: %w", err)
+	}
+	cutoff := s.now().Add(-minAge)
+	for _, p := range rows {
+		if p.CreatedAt.After(cutoff) {
+			r.Skipped++
+			continue
+		}
+		if p.Action == ActionRelease {
+			if s.release(ctx, p) {
+				r.Released++
+			} else {
+				r.Left++
+			}
+			continue
+		}
+		s.settleIssue(ctx, p, &r)
+	}
+	if r != (Report{}) {
+		s.log().Info("reconciled pending work with arbiter", "issued", r.Issued, "released", r.Released,
+			"dropped", r.Dropped, "left", r.Left, "skipped", r.Skipped)
+	}
+	return r, nil
+}
+
+func (s *Service) settleIssue(ctx context.Context, p Pending, r *Report) {
+	cu, err := s.Arbiter.Customer(ctx, p.CustomerID)
+	if err != nil {
+		s.log().Warn("reconcile: arbiter not reachable; left pending", "customer", p.CustomerID, "err", err)
+		r.Left++
+		return
+	}
+	g, ok := cu.Grant(s.Product)
+	if ok && (g.RedeemedBy != s.ClientID || (p.CheckID != "" && g.CheckID != p.CheckID)) {
+		ok = false // a grant this application did not make
+	}
+	if !ok {
+		if h := cu.Hold; h != nil && p.CheckID != "" && h.CheckID == p.CheckID {
+			if err := s.Arbiter.Cancel(ctx, h.CheckID); err != nil {
+				s.log().Warn("reconcile: hold of a dropped application not cancelled; it will expire", "check", h.CheckID, "err", err)
+			}
+		}
+		if err := s.Store.Done(ctx, p.ID); err != nil {
+			r.Left++
+			return
+		}
+		r.Dropped++
+		return
+	}
+	if local, err := s.Store.Product(ctx, p.CustomerID); err == nil {
+		if local.CheckID != g.CheckID {
+			s.log().Error("reconcile: customer holds a product here from another check than arbiter's grant",
+				"customer", p.CustomerID, "local_check", local.CheckID, "arbiter_check", g.CheckID)
+		}
+		_ = s.Store.Done(ctx, p.ID)
+		r.Issued++
+		return
+	}
+	p.Channel = ChannelRecovered
+	_, _, err = s.issue(ctx, p, &g)
+	var e *Error
+	switch {
+	case err == nil:
+		s.log().Info("reconcile: issued a product arbiter had granted before a crash", "customer", p.CustomerID, "check", g.CheckID, "fence", g.Fence)
+		r.Issued++
+	case errors.As(err, &e) && e.Compensated:
+		r.Released++
+	default:
+		r.Left++
+	}
+}
