@@ -59,6 +59,15 @@ type Customer struct {
 	ID     string
 	Grants []Grant
 	Hold   *Check // the live hold, nil when none
+	Block  *Block // nil when not blocked
+}
+
+// Block is a customer's entry on the blocklist.
+type Block struct {
+	Reason string
+	Since  time.Time
+	Until  time.Time // zero: until lifted
+	By     string
 }
 
 // EventType names an audit event.
@@ -74,6 +83,8 @@ const (
 	EventExpired   EventType = "expired"
 	EventReleased  EventType = "released"
 	EventImported  EventType = "imported"
+	EventBlocked   EventType = "blocked"
+	EventUnblocked EventType = "unblocked"
 )
 
 // Event is one entry of a customer's audit trail.
@@ -84,7 +95,9 @@ type Event struct {
 	CheckID string
 	Actor   string // client id, or "arbiter" for expiries
 	Agent   string
-	Reason  Reason // refusals, cancellations by lock-out
+	Reason  Reason   // refusals (the first failed rule), cancellations
+	Reasons []Reason // refusals: every failed rule, in order
+	Note    string   // blocks: the reason given
 	Fence   int64
 }
 

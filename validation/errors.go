@@ -30,7 +30,11 @@ const (
 	ReasonAlreadyRedeemed      Reason = "already_redeemed"
 	ReasonGrantNotFound        Reason = "grant_not_found"
 	ReasonNotFound             Reason = "not_found"
+	ReasonCustomerBlocked      Reason = "customer_blocked"
+	ReasonRatingTooLow         Reason = "rating_too_low"
+	ReasonRatingUnavailable    Reason = "rating_unavailable"
 	ReasonUnavailable          Reason = "unavailable"
+	ReasonNotDurable           Reason = "not_durable"
 	ReasonInternal             Reason = "internal"
 )
 
@@ -56,8 +60,21 @@ var (
 	ErrAlreadyRedeemed      = &Error{Reason: ReasonAlreadyRedeemed}
 	ErrGrantNotFound        = &Error{Reason: ReasonGrantNotFound}
 	ErrNotFound             = &Error{Reason: ReasonNotFound}
+	ErrCustomerBlocked      = &Error{Reason: ReasonCustomerBlocked}
+	ErrRatingTooLow         = &Error{Reason: ReasonRatingTooLow}
+	ErrRatingUnavailable    = &Error{Reason: ReasonRatingUnavailable}
 	ErrUnavailable          = &Error{Reason: ReasonUnavailable}
+	// ErrNotDurable: a redemption was applied on the Redis master but fewer
+	// replicas than required acknowledged it in time; retrying the same
+	// redemption replays it once it is replicated.
+	ErrNotDurable = &Error{Reason: ReasonNotDurable}
 )
+
+// ErrRatingNeeded is returned by Store.Hold and Store.Eligibility when the
+// rating rule applies, no score is cached and every other rule passes: the
+// Service then asks the bureau and calls again with the score. It is a
+// signal between Service and Store, never shown to clients.
+var ErrRatingNeeded = errors.New("rating needed")
 
 // Error is the one error type of arbiter's domain: a stable Reason, a human
 // sentence, and the details a client needs to act on it. Refusals of a check
@@ -85,7 +102,12 @@ type Violation struct {
 	CheckID string    `json:"check_id,omitempty"`
 	Since   time.Time `json:"since,omitzero"` // when the product was granted
 	Until   time.Time `json:"until,omitzero"` // when the hold expires
-	By      string    `json:"by,omitempty"`   // who placed the hold
+	By      string    `json:"by,omitempty"`   // who placed the hold or the block
+	Note    string    `json:"note,omitempty"` // customer_blocked: the block's reason
+
+	// rating_too_low: the numbers, shown to admins only.
+	RequiredRating *int `json:"required_rating,omitempty"`
+	Rating         *int `json:"rating,omitempty"`
 }
 
 func (e *Error) Error() string {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"regexp"
 	"slices"
 	"sort"
@@ -30,15 +31,58 @@ const DefaultHoldTTL = 5 * time.Minute
 type Policy struct {
 	Products  map[string]Product `yaml:"products"`
 	Exclusive [][]string         `yaml:"exclusive"`
+	Rating    *RatingConfig      `yaml:"rating"` // the credit bureau; required when a product sets min_rating
+}
+
+// RatingConfig declares the credit rating provider (a bureau answering
+// GET url → {"score": 0..1000}). Zero values mean the defaults.
+type RatingConfig struct {
+	URL           string        `yaml:"url"`            // with {customer_id}, e.g. http://bureau/v1/ratings/{customer_id}
+	Timeout       time.Duration `yaml:"timeout"`        // per call; default 300ms
+	CacheTTL      time.Duration `yaml:"cache_ttl"`      // how long a score is trusted; default 24h
+	OnUnavailable string        `yaml:"on_unavailable"` // "refuse" (default) or "allow"
+	Breaker       struct {
+		Failures int           `yaml:"failures"` // consecutive failures that open the breaker; default 5
+		Cooldown time.Duration `yaml:"cooldown"` // how long it stays open; default 10s
+	} `yaml:"breaker"`
+}
+
+// Defaults of RatingConfig.
+const (
+	DefaultRatingTimeout   = 300 * time.Millisecond
+	DefaultRatingCacheTTL  = 24 * time.Hour
+	DefaultBreakerFailures = 5
+	DefaultBreakerCooldown = 10 * time.Second
+)
+
+// WithDefaults returns the config with every zero value replaced by its default.
+func (r RatingConfig) WithDefaults() RatingConfig {
+	if r.Timeout == 0 {
+		r.Timeout = DefaultRatingTimeout
+	}
+	if r.CacheTTL == 0 {
+		r.CacheTTL = DefaultRatingCacheTTL
+	}
+	if r.OnUnavailable == "" {
+		r.OnUnavailable = "refuse"
+	}
+	if r.Breaker.Failures == 0 {
+		r.Breaker.Failures = DefaultBreakerFailures
+	}
+	if r.Breaker.Cooldown == 0 {
+		r.Breaker.Cooldown = DefaultBreakerCooldown
+	}
+	return r
 }
 
 // Product is the policy of one product. The zero value of each field means
 // its default.
 type Product struct {
-	Title     string        `yaml:"title"`     // human name; default from the id: "credit_card" → "Credit card"
-	HoldTTL   time.Duration `yaml:"hold_ttl"`  // default DefaultHoldTTL
-	Redeemers []string      `yaml:"redeemers"` // client ids allowed to redeem (admins always may)
-	Max       int           `yaml:"max"`       // how many of this product a customer may hold; default 1
+	Title     string        `yaml:"title"`      // human name; default from the id: "credit_card" → "Credit card"
+	HoldTTL   time.Duration `yaml:"hold_ttl"`   // default DefaultHoldTTL
+	Redeemers []string      `yaml:"redeemers"`  // client ids allowed to redeem (admins always may)
+	Max       int           `yaml:"max"`        // how many of this product a customer may hold; default 1
+	MinRating int           `yaml:"min_rating"` // the bureau score (0..1000) required; 0: no rating rule
 }
 
 // Rule is what a check or a redemption of one product must know, derived
@@ -50,6 +94,7 @@ type Rule struct {
 	Max       int
 	Conflicts []string // products sharing an exclusive group with Product, sorted
 	Redeemers []string
+	MinRating int
 }
 
 var productName = regexp.MustCompile(`^[a-z][a-z0-9_]{0,47}$`)
@@ -103,6 +148,15 @@ func (p *Policy) validate(root *yaml.Node) error {
 			return fmt.Errorf("line %d: product %q: redeemers is empty: nobody could redeem its holds", line, name)
 		case prod.Max < 0:
 			return fmt.Errorf("line %d: product %q: max %d is negative", line, name, prod.Max)
+		case prod.MinRating < 0 || prod.MinRating > 1000:
+			return fmt.Errorf("line %d: product %q: min_rating %d is outside 0..1000", line, name, prod.MinRating)
+		case prod.MinRating > 0 && p.Rating == nil:
+			return fmt.Errorf("line %d: product %q: min_rating needs a rating provider (a top-level rating: block)", line, name)
+		}
+	}
+	if p.Rating != nil {
+		if err := p.Rating.validate(nodeLine(root, "rating")); err != nil {
+			return err
 		}
 	}
 	groups := nodeAt(root, "exclusive")
@@ -119,6 +173,21 @@ func (p *Policy) validate(root *yaml.Node) error {
 				return fmt.Errorf("line %d: exclusive group %v names unknown product %q", line, g, name)
 			}
 		}
+	}
+	return nil
+}
+
+func (r *RatingConfig) validate(line int) error {
+	u, err := url.Parse(r.URL)
+	switch {
+	case r.URL == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+		return fmt.Errorf("line %d: rating: url %q must be an http(s) URL", line, r.URL)
+	case !strings.Contains(r.URL, "{customer_id}"):
+		return fmt.Errorf("line %d: rating: url must contain {customer_id}", line)
+	case r.Timeout < 0 || r.CacheTTL < 0 || r.Breaker.Cooldown < 0 || r.Breaker.Failures < 0:
+		return fmt.Errorf("line %d: rating: durations and counts must not be negative", line)
+	case r.OnUnavailable != "" && r.OnUnavailable != "refuse" && r.OnUnavailable != "allow":
+		return fmt.Errorf("line %d: rating: on_unavailable %q must be refuse or allow", line, r.OnUnavailable)
 	}
 	return nil
 }
@@ -178,6 +247,7 @@ func (p *Policy) Rule(product string) (Rule, bool) {
 		HoldTTL:   prod.HoldTTL,
 		Max:       prod.Max,
 		Redeemers: prod.Redeemers,
+		MinRating: prod.MinRating,
 	}
 	if r.Title == "" {
 		r.Title = Title(product)

@@ -101,3 +101,30 @@ func TestParsePolicyErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestParsePolicyRatingErrors(t *testing.T) {
+	tests := []struct{ name, yaml, want string }{
+		{"min_rating without provider", "products:\n  card: { redeemers: [a], min_rating: 600 }\n", `line 2: product "card": min_rating needs a rating provider`},
+		{"min_rating out of range", "products:\n  card: { redeemers: [a], min_rating: 1200 }\nrating: { url: \"http://b/{customer_id}\" }\n", "outside 0..1000"},
+		{"url without placeholder", "products:\n  card: { redeemers: [a] }\nrating: { url: \"http://b/x\" }\n", "line 3: rating: url must contain {customer_id}"},
+		{"url not http", "products:\n  card: { redeemers: [a] }\nrating: { url: \"ftp://b/{customer_id}\" }\n", "http(s) URL"},
+		{"bad on_unavailable", "products:\n  card: { redeemers: [a] }\nrating: { url: \"http://b/{customer_id}\", on_unavailable: maybe }\n", "refuse or allow"},
+		{"negative timeout", "products:\n  card: { redeemers: [a] }\nrating: { url: \"http://b/{customer_id}\", timeout: -1s }\n", "negative"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := validation.ParsePolicy([]byte(tt.yaml))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error = %v, want %q", err, tt.want)
+			}
+		})
+	}
+	p, err := validation.ParsePolicy([]byte("products:\n  card: { redeemers: [a], min_rating: 600 }\nrating: { url: \"http://b/{customer_id}\" }\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := p.Rating.WithDefaults()
+	if d.Timeout != validation.DefaultRatingTimeout || d.CacheTTL != 24*time.Hour || d.OnUnavailable != "refuse" || d.Breaker.Failures != 5 {
+		t.Fatalf("defaults = %+v", d)
+	}
+}

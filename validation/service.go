@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -46,6 +47,7 @@ const (
 type Service struct {
 	Store          Store
 	Policy         *Policy
+	Ratings        RatingSource     // the bureau; required when a product sets min_rating
 	Now            func() time.Time // default time.Now
 	MaxOTPAttempts int              // wrong codes that burn a hold; default 5
 	IdempotencyTTL time.Duration    // default 24h
@@ -67,8 +69,10 @@ type CheckInput struct {
 }
 
 // Check decides whether the customer may take the product now and, if so,
-// places a hold. Refusals are *Error (ErrHoldExists, ErrConflictingProduct,
-// ErrAlreadyHoldsProduct) with every failed rule in Violations.
+// places a hold. Refusals are *Error (ErrCustomerBlocked, ErrRatingTooLow,
+// ErrAlreadyHoldsProduct, ErrConflictingProduct, ErrHoldExists) with every
+// failed rule in Violations; ErrRatingUnavailable when the bureau is needed,
+// unavailable, and the policy says refuse.
 func (s *Service) Check(ctx context.Context, actor Actor, in CheckInput) (Check, bool, error) {
 	rule, err := s.rule(in.Product)
 	if err != nil {
@@ -98,7 +102,7 @@ func (s *Service) Check(ctx context.Context, actor Actor, in CheckInput) (Check,
 	req := HoldRequest{
 		Rule: rule, CustomerID: in.CustomerID, CheckID: id, Secret: secret,
 		Actor: actor.ID, AgentID: agent, Now: s.now(),
-		IdempotencyTTL: s.IdempotencyTTL,
+		IdempotencyTTL: s.IdempotencyTTL, Rating: s.ratingInput(),
 	}
 	if req.IdempotencyTTL == 0 {
 		req.IdempotencyTTL = DefaultIdempotencyTTL
@@ -109,6 +113,15 @@ func (s *Service) Check(ctx context.Context, actor Actor, in CheckInput) (Check,
 		req.RequestHash = fingerprint(in.CustomerID, in.Product, agent)
 	}
 	c, replayed, err := s.Store.Hold(ctx, req)
+	if errors.Is(err, ErrRatingNeeded) {
+		// Cold rating cache and nothing else in the way: ask the bureau
+		// (bounded by its timeout and breaker), then decide atomically with
+		// the fresh score, which the script caches.
+		if req.Rating, err = s.fetchRating(ctx, in.CustomerID); err != nil {
+			return Check{}, false, err
+		}
+		c, replayed, err = s.Store.Hold(ctx, req)
+	}
 	return c, replayed, s.explain(err)
 }
 
@@ -165,7 +178,7 @@ func (s *Service) Cancel(ctx context.Context, actor Actor, checkID string) (Chec
 	if !ok {
 		return Check{}, Errorf(ReasonCheckNotFound, "no check %q", checkID)
 	}
-	req := CancelRequest{CustomerID: customer, CheckID: checkID, Actor: actor.ID, Now: s.now()}
+	req := CancelRequest{CustomerID: customer, CheckID: checkID, Actor: actor.ID, Agent: actor.Agent, Now: s.now()}
 	if !actor.Has(RoleChecker) {
 		req.Products = s.Policy.RedeemableBy(actor.ID)
 		if req.Products == nil {
@@ -184,15 +197,16 @@ func (s *Service) Customer(ctx context.Context, customerID string) (Customer, er
 }
 
 // Release ends the customer's grant of a product (closed, or issuance
-// compensated). Only the product's redeemers and admins may.
-func (s *Service) Release(ctx context.Context, actor Actor, customerID, product string) (Grant, error) {
+// compensated): the grant of checkID when given, else the most recent.
+// Only the product's redeemers and admins may.
+func (s *Service) Release(ctx context.Context, actor Actor, customerID, product, checkID string) (Grant, error) {
 	if _, err := s.redeemRule(actor, product); err != nil {
 		return Grant{}, err
 	}
 	if err := validCustomer(customerID); err != nil {
 		return Grant{}, err
 	}
-	return s.Store.Release(ctx, ReleaseRequest{CustomerID: customerID, Product: product, Actor: actor.ID, Now: s.now()})
+	return s.Store.Release(ctx, ReleaseRequest{CustomerID: customerID, Product: product, CheckID: checkID, Actor: actor.ID, Now: s.now()})
 }
 
 // Import records a grant that exists in a product system already (admins
@@ -282,16 +296,20 @@ func (s *Service) explain(err error) error {
 	if !ok || len(e.Violations) == 0 {
 		return err
 	}
-	for i := range e.Violations {
-		v := &e.Violations[i]
-		if v.Detail == "" {
-			v.Detail = s.sentence(*v)
-		}
-	}
+	s.word(e.Violations)
 	if e.Detail == "" {
 		e.Detail = e.Violations[0].Detail
 	}
 	return e
+}
+
+// word fills in each violation's plain-words Detail.
+func (s *Service) word(vs []Violation) {
+	for i := range vs {
+		if vs[i].Detail == "" {
+			vs[i].Detail = s.sentence(vs[i])
+		}
+	}
 }
 
 // DateLayout and TimeLayout format times in refusal sentences (UTC).
@@ -309,6 +327,13 @@ func (s *Service) sentence(v Violation) string {
 		return fmt.Sprintf("Customer already holds a %s since %s, which excludes this product.", title, v.Since.UTC().Format(DateLayout))
 	case ReasonHoldExists:
 		return fmt.Sprintf("Another check for a %s is in progress until %s, placed by %s.", title, v.Until.UTC().Format(TimeLayout), v.By)
+	case ReasonCustomerBlocked:
+		if v.Until.IsZero() {
+			return fmt.Sprintf("Customer is blocked since %s: %s.", v.Since.UTC().Format(DateLayout), v.Note)
+		}
+		return fmt.Sprintf("Customer is blocked until %s: %s.", v.Until.UTC().Format(DateLayout+" "+TimeLayout), v.Note)
+	case ReasonRatingTooLow:
+		return fmt.Sprintf("Customer's credit rating is below what a %s requires.", title)
 	}
 	return string(v.Reason)
 }

@@ -14,8 +14,9 @@ import (
 // depends on time can be tested without waiting; key expiry itself is the
 // store's own clock.
 type Store interface {
-	// Hold applies the rule to the customer's grants and live hold and, only
-	// if the customer is free, places a hold for req.Rule.HoldTTL. With an
+	// Hold applies the rule to the customer's block, rating, grants and live
+	// hold and, only if every rule passes, places a hold for req.Rule.HoldTTL.
+	// With a MinRating and no cached score it returns ErrRatingNeeded. With an
 	// idempotency key, a repeat of the same request returns the first
 	// outcome (replayed true); a different request under the same key is
 	// ErrIdempotencyKeyReused.
@@ -40,8 +41,9 @@ type Store interface {
 	// Customer returns the customer's grants and live hold.
 	Customer(ctx context.Context, customerID string, now time.Time) (Customer, error)
 
-	// Release ends the customer's most recent grant of a product:
-	// ErrGrantNotFound when there is none.
+	// Release ends the customer's grant of a product from req.CheckID, or
+	// the most recent one when CheckID is empty: ErrGrantNotFound when there
+	// is none.
 	Release(ctx context.Context, req ReleaseRequest) (Grant, error)
 
 	// Import records a grant that already exists in a product system, if
@@ -51,13 +53,51 @@ type Store interface {
 	// Audit returns up to limit of the customer's most recent events, newest first.
 	Audit(ctx context.Context, customerID string, limit int, now time.Time) ([]Event, error)
 
+	// Eligibility evaluates exactly the rules Hold would, placing nothing:
+	// the failed rules in order (none: the customer may take the product)
+	// and what became of the rating rule.
+	// Like Hold it may return ErrRatingNeeded.
+	Eligibility(ctx context.Context, req EligibilityRequest) (EligibilityResult, error)
+
+	// Block puts the customer on the blocklist and cancels a live hold
+	// (returned, nil when there was none). Grants are not touched.
+	Block(ctx context.Context, req BlockRequest) (*Check, error)
+
+	// Unblock lifts a block: ErrNotFound when the customer is not blocked.
+	Unblock(ctx context.Context, customerID, actor string, now time.Time) error
+
 	// Ping reports whether the store is reachable.
 	Ping(ctx context.Context) error
+}
+
+// RatingInput tells a store how to apply a rule's MinRating.
+type RatingInput struct {
+	Score    *int          // a fresh score from the bureau, cached for CacheTTL; nil: use the cached one
+	Skip     bool          // the bureau is unavailable and the policy allows: the rule passes unevaluated
+	CacheTTL time.Duration // how long a fresh score is cached
+}
+
+// EligibilityRequest is the input of Store.Eligibility.
+type EligibilityRequest struct {
+	Rule       Rule
+	CustomerID string
+	Rating     RatingInput
+	Now        time.Time
+}
+
+// BlockRequest is the input of Store.Block.
+type BlockRequest struct {
+	CustomerID string
+	Reason     string
+	Until      time.Time // zero: until lifted
+	Actor      string
+	Now        time.Time
 }
 
 // HoldRequest is the input of Store.Hold.
 type HoldRequest struct {
 	Rule           Rule
+	Rating         RatingInput
 	CustomerID     string
 	CheckID        string
 	Secret         []byte // TOTP key stored in the hold
@@ -86,6 +126,7 @@ type CancelRequest struct {
 	CustomerID string
 	CheckID    string
 	Actor      string
+	Agent      string   // the branch agent acting through the actor, if any
 	Products   []string // products the actor may cancel; nil means any
 	Now        time.Time
 }
@@ -94,6 +135,7 @@ type CancelRequest struct {
 type ReleaseRequest struct {
 	CustomerID string
 	Product    string
+	CheckID    string // the grant's check; "" for the most recent grant of Product
 	Actor      string
 	Now        time.Time
 }

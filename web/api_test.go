@@ -29,6 +29,8 @@ func TestAuthentication(t *testing.T) {
 	// A checker may not redeem; a redeemer-only call by a checker is 403.
 	wantStatus(t, a.do(t, "POST", "/v1/redemptions", checkerKey, map[string]string{"token": "x"}), http.StatusForbidden, validation.ReasonForbidden)
 	wantStatus(t, a.do(t, "PUT", "/v1/customers/C-1/products/credit_card", cardKey, nil), http.StatusForbidden, validation.ReasonForbidden)
+	wantStatus(t, a.do(t, "GET", "/v1/ping", backKey, nil), http.StatusNoContent)
+	wantStatus(t, a.do(t, "GET", "/v1/ping", "", nil), http.StatusUnauthorized, validation.ReasonUnauthorized)
 	// Public endpoints need no key.
 	wantStatus(t, a.do(t, "GET", "/healthz", "", nil), http.StatusOK)
 	wantStatus(t, a.do(t, "GET", "/.well-known/jwks.json", "", nil), http.StatusOK)
@@ -139,7 +141,8 @@ func TestCheckAndRedeemFlow(t *testing.T) {
 
 	// Release by the product's redeemer only, then the loan is possible.
 	wantStatus(t, a.do(t, "DELETE", "/v1/customers/C-1001/products/credit_card", loanKey, nil), http.StatusForbidden, validation.ReasonNotRedeemer)
-	wantStatus(t, a.do(t, "DELETE", "/v1/customers/C-1001/products/credit_card", cardKey, nil), http.StatusNoContent)
+	wantStatus(t, a.do(t, "DELETE", "/v1/customers/C-1001/products/credit_card?check_id=chk_aaaaaaaaaaaaaaaaaaaa_C-1001", cardKey, nil), http.StatusNotFound, validation.ReasonGrantNotFound)
+	wantStatus(t, a.do(t, "DELETE", "/v1/customers/C-1001/products/credit_card?check_id="+r.str("check_id"), cardKey, nil), http.StatusNoContent)
 	wantStatus(t, a.do(t, "DELETE", "/v1/customers/C-1001/products/credit_card", cardKey, nil), http.StatusNotFound, validation.ReasonGrantNotFound)
 	loan := a.mustCheck(t, "C-1001", "personal_loan")
 	if loan.body["fence"] != float64(2) {

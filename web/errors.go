@@ -36,7 +36,11 @@ var problemTypes = map[validation.Reason]struct {
 	validation.ReasonAlreadyRedeemed:      {http.StatusConflict, "Check already redeemed by another client"},
 	validation.ReasonGrantNotFound:        {http.StatusNotFound, "Customer does not hold this product"},
 	validation.ReasonNotFound:             {http.StatusNotFound, "Not found"},
+	validation.ReasonCustomerBlocked:      {http.StatusConflict, "Customer is blocked"},
+	validation.ReasonRatingTooLow:         {http.StatusConflict, "Credit rating too low for this product"},
+	validation.ReasonRatingUnavailable:    {http.StatusServiceUnavailable, "Credit rating bureau unavailable"},
 	validation.ReasonUnavailable:          {http.StatusServiceUnavailable, "Temporarily unavailable"},
+	validation.ReasonNotDurable:           {http.StatusServiceUnavailable, "Redemption not yet replicated; retry it"},
 	reasonMethodNotAllowed:                {http.StatusMethodNotAllowed, "Method not allowed"},
 	reasonRateLimited:                     {http.StatusTooManyRequests, "Too many requests"},
 }
@@ -83,8 +87,8 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 		switch {
 		case p.Reason == validation.ReasonHoldExists && p.HeldUntil != nil:
 			h.Set("Retry-After", strconv.Itoa(int(math.Max(1, math.Ceil(time.Until(*p.HeldUntil).Seconds())))))
-		case p.Status == http.StatusServiceUnavailable || p.Status == http.StatusTooManyRequests:
-			h.Set("Retry-After", "1")
+		case (p.Status == http.StatusServiceUnavailable || p.Status == http.StatusTooManyRequests) && h.Get("Retry-After") == "":
+			h.Set("Retry-After", "1") // a handler that knows better (the sign-in throttle) sets its own
 		}
 		h.Set(echo.HeaderContentType, "application/problem+json")
 		h.Set("Cache-Control", "no-store")

@@ -16,6 +16,11 @@ func handleHealthz() echo.HandlerFunc {
 	}
 }
 
+// handlePing: GET /v1/ping → 204 for any authenticated client, no store.
+func handlePing() echo.HandlerFunc {
+	return func(c echo.Context) error { return c.NoContent(http.StatusNoContent) }
+}
+
 func handleReadyz(ready func(ctx contextT) error) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		if err := ready(c.Request().Context()); err != nil {
@@ -96,7 +101,7 @@ func (s *Server) handleCreateCheck() echo.HandlerFunc {
 			c.Response().Header().Set("Idempotent-Replayed", "true")
 		}
 		if err != nil {
-			return err
+			return redactErr(err, actorOf(c))
 		}
 		resp, err := s.checkView(ch)
 		if err != nil {
@@ -210,6 +215,14 @@ type customerResponse struct {
 	CustomerID string        `json:"customer_id"`
 	Products   []productView `json:"products"`
 	Hold       *holdView     `json:"hold"`
+	Block      *blockView    `json:"block"`
+}
+
+type blockView struct {
+	Reason string     `json:"reason"`
+	Since  time.Time  `json:"since"`
+	Until  *time.Time `json:"until,omitempty"`
+	By     string     `json:"by"`
 }
 
 type productView struct {
@@ -243,14 +256,19 @@ func (s *Server) handleGetCustomer() echo.HandlerFunc {
 		if h := cust.Hold; h != nil {
 			resp.Hold = &holdView{CheckID: h.ID, Product: h.Product, ExpiresAt: h.ExpiresAt, PlacedBy: h.PlacedBy, AgentID: h.AgentID}
 		}
+		if b := cust.Block; b != nil {
+			resp.Block = &blockView{Reason: b.Reason, Since: b.Since, Until: optTime(b.Until), By: b.By}
+		}
 		return c.JSON(http.StatusOK, resp)
 	}
 }
 
-// handleRelease: DELETE /v1/customers/{customer_id}/products/{product} → 204.
+// handleRelease: DELETE /v1/customers/{customer_id}/products/{product}
+// [?check_id=…] → 204. With check_id only that grant ends (exact
+// compensation of one issuance); without, the most recent one.
 func (s *Server) handleRelease() echo.HandlerFunc {
 	return func(c echo.Context) error {
-		if _, err := s.cfg.Service.Release(c.Request().Context(), actorOf(c), c.Param("customer_id"), c.Param("product")); err != nil {
+		if _, err := s.cfg.Service.Release(c.Request().Context(), actorOf(c), c.Param("customer_id"), c.Param("product"), c.QueryParam("check_id")); err != nil {
 			return err
 		}
 		return c.NoContent(http.StatusNoContent)
@@ -292,6 +310,8 @@ type eventView struct {
 	Actor   string    `json:"actor"`
 	Agent   string    `json:"agent,omitempty"`
 	Reason  string    `json:"reason,omitempty"`
+	Reasons []string  `json:"reasons,omitempty"`
+	Note    string    `json:"note,omitempty"`
 	Fence   int64     `json:"fence,omitempty"`
 }
 
@@ -312,8 +332,12 @@ func (s *Server) handleAudit() echo.HandlerFunc {
 		}
 		out := make([]eventView, 0, len(events))
 		for _, e := range events {
-			out = append(out, eventView{At: e.At, Type: string(e.Type), Product: e.Product, CheckID: e.CheckID,
-				Actor: e.Actor, Agent: e.Agent, Reason: string(e.Reason), Fence: e.Fence})
+			v := eventView{At: e.At, Type: string(e.Type), Product: e.Product, CheckID: e.CheckID,
+				Actor: e.Actor, Agent: e.Agent, Reason: string(e.Reason), Note: e.Note, Fence: e.Fence}
+			for _, r := range e.Reasons {
+				v.Reasons = append(v.Reasons, string(r))
+			}
+			out = append(out, v)
 		}
 		return c.JSON(http.StatusOK, map[string]any{"customer_id": c.Param("customer_id"), "events": out})
 	}

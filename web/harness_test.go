@@ -84,7 +84,14 @@ func newAPI(tb testing.TB, opts ...apiOption) *api {
 		tb.Fatal(err)
 	}
 	cfg.Policy = policy
-	cfg.Service = &validation.Service{Store: store, Policy: policy}
+	// An option may pre-set a *validation.Service to configure it (ratings);
+	// the harness gives it the store and the policy.
+	svc, _ := cfg.Service.(*validation.Service)
+	if svc == nil {
+		svc = &validation.Service{}
+	}
+	svc.Store, svc.Policy = store, policy
+	cfg.Service = svc
 	ts := httptest.NewServer(web.New(cfg))
 	tb.Cleanup(ts.Close)
 	tr := &http.Transport{MaxIdleConnsPerHost: 64, MaxConnsPerHost: 64}

@@ -22,9 +22,12 @@ type Service interface {
 	GetCheck(ctx context.Context, checkID string) (validation.Check, error)
 	Cancel(ctx context.Context, actor validation.Actor, checkID string) (validation.Check, error)
 	Customer(ctx context.Context, customerID string) (validation.Customer, error)
-	Release(ctx context.Context, actor validation.Actor, customerID, product string) (validation.Grant, error)
+	Release(ctx context.Context, actor validation.Actor, customerID, product, checkID string) (validation.Grant, error)
 	Import(ctx context.Context, actor validation.Actor, customerID, product string, grantedAt time.Time) (validation.Grant, error)
 	Audit(ctx context.Context, customerID string, limit int) ([]validation.Event, error)
+	Eligibility(ctx context.Context, customerID, product string) (validation.Eligibility, error)
+	Block(ctx context.Context, actor validation.Actor, customerID, reason string, until time.Time) (*validation.Check, error)
+	Unblock(ctx context.Context, actor validation.Actor, customerID string) error
 }
 
 // Tokens is what the API needs of the credential issuer; *tokens.Issuer is one.
@@ -50,6 +53,16 @@ type Config struct {
 	// RequestTimeout bounds every request, so a stalled Redis gives a quick
 	// 503 rather than a hung client; default 3s.
 	RequestTimeout time.Duration
+	// SecureCookies marks the branch UI's session cookie Secure even when
+	// the request came over plain HTTP (TLS ended at a proxy); it is always
+	// Secure when the request came over TLS.
+	SecureCookies bool
+	// SessionIdle signs a branch agent out after this long without a
+	// request; default DefaultSessionIdle (15m).
+	SessionIdle time.Duration
+	// Metrics counts the domain outcomes and times requests, served at
+	// /metrics; default NewMetrics(nil), on a registry of its own.
+	Metrics *Metrics
 }
 
 // MaxBodyBytes is the largest request body accepted.
@@ -78,6 +91,10 @@ func New(cfg Config) *Server {
 	if cfg.RequestTimeout <= 0 {
 		cfg.RequestTimeout = 3 * time.Second
 	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics(nil)
+	}
+	cfg.Metrics.instrument(&cfg)
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = errorHandler(cfg.Logger)
@@ -153,10 +170,13 @@ func accessLog(log *slog.Logger) echo.MiddlewareFunc {
 			if err != nil {
 				c.Error(err)
 			}
-			log.Info("request",
-				"method", c.Request().Method, "route", c.Path(),
-				"status", c.Response().Status, "duration_ms", float64(time.Since(start).Microseconds())/1000,
-				"client", actorOf(c).ID, "request_id", c.Response().Header().Get(echo.HeaderXRequestID))
+			attrs := []any{"method", c.Request().Method, "route", c.Path(),
+				"status", c.Response().Status, "duration_ms", float64(time.Since(start).Microseconds()) / 1000,
+				"client", actorOf(c).ID, "request_id", c.Response().Header().Get(echo.HeaderXRequestID)}
+			if err != nil {
+				attrs = append(attrs, "reason", toProblem(err).Reason) // a code, never the detail
+			}
+			log.Info("request", attrs...)
 			return nil
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -23,12 +24,21 @@ type config struct {
 	RequestTimeout  time.Duration
 	ShutdownTimeout time.Duration
 	LogLevel        string
+	SecureCookies   bool          // branch UI cookie Secure behind a TLS-terminating proxy
+	SessionIdle     time.Duration // branch UI idle sign-out
+
+	// Redis topology and durability (see redis.go).
+	RedisSentinelMaster string
+	RedisWaitReplicas   int
+	RedisWaitTimeout    time.Duration
 }
 
 type setting struct {
 	flag, env, def, usage string
 	dur                   *time.Duration
 	str                   *string
+	num                   *int  // a count, zero or more
+	on                    *bool // a switch: true or false
 }
 
 func (c *config) settings() []setting {
@@ -41,9 +51,14 @@ func (c *config) settings() []setting {
 		{flag: "verify-keys", env: "ARBITER_VERIFY_KEYS", usage: "PEM file of older public keys still accepted and published in the JWKS (key rotation)", str: &c.VerifyKeysFile},
 		{flag: "issuer", env: "ARBITER_ISSUER", def: "arbiter", usage: "the approval tokens' iss", str: &c.Issuer},
 		{flag: "redis-timeout", env: "ARBITER_REDIS_TIMEOUT", def: "500ms", usage: "dial, read and write timeout of each Redis call", dur: &c.RedisTimeout},
+		{flag: "redis-sentinel-master", env: "ARBITER_REDIS_SENTINEL_MASTER", usage: "Sentinel master name; then the Redis URL lists the Sentinels", str: &c.RedisSentinelMaster},
+		{flag: "redis-wait-replicas", env: "ARBITER_REDIS_WAIT_REPLICAS", def: "0", usage: "replicas that must acknowledge a redemption (Redis WAIT) before it is answered 201; fewer gives 503 not_durable", num: &c.RedisWaitReplicas},
+		{flag: "redis-wait-timeout", env: "ARBITER_REDIS_WAIT_TIMEOUT", def: "100ms", usage: "how long a redemption waits for those replicas", dur: &c.RedisWaitTimeout},
 		{flag: "request-timeout", env: "ARBITER_REQUEST_TIMEOUT", def: "3s", usage: "upper bound of one API request", dur: &c.RequestTimeout},
 		{flag: "shutdown-timeout", env: "ARBITER_SHUTDOWN_TIMEOUT", def: "10s", usage: "how long in-flight requests may finish after SIGTERM", dur: &c.ShutdownTimeout},
 		{flag: "log-level", env: "ARBITER_LOG_LEVEL", def: "info", usage: "debug, info, warn or error", str: &c.LogLevel},
+		{flag: "secure-cookies", env: "ARBITER_SECURE_COOKIES", def: "false", usage: "mark the branch UI session cookie Secure (set it behind a TLS-terminating proxy)", on: &c.SecureCookies},
+		{flag: "session-idle", env: "ARBITER_SESSION_IDLE", def: "15m", usage: "branch UI sessions end after this long without a request", dur: &c.SessionIdle},
 	}
 }
 
@@ -64,6 +79,22 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		usage := fmt.Sprintf("%s (env %s)", s.usage, s.env)
 		if s.str != nil {
 			fs.StringVar(s.str, s.flag, def, usage)
+			continue
+		}
+		if s.on != nil {
+			b, err := strconv.ParseBool(def)
+			if err != nil {
+				return c, fmt.Errorf("%s=%q: want true or false", s.env, def)
+			}
+			fs.BoolVar(s.on, s.flag, b, usage)
+			continue
+		}
+		if s.num != nil {
+			n, err := strconv.Atoi(def)
+			if err != nil || n < 0 {
+				return c, fmt.Errorf("%s=%q: want a whole number, 0 or more", s.env, def)
+			}
+			fs.IntVar(s.num, s.flag, n, usage)
 			continue
 		}
 		d, err := time.ParseDuration(def)
@@ -88,6 +119,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	for _, s := range settings {
 		if s.dur != nil && *s.dur <= 0 {
 			return c, fmt.Errorf("-%s must be positive", s.flag)
+		}
+		if s.num != nil && *s.num < 0 {
+			return c, fmt.Errorf("-%s must be 0 or more", s.flag)
 		}
 	}
 	return c, nil

@@ -12,11 +12,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/arbiter-bank/arbiter/tokens"
 	"github.com/arbiter-bank/arbiter/validation"
+	"github.com/arbiter-bank/arbiter/validation/bureau"
 	"github.com/arbiter-bank/arbiter/validation/redisstore"
 	"github.com/arbiter-bank/arbiter/web"
 )
@@ -28,6 +29,9 @@ var demoClients = []web.Client{
 	{ID: "loan-service", Key: "demo-loan-key", Roles: []validation.Role{validation.RoleChecker, validation.RoleRedeemer}},
 	{ID: "ops", Key: "demo-admin-key", Roles: []validation.Role{validation.RoleAdmin}},
 }
+
+// The demo branch agent of embedded mode, printed at start.
+const demoAgentUsername, demoAgentPassword = "demo", "demo"
 
 // run is the whole program; main only calls it. It returns when ctx is
 // cancelled (after a graceful shutdown) or when the server fails.
@@ -65,7 +69,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	defer closeRedis()
 
-	store := redisstore.New(rdb, redisstore.Options{})
+	metrics := web.NewMetrics(nil)
+	metrics.ObservePool(poolStats(rdb))
+	storeOpts := storeOptions(cfg) // WAIT settings, see redis.go
+	storeOpts.Observe = metrics.ObserveScript
+	store := redisstore.New(rdb, storeOpts)
 	loadCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	if err := store.Load(loadCtx); err != nil {
 		// Not fatal: /readyz says 503 until Redis answers, and scripts
@@ -75,10 +83,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	cancel()
 
 	svc := &validation.Service{Store: store, Policy: policy}
+	if policy.Rating != nil {
+		svc.Ratings = bureau.New(*policy.Rating, &http.Client{})
+	}
 	handler := web.New(web.Config{
 		Service: svc, Tokens: issuer, Policy: policy, Clients: clients,
 		Ready:  store.Ping,
 		Logger: log, RequestTimeout: cfg.RequestTimeout,
+		Metrics:       metrics,
+		SecureCookies: cfg.SecureCookies, SessionIdle: cfg.SessionIdle,
 	})
 
 	ln, err := net.Listen("tcp", cfg.Addr)
@@ -107,12 +120,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
-	log.Info("shutting down", "deadline", cfg.ShutdownTimeout)
+	// Graceful shutdown: stop accepting, let in-flight requests finish
+	// within the deadline; the deferred closeRedis then closes Redis.
+	log.Info("shutting down", "deadline", cfg.ShutdownTimeout.String())
 	shutCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(shutCtx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
+	log.Info("stopped: every in-flight request finished")
 	return nil
 }
 
@@ -141,7 +157,12 @@ func loadPolicy(path string) (*validation.Policy, error) {
 
 func loadClients(cfg config) (*web.Clients, error) {
 	if cfg.ClientsFile == "" {
-		return web.NewClients(append([]web.Client(nil), demoClients...), nil)
+		hash, err := bcrypt.GenerateFromPassword([]byte(demoAgentPassword), bcrypt.DefaultCost)
+		if err != nil {
+			return nil, fmt.Errorf("demo agent: %w", err)
+		}
+		agents := []web.Agent{{Username: demoAgentUsername, PasswordBcrypt: string(hash), Branch: "Demo branch"}}
+		return web.NewClients(append([]web.Client(nil), demoClients...), agents)
 	}
 	data, err := os.ReadFile(cfg.ClientsFile)
 	if err != nil {
@@ -189,41 +210,6 @@ func loadIssuer(cfg config) (*tokens.Issuer, error) {
 	return tokens.NewIssuer(ic)
 }
 
-// openRedis connects to the configured Redis, or starts the embedded one.
-// Timeouts are short and bounded so a dead Redis gives quick 503s; go-redis
-// retries are off because a script retried after a lost reply could run
-// twice (clients retry with an Idempotency-Key instead).
-func openRedis(cfg config, log *slog.Logger) (redis.UniversalClient, func(), error) {
-	url := cfg.RedisURL
-	var mr *miniredis.Miniredis
-	if url == "" {
-		mr = miniredis.NewMiniRedis()
-		mr.ClockTTL(true) // TTLs follow the real clock: holds expire on their own
-		if err := mr.StartAddr("127.0.0.1:0"); err != nil {
-			return nil, nil, fmt.Errorf("embedded redis: %w", err)
-		}
-		url = "redis://" + mr.Addr()
-		log.Warn("EMBEDDED MODE: data lives in memory only and is lost at exit; set ARBITER_REDIS_URL for a real Redis")
-	}
-	opts, err := redis.ParseURL(url)
-	if err != nil {
-		return nil, nil, fmt.Errorf("ARBITER_REDIS_URL: %w", err)
-	}
-	opts.DialTimeout = cfg.RedisTimeout
-	opts.ReadTimeout = cfg.RedisTimeout
-	opts.WriteTimeout = cfg.RedisTimeout
-	opts.PoolTimeout = cfg.RedisTimeout
-	opts.ContextTimeoutEnabled = true
-	opts.MaxRetries = -1
-	rdb := redis.NewClient(opts)
-	return rdb, func() {
-		_ = rdb.Close()
-		if mr != nil {
-			mr.Close()
-		}
-	}, nil
-}
-
 func printDemo(w io.Writer, base string) {
 	var b strings.Builder
 	b.WriteString("\nDEMO MODE (embedded Redis, in memory only). API keys:\n")
@@ -234,6 +220,16 @@ func printDemo(w io.Writer, base string) {
 		}
 		fmt.Fprintf(&b, "  %-14s %-18s %s\n", c.ID, c.Key, strings.Join(roles, ","))
 	}
+	fmt.Fprintf(&b, "Branch UI: %s/branch/  (sign in as %s / %s)\n", base, demoAgentUsername, demoAgentPassword)
 	fmt.Fprintf(&b, "Try:\n  curl -s -X POST %s/v1/checks -H 'Authorization: Bearer demo-checker-key' -H 'Content-Type: application/json' -d '{\"customer_id\":\"C-1001\",\"product\":\"credit_card\"}'\n\n", base)
 	io.WriteString(w, b.String())
+}
+
+// poolStats reads go-redis's pool figures for the metrics.
+func poolStats(rdb redis.UniversalClient) func() web.PoolStats {
+	return func() web.PoolStats {
+		s := rdb.PoolStats()
+		return web.PoolStats{Hits: uint64(s.Hits), Misses: uint64(s.Misses), Timeouts: uint64(s.Timeouts),
+			TotalConns: uint64(s.TotalConns), IdleConns: uint64(s.IdleConns), StaleConns: uint64(s.StaleConns)}
+	}
 }

@@ -196,11 +196,16 @@ func (c *Client) Customer(ctx context.Context, customerID string) (*Customer, er
 
 // Release ends the customer's grant of product at arbiter (the product was
 // closed, or its issuance is being compensated), so an excluded product can
-// be granted again. It returns ErrGrantNotFound when the customer holds no
-// such grant and ErrNotRedeemer when this client may not release it.
-func (c *Client) Release(ctx context.Context, customerID, product string) error {
-	_, err := c.do(ctx, request{op: "release", method: http.MethodDelete,
-		path: "/v1/customers/" + url.PathEscape(customerID) + "/products/" + url.PathEscape(product), retry: retryUnsent}, nil)
+// be granted again. With a checkID it ends exactly the grant redeemed from
+// that check (exact compensation); with "" the most recent grant of the
+// product. It returns ErrGrantNotFound when the customer holds no such grant
+// and ErrNotRedeemer when this client may not release it.
+func (c *Client) Release(ctx context.Context, customerID, product, checkID string) error {
+	path := "/v1/customers/" + url.PathEscape(customerID) + "/products/" + url.PathEscape(product)
+	if checkID != "" {
+		path += "?check_id=" + url.QueryEscape(checkID)
+	}
+	_, err := c.do(ctx, request{op: "release", method: http.MethodDelete, path: path, retry: retryUnsent}, nil)
 	return err
 }
 

@@ -134,7 +134,7 @@ func TestRefusalDetails(t *testing.T) {
 		if _, err := portal.GetCheck(ctx, "chk_nope"); !errors.Is(err, client.ErrCheckNotFound) {
 			t.Fatalf("GetCheck(unknown) = %v, want ErrCheckNotFound", err)
 		}
-		if err := cards.Release(ctx, customer, "credit_card"); !errors.Is(err, client.ErrGrantNotFound) {
+		if err := cards.Release(ctx, customer, "credit_card", ""); !errors.Is(err, client.ErrGrantNotFound) {
 			t.Fatalf("Release(nothing held) = %v, want ErrGrantNotFound", err)
 		}
 	})
@@ -237,7 +237,7 @@ func TestRetries(t *testing.T) {
 			}
 		}))
 		defer srv.Close()
-		err := newClient(t, srv.URL, "k", "").Release(ctx, "C1", "credit_card")
+		err := newClient(t, srv.URL, "k", "").Release(ctx, "C1", "credit_card", "")
 		if err == nil || !client.IsTemporary(err) {
 			t.Fatalf("Release = %v, want a temporary network error", err)
 		}
@@ -275,7 +275,7 @@ func TestRetries(t *testing.T) {
 		addr := ln.Addr().String()
 		ln.Close() // nothing listens there now
 		start := time.Now()
-		err = newClient(t, "http://"+addr, "k", "").Release(ctx, "C1", "credit_card")
+		err = newClient(t, "http://"+addr, "k", "").Release(ctx, "C1", "credit_card", "")
 		var op *net.OpError
 		if !errors.As(err, &op) || op.Op != "dial" {
 			t.Fatalf("Release = %v, want a dial error", err)

@@ -115,7 +115,7 @@ func ExampleClient_Release() {
 		fmt.Println("loan refused; in the way:", refusal.HeldProducts)
 	}
 
-	if err := cards.Release(ctx, customer, "credit_card"); err != nil {
+	if err := cards.Release(ctx, customer, "credit_card", ""); err != nil {
 		log.Fatal(err)
 	}
 	loan, err := loans.Check(ctx, client.CheckRequest{CustomerID: customer, Product: "personal_loan"})

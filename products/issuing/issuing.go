@@ -97,7 +97,7 @@ type Arbiter interface {
 	Check(ctx context.Context, r client.CheckRequest) (*client.Check, error)
 	Cancel(ctx context.Context, checkID string) error
 	Redeem(ctx context.Context, r client.Redemption) (*client.Grant, error)
-	Release(ctx context.Context, customerID, product string) error
+	Release(ctx context.Context, customerID, product, checkID string) error
 	Customer(ctx context.Context, customerID string) (*client.Customer, error)
 	VerifyToken(ctx context.Context, token string) (client.Claims, error)
 }

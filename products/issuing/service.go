@@ -158,7 +158,7 @@ func (s *Service) compensate(ctx context.Context, p Pending, g *client.Grant, ca
 	case errors.Is(cause, ErrAlreadyIssued):
 		reason = ReasonAlreadyIssued
 	}
-	err := s.Arbiter.Release(context.WithoutCancel(ctx), g.CustomerID, g.Product)
+	err := s.Arbiter.Release(context.WithoutCancel(ctx), g.CustomerID, g.Product, g.CheckID)
 	if err != nil && !errors.Is(err, client.ErrGrantNotFound) {
 		s.log().Error("issuance failed and the grant could not be released yet; left pending", "customer", g.CustomerID, "check", g.CheckID, "cause", cause, "err", err)
 		return &Error{Reason: reason, Detail: "the product could not be issued; arbiter's grant will be released by reconciliation", Pending: true, Err: cause}
@@ -217,7 +217,7 @@ func (s *Service) Close(ctx context.Context, customerID string) (Closure, error)
 
 // release finishes a pending release; false if it must be retried.
 func (s *Service) release(ctx context.Context, p Pending) bool {
-	err := s.Arbiter.Release(ctx, p.CustomerID, s.Product)
+	err := s.Arbiter.Release(ctx, p.CustomerID, s.Product, p.CheckID)
 	if err != nil && !errors.Is(err, client.ErrGrantNotFound) {
 		s.log().Warn("release at arbiter failed; left pending", "customer", p.CustomerID, "err", err)
 		return false

@@ -45,7 +45,7 @@ func (f *fakeArbiter) Redeem(ctx context.Context, r client.Redemption) (*client.
 	return &g, nil
 }
 
-func (f *fakeArbiter) Release(ctx context.Context, customer, product string) error {
+func (f *fakeArbiter) Release(ctx context.Context, customer, product, checkID string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.failRelease {

@@ -411,9 +411,12 @@ func TestContractCancel(t *testing.T) {
 		_, err := s.Cancel(ctx, validation.CancelRequest{CustomerID: "C-1", CheckID: c.ID, Actor: "loan-service", Products: []string{"personal_loan"}, Now: t0})
 		wantReason(t, err, validation.ReasonForbidden)
 
-		got, err := s.Cancel(ctx, validation.CancelRequest{CustomerID: "C-1", CheckID: c.ID, Actor: "branch-portal", Now: t0.Add(time.Second)})
+		got, err := s.Cancel(ctx, validation.CancelRequest{CustomerID: "C-1", CheckID: c.ID, Actor: "branch-portal", Agent: "ana", Now: t0.Add(time.Second)})
 		if err != nil || got.Status != validation.StatusCancelled || got.EndedBy != "branch-portal" {
 			t.Fatalf("cancel = %+v, %v", got, err)
+		}
+		if ev, _ := s.Audit(ctx, "C-1", 1, t0.Add(time.Second)); ev[0].Type != validation.EventCancelled || ev[0].Agent != "ana" {
+			t.Fatalf("cancel event = %+v, want agent ana", ev[0])
 		}
 		_, err = s.Cancel(ctx, validation.CancelRequest{CustomerID: "C-1", CheckID: c.ID, Actor: "branch-portal", Now: t0.Add(time.Second)})
 		wantReason(t, err, validation.ReasonCheckNotHeld)
@@ -584,6 +587,36 @@ func TestContractPrunesOldChecks(t *testing.T) {
 		wantReason(t, err, validation.ReasonCheckNotFound)
 		if _, err := s.Check(ctx, "C-1", recent.ID, t0.Add(80*time.Minute)); err != nil {
 			t.Fatalf("recent check pruned: %v", err)
+		}
+	})
+}
+
+func TestContractReleaseByCheck(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		s, ctx := b.store, context.Background()
+		var ids []string
+		for i := 0; i < 2; i++ {
+			req := holdRequest(t, "C-1", "credit_card", t0.Add(time.Duration(i)*time.Minute))
+			req.Rule.Max = 2
+			c, _, err := s.Hold(ctx, req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := s.Redeem(ctx, validation.RedeemRequest{Rule: req.Rule, CustomerID: "C-1", CheckID: c.ID, Actor: "card-service", Now: req.Now, MaxAttempts: 5}); err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, c.ID)
+		}
+		// The older grant, by its check id, although it is not the most recent.
+		g, err := s.Release(ctx, validation.ReleaseRequest{CustomerID: "C-1", Product: "credit_card", CheckID: ids[0], Actor: "card-service", Now: t0.Add(time.Hour)})
+		if err != nil || g.CheckID != ids[0] {
+			t.Fatalf("release of %s = %+v, %v", ids[0], g, err)
+		}
+		_, err = s.Release(ctx, validation.ReleaseRequest{CustomerID: "C-1", Product: "credit_card", CheckID: ids[0], Actor: "card-service", Now: t0.Add(time.Hour)})
+		wantReason(t, err, validation.ReasonGrantNotFound)
+		cust, _ := s.Customer(ctx, "C-1", t0.Add(time.Hour))
+		if len(cust.Grants) != 1 || cust.Grants[0].CheckID != ids[1] {
+			t.Fatalf("remaining grants = %+v", cust.Grants)
 		}
 	})
 }

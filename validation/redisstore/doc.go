@@ -14,6 +14,8 @@
 //	arb:{C}:checks   hash    check id → check JSON; kept for the retention after the check ends
 //	arb:{C}:log      list    check ids in creation order, to prune checks in constant time
 //	arb:{C}:audit    list    event JSON, newest first, capped (Options.AuditCap)
+//	arb:{C}:block    hash    blocklist entry: reason, until, by, at (PEXPIREAT = until)
+//	arb:{C}:rating   string  the bureau's cached score (PX = the policy's cache_ttl)
 //	arb:{C}:idem:H   string  idempotency record of a check request (H: hash of client and key)
 //
 // The meta hash and the grants never expire: the fence must grow for ever,

@@ -45,21 +45,7 @@ func TestRoundTrips(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	measure := func(name string, op func()) {
-		t.Helper()
-		before, stats := hook.n.Load(), srv.CommandStats(t)
-		op()
-		after := srv.CommandStats(t)
-		if got, want := hook.n.Load()-before, int64(1); got != want {
-			t.Errorf("%s: client sent %d commands, want %d", name, got, want)
-		}
-		if got, want := after["evalsha"]-stats["evalsha"], int64(1); got != want {
-			t.Errorf("%s: server ran %d EVALSHA, want %d", name, got, want)
-		}
-		if got := after["eval"] - stats["eval"]; got != 0 {
-			t.Errorf("%s: server ran %d EVAL (script not loaded?)", name, got)
-		}
-	}
+	measure := func(name string, op func()) { t.Helper(); oneRoundTrip(t, srv, hook, name, op) }
 
 	var c validation.Check
 	measure("check", func() { c = hold(t, s, "C-1", "credit_card", time.Now()) })
@@ -82,6 +68,25 @@ func TestRoundTrips(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// oneRoundTrip fails unless op sends exactly one command, an EVALSHA,
+// counted by the client hook and by the server (INFO commandstats also
+// counts the commands a script runs inside, so only EVALSHA/EVAL are read).
+func oneRoundTrip(t *testing.T, srv *redistest.Server, hook *counter, name string, op func()) {
+	t.Helper()
+	before, stats := hook.n.Load(), srv.CommandStats(t)
+	op()
+	after := srv.CommandStats(t)
+	if got, want := hook.n.Load()-before, int64(1); got != want {
+		t.Errorf("%s: client sent %d commands, want %d", name, got, want)
+	}
+	if got, want := after["evalsha"]-stats["evalsha"], int64(1); got != want {
+		t.Errorf("%s: server ran %d EVALSHA, want %d", name, got, want)
+	}
+	if got := after["eval"] - stats["eval"]; got != 0 {
+		t.Errorf("%s: server ran %d EVAL (script not loaded?)", name, got)
+	}
 }
 
 // TestUnavailable proves a dead Redis gives a quick ErrUnavailable, and that
@@ -111,4 +116,41 @@ func TestUnavailable(t *testing.T) {
 		t.Fatalf("Ping after restart: %v", err)
 	}
 	hold(t, s, "C-1", "credit_card", time.Now()) // NOSCRIPT after restart falls back to EVAL
+}
+
+// TestRoundTripsEligibility: a blocked customer's refusal and a check on a
+// warm rating cache are one EVALSHA each too.
+func TestRoundTripsEligibility(t *testing.T) {
+	srv := redistest.MustStartRedis(t)
+	rdb := srv.Client(t)
+	hook := &counter{}
+	rdb.AddHook(hook)
+	s := redisstore.New(rdb, redisstore.Options{})
+	ctx := context.Background()
+	if err := s.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	once := func(name string, op func()) { t.Helper(); oneRoundTrip(t, srv, hook, name, op) }
+	if _, err := s.Block(ctx, validation.BlockRequest{CustomerID: "B-1", Reason: "fraud", Actor: "ops", Now: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	once("blocked refusal", func() {
+		_, _, err := s.Hold(ctx, holdRequest(t, "B-1", "credit_card", time.Now()))
+		wantReason(t, err, validation.ReasonCustomerBlocked)
+	})
+	warm := holdRequest(t, "R-1", "credit_card", time.Now())
+	warm.Rule.MinRating, warm.Rating = 500, validation.RatingInput{Score: score(700), CacheTTL: time.Hour}
+	if _, _, err := s.Hold(ctx, warm); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Cancel(ctx, validation.CancelRequest{CustomerID: "R-1", CheckID: warm.CheckID, Actor: "x", Now: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	once("check on a warm rating cache", func() {
+		req := holdRequest(t, "R-1", "credit_card", time.Now())
+		req.Rule.MinRating, req.Rating.CacheTTL = 500, time.Hour
+		if _, _, err := s.Hold(ctx, req); err != nil {
+			t.Fatal(err)
+		}
+	})
 }

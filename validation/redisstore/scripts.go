@@ -29,6 +29,12 @@ var (
 	luaImport string
 	//go:embed lua/audit.lua
 	luaAudit string
+	//go:embed lua/eligibility.lua
+	luaEligibility string
+	//go:embed lua/block.lua
+	luaBlock string
+	//go:embed lua/unblock.lua
+	luaUnblock string
 )
 
 var (
@@ -40,16 +46,22 @@ var (
 	releaseScript  = redis.NewScript(luaPrelude + luaRelease)
 	importScript   = redis.NewScript(luaPrelude + luaImport)
 	auditScript    = redis.NewScript(luaPrelude + luaAudit)
+	eligScript     = redis.NewScript(luaPrelude + luaEligibility)
+	blockScript    = redis.NewScript(luaPrelude + luaBlock)
+	unblockScript  = redis.NewScript(luaPrelude + luaUnblock)
 )
 
 // scripts lists every script with the name used in errors and metrics.
 var scripts = map[string]*redis.Script{
-	"check":    checkScript,
-	"redeem":   redeemScript,
-	"get":      getScript,
-	"cancel":   cancelScript,
-	"customer": customerScript,
-	"release":  releaseScript,
-	"import":   importScript,
-	"audit":    auditScript,
+	"check":       checkScript,
+	"redeem":      redeemScript,
+	"get":         getScript,
+	"cancel":      cancelScript,
+	"customer":    customerScript,
+	"release":     releaseScript,
+	"import":      importScript,
+	"audit":       auditScript,
+	"eligibility": eligScript,
+	"block":       blockScript,
+	"unblock":     unblockScript,
 }

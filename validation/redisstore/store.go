@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -36,6 +37,14 @@ type Options struct {
 	// Observe, when set, is called after every script with its name, its
 	// duration and its error (nil, or the transport or server error).
 	Observe func(script string, d time.Duration, err error)
+	// WaitReplicas, when positive, makes a redemption succeed only once that
+	// many replicas acknowledged its grant (Redis WAIT, sent in the same
+	// round trip as the script); fewer within WaitTimeout gives
+	// validation.ErrNotDurable while the grant stays applied, so retrying
+	// the redemption replays it. Zero: answer as soon as the master has it.
+	WaitReplicas int
+	// WaitTimeout bounds each WAIT; default DefaultWaitTimeout (100ms).
+	WaitTimeout time.Duration
 }
 
 // Store is a validation.Store on Redis (single node, Sentinel or Cluster).
@@ -78,7 +87,7 @@ func (s *Store) Ping(ctx context.Context) error {
 
 func customerKeys(customer string) []string {
 	p := "arb:{" + customer + "}:"
-	return []string{p + "meta", p + "hold", p + "grants", p + "checks", p + "log", p + "audit"}
+	return []string{p + "meta", p + "hold", p + "grants", p + "checks", p + "log", p + "audit", p + "block", p + "rating"}
 }
 
 func idemKey(customer, key string) string { return "arb:{" + customer + "}:idem:" + key }
@@ -128,11 +137,14 @@ func (s *Store) Hold(ctx context.Context, req validation.HoldRequest) (validatio
 	res, err := s.run(ctx, "check", req.CustomerID, req.Now, extra,
 		req.Rule.Product, req.Rule.Max, strings.Join(req.Rule.Conflicts, ","),
 		req.CheckID, hex.EncodeToString(req.Secret), req.Rule.HoldTTL.Milliseconds(),
-		req.Actor, req.AgentID, req.RequestHash, req.IdempotencyTTL.Milliseconds())
+		req.Actor, req.AgentID, req.RequestHash, req.IdempotencyTTL.Milliseconds(),
+		req.Rule.MinRating, scoreArg(req.Rating), req.Rating.CacheTTL.Milliseconds())
 	if err != nil {
 		return validation.Check{}, false, err
 	}
 	switch str(res, 0) {
+	case "need_rating":
+		return validation.Check{}, false, validation.ErrRatingNeeded
 	case "held":
 		c, err := decodeCheck(req.CustomerID, str(res, 1), "")
 		c.Secret = req.Secret
@@ -152,7 +164,11 @@ func (s *Store) Redeem(ctx context.Context, req validation.RedeemRequest) (valid
 	if req.CheckID == "" {
 		mode = "otp"
 	}
-	res, err := s.run(ctx, "redeem", req.CustomerID, req.Now, nil,
+	run := s.run
+	if s.opts.WaitReplicas > 0 {
+		run = s.runDurable // see wait.go
+	}
+	res, err := run(ctx, "redeem", req.CustomerID, req.Now, nil,
 		mode, req.Rule.Product, req.CheckID, req.Code, req.Actor,
 		req.Rule.Max, strings.Join(req.Rule.Conflicts, ","), req.MaxAttempts,
 		otpPeriodSeconds, otpSkew)
@@ -167,6 +183,71 @@ func (s *Store) Redeem(ctx context.Context, req validation.RedeemRequest) (valid
 		return validation.Grant{}, false, refusal(str(res, 1))
 	}
 	return validation.Grant{}, false, scriptError("redeem", res)
+}
+
+// scoreArg encodes a RatingInput for the scripts' evaluate: ” reads the
+// cache, a number is a fresh score, 'skip' passes the rule.
+func scoreArg(r validation.RatingInput) string {
+	switch {
+	case r.Skip:
+		return "skip"
+	case r.Score != nil:
+		return strconv.Itoa(*r.Score)
+	}
+	return ""
+}
+
+// Eligibility implements validation.Store.
+func (s *Store) Eligibility(ctx context.Context, req validation.EligibilityRequest) (validation.EligibilityResult, error) {
+	res, err := s.run(ctx, "eligibility", req.CustomerID, req.Now, nil,
+		req.Rule.Product, req.Rule.Max, strings.Join(req.Rule.Conflicts, ","),
+		req.Rule.MinRating, scoreArg(req.Rating), req.Rating.CacheTTL.Milliseconds())
+	if err != nil {
+		return validation.EligibilityResult{}, err
+	}
+	switch str(res, 0) {
+	case "need_rating":
+		return validation.EligibilityResult{}, validation.ErrRatingNeeded
+	case "ok":
+		vs, err := decodeViolations(str(res, 1))
+		return validation.EligibilityResult{Violations: vs, Rating: validation.RatingState(str(res, 2))}, err
+	}
+	return validation.EligibilityResult{}, scriptError("eligibility", res)
+}
+
+// Block implements validation.Store.
+func (s *Store) Block(ctx context.Context, req validation.BlockRequest) (*validation.Check, error) {
+	var until int64
+	if !req.Until.IsZero() {
+		until = req.Until.UnixMilli()
+	}
+	res, err := s.run(ctx, "block", req.CustomerID, req.Now, nil, req.Reason, until, req.Actor)
+	if err != nil {
+		return nil, err
+	}
+	if str(res, 0) != "ok" {
+		return nil, scriptError("block", res)
+	}
+	if id := str(res, 1); id != "" {
+		c, err := s.Check(ctx, req.CustomerID, id, req.Now)
+		if err != nil {
+			return nil, err
+		}
+		return &c, nil
+	}
+	return nil, nil
+}
+
+// Unblock implements validation.Store.
+func (s *Store) Unblock(ctx context.Context, customerID, actor string, now time.Time) error {
+	res, err := s.run(ctx, "unblock", customerID, now, nil, actor)
+	if err != nil {
+		return err
+	}
+	if str(res, 0) == "ok" {
+		return nil
+	}
+	return validation.Errorf(validation.ReasonNotFound, "customer %s is not blocked", customerID)
 }
 
 // Check implements validation.Store.
@@ -187,7 +268,7 @@ func (s *Store) Cancel(ctx context.Context, req validation.CancelRequest) (valid
 	if req.Products != nil {
 		allowed = strings.Join(req.Products, ",")
 	}
-	res, err := s.run(ctx, "cancel", req.CustomerID, req.Now, nil, req.CheckID, req.Actor, allowed)
+	res, err := s.run(ctx, "cancel", req.CustomerID, req.Now, nil, req.CheckID, req.Actor, allowed, req.Agent)
 	if err != nil {
 		return validation.Check{}, err
 	}
@@ -211,7 +292,14 @@ func (s *Store) Customer(ctx context.Context, customerID string, now time.Time) 
 		}
 		cust.Hold = &c
 	}
-	for i := 1; i < len(res); i++ {
+	if raw := str(res, 1); raw != "" {
+		var v violationJSON
+		if err := json.Unmarshal([]byte(raw), &v); err != nil {
+			return cust, fmt.Errorf("decode block: %w", err)
+		}
+		cust.Block = &validation.Block{Reason: v.Note, Since: ms(v.Since), Until: ms(v.Until), By: v.By}
+	}
+	for i := 2; i < len(res); i++ {
 		g, err := decodeGrant(customerID, str(res, i))
 		if err != nil {
 			return cust, err
@@ -224,7 +312,7 @@ func (s *Store) Customer(ctx context.Context, customerID string, now time.Time) 
 
 // Release implements validation.Store.
 func (s *Store) Release(ctx context.Context, req validation.ReleaseRequest) (validation.Grant, error) {
-	res, err := s.run(ctx, "release", req.CustomerID, req.Now, nil, req.Product, req.Actor)
+	res, err := s.run(ctx, "release", req.CustomerID, req.Now, nil, req.Product, req.Actor, req.CheckID)
 	if err != nil {
 		return validation.Grant{}, err
 	}
@@ -263,10 +351,14 @@ func (s *Store) Audit(ctx context.Context, customerID string, limit int, now tim
 		if err := json.Unmarshal([]byte(str(res, i)), &e); err != nil {
 			return nil, fmt.Errorf("decode audit event: %w", err)
 		}
-		events = append(events, validation.Event{
+		ev := validation.Event{
 			At: ms(e.At), Type: validation.EventType(e.Type), Product: e.Product, CheckID: e.CheckID,
-			Actor: e.Actor, Agent: e.Agent, Reason: validation.Reason(e.Reason), Fence: int64(e.Fence),
-		})
+			Actor: e.Actor, Agent: e.Agent, Reason: validation.Reason(e.Reason), Note: e.Note, Fence: int64(e.Fence),
+		}
+		for _, r := range e.Reasons {
+			ev.Reasons = append(ev.Reasons, validation.Reason(r))
+		}
+		events = append(events, ev)
 	}
 	return events, nil
 }
@@ -298,23 +390,28 @@ type grantJSON struct {
 }
 
 type eventJSON struct {
-	At      float64 `json:"at"`
-	Type    string  `json:"type"`
-	Product string  `json:"product"`
-	CheckID string  `json:"check_id"`
-	Actor   string  `json:"actor"`
-	Agent   string  `json:"agent"`
-	Reason  string  `json:"reason"`
-	Fence   float64 `json:"fence"`
+	At      float64  `json:"at"`
+	Type    string   `json:"type"`
+	Product string   `json:"product"`
+	CheckID string   `json:"check_id"`
+	Actor   string   `json:"actor"`
+	Agent   string   `json:"agent"`
+	Reason  string   `json:"reason"`
+	Reasons []string `json:"reasons"`
+	Note    string   `json:"note"`
+	Fence   float64  `json:"fence"`
 }
 
 type violationJSON struct {
-	Reason  string  `json:"reason"`
-	Product string  `json:"product"`
-	CheckID string  `json:"check_id"`
-	Since   float64 `json:"since"`
-	Until   float64 `json:"until"`
-	By      string  `json:"by"`
+	Reason   string   `json:"reason"`
+	Product  string   `json:"product"`
+	CheckID  string   `json:"check_id"`
+	Since    float64  `json:"since"`
+	Until    float64  `json:"until"`
+	By       string   `json:"by"`
+	Note     string   `json:"note"`
+	Required *float64 `json:"required"`
+	Score    *float64 `json:"score"`
 }
 
 func decodeCheck(customer, raw, secretHex string) (validation.Check, error) {
@@ -349,21 +446,45 @@ func decodeGrant(customer, raw string) (validation.Grant, error) {
 	}, nil
 }
 
+// decodeViolations turns the scripts' violations into the domain's.
+func decodeViolations(raw string) ([]validation.Violation, error) {
+	var vs []violationJSON
+	if err := json.Unmarshal([]byte(raw), &vs); err != nil {
+		return nil, fmt.Errorf("decode violations %q: %w", raw, err)
+	}
+	out := make([]validation.Violation, 0, len(vs))
+	for _, v := range vs {
+		out = append(out, validation.Violation{
+			Reason: validation.Reason(v.Reason), Product: v.Product, CheckID: v.CheckID,
+			Since: ms(v.Since), Until: ms(v.Until), By: v.By, Note: v.Note,
+			RequiredRating: intPtr(v.Required), Rating: intPtr(v.Score),
+		})
+	}
+	return out, nil
+}
+
+func intPtr(f *float64) *int {
+	if f == nil {
+		return nil
+	}
+	n := int(*f)
+	return &n
+}
+
 // refusal turns the script's violations into the domain's refusal error.
 func refusal(raw string) error {
-	var vs []violationJSON
-	if err := json.Unmarshal([]byte(raw), &vs); err != nil || len(vs) == 0 {
-		return fmt.Errorf("decode violations %q: %v", raw, err)
+	vs, err := decodeViolations(raw)
+	if err != nil {
+		return err
 	}
-	e := &validation.Error{Reason: validation.Reason(vs[0].Reason)}
+	if len(vs) == 0 {
+		return fmt.Errorf("refusal without violations")
+	}
+	e := &validation.Error{Reason: vs[0].Reason, Violations: vs}
 	for _, v := range vs {
-		e.Violations = append(e.Violations, validation.Violation{
-			Reason: validation.Reason(v.Reason), Product: v.Product, CheckID: v.CheckID,
-			Since: ms(v.Since), Until: ms(v.Until), By: v.By,
-		})
-		switch validation.Reason(v.Reason) {
+		switch v.Reason {
 		case validation.ReasonHoldExists:
-			e.HeldProduct, e.HeldUntil, e.HeldBy = v.Product, ms(v.Until), v.By
+			e.HeldProduct, e.HeldUntil, e.HeldBy = v.Product, v.Until, v.By
 		case validation.ReasonConflictingProduct:
 			e.HeldProducts = append(e.HeldProducts, v.Product)
 		}

@@ -1,7 +1,7 @@
 -- cancel: end a live hold. ARGV[4] check id, [5] actor, [6] products the
--- actor may cancel (csv) or '*'.
+-- actor may cancel (csv) or '*', [7] the agent acting through the actor.
 -- Returns {'ok', check} | {'error', reason, status}
-local id, actor, allowed = ARGV[4], ARGV[5], ARGV[6]
+local id, actor, allowed, agent = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 settle()
 local c = get_check(id)
 if not c then return {'error', 'check_not_found', ''} end
@@ -9,5 +9,5 @@ if allowed ~= '*' and not split(allowed)[c.product] then return {'error', 'forbi
 if redis.call('HGET', K_HOLD, 'check_id') ~= id then return {'error', 'check_not_held', c.status} end
 redis.call('DEL', K_HOLD)
 end_check(c, 'cancelled', actor, 'cancelled')
-audit({type = 'cancelled', product = c.product, check_id = id, actor = actor, reason = 'cancelled', fence = c.fence})
+audit({type = 'cancelled', product = c.product, check_id = id, actor = actor, agent = agent, reason = 'cancelled', fence = c.fence})
 return {'ok', cjson.encode(c)}

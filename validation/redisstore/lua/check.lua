@@ -1,12 +1,14 @@
 -- check: apply the policy and, only if the customer is free, place a hold.
 -- ARGV[4] product, [5] max, [6] conflicts (csv), [7] check id, [8] secret (hex),
--- [9] hold ttl (ms), [10] actor, [11] agent, [12] request hash, [13] idempotency ttl (ms)
+-- [9] hold ttl (ms), [10] actor, [11] agent, [12] request hash, [13] idempotency ttl (ms),
+-- [14] min rating (0: none), [15] score ('' cache, number fresh, 'skip'), [16] rating cache ttl (ms)
 -- Returns {'held', check} | {'replay', check, secret or ''} | {'refused', violations, '0'|'1'}
---       | {'error', reason}
+--       | {'need_rating'} | {'error', reason}
 local product, max, conflicts = ARGV[4], tonumber(ARGV[5]), ARGV[6]
 local id, secret, ttl = ARGV[7], ARGV[8], tonumber(ARGV[9])
 local actor, agent, req_hash, idem_ttl = ARGV[10], ARGV[11], ARGV[12], tonumber(ARGV[13])
-local K_IDEM = KEYS[7]
+local min_rating, score_arg, rating_ttl = tonumber(ARGV[14]), ARGV[15], tonumber(ARGV[16])
+local K_IDEM = KEYS[9]
 
 settle()
 
@@ -24,10 +26,11 @@ if K_IDEM then
   end
 end
 
-local vs = violations(product, max, conflicts, true)
+local vs, need = evaluate(product, max, conflicts, min_rating, score_arg, rating_ttl)
+if need then return {need} end
 if #vs > 0 then
   local enc = cjson.encode(vs)
-  audit({type = 'refused', product = product, actor = actor, agent = agent, reason = vs[1].reason})
+  audit({type = 'refused', product = product, actor = actor, agent = agent, reason = vs[1].reason, reasons = reasons(vs)})
   if K_IDEM then
     redis.call('SET', K_IDEM, cjson.encode({req = req_hash, refused = enc}), 'PX', idem_ttl)
   end

@@ -6,7 +6,7 @@
 -- Returns {'ok', grant} | {'refused', violations}
 local product, max, conflicts, id, actor, granted = ARGV[4], tonumber(ARGV[5]), ARGV[6], ARGV[7], ARGV[8], tonumber(ARGV[9])
 settle()
-local vs = violations(product, max, conflicts, false)
+local vs = grant_violations({}, product, max, conflicts)
 if #vs > 0 then return {'refused', cjson.encode(vs)} end
 local fence = redis.call('HINCRBY', K_META, 'fence', 1)
 local g = {check_id = id, product = product, fence = fence, granted = granted, by = actor}

@@ -7,9 +7,12 @@
 --   KEYS[4] checks  hash   check_id -> check JSON (pruned after the retention)
 --   KEYS[5] log     list   check ids in creation order, for pruning
 --   KEYS[6] audit   list   event JSON, newest first, capped
---   KEYS[7] idem    string idempotency record (check script only)
+--   KEYS[7] block   hash   reason, until, by, at (PEXPIREAT = until, when set)
+--   KEYS[8] rating  string the bureau's score, cached (PX = cache TTL)
+--   KEYS[9] idem    string idempotency record (check script only)
 -- ARGV[1] now (ms), ARGV[2] audit cap, ARGV[3] retention (ms); the rest is per script.
 local K_META, K_HOLD, K_GRANTS, K_CHECKS, K_LOG, K_AUDIT = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local K_BLOCK, K_RATING = KEYS[7], KEYS[8]
 local NOW = tonumber(ARGV[1])
 local AUDIT_CAP = tonumber(ARGV[2])
 local RETENTION = tonumber(ARGV[3])
@@ -69,11 +72,10 @@ local function by_granted(a, b)
   return a.granted < b.granted
 end
 
--- violations applies a product's rule to the customer's grants (and to the
--- live hold when with_hold), returning every failed rule in a fixed order:
--- already_holds_product, conflicting_product (oldest grant first), hold_exists.
-local function violations(product, max, conflicts_csv, with_hold)
-  local vs = {}
+-- grant_violations applies a product's rule to the customer's grants,
+-- appending to vs: already_holds_product, then conflicting_product (oldest
+-- grant first).
+local function grant_violations(vs, product, max, conflicts_csv)
   local conflicts = split(conflicts_csv)
   local same, other = {}, {}
   for _, raw in ipairs(redis.call('HVALS', K_GRANTS)) do
@@ -92,13 +94,58 @@ local function violations(product, max, conflicts_csv, with_hold)
   for _, g in ipairs(other) do
     table.insert(vs, {reason = 'conflicting_product', product = g.product, check_id = g.check_id, since = g.granted})
   end
-  if with_hold then
-    local h = redis.call('HMGET', K_HOLD, 'check_id', 'product', 'expires', 'by')
-    if h[1] then
-      table.insert(vs, {reason = 'hold_exists', product = h[2], check_id = h[1], ['until'] = tonumber(h[3]), by = h[4]})
+  return vs
+end
+
+-- evaluate applies every rule of a check, returning the failed ones in a
+-- fixed order: customer_blocked, rating_too_low, already_holds_product,
+-- conflicting_product, hold_exists. The rating rule (min_rating > 0) uses
+-- score_arg: '' reads the cached score, a number is a fresh score from the
+-- bureau (cached here for rating_ttl ms), 'skip' passes the rule unevaluated.
+-- The bureau is asked only when its answer can change the decision: when
+-- the cache is cold and every other rule passes, evaluate returns nil and
+-- 'need_rating', having written nothing. The third result is the rating
+-- rule's state (see below).
+local function evaluate(product, max, conflicts_csv, min_rating, score_arg, rating_ttl)
+  local vs = {}
+  local b = redis.call('HMGET', K_BLOCK, 'reason', 'until', 'by', 'at')
+  if b[1] and (tonumber(b[2]) == 0 or tonumber(b[2]) > NOW) then
+    table.insert(vs, {reason = 'customer_blocked', note = b[1], ['until'] = tonumber(b[2]), by = b[3], since = tonumber(b[4])})
+  end
+  local rating_at = #vs + 1
+  grant_violations(vs, product, max, conflicts_csv)
+  local h = redis.call('HMGET', K_HOLD, 'check_id', 'product', 'expires', 'by')
+  if h[1] then
+    table.insert(vs, {reason = 'hold_exists', product = h[2], check_id = h[1], ['until'] = tonumber(h[3]), by = h[4]})
+  end
+  -- rstate says what became of the rating rule: none (no min_rating),
+  -- skip (bureau unavailable, policy allows), unknown (cold cache, not
+  -- worth a bureau call because other rules fail), pass or fail.
+  if min_rating == 0 then return vs, nil, 'none' end
+  if score_arg == 'skip' then return vs, nil, 'skip' end
+  local score
+  if score_arg ~= '' then
+    score = tonumber(score_arg)
+    redis.call('SET', K_RATING, score, 'PX', rating_ttl)
+  else
+    score = tonumber(redis.call('GET', K_RATING))
+    if not score then
+      if #vs == 0 then return nil, 'need_rating' end
+      return vs, nil, 'unknown'
     end
   end
-  return vs
+  if score < min_rating then
+    table.insert(vs, rating_at, {reason = 'rating_too_low', product = product, required = min_rating, score = score})
+    return vs, nil, 'fail'
+  end
+  return vs, nil, 'pass'
+end
+
+-- reasons lists the reason codes of violations, for the audit trail.
+local function reasons(vs)
+  local out = {}
+  for i, v in ipairs(vs) do out[i] = v.reason end
+  return out
 end
 
 local function grant_of(c)

@@ -54,7 +54,7 @@ else
 end
 
 local c = get_check(id)
-local vs = violations(product, max, conflicts, false)
+local vs = grant_violations({}, product, max, conflicts)
 if #vs > 0 then
   redis.call('DEL', K_HOLD)
   end_check(c, 'cancelled', actor, vs[1].reason)

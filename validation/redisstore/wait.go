@@ -1,0 +1,233 @@
+package redisstore
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/arbiter-bank/arbiter/validation"
+)
+
+// DefaultWaitTimeout bounds how long a redemption waits for its replicas
+// when Options.WaitReplicas is set and Options.WaitTimeout is not.
+const DefaultWaitTimeout = 100 * time.Millisecond
+
+// maxRedirects bounds how often one durable redemption follows a MOVED or
+// ASK reply, or waits out a TRYAGAIN or CLUSTERDOWN, before it gives up
+// with ErrUnavailable. Each of these replies means the script did not run.
+const maxRedirects = 8
+
+// Redis WAIT counts the replicas that acknowledged every write the calling
+// *connection* made, so it must follow the script on the same connection:
+// a WAIT sent on another pooled connection would count that connection's
+// (older) writes and could answer "replicated" for a grant that is not.
+// runDurable therefore sends EVALSHA and WAIT as one pipeline on one
+// connection to the customer's master:
+//
+//   - single node and Sentinel: a pipeline of the client itself, which
+//     always runs on one connection to the master;
+//   - Cluster: a pipeline of the node client that ClusterClient.MasterForKey
+//     returns for the customer's hash tag. That node client does not follow
+//     redirects, so runDurable does: MOVED reloads the slot map and tries
+//     again, ASK pipelines ASKING + EVALSHA + WAIT on the importing master,
+//     TRYAGAIN and CLUSTERDOWN back off and try again. A redirected script
+//     has not run, so trying again cannot apply it twice.
+//
+// The happy path stays one round trip: the WAIT travels with the script.
+//
+// A replayed redemption (the same client retrying) writes nothing, so its
+// connection has nothing of its own to wait for; runDurable then writes
+// arb:{C}:sync (a string with a short TTL, in the customer's slot) and waits
+// for that write. Redis replicates a master's writes in order, so once the
+// replicas have it they also have the grant the script just read.
+
+// syncTTL is how long the arb:{C}:sync marker lives; its value is unused.
+const syncTTL = 10 * time.Second
+
+func syncKey(customer string) string { return "arb:{" + customer + "}:sync" }
+
+func (s *Store) waitTimeout() time.Duration {
+	if s.opts.WaitTimeout > 0 {
+		return s.opts.WaitTimeout
+	}
+	return DefaultWaitTimeout
+}
+
+// runDurable is run for a redemption when Options.WaitReplicas is set: the
+// same script and reply, except that a grant (new or replayed) is returned
+// only once WaitReplicas replicas acknowledged it; otherwise the error is
+// validation.ErrNotDurable and the grant stays applied on the master, so the
+// client's retry replays it.
+func (s *Store) runDurable(ctx context.Context, name string, customer string, now time.Time, extraKeys []string, args ...any) ([]any, error) {
+	keys := append(customerKeys(customer), extraKeys...)
+	argv := append([]any{now.UnixMilli(), s.opts.AuditCap, s.opts.Retention.Milliseconds()}, args...)
+	start := time.Now()
+	res, acked, err := s.evalWait(ctx, scripts[name], keys, argv)
+	if err == nil && str(res, 0) == "replay" {
+		acked, err = s.syncWait(ctx, customer)
+	}
+	if s.opts.Observe != nil {
+		s.opts.Observe(name, time.Since(start), err)
+	}
+	if err != nil {
+		return nil, unavailable(name, err)
+	}
+	if k := str(res, 0); (k == "granted" || k == "replay") && acked < int64(s.opts.WaitReplicas) {
+		return nil, &validation.Error{
+			Reason: validation.ReasonNotDurable,
+			Detail: fmt.Sprintf("the redemption is recorded but only %d of %d replicas confirmed it within %s; retry the same request, it returns the grant once replicated",
+				acked, s.opts.WaitReplicas, s.waitTimeout()),
+		}
+	}
+	return res, nil
+}
+
+// evalWait runs the script then WAIT on one connection to the master of
+// keys[0]'s slot, and returns the script's reply and WAIT's count.
+func (s *Store) evalWait(ctx context.Context, sc *redis.Script, keys []string, argv []any) ([]any, int64, error) {
+	evalsha := true
+	var ask string
+	var lastErr error
+	for attempt := 0; attempt <= maxRedirects; attempt++ {
+		pipe, err := s.pinnedPipeline(ctx, keys[0], ask)
+		if err != nil {
+			return nil, 0, err
+		}
+		if ask != "" {
+			pipe.Do(ctx, "asking")
+		}
+		var ev *redis.Cmd
+		if evalsha {
+			ev = sc.EvalSha(ctx, pipe, keys, argv...)
+		} else {
+			ev = sc.Eval(ctx, pipe, keys, argv...)
+		}
+		wait := pipe.Do(ctx, "wait", s.opts.WaitReplicas, s.waitTimeout().Milliseconds())
+		_, _ = pipe.Exec(ctx) // every command carries its own error
+		err = ev.Err()
+		if err == nil {
+			res, err := ev.Slice()
+			if err != nil {
+				return nil, 0, err
+			}
+			n, err := wait.Int64()
+			return res, n, err
+		}
+		lastErr, ask = err, ""
+		switch {
+		case evalsha && strings.HasPrefix(err.Error(), "NOSCRIPT"):
+			evalsha = false
+		case isMoved(err):
+			if cc, ok := s.rdb.(*redis.ClusterClient); ok {
+				cc.ReloadState(ctx)
+			}
+			if err := backoff(ctx, attempt); err != nil {
+				return nil, 0, err
+			}
+		case isAsk(err):
+			ask, _ = redis.IsAskError(err)
+		case redis.IsTryAgainError(err) || redis.IsClusterDownError(err):
+			if err := backoff(ctx, attempt); err != nil {
+				return nil, 0, err
+			}
+		default:
+			if cc, ok := s.rdb.(*redis.ClusterClient); ok && topologyChanged(err) {
+				cc.ReloadState(ctx) // node clients bypass FollowFailovers' hook
+			}
+			return nil, 0, err
+		}
+	}
+	return nil, 0, fmt.Errorf("gave up after %d redirects: %w", maxRedirects, lastErr)
+}
+
+// syncWait writes the customer's sync marker and waits for it, on one
+// connection to the customer's master; it returns WAIT's count.
+func (s *Store) syncWait(ctx context.Context, customer string) (int64, error) {
+	key := syncKey(customer)
+	var lastErr error
+	for attempt := 0; attempt <= maxRedirects; attempt++ {
+		pipe, err := s.pinnedPipeline(ctx, key, "")
+		if err != nil {
+			return 0, err
+		}
+		set := pipe.Set(ctx, key, time.Now().UnixMilli(), syncTTL)
+		wait := pipe.Do(ctx, "wait", s.opts.WaitReplicas, s.waitTimeout().Milliseconds())
+		_, _ = pipe.Exec(ctx)
+		err = set.Err()
+		if err == nil {
+			return wait.Int64()
+		}
+		lastErr = err
+		if !isMoved(err) && !isAsk(err) && !redis.IsTryAgainError(err) && !redis.IsClusterDownError(err) {
+			if cc, ok := s.rdb.(*redis.ClusterClient); ok && topologyChanged(err) {
+				cc.ReloadState(ctx)
+			}
+			return 0, err
+		}
+		// An ASK for a one-key write means the slot is migrating and the
+		// marker is already on the importing side or nowhere: waiting for
+		// the migration to end is simpler than following it.
+		if cc, ok := s.rdb.(*redis.ClusterClient); ok && isMoved(err) {
+			cc.ReloadState(ctx)
+		}
+		if err := backoff(ctx, attempt); err != nil {
+			return 0, err
+		}
+	}
+	return 0, fmt.Errorf("sync marker: gave up after %d redirects: %w", maxRedirects, lastErr)
+}
+
+// pinnedPipeline returns a pipeline whose commands all run on one connection
+// to the master that serves key, or, when ask is set, to the master at that
+// address (the target of an ASK redirect).
+func (s *Store) pinnedPipeline(ctx context.Context, key, ask string) (redis.Pipeliner, error) {
+	cc, ok := s.rdb.(*redis.ClusterClient)
+	if !ok {
+		return s.rdb.Pipeline(), nil
+	}
+	if ask == "" {
+		node, err := cc.MasterForKey(ctx, key)
+		if err != nil {
+			return nil, err
+		}
+		return node.Pipeline(), nil
+	}
+	var mu sync.Mutex
+	var found *redis.Client
+	err := cc.ForEachMaster(ctx, func(_ context.Context, node *redis.Client) error {
+		if node.Options().Addr == ask {
+			mu.Lock()
+			found = node
+			mu.Unlock()
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if found == nil {
+		return nil, fmt.Errorf("ASK to %s, which is not a known master", ask)
+	}
+	return found.Pipeline(), nil
+}
+
+func isMoved(err error) bool { _, ok := redis.IsMovedError(err); return ok }
+func isAsk(err error) bool   { _, ok := redis.IsAskError(err); return ok }
+
+// backoff sleeps 10 ms, 20 ms, 40 ms, ... (at most 320 ms) before another
+// attempt, or returns early with the context's error.
+func backoff(ctx context.Context, attempt int) error {
+	d := 10 * time.Millisecond << min(attempt, 5)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
