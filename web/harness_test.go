@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/arbiter-bank/arbiter/tokens"
 	"github.com/arbiter-bank/arbiter/validation"
 	"github.com/arbiter-bank/arbiter/validation/redisstore"
@@ -47,7 +49,15 @@ func withPolicy(yaml string) apiOption {
 func newAPI(tb testing.TB, opts ...apiOption) *api {
 	tb.Helper()
 	srv := redistest.MustStartRedis(tb)
-	rdb := srv.Client(tb)
+	a := newAPIOn(tb, srv.Client(tb), opts...)
+	a.redis = srv
+	return a
+}
+
+// newAPIOn is newAPI on a given Redis client (a cluster client, say); its
+// redis field is nil.
+func newAPIOn(tb testing.TB, rdb redis.UniversalClient, opts ...apiOption) *api {
+	tb.Helper()
 	store := redisstore.New(rdb, redisstore.Options{})
 	if err := store.Load(context.Background()); err != nil {
 		tb.Fatal(err)
@@ -96,7 +106,7 @@ func newAPI(tb testing.TB, opts ...apiOption) *api {
 	tb.Cleanup(ts.Close)
 	tr := &http.Transport{MaxIdleConnsPerHost: 64, MaxConnsPerHost: 64}
 	tb.Cleanup(tr.CloseIdleConnections)
-	return &api{url: ts.URL, issuer: issuer, redis: srv, client: &http.Client{Transport: tr, Timeout: 10 * time.Second}, logs: logs}
+	return &api{url: ts.URL, issuer: issuer, client: &http.Client{Transport: tr, Timeout: 10 * time.Second}, logs: logs}
 }
 
 // reply is a decoded response.

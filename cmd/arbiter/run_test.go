@@ -230,9 +230,9 @@ func TestHelpListsEverySetting(t *testing.T) {
 		t.Fatalf("-h returned %v", err)
 	}
 	var c config
-	for _, s := range c.settings() {
-		if !strings.Contains(stderr.String(), "-"+s.flag) || !strings.Contains(stderr.String(), s.env) {
-			t.Errorf("-h does not document -%s / %s", s.flag, s.env)
+	for _, v := range flags(&c, func(string) string { return "" }, io.Discard).Vars() {
+		if !strings.Contains(stderr.String(), "-"+v.Flag) || !strings.Contains(stderr.String(), v.Env) {
+			t.Errorf("-h does not document -%s / %s", v.Flag, v.Env)
 		}
 	}
 }

@@ -1,12 +1,12 @@
 package main
 
 import (
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
 	"time"
+
+	"github.com/arbiter-bank/arbiter/cmd/internal/envflag"
 )
 
 // config is every setting of the service. Each has a flag and an
@@ -30,71 +30,33 @@ type config struct {
 	Fault string
 }
 
-type setting struct {
-	flag, env, def, usage string
-	dur                   *time.Duration
-	str                   *string
-}
-
-func (c *config) settings() []setting {
-	return []setting{
-		{flag: "addr", env: "PRODUCTSVC_ADDR", def: "127.0.0.1:8081", usage: "listen address", str: &c.Addr},
-		{flag: "product", env: "PRODUCTSVC_PRODUCT", usage: "the arbiter product this service issues, e.g. credit_card (required)", str: &c.Product},
-		{flag: "id", env: "PRODUCTSVC_ID", usage: "this service's client id at arbiter: the approval tokens' audience, e.g. card-service (required)", str: &c.ID},
-		{flag: "db", env: "PRODUCTSVC_DB", usage: "SQLite database file; default <id>.db", str: &c.DB},
-		{flag: "arbiter-url", env: "PRODUCTSVC_ARBITER_URL", def: "http://127.0.0.1:8080", usage: "arbiter's base URL", str: &c.ArbiterURL},
-		{flag: "arbiter-key", env: "PRODUCTSVC_ARBITER_KEY", usage: "this service's API key at arbiter, with roles checker and redeemer (required; prefer the env var)", str: &c.ArbiterKey},
-		{flag: "issuer", env: "PRODUCTSVC_ISSUER", def: "arbiter", usage: "the approval tokens' required iss", str: &c.Issuer},
-		{flag: "request-timeout", env: "PRODUCTSVC_REQUEST_TIMEOUT", def: "10s", usage: "upper bound of one API request", dur: &c.RequestTimeout},
-		{flag: "reconcile-interval", env: "PRODUCTSVC_RECONCILE_INTERVAL", def: "30s", usage: "how often pending work is settled with arbiter", dur: &c.ReconcileInterval},
-		{flag: "reconcile-min-age", env: "PRODUCTSVC_RECONCILE_MIN_AGE", def: "1m", usage: "pending work younger than this may still be in flight and is left alone (must exceed -request-timeout)", dur: &c.ReconcileMinAge},
-		{flag: "shutdown-timeout", env: "PRODUCTSVC_SHUTDOWN_TIMEOUT", def: "10s", usage: "how long in-flight requests may finish after SIGTERM", dur: &c.ShutdownTimeout},
-		{flag: "log-level", env: "PRODUCTSVC_LOG_LEVEL", def: "info", usage: "debug, info, warn or error", str: &c.LogLevel},
-	}
-}
-
-var errHelp = errors.New("help requested")
+// errHelp is returned when -h was asked for: usage printed, exit 0.
+var errHelp = envflag.ErrHelp
 
 // parseConfig reads flags over environment variables over defaults.
 func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
 	var c config
-	fs := flag.NewFlagSet("productsvc", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	settings := c.settings()
-	for _, s := range settings {
-		def := s.def
-		if v := getenv(s.env); v != "" {
-			def = v
-		}
-		usage := fmt.Sprintf("%s (env %s)", s.usage, s.env)
-		if s.str != nil {
-			fs.StringVar(s.str, s.flag, def, usage)
-			continue
-		}
-		d, err := time.ParseDuration(def)
-		if err != nil {
-			return c, fmt.Errorf("%s=%q: %w", s.env, def, err)
-		}
-		fs.DurationVar(s.dur, s.flag, d, usage)
-	}
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: productsvc -product PRODUCT -id CLIENT_ID [flags]\n\nEvery flag can also be set by its environment variable; a flag wins.")
-		fs.PrintDefaults()
-	}
+	fs := envflag.New("productsvc", getenv, stderr)
+	fs.String(&c.Addr, "addr", "PRODUCTSVC_ADDR", "127.0.0.1:8081", "listen address")
+	fs.String(&c.Product, "product", "PRODUCTSVC_PRODUCT", "", "the arbiter product this service issues, e.g. credit_card (required)")
+	fs.String(&c.ID, "id", "PRODUCTSVC_ID", "", "this service's client id at arbiter: the approval tokens' audience, e.g. card-service (required)")
+	fs.String(&c.DB, "db", "PRODUCTSVC_DB", "", "SQLite database file; default <id>.db")
+	fs.String(&c.ArbiterURL, "arbiter-url", "PRODUCTSVC_ARBITER_URL", "http://127.0.0.1:8080", "arbiter's base URL")
+	fs.String(&c.ArbiterKey, "arbiter-key", "PRODUCTSVC_ARBITER_KEY", "", "this service's API key at arbiter, with roles checker and redeemer (required; prefer the env var)")
+	fs.String(&c.Issuer, "issuer", "PRODUCTSVC_ISSUER", "arbiter", "the approval tokens' required iss")
+	fs.Duration(&c.RequestTimeout, "request-timeout", "PRODUCTSVC_REQUEST_TIMEOUT", "10s", "upper bound of one API request")
+	fs.Duration(&c.ReconcileInterval, "reconcile-interval", "PRODUCTSVC_RECONCILE_INTERVAL", "30s", "how often pending work is settled with arbiter")
+	fs.Duration(&c.ReconcileMinAge, "reconcile-min-age", "PRODUCTSVC_RECONCILE_MIN_AGE", "1m", "pending work younger than this may still be in flight and is left alone (must exceed -request-timeout)")
+	fs.Duration(&c.ShutdownTimeout, "shutdown-timeout", "PRODUCTSVC_SHUTDOWN_TIMEOUT", "10s", "how long in-flight requests may finish after SIGTERM")
+	fs.String(&c.LogLevel, "log-level", "PRODUCTSVC_LOG_LEVEL", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return c, errHelp
-		}
 		return c, err
 	}
-	if fs.NArg() > 0 {
-		return c, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
-	}
 	c.Fault = getenv("PRODUCTSVC_FAULT")
-	return c, c.check(settings)
+	return c, c.check()
 }
 
-func (c *config) check(settings []setting) error {
+func (c *config) check() error {
 	var missing []string
 	if c.Product == "" {
 		missing = append(missing, "-product (PRODUCTSVC_PRODUCT)")
@@ -107,11 +69,6 @@ func (c *config) check(settings []setting) error {
 	}
 	if len(missing) > 0 {
 		return fmt.Errorf("missing %s", strings.Join(missing, ", "))
-	}
-	for _, s := range settings {
-		if s.dur != nil && *s.dur <= 0 {
-			return fmt.Errorf("-%s must be positive", s.flag)
-		}
 	}
 	switch c.Fault {
 	case "", "crash-after-redeem", "fail-insert":

@@ -17,6 +17,7 @@
 //	arb:{C}:block    hash    blocklist entry: reason, until, by, at (PEXPIREAT = until)
 //	arb:{C}:rating   string  the bureau's cached score (PX = the policy's cache_ttl)
 //	arb:{C}:idem:H   string  idempotency record of a check request (H: hash of client and key)
+//	arb:{C}:sync     string  marker a replayed redemption writes so WAIT has something to wait for (10 s)
 //
 // The meta hash and the grants never expire: the fence must grow for ever,
 // and grants are the ledger. Everything else expires or is capped.

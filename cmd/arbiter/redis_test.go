@@ -1,0 +1,62 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"testing"
+)
+
+func TestRedisTopology(t *testing.T) {
+	tests := []struct {
+		url, sentinel, want string
+		addrs               []string
+	}{
+		{"redis://127.0.0.1:6379/0", "", "single", nil},
+		{"rediss://user:pw@redis.bank:6380", "", "single", nil},
+		{"redis://h1:7000?addr=h2:7001&addr=h3:7002", "", "cluster", []string{"h1:7000", "h2:7001", "h3:7002"}},
+		{"h1:7000,h2:7001,h3:7002", "", "cluster", []string{"h1:7000", "h2:7001", "h3:7002"}},
+		{"redis://u:p@h1:7000, redis://h2:7001", "", "cluster", []string{"h1:7000", "h2:7001"}},
+		{"redis://s1:26379?addr=s2:26379", "mymaster", "sentinel", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.url, func(t *testing.T) {
+			if got := redisTopology(tt.url, tt.sentinel); got != tt.want {
+				t.Fatalf("redisTopology = %s, want %s", got, tt.want)
+			}
+			if tt.want != "cluster" {
+				return
+			}
+			opts, err := parseCluster(tt.url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, want := fmt.Sprint(opts.Addrs), fmt.Sprint(tt.addrs); got != want {
+				t.Fatalf("seeds = %s, want %s", got, want)
+			}
+		})
+	}
+	if _, err := parseCluster("h1:7000,h2"); err == nil {
+		t.Fatal("a seed without a port was accepted")
+	}
+}
+
+func TestWaitSettings(t *testing.T) {
+	cfg, err := parseConfig(nil, func(k string) string {
+		return map[string]string{"ARBITER_REDIS_WAIT_REPLICAS": "1", "ARBITER_REDIS_WAIT_TIMEOUT": "250ms"}[k]
+	}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := storeOptions(cfg)
+	if opts.WaitReplicas != 1 || opts.WaitTimeout.String() != "250ms" {
+		t.Fatalf("store options = %+v, want WAIT 1 for 250ms", opts)
+	}
+	for _, bad := range []string{"-1", "two"} {
+		_, err := parseConfig(nil, func(k string) string {
+			return map[string]string{"ARBITER_REDIS_WAIT_REPLICAS": bad}[k]
+		}, io.Discard)
+		if err == nil {
+			t.Errorf("ARBITER_REDIS_WAIT_REPLICAS=%s was accepted", bad)
+		}
+	}
+}
