@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"net/url"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
@@ -38,25 +40,61 @@ const clusterMaxRedirects = 8
 func openRedis(cfg config, log *slog.Logger) (redis.UniversalClient, func(), error) {
 	raw := cfg.RedisURL
 	var mr *miniredis.Miniredis
+	stopClock := func() {}
 	if raw == "" {
 		mr = miniredis.NewMiniRedis()
-		mr.ClockTTL(true) // TTLs follow the real clock: holds expire on their own
 		if err := mr.StartAddr("127.0.0.1:0"); err != nil {
 			return nil, nil, fmt.Errorf("embedded redis: %w", err)
 		}
+		stopClock = driveClock(mr, embeddedTick)
 		raw = "redis://" + mr.Addr()
 		log.Warn("EMBEDDED MODE: data lives in memory only and is lost at exit; set ARBITER_REDIS_URL for a real Redis")
 	}
 	rdb, err := newRedisClient(cfg, raw)
 	if err != nil {
+		stopClock()
 		return nil, nil, err
 	}
 	return rdb, func() {
 		_ = rdb.Close()
+		stopClock()
 		if mr != nil {
 			mr.Close()
 		}
 	}, nil
+}
+
+// embeddedTick is how often the embedded Redis's TTLs advance: holds
+// expire at most this late.
+const embeddedTick = 100 * time.Millisecond
+
+// driveClock advances miniredis's TTLs with the real clock every tick, until
+// the returned stop is called. miniredis never expires keys on its own, and
+// its per-command clock (ClockTTL) walks every key on every command, which
+// makes embedded mode slow down as data accumulates; a ticker costs one walk
+// per tick instead.
+func driveClock(mr *miniredis.Miniredis, tick time.Duration) (stop func()) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(tick)
+		defer t.Stop()
+		last := time.Now()
+		for {
+			select {
+			case <-done:
+				return
+			case now := <-t.C:
+				mr.FastForward(now.Sub(last))
+				last = now
+			}
+		}
+	}()
+	var once sync.Once
+	return func() {
+		once.Do(func() { close(done); <-finished })
+	}
 }
 
 // redisTopology names the topology of a Redis URL: "single", "sentinel" or

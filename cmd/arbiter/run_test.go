@@ -248,3 +248,32 @@ func TestFlagBeatsEnvironment(t *testing.T) {
 		t.Fatalf("config = %+v", cfg)
 	}
 }
+
+// TestEmbeddedHoldsExpire: the embedded Redis's clock is driven by real
+// time, so a hold expires on its own and the customer is free again.
+func TestEmbeddedHoldsExpire(t *testing.T) {
+	policy := writeFile(t, "policy.yaml", `
+products:
+  credit_card:   { hold_ttl: 1s, redeemers: [card-service] }
+  personal_loan: { hold_ttl: 1s, redeemers: [loan-service] }
+exclusive: [[credit_card, personal_loan]]
+`)
+	s := startRun(t, map[string]string{"ARBITER_POLICY": policy})
+	if status, body := post(t, s.base+"/v1/checks", "demo-checker-key", `{"customer_id":"C-9","product":"credit_card"}`); status != http.StatusCreated {
+		t.Fatalf("check = %d %v", status, body)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		status, body := post(t, s.base+"/v1/checks", "demo-checker-key", `{"customer_id":"C-9","product":"personal_loan"}`)
+		if status == http.StatusCreated {
+			return
+		}
+		if status != http.StatusConflict || body["reason"] != "hold_exists" {
+			t.Fatalf("loan check = %d %v", status, body)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the 1 s hold never expired in embedded mode")
+		}
+		time.Sleep(50 * time.Millisecond) // real TTLs are the subject here
+	}
+}

@@ -185,8 +185,9 @@ func (s *Store) Redeem(ctx context.Context, req validation.RedeemRequest) (valid
 	return validation.Grant{}, false, scriptError("redeem", res)
 }
 
-// scoreArg encodes a RatingInput for the scripts' evaluate: ” reads the
-// cache, a number is a fresh score, 'skip' passes the rule.
+// scoreArg encodes a RatingInput for the scripts' evaluate: an empty
+// string reads the cached score, a number is a fresh score, "skip" passes
+// the rule unevaluated.
 func scoreArg(r validation.RatingInput) string {
 	switch {
 	case r.Skip:
