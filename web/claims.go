@@ -1,13 +1,9 @@
 package web
 
 import (
-	"context"
-
 	"github.com/arbiter-bank/arbiter/tokens"
 	"github.com/arbiter-bank/arbiter/validation"
 )
-
-type contextT = context.Context
 
 // tokensClaims are the approval token claims of a check: the audience is the
 // product's redeemers, the expiry the hold's.

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 	"time"
@@ -21,7 +22,7 @@ func handlePing() echo.HandlerFunc {
 	return func(c echo.Context) error { return c.NoContent(http.StatusNoContent) }
 }
 
-func handleReadyz(ready func(ctx contextT) error) echo.HandlerFunc {
+func handleReadyz(ready func(ctx context.Context) error) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		if err := ready(c.Request().Context()); err != nil {
 			return &validation.Error{Reason: validation.ReasonUnavailable, Detail: "the store is not reachable", Err: err}

@@ -37,7 +37,7 @@ type scenarioFlags struct {
 	base, jsonPath, redisURL, spawn, path, prefix string
 	keys                                          load.Keys
 	cfg                                           load.Config
-	timeout                                       time.Duration
+	timeout, rtt                                  time.Duration
 	redeem, quiet, allowFailures                  bool
 	concurrency, rounds, from                     int
 }
@@ -72,6 +72,7 @@ func parseFlags(name string, args []string, getenv func(string) string, stderr i
 	fs.BoolVar(&f.allowFailures, "allow-failures", false, "exit 0 despite failed requests or dropped arrivals (violations still fail)")
 	fs.IntVar(&f.concurrency, "concurrency", 50, "storebench, preload: concurrent workers")
 	fs.IntVar(&f.rounds, "rounds", 2, "storebench: alternating rounds of each design")
+	fs.DurationVar(&f.rtt, "rtt", 0, "storebench: network round-trip time to simulate between the designs and Redis (each write to Redis waits this long)")
 	fs.IntVar(&f.from, "from", 0, "preload: customers already loaded (import ids from..customers-1)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, usage)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -72,7 +73,7 @@ func storeBench(ctx context.Context, f *scenarioFlags, stdout, stderr io.Writer)
 	if f.redisURL == "" {
 		return errors.New("storebench needs -redis-url")
 	}
-	designs, closeAll, err := newDesigns(ctx, f.redisURL, f.concurrency)
+	designs, closeAll, err := newDesigns(ctx, f.redisURL, f.concurrency, f.rtt)
 	if err != nil {
 		return err
 	}
@@ -103,12 +104,15 @@ func orStdout(path string) string {
 	return path
 }
 
-func newDesigns(ctx context.Context, url string, conc int) ([]design, func(), error) {
+func newDesigns(ctx context.Context, url string, conc int, rtt time.Duration) ([]design, func(), error) {
 	opts, err := redis.ParseURL(url)
 	if err != nil {
 		return nil, nil, fmt.Errorf("-redis-url: %w", err)
 	}
 	opts.PoolSize = conc + 10
+	if rtt > 0 {
+		opts.Dialer = delayedDialer(rtt)
+	}
 	ra, rp := redis.NewClient(opts), redis.NewClient(opts)
 	ta, tp := &tripCounter{}, &tripCounter{}
 	ra.AddHook(ta)
@@ -144,6 +148,31 @@ func newDesigns(ctx context.Context, url string, conc int) ([]design, func(), er
 		}},
 	}
 	return designs, func() { ra.Close(); rp.Close() }, nil
+}
+
+// delayedDialer connects to Redis through connections whose every write
+// first waits rtt: loopback made to cost what a network round trip costs
+// (go-redis writes a command, or a whole pipeline, in one write), so the
+// designs are compared where round trips are not free.
+func delayedDialer(rtt time.Duration) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		var d net.Dialer
+		c, err := d.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return delayedConn{Conn: c, rtt: rtt}, nil
+	}
+}
+
+type delayedConn struct {
+	net.Conn
+	rtt time.Duration
+}
+
+func (c delayedConn) Write(b []byte) (int, error) {
+	time.Sleep(c.rtt)
+	return c.Conn.Write(b)
 }
 
 // closedLoop runs op with conc workers for d, each on customers never seen before.

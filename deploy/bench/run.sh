@@ -142,6 +142,12 @@ R FLUSHALL >/dev/null
 log "storebench: arbiter store vs redsync peer"
 "$LOAD" storebench -redis-url "$RURL" -duration 5s -rounds 2 -concurrency 50 -json "$W/storebench.json" 2>"$W/storebench.txt"
 R FLUSHALL >/dev/null
+# The same with a simulated network round trip between the designs and
+# Redis (every write waits RTT): where round trips, not Redis CPU, decide.
+RTT=${RTT:-1ms}
+log "storebench with a $RTT round trip"
+"$LOAD" storebench -redis-url "$RURL" -duration 5s -rounds 2 -concurrency 16 -rtt "$RTT" -json "$W/storebench-rtt.json" 2>"$W/storebench-rtt.txt"
+R FLUSHALL >/dev/null
 
 # 6. How cost grows: keys in Redis, then share of refused checks, at a
 # fixed offered rate (80% of the check+redeem knee).
@@ -179,6 +185,9 @@ P_RATE=$(j "$KNEE_P" '.endpoints.ping.rate_per_s'); P_P99=$(p99 "$KNEE_P" ping)
 sb() { jq -r --arg d "$1" --arg o "$2" "[.[] | select(.design == \$d and .op == \$o) | .$3] | add / length" "$W/storebench.json"; }
 A_C=$(sb arbiter check ops_per_s); S_C=$(sb redsync check ops_per_s)
 A_CR=$(sb arbiter check+redeem ops_per_s); S_CR=$(sb redsync check+redeem ops_per_s)
+sbr() { jq -r --arg d "$1" --arg o "$2" "[.[] | select(.design == \$d and .op == \$o) | .$3] | add / length" "$W/storebench-rtt.json"; }
+RA_C=$(sbr arbiter check ops_per_s); RS_C=$(sbr redsync check ops_per_s)
+RA_CR=$(sbr arbiter check+redeem ops_per_s); RS_CR=$(sbr redsync check+redeem ops_per_s)
 # p99 at 5,000 checks/s, if that step ran
 P99_5K="not reached (the sweep stopped below 5,000/s)"
 if [ -f "$W/kc-5000.json" ]; then
@@ -220,6 +229,8 @@ kept up with check p99 <= max(10 ms, 3x the p99 of the lowest step).
 | 3. framework baseline: GET $PING_PATH, same binary | $(f0 "$P_RATE")/s, p99 $P_P99 ms | | arbiter checks = $(ratio "$C_RATE" "$P_RATE") x baseline |
 | 4a. redsync peer, check (in process, 50 workers) | arbiter $(f0 "$A_C")/s vs redsync $(f0 "$S_C")/s | >= 3x redsync | $(ratio "$A_C" "$S_C") x |
 | 4b. redsync peer, check+redeem | arbiter $(f0 "$A_CR")/s vs redsync $(f0 "$S_CR")/s | >= 3x redsync | $(ratio "$A_CR" "$S_CR") x |
+| 4c. redsync peer, check, $RTT network round trip (16 workers) | arbiter $(f0 "$RA_C")/s vs redsync $(f0 "$RS_C")/s | >= 3x redsync | $(ratio "$RA_C" "$RS_C") x |
+| 4d. redsync peer, check+redeem, $RTT network round trip | arbiter $(f0 "$RA_CR")/s vs redsync $(f0 "$RS_CR")/s | >= 3x redsync | $(ratio "$RA_CR" "$RS_CR") x |
 | 5a. Redis commands sent per check (knee run, commandstats) | $(f2 "$(j "$KNEE_C" '.redis.client_commands_per_request')") ($(f2 "$(j "$KNEE_C" '.redis.script_calls_per_request')") EVALSHA, $(j "$KNEE_C" '.redis.eval_fallbacks') EVAL fallbacks) | exactly 1 | |
 | 5b. Redis commands sent per check+redeem request | $(f2 "$(j "$KNEE_CR" '.redis.client_commands_per_request')") ($(f2 "$(j "$KNEE_CR" '.redis.script_calls_per_request')") EVALSHA) | exactly 1 | |
 | p99 at 5,000 checks/s | $P99_5K | <= 10 ms | |
@@ -266,6 +277,16 @@ echo
 echo "| round | design | op | ops/s | p50 ms | p99 ms | round trips/op | commands sent/op | errors |"
 echo "|---:|---|---|---:|---:|---:|---:|---:|---:|"
 jq -r '.[] | "| \(.round) | \(.design) | \(.op) | \(.ops_per_s | floor) | \(.p50_ms) | \(.p99_ms) | \(.round_trips_per_op * 100 | round / 100) | \(.commands_sent_per_op * 100 | round / 100) | \(.errors) |"' "$W/storebench.json"
+echo
+echo "### With a $RTT network round trip"
+echo
+echo "The same with 16 workers (a service instance's connection pool), every write from either design to Redis"
+echo "delayed by $RTT (\`storebench -rtt $RTT\`) as a network between the service and Redis would: the regime"
+echo "where round trips, not Redis CPU, decide."
+echo
+echo "| round | design | op | ops/s | p50 ms | p99 ms | round trips/op | commands sent/op | errors |"
+echo "|---:|---|---|---:|---:|---:|---:|---:|---:|"
+jq -r '.[] | "| \(.round) | \(.design) | \(.op) | \(.ops_per_s | floor) | \(.p50_ms) | \(.p99_ms) | \(.round_trips_per_op * 100 | round / 100) | \(.commands_sent_per_op * 100 | round / 100) | \(.errors) |"' "$W/storebench-rtt.json"
 echo
 echo "## 5. Redis commands per request (INFO commandstats delta / requests served, i.e. answered below 500)"
 echo

@@ -229,8 +229,8 @@ func (s *Store) Block(ctx context.Context, req validation.BlockRequest) (*valida
 	if str(res, 0) != "ok" {
 		return nil, scriptError("block", res)
 	}
-	if id := str(res, 1); id != "" {
-		c, err := s.Check(ctx, req.CustomerID, id, req.Now)
+	if raw := str(res, 1); raw != "" {
+		c, err := decodeCheck(req.CustomerID, raw, "")
 		if err != nil {
 			return nil, err
 		}

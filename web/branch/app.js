@@ -248,6 +248,7 @@
       if (gen !== state.gen) return false;
       state.view = cust;
       renderCustomer(cust, audit.events || []);
+      loadEligibility(id, gen);
       $('lookup-error').textContent = '';
       $('customer-view').hidden = false;
       resumeOwnHold(cust);
@@ -277,6 +278,26 @@
       tl.append(el('li', { class: 'ev-' + e.type },
         el('time', { datetime: e.at, text: fmtWhen(e.at) }), el('span', { text: eventText(e) })));
     }
+  }
+
+  // loadEligibility asks arbiter's dry run (GET …/eligibility) what a check
+  // of each product would decide now, so the agent can explain a refusal
+  // before asking for a check. It places nothing and audits nothing.
+  async function loadEligibility(id, gen) {
+    const list = $('eligibility');
+    const rows = await Promise.all(state.products.map(async (p) => {
+      try {
+        const e = await api('GET', '/v1/customers/' + encodeURIComponent(id) + '/eligibility?product=' + encodeURIComponent(p.id));
+        const v = e.violations || [];
+        return el('li', { dataset: { product: p.id, decision: e.decision } },
+          el('b', { text: p.title + ': ' }),
+          el('span', { text: e.decision === 'allow' ? 'eligible now.' : 'a check would be refused. ' + (sentence(v[0] || {}) || '') }));
+      } catch (err) {
+        return el('li', { dataset: { product: p.id, decision: 'unknown' } }, el('b', { text: p.title + ': ' }), el('span', { class: 'muted', text: 'could not be evaluated (' + err.message + ').' }));
+      }
+    }));
+    if (gen !== state.gen) return;
+    list.replaceChildren(...rows);
   }
 
   function renderHold(h) {

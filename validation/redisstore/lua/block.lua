@@ -1,7 +1,7 @@
 -- block: put the customer on the blocklist. A live hold is cancelled (its
 -- check ends with reason customer_blocked); grants are not touched.
 -- ARGV[4] reason, [5] until (ms, 0: indefinitely), [6] actor
--- Returns {'ok', cancelled check id or ''}
+-- Returns {'ok', the cancelled check's JSON or ''}
 local reason, until_ms, actor = ARGV[4], tonumber(ARGV[5]), ARGV[6]
 settle()
 redis.call('DEL', K_BLOCK)
@@ -14,4 +14,4 @@ local c = get_check(id)
 redis.call('DEL', K_HOLD)
 end_check(c, 'cancelled', actor, 'customer_blocked')
 audit({type = 'cancelled', product = c.product, check_id = id, actor = actor, reason = 'customer_blocked', fence = c.fence})
-return {'ok', id}
+return {'ok', cjson.encode(c)}
