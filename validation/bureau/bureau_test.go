@@ -96,7 +96,7 @@ func TestUnavailableAnswers(t *testing.T) {
 				t.Fatalf("err = %v, want ErrUnavailable", err)
 			}
 			// A slow bureau costs at most the timeout plus a small margin.
-			if d := time.Since(start); d > cfg.Timeout+150*time.Millisecond {
+			if d := time.Since(start); d > cfg.Timeout+250*time.Millisecond {
 				t.Fatalf("Rating took %v with a %v timeout", d, cfg.Timeout)
 			}
 		})
@@ -121,8 +121,11 @@ func TestBreakerOpensAndCloses(t *testing.T) {
 	if _, err := c.Rating(context.Background(), "C-9"); !errors.Is(err, bureau.ErrUnavailable) {
 		t.Fatalf("open breaker: err = %v", err)
 	}
-	if f.calls.Load() != calls || time.Since(start) > 50*time.Millisecond {
+	if f.calls.Load() != calls {
 		t.Fatal("an open breaker still called the bureau")
+	}
+	if d := time.Since(start); d > 150*time.Millisecond {
+		t.Fatalf("an open breaker took %v to refuse", d)
 	}
 	// After the cooldown one probe goes through; the bureau is back, so it closes.
 	f.set("ok")

@@ -53,7 +53,7 @@ func TestWaitReplicas(t *testing.T) {
 	rdb := master.Client(t)
 	hook := &pipelineCounter{}
 	rdb.AddHook(hook)
-	s := redisstore.New(rdb, redisstore.Options{WaitReplicas: 1, WaitTimeout: 500 * time.Millisecond})
+	s := redisstore.New(rdb, redisstore.Options{WaitReplicas: 1, WaitTimeout: time.Second}) // generous: CI machines are loaded
 	ctx := context.Background()
 	if err := s.Load(ctx); err != nil {
 		t.Fatal(err)
@@ -150,8 +150,10 @@ func TestWaitTimesOutWithTooFewReplicas(t *testing.T) {
 	_, _, err := redeemToken(s, c, "card-service", time.Now())
 	took := time.Since(start)
 	e := wantReason(t, err, validation.ReasonNotDurable)
-	if !strings.Contains(e.Detail, "1 of 2") {
-		t.Errorf("detail = %q, want it to say 1 of 2 replicas", e.Detail)
+	// Only one replica exists, so at most 1 of 2 can confirm; on a loaded
+	// machine even that one may miss the 150ms window (0 of 2).
+	if !strings.Contains(e.Detail, "1 of 2 replicas") && !strings.Contains(e.Detail, "0 of 2 replicas") {
+		t.Errorf("detail = %q, want it to say 0 or 1 of 2 replicas", e.Detail)
 	}
 	if took < 150*time.Millisecond || took > 2*time.Second {
 		t.Errorf("redeem took %v, want about the 150ms WAIT timeout", took)

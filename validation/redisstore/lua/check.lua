@@ -46,7 +46,7 @@ redis.call('PEXPIRE', K_HOLD, ttl)
 
 local c = {id = id, product = product, status = 'held', fence = fence, created = NOW,
   expires = expires, by = actor, agent = agent}
-put_check(c)
+local enc_check = put_check(c)
 redis.call('RPUSH', K_LOG, id)
 -- Prune checks that ended more than the retention ago (oldest first, a few
 -- per call, so the cost stays constant), and let an idle customer's history
@@ -66,4 +66,4 @@ audit({type = 'checked', product = product, check_id = id, actor = actor, agent 
 if K_IDEM then
   redis.call('SET', K_IDEM, cjson.encode({req = req_hash, check_id = id}), 'PX', idem_ttl)
 end
-return {'held', cjson.encode(c)}
+return {'held', enc_check}

@@ -19,8 +19,9 @@ local RETENTION = tonumber(ARGV[3])
 
 local function audit(ev)
   ev.at = ev.at or NOW
-  redis.call('LPUSH', K_AUDIT, cjson.encode(ev))
-  redis.call('LTRIM', K_AUDIT, 0, AUDIT_CAP - 1)
+  if redis.call('LPUSH', K_AUDIT, cjson.encode(ev)) > AUDIT_CAP then
+    redis.call('LTRIM', K_AUDIT, 0, AUDIT_CAP - 1)
+  end
 end
 
 local function get_check(id)
@@ -29,8 +30,11 @@ local function get_check(id)
   return nil
 end
 
+-- put_check stores a check and returns its JSON.
 local function put_check(c)
-  redis.call('HSET', K_CHECKS, c.id, cjson.encode(c))
+  local enc = cjson.encode(c)
+  redis.call('HSET', K_CHECKS, c.id, enc)
+  return enc
 end
 
 -- end_check closes the newest check; the hold must already be gone.
