@@ -122,8 +122,9 @@ func (r reply) str(key string) string {
 	return s
 }
 
-// do sends a request; body is JSON-encoded unless it is a string.
-func (a *api) do(tb testing.TB, method, path, key string, body any, header ...string) reply {
+// send makes one request and reads the whole answer: body is JSON-encoded
+// unless it is a string; header pairs follow it.
+func send(tb testing.TB, c *http.Client, method, url string, body any, header ...string) (*http.Response, []byte) {
 	tb.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
@@ -137,28 +138,35 @@ func (a *api) do(tb testing.TB, method, path, key string, body any, header ...st
 		}
 		rd = bytes.NewReader(data)
 	}
-	req, err := http.NewRequest(method, a.url+path, rd)
+	req, err := http.NewRequest(method, url, rd)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	if rd != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	if key != "" {
-		req.Header.Set("Authorization", "Bearer "+key)
-	}
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
 	}
-	resp, err := a.client.Do(req)
+	resp, err := c.Do(req)
 	if err != nil {
-		tb.Fatalf("%s %s: %v", method, path, err)
+		tb.Fatalf("%s %s: %v", method, url, err)
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(resp.Body)
 	if err != nil {
 		tb.Fatal(err)
 	}
+	return resp, raw
+}
+
+// do sends a request with an API key ("" for none).
+func (a *api) do(tb testing.TB, method, path, key string, body any, header ...string) reply {
+	tb.Helper()
+	if key != "" {
+		header = append([]string{"Authorization", "Bearer " + key}, header...)
+	}
+	resp, raw := send(tb, a.client, method, a.url+path, body, header...)
 	r := reply{status: resp.StatusCode, header: resp.Header, raw: raw}
 	if len(raw) > 0 {
 		if err := json.Unmarshal(raw, &r.body); err != nil {
