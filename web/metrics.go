@@ -21,11 +21,10 @@ import (
 // check and client ids never appear.
 //
 // Domain outcomes are counted where the API calls the domain (a decorator
-// of Service), so the branch UI's calls count too. Hold expiries are not
-// counted: Redis drops an expired hold on its own and the scripts settle
-// the check lazily without telling the caller; the audit trail records
-// them ("expired" events) and redemptions refused with hold_expired count
-// the ones a client ran into.
+// of Service), so the branch UI's calls count too. Hold expiries are
+// counted through the store's OnExpiry hook (HoldExpired): Redis drops an
+// expired hold on its own, and the scripts settle it, and report it, on the
+// customer's next operation; so the counter lags the expiry itself.
 type Metrics struct {
 	reg *prometheus.Registry
 
@@ -36,6 +35,7 @@ type Metrics struct {
 	imports       *prometheus.CounterVec
 	requests      *prometheus.HistogramVec
 	scripts       *prometheus.HistogramVec
+	expiries      prometheus.Counter
 }
 
 // NewMetrics registers arbiter's metrics, the Go runtime's and the
@@ -77,8 +77,12 @@ func NewMetrics(reg *prometheus.Registry) *Metrics {
 			Help:    "Duration of each Redis script call, round trip included, by script and outcome (ok, error).",
 			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
 		}, []string{"script", "outcome"}),
+		expiries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "arbiter_hold_expiries_total",
+			Help: "Holds that expired unredeemed, counted when arbiter settles them (on the customer's next operation).",
+		}),
 	}
-	reg.MustRegister(m.checks, m.redemptions, m.cancellations, m.releases, m.imports, m.requests, m.scripts,
+	reg.MustRegister(m.checks, m.redemptions, m.cancellations, m.releases, m.imports, m.requests, m.scripts, m.expiries,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		buildInfo())
@@ -107,6 +111,10 @@ func buildInfo() prometheus.Collector {
 
 // Registry returns the registry the metrics are on, for adding more.
 func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// HoldExpired counts one expired hold; it has the signature of
+// redisstore.Options.OnExpiry.
+func (m *Metrics) HoldExpired() { m.expiries.Inc() }
 
 // ObserveScript records one Redis script call; it has the signature of
 // redisstore.Options.Observe.

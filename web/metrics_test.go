@@ -11,6 +11,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/arbiter-bank/arbiter/validation"
 	"github.com/arbiter-bank/arbiter/validation/redisstore"
@@ -202,5 +203,46 @@ func TestMetricsRedisScriptsAndPool(t *testing.T) {
 	}
 	if _, ok := byName["arbiter_redis_pool_connections"]; !ok {
 		t.Error("no arbiter_redis_pool_connections")
+	}
+}
+
+// TestMetricsHoldExpiries: an expired hold is counted once, when the
+// customer's next operation settles it (the store's OnExpiry hook, as
+// cmd/arbiter wires it).
+func TestMetricsHoldExpiries(t *testing.T) {
+	m := web.NewMetrics(nil)
+	mr := redistest.MustStartMiniredis(t)
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	t.Cleanup(func() { rdb.Close() })
+	store := redisstore.New(rdb, redisstore.Options{OnExpiry: m.HoldExpired})
+	svc := &validation.Service{Store: store, Policy: validation.DefaultPolicy()}
+	ctx := context.Background()
+	actor := validation.Actor{ID: "branch-portal", Roles: []validation.Role{validation.RoleChecker}}
+	if _, _, err := svc.Check(ctx, actor, validation.CheckInput{CustomerID: "C-x", Product: "credit_card"}); err != nil {
+		t.Fatal(err)
+	}
+	expiries := func() float64 {
+		t.Helper()
+		fams, err := m.Registry().Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		byName := map[string]*dto.MetricFamily{}
+		for _, f := range fams {
+			byName[f.GetName()] = f
+		}
+		return value(byName, "arbiter_hold_expiries_total", nil)
+	}
+	if got := expiries(); got != 0 {
+		t.Fatalf("expiries = %v while the hold lives", got)
+	}
+	mr.FastForward(10 * time.Minute) // past the 5 min hold TTL
+	for range 2 {
+		if _, err := svc.Customer(ctx, "C-x"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := expiries(); got != 1 {
+		t.Fatalf("expiries = %v after two reads, want the one expiry counted once", got)
 	}
 }

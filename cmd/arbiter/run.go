@@ -73,6 +73,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	metrics.ObservePool(poolStats(rdb))
 	storeOpts := storeOptions(cfg) // WAIT settings, see redis.go
 	storeOpts.Observe = metrics.ObserveScript
+	storeOpts.OnExpiry = metrics.HoldExpired
 	store := redisstore.New(rdb, storeOpts)
 	loadCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	if err := store.Load(loadCtx); err != nil {

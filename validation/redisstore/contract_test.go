@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -369,7 +370,9 @@ func TestContractOTPLockout(t *testing.T) {
 
 func TestContractExpiry(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b backend) {
-		s, ctx := b.store, context.Background()
+		var expiries atomic.Int32
+		s := redisstore.New(b.rdb, redisstore.Options{OnExpiry: func() { expiries.Add(1) }})
+		ctx := context.Background()
 		req := holdRequest(t, "C-1", "credit_card", time.Now())
 		req.Rule.HoldTTL = time.Second
 		c, _, err := s.Hold(ctx, req)
@@ -379,8 +382,14 @@ func TestContractExpiry(t *testing.T) {
 		b.expire(t, "C-1")
 		now := time.Now()
 
+		if got := expiries.Load(); got != 0 {
+			t.Fatalf("expiries = %d before any script ran, want 0", got)
+		}
 		_, _, err = redeemToken(s, c, "card-service", now)
 		wantReason(t, err, validation.ReasonHoldExpired)
+		if got := expiries.Load(); got != 1 {
+			t.Fatalf("expiries = %d after the script that settled it, want 1", got)
+		}
 
 		got, err := s.Check(ctx, "C-1", c.ID, now)
 		if err != nil {
@@ -399,6 +408,9 @@ func TestContractExpiry(t *testing.T) {
 		next := hold(t, s, "C-1", "personal_loan", now)
 		if next.Fence != 2 {
 			t.Fatalf("fence after expiry = %d, want 2", next.Fence)
+		}
+		if got := expiries.Load(); got != 1 {
+			t.Fatalf("expiries = %d, want the one expiry counted once", got)
 		}
 	})
 }

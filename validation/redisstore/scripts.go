@@ -37,18 +37,27 @@ var (
 	luaUnblock string
 )
 
+// script composes one script: optional helpers, the prelude, then the body
+// wrapped in a function so that every reply is {expired, body's reply}:
+// expired is 1 when the prelude's settle recorded a hold's expiry, which is
+// how arbiter counts expiries that Redis's TTLs make silently (see unwrap).
+func script(helpers, body string) *redis.Script {
+	return redis.NewScript(helpers + luaPrelude +
+		"local function main()\n" + body + "\nend\nlocal reply = main()\nreturn {EXPIRED, reply}\n")
+}
+
 var (
-	checkScript    = redis.NewScript(luaPrelude + luaCheck)
-	redeemScript   = redis.NewScript(luaTOTP + luaPrelude + luaRedeem)
-	getScript      = redis.NewScript(luaPrelude + luaGet)
-	cancelScript   = redis.NewScript(luaPrelude + luaCancel)
-	customerScript = redis.NewScript(luaPrelude + luaCustomer)
-	releaseScript  = redis.NewScript(luaPrelude + luaRelease)
-	importScript   = redis.NewScript(luaPrelude + luaImport)
-	auditScript    = redis.NewScript(luaPrelude + luaAudit)
-	eligScript     = redis.NewScript(luaPrelude + luaEligibility)
-	blockScript    = redis.NewScript(luaPrelude + luaBlock)
-	unblockScript  = redis.NewScript(luaPrelude + luaUnblock)
+	checkScript    = script("", luaCheck)
+	redeemScript   = script(luaTOTP, luaRedeem)
+	getScript      = script("", luaGet)
+	cancelScript   = script("", luaCancel)
+	customerScript = script("", luaCustomer)
+	releaseScript  = script("", luaRelease)
+	importScript   = script("", luaImport)
+	auditScript    = script("", luaAudit)
+	eligScript     = script("", luaEligibility)
+	blockScript    = script("", luaBlock)
+	unblockScript  = script("", luaUnblock)
 )
 
 // scripts lists every script with the name used in errors and metrics.

@@ -37,6 +37,10 @@ type Options struct {
 	// Observe, when set, is called after every script with its name, its
 	// duration and its error (nil, or the transport or server error).
 	Observe func(script string, d time.Duration, err error)
+	// OnExpiry, when set, is called once for every hold whose expiry a
+	// script recorded (Redis drops holds by TTL; the scripts settle the
+	// check lazily, on the customer's next operation).
+	OnExpiry func()
 	// WaitReplicas, when positive, makes a redemption succeed only once that
 	// many replicas acknowledged its grant (Redis WAIT, sent in the same
 	// round trip as the script); fewer within WaitTimeout gives
@@ -105,7 +109,20 @@ func (s *Store) run(ctx context.Context, name string, customer string, now time.
 	if err != nil {
 		return nil, unavailable(name, err)
 	}
-	return res, nil
+	return s.unwrap(name, res)
+}
+
+// unwrap takes a script's reply apart: {expired, reply} (see script), and
+// reports a recorded expiry to Options.OnExpiry.
+func (s *Store) unwrap(name string, res []any) ([]any, error) {
+	if len(res) != 2 {
+		return nil, fmt.Errorf("redis %s: malformed reply %v", name, res)
+	}
+	if flag, _ := res[0].(int64); flag == 1 && s.opts.OnExpiry != nil {
+		s.opts.OnExpiry()
+	}
+	reply, _ := res[1].([]any) // an empty Lua table arrives as an empty array
+	return reply, nil
 }
 
 // unavailable classifies a failed call: a server-side error reply (a bug in

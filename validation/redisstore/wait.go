@@ -67,6 +67,9 @@ func (s *Store) runDurable(ctx context.Context, name string, customer string, no
 	argv := append([]any{now.UnixMilli(), s.opts.AuditCap, s.opts.Retention.Milliseconds()}, args...)
 	start := time.Now()
 	res, acked, err := s.evalWait(ctx, scripts[name], keys, argv)
+	if err == nil {
+		res, err = s.unwrap(name, res)
+	}
 	if err == nil && str(res, 0) == "replay" {
 		acked, err = s.syncWait(ctx, customer)
 	}

@@ -14,6 +14,9 @@
 local K_META, K_HOLD, K_GRANTS, K_CHECKS, K_LOG, K_AUDIT = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local K_BLOCK, K_RATING = KEYS[7], KEYS[8]
 local NOW = tonumber(ARGV[1])
+-- EXPIRED becomes 1 when settle records an expiry; every reply carries it
+-- (scripts.go wraps each script's body), so arbiter can count expiries.
+local EXPIRED = 0
 local AUDIT_CAP = tonumber(ARGV[2])
 local RETENTION = tonumber(ARGV[3])
 
@@ -63,6 +66,7 @@ local function settle()
   end
   redis.call('HSET', K_META, 'open', '0')
   audit({at = tonumber(m[4]), type = 'expired', product = m[3], check_id = m[1], actor = 'arbiter', fence = tonumber(m[5])})
+  EXPIRED = 1
 end
 
 local function split(csv)
