@@ -25,6 +25,7 @@ type config struct {
 	LogLevel        string
 	SecureCookies   bool          // branch UI cookie Secure behind a TLS-terminating proxy
 	SessionIdle     time.Duration // branch UI idle sign-out
+	PprofAddr       string        // Go profiler listener; empty: off
 
 	// Redis topology and durability (see redis.go).
 	RedisSentinelMaster string
@@ -51,6 +52,7 @@ func flags(c *config, getenv func(string) string, stderr io.Writer) *envflag.Set
 	fs.String(&c.LogLevel, "log-level", "ARBITER_LOG_LEVEL", "info", "debug, info, warn or error")
 	fs.Bool(&c.SecureCookies, "secure-cookies", "ARBITER_SECURE_COOKIES", "false", "mark the branch UI session cookie Secure (set it behind a TLS-terminating proxy)")
 	fs.Duration(&c.SessionIdle, "session-idle", "ARBITER_SESSION_IDLE", "15m", "branch UI sessions end after this long without a request")
+	fs.String(&c.PprofAddr, "pprof-addr", "ARBITER_PPROF_ADDR", "", "serve Go's profiler (/debug/pprof/) on this separate address, e.g. 127.0.0.1:6060; empty: off")
 	return fs
 }
 

@@ -95,6 +95,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		SecureCookies: cfg.SecureCookies, SessionIdle: cfg.SessionIdle,
 	})
 
+	prof, err := servePprof(cfg.PprofAddr, log)
+	if err != nil {
+		return err
+	}
+	if prof != nil {
+		defer prof.Close()
+	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)

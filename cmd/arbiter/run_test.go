@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -234,6 +235,33 @@ func TestHelpListsEverySetting(t *testing.T) {
 		if !strings.Contains(stderr.String(), "-"+v.Flag) || !strings.Contains(stderr.String(), v.Env) {
 			t.Errorf("-h does not document -%s / %s", v.Flag, v.Env)
 		}
+	}
+}
+
+func TestPprofOnItsOwnListener(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	s := startRun(t, map[string]string{"ARBITER_PPROF_ADDR": addr})
+	resp, err := http.Get("http://" + addr + "/debug/pprof/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("pprof index = %d", resp.StatusCode)
+	}
+	// Never on the API's listener.
+	resp, err = http.Get(s.base + "/debug/pprof/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("pprof on the API listener = %d, want 404", resp.StatusCode)
 	}
 }
 
