@@ -152,16 +152,6 @@ func (cs *Clients) Authenticate(key string) (Client, bool) {
 	return cs.Clients[found], true
 }
 
-// Client returns a client by id.
-func (cs *Clients) Client(id string) (Client, bool) {
-	for _, c := range cs.Clients {
-		if c.ID == id {
-			return c, true
-		}
-	}
-	return Client{}, false
-}
-
 const actorKey = "arbiter.actor"
 
 // authenticate resolves the bearer key into the request's actor: 401 for a
