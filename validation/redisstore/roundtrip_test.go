@@ -35,17 +35,8 @@ func (c *counter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Proc
 // OTP redemption are each exactly one command (EVALSHA) once the scripts
 // are loaded, counted twice: by the client and by the server.
 func TestRoundTrips(t *testing.T) {
-	srv := redistest.MustStartRedis(t)
-	rdb := srv.Client(t)
-	hook := &counter{}
-	rdb.AddHook(hook)
-	s := redisstore.New(rdb, redisstore.Options{})
+	s, measure := countedStore(t)
 	ctx := context.Background()
-	if err := s.Load(ctx); err != nil {
-		t.Fatal(err)
-	}
-
-	measure := func(name string, op func()) { t.Helper(); oneRoundTrip(t, srv, hook, name, op) }
 
 	var c validation.Check
 	measure("check", func() { c = hold(t, s, "C-1", "credit_card", time.Now()) })
@@ -68,6 +59,21 @@ func TestRoundTrips(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// countedStore is a Store on a real redis-server with its scripts loaded,
+// and measure, which fails unless an operation costs exactly one EVALSHA.
+func countedStore(t *testing.T) (*redisstore.Store, func(name string, op func())) {
+	t.Helper()
+	srv := redistest.MustStartRedis(t)
+	rdb := srv.Client(t)
+	hook := &counter{}
+	rdb.AddHook(hook)
+	s := redisstore.New(rdb, redisstore.Options{})
+	if err := s.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return s, func(name string, op func()) { t.Helper(); oneRoundTrip(t, srv, hook, name, op) }
 }
 
 // oneRoundTrip fails unless op sends exactly one command, an EVALSHA,
@@ -121,16 +127,8 @@ func TestUnavailable(t *testing.T) {
 // TestRoundTripsEligibility: a blocked customer's refusal and a check on a
 // warm rating cache are one EVALSHA each too.
 func TestRoundTripsEligibility(t *testing.T) {
-	srv := redistest.MustStartRedis(t)
-	rdb := srv.Client(t)
-	hook := &counter{}
-	rdb.AddHook(hook)
-	s := redisstore.New(rdb, redisstore.Options{})
+	s, once := countedStore(t)
 	ctx := context.Background()
-	if err := s.Load(ctx); err != nil {
-		t.Fatal(err)
-	}
-	once := func(name string, op func()) { t.Helper(); oneRoundTrip(t, srv, hook, name, op) }
 	if _, err := s.Block(ctx, validation.BlockRequest{CustomerID: "B-1", Reason: "fraud", Actor: "ops", Now: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
