@@ -41,9 +41,16 @@ var (
 // wrapped in a function so that every reply is {expired, body's reply}:
 // expired is 1 when the prelude's settle recorded a hold's expiry, which is
 // how arbiter counts expiries that Redis's TTLs make silently (see unwrap).
-func script(helpers, body string) *redis.Script {
-	return redis.NewScript(helpers + luaPrelude +
-		"local function main()\n" + body + "\nend\nlocal reply = main()\nreturn {EXPIRED, reply}\n")
+func script(helpers, body string) *luaScript {
+	src := helpers + luaPrelude +
+		"local function main()\n" + body + "\nend\nlocal reply = main()\nreturn {EXPIRED, reply}\n"
+	return &luaScript{Script: redis.NewScript(src), src: src}
+}
+
+// luaScript is a script and its source, kept for the EVAL fallback of eval.
+type luaScript struct {
+	*redis.Script
+	src string
 }
 
 var (
@@ -61,7 +68,7 @@ var (
 )
 
 // scripts lists every script with the name used in errors and metrics.
-var scripts = map[string]*redis.Script{
+var scripts = map[string]*luaScript{
 	"check":       checkScript,
 	"redeem":      redeemScript,
 	"get":         getScript,

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -102,7 +103,7 @@ func (s *Store) run(ctx context.Context, name string, customer string, now time.
 	keys := append(customerKeys(customer), extraKeys...)
 	argv := append([]any{now.UnixMilli(), s.opts.AuditCap, s.opts.Retention.Milliseconds()}, args...)
 	start := time.Now()
-	res, err := scripts[name].Run(ctx, s.rdb, keys, argv...).Slice()
+	res, err := s.eval(ctx, scripts[name], keys, argv).Slice()
 	if s.opts.Observe != nil {
 		s.opts.Observe(name, time.Since(start), err)
 	}
@@ -110,6 +111,55 @@ func (s *Store) run(ctx context.Context, name string, customer string, now time.
 		return nil, unavailable(name, err)
 	}
 	return s.unwrap(name, res)
+}
+
+// eval runs a script as redis.Script.Run does (EVALSHA, then EVAL when the
+// server lacks it), except that the command may never be resent. A cluster
+// client resends a command after a transport error (EOF, reset); a script
+// that had run would then run twice, and a check would report its own hold
+// as hold_exists. So a lost reply surfaces as unavailable (503), and the
+// caller retries with its Idempotency-Key (checks) or simply (redemptions,
+// which replay). Redirects (MOVED, ASK), READONLY and TRYAGAIN still make
+// the client try elsewhere: those mean the script did not run.
+func (s *Store) eval(ctx context.Context, sc *luaScript, keys []string, argv []any) *redis.Cmd {
+	cmd := redis.NewCmd(ctx, evalArgs("evalsha", sc.Hash(), keys, argv)...)
+	_ = s.rdb.Process(ctx, onceCmd{cmd})
+	if err := cmd.Err(); err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+		cmd = redis.NewCmd(ctx, evalArgs("eval", sc.src, keys, argv)...)
+		_ = s.rdb.Process(ctx, onceCmd{cmd})
+	}
+	return cmd
+}
+
+// onceCmd is a script command go-redis may resend only when its error
+// proves the script did not run. go-redis asks NoRetry after setting the
+// command's error.
+type onceCmd struct{ *redis.Cmd }
+
+// NoRetry forbids a resend after an ambiguous failure: a transport error
+// once the command may have been written. An error reply (TRYAGAIN,
+// CLUSTERDOWN, LOADING, ...), a refused dial and a pool timeout all mean
+// the script never ran, so go-redis may still try again.
+func (c onceCmd) NoRetry() bool {
+	err := c.Err()
+	var reply redis.Error
+	var op *net.OpError
+	switch {
+	case err == nil, errors.As(err, &reply), errors.Is(err, redis.ErrPoolTimeout):
+		return false
+	case errors.As(err, &op) && op.Op == "dial":
+		return false
+	}
+	return true
+}
+
+func evalArgs(verb, script string, keys []string, argv []any) []any {
+	args := make([]any, 0, 3+len(keys)+len(argv))
+	args = append(args, verb, script, len(keys))
+	for _, k := range keys {
+		args = append(args, k)
+	}
+	return append(args, argv...)
 }
 
 // unwrap takes a script's reply apart: {expired, reply} (see script), and

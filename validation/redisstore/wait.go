@@ -66,7 +66,7 @@ func (s *Store) runDurable(ctx context.Context, name string, customer string, no
 	keys := append(customerKeys(customer), extraKeys...)
 	argv := append([]any{now.UnixMilli(), s.opts.AuditCap, s.opts.Retention.Milliseconds()}, args...)
 	start := time.Now()
-	res, acked, err := s.evalWait(ctx, scripts[name], keys, argv)
+	res, acked, err := s.evalWait(ctx, scripts[name].Script, keys, argv)
 	if err == nil {
 		res, err = s.unwrap(name, res)
 	}
