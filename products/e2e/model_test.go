@@ -1,0 +1,411 @@
+package e2e_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/arbiter-bank/arbiter/products/client"
+	"github.com/arbiter-bank/arbiter/products/internal/proctest"
+	"github.com/arbiter-bank/arbiter/validation/redisstore/redistest"
+)
+
+// The model test's knobs, from the environment: the seed of every worker's
+// random schedule, and how long the workload runs.
+const (
+	modelSeedEnv     = "ARBITER_MODEL_SEED"
+	modelDurationEnv = "ARBITER_MODEL_DURATION"
+)
+
+// modelPolicy has short holds so that expiries happen during the run, and
+// the default exclusive pair.
+const modelPolicy = `products:
+  credit_card:   { hold_ttl: 2s, redeemers: [card-service] }
+  personal_loan: { hold_ttl: 3s, redeemers: [loan-service] }
+exclusive:
+  - [credit_card, personal_loan]
+`
+
+// TestCrossSystemModel drives a seeded random workload through the whole
+// system a bank runs — arbiter on a real redis-server (AOF, restarted during
+// the run), and the card and loan services, each as three processes on one
+// SQLite file: a healthy one, one whose local insert always fails (so it
+// compensates) and one that crashes between arbiter's grant and its insert
+// (restarted each time). Applications come by token, by OTP read out at the
+// branch and online; customers close products; every call is sometimes
+// retried with the same credentials, also after a close or compensation;
+// checks are cancelled or left to expire. After quiescence (every pending
+// row settled by the services' reconciliation) it asserts from all three
+// systems that:
+//
+//	(a) no customer holds two products of one exclusive group across card.db and loan.db;
+//	(b) every product at a service has a live grant at arbiter with the same check id;
+//	(c) every grant at arbiter has its product, from the same check, at its service.
+//
+// Each worker's schedule comes from ARBITER_MODEL_SEED (printed on failure);
+// the interleaving of workers is the machine's. ARBITER_MODEL_DURATION runs
+// it longer than CI's budget.
+func TestCrossSystemModel(t *testing.T) {
+	seed := uint64(time.Now().UnixNano())
+	if v := os.Getenv(modelSeedEnv); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			t.Fatalf("%s=%q: %v", modelSeedEnv, v, err)
+		}
+		seed = n
+	}
+	budget := 40 * time.Second
+	if v := os.Getenv(modelDurationEnv); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			t.Fatalf("%s=%q: %v", modelDurationEnv, v, err)
+		}
+		budget = d
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("reproduce the schedule with %s=%d", modelSeedEnv, seed)
+		}
+	})
+	t.Logf("seed %d, budget %v", seed, budget)
+
+	m := startModel(t)
+	ctx, stop := context.WithTimeout(context.Background(), budget)
+	defer stop()
+	const workers = 6
+	var wg sync.WaitGroup
+	for i := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w := &worker{m: m, rng: rand.New(rand.NewPCG(seed, uint64(i)))}
+			for ctx.Err() == nil {
+				w.step(ctx)
+			}
+		}()
+	}
+	// Redis restarts (SIGKILL; AOF with fsync always keeps every write) at
+	// fixed points of the budget, from the test goroutine.
+	start := time.Now()
+	for _, frac := range []float64{0.3, 0.65} {
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Until(start.Add(time.Duration(frac * float64(budget))))):
+		}
+		if ctx.Err() == nil {
+			m.redis.Restart(t)
+			m.stats.add("redis restart")
+		}
+	}
+	wg.Wait()
+	m.stopSupervisors()
+	t.Logf("operations: %s", m.stats)
+
+	m.quiesce(t)
+	m.assertInvariant(t)
+}
+
+// model is the system under test.
+type model struct {
+	redis   *redistest.Server
+	sys     *system
+	fleets  map[string]*fleet // by product
+	stats   *counter
+	stopped atomic.Bool
+	sup     sync.WaitGroup
+}
+
+// fleet is one product service run as several processes on one database.
+type fleet struct {
+	product, id, key, db string
+	mu                   sync.Mutex
+	healthy, failing     *proctest.Proc
+	crashing             *proctest.Proc // crash-after-redeem; restarted after each crash
+}
+
+func startModel(t *testing.T) *model {
+	t.Helper()
+	rds := redistest.MustStartRedis(t, "--appendonly", "yes", "--appendfsync", "always")
+	dir := t.TempDir()
+	clients := filepath.Join(dir, "clients.yaml")
+	policy := filepath.Join(dir, "policy.yaml")
+	key := filepath.Join(dir, "signing.pem")
+	for path, body := range map[string]string{clients: clientsYAML, policy: modelPolicy} {
+		if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeSigningKey(t, key)
+	arb := proctest.Start(t, arbiterBin, []string{"-addr", "127.0.0.1:0", "-redis-url", rds.URL(),
+		"-clients", clients, "-signing-key", key, "-policy", policy, "-log-level", "error"}, nil)
+	proctest.WaitReady(t, arb.URL)
+	m := &model{redis: rds, stats: &counter{n: map[string]int{}}, fleets: map[string]*fleet{},
+		sys: &system{dir: dir, arbiter: arb, branch: newClient(t, arb.URL, branchKey, "branch-portal"),
+			ledger: newClient(t, arb.URL, cardKey, "card-service")}}
+	for _, f := range []*fleet{
+		{product: "credit_card", id: "card-service", key: cardKey, db: filepath.Join(dir, "card.db")},
+		{product: "personal_loan", id: "loan-service", key: loanKey, db: filepath.Join(dir, "loan.db")},
+	} {
+		f.healthy = m.startInstance(t, f, "")
+		f.failing = m.startInstance(t, f, "fail-insert")
+		f.crashing = m.startInstance(t, f, "crash-after-redeem")
+		m.fleets[f.product] = f
+		m.sup.Add(1)
+		go m.supervise(t, f)
+	}
+	return m
+}
+
+// startInstance starts one process of fleet f with fault ("" for none). Its
+// reconciliation runs every 300ms on rows older than its request timeout.
+func (m *model) startInstance(tb testing.TB, f *fleet, fault string) *proctest.Proc {
+	tb.Helper()
+	env := []string{"PRODUCTSVC_ARBITER_KEY=" + f.key, "PRODUCTSVC_FAULT=" + fault}
+	p := proctest.Start(tb, productsvcBin, []string{"-addr", "127.0.0.1:0", "-product", f.product, "-id", f.id,
+		"-db", f.db, "-arbiter-url", m.sys.arbiter.URL, "-log-level", "error",
+		"-request-timeout", "3s", "-reconcile-interval", "300ms", "-reconcile-min-age", "4s"}, env)
+	proctest.WaitReady(tb, p.URL)
+	return p
+}
+
+// supervise restarts f's crashing instance whenever it exits, until the
+// workload ends.
+func (m *model) supervise(tb testing.TB, f *fleet) {
+	defer m.sup.Done()
+	for !m.stopped.Load() {
+		f.mu.Lock()
+		p := f.crashing
+		f.mu.Unlock()
+		if _, exited := p.Wait(100 * time.Millisecond); !exited {
+			continue
+		}
+		m.stats.add("crash " + f.id)
+		np, err := proctest.StartNoCleanup(productsvcBin, []string{"-addr", "127.0.0.1:0", "-product", f.product, "-id", f.id,
+			"-db", f.db, "-arbiter-url", m.sys.arbiter.URL, "-log-level", "error",
+			"-request-timeout", "3s", "-reconcile-interval", "300ms", "-reconcile-min-age", "4s"},
+			[]string{"PRODUCTSVC_ARBITER_KEY=" + f.key, "PRODUCTSVC_FAULT=crash-after-redeem"})
+		if err != nil {
+			tb.Errorf("restart %s after its crash: %v", f.id, err)
+			return
+		}
+		tb.Cleanup(np.Stop)
+		f.mu.Lock()
+		f.crashing = np
+		f.mu.Unlock()
+	}
+}
+
+func (m *model) stopSupervisors() {
+	m.stopped.Store(true)
+	m.sup.Wait()
+}
+
+// url picks an instance of f: mostly the healthy one.
+func (f *fleet) url(rng *rand.Rand) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	switch n := rng.IntN(100); {
+	case n < 12:
+		return f.failing.URL
+	case n < 18:
+		return f.crashing.URL
+	}
+	return f.healthy.URL
+}
+
+// modelCustomers is the pool: small, so operations collide.
+const modelCustomers = 10
+
+// worker runs random operations; it remembers its recent applications so
+// it can retry them with the same credentials.
+type worker struct {
+	m      *model
+	rng    *rand.Rand
+	recent []application
+}
+
+// application is one request body sent to a product service.
+type application struct {
+	product string
+	path    string
+	body    map[string]string
+}
+
+func (w *worker) step(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	products := []string{"credit_card", "personal_loan"}
+	f := w.m.fleets[products[w.rng.IntN(2)]]
+	customer := fmt.Sprintf("M-%02d", w.rng.IntN(modelCustomers))
+	switch n := w.rng.IntN(100); {
+	case n < 20: // a branch check; the customer reads the OTP out to the service
+		if ch := w.check(ctx, f, customer, "otp"); ch != nil {
+			w.send(ctx, f, application{f.product, "/v1/applications", map[string]string{"customer_id": customer, "otp": ch.OTP}})
+		}
+	case n < 38: // a partner app holds an approval token and applies with it
+		if ch := w.check(ctx, f, customer, "token"); ch != nil {
+			w.send(ctx, f, application{f.product, "/v1/applications", map[string]string{"customer_id": customer, "token": ch.Token}})
+		}
+	case n < 50: // online: the service checks, underwrites and redeems itself
+		w.send(ctx, f, application{f.product, "/v1/applications/online", map[string]string{"customer_id": customer}})
+	case n < 62: // the customer closes the product
+		a := call(ctx, http.MethodDelete, f.url(w.rng)+"/v1/products/"+customer, nil)
+		w.m.stats.add(fmt.Sprintf("close %s %d", f.id, a.Status))
+	case n < 85: // a client retries one of its recent applications
+		if len(w.recent) > 0 {
+			a := w.recent[w.rng.IntN(len(w.recent))]
+			w.send(ctx, w.m.fleets[a.product], a)
+		}
+	case n < 92: // a check nobody redeems: it expires
+		w.check(ctx, f, customer, "abandoned")
+	default: // a check the branch cancels
+		if ch := w.check(ctx, f, customer, "cancelled"); ch != nil {
+			err := w.m.sys.branch.Cancel(ctx, ch.ID)
+			w.m.stats.add("cancel " + outcome(err))
+		}
+	}
+}
+
+// check asks arbiter for a check at the branch, counting the outcome.
+func (w *worker) check(ctx context.Context, f *fleet, customer, why string) *client.Check {
+	ch, err := w.m.sys.branch.Check(ctx, client.CheckRequest{CustomerID: customer, Product: f.product, AgentID: "agent-model"})
+	w.m.stats.add("check(" + why + ") " + outcome(err))
+	if err != nil {
+		return nil
+	}
+	return ch
+}
+
+// send posts an application to one of f's instances and remembers it.
+func (w *worker) send(ctx context.Context, f *fleet, a application) {
+	ans := call(ctx, http.MethodPost, f.url(w.rng)+a.path, a.body)
+	w.m.stats.add(fmt.Sprintf("apply %s %d %s", a.path[len("/v1/applications"):], ans.Status, ans.str("reason")))
+	if a.path == "/v1/applications" {
+		w.recent = append(w.recent, a)
+		if len(w.recent) > 8 {
+			w.recent = w.recent[1:]
+		}
+	}
+}
+
+func outcome(err error) string {
+	var e *client.Error
+	switch {
+	case err == nil:
+		return "ok"
+	case errors.As(err, &e):
+		return string(e.Reason)
+	}
+	return "error"
+}
+
+// quiesce waits until no service has pending work left: every redemption
+// whose outcome was unknown, every failed insert and every close has been
+// settled with arbiter by reconciliation.
+func (m *model) quiesce(t *testing.T) {
+	t.Helper()
+	waitFor(t, 60*time.Second, "every pending row settled", func() bool {
+		for _, f := range m.fleets {
+			if len(readPending(t, f.db)) > 0 {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// assertInvariant reads the three systems and checks (a), (b) and (c).
+func (m *model) assertInvariant(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	rows := map[string]map[string]row{} // product -> customer -> row
+	for p, f := range m.fleets {
+		rows[p] = readDB(t, f.db, "products")
+	}
+	total := 0
+	for i := range modelCustomers {
+		customer := fmt.Sprintf("M-%02d", i)
+		var local []string
+		for p := range rows {
+			if _, ok := rows[p][customer]; ok {
+				local = append(local, p)
+			}
+		}
+		slices.Sort(local)
+		if len(local) > 1 {
+			t.Errorf("(a) %s holds %v across card.db and loan.db", customer, local)
+		}
+		cu, err := m.sys.ledger.Customer(ctx, customer)
+		if err != nil {
+			t.Fatalf("arbiter: customer %s: %v", customer, err)
+		}
+		grants := map[string]string{} // product -> check id
+		for _, g := range cu.Products {
+			if prev, dup := grants[g.Product]; dup {
+				t.Errorf("arbiter: %s holds two %s grants (%s, %s)", customer, g.Product, prev, g.CheckID)
+			}
+			grants[g.Product] = g.CheckID
+			total++
+		}
+		for p, r := range rows {
+			if lr, ok := r[customer]; ok && grants[p] != lr.CheckID {
+				t.Errorf("(b) %s holds %s at its service from check %s, but arbiter's grant is %q", customer, p, lr.CheckID, grants[p])
+			}
+		}
+		for p, id := range grants {
+			if lr, ok := rows[p][customer]; !ok || lr.CheckID != id {
+				t.Errorf("(c) arbiter granted %s %s (check %s), but its service holds %q", customer, p, id, lr.CheckID)
+			}
+		}
+	}
+	t.Logf("final state: %d grants at arbiter, %d card rows, %d loan rows", total, len(rows["credit_card"]), len(rows["personal_loan"]))
+}
+
+// readPending returns the pending rows of a service's database file.
+func readPending(tb testing.TB, path string) []string {
+	tb.Helper()
+	var out []string
+	for c, r := range readDB(tb, path, "pending") {
+		out = append(out, c+":"+r.CheckID)
+	}
+	return out
+}
+
+// counter counts operation outcomes, for the log.
+type counter struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (c *counter) add(k string) {
+	c.mu.Lock()
+	c.n[k]++
+	c.mu.Unlock()
+}
+
+func (c *counter) String() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	keys := make([]string, 0, len(c.n))
+	for k := range c.n {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	var b strings.Builder
+	for _, k := range keys {
+		fmt.Fprintf(&b, "\n  %-50s %d", k, c.n[k])
+	}
+	return b.String()
+}
