@@ -29,6 +29,7 @@ const (
 	ReasonOTPLocked            Reason = "otp_locked"
 	ReasonAlreadyRedeemed      Reason = "already_redeemed"
 	ReasonGrantNotFound        Reason = "grant_not_found"
+	ReasonGrantReleased        Reason = "grant_released" // redeemed, then released: never redeemable again
 	ReasonNotFound             Reason = "not_found"
 	ReasonCustomerBlocked      Reason = "customer_blocked"
 	ReasonRatingTooLow         Reason = "rating_too_low"
@@ -59,6 +60,7 @@ var (
 	ErrOTPLocked            = &Error{Reason: ReasonOTPLocked}
 	ErrAlreadyRedeemed      = &Error{Reason: ReasonAlreadyRedeemed}
 	ErrGrantNotFound        = &Error{Reason: ReasonGrantNotFound}
+	ErrGrantReleased        = &Error{Reason: ReasonGrantReleased}
 	ErrNotFound             = &Error{Reason: ReasonNotFound}
 	ErrCustomerBlocked      = &Error{Reason: ReasonCustomerBlocked}
 	ErrRatingTooLow         = &Error{Reason: ReasonRatingTooLow}

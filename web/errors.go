@@ -35,6 +35,7 @@ var problemTypes = map[validation.Reason]struct {
 	validation.ReasonOTPLocked:            {http.StatusGone, "Too many wrong codes: hold burnt"},
 	validation.ReasonAlreadyRedeemed:      {http.StatusConflict, "Check already redeemed by another client"},
 	validation.ReasonGrantNotFound:        {http.StatusNotFound, "Customer does not hold this product"},
+	validation.ReasonGrantReleased:        {http.StatusGone, "The grant of this check was released"},
 	validation.ReasonNotFound:             {http.StatusNotFound, "Not found"},
 	validation.ReasonCustomerBlocked:      {http.StatusConflict, "Customer is blocked"},
 	validation.ReasonRatingTooLow:         {http.StatusConflict, "Credit rating too low for this product"},

@@ -27,6 +27,7 @@ const (
 	ReasonOTPLocked            Reason = "otp_locked"
 	ReasonAlreadyRedeemed      Reason = "already_redeemed"
 	ReasonGrantNotFound        Reason = "grant_not_found"
+	ReasonGrantReleased        Reason = "grant_released"
 	ReasonNotFound             Reason = "not_found"
 	ReasonUnavailable          Reason = "unavailable"
 	ReasonRateLimited          Reason = "rate_limited"
@@ -56,6 +57,7 @@ var (
 	ErrOTPLocked            = &Error{Reason: ReasonOTPLocked}
 	ErrAlreadyRedeemed      = &Error{Reason: ReasonAlreadyRedeemed}
 	ErrGrantNotFound        = &Error{Reason: ReasonGrantNotFound}
+	ErrGrantReleased        = &Error{Reason: ReasonGrantReleased}
 	ErrNotFound             = &Error{Reason: ReasonNotFound}
 	ErrUnavailable          = &Error{Reason: ReasonUnavailable}
 	ErrRateLimited          = &Error{Reason: ReasonRateLimited}

@@ -575,7 +575,13 @@ func scriptError(name string, res []any) error {
 		e.Detail = "the check was already redeemed by " + detail
 	case validation.ReasonOTPLocked:
 		e.Detail = "too many wrong codes: the hold is burnt; request a new check"
+	case validation.ReasonGrantReleased:
+		e.Detail = "check " + detail + " was redeemed, but its grant has been released since; a new application needs a new check"
 	case validation.ReasonOTPInvalid:
+		if detail == "replay" {
+			e.Detail = "the check was redeemed, and not with this code"
+			break
+		}
 		left := 0
 		if len(res) > 3 {
 			if n, ok := res[3].(int64); ok {

@@ -6,19 +6,32 @@
 -- [9] max, [10] conflicts (csv), [11] max attempts, [12] period (s), [13] skew
 -- Returns {'granted', grant} | {'replay', grant} | {'refused', violations}
 --       | {'error', reason, detail[, attempts left]}
+-- An OTP redemption stores otp_digest(check id, code) in the check, so that
+-- the same client's retry with the same code can be told from a guess once
+-- the hold (and its secret) is gone.
 local mode, product, id, code, actor = ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
 local max, conflicts, max_attempts = tonumber(ARGV[9]), ARGV[10], tonumber(ARGV[11])
 local period, skew = tonumber(ARGV[12]), tonumber(ARGV[13])
 
 settle()
 
--- ended explains why a check is not the live hold, or replays a redemption
--- the same client already completed.
+-- otp_digest is all a check keeps of the code that redeemed it: enough to
+-- recognise the same client's retry, nothing that would verify a new code.
+local function otp_digest(check_id, otp) return redis.sha1hex(check_id .. ':' .. otp) end
+
+-- ended answers a redemption of check c, which is not the live hold. A
+-- replay is a replay of something that still exists: the same client gets
+-- its grant again only while the grant is in the ledger, and over OTP only
+-- with the code that redeemed it (kept as a digest in the check). A released
+-- grant is never replayed, whoever asks and however.
 local function ended(c)
-  if not c then return {'error', 'hold_expired', 'no live hold'} end
+  if not c then return {'error', 'hold_expired', 'unknown'} end
   if c.status == 'redeemed' then
-    if c.redeemed_by == actor then return {'replay', cjson.encode(grant_of(c))} end
-    return {'error', 'already_redeemed', c.redeemed_by}
+    local g = redis.call('HGET', K_GRANTS, c.id)
+    if not g then return {'error', 'grant_released', c.id} end
+    if c.redeemed_by ~= actor then return {'error', 'already_redeemed', c.redeemed_by} end
+    if mode == 'otp' and c.otp ~= otp_digest(c.id, code) then return {'error', 'otp_invalid', 'replay'} end
+    return {'replay', g}
   end
   if c.end_reason == 'otp_locked' then return {'error', 'otp_locked', 'locked'} end
   return {'error', 'hold_expired', c.status}
@@ -65,6 +78,7 @@ end
 redis.call('DEL', K_HOLD)
 c.redeemed_by = actor
 c.granted = NOW
+if mode == 'otp' then c.otp = otp_digest(id, code) end
 end_check(c, 'redeemed', actor)
 local g = grant_of(c)
 local enc = cjson.encode(g)
