@@ -18,6 +18,8 @@ var statuses = map[string]int{
 	issuing.ReasonTokenInvalid:       http.StatusForbidden,
 	issuing.ReasonStaleFence:         http.StatusConflict,
 	issuing.ReasonAlreadyIssued:      http.StatusConflict,
+	issuing.ReasonApplicationClosed:  http.StatusConflict,
+	issuing.ReasonCompensated:        http.StatusConflict,
 	issuing.ReasonDeclined:           http.StatusUnprocessableEntity,
 	issuing.ReasonNotFound:           http.StatusNotFound,
 	issuing.ReasonIssueFailed:        http.StatusInternalServerError,

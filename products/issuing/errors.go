@@ -18,6 +18,8 @@ const (
 	ReasonNotFound           = "not_found"           // no such product here
 	ReasonIssueFailed        = "issue_failed"        // the local write failed after arbiter granted
 	ReasonArbiterUnavailable = "arbiter_unavailable" // arbiter could not be reached; see Pending
+	ReasonApplicationClosed  = "application_closed"  // the check's product was issued and closed: apply anew
+	ReasonCompensated        = "compensated"         // the check's grant was released after a failed issue: apply anew
 )
 
 // Error is every refusal and failure of Service. Arbiter is set when arbiter

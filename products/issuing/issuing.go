@@ -58,21 +58,56 @@ var (
 	ErrStaleFence = errors.New("issuing: stale fence")
 	// ErrAlreadyIssued: the customer holds this product from another check.
 	ErrAlreadyIssued = errors.New("issuing: already issued")
+	// ErrClosed: the check's product was issued here and closed since; the
+	// check is retired and never issues a product again.
+	ErrClosed = errors.New("issuing: application closed")
+	// ErrCompensated: the check's grant was released because the product
+	// could not be issued; the check is retired like a closed one.
+	ErrCompensated = errors.New("issuing: application compensated")
+	// ErrIssued: the check's product is issued here already (by another
+	// process on the same database), so its grant must not be released.
+	ErrIssued = errors.New("issuing: issued already")
 )
+
+// Compensation records that the grant of CheckID was (or is being) released
+// because its product could not be issued here, for Reason.
+type Compensation struct {
+	CheckID    string
+	CustomerID string
+	Product    string
+	Fence      int64
+	Reason     string // ReasonIssueFailed, ReasonStaleFence or ReasonAlreadyIssued
+	At         time.Time
+}
 
 // Store is the service's own durable database. Implementations must make
 // each method atomic.
+//
+// A check is retired once its product is closed (CloseProduct) or its grant
+// compensated (Compensate); both record the pending release of its grant in
+// the same transaction, and a retired check is refused by Begin and Issue.
+// That is what makes "a product row exists only while its grant exists at
+// arbiter" hold: arbiter releases a grant only at this service's request,
+// which it makes only for retired checks, and a retired check never gets a
+// row again, whatever a client retries or arbiter replays.
 type Store interface {
 	// Begin records p (its ID and CreatedAt are assigned) and raises the
-	// customer's highest fence to p.Fence; it returns ErrStaleFence, and
-	// records nothing, if a higher fence is recorded already.
+	// customer's highest fence to p.Fence; it returns ErrStaleFence if a
+	// higher fence is recorded already, and ErrClosed or ErrCompensated if
+	// p.CheckID is retired, recording nothing.
 	Begin(ctx context.Context, p Pending) (Pending, error)
 	// Issue inserts the product and deletes pending row pendingID in one
 	// transaction. If the customer already holds the product from the same
 	// check it returns that product and true (a retry). It returns
-	// ErrStaleFence if a higher fence is recorded for the customer, and
-	// ErrAlreadyIssued if the customer holds the product from another check.
+	// ErrClosed or ErrCompensated if the check is retired, ErrStaleFence if
+	// a higher fence is recorded for the customer, and ErrAlreadyIssued if
+	// the customer holds the product from another check.
 	Issue(ctx context.Context, p Product, pendingID int64) (Product, bool, error)
+	// Compensate retires c.CheckID, deletes pending row pendingID and
+	// records the pending release of the grant, in one transaction; it
+	// returns that release row. If the check's product is issued (another
+	// process issued it meanwhile) it changes nothing and returns ErrIssued.
+	Compensate(ctx context.Context, c Compensation, pendingID int64) (Pending, error)
 	// Done deletes a pending row; deleting a missing row is not an error.
 	Done(ctx context.Context, pendingID int64) error
 	// Pendings returns every pending row, oldest first.

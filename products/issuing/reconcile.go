@@ -21,10 +21,11 @@ type Report struct {
 // here. For an unfinished issue it reads the customer at arbiter: if arbiter
 // granted this product (to this service, from the pending check when it is
 // known), the product is issued here (or, if that fails, the grant is
-// released); otherwise the application is dropped and its hold, if still
-// live, cancelled. An unfinished release is released again. Rows arbiter
-// cannot answer for stay pending. Run it before serving with minAge 0, then
-// periodically with a minAge above the longest request.
+// released); otherwise the application is dropped, but only once no hold it
+// could still redeem is live (its own hold is cancelled; see settleIssue).
+// An unfinished release is released again. Rows arbiter cannot answer for
+// stay pending. Run it before serving with minAge 0, then periodically with
+// a minAge above the longest request.
 func (s *Service) Reconcile(ctx context.Context, minAge time.Duration) (Report, error) {
 	var r Report
 	rows, err := s.Store.Pendings(ctx)
@@ -66,10 +67,21 @@ func (s *Service) settleIssue(ctx context.Context, p Pending, r *Report) {
 		ok = false // a grant this application did not make
 	}
 	if !ok {
-		if h := cu.Hold; h != nil && p.CheckID != "" && h.CheckID == p.CheckID {
-			if err := s.Arbiter.Cancel(ctx, h.CheckID); err != nil {
-				s.log().Warn("reconcile: hold of a dropped application not cancelled; it will expire", "check", h.CheckID, "err", err)
+		// No grant for this application. It may only be dropped once no
+		// redemption of it can land any more — a request still in flight,
+		// or a script Redis runs late — that is, once no hold it could
+		// redeem is live. A hold of its own check is cancelled first (and
+		// the row settled on the next pass, from what arbiter then says);
+		// an OTP application's hold is unknown, so any live hold of the
+		// product keeps the row until that hold ends.
+		if h := cu.Hold; h != nil && h.Product == s.Product && (p.CheckID == "" || h.CheckID == p.CheckID) {
+			if p.CheckID != "" {
+				if err := s.Arbiter.Cancel(ctx, h.CheckID); err != nil {
+					s.log().Warn("reconcile: hold of an unfinished application not cancelled yet", "check", h.CheckID, "err", err)
+				}
 			}
+			r.Left++
+			return
 		}
 		if err := s.Store.Done(ctx, p.ID); err != nil {
 			r.Left++

@@ -99,6 +99,9 @@ func (s *Service) applyToken(ctx context.Context, a Application, ch Channel) (Pr
 	if errors.Is(err, ErrStaleFence) {
 		return Product{}, false, &Error{Reason: ReasonStaleFence, Detail: "a newer approval for this customer has been seen; this token is stale", Err: err}
 	}
+	if e := retiredError(err); e != nil {
+		return Product{}, false, e
+	}
 	if err != nil {
 		return Product{}, false, err
 	}
@@ -123,9 +126,7 @@ func (s *Service) redeem(ctx context.Context, p Pending, r client.Redemption) (P
 			e.Pending = true
 			return Product{}, false, e
 		}
-		if derr := s.Store.Done(ctx, p.ID); derr != nil {
-			s.log().Warn("pending row not cleared", "pending", p.ID, "err", derr)
-		}
+		s.done(ctx, p.ID)
 		return Product{}, false, fromArbiter(err, "")
 	}
 	if err := s.fault(FaultAfterRedeem); err != nil {
@@ -135,7 +136,9 @@ func (s *Service) redeem(ctx context.Context, p Pending, r client.Redemption) (P
 }
 
 // issue writes the product of grant g and clears pending row p; if the
-// write fails it releases the grant at arbiter (compensation).
+// write fails it releases the grant at arbiter (compensation). A retired
+// check (closed or compensated here) is never issued again, even when
+// arbiter still shows its grant: its release is already pending work.
 func (s *Service) issue(ctx context.Context, p Pending, g *client.Grant) (Product, bool, error) {
 	prod := Product{CustomerID: g.CustomerID, Product: g.Product, CheckID: g.CheckID, Fence: g.Fence, IssuedAt: s.now(), Channel: p.Channel}
 	err := s.fault(FaultInsert)
@@ -144,13 +147,42 @@ func (s *Service) issue(ctx context.Context, p Pending, g *client.Grant) (Produc
 		if ierr == nil {
 			return got, replayed, nil
 		}
+		if e := retiredError(ierr); e != nil {
+			s.done(ctx, p.ID)
+			return Product{}, false, e
+		}
 		err = ierr
 	}
-	return Product{}, false, s.compensate(ctx, p, g, err)
+	err = s.compensate(ctx, p, g, err)
+	if errors.Is(err, errIssuedElsewhere) {
+		if got, perr := s.Store.ProductByCheck(ctx, g.CheckID); perr == nil {
+			return got, true, nil
+		}
+	}
+	return Product{}, false, err
 }
 
-// compensate releases grant g after the local write failed with cause.
+// errIssuedElsewhere: compensate found the product issued by another
+// process; issue then answers with that product.
+var errIssuedElsewhere = errors.New("issued by another process")
+
+// retiredError is the refusal of a retired check, nil for other errors.
+func retiredError(err error) *Error {
+	switch {
+	case errors.Is(err, ErrClosed):
+		return &Error{Reason: ReasonApplicationClosed, Detail: "this application's product was issued and has been closed since; start a new application", Err: err}
+	case errors.Is(err, ErrCompensated):
+		return &Error{Reason: ReasonCompensated, Detail: "this application could not be issued and arbiter's grant was released; start a new application", Err: err}
+	}
+	return nil
+}
+
+// compensate retires grant g's check and releases the grant after the
+// local write failed with cause. The retirement and the pending release
+// are recorded first, in one transaction, so that neither a client's retry
+// nor a crash can end with the product issued from a released grant.
 func (s *Service) compensate(ctx context.Context, p Pending, g *client.Grant, cause error) error {
+	ctx = context.WithoutCancel(ctx)
 	reason := ReasonIssueFailed
 	switch {
 	case errors.Is(cause, ErrStaleFence):
@@ -158,16 +190,34 @@ func (s *Service) compensate(ctx context.Context, p Pending, g *client.Grant, ca
 	case errors.Is(cause, ErrAlreadyIssued):
 		reason = ReasonAlreadyIssued
 	}
-	err := s.Arbiter.Release(context.WithoutCancel(ctx), g.CustomerID, g.Product, g.CheckID)
-	if err != nil && !errors.Is(err, client.ErrGrantNotFound) {
-		s.log().Error("issuance failed and the grant could not be released yet; left pending", "customer", g.CustomerID, "check", g.CheckID, "cause", cause, "err", err)
-		return &Error{Reason: reason, Detail: "the product could not be issued; arbiter's grant will be released by reconciliation", Pending: true, Err: cause}
+	rel, err := s.Store.Compensate(ctx, Compensation{CheckID: g.CheckID, CustomerID: g.CustomerID, Product: g.Product,
+		Fence: g.Fence, Reason: reason, At: s.now()}, p.ID)
+	if errors.Is(err, ErrIssued) {
+		// Another process on this database issued it meanwhile (it
+		// reconciled the same pending row): the grant stays.
+		s.done(ctx, p.ID)
+		return errIssuedElsewhere
 	}
-	if derr := s.Store.Done(context.WithoutCancel(ctx), p.ID); derr != nil {
-		s.log().Warn("pending row not cleared after compensation", "pending", p.ID, "err", derr)
+	if err != nil {
+		// Not even the compensation could be written: the pending issue row
+		// stays, and reconciliation issues the product or releases the grant.
+		s.log().Error("issuance failed and its compensation could not be recorded; left pending", "customer", g.CustomerID, "check", g.CheckID, "cause", cause, "err", err)
+		return &Error{Reason: reason, Detail: "the product could not be issued; reconciliation will settle arbiter's grant", Pending: true, Err: cause}
+	}
+	if !s.release(ctx, rel) {
+		s.log().Error("issuance failed and the grant could not be released yet; left pending", "customer", g.CustomerID, "check", g.CheckID, "cause", cause)
+		return &Error{Reason: reason, Detail: "the product could not be issued; arbiter's grant will be released by reconciliation", Pending: true, Err: cause}
 	}
 	s.log().Warn("issuance failed after redemption; grant released at arbiter (compensated)", "customer", g.CustomerID, "check", g.CheckID, "fence", g.Fence, "cause", cause)
 	return &Error{Reason: reason, Detail: "the product could not be issued here, so arbiter's grant was released again", Compensated: true, Err: cause}
+}
+
+// done deletes pending row id, logging (not failing) when it cannot:
+// reconciliation finds the row again and settles it.
+func (s *Service) done(ctx context.Context, id int64) {
+	if err := s.Store.Done(context.WithoutCancel(ctx), id); err != nil {
+		s.log().Warn("pending row not cleared", "pending", id, "err", err)
+	}
 }
 
 // ApplyOnline runs the online channel for a customer: it asks arbiter for a
@@ -222,9 +272,7 @@ func (s *Service) release(ctx context.Context, p Pending) bool {
 		s.log().Warn("release at arbiter failed; left pending", "customer", p.CustomerID, "err", err)
 		return false
 	}
-	if err := s.Store.Done(ctx, p.ID); err != nil {
-		s.log().Warn("pending row not cleared", "pending", p.ID, "err", err)
-	}
+	s.done(ctx, p.ID)
 	return true
 }
 

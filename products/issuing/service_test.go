@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -34,6 +35,9 @@ func (f *fakeArbiter) Cancel(ctx context.Context, id string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.cancelled = append(f.cancelled, id)
+	if f.hold != nil && f.hold.CheckID == id {
+		f.hold = nil
+	}
 	return nil
 }
 
@@ -118,19 +122,22 @@ func TestCompensation(t *testing.T) {
 		if !errors.As(err, &e) || e.Compensated || !e.Pending {
 			t.Fatalf("Apply = %v, want pending, not compensated", err)
 		}
-		// Arbiter is back and the disk too: reconciliation issues the
-		// product arbiter granted (the customer did apply).
+		// Arbiter is back: reconciliation finishes the compensation (the
+		// client was told the grant would be released), it does not issue.
 		arb.failRelease = false
 		svc.Fault = nil
 		r, err := svc.Reconcile(ctx, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got, want := r.Issued, 1; got != want {
-			t.Fatalf("Reconcile = %+v, want %d issued", r, want)
+		if got, want := r, (issuing.Report{Released: 1}); got != want {
+			t.Fatalf("Reconcile = %+v, want %+v", got, want)
 		}
-		if p, err := st.Product(ctx, "C1"); err != nil || p.Channel != issuing.ChannelRecovered {
-			t.Fatalf("Product = %+v %v, want the recovered product", p, err)
+		if got, want := arb.released, []string{"C1"}; !slices.Equal(got, want) {
+			t.Fatalf("released = %v, want %v", got, want)
+		}
+		if p, err := st.Product(ctx, "C1"); !errors.Is(err, issuing.ErrNotFound) {
+			t.Fatalf("Product = %+v %v, want none: the application was compensated", p, err)
 		}
 	})
 
@@ -143,12 +150,18 @@ func TestCompensation(t *testing.T) {
 		if r, _ := svc.Reconcile(ctx, time.Hour); r.Skipped != 1 {
 			t.Fatalf("Reconcile(minAge 1h) = %+v, want the young row skipped", r)
 		}
+		// While its hold lives, a late redemption could still grant it:
+		// the hold is cancelled first, and the row kept for the next pass.
 		r, err := svc.Reconcile(ctx, 0)
-		if err != nil || r.Dropped != 1 {
-			t.Fatalf("Reconcile = %+v %v, want 1 dropped", r, err)
+		if err != nil || r.Left != 1 || r.Dropped != 0 {
+			t.Fatalf("Reconcile = %+v %v, want the row left while its hold was live", r, err)
 		}
 		if got, want := arb.cancelled, []string{"chk_h_C2"}; len(got) != 1 || got[0] != want[0] {
 			t.Fatalf("cancelled = %v, want %v", got, want)
+		}
+		r, err = svc.Reconcile(ctx, 0)
+		if err != nil || r.Dropped != 1 {
+			t.Fatalf("Reconcile = %+v %v, want 1 dropped once no hold can be redeemed", r, err)
 		}
 	})
 }

@@ -37,3 +37,20 @@ CREATE TABLE IF NOT EXISTS closed_products (
   channel     TEXT    NOT NULL,
   closed_at   TEXT    NOT NULL
 ) STRICT;
+
+-- A closed product's check is retired: an application presenting it again
+-- is refused (issuing.ErrClosed), whatever arbiter answers.
+CREATE INDEX IF NOT EXISTS closed_products_check ON closed_products (check_id);
+
+-- Checks whose grant this service released because it could not issue the
+-- product (a failed insert, a stale fence, another product already here):
+-- retired like closed ones, so a client's retry is refused
+-- (issuing.ErrCompensated) instead of issuing a product with no grant.
+CREATE TABLE IF NOT EXISTS compensations (
+  check_id       TEXT    NOT NULL PRIMARY KEY,
+  customer_id    TEXT    NOT NULL,
+  product        TEXT    NOT NULL,
+  fence          INTEGER NOT NULL,
+  reason         TEXT    NOT NULL,   -- issue_failed, stale_fence or already_issued
+  compensated_at TEXT    NOT NULL
+) STRICT;

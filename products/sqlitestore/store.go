@@ -108,12 +108,46 @@ func raiseFence(ctx context.Context, tx *sql.Tx, customerID string, fence int64)
 	return err
 }
 
-// Begin records a pending row and raises the customer's fence.
+// retired returns issuing.ErrClosed or issuing.ErrCompensated when check
+// id is retired, nil when it is not (or unknown: "").
+func retired(ctx context.Context, tx *sql.Tx, checkID string) error {
+	if checkID == "" {
+		return nil
+	}
+	var kind string
+	err := tx.QueryRowContext(ctx, `SELECT 'closed' FROM closed_products WHERE check_id = ?1
+		UNION ALL SELECT 'compensated' FROM compensations WHERE check_id = ?1 LIMIT 1`, checkID).Scan(&kind)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return nil
+	case err != nil:
+		return err
+	case kind == "closed":
+		return fmt.Errorf("%w: check %s", issuing.ErrClosed, checkID)
+	}
+	return fmt.Errorf("%w: check %s", issuing.ErrCompensated, checkID)
+}
+
+// insertPending inserts p and returns its id.
+func insertPending(ctx context.Context, tx *sql.Tx, p issuing.Pending) (int64, error) {
+	res, err := tx.ExecContext(ctx, `INSERT INTO pending (action, customer_id, check_id, fence, channel, created_at)
+		VALUES (?, ?, ?, ?, ?, ?)`, p.Action, p.CustomerID, p.CheckID, p.Fence, p.Channel, fmtTime(p.CreatedAt))
+	if err != nil {
+		return 0, err
+	}
+	return res.LastInsertId()
+}
+
+// Begin records a pending row and raises the customer's fence; see
+// issuing.Store.
 func (s *Store) Begin(ctx context.Context, p issuing.Pending) (issuing.Pending, error) {
 	if p.CreatedAt.IsZero() {
 		p.CreatedAt = time.Now().UTC()
 	}
 	err := s.tx(ctx, func(tx *sql.Tx) error {
+		if err := retired(ctx, tx, p.CheckID); err != nil {
+			return err
+		}
 		high, err := highestFence(ctx, tx, p.CustomerID)
 		if err != nil {
 			return err
@@ -124,12 +158,7 @@ func (s *Store) Begin(ctx context.Context, p issuing.Pending) (issuing.Pending, 
 		if err := raiseFence(ctx, tx, p.CustomerID, p.Fence); err != nil {
 			return err
 		}
-		res, err := tx.ExecContext(ctx, `INSERT INTO pending (action, customer_id, check_id, fence, channel, created_at)
-			VALUES (?, ?, ?, ?, ?, ?)`, p.Action, p.CustomerID, p.CheckID, p.Fence, p.Channel, fmtTime(p.CreatedAt))
-		if err != nil {
-			return err
-		}
-		p.ID, err = res.LastInsertId()
+		p.ID, err = insertPending(ctx, tx, p)
 		return err
 	})
 	return p, err
@@ -143,6 +172,9 @@ func (s *Store) Issue(ctx context.Context, p issuing.Product, pendingID int64) (
 		replayed bool
 	)
 	err := s.tx(ctx, func(tx *sql.Tx) error {
+		if err := retired(ctx, tx, p.CheckID); err != nil {
+			return err
+		}
 		have, err := scanProduct(tx.QueryRowContext(ctx, selectProduct+` WHERE customer_id = ?`, p.CustomerID))
 		switch {
 		case err == nil && have.CheckID == p.CheckID:
@@ -175,6 +207,33 @@ func (s *Store) Issue(ctx context.Context, p issuing.Product, pendingID int64) (
 		return issuing.Product{}, false, err
 	}
 	return out, replayed, nil
+}
+
+// Compensate retires the check, swaps the pending issue row for a pending
+// release, in one transaction; see issuing.Store.
+func (s *Store) Compensate(ctx context.Context, c issuing.Compensation, pendingID int64) (issuing.Pending, error) {
+	rel := issuing.Pending{Action: issuing.ActionRelease, CustomerID: c.CustomerID, CheckID: c.CheckID,
+		Fence: c.Fence, Channel: issuing.ChannelRecovered, CreatedAt: c.At}
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		switch _, err := scanProduct(tx.QueryRowContext(ctx, selectProduct+` WHERE check_id = ?`, c.CheckID)); {
+		case err == nil:
+			return fmt.Errorf("%w: check %s", issuing.ErrIssued, c.CheckID)
+		case !errors.Is(err, issuing.ErrNotFound):
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO compensations (check_id, customer_id, product, fence, reason, compensated_at)
+			VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (check_id) DO NOTHING`,
+			c.CheckID, c.CustomerID, c.Product, c.Fence, c.Reason, fmtTime(c.At)); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM pending WHERE id = ?`, pendingID); err != nil {
+			return err
+		}
+		var err error
+		rel.ID, err = insertPending(ctx, tx, rel)
+		return err
+	})
+	return rel, err
 }
 
 // Done deletes a pending row.
@@ -253,12 +312,8 @@ func (s *Store) CloseProduct(ctx context.Context, customerID string, at time.Tim
 		if _, err := tx.ExecContext(ctx, `DELETE FROM products WHERE customer_id = ?`, customerID); err != nil {
 			return err
 		}
-		res, err := tx.ExecContext(ctx, `INSERT INTO pending (action, customer_id, check_id, fence, channel, created_at)
-			VALUES (?, ?, ?, ?, ?, ?)`, pp.Action, customerID, pp.CheckID, pp.Fence, p.Channel, fmtTime(at))
-		if err != nil {
-			return err
-		}
-		pp.ID, err = res.LastInsertId()
+		pp.Channel = p.Channel
+		pp.ID, err = insertPending(ctx, tx, pp)
 		return err
 	})
 	return p, pp, err
