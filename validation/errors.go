@@ -72,6 +72,12 @@ var (
 	ErrNotDurable = &Error{Reason: ReasonNotDurable}
 )
 
+// ErrOutcomeUnknown is in the chain of an ErrUnavailable whose request may
+// have been carried out: the script was sent, and its reply was lost (a
+// timeout, a dropped connection). Service.Check gives such a check up
+// through Store.Abandon, so it never locks the customer unseen.
+var ErrOutcomeUnknown = errors.New("outcome unknown")
+
 // ErrRatingNeeded is returned by Store.Hold and Store.Eligibility when the
 // rating rule applies, no score is cached and every other rule passes: the
 // Service then asks the bureau and calls again with the score. It is a

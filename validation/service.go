@@ -51,6 +51,9 @@ type Service struct {
 	Now            func() time.Time // default time.Now
 	MaxOTPAttempts int              // wrong codes that burn a hold; default 5
 	IdempotencyTTL time.Duration    // default 24h
+	// Abandoner, when set, gives up checks whose outcome is unknown (see
+	// Abandoner); nil leaves their holds to expire.
+	Abandoner *Abandoner
 }
 
 func (s *Service) now() time.Time {
@@ -121,6 +124,9 @@ func (s *Service) Check(ctx context.Context, actor Actor, in CheckInput) (Check,
 			return Check{}, false, err
 		}
 		c, replayed, err = s.Store.Hold(ctx, req)
+	}
+	if errors.Is(err, ErrOutcomeUnknown) && s.Abandoner != nil {
+		s.Abandoner.Add(in.CustomerID, id)
 	}
 	return c, replayed, s.explain(err)
 }

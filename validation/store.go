@@ -66,9 +66,35 @@ type Store interface {
 	// Unblock lifts a block: ErrNotFound when the customer is not blocked.
 	Unblock(ctx context.Context, customerID, actor string, now time.Time) error
 
+	// Abandon gives up a check whose Hold failed with ErrOutcomeUnknown:
+	// if its hold was placed and no idempotent replay delivered it since,
+	// the hold is cancelled (reason unknown_outcome); if the check script
+	// has not run, a tombstone makes it place nothing should Redis run it
+	// late. It returns what it did.
+	Abandon(ctx context.Context, req AbandonRequest) (AbandonOutcome, error)
+
 	// Ping reports whether the store is reachable.
 	Ping(ctx context.Context) error
 }
+
+// AbandonRequest is the input of Store.Abandon.
+type AbandonRequest struct {
+	CustomerID string
+	CheckID    string
+	Actor      string // recorded as who cancelled: "arbiter"
+	Now        time.Time
+}
+
+// AbandonOutcome says what Store.Abandon did.
+type AbandonOutcome string
+
+// The outcomes of Store.Abandon.
+const (
+	AbandonCancelled AbandonOutcome = "cancelled" // the hold was live and undelivered: cancelled
+	AbandonTombstone AbandonOutcome = "tombstone" // the script had not run: it never will place the hold
+	AbandonDelivered AbandonOutcome = "delivered" // a replay gave the check to its client: kept
+	AbandonEnded     AbandonOutcome = "ended"     // the check had ended already
+)
 
 // RatingInput tells a store how to apply a rule's MinRating.
 type RatingInput struct {

@@ -83,7 +83,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	cancel()
 
-	svc := &validation.Service{Store: store, Policy: policy}
+	abandoner := &validation.Abandoner{Store: store, Log: log}
+	go abandoner.Run(ctx)
+	svc := &validation.Service{Store: store, Policy: policy, Abandoner: abandoner}
 	if policy.Rating != nil {
 		svc.Ratings = bureau.New(*policy.Rating, &http.Client{})
 	}

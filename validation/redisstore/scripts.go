@@ -35,6 +35,8 @@ var (
 	luaBlock string
 	//go:embed lua/unblock.lua
 	luaUnblock string
+	//go:embed lua/abandon.lua
+	luaAbandon string
 )
 
 // script composes one script: optional helpers, the prelude, then the body
@@ -65,6 +67,7 @@ var (
 	eligScript     = script("", luaEligibility)
 	blockScript    = script("", luaBlock)
 	unblockScript  = script("", luaUnblock)
+	abandonScript  = script("", luaAbandon)
 )
 
 // scripts lists every script with the name used in errors and metrics.
@@ -80,4 +83,5 @@ var scripts = map[string]*luaScript{
 	"eligibility": eligScript,
 	"block":       blockScript,
 	"unblock":     unblockScript,
+	"abandon":     abandonScript,
 }

@@ -108,9 +108,24 @@ func (s *Store) run(ctx context.Context, name string, customer string, now time.
 		s.opts.Observe(name, time.Since(start), err)
 	}
 	if err != nil {
-		return nil, unavailable(name, err)
+		return nil, markUnknown(unavailable(name, err), err)
 	}
 	return s.unwrap(name, res)
+}
+
+// markUnknown adds validation.ErrOutcomeUnknown to an unavailable error
+// whose script may have run: cause is ambiguous in the sense of onceCmd
+// (sent, and no reply), or the context ended while waiting for one.
+func markUnknown(err, cause error) error {
+	var ve *validation.Error
+	if !errors.As(err, &ve) || ve.Reason != validation.ReasonUnavailable {
+		return err
+	}
+	if !ambiguous(cause) {
+		return err
+	}
+	ve.Err = errors.Join(validation.ErrOutcomeUnknown, ve.Err)
+	return err
 }
 
 // eval runs a script as redis.Script.Run does (EVALSHA, then EVAL when the
@@ -140,8 +155,11 @@ type onceCmd struct{ *redis.Cmd }
 // once the command may have been written. An error reply (TRYAGAIN,
 // CLUSTERDOWN, LOADING, ...), a refused dial and a pool timeout all mean
 // the script never ran, so go-redis may still try again.
-func (c onceCmd) NoRetry() bool {
-	err := c.Err()
+func (c onceCmd) NoRetry() bool { return ambiguous(c.Err()) }
+
+// ambiguous reports whether err, the failure of a sent script, leaves it
+// unknown whether the script ran.
+func ambiguous(err error) bool {
 	var reply redis.Error
 	var op *net.OpError
 	switch {
@@ -390,6 +408,18 @@ func (s *Store) Release(ctx context.Context, req validation.ReleaseRequest) (val
 	return validation.Grant{}, validation.Errorf(validation.ReasonGrantNotFound, "customer %s holds no %s", req.CustomerID, req.Product)
 }
 
+// Abandon implements validation.Store.
+func (s *Store) Abandon(ctx context.Context, req validation.AbandonRequest) (validation.AbandonOutcome, error) {
+	res, err := s.run(ctx, "abandon", req.CustomerID, req.Now, nil, req.CheckID, req.Actor)
+	if err != nil {
+		return "", err
+	}
+	if str(res, 0) != "ok" {
+		return "", scriptError("abandon", res)
+	}
+	return validation.AbandonOutcome(str(res, 1)), nil
+}
+
 // Import implements validation.Store.
 func (s *Store) Import(ctx context.Context, req validation.ImportRequest) (validation.Grant, error) {
 	res, err := s.run(ctx, "import", req.CustomerID, req.Now, nil,
@@ -598,6 +628,10 @@ func scriptError(name string, res []any) error {
 		e.Detail = "no such check"
 	case validation.ReasonForbidden:
 		e.Detail = "this client may not cancel checks for " + detail
+	case "check_abandoned":
+		// Only a check script Redis ran after arbiter gave it up gets this,
+		// and nobody waits for its answer.
+		return &validation.Error{Reason: validation.ReasonUnavailable, Detail: "the check was given up as lost; retry"}
 	case validation.ReasonIdempotencyKeyReused:
 		e.Detail = "this Idempotency-Key was used with another request body"
 	default:

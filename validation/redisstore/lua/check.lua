@@ -21,7 +21,15 @@ if K_IDEM then
     local c = get_check(p.check_id)
     if not c then return {'error', 'check_not_found'} end
     local s = ''
-    if redis.call('HGET', K_HOLD, 'check_id') == c.id then s = redis.call('HGET', K_HOLD, 'secret') end
+    if redis.call('HGET', K_HOLD, 'check_id') == c.id then
+      s = redis.call('HGET', K_HOLD, 'secret')
+      -- The client has its check now: an abandon of it (see abandon.lua)
+      -- must not cancel it.
+      if not c.delivered then
+        c.delivered = true
+        put_check(c)
+      end
+    end
     return {'replay', cjson.encode(c), s}
   end
 end
@@ -36,6 +44,9 @@ if #vs > 0 then
   end
   return {'refused', enc, '0'}
 end
+
+-- A tombstone: arbiter gave this check up as lost before Redis ran it.
+if redis.call('HGET', K_CHECKS, id) then return {'error', 'check_abandoned'} end
 
 local fence = redis.call('HINCRBY', K_META, 'fence', 1)
 local expires = NOW + ttl

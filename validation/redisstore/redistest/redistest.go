@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -244,6 +245,34 @@ func (s *Server) Kill() {
 	}
 	_ = p.cmd.Process.Kill() // fails only if it already exited; done tells.
 	<-p.done
+}
+
+// Pause stops the server with SIGSTOP, as a stalled host would: it keeps
+// its connections and the commands sent meanwhile, and runs them once
+// Resume sends SIGCONT. The test's cleanup resumes it.
+func (s *Server) Pause(tb testing.TB) {
+	tb.Helper()
+	s.signal(tb, syscall.SIGSTOP)
+	tb.Cleanup(func() { s.mu.Lock(); p := s.proc; s.mu.Unlock(); _ = p.cmd.Process.Signal(syscall.SIGCONT) })
+}
+
+// Resume continues a paused server.
+func (s *Server) Resume(tb testing.TB) {
+	tb.Helper()
+	s.signal(tb, syscall.SIGCONT)
+}
+
+func (s *Server) signal(tb testing.TB, sig syscall.Signal) {
+	tb.Helper()
+	s.mu.Lock()
+	p := s.proc
+	s.mu.Unlock()
+	if p == nil {
+		tb.Fatalf("redistest: %v to a server that never started", sig)
+	}
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		tb.Fatalf("redistest: %v to redis-server %s: %v", sig, s.Addr, err)
+	}
 }
 
 // Restart starts the server again with the same arguments, port and

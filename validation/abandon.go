@@ -1,0 +1,140 @@
+package validation
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// Defaults of Abandoner.
+const (
+	DefaultAbandonRetry = 250 * time.Millisecond
+	// MaxAbandoned bounds the checks an Abandoner keeps trying to settle;
+	// past it the oldest is dropped (and logged): its hold then only
+	// expires.
+	MaxAbandoned = 10000
+)
+
+// Abandoner gives up checks whose outcome is unknown. When a check's
+// script was sent and its reply lost (ErrOutcomeUnknown: Redis stalled, a
+// connection dropped), the client got 503 and never learns of a hold the
+// script may have placed; left alone, that ghost hold would lock the
+// customer for its whole TTL and refuse the client's own retry as
+// hold_exists. Service.Check hands such checks to Add; Run settles each
+// with Store.Abandon as soon as the store answers again, retrying until it
+// does. It is safe for concurrent use.
+type Abandoner struct {
+	Store Store
+	Now   func() time.Time // default time.Now
+	Log   *slog.Logger     // default slog.Default()
+	// Retry is the pause between two attempts while the store is
+	// unavailable; default DefaultAbandonRetry.
+	Retry time.Duration
+	// OnOutcome, when set, is called once per settled check.
+	OnOutcome func(AbandonOutcome)
+
+	mu      sync.Mutex
+	pending []AbandonRequest // oldest first
+	wake    chan struct{}
+}
+
+// Add schedules the check for Store.Abandon.
+func (a *Abandoner) Add(customerID, checkID string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.pending) >= MaxAbandoned {
+		a.log().Error("too many checks of unknown outcome; the oldest is left to expire", "check", a.pending[0].CheckID)
+		a.pending = a.pending[1:]
+	}
+	a.pending = append(a.pending, AbandonRequest{CustomerID: customerID, CheckID: checkID, Actor: "arbiter"})
+	a.signal()
+}
+
+// Pending returns how many checks are still to settle.
+func (a *Abandoner) Pending() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.pending)
+}
+
+func (a *Abandoner) signal() {
+	if a.wake == nil {
+		a.wake = make(chan struct{}, 1)
+	}
+	select {
+	case a.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run settles scheduled checks until ctx ends.
+func (a *Abandoner) Run(ctx context.Context) {
+	a.mu.Lock()
+	a.signal() // creates wake; nothing may be pending yet
+	wake := a.wake
+	a.mu.Unlock()
+	retry := a.Retry
+	if retry <= 0 {
+		retry = DefaultAbandonRetry
+	}
+	for {
+		var after <-chan time.Time
+		if a.settle(ctx) > 0 {
+			after = time.After(retry)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-wake:
+		case <-after:
+		}
+	}
+}
+
+// settle tries every pending check once, in order, and returns how many
+// are left; it stops at the first store failure (the store is down: the
+// rest would fail too).
+func (a *Abandoner) settle(ctx context.Context) int {
+	for {
+		a.mu.Lock()
+		if len(a.pending) == 0 {
+			a.mu.Unlock()
+			return 0
+		}
+		req := a.pending[0]
+		a.mu.Unlock()
+		req.Now = a.now()
+		out, err := a.Store.Abandon(ctx, req)
+		if err != nil {
+			if !errors.Is(err, ErrUnavailable) {
+				a.log().Error("abandon a check of unknown outcome", "check", req.CheckID, "err", err)
+			}
+			return a.Pending()
+		}
+		a.log().Warn("check of unknown outcome settled", "check", req.CheckID, "outcome", string(out))
+		if a.OnOutcome != nil {
+			a.OnOutcome(out)
+		}
+		a.mu.Lock()
+		if len(a.pending) > 0 && a.pending[0].CheckID == req.CheckID {
+			a.pending = a.pending[1:]
+		}
+		a.mu.Unlock()
+	}
+}
+
+func (a *Abandoner) now() time.Time {
+	if a.Now != nil {
+		return a.Now()
+	}
+	return time.Now()
+}
+
+func (a *Abandoner) log() *slog.Logger {
+	if a.Log != nil {
+		return a.Log
+	}
+	return slog.Default()
+}

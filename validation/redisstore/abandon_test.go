@@ -1,0 +1,132 @@
+package redisstore_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/arbiter-bank/arbiter/validation"
+	"github.com/arbiter-bank/arbiter/validation/redisstore"
+	"github.com/arbiter-bank/arbiter/validation/redisstore/redistest"
+)
+
+func abandon(tb testing.TB, s *redisstore.Store, customer, id string) validation.AbandonOutcome {
+	tb.Helper()
+	out, err := s.Abandon(context.Background(), validation.AbandonRequest{CustomerID: customer, CheckID: id, Actor: "arbiter", Now: t0.Add(time.Minute)})
+	if err != nil {
+		tb.Fatalf("Abandon(%s): %v", id, err)
+	}
+	return out
+}
+
+func TestContractAbandon(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		s, ctx := b.store, context.Background()
+
+		t.Run("a placed, undelivered hold is cancelled", func(t *testing.T) {
+			c := hold(t, s, "A-1", "credit_card", t0)
+			if got, want := abandon(t, s, "A-1", c.ID), validation.AbandonCancelled; got != want {
+				t.Fatalf("Abandon = %s, want %s", got, want)
+			}
+			got, err := s.Check(ctx, "A-1", c.ID, t0.Add(time.Minute))
+			if err != nil || got.Status != validation.StatusCancelled || got.EndReason != "unknown_outcome" {
+				t.Fatalf("check = %+v %v, want cancelled by unknown_outcome", got, err)
+			}
+			events, err := s.Audit(ctx, "A-1", 1, t0.Add(time.Minute))
+			if err != nil || len(events) != 1 || events[0].Type != validation.EventCancelled || events[0].Reason != "unknown_outcome" {
+				t.Fatalf("audit = %+v %v, want the cancel with reason unknown_outcome", events, err)
+			}
+			hold(t, s, "A-1", "personal_loan", t0.Add(time.Minute)) // the customer is free
+		})
+		t.Run("a hold its client got by an idempotent replay is kept", func(t *testing.T) {
+			req := holdRequest(t, "A-2", "credit_card", t0)
+			req.IdempotencyKey, req.RequestHash = "k", "h"
+			first, _, err := s.Hold(ctx, req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			retry := req
+			retry.CheckID = mustID(t, "A-2")
+			if _, replayed, err := s.Hold(ctx, retry); err != nil || !replayed {
+				t.Fatalf("replay = %v, %v", replayed, err)
+			}
+			if got, want := abandon(t, s, "A-2", first.ID), validation.AbandonDelivered; got != want {
+				t.Fatalf("Abandon = %s, want %s", got, want)
+			}
+			if _, _, err := redeemToken(s, first, "card-service", t0.Add(time.Minute)); err != nil {
+				t.Fatalf("redeem the delivered hold: %v", err)
+			}
+		})
+		t.Run("a check abandoned before Redis ran it never places a hold", func(t *testing.T) {
+			req := holdRequest(t, "A-3", "credit_card", t0)
+			if got, want := abandon(t, s, "A-3", req.CheckID), validation.AbandonTombstone; got != want {
+				t.Fatalf("Abandon = %s, want %s", got, want)
+			}
+			_, _, err := s.Hold(ctx, req) // the late script
+			wantReason(t, err, validation.ReasonUnavailable)
+			cu, err := s.Customer(ctx, "A-3", t0)
+			if err != nil || cu.Hold != nil {
+				t.Fatalf("customer = %+v %v, want no hold", cu, err)
+			}
+		})
+		t.Run("an ended check is left alone", func(t *testing.T) {
+			c := hold(t, s, "A-4", "credit_card", t0)
+			if _, _, err := redeemToken(s, c, "card-service", t0); err != nil {
+				t.Fatal(err)
+			}
+			if got, want := abandon(t, s, "A-4", c.ID), validation.AbandonEnded; got != want {
+				t.Fatalf("Abandon = %s, want %s", got, want)
+			}
+			if got := grantsOf(t, s, "A-4"); len(got) != 1 {
+				t.Fatalf("grants = %v, want the grant kept", got)
+			}
+		})
+	})
+}
+
+// TestNoGhostHolds stalls a real redis-server (SIGSTOP) while a check is
+// sent: the check fails as unavailable with an unknown outcome, Redis runs
+// the script when it resumes, and the Abandoner cancels the hold nobody
+// knows of, so the client's retry without an Idempotency-Key succeeds
+// instead of being refused hold_exists by its own ghost.
+func TestNoGhostHolds(t *testing.T) {
+	srv := redistest.MustStartRedis(t)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr, ReadTimeout: 300 * time.Millisecond, WriteTimeout: 300 * time.Millisecond, MaxRetries: -1})
+	t.Cleanup(func() { rdb.Close() })
+	store := redisstore.New(rdb, redisstore.Options{})
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	if err := store.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	settled := make(chan validation.AbandonOutcome, 1)
+	ab := &validation.Abandoner{Store: store, Retry: 20 * time.Millisecond, OnOutcome: func(o validation.AbandonOutcome) { settled <- o }}
+	svc := &validation.Service{Store: store, Policy: validation.DefaultPolicy(), Abandoner: ab}
+	branch := validation.Actor{ID: "branch-portal", Roles: []validation.Role{validation.RoleChecker}}
+	in := validation.CheckInput{CustomerID: "G-1", Product: "credit_card"}
+
+	srv.Pause(t)
+	_, _, err := svc.Check(ctx, branch, in)
+	if !errors.Is(err, validation.ErrUnavailable) || !errors.Is(err, validation.ErrOutcomeUnknown) {
+		t.Fatalf("check against a stalled Redis = %v, want unavailable with an unknown outcome", err)
+	}
+	if got := ab.Pending(); got != 1 {
+		t.Fatalf("abandoner pending = %d, want the check", got)
+	}
+	srv.Resume(t)
+	go ab.Run(ctx)
+	select {
+	case out := <-settled:
+		if out != validation.AbandonCancelled {
+			t.Fatalf("abandon = %s, want the ghost hold cancelled", out)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the check of unknown outcome was not settled within 10s of Redis resuming")
+	}
+	if _, _, err := svc.Check(ctx, branch, in); err != nil {
+		t.Fatalf("the client's retry = %v, want a hold", err)
+	}
+}
