@@ -29,6 +29,11 @@ const (
 	ReasonGrantNotFound        Reason = "grant_not_found"
 	ReasonGrantReleased        Reason = "grant_released"
 	ReasonNotFound             Reason = "not_found"
+	ReasonCustomerBlocked      Reason = "customer_blocked"
+	ReasonRatingTooLow         Reason = "rating_too_low"
+	ReasonRatingUnavailable    Reason = "rating_unavailable"
+	ReasonNotDurable           Reason = "not_durable"
+	ReasonMethodNotAllowed     Reason = "method_not_allowed"
 	ReasonUnavailable          Reason = "unavailable"
 	ReasonRateLimited          Reason = "rate_limited"
 	ReasonInternal             Reason = "internal"
@@ -59,6 +64,11 @@ var (
 	ErrGrantNotFound        = &Error{Reason: ReasonGrantNotFound}
 	ErrGrantReleased        = &Error{Reason: ReasonGrantReleased}
 	ErrNotFound             = &Error{Reason: ReasonNotFound}
+	ErrCustomerBlocked      = &Error{Reason: ReasonCustomerBlocked}
+	ErrRatingTooLow         = &Error{Reason: ReasonRatingTooLow}
+	ErrRatingUnavailable    = &Error{Reason: ReasonRatingUnavailable}
+	ErrNotDurable           = &Error{Reason: ReasonNotDurable}
+	ErrMethodNotAllowed     = &Error{Reason: ReasonMethodNotAllowed}
 	ErrUnavailable          = &Error{Reason: ReasonUnavailable}
 	ErrRateLimited          = &Error{Reason: ReasonRateLimited}
 	ErrInternal             = &Error{Reason: ReasonInternal}
