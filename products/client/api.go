@@ -163,8 +163,11 @@ type Redemption struct {
 // Redeem turns the customer's live hold into a grant: from then on arbiter
 // refuses any product that excludes this one. Repeating a redemption this
 // client completed returns the same grant with Replayed set, so Redeem is
-// retried safely. Refusals include ErrHoldExpired (no live hold: expired,
-// cancelled or never placed), ErrOTPInvalid (see AttemptsLeft), ErrOTPLocked
+// retried safely — while the grant lives, and over OTP only with the same
+// code: once the grant is released every redemption of the check is
+// ErrGrantReleased, and the application must start over with a new check.
+// Refusals include ErrHoldExpired (no live hold: expired, cancelled or never
+// placed), ErrOTPInvalid (see AttemptsLeft), ErrOTPLocked
 // (the hold was burnt by wrong codes), ErrTokenInvalid, ErrNotRedeemer,
 // ErrAlreadyRedeemed (by another client) and ErrConflictingProduct.
 func (c *Client) Redeem(ctx context.Context, r Redemption) (*Grant, error) {
