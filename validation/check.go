@@ -85,6 +85,9 @@ const (
 	EventImported  EventType = "imported"
 	EventBlocked   EventType = "blocked"
 	EventUnblocked EventType = "unblocked"
+	// EventOTPRateLimited: the customer's wrong codes reached the limit;
+	// OTP redemptions are refused until the window ends.
+	EventOTPRateLimited EventType = "otp_rate_limited"
 )
 
 // Event is one entry of a customer's audit trail.

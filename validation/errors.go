@@ -30,6 +30,7 @@ const (
 	ReasonAlreadyRedeemed      Reason = "already_redeemed"
 	ReasonGrantNotFound        Reason = "grant_not_found"
 	ReasonGrantReleased        Reason = "grant_released" // redeemed, then released: never redeemable again
+	ReasonOTPRateLimited       Reason = "otp_rate_limited"
 	ReasonNotFound             Reason = "not_found"
 	ReasonCustomerBlocked      Reason = "customer_blocked"
 	ReasonRatingTooLow         Reason = "rating_too_low"
@@ -61,6 +62,7 @@ var (
 	ErrAlreadyRedeemed      = &Error{Reason: ReasonAlreadyRedeemed}
 	ErrGrantNotFound        = &Error{Reason: ReasonGrantNotFound}
 	ErrGrantReleased        = &Error{Reason: ReasonGrantReleased}
+	ErrOTPRateLimited       = &Error{Reason: ReasonOTPRateLimited}
 	ErrNotFound             = &Error{Reason: ReasonNotFound}
 	ErrCustomerBlocked      = &Error{Reason: ReasonCustomerBlocked}
 	ErrRatingTooLow         = &Error{Reason: ReasonRatingTooLow}
@@ -92,12 +94,13 @@ type Error struct {
 	Reason Reason
 	Detail string // a sentence a branch agent can read out
 
-	Violations   []Violation // refusals: every failed rule, in order
-	HeldProduct  string      // hold_exists: the product of the live hold
-	HeldUntil    time.Time   // hold_exists: when it expires
-	HeldBy       string      // hold_exists: the client that placed it
-	HeldProducts []string    // conflicting_product: the products in the way
-	AttemptsLeft *int        // otp_invalid: wrong codes still allowed
+	Violations   []Violation   // refusals: every failed rule, in order
+	HeldProduct  string        // hold_exists: the product of the live hold
+	HeldUntil    time.Time     // hold_exists: when it expires
+	HeldBy       string        // hold_exists: the client that placed it
+	HeldProducts []string      // conflicting_product: the products in the way
+	AttemptsLeft *int          // otp_invalid: wrong codes still allowed
+	RetryAfter   time.Duration // otp_rate_limited: when OTP redemptions open again
 
 	Err error // the cause, for 5xx and logs; never shown to clients
 }

@@ -1,6 +1,7 @@
 package validation
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -37,6 +38,8 @@ func (a Actor) Has(r Role) bool {
 // Defaults of Service.
 const (
 	DefaultMaxOTPAttempts = 5
+	DefaultOTPFailures    = 10
+	DefaultOTPWindow      = time.Hour
 	DefaultIdempotencyTTL = 24 * time.Hour
 	DefaultAuditLimit     = 50
 	OTPSecretSize         = 20
@@ -50,6 +53,12 @@ type Service struct {
 	Ratings        RatingSource     // the bureau; required when a product sets min_rating
 	Now            func() time.Time // default time.Now
 	MaxOTPAttempts int              // wrong codes that burn a hold; default 5
+	// OTPFailures wrong codes per customer within OTPWindow, whatever the
+	// hold, make OTP redemptions for that customer otp_rate_limited until
+	// the window ends; defaults 10 and 1h. Token redemptions are not
+	// affected.
+	OTPFailures int
+	OTPWindow   time.Duration
 	IdempotencyTTL time.Duration    // default 24h
 	// Abandoner, when set, gives up checks whose outcome is unknown (see
 	// Abandoner); nil leaves their holds to expire.
@@ -145,13 +154,17 @@ func (s *Service) RedeemToken(ctx context.Context, actor Actor, customerID, prod
 	g, replayed, err := s.Store.Redeem(ctx, RedeemRequest{
 		Rule: rule, CustomerID: customerID, CheckID: checkID,
 		Actor: actor.ID, Now: s.now(), MaxAttempts: s.maxAttempts(),
+		OTPFailures: cmp.Or(s.OTPFailures, DefaultOTPFailures), OTPWindow: cmp.Or(s.OTPWindow, DefaultOTPWindow),
 	})
 	return g, replayed, s.explain(err)
 }
 
 // RedeemOTP redeems the customer's live hold on product with a TOTP code.
 // Wrong codes count against the hold: ErrOTPInvalid with AttemptsLeft, and
-// the last allowed wrong code burns the hold (ErrOTPLocked).
+// the last allowed wrong code burns the hold (ErrOTPLocked); they also
+// count against the customer, across holds: past OTPFailures within
+// OTPWindow, ErrOTPRateLimited (with RetryAfter). A code that is not six
+// ASCII digits is ErrInvalidRequest and costs no attempt.
 func (s *Service) RedeemOTP(ctx context.Context, actor Actor, customerID, product, code string) (Grant, bool, error) {
 	rule, err := s.redeemRule(actor, product)
 	if err != nil {
@@ -160,9 +173,13 @@ func (s *Service) RedeemOTP(ctx context.Context, actor Actor, customerID, produc
 	if err := validCustomer(customerID); err != nil {
 		return Grant{}, false, err
 	}
+	if !wellFormedOTP(code) {
+		return Grant{}, false, Errorf(ReasonInvalidRequest, "otp must be six digits 0-9")
+	}
 	g, replayed, err := s.Store.Redeem(ctx, RedeemRequest{
 		Rule: rule, CustomerID: customerID, Code: code,
 		Actor: actor.ID, Now: s.now(), MaxAttempts: s.maxAttempts(),
+		OTPFailures: cmp.Or(s.OTPFailures, DefaultOTPFailures), OTPWindow: cmp.Or(s.OTPWindow, DefaultOTPWindow),
 	})
 	return g, replayed, s.explain(err)
 }
@@ -270,6 +287,19 @@ func (s *Service) redeemRule(actor Actor, product string) (Rule, error) {
 		return Rule{}, Errorf(ReasonNotRedeemer, "%s is not a redeemer of %s", actor.ID, product)
 	}
 	return rule, nil
+}
+
+// wellFormedOTP reports whether code is exactly six ASCII digits.
+func wellFormedOTP(code string) bool {
+	if len(code) != 6 {
+		return false
+	}
+	for i := range len(code) {
+		if code[i] < '0' || code[i] > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 func (s *Service) maxAttempts() int {

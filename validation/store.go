@@ -145,6 +145,10 @@ type RedeemRequest struct {
 	Actor       string
 	Now         time.Time
 	MaxAttempts int
+	// OTPFailures wrong codes per customer within OTPWindow, across holds,
+	// close OTP redemptions for the customer until the window ends.
+	OTPFailures int
+	OTPWindow   time.Duration
 }
 
 // CancelRequest is the input of Store.Cancel.

@@ -36,6 +36,7 @@ var problemTypes = map[validation.Reason]struct {
 	validation.ReasonAlreadyRedeemed:      {http.StatusConflict, "Check already redeemed by another client"},
 	validation.ReasonGrantNotFound:        {http.StatusNotFound, "Customer does not hold this product"},
 	validation.ReasonGrantReleased:        {http.StatusGone, "The grant of this check was released"},
+	validation.ReasonOTPRateLimited:       {http.StatusTooManyRequests, "Too many wrong codes for this customer"},
 	validation.ReasonNotFound:             {http.StatusNotFound, "Not found"},
 	validation.ReasonCustomerBlocked:      {http.StatusConflict, "Customer is blocked"},
 	validation.ReasonRatingTooLow:         {http.StatusConflict, "Credit rating too low for this product"},
@@ -66,6 +67,8 @@ type problem struct {
 	HeldProducts []string               `json:"held_products,omitempty"`
 	AttemptsLeft *int                   `json:"attempts_left,omitempty"`
 	RequestID    string                 `json:"request_id,omitempty"`
+
+	retryAfter time.Duration // becomes the Retry-After header
 }
 
 // ProblemTypeURI is the prefix of every problem's type; the reason follows.
@@ -86,6 +89,8 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 		}
 		h := c.Response().Header()
 		switch {
+		case p.retryAfter > 0:
+			h.Set("Retry-After", strconv.Itoa(int(math.Ceil(p.retryAfter.Seconds()))))
 		case p.Reason == validation.ReasonHoldExists && p.HeldUntil != nil:
 			h.Set("Retry-After", strconv.Itoa(int(math.Max(1, math.Ceil(time.Until(*p.HeldUntil).Seconds())))))
 		case (p.Status == http.StatusServiceUnavailable || p.Status == http.StatusTooManyRequests) && h.Get("Retry-After") == "":
@@ -140,7 +145,7 @@ func fromReason(e *validation.Error) problem {
 		Type: ProblemTypeURI + string(e.Reason), Title: pt.title, Status: pt.status,
 		Detail: e.Detail, Reason: e.Reason, Violations: e.Violations,
 		HeldProduct: e.HeldProduct, HeldBy: e.HeldBy, HeldProducts: e.HeldProducts,
-		AttemptsLeft: e.AttemptsLeft,
+		AttemptsLeft: e.AttemptsLeft, retryAfter: e.RetryAfter,
 	}
 	if !e.HeldUntil.IsZero() {
 		t := e.HeldUntil

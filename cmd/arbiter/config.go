@@ -26,6 +26,8 @@ type config struct {
 	SecureCookies   bool          // branch UI cookie Secure behind a TLS-terminating proxy
 	SessionIdle     time.Duration // branch UI idle sign-out
 	PprofAddr       string        // Go profiler listener; empty: off
+	OTPFailures     int           // wrong codes per customer per OTPWindow, across holds
+	OTPWindow       time.Duration
 
 	// Redis topology and durability (see redis.go).
 	RedisSentinelMaster string
@@ -52,6 +54,8 @@ func flags(c *config, getenv func(string) string, stderr io.Writer) *envflag.Set
 	fs.String(&c.LogLevel, "log-level", "ARBITER_LOG_LEVEL", "info", "debug, info, warn or error")
 	fs.Bool(&c.SecureCookies, "secure-cookies", "ARBITER_SECURE_COOKIES", "false", "mark the branch UI session cookie Secure (set it behind a TLS-terminating proxy)")
 	fs.Duration(&c.SessionIdle, "session-idle", "ARBITER_SESSION_IDLE", "15m", "branch UI sessions end after this long without a request")
+	fs.Int(&c.OTPFailures, "otp-max-failures", "ARBITER_OTP_MAX_FAILURES", "10", "wrong one-time codes per customer per -otp-failure-window, across holds, before OTP redemptions for that customer are refused (429 otp_rate_limited)")
+	fs.Duration(&c.OTPWindow, "otp-failure-window", "ARBITER_OTP_FAILURE_WINDOW", "1h", "the window of -otp-max-failures")
 	fs.String(&c.PprofAddr, "pprof-addr", "ARBITER_PPROF_ADDR", "", "serve Go's profiler (/debug/pprof/) on this separate address, e.g. 127.0.0.1:6060; empty: off")
 	return fs
 }
@@ -71,6 +75,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 func (c config) production() bool { return c.RedisURL != "" }
 
 func (c config) check() error {
+	if c.OTPFailures < 1 || c.OTPWindow < time.Second {
+		return fmt.Errorf("ARBITER_OTP_MAX_FAILURES must be at least 1 and ARBITER_OTP_FAILURE_WINDOW at least 1s")
+	}
 	if !c.production() {
 		return nil
 	}

@@ -85,7 +85,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 	abandoner := &validation.Abandoner{Store: store, Log: log}
 	go abandoner.Run(ctx)
-	svc := &validation.Service{Store: store, Policy: policy, Abandoner: abandoner}
+	svc := &validation.Service{Store: store, Policy: policy, Abandoner: abandoner,
+		OTPFailures: cfg.OTPFailures, OTPWindow: cfg.OTPWindow}
 	if policy.Rating != nil {
 		svc.Ratings = bureau.New(*policy.Rating, &http.Client{})
 	}

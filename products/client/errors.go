@@ -28,6 +28,7 @@ const (
 	ReasonAlreadyRedeemed      Reason = "already_redeemed"
 	ReasonGrantNotFound        Reason = "grant_not_found"
 	ReasonGrantReleased        Reason = "grant_released"
+	ReasonOTPRateLimited       Reason = "otp_rate_limited"
 	ReasonNotFound             Reason = "not_found"
 	ReasonCustomerBlocked      Reason = "customer_blocked"
 	ReasonRatingTooLow         Reason = "rating_too_low"
@@ -63,6 +64,7 @@ var (
 	ErrAlreadyRedeemed      = &Error{Reason: ReasonAlreadyRedeemed}
 	ErrGrantNotFound        = &Error{Reason: ReasonGrantNotFound}
 	ErrGrantReleased        = &Error{Reason: ReasonGrantReleased}
+	ErrOTPRateLimited       = &Error{Reason: ReasonOTPRateLimited}
 	ErrNotFound             = &Error{Reason: ReasonNotFound}
 	ErrCustomerBlocked      = &Error{Reason: ReasonCustomerBlocked}
 	ErrRatingTooLow         = &Error{Reason: ReasonRatingTooLow}

@@ -256,7 +256,7 @@ func (s *Store) Redeem(ctx context.Context, req validation.RedeemRequest) (valid
 	res, err := run(ctx, "redeem", req.CustomerID, req.Now, nil,
 		mode, req.Rule.Product, req.CheckID, req.Code, req.Actor,
 		req.Rule.Max, strings.Join(req.Rule.Conflicts, ","), req.MaxAttempts,
-		otpPeriodSeconds, otpSkew)
+		otpPeriodSeconds, otpSkew, req.OTPFailures, req.OTPWindow.Milliseconds())
 	if err != nil {
 		return validation.Grant{}, false, err
 	}
@@ -605,6 +605,10 @@ func scriptError(name string, res []any) error {
 		e.Detail = "the check was already redeemed by " + detail
 	case validation.ReasonOTPLocked:
 		e.Detail = "too many wrong codes: the hold is burnt; request a new check"
+	case validation.ReasonOTPRateLimited:
+		ms, _ := strconv.ParseInt(detail, 10, 64)
+		e.RetryAfter = time.Duration(ms) * time.Millisecond
+		e.Detail = fmt.Sprintf("too many wrong codes for this customer; one-time codes are refused for %s (approval tokens still work)", e.RetryAfter.Round(time.Second))
 	case validation.ReasonGrantReleased:
 		e.Detail = "check " + detail + " was redeemed, but its grant has been released since; a new application needs a new check"
 	case validation.ReasonOTPInvalid:

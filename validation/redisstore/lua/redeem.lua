@@ -3,7 +3,8 @@
 -- redemption is one round trip too. The rule is applied again to the grants,
 -- so no path (import, policy change) can make a redemption break the policy.
 -- ARGV[4] mode ('token'|'otp'), [5] product, [6] check id, [7] code, [8] actor,
--- [9] max, [10] conflicts (csv), [11] max attempts, [12] period (s), [13] skew
+-- [9] max, [10] conflicts (csv), [11] max attempts, [12] period (s), [13] skew,
+-- [14] wrong codes allowed per customer per window, [15] window (ms)
 -- Returns {'granted', grant} | {'replay', grant} | {'refused', violations}
 --       | {'error', reason, detail[, attempts left]}
 -- An OTP redemption stores otp_digest(check id, code) in the check, so that
@@ -12,6 +13,7 @@
 local mode, product, id, code, actor = ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
 local max, conflicts, max_attempts = tonumber(ARGV[9]), ARGV[10], tonumber(ARGV[11])
 local period, skew = tonumber(ARGV[12]), tonumber(ARGV[13])
+local otp_budget, otp_window = tonumber(ARGV[14]), tonumber(ARGV[15])
 
 settle()
 
@@ -52,7 +54,18 @@ else
     return ended(c)
   end
   id = h[1]
+  -- Wrong codes also count per customer, across holds (meta otp_fails
+  -- since otp_since), so check, guess, cancel, repeat gains nothing.
+  local m = redis.call('HMGET', K_META, 'otp_fails', 'otp_since')
+  local cfails, since = tonumber(m[1]) or 0, tonumber(m[2]) or 0
+  if NOW >= since + otp_window then cfails, since = 0, NOW end
+  if cfails >= otp_budget then return {'error', 'otp_rate_limited', since + otp_window - NOW} end
   if not totp_ok(h[3], code, math.floor(NOW / 1000), period, skew) then
+    cfails = cfails + 1
+    redis.call('HSET', K_META, 'otp_fails', cfails, 'otp_since', since)
+    if cfails == otp_budget then
+      audit({type = 'otp_rate_limited', product = product, actor = actor, ['until'] = since + otp_window})
+    end
     local fails = redis.call('HINCRBY', K_HOLD, 'fails', 1)
     local c = get_check(id)
     if fails >= max_attempts then
