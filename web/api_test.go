@@ -3,7 +3,6 @@ package web_test
 import (
 	"crypto/ed25519"
 	"encoding/base64"
-	"encoding/json"
 	"net/http"
 	"regexp"
 	"strings"
@@ -262,7 +261,11 @@ func TestImport(t *testing.T) {
 }
 
 // TestTokenAttacks sends forged and out-of-policy tokens; each is refused
-// with 403 token_invalid before any store is touched.
+// with 403 token_invalid before any store is touched. Each case is signed
+// with the server's own key and kid unless it is about the key, and
+// differs from a good token in one respect only, so the refusal's reason
+// proves that the check it names was reached (a token refused for an
+// unknown kid never tests the issuer check).
 func TestTokenAttacks(t *testing.T) {
 	a := newAPI(t)
 	r := a.mustCheck(t, "C-1", "credit_card")
@@ -271,20 +274,30 @@ func TestTokenAttacks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var jwks struct {
-		Keys []struct{ X, Kid string } `json:"keys"`
+	kid := a.issuer.KeyID()
+	pub := a.key.Public().(ed25519.PublicKey)
+	signedBy := func(cfg tokens.IssuerConfig, c tokens.Claims) string {
+		t.Helper()
+		iss, err := tokens.NewIssuer(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok, err := iss.Sign(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
 	}
-	if err := json.Unmarshal(a.issuer.JWKS(), &jwks); err != nil {
-		t.Fatal(err)
-	}
-	pub, _ := base64.RawURLEncoding.DecodeString(jwks.Keys[0].X)
-	kid := jwks.Keys[0].Kid
-	wire := jwt.MapClaims{
-		"iss": "arbiter", "sub": "C-1", "aud": []string{"card-service"}, "jti": claims.CheckID,
-		"product": "credit_card", "fence": 1, "iat": time.Now().Unix(), "nbf": time.Now().Unix(),
-		"exp": time.Now().Add(time.Minute).Unix(),
-	}
-	sign := func(m jwt.SigningMethod, key any) string {
+	sameKey := tokens.IssuerConfig{Key: a.key}
+	// signRaw signs the good token's claims with any method and key under
+	// the server's kid.
+	signRaw := func(m jwt.SigningMethod, key any) string {
+		t.Helper()
+		wire := jwt.MapClaims{
+			"iss": "arbiter", "sub": "C-1", "aud": []string{"card-service"}, "jti": claims.CheckID,
+			"product": "credit_card", "fence": 1, "iat": claims.IssuedAt.Unix(), "nbf": claims.IssuedAt.Unix(),
+			"exp": claims.ExpiresAt.Unix(),
+		}
 		tok := jwt.NewWithClaims(m, wire)
 		tok.Header["kid"], tok.Header["typ"] = kid, "arbiter-approval+jwt"
 		s, err := tok.SignedString(key)
@@ -293,44 +306,56 @@ func TestTokenAttacks(t *testing.T) {
 		}
 		return s
 	}
-	parts := strings.Split(good, ".")
-	otherKey, _ := tokens.GenerateKey()
-	evil, _ := tokens.NewIssuer(tokens.IssuerConfig{Key: ed25519.PrivateKey(otherKey)})
-	sameKeyOtherIss := func() string {
-		// Re-sign the real claims under the real key but another issuer name
-		// needs the private key; emulate with a separate issuer whose key we own.
-		iss, _ := tokens.NewIssuer(tokens.IssuerConfig{Key: otherKey, Issuer: "mallory"})
-		s, _ := iss.Sign(claims)
-		return s
-	}
-	expired := claims
-	expired.IssuedAt, expired.ExpiresAt = time.Now().Add(-time.Hour), time.Now().Add(-time.Minute)
-	expiredTok, err := a.issuer.Sign(expired)
+	otherKey, err := tokens.GenerateKey()
 	if err != nil {
 		t.Fatal(err)
 	}
-	wrongAud := claims
-	wrongAud.Audience = []string{"loan-service"}
-	wrongAudTok, _ := a.issuer.Sign(wrongAud)
-	forged, _ := evil.Sign(claims)
+	expired := claims
+	expired.IssuedAt, expired.ExpiresAt = time.Now().Add(-time.Hour), time.Now().Add(-time.Minute)
+	otherAud := claims
+	otherAud.Audience = []string{"loan-service"}
+	otherIssTok := signedBy(tokens.IssuerConfig{Key: a.key, Issuer: "mallory"}, claims)
+	otherAudTok := signedBy(sameKey, otherAud)
+	parts := strings.Split(good, ".")
 
-	tests := map[string]string{
-		"tampered payload":                parts[0] + "." + base64.RawURLEncoding.EncodeToString([]byte(`{"sub":"C-2"}`)) + "." + parts[2],
-		"tampered signature":              parts[0] + "." + parts[1] + "." + strings.Repeat("A", len(parts[2])),
-		"alg none":                        base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none","typ":"arbiter-approval+jwt","kid":"`+kid+`"}`)) + "." + parts[1] + ".",
-		"HS256 keyed with the public key": sign(jwt.SigningMethodHS256, pub),
-		"signed by another key":           forged,
-		"another issuer":                  sameKeyOtherIss(),
-		"expired":                         expiredTok,
-		"wrong audience":                  wrongAudTok,
-		"garbage":                         "not.a.token",
+	tests := []struct {
+		name, token string
+		reason      string // the end of the refusal's detail: the check that refused it
+	}{
+		{"tampered payload", parts[0] + "." + base64.RawURLEncoding.EncodeToString([]byte(`{"sub":"C-2"}`)) + "." + parts[2], "bad signature"},
+		{"tampered signature", parts[0] + "." + parts[1] + "." + strings.Repeat("A", len(parts[2])), "bad signature"},
+		{"alg none", base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none","typ":"arbiter-approval+jwt","kid":"`+kid+`"}`)) + "." + parts[1] + ".", "algorithm not allowed"},
+		{"HS256 keyed with the public key", signRaw(jwt.SigningMethodHS256, []byte(pub)), "algorithm not allowed"},
+		{"EdDSA by another key under our kid", signRaw(jwt.SigningMethodEdDSA, otherKey), "bad signature"},
+		{"signed by another key, its own kid", signedBy(tokens.IssuerConfig{Key: otherKey}, claims), "unknown key id"},
+		{"our key, another issuer", otherIssTok, "wrong issuer"},
+		{"our key, another audience", otherAudTok, "wrong audience"},
+		{"our key, expired", signedBy(sameKey, expired), "expired"},
+		{"garbage", "not.a.token", "malformed"},
 	}
-	for name, tok := range tests {
-		t.Run(name, func(t *testing.T) {
-			got := a.do(t, "POST", "/v1/redemptions", cardKey, map[string]string{"token": tok})
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := a.do(t, "POST", "/v1/redemptions", cardKey, map[string]string{"token": tt.token})
 			wantStatus(t, got, http.StatusForbidden, validation.ReasonTokenInvalid)
+			if detail := got.str("detail"); !strings.HasSuffix(detail, ": "+tt.reason) {
+				t.Fatalf("detail = %q, want it refused for %q", detail, tt.reason)
+			}
 		})
 	}
+	t.Run("the same key's token verifies when only the refused claim is right", func(t *testing.T) {
+		// The forged tokens carry the real check's claims: verified as the
+		// issuer or for the audience they name, they are good.
+		mallory, err := tokens.NewIssuer(tokens.IssuerConfig{Key: a.key, Issuer: "mallory"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := mallory.Verify(otherIssTok, "card-service"); err != nil {
+			t.Fatalf("another issuer's token, verified as that issuer: %v", err)
+		}
+		if _, err := a.issuer.Verify(otherAudTok, "loan-service"); err != nil {
+			t.Fatalf("another audience's token, verified for that audience: %v", err)
+		}
+	})
 	// The genuine token still works after all that.
 	wantStatus(t, a.do(t, "POST", "/v1/redemptions", cardKey, map[string]string{"token": good}), http.StatusCreated)
 }

@@ -3,6 +3,7 @@ package web_test
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -35,6 +36,7 @@ const (
 type api struct {
 	url    string
 	issuer *tokens.Issuer
+	key    ed25519.PrivateKey // the issuer's signing key, for tests that forge with it
 	redis  *redistest.Server
 	client *http.Client
 	logs   *lockedWriter
@@ -106,7 +108,7 @@ func newAPIOn(tb testing.TB, rdb redis.UniversalClient, opts ...apiOption) *api 
 	tb.Cleanup(ts.Close)
 	tr := &http.Transport{MaxIdleConnsPerHost: 64, MaxConnsPerHost: 64}
 	tb.Cleanup(tr.CloseIdleConnections)
-	return &api{url: ts.URL, issuer: issuer, client: &http.Client{Transport: tr, Timeout: 10 * time.Second}, logs: logs}
+	return &api{url: ts.URL, issuer: issuer, key: key, client: &http.Client{Transport: tr, Timeout: 10 * time.Second}, logs: logs}
 }
 
 // reply is a decoded response.

@@ -3,11 +3,13 @@ package redisstore_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/arbiter-bank/arbiter/validation"
+	"github.com/arbiter-bank/arbiter/validation/redisstore"
 )
 
 func TestContractBlock(t *testing.T) {
@@ -117,74 +119,188 @@ func TestContractRating(t *testing.T) {
 	})
 }
 
-// TestContractEligibilityMatchesCheck puts customers in every state and
-// asserts the dry run lists exactly the violations a check then returns.
-func TestContractEligibilityMatchesCheck(t *testing.T) {
+// TestContractRatingBoundary: a score equal to min_rating passes, one
+// below fails, in a check and in its dry run alike.
+func TestContractRatingBoundary(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b backend) {
 		s, ctx := b.store, context.Background()
-		setups := map[string]func(customer string){
-			"free": func(string) {},
-			"blocked": func(c string) {
-				s.Block(ctx, validation.BlockRequest{CustomerID: c, Reason: "r", Actor: "ops", Now: t0})
-			},
-			"holds the other product": func(c string) {
-				h := hold(t, s, c, "personal_loan", t0)
-				redeemToken(s, h, "loan-service", t0)
-			},
-			"holds the same product": func(c string) {
-				h := hold(t, s, c, "credit_card", t0)
-				redeemToken(s, h, "card-service", t0)
-			},
-			"live hold": func(c string) { hold(t, s, c, "personal_loan", t0) },
-			"low rating": func(c string) {
-				req := holdRequest(t, c, "personal_loan", t0)
-				req.Rule = rule(t, "personal_loan")
-				req.Rule.MinRating, req.Rating.Score, req.Rating.CacheTTL = 1, score(100), time.Hour
-				_, _, err := s.Hold(ctx, req)
-				if err != nil {
-					t.Fatal(err)
-				}
-				s.Cancel(ctx, validation.CancelRequest{CustomerID: c, CheckID: req.CheckID, Actor: "x", Now: t0})
-			},
-			"blocked with a live hold and a grant": func(c string) {
-				h := hold(t, s, c, "personal_loan", t0)
-				redeemToken(s, h, "loan-service", t0)
-				s.Block(ctx, validation.BlockRequest{CustomerID: c, Reason: "r", Actor: "ops", Now: t0})
-			},
+		const min = 600
+		tests := []struct {
+			name  string
+			score int
+			pass  bool
+		}{
+			{"one below min_rating", min - 1, false},
+			{"exactly min_rating", min, true},
+			{"one above min_rating", min + 1, true},
 		}
-		i := 0
-		for name, setup := range setups {
-			i++
-			customer := "E-" + string(rune('a'+i))
-			t.Run(name, func(t *testing.T) {
-				setup(customer)
-				r := ratingRule(t, 500)
-				res, err := s.Eligibility(ctx, validation.EligibilityRequest{Rule: r, CustomerID: customer, Now: t0.Add(time.Minute), Rating: validation.RatingInput{CacheTTL: time.Hour}})
-				if errors.Is(err, validation.ErrRatingNeeded) {
-					res, err = s.Eligibility(ctx, validation.EligibilityRequest{Rule: r, CustomerID: customer, Now: t0.Add(time.Minute), Rating: validation.RatingInput{Score: score(800), CacheTTL: time.Hour}})
-				}
+		for i, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				fresh := validation.RatingInput{Score: score(tt.score), CacheTTL: time.Hour}
+				dry, err := s.Eligibility(ctx, validation.EligibilityRequest{Rule: ratingRule(t, min), CustomerID: fmt.Sprintf("R-%d-dry", i), Rating: fresh, Now: t0})
 				if err != nil {
 					t.Fatal(err)
 				}
-				req := holdRequest(t, customer, "credit_card", t0.Add(time.Minute))
+				wantState := validation.RatingFail
+				if tt.pass {
+					wantState = validation.RatingPass
+				}
+				if got, want := dry.Rating, wantState; got != want {
+					t.Fatalf("dry run rating = %s, want %s (violations %+v)", got, want, dry.Violations)
+				}
+				req := holdRequest(t, fmt.Sprintf("R-%d-check", i), "credit_card", t0)
+				req.Rule, req.Rating = ratingRule(t, min), fresh
+				_, _, err = s.Hold(ctx, req)
+				if tt.pass {
+					if err != nil {
+						t.Fatalf("check with score %d, min_rating %d: %v", tt.score, min, err)
+					}
+					return
+				}
+				wantReason(t, err, validation.ReasonRatingTooLow)
+			})
+		}
+	})
+}
+
+// TestContractEligibilityMatchesCheck puts customers in every state and
+// asserts that the dry run and then a real check both decide what the
+// table says: the dry run alone, compared with a check that runs the same
+// evaluate, would agree with it even where both are wrong. The dry run
+// gets the bureau's fresh score; the check reads the score the dry run
+// cached, as it would after a real dry run.
+func TestContractEligibilityMatchesCheck(t *testing.T) {
+	const (
+		blocked     = validation.ReasonCustomerBlocked
+		lowRating   = validation.ReasonRatingTooLow
+		holdsIt     = validation.ReasonAlreadyHoldsProduct
+		conflicting = validation.ReasonConflictingProduct
+		holdExists  = validation.ReasonHoldExists
+	)
+	forEachBackend(t, func(t *testing.T, b backend) {
+		s, ctx := b.store, context.Background()
+		grant := func(product string, max int) func(testing.TB, string) {
+			return func(tb testing.TB, c string) {
+				tb.Helper()
+				req := holdRequest(tb, c, product, t0)
+				req.Rule.Max = max
+				h, _, err := s.Hold(ctx, req)
+				if err != nil {
+					tb.Fatalf("hold %s: %v", product, err)
+				}
+				if _, _, err := s.Redeem(ctx, validation.RedeemRequest{Rule: req.Rule, CustomerID: c, CheckID: h.ID, Actor: "ops", Now: t0, MaxAttempts: 5}); err != nil {
+					tb.Fatalf("redeem %s: %v", product, err)
+				}
+			}
+		}
+		liveHold := func(product string, max int) func(testing.TB, string) {
+			return func(tb testing.TB, c string) {
+				tb.Helper()
+				req := holdRequest(tb, c, product, t0)
+				req.Rule.Max = max
+				if _, _, err := s.Hold(ctx, req); err != nil {
+					tb.Fatalf("hold %s: %v", product, err)
+				}
+			}
+		}
+		block := func(tb testing.TB, c string) {
+			tb.Helper()
+			if _, err := s.Block(ctx, validation.BlockRequest{CustomerID: c, Reason: "r", Actor: "ops", Now: t0}); err != nil {
+				tb.Fatal(err)
+			}
+		}
+		type setup = func(testing.TB, string)
+		tests := []struct {
+			name  string
+			setup []setup
+			max   int // of the card, the product asked for; 0: 1
+			score int // the bureau's score; the card needs 500
+			want  []validation.Reason
+		}{
+			{name: "free", score: 800},
+			{name: "rating exactly the minimum", score: 500},
+			{name: "rating one below the minimum", score: 499, want: []validation.Reason{lowRating}},
+			{name: "holds a conflicting grant", setup: []setup{grant("personal_loan", 1)}, score: 800, want: []validation.Reason{conflicting}},
+			{name: "holds the product, max 1", setup: []setup{grant("credit_card", 1)}, score: 800, want: []validation.Reason{holdsIt}},
+			{name: "holds one of max 2", setup: []setup{grant("credit_card", 2)}, max: 2, score: 800},
+			{name: "holds two of max 2", setup: []setup{grant("credit_card", 2), grant("credit_card", 2)}, max: 2, score: 800, want: []validation.Reason{holdsIt}},
+			{name: "live hold of the other product", setup: []setup{liveHold("personal_loan", 1)}, score: 800, want: []validation.Reason{holdExists}},
+			{name: "live hold of the same product", setup: []setup{liveHold("credit_card", 1)}, score: 800, want: []validation.Reason{holdExists}},
+			{name: "blocked", setup: []setup{block}, score: 800, want: []validation.Reason{blocked}},
+			{name: "blocked, low rating, conflicting grant", setup: []setup{grant("personal_loan", 1), block}, score: 100,
+				want: []validation.Reason{blocked, lowRating, conflicting}},
+			{name: "low rating, conflicting grant, live hold", setup: []setup{grant("personal_loan", 2), liveHold("personal_loan", 2)}, score: 100,
+				want: []validation.Reason{lowRating, conflicting, holdExists}},
+		}
+		for i, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				customer := fmt.Sprintf("E-%d", i)
+				for _, setup := range tt.setup {
+					setup(t, customer)
+				}
+				r := ratingRule(t, 500)
+				if tt.max > 0 {
+					r.Max = tt.max
+				}
+				now := t0.Add(time.Minute)
+				before := snapshot(t, s, customer, now)
+
+				dry, err := s.Eligibility(ctx, validation.EligibilityRequest{Rule: r, CustomerID: customer, Now: now, Rating: validation.RatingInput{Score: score(tt.score), CacheTTL: time.Hour}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := reasonsOf(dry.Violations); !slices.Equal(got, tt.want) {
+					t.Fatalf("dry run says %v, want %v", got, tt.want)
+				}
+				if got, want := snapshot(t, s, customer, now), before; got != want {
+					t.Fatalf("the dry run changed the customer: %s, was %s", got, want)
+				}
+
+				req := holdRequest(t, customer, "credit_card", now)
 				req.Rule, req.Rating.CacheTTL = r, time.Hour
-				_, _, herr := s.Hold(ctx, req)
-				var got, want []validation.Reason
-				for _, v := range res.Violations {
-					got = append(got, v.Reason)
+				c, _, err := s.Hold(ctx, req)
+				if len(tt.want) == 0 {
+					if err != nil {
+						t.Fatalf("the dry run allowed it, the check says %v", err)
+					}
+					wantHold(t, s, customer, c.ID, now)
+					return
 				}
 				var e *validation.Error
-				if errors.As(herr, &e) {
-					for _, v := range e.Violations {
-						want = append(want, v.Reason)
-					}
-				} else if herr != nil {
-					t.Fatalf("hold: %v", herr)
+				if !errors.As(err, &e) {
+					t.Fatalf("the dry run refused it (%v), the check says %v", tt.want, err)
 				}
-				if !slices.Equal(got, want) {
-					t.Fatalf("eligibility says %v, the check then says %v", got, want)
+				if got := reasonsOf(e.Violations); !slices.Equal(got, tt.want) {
+					t.Fatalf("the check says %v, want %v (as the dry run said)", got, tt.want)
 				}
 			})
 		}
 	})
+}
+
+func reasonsOf(vs []validation.Violation) []validation.Reason {
+	var out []validation.Reason
+	for _, v := range vs {
+		out = append(out, v.Reason)
+	}
+	return out
+}
+
+// snapshot sums up what a dry run must not change: the live hold, the
+// grants and the length of the audit trail.
+func snapshot(tb testing.TB, s *redisstore.Store, customer string, now time.Time) string {
+	tb.Helper()
+	cust, err := s.Customer(context.Background(), customer, now)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	events, err := s.Audit(context.Background(), customer, 1000, now)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	hold := "none"
+	if cust.Hold != nil {
+		hold = cust.Hold.ID
+	}
+	return fmt.Sprintf("hold %s, %d grants, %d events", hold, len(cust.Grants), len(events))
 }

@@ -1,0 +1,340 @@
+package redisstore_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// mutant is a realistic one-line bug in one of the Lua scripts: the exact
+// snippet from, found exactly once in lua/<file>, replaced by to. tests
+// are the contract tests that must fail with it (the shortest set known to
+// kill it), run on mutantBackends.
+type mutant struct {
+	name  string
+	file  string
+	from  string
+	to    string
+	bug   string
+	tests []string
+}
+
+// mutants is the Lua mutation run (TestMutants). Each entry keys on an
+// exact snippet, so a script edit that removes one fails TestMutantSnippets
+// in every test run instead of letting the list rot; update the entry with
+// the script.
+var mutants = []mutant{
+	// check.lua
+	{name: "check-no-settle", file: "check.lua",
+		from: "settle()\n\nif K_IDEM then", to: "if K_IDEM then",
+		bug:   "the check script forgets to settle: an expired hold's check reads held forever",
+		tests: []string{"TestContractExpirySettledByCheck"}},
+	{name: "check-no-ttl", file: "check.lua",
+		from: "redis.call('PEXPIRE', K_HOLD, ttl)\n", to: "",
+		bug:   "the hold is written without its TTL: it never expires",
+		tests: []string{"TestContractExpiry"}},
+	{name: "check-replay-leaks-secret", file: "check.lua",
+		from:  "if redis.call('HGET', K_HOLD, 'check_id') == c.id then s = ",
+		to:    "if redis.call('HGET', K_HOLD, 'check_id') then s = ",
+		bug:   "an idempotent replay of an ended check returns the newer hold's TOTP secret",
+		tests: []string{"TestContractReplayOfAnEndedCheck"}},
+	{name: "check-ignores-max", file: "check.lua",
+		from: "evaluate(product, max, conflicts", to: "evaluate(product, 1, conflicts",
+		bug:   "the check evaluates max 1 whatever the product's max: the dry run and the check disagree",
+		tests: []string{"TestContractEligibilityMatchesCheck"}},
+	{name: "check-refuses-two-rules", file: "check.lua",
+		from: "if #vs > 0 then", to: "if #vs > 1 then",
+		bug:   "off by one: a check that fails a single rule places a hold",
+		tests: []string{"TestContractCheck"}},
+
+	// cancel.lua
+	{name: "cancel-any-hold", file: "cancel.lua",
+		from:  "if redis.call('HGET', K_HOLD, 'check_id') ~= id then",
+		to:    "if not redis.call('HGET', K_HOLD, 'check_id') then",
+		bug:   "cancelling an ended check cancels the customer's newer hold",
+		tests: []string{"TestContractStaleCancel"}},
+	{name: "cancel-ignores-products", file: "cancel.lua",
+		from:  "if allowed ~= '*' and not split(allowed)[c.product] then",
+		to:    "if allowed == '' then",
+		bug:   "a redeemer may cancel holds of products it does not redeem",
+		tests: []string{"TestContractCancel"}},
+
+	// release.lua
+	{name: "release-ignores-check-id", file: "release.lua",
+		from: " and (want == '' or g.check_id == want)", to: "",
+		bug:   "compensation by check id releases whichever grant is most recent",
+		tests: []string{"TestContractReleaseByCheck"}},
+	{name: "release-oldest", file: "release.lua",
+		from: "(not latest or by_granted(latest, g))", to: "(not latest or by_granted(g, latest))",
+		bug:   "a release without a check id ends the oldest grant, not the most recent",
+		tests: []string{"TestContractReleaseMostRecent"}},
+
+	// import.lua
+	{name: "import-no-policy", file: "import.lua",
+		from: "local vs = grant_violations({}, product, max, conflicts)", to: "local vs = {}",
+		bug:   "an import is recorded even when it breaks the policy",
+		tests: []string{"TestContractReleaseAndImport"}},
+	{name: "import-reuses-fence", file: "import.lua",
+		from:  "local fence = redis.call('HINCRBY', K_META, 'fence', 1)",
+		to:    "local fence = tonumber(redis.call('HGET', K_META, 'fence') or 0)",
+		bug:   "an import reuses the current fence instead of taking a new one",
+		tests: []string{"TestContractReleaseAndImport"}},
+
+	// prelude.lua: settle
+	{name: "settle-ended-now", file: "prelude.lua",
+		from: "c.ended = c.expires", to: "c.ended = NOW",
+		bug:   "an expired check is dated when it was noticed, not when its hold expired",
+		tests: []string{"TestContractExpiry"}},
+	{name: "settle-ignores-open", file: "prelude.lua",
+		from: "if m[2] ~= '1' then return end\n", to: "",
+		bug:   "settle ignores the open flag: every later script records the expiry again",
+		tests: []string{"TestContractExpiry"}},
+	// prelude.lua: evaluate and grant_violations
+	{name: "block-until-ignored", file: "prelude.lua",
+		from: "if b[1] and (tonumber(b[2]) == 0 or tonumber(b[2]) > NOW) then", to: "if b[1] then",
+		bug:   "a block with an end date never ends",
+		tests: []string{"TestContractBlockUntil"}},
+	{name: "rating-boundary", file: "prelude.lua",
+		from: "if score < min_rating then", to: "if score <= min_rating then",
+		bug:   "off by one: a score equal to min_rating is refused",
+		tests: []string{"TestContractRatingBoundary"}},
+	{name: "hold-same-product-only", file: "prelude.lua",
+		from:  "  if h[1] then\n    table.insert(vs, {reason = 'hold_exists'",
+		to:    "  if h[1] and h[2] == product then\n    table.insert(vs, {reason = 'hold_exists'",
+		bug:   "a live hold blocks only checks of its own product",
+		tests: []string{"TestContractCheck"}},
+	{name: "max-off-by-one", file: "prelude.lua",
+		from: "if #same >= max then", to: "if #same > max then",
+		bug:   "off by one: a customer may hold max+1 of a product",
+		tests: []string{"TestContractMax"}},
+	{name: "conflicts-own-product", file: "prelude.lua",
+		from: "elseif conflicts[g.product] then", to: "elseif conflicts[product] then",
+		bug:   "the exclusivity rule looks up the wrong product: conflicting grants never refuse",
+		tests: []string{"TestContractRedeemToken"}},
+	{name: "audit-cap-off-by-one", file: "prelude.lua",
+		from: "redis.call('LTRIM', K_AUDIT, 0, AUDIT_CAP - 1)", to: "redis.call('LTRIM', K_AUDIT, 0, AUDIT_CAP)",
+		bug:   "off by one: the audit keeps one event more than its cap",
+		tests: []string{"TestContractAuditCap"}},
+
+	// redeem.lua: only the parts not expected to change (the token path's
+	// hold identity and product, the OTP burn, the policy re-check).
+	{name: "redeem-token-any-hold", file: "redeem.lua",
+		from: "  if h[1] ~= id then", to: "  if not h[1] then",
+		bug:   "a token of an ended check redeems the customer's newer hold",
+		tests: []string{"TestContractStaleToken"}},
+	{name: "redeem-token-any-product", file: "redeem.lua",
+		from: "  if h[2] ~= product then return {'error', 'token_invalid', 'product'} end\n", to: "",
+		bug:   "a redemption for another product than the hold's is granted",
+		tests: []string{"TestContractRedeemOtherProduct"}},
+	{name: "redeem-lockout-early", file: "redeem.lua",
+		from: "if fails >= max_attempts then", to: "if fails >= max_attempts - 1 then",
+		bug:   "off by one: the hold burns on the 4th wrong code, not the 5th",
+		tests: []string{"TestContractRedeemOTP"}},
+	{name: "redeem-lockout-late", file: "redeem.lua",
+		from: "if fails >= max_attempts then", to: "if fails > max_attempts then",
+		bug:   "off by one: the hold burns on the 6th wrong code, not the 5th",
+		tests: []string{"TestContractOTPLockout"}},
+	{name: "redeem-no-policy-recheck", file: "redeem.lua",
+		from: "local vs = grant_violations({}, product, max, conflicts)", to: "local vs = {}",
+		bug:   "redemption trusts the hold: a grant imported meanwhile is not re-checked",
+		tests: []string{"TestContractRedeemReappliesThePolicy"}},
+}
+
+// mutantsEnv turns TestMutants on: each mutant costs a build and a test run.
+const mutantsEnv = "ARBITER_MUTANTS"
+
+// mutantBackends are the contract backends the mutation run uses: the real
+// thing and the embedded one; the cluster and ACL backends run the same
+// scripts and cost seconds more.
+const mutantBackends = "^(redis|miniredis)$"
+
+// TestMutantSnippets runs always: every mutant's snippet is in its script
+// exactly once and every test named to kill it exists, so the list fails
+// loudly, not silently, when a script or a test changes under it.
+func TestMutantSnippets(t *testing.T) {
+	tests := testFuncs(t)
+	names := map[string]bool{}
+	for _, m := range mutants {
+		if names[m.name] {
+			t.Errorf("mutant %s is listed twice", m.name)
+		}
+		names[m.name] = true
+		src, err := os.ReadFile(filepath.Join("lua", m.file))
+		if err != nil {
+			t.Errorf("mutant %s: %v", m.name, err)
+			continue
+		}
+		if got, want := strings.Count(string(src), m.from), 1; got != want {
+			t.Errorf("mutant %s: lua/%s contains its snippet %d times, want %d: update the mutant with the script\nsnippet: %q", m.name, m.file, got, want, m.from)
+		}
+		if m.from == m.to || m.bug == "" || len(m.tests) == 0 {
+			t.Errorf("mutant %s: needs a change, a bug and the tests that kill it", m.name)
+		}
+		for _, name := range m.tests {
+			if !tests[name] {
+				t.Errorf("mutant %s: no test %s in this package", m.name, name)
+			}
+		}
+	}
+}
+
+// testFuncs lists the Test functions of this package's test files.
+func testFuncs(tb testing.TB) map[string]bool {
+	tb.Helper()
+	files, err := filepath.Glob("*_test.go")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	re := regexp.MustCompile(`(?m)^func (Test\w+)\(t \*testing\.T\)`)
+	out := map[string]bool{}
+	for _, f := range files {
+		src, err := os.ReadFile(f)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		for _, m := range re.FindAllStringSubmatch(string(src), -1) {
+			out[m[1]] = true
+		}
+	}
+	return out
+}
+
+// TestMutants applies each mutant at build time (go test -overlay, which
+// also replaces //go:embed'ed files; nothing in the tree is modified), runs
+// the tests that should kill it, and fails listing the mutants that
+// survived. A control run first proves those tests pass on the real
+// scripts, so a kill is the mutant's doing. Run it with
+//
+//	ARBITER_MUTANTS=1 go test -v -run TestMutants ./validation/redisstore/
+//
+// and one mutant with -run 'TestMutants/<name>' (the control runs too).
+func TestMutants(t *testing.T) {
+	if os.Getenv(mutantsEnv) != "1" {
+		t.Skipf("set %s=1 to run the Lua mutation run (about %d go test runs)", mutantsEnv, len(mutants)+1)
+	}
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("the mutation run needs the go command: %v", err)
+	}
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+
+	var all []string
+	for _, m := range mutants {
+		all = append(all, m.tests...)
+	}
+	if out, ok := goTest(t, goTool, "", all); !ok {
+		t.Fatalf("control: the kill tests fail on the real scripts:\n%s", out)
+	}
+	t.Logf("control: the %d kill tests pass on the real scripts", len(slices.Compact(slices.Sorted(slices.Values(all)))))
+
+	var run, survived []string
+	for _, m := range mutants {
+		t.Run(m.name, func(t *testing.T) {
+			run = append(run, m.name)
+			out, ok := goTest(t, goTool, overlay(t, dir, m), m.tests)
+			fails := failures(out)
+			switch {
+			case ok:
+				survived = append(survived, m.name)
+				t.Errorf("SURVIVED lua/%s: %s (%s passed)", m.file, m.bug, strings.Join(m.tests, ", "))
+			case len(fails) == 0:
+				t.Errorf("lua/%s: go test failed without a failing test (not a kill):\n%s", m.file, out)
+			default:
+				t.Logf("killed lua/%s: %s; by %s", m.file, m.bug, strings.Join(fails, ", "))
+			}
+		})
+	}
+	t.Logf("mutation score: %d/%d killed in %s", len(run)-len(survived), len(run), time.Since(start).Round(time.Second))
+	if len(survived) > 0 {
+		t.Errorf("surviving mutants: %s", strings.Join(survived, ", "))
+	}
+}
+
+// overlay writes m's mutated script and the go build overlay that puts it
+// in place of lua/<file>, returning the overlay's path.
+func overlay(tb testing.TB, dir string, m mutant) string {
+	tb.Helper()
+	path := filepath.Join(dir, "lua", m.file)
+	src, err := os.ReadFile(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if strings.Count(string(src), m.from) != 1 {
+		tb.Fatalf("lua/%s no longer contains the snippet of %s exactly once (see TestMutantSnippets)", m.file, m.name)
+	}
+	tmp := tb.TempDir()
+	mutated := filepath.Join(tmp, m.file)
+	if err := os.WriteFile(mutated, []byte(strings.Replace(string(src), m.from, m.to, 1)), 0o644); err != nil {
+		tb.Fatal(err)
+	}
+	doc, err := json.Marshal(map[string]map[string]string{"Replace": {path: mutated}})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ov := filepath.Join(tmp, "overlay.json")
+	if err := os.WriteFile(ov, doc, 0o644); err != nil {
+		tb.Fatal(err)
+	}
+	return ov
+}
+
+// goTest runs the named contract tests of this package on mutantBackends
+// (with the overlay, unless it is ""), without -race for speed, and returns
+// the output and whether they passed. Tests that match nothing never pass.
+func goTest(tb testing.TB, goTool, overlay string, tests []string) (string, bool) {
+	tb.Helper()
+	args := []string{"test", "-count=1", "-timeout=3m"}
+	if overlay != "" {
+		args = append(args, "-overlay="+overlay)
+	}
+	pattern := fmt.Sprintf("^(%s)$/%s", strings.Join(tests, "|"), mutantBackends)
+	args = append(args, "-run="+pattern, ".")
+	cmd := exec.Command(goTool, args...)
+	cmd.Env = withoutEnv(os.Environ(), mutantsEnv)
+	out, err := cmd.CombinedOutput()
+	if strings.Contains(string(out), "no tests to run") {
+		tb.Fatalf("go test -run %q matched no test:\n%s", pattern, out)
+	}
+	return string(out), err == nil
+}
+
+// failures lists the innermost failing (sub)tests that go test printed.
+func failures(out string) []string {
+	var all []string
+	for _, line := range strings.Split(out, "\n") {
+		if name, ok := strings.CutPrefix(strings.TrimSpace(line), "--- FAIL: "); ok {
+			all = append(all, strings.Fields(name)[0])
+		}
+	}
+	var leaves []string
+	for _, name := range all {
+		if !slices.ContainsFunc(all, func(other string) bool { return strings.HasPrefix(other, name+"/") }) {
+			leaves = append(leaves, name)
+		}
+	}
+	if len(leaves) > 3 {
+		leaves = append(leaves[:3], fmt.Sprintf("and %d more", len(leaves)-3))
+	}
+	return leaves
+}
+
+func withoutEnv(env []string, name string) []string {
+	out := env[:0:0]
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, name+"=") {
+			out = append(out, kv)
+		}
+	}
+	return out
+}

@@ -1,0 +1,132 @@
+package web_test
+
+import (
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/arbiter-bank/arbiter/validation"
+)
+
+// TestRouteRoles calls every route as a client of each role, and with no
+// key, and asserts the roles README.md's API table documents: a client
+// with none of the route's roles gets 403 forbidden, one with a role (or
+// admin, which has them all) gets past the role check to the route's own
+// answer. The table must list every operation of openapi.yaml, which
+// TestOpenAPIListsEveryRoute holds to the routes served.
+func TestRouteRoles(t *testing.T) {
+	const (
+		checker  = validation.RoleChecker
+		redeemer = validation.RoleRedeemer
+		admin    = validation.RoleAdmin
+	)
+	anyClient := []validation.Role{checker, redeemer, admin}
+	checkBody := func(customer string) any { return map[string]string{"customer_id": customer, "product": "credit_card"} }
+	fixed := func(body any) func(string) any { return func(string) any { return body } }
+	type route struct {
+		method, path string                    // as in openapi.yaml
+		roles        []validation.Role         // nil: public, no key needed
+		body         func(customer string) any // nil: no body
+		ok           int                       // the status of a caller with the role, on a new customer
+		reason       validation.Reason         // and its reason, for an error
+	}
+	routes := []route{
+		{method: "POST", path: "/v1/checks", roles: []validation.Role{checker}, body: checkBody, ok: http.StatusCreated},
+		{method: "GET", path: "/v1/checks/{check_id}", roles: []validation.Role{checker}, ok: http.StatusNotFound, reason: validation.ReasonCheckNotFound},
+		{method: "DELETE", path: "/v1/checks/{check_id}", roles: []validation.Role{checker, redeemer}, ok: http.StatusNotFound, reason: validation.ReasonCheckNotFound},
+		{method: "POST", path: "/v1/redemptions", roles: []validation.Role{redeemer}, body: fixed(map[string]string{"token": "x"}), ok: http.StatusForbidden, reason: validation.ReasonTokenInvalid},
+		{method: "GET", path: "/v1/customers/{customer_id}", roles: []validation.Role{checker, redeemer}, ok: http.StatusOK},
+		{method: "DELETE", path: "/v1/customers/{customer_id}/products/{product}", roles: []validation.Role{redeemer}, ok: http.StatusNotFound, reason: validation.ReasonGrantNotFound},
+		{method: "PUT", path: "/v1/customers/{customer_id}/products/{product}", roles: []validation.Role{admin}, body: fixed(map[string]string{}), ok: http.StatusCreated},
+		{method: "GET", path: "/v1/customers/{customer_id}/audit", roles: []validation.Role{checker}, ok: http.StatusOK},
+		{method: "GET", path: "/v1/customers/{customer_id}/eligibility", roles: []validation.Role{checker}, ok: http.StatusOK},
+		{method: "PUT", path: "/v1/customers/{customer_id}/block", roles: []validation.Role{admin}, body: fixed(map[string]string{"reason": "r"}), ok: http.StatusOK},
+		{method: "DELETE", path: "/v1/customers/{customer_id}/block", roles: []validation.Role{admin}, ok: http.StatusNotFound, reason: validation.ReasonNotFound},
+		{method: "GET", path: "/v1/ping", roles: anyClient, ok: http.StatusNoContent},
+		{method: "GET", path: "/healthz", ok: http.StatusOK},
+		{method: "GET", path: "/readyz", ok: http.StatusOK},
+		{method: "GET", path: "/.well-known/jwks.json", ok: http.StatusOK},
+		{method: "GET", path: "/openapi.yaml", ok: http.StatusOK},
+		{method: "GET", path: "/metrics", ok: http.StatusOK},
+	}
+
+	t.Run("the table lists every operation of openapi.yaml", func(t *testing.T) {
+		var listed, documented []string
+		for _, r := range routes {
+			listed = append(listed, r.method+" "+r.path)
+		}
+		for path, item := range loadSpec(t).Paths.Map() {
+			for method := range item.Operations() {
+				documented = append(documented, method+" "+path)
+			}
+		}
+		slices.Sort(listed)
+		slices.Sort(documented)
+		if !slices.Equal(listed, documented) {
+			t.Fatalf("routes in this test:\n%s\nopenapi.yaml:\n%s", strings.Join(listed, "\n"), strings.Join(documented, "\n"))
+		}
+	})
+
+	// backoffice redeems cards here, so that the release route answers a
+	// redeemer-only client as it answers card-service.
+	a := newAPI(t, withPolicy(`
+products:
+  credit_card:   { hold_ttl: 5m,  redeemers: [card-service, backoffice] }
+  personal_loan: { hold_ttl: 10m, redeemers: [loan-service] }
+exclusive: [[credit_card, personal_loan]]
+`))
+	callers := []struct {
+		name  string
+		key   string
+		roles []validation.Role
+	}{
+		{"no key", "", nil},
+		{"checker", checkerKey, []validation.Role{checker}},
+		{"redeemer", backKey, []validation.Role{redeemer}},
+		{"checker and redeemer", cardKey, []validation.Role{checker, redeemer}},
+		{"admin", adminKey, []validation.Role{admin}},
+	}
+	for i, r := range routes {
+		for j, c := range callers {
+			if r.roles == nil && c.key != "" {
+				continue // public routes: the key is not looked at
+			}
+			t.Run(fmt.Sprintf("%s %s as %s", r.method, r.path, c.name), func(t *testing.T) {
+				customer := fmt.Sprintf("R-%d-%d", i, j)
+				path := strings.NewReplacer(
+					"{customer_id}", customer,
+					"{check_id}", "chk_aaaaaaaaaaaaaaaaaaaa_"+customer,
+					"{product}", "credit_card",
+				).Replace(r.path)
+				if strings.HasSuffix(path, "/eligibility") {
+					path += "?product=credit_card"
+				}
+				var body any
+				if r.body != nil {
+					body = r.body(customer)
+				}
+				if r.roles == nil { // not all JSON: the status says it all
+					resp, _ := send(t, a.client, r.method, a.url+path, nil)
+					if got, want := resp.StatusCode, r.ok; got != want {
+						t.Fatalf("status = %d, want %d", got, want)
+					}
+					return
+				}
+				got := a.do(t, r.method, path, c.key, body)
+				allowed := slices.Contains(c.roles, admin) || slices.ContainsFunc(r.roles, func(role validation.Role) bool { return slices.Contains(c.roles, role) })
+				switch {
+				case c.key == "":
+					wantStatus(t, got, http.StatusUnauthorized, validation.ReasonUnauthorized)
+				case !allowed:
+					wantStatus(t, got, http.StatusForbidden, validation.ReasonForbidden)
+				case r.reason != "":
+					wantStatus(t, got, r.ok, r.reason)
+				default:
+					wantStatus(t, got, r.ok)
+				}
+			})
+		}
+	}
+}
