@@ -146,7 +146,8 @@ type RedeemRequest struct {
 	Now         time.Time
 	MaxAttempts int
 	// OTPFailures wrong codes per customer within OTPWindow, across holds,
-	// close OTP redemptions for the customer until the window ends.
+	// close OTP redemptions for the customer until the window ends; zero
+	// means DefaultOTPFailures and DefaultOTPWindow.
 	OTPFailures int
 	OTPWindow   time.Duration
 }

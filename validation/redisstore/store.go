@@ -1,6 +1,7 @@
 package redisstore
 
 import (
+	"cmp"
 	"context"
 	"encoding/hex"
 	"encoding/json"
@@ -256,7 +257,8 @@ func (s *Store) Redeem(ctx context.Context, req validation.RedeemRequest) (valid
 	res, err := run(ctx, "redeem", req.CustomerID, req.Now, nil,
 		mode, req.Rule.Product, req.CheckID, req.Code, req.Actor,
 		req.Rule.Max, strings.Join(req.Rule.Conflicts, ","), req.MaxAttempts,
-		otpPeriodSeconds, otpSkew, req.OTPFailures, req.OTPWindow.Milliseconds())
+		otpPeriodSeconds, otpSkew, cmp.Or(req.OTPFailures, validation.DefaultOTPFailures),
+		cmp.Or(req.OTPWindow, validation.DefaultOTPWindow).Milliseconds())
 	if err != nil {
 		return validation.Grant{}, false, err
 	}
