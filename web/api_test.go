@@ -53,6 +53,13 @@ func TestInvalidRequests(t *testing.T) {
 		{"not JSON", `{"customer_id":`, ""},
 		{"two values", `{"customer_id":"C-1","product":"credit_card"} {}`, ""},
 		{"wrong type", `{"customer_id":12,"product":"credit_card"}`, ""},
+		// A gateway that reads the first of two keys, or matches names
+		// exactly, would see another request than arbiter.
+		{"duplicate key", `{"customer_id":"C-1","product":"credit_card","product":"personal_loan"}`, ""},
+		{"duplicate key, escaped", `{"customer_id":"C-1","product":"credit_card","pr\u006fduct":"personal_loan"}`, ""},
+		{"case-variant name", `{"customer_id":"C-1","Product":"credit_card"}`, ""},
+		{"case-variant duplicate", `{"customer_id":"C-1","product":"credit_card","PRODUCT":"personal_loan"}`, ""},
+		{"invalid UTF-8", "{\"customer_id\":\"C-1\",\"product\":\"credit_card\",\"agent_id\":\"a\xffb\"}", ""},
 		{"empty body", ``, ""},
 		{"over 64 KiB", `{"customer_id":"C-1","product":"credit_card","agent_id":"` + strings.Repeat("a", 64<<10) + `"}`, ""},
 		{"form content type", `customer_id=C-1`, "application/x-www-form-urlencoded"},
