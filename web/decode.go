@@ -14,8 +14,9 @@ import (
 	"github.com/arbiter-bank/arbiter/validation"
 )
 
-// decode reads a JSON body strictly: at most MaxBodyBytes, one value, only
-// known members, and a JSON content type when one is given.
+// decode reads a JSON body strictly: at most MaxBodyBytes (beyond that 413
+// payload_too_large), one value, only known members, and a JSON content
+// type when one is given.
 //
 // Strict means every reader of the body sees the same request, so it is
 // decoded with encoding/json/v2's semantics (github.com/go-json-experiment/
@@ -48,7 +49,7 @@ func decodeError(err error) error {
 	var semantic *json.SemanticError
 	switch {
 	case errors.As(err, &tooBig):
-		return validation.Errorf(validation.ReasonInvalidRequest, "the body is larger than %d KiB", MaxBodyBytes>>10)
+		return validation.Errorf(reasonPayloadTooLarge, "the body is larger than %d KiB; nothing was done", MaxBodyBytes>>10)
 	case errors.Is(err, jsontext.ErrDuplicateName):
 		return validation.Errorf(validation.ReasonInvalidRequest, "member %s appears more than once", memberOf(err))
 	case errors.Is(err, json.ErrUnknownName):

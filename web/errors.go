@@ -41,12 +41,14 @@ var problemTypes = map[validation.Reason]struct {
 	validation.ReasonRatingUnavailable:    {http.StatusServiceUnavailable, "Credit rating bureau unavailable"},
 	validation.ReasonUnavailable:          {http.StatusServiceUnavailable, "Temporarily unavailable"},
 	validation.ReasonNotDurable:           {http.StatusServiceUnavailable, "Redemption not yet replicated; retry it"},
+	reasonPayloadTooLarge:                 {http.StatusRequestEntityTooLarge, "Request body too large"},
 	reasonMethodNotAllowed:                {http.StatusMethodNotAllowed, "Method not allowed"},
 	reasonRateLimited:                     {http.StatusTooManyRequests, "Too many requests"},
 }
 
 // Reasons of the HTTP layer alone.
 const (
+	reasonPayloadTooLarge  validation.Reason = "payload_too_large" // over MaxBodyBytes
 	reasonMethodNotAllowed validation.Reason = "method_not_allowed"
 	reasonRateLimited      validation.Reason = "rate_limited"
 )
@@ -113,7 +115,7 @@ func toProblem(err error) problem {
 		case http.StatusUnauthorized:
 			reason = validation.ReasonUnauthorized
 		case http.StatusRequestEntityTooLarge:
-			reason = validation.ReasonInvalidRequest
+			reason = reasonPayloadTooLarge
 		case http.StatusTooManyRequests:
 			reason = reasonRateLimited
 		}

@@ -30,6 +30,7 @@ const (
 	ReasonNotFound             Reason = "not_found"
 	ReasonUnavailable          Reason = "unavailable"
 	ReasonRateLimited          Reason = "rate_limited"
+	ReasonPayloadTooLarge      Reason = "payload_too_large" // 413: the body is over 64 KiB
 	ReasonInternal             Reason = "internal"
 	// ReasonUnexpected is set by the client when arbiter (or a proxy in
 	// front of it) answered with a status and body it does not document.
@@ -59,6 +60,7 @@ var (
 	ErrNotFound             = &Error{Reason: ReasonNotFound}
 	ErrUnavailable          = &Error{Reason: ReasonUnavailable}
 	ErrRateLimited          = &Error{Reason: ReasonRateLimited}
+	ErrPayloadTooLarge      = &Error{Reason: ReasonPayloadTooLarge}
 	ErrInternal             = &Error{Reason: ReasonInternal}
 	ErrUnexpected           = &Error{Reason: ReasonUnexpected}
 )
