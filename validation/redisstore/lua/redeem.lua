@@ -39,8 +39,12 @@ else
     return ended(c)
   end
   id = h[1]
+  -- Count the attempt before verifying it (a smart card's PIN counter):
+  -- if this write fails, as when a full Redis refuses a script's first
+  -- write, the code is never verified, so no failure can make wrong
+  -- codes free to try. A right code deletes the hold, count and all.
+  local fails = redis.call('HINCRBY', K_HOLD, 'fails', 1)
   if not totp_ok(h[3], code, math.floor(NOW / 1000), period, skew) then
-    local fails = redis.call('HINCRBY', K_HOLD, 'fails', 1)
     local c = get_check(id)
     if fails >= max_attempts then
       redis.call('DEL', K_HOLD)
