@@ -17,7 +17,7 @@ func (s *Server) routes() {
 	e.Use(recoverPanics(s.cfg.Logger), requestID, s.cfg.Metrics.observeRequests, accessLog(s.cfg.Logger), timeout(s.cfg.RequestTimeout))
 
 	get(e, "/healthz", handleHealthz())
-	get(e, "/readyz", handleReadyz(s.cfg.Ready))
+	get(e, "/readyz", handleReadyz(s.cfg.Ready, s.full))
 	get(e, "/.well-known/jwks.json", handleJWKS(s.cfg.Tokens))
 	get(e, "/openapi.yaml", handleOpenAPI())    // the API's contract (openapi.go)
 	get(e, "/metrics", s.cfg.Metrics.handler()) // Prometheus; keep it off public ingress

@@ -29,6 +29,7 @@ const (
 	ReasonGrantNotFound        Reason = "grant_not_found"
 	ReasonNotFound             Reason = "not_found"
 	ReasonUnavailable          Reason = "unavailable"
+	ReasonStoreFull            Reason = "store_full" // 503: Redis reached maxmemory; nothing changed, retry later
 	ReasonRateLimited          Reason = "rate_limited"
 	ReasonPayloadTooLarge      Reason = "payload_too_large" // 413: the body is over 64 KiB
 	ReasonInternal             Reason = "internal"
@@ -59,6 +60,7 @@ var (
 	ErrGrantNotFound        = &Error{Reason: ReasonGrantNotFound}
 	ErrNotFound             = &Error{Reason: ReasonNotFound}
 	ErrUnavailable          = &Error{Reason: ReasonUnavailable}
+	ErrStoreFull            = &Error{Reason: ReasonStoreFull}
 	ErrRateLimited          = &Error{Reason: ReasonRateLimited}
 	ErrPayloadTooLarge      = &Error{Reason: ReasonPayloadTooLarge}
 	ErrInternal             = &Error{Reason: ReasonInternal}
