@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // CheckStatus is the life-cycle state of a check.
@@ -109,6 +111,27 @@ var customerIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$`)
 // ValidCustomerID reports whether id is a well-formed customer id. Braces
 // are excluded on purpose: ids become Redis Cluster hash tags.
 func ValidCustomerID(id string) bool { return customerIDPattern.MatchString(id) }
+
+// MaxAgentIDLen is the most characters (not bytes) an agent id may have.
+const MaxAgentIDLen = 64
+
+// ValidAgentID reports whether id may name a branch agent: empty (no
+// agent), or at most MaxAgentIDLen characters of valid UTF-8 without
+// control characters (NUL, escape sequences, newlines that forge log
+// lines), format characters (bidi overrides that reorder what an auditor
+// reads, zero-width characters) or line and paragraph separators. The id
+// is stored with the check and shown in the audit trail and the branch UI.
+func ValidAgentID(id string) bool {
+	if !utf8.ValidString(id) || utf8.RuneCountInString(id) > MaxAgentIDLen {
+		return false
+	}
+	for _, r := range id {
+		if unicode.In(r, unicode.Cc, unicode.Cf, unicode.Zl, unicode.Zp) {
+			return false
+		}
+	}
+	return true
+}
 
 const (
 	checkPrefix  = "chk_"

@@ -33,6 +33,34 @@ func TestCustomerIDs(t *testing.T) {
 	}
 }
 
+func TestAgentIDs(t *testing.T) {
+	tests := []struct {
+		id   string
+		want bool
+	}{
+		{"", true},
+		{"ana", true},
+		{"Ana Brás (Lisboa-01)", true},
+		{strings.Repeat("é", validation.MaxAgentIDLen), true}, // characters, not bytes
+		{strings.Repeat("a", validation.MaxAgentIDLen+1), false},
+		{"a\x00b", false},
+		{"a\xffb", false}, // invalid UTF-8
+		{"\x1b[2Jana", false},
+		{"ana\nforged line", false},
+		{"ana\t", false},
+		{"ana\x7f", false},
+		{"ana\u0085", false}, // C1 control
+		{"ana\u202e", false}, // bidi override
+		{"an\u200ba", false}, // zero-width space
+		{"ana\u2028", false}, // line separator
+	}
+	for _, tt := range tests {
+		if got := validation.ValidAgentID(tt.id); got != tt.want {
+			t.Errorf("ValidAgentID(%q) = %v, want %v", tt.id, got, tt.want)
+		}
+	}
+}
+
 func TestCheckIDCarriesCustomer(t *testing.T) {
 	for _, customer := range []string{"C-1001", "a", "x_y.z:1", strings.Repeat("z", 64)} {
 		id, err := validation.NewCheckID(customer)

@@ -37,6 +37,7 @@ const (
 	ReasonRatingUnavailable    Reason = "rating_unavailable"
 	ReasonUnavailable          Reason = "unavailable"
 	ReasonNotDurable           Reason = "not_durable"
+	ReasonStoreFull            Reason = "store_full"
 	ReasonInternal             Reason = "internal"
 )
 
@@ -72,6 +73,10 @@ var (
 	// replicas than required acknowledged it in time; retrying the same
 	// redemption replays it once it is replicated.
 	ErrNotDurable = &Error{Reason: ReasonNotDurable}
+	// ErrStoreFull: the store refused a write for lack of memory (Redis at
+	// maxmemory with noeviction); nothing was changed. Operations that free
+	// memory first, such as a redemption of a live hold, still succeed.
+	ErrStoreFull = &Error{Reason: ReasonStoreFull}
 )
 
 // ErrOutcomeUnknown is in the chain of an ErrUnavailable whose request may

@@ -57,9 +57,9 @@ type Service struct {
 	// hold, make OTP redemptions for that customer otp_rate_limited until
 	// the window ends; defaults 10 and 1h. Token redemptions are not
 	// affected.
-	OTPFailures int
-	OTPWindow   time.Duration
-	IdempotencyTTL time.Duration    // default 24h
+	OTPFailures    int
+	OTPWindow      time.Duration
+	IdempotencyTTL time.Duration // default 24h
 	// Abandoner, when set, gives up checks whose outcome is unknown (see
 	// Abandoner); nil leaves their holds to expire.
 	Abandoner *Abandoner
@@ -93,8 +93,9 @@ func (s *Service) Check(ctx context.Context, actor Actor, in CheckInput) (Check,
 	if err := validCustomer(in.CustomerID); err != nil {
 		return Check{}, false, err
 	}
-	if len(in.AgentID) > 128 {
-		return Check{}, false, Errorf(ReasonInvalidRequest, "agent_id is longer than 128 characters")
+	if !ValidAgentID(in.AgentID) {
+		return Check{}, false, Errorf(ReasonInvalidRequest,
+			"agent_id must be at most %d characters of UTF-8 text without control or format characters", MaxAgentIDLen)
 	}
 	if len(in.IdempotencyKey) > 255 {
 		return Check{}, false, Errorf(ReasonInvalidRequest, "Idempotency-Key is longer than 255 characters")
@@ -233,7 +234,8 @@ func (s *Service) Release(ctx context.Context, actor Actor, customerID, product,
 }
 
 // Import records a grant that exists in a product system already (admins
-// only); refused like a check when it would break the policy.
+// only), dated grantedAt (zero: now; never in the future); refused like a
+// check when it would break the policy.
 func (s *Service) Import(ctx context.Context, actor Actor, customerID, product string, grantedAt time.Time) (Grant, error) {
 	if !actor.Has(RoleAdmin) {
 		return Grant{}, Errorf(ReasonForbidden, "only admins import grants")
@@ -250,8 +252,15 @@ func (s *Service) Import(ctx context.Context, actor Actor, customerID, product s
 		return Grant{}, err
 	}
 	now := s.now()
-	if grantedAt.IsZero() {
+	switch {
+	case grantedAt.IsZero():
 		grantedAt = now
+	case grantedAt.After(now):
+		// A grant dated in the future would sort after grants not yet
+		// made and read "since" a day that has not come; omit granted_at
+		// to mean now.
+		return Grant{}, Errorf(ReasonInvalidRequest, "granted_at %s is in the future (now is %s)",
+			grantedAt.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
 	}
 	g, err := s.Store.Import(ctx, ImportRequest{
 		Rule: rule, CustomerID: customerID, CheckID: id, Actor: actor.ID, GrantedAt: grantedAt, Now: now,

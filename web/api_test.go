@@ -52,8 +52,21 @@ func TestInvalidRequests(t *testing.T) {
 		{"not JSON", `{"customer_id":`, ""},
 		{"two values", `{"customer_id":"C-1","product":"credit_card"} {}`, ""},
 		{"wrong type", `{"customer_id":12,"product":"credit_card"}`, ""},
+		// A gateway that reads the first of two keys, or matches names
+		// exactly, would see another request than arbiter.
+		{"duplicate key", `{"customer_id":"C-1","product":"credit_card","product":"personal_loan"}`, ""},
+		{"duplicate key, escaped", `{"customer_id":"C-1","product":"credit_card","pr\u006fduct":"personal_loan"}`, ""},
+		{"case-variant name", `{"customer_id":"C-1","Product":"credit_card"}`, ""},
+		{"case-variant duplicate", `{"customer_id":"C-1","product":"credit_card","PRODUCT":"personal_loan"}`, ""},
+		{"invalid UTF-8", "{\"customer_id\":\"C-1\",\"product\":\"credit_card\",\"agent_id\":\"a\xffb\"}", ""},
 		{"empty body", ``, ""},
-		{"over 64 KiB", `{"customer_id":"C-1","product":"credit_card","agent_id":"` + strings.Repeat("a", 64<<10) + `"}`, ""},
+		{"agent id with NUL", `{"customer_id":"C-1","product":"credit_card","agent_id":"a\u0000b"}`, ""},
+		{"agent id with an escape sequence", `{"customer_id":"C-1","product":"credit_card","agent_id":"\u001b[2Jagent"}`, ""},
+		{"agent id with a newline", `{"customer_id":"C-1","product":"credit_card","agent_id":"ana\nforged log line"}`, ""},
+		{"agent id with a C1 control", `{"customer_id":"C-1","product":"credit_card","agent_id":"ana\u0085"}`, ""},
+		{"agent id with a bidi override", `{"customer_id":"C-1","product":"credit_card","agent_id":"ana\u202e"}`, ""},
+		{"agent id with a lone surrogate", `{"customer_id":"C-1","product":"credit_card","agent_id":"ana\ud800"}`, ""},
+		{"agent id over 64 characters", `{"customer_id":"C-1","product":"credit_card","agent_id":"` + strings.Repeat("a", 65) + `"}`, ""},
 		{"form content type", `customer_id=C-1`, "application/x-www-form-urlencoded"},
 	}
 	for _, tt := range tests {
@@ -66,6 +79,10 @@ func TestInvalidRequests(t *testing.T) {
 			wantStatus(t, r, http.StatusBadRequest, validation.ReasonInvalidRequest)
 		})
 	}
+	t.Run("over 64 KiB", func(t *testing.T) {
+		body := `{"customer_id":"C-1","product":"credit_card","agent_id":"` + strings.Repeat("a", 64<<10) + `"}`
+		wantStatus(t, a.do(t, "POST", "/v1/checks", checkerKey, body), http.StatusRequestEntityTooLarge, validation.Reason("payload_too_large"))
+	})
 	t.Run("redemption with both forms", func(t *testing.T) {
 		r := a.do(t, "POST", "/v1/redemptions", cardKey, map[string]string{"token": "x", "otp": "123456", "customer_id": "C-1", "product": "credit_card"})
 		wantStatus(t, r, http.StatusBadRequest, validation.ReasonInvalidRequest)
@@ -253,6 +270,14 @@ func TestImport(t *testing.T) {
 		t.Fatalf("import = %s", r.raw)
 	}
 	wantStatus(t, a.do(t, "PUT", "/v1/customers/C-7/products/credit_card", adminKey, nil), http.StatusConflict, validation.ReasonConflictingProduct)
+	// A grant cannot start in the future: it would sort after grants not
+	// yet made and read "since" a date that has not come.
+	future := time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
+	wantStatus(t, a.do(t, "PUT", "/v1/customers/C-8/products/credit_card", adminKey, map[string]string{"granted_at": future}),
+		http.StatusBadRequest, validation.ReasonInvalidRequest)
+	if r := a.do(t, "GET", "/v1/customers/C-8", adminKey, nil); len(r.body["products"].([]any)) != 0 {
+		t.Fatalf("a refused import was recorded: %s", r.raw)
+	}
 	refused := a.check(t, checkerKey, "C-7", "credit_card")
 	wantStatus(t, refused, http.StatusConflict, validation.ReasonConflictingProduct)
 	if !strings.Contains(refused.str("detail"), "Personal loan since 2 Jan 2025") {

@@ -43,12 +43,15 @@ var problemTypes = map[validation.Reason]struct {
 	validation.ReasonRatingUnavailable:    {http.StatusServiceUnavailable, "Credit rating bureau unavailable"},
 	validation.ReasonUnavailable:          {http.StatusServiceUnavailable, "Temporarily unavailable"},
 	validation.ReasonNotDurable:           {http.StatusServiceUnavailable, "Redemption not yet replicated; retry it"},
+	validation.ReasonStoreFull:            {http.StatusServiceUnavailable, "Store full: new data refused"},
+	reasonPayloadTooLarge:                 {http.StatusRequestEntityTooLarge, "Request body too large"},
 	reasonMethodNotAllowed:                {http.StatusMethodNotAllowed, "Method not allowed"},
 	reasonRateLimited:                     {http.StatusTooManyRequests, "Too many requests"},
 }
 
 // Reasons of the HTTP layer alone.
 const (
+	reasonPayloadTooLarge  validation.Reason = "payload_too_large" // over MaxBodyBytes
 	reasonMethodNotAllowed validation.Reason = "method_not_allowed"
 	reasonRateLimited      validation.Reason = "rate_limited"
 )
@@ -75,15 +78,19 @@ type problem struct {
 const ProblemTypeURI = "urn:arbiter:problem:"
 
 // errorHandler is echo's HTTPErrorHandler: every error a handler or
-// middleware returns is written here, and only here.
-func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
+// middleware returns is written here, and only here. 5xx are logged, but
+// store_full, which fails every write alike, goes to full (storefull.go).
+func errorHandler(log *slog.Logger, full *storeFull) echo.HTTPErrorHandler {
 	return func(err error, c echo.Context) {
 		if c.Response().Committed {
 			return
 		}
 		p := toProblem(err)
 		p.RequestID = c.Response().Header().Get(echo.HeaderXRequestID)
-		if p.Status >= 500 {
+		switch {
+		case p.Reason == validation.ReasonStoreFull:
+			full.refused(c.Path(), err)
+		case p.Status >= 500:
 			log.Error("request failed", "method", c.Request().Method, "route", c.Path(),
 				"status", p.Status, "request_id", p.RequestID, "err", err)
 		}
@@ -91,6 +98,8 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 		switch {
 		case p.retryAfter > 0:
 			h.Set("Retry-After", strconv.Itoa(int(math.Ceil(p.retryAfter.Seconds()))))
+		case p.Reason == validation.ReasonStoreFull:
+			h.Set("Retry-After", strconv.Itoa(storeFullRetryAfter))
 		case p.Reason == validation.ReasonHoldExists && p.HeldUntil != nil:
 			h.Set("Retry-After", strconv.Itoa(int(math.Max(1, math.Ceil(time.Until(*p.HeldUntil).Seconds())))))
 		case (p.Status == http.StatusServiceUnavailable || p.Status == http.StatusTooManyRequests) && h.Get("Retry-After") == "":
@@ -119,7 +128,7 @@ func toProblem(err error) problem {
 		case http.StatusUnauthorized:
 			reason = validation.ReasonUnauthorized
 		case http.StatusRequestEntityTooLarge:
-			reason = validation.ReasonInvalidRequest
+			reason = reasonPayloadTooLarge
 		case http.StatusTooManyRequests:
 			reason = reasonRateLimited
 		}

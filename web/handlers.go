@@ -22,12 +22,27 @@ func handlePing() echo.HandlerFunc {
 	return func(c echo.Context) error { return c.NoContent(http.StatusNoContent) }
 }
 
-func handleReadyz(ready func(ctx context.Context) error) echo.HandlerFunc {
+// readyResponse is /readyz's body. Store is "full" while Redis refuses new
+// data (a store_full answer within the last minute): still 200, because
+// redemptions work and every instance shares the store (storefull.go).
+type readyResponse struct {
+	Status      string     `json:"status"`
+	Store       string     `json:"store,omitempty"`
+	StoreFullAt *time.Time `json:"store_full_at,omitempty"`
+	Detail      string     `json:"detail,omitempty"`
+}
+
+func handleReadyz(ready func(ctx context.Context) error, full *storeFull) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		if err := ready(c.Request().Context()); err != nil {
 			return &validation.Error{Reason: validation.ReasonUnavailable, Detail: "the store is not reachable", Err: err}
 		}
-		return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
+		resp := readyResponse{Status: "ready"}
+		if at, ok := full.since(); ok {
+			resp.Store, resp.StoreFullAt = "full", &at
+			resp.Detail = "Redis reached its maxmemory: checks and other writes answer 503 store_full, redemptions of live holds still work"
+		}
+		return c.JSON(http.StatusOK, resp)
 	}
 }
 

@@ -36,6 +36,7 @@ type Metrics struct {
 	requests      *prometheus.HistogramVec
 	scripts       *prometheus.HistogramVec
 	expiries      prometheus.Counter
+	storeFull     *prometheus.CounterVec
 }
 
 // NewMetrics registers arbiter's metrics, the Go runtime's and the
@@ -81,8 +82,12 @@ func NewMetrics(reg *prometheus.Registry) *Metrics {
 			Name: "arbiter_hold_expiries_total",
 			Help: "Holds that expired unredeemed, counted when arbiter settles them (on the customer's next operation).",
 		}),
+		storeFull: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "arbiter_store_full_total",
+			Help: "Requests refused with 503 store_full because Redis reached its maxmemory, by route template.",
+		}, []string{"route"}),
 	}
-	reg.MustRegister(m.checks, m.redemptions, m.cancellations, m.releases, m.imports, m.requests, m.scripts, m.expiries,
+	reg.MustRegister(m.checks, m.redemptions, m.cancellations, m.releases, m.imports, m.requests, m.scripts, m.expiries, m.storeFull,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		buildInfo())
@@ -115,6 +120,9 @@ func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 // HoldExpired counts one expired hold; it has the signature of
 // redisstore.Options.OnExpiry.
 func (m *Metrics) HoldExpired() { m.expiries.Inc() }
+
+// storeFullRefused counts one request refused with store_full.
+func (m *Metrics) storeFullRefused(route string) { m.storeFull.WithLabelValues(route).Inc() }
 
 // ObserveScript records one Redis script call; it has the signature of
 // redisstore.Options.Observe.

@@ -277,6 +277,8 @@ func TestOpenAPIContract(t *testing.T) {
 		http.StatusBadRequest, validation.ReasonInvalidRequest)
 	wantStatus(t, a.do(t, "POST", "/v1/checks", checkerKey, `{"customer_id":"C-oa-7","product":"credit_card","x":1}`),
 		http.StatusBadRequest, validation.ReasonInvalidRequest)
+	wantStatus(t, a.do(t, "POST", "/v1/checks", checkerKey, `{"customer_id":"C-oa-7","product":"credit_card","agent_id":"`+strings.Repeat("a", 64<<10)+`"}`),
+		http.StatusRequestEntityTooLarge, "payload_too_large")
 	wantStatus(t, a.do(t, "PUT", "/v1/customers/C-oa-7/products/credit_card", checkerKey, nil), http.StatusForbidden, validation.ReasonForbidden)
 	wantStatus(t, a.do(t, "GET", "/v1/customers/C-oa-1/audit?limit=0", checkerKey, nil), http.StatusBadRequest, validation.ReasonInvalidRequest)
 	wantStatus(t, a.do(t, "GET", "/v1/nothing-here", checkerKey, nil), http.StatusNotFound, validation.ReasonNotFound)
@@ -288,7 +290,7 @@ func TestOpenAPIContract(t *testing.T) {
 
 	spec.covered(t,
 		"healthz 200", "readyz 200", "readyz 503", "jwks 200", "openapi 200", "metrics 200", "ping 204", "ping 401",
-		"createCheck 201", "createCheck 400", "createCheck 401", "createCheck 409", "createCheck 422", "createCheck 503",
+		"createCheck 201", "createCheck 400", "createCheck 401", "createCheck 409", "createCheck 413", "createCheck 422", "createCheck 503",
 		"getCheck 200", "getCheck 404",
 		"cancelCheck 204", "cancelCheck 409",
 		"redeem 200", "redeem 201", "redeem 403", "redeem 410", "redeem 422",

@@ -72,6 +72,7 @@ const MaxBodyBytes = 64 << 10
 type Server struct {
 	cfg  Config
 	echo *echo.Echo
+	full *storeFull // store_full refusals: counted, logged per minute, shown by /readyz
 }
 
 // New returns the HTTP handler of the API.
@@ -97,8 +98,9 @@ func New(cfg Config) *Server {
 	cfg.Metrics.instrument(&cfg)
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
-	e.HTTPErrorHandler = errorHandler(cfg.Logger)
-	s := &Server{cfg: cfg, echo: e}
+	full := &storeFull{log: cfg.Logger, now: cfg.Now, count: cfg.Metrics.storeFullRefused}
+	e.HTTPErrorHandler = errorHandler(cfg.Logger, full)
+	s := &Server{cfg: cfg, echo: e, full: full}
 	s.routes()
 	return s
 }

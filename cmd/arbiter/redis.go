@@ -53,7 +53,7 @@ func openRedis(cfg config, log *slog.Logger) (redis.UniversalClient, func(), err
 	rdb, err := newRedisClient(cfg, raw)
 	if err != nil {
 		stopClock()
-		return nil, nil, err
+		return nil, nil, hideCredentials(err, raw) // see credentials.go
 	}
 	return rdb, func() {
 		_ = rdb.Close()
@@ -103,7 +103,7 @@ func redisTopology(raw, sentinelMaster string) string {
 	switch {
 	case sentinelMaster != "":
 		return "sentinel"
-	case strings.Contains(raw, ",") || hasAddrParam(raw):
+	case len(splitSeeds(raw)) > 1 || hasAddrParam(raw):
 		return "cluster"
 	}
 	return "single"
@@ -124,8 +124,11 @@ func newRedisClient(cfg config, raw string) (redis.UniversalClient, error) {
 	switch redisTopology(raw, cfg.RedisSentinelMaster) {
 	case "sentinel":
 		opts, err := redis.ParseFailoverURL(raw)
+		if err == nil {
+			err = checkCredentials(raw, opts.SentinelUsername, opts.SentinelPassword)
+		}
 		if err != nil {
-			return nil, fmt.Errorf("ARBITER_REDIS_URL (Sentinels): %w", err)
+			return nil, fmt.Errorf("ARBITER_REDIS_URL %s (Sentinels): %w", maskedURL(raw), err)
 		}
 		opts.MasterName = cfg.RedisSentinelMaster
 		if opts.Password == "" { // one set of credentials for Sentinels and master
@@ -138,7 +141,7 @@ func newRedisClient(cfg config, raw string) (redis.UniversalClient, error) {
 	case "cluster":
 		opts, err := parseCluster(raw)
 		if err != nil {
-			return nil, fmt.Errorf("ARBITER_REDIS_URL (Cluster): %w", err)
+			return nil, fmt.Errorf("ARBITER_REDIS_URL %s (Cluster): %w", maskedURL(raw), err)
 		}
 		opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout, opts.PoolTimeout = cfg.RedisTimeout, readTimeout, cfg.RedisTimeout, cfg.RedisTimeout
 		opts.ContextTimeoutEnabled = true
@@ -148,8 +151,11 @@ func newRedisClient(cfg config, raw string) (redis.UniversalClient, error) {
 		return rdb, nil
 	}
 	opts, err := redis.ParseURL(raw)
+	if err == nil {
+		err = checkCredentials(raw, opts.Username, opts.Password)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("ARBITER_REDIS_URL: %w", err)
+		return nil, fmt.Errorf("ARBITER_REDIS_URL %s: %w", maskedURL(raw), err)
 	}
 	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout, opts.PoolTimeout = cfg.RedisTimeout, readTimeout, cfg.RedisTimeout, cfg.RedisTimeout
 	opts.ContextTimeoutEnabled = true
@@ -161,15 +167,15 @@ func newRedisClient(cfg config, raw string) (redis.UniversalClient, error) {
 // of seeds (each host:port or a redis:// URL; the first one's credentials
 // and options apply to all).
 func parseCluster(raw string) (*redis.ClusterOptions, error) {
-	if !strings.Contains(raw, ",") {
-		return redis.ParseClusterURL(raw)
-	}
-	seeds := strings.Split(raw, ",")
+	seeds := splitSeeds(raw)
 	first := strings.TrimSpace(seeds[0])
 	if !strings.Contains(first, "://") {
 		first = "redis://" + first
 	}
 	opts, err := redis.ParseClusterURL(first)
+	if err == nil {
+		err = checkCredentials(first, opts.Username, opts.Password)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -178,6 +184,10 @@ func parseCluster(raw string) (*redis.ClusterOptions, error) {
 		if i := strings.Index(s, "://"); i >= 0 {
 			u, err := url.Parse(s)
 			if err != nil {
+				return nil, err
+			}
+			password, _ := u.User.Password()
+			if err := checkCredentials(s, u.User.Username(), password); err != nil {
 				return nil, err
 			}
 			s = u.Host

@@ -17,6 +17,10 @@ func TestRedisTopology(t *testing.T) {
 		{"h1:7000,h2:7001,h3:7002", "", "cluster", []string{"h1:7000", "h2:7001", "h3:7002"}},
 		{"redis://u:p@h1:7000, redis://h2:7001", "", "cluster", []string{"h1:7000", "h2:7001"}},
 		{"redis://s1:26379?addr=s2:26379", "mymaster", "sentinel", nil},
+		// A comma in a password does not start another seed.
+		{"redis://u:p,w@h1:7000/0", "", "single", nil},
+		{"redis://u:p,w@h1:7000,h2:7001", "", "cluster", []string{"h1:7000", "h2:7001"}},
+		{"redis://u:p,w@h1:7000,redis://u:p,w@h2:7001", "", "cluster", []string{"h1:7000", "h2:7001"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.url, func(t *testing.T) {

@@ -79,7 +79,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err := store.Load(loadCtx); err != nil {
 		// Not fatal: /readyz says 503 until Redis answers, and scripts
 		// fall back to EVAL when they are not loaded yet.
-		log.Warn("redis not reachable at start; serving 503 until it is", "err", err)
+		log.Warn("redis not reachable at start; serving 503 until it is", "err", hideCredentials(err, cfg.RedisURL))
 	}
 	cancel()
 

@@ -36,7 +36,9 @@ const (
 	ReasonNotDurable           Reason = "not_durable"
 	ReasonMethodNotAllowed     Reason = "method_not_allowed"
 	ReasonUnavailable          Reason = "unavailable"
+	ReasonStoreFull            Reason = "store_full" // 503: Redis reached maxmemory; nothing changed, retry later
 	ReasonRateLimited          Reason = "rate_limited"
+	ReasonPayloadTooLarge      Reason = "payload_too_large" // 413: the body is over 64 KiB
 	ReasonInternal             Reason = "internal"
 	// ReasonUnexpected is set by the client when arbiter (or a proxy in
 	// front of it) answered with a status and body it does not document.
@@ -72,7 +74,9 @@ var (
 	ErrNotDurable           = &Error{Reason: ReasonNotDurable}
 	ErrMethodNotAllowed     = &Error{Reason: ReasonMethodNotAllowed}
 	ErrUnavailable          = &Error{Reason: ReasonUnavailable}
+	ErrStoreFull            = &Error{Reason: ReasonStoreFull}
 	ErrRateLimited          = &Error{Reason: ReasonRateLimited}
+	ErrPayloadTooLarge      = &Error{Reason: ReasonPayloadTooLarge}
 	ErrInternal             = &Error{Reason: ReasonInternal}
 	ErrUnexpected           = &Error{Reason: ReasonUnexpected}
 )

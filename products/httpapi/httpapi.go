@@ -17,12 +17,12 @@ package httpapi
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"io"
 	"log/slog"
 	"mime"
 	"net/http"
 	"strconv"
+
+	jsonv2 "github.com/go-json-experiment/json"
 
 	"github.com/arbiter-bank/arbiter/products/issuing"
 )
@@ -146,20 +146,22 @@ func created(replayed bool) int {
 	return http.StatusCreated
 }
 
-// decode reads one JSON object strictly: bounded, no unknown fields.
+// decode reads one JSON object strictly: bounded, no unknown members, and
+// with encoding/json/v2's semantics (github.com/go-json-experiment/json),
+// so that every reader of the body sees the same request: a member named
+// twice or in another case, invalid UTF-8 and anything after the value are
+// errors (encoding/json lets the last duplicate win and matches names
+// case-insensitively).
 func decode(w http.ResponseWriter, r *http.Request, v any) error {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
 			return &issuing.Error{Reason: issuing.ReasonInvalidRequest, Detail: "Content-Type must be application/json"}
 		}
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return &issuing.Error{Reason: issuing.ReasonInvalidRequest, Detail: "the body must be one JSON object with known fields: " + err.Error()}
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return &issuing.Error{Reason: issuing.ReasonInvalidRequest, Detail: "the body holds more than one JSON value"}
+	err := jsonv2.UnmarshalRead(http.MaxBytesReader(w, r.Body, MaxBodyBytes), v, jsonv2.RejectUnknownMembers(true))
+	if err != nil {
+		return &issuing.Error{Reason: issuing.ReasonInvalidRequest,
+			Detail: "the body must be one JSON object of known members, each once, in UTF-8: " + err.Error()}
 	}
 	return nil
 }

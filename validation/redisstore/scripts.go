@@ -39,6 +39,20 @@ var (
 	luaAbandon string
 )
 
+// No script carries a shebang (#!lua flags=...), on purpose. Without one,
+// Redis 7 runs a script in compatibility mode, and this is what a full
+// Redis (maxmemory reached, noeviction) does with it: the script starts,
+// and its first command that may add memory fails with OOM unless the
+// script has written already, for Redis never stops a script half-way. So
+// a check, whose first write grows the data, is refused with nothing
+// written (store_full), while a redemption, cancel or release, whose first
+// write deletes (the hold, a grant), runs to the end. A shebang without
+// allow-oom would make Redis refuse the whole script at its start, reads
+// included, and miniredis (embedded mode, tests) cannot parse a shebang at
+// all. The order of a script's first writes is therefore part of its
+// contract (redeem.lua counts an OTP attempt before verifying it, so a
+// full Redis refuses right and wrong codes alike); TestStoreFull pins it.
+
 // script composes one script: optional helpers, the prelude, then the body
 // wrapped in a function so that every reply is {expired, body's reply}:
 // expired is 1 when the prelude's settle recorded a hold's expiry, which is

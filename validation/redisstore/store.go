@@ -194,15 +194,28 @@ func (s *Store) unwrap(name string, res []any) ([]any, error) {
 	return reply, nil
 }
 
-// unavailable classifies a failed call: a server-side error reply (a bug in
-// a script, OOM, READONLY) is internal, anything else (network, timeout,
-// pool exhaustion, cancelled context) means Redis is unavailable.
+// unavailable classifies a failed call: OOM (Redis at maxmemory refused
+// the script's first write, so nothing was written) is store_full; another
+// server-side error reply (a bug in a script) is internal, save the
+// transient ones; anything else (network, timeout, pool exhaustion,
+// cancelled context) means Redis is unavailable.
 func unavailable(name string, err error) error {
 	var rerr redis.Error
+	if errors.As(err, &rerr) && isOOM(rerr.Error()) {
+		return &validation.Error{Reason: validation.ReasonStoreFull, Err: fmt.Errorf("redis %s: %w", name, err),
+			Detail: "the store is full (Redis reached its maxmemory) and refuses new data; nothing was changed; retry later"}
+	}
 	if errors.As(err, &rerr) && !isTransient(rerr.Error()) {
 		return fmt.Errorf("redis %s: %w", name, err)
 	}
 	return &validation.Error{Reason: validation.ReasonUnavailable, Detail: "the store is unavailable; retry later", Err: fmt.Errorf("redis %s: %w", name, err)}
+}
+
+// isOOM matches Redis's "OOM command not allowed when used memory >
+// 'maxmemory'", raised by a script's redis.call (Redis 7 keeps the code;
+// Redis 6 wraps it in ERR Error running script).
+func isOOM(msg string) bool {
+	return strings.HasPrefix(msg, "OOM ") || strings.Contains(msg, "-OOM ")
 }
 
 func isTransient(msg string) bool {

@@ -60,13 +60,17 @@ else
   local cfails, since = tonumber(m[1]) or 0, tonumber(m[2]) or 0
   if NOW >= since + otp_window then cfails, since = 0, NOW end
   if cfails >= otp_budget then return {'error', 'otp_rate_limited', since + otp_window - NOW} end
+  -- Count the attempt before verifying it (a smart card's PIN counter):
+  -- if this write fails, as when a full Redis refuses a script's first
+  -- write, the code is never verified, so no failure can make wrong
+  -- codes free to try. A right code deletes the hold, count and all.
+  local fails = redis.call('HINCRBY', K_HOLD, 'fails', 1)
   if not totp_ok(h[3], code, math.floor(NOW / 1000), period, skew) then
     cfails = cfails + 1
     redis.call('HSET', K_META, 'otp_fails', cfails, 'otp_since', since)
     if cfails == otp_budget then
       audit({type = 'otp_rate_limited', product = product, actor = actor, ['until'] = since + otp_window})
     end
-    local fails = redis.call('HINCRBY', K_HOLD, 'fails', 1)
     local c = get_check(id)
     if fails >= max_attempts then
       redis.call('DEL', K_HOLD)

@@ -301,6 +301,59 @@ func (s *Server) Client(tb testing.TB) *redis.Client {
 	return c
 }
 
+// FillToMaxmemory makes the server full the way a production Redis gets
+// full (deploy/redis.conf: maxmemory-policy noeviction): it writes 4 MiB
+// of filler keys (fill:<n>, outside arbiter's arb:* keys), then sets
+// maxmemory 1 MiB below the memory in use and checks that a write is
+// refused with OOM. The margin outlasts the transient client buffers that
+// Redis counts as used memory, so the server stays full: it refuses
+// commands, and scripts' first writes, that may add memory until maxmemory
+// is raised (CONFIG SET maxmemory 0 lifts it).
+func (s *Server) FillToMaxmemory(tb testing.TB) {
+	tb.Helper()
+	c := redis.NewClient(&redis.Options{Addr: s.Addr, DisableIdentity: true})
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	value := strings.Repeat("x", 1<<10)
+	for n := 0; n < 4<<10; n += 256 {
+		pipe := c.Pipeline()
+		for i := n; i < n+256; i++ {
+			pipe.Set(ctx, "fill:"+strconv.Itoa(i), value, 0)
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			tb.Fatalf("redistest: filling %s: %v", s.Addr, err)
+		}
+	}
+	info, err := c.Info(ctx, "memory").Result()
+	if err != nil {
+		tb.Fatalf("redistest: INFO memory on %s: %v", s.Addr, err)
+	}
+	used, err := infoInt(info, "used_memory")
+	if err != nil {
+		tb.Fatalf("redistest: %v", err)
+	}
+	limit := used - 1<<20
+	for _, kv := range [][2]string{{"maxmemory-policy", "noeviction"}, {"maxmemory", strconv.FormatInt(limit, 10)}} {
+		if err := c.ConfigSet(ctx, kv[0], kv[1]).Err(); err != nil {
+			tb.Fatalf("redistest: CONFIG SET %s %s: %v", kv[0], kv[1], err)
+		}
+	}
+	if err := c.Set(ctx, "fill:probe", value, 0).Err(); err == nil || !strings.HasPrefix(err.Error(), "OOM ") {
+		tb.Fatalf("redistest: a write with maxmemory %d below used memory %d got %v, want OOM", limit, used, err)
+	}
+}
+
+// infoInt reads one integer field of an INFO reply.
+func infoInt(info, field string) (int64, error) {
+	for line := range strings.Lines(info) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), field+":"); ok {
+			return strconv.ParseInt(v, 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("INFO has no %s field", field)
+}
+
 // CommandStats returns, for each command the server has executed since it
 // started (or since CONFIG RESETSTAT), how many times it was called, keyed by
 // lowercase command name as INFO commandstats spells it ("get", "evalsha",

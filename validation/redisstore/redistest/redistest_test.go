@@ -266,3 +266,22 @@ func runRecorded(tb testing.TB, f func(testing.TB)) *recordingTB {
 	<-done
 	return rec
 }
+
+func TestFillToMaxmemory(t *testing.T) {
+	srv := MustStartRedis(t)
+	srv.FillToMaxmemory(t)
+	c := srv.Client(t)
+	ctx := context.Background()
+	if err := c.Set(ctx, "k", "v", 0).Err(); err == nil || !strings.HasPrefix(err.Error(), "OOM ") {
+		t.Fatalf("SET on a full server = %v, want OOM", err)
+	}
+	if err := c.Get(ctx, "fill:0").Err(); err != nil {
+		t.Fatalf("GET on a full server = %v, want it served", err)
+	}
+	if err := c.ConfigSet(ctx, "maxmemory", "0").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Set(ctx, "k", "v", 0).Err(); err != nil {
+		t.Fatalf("SET after lifting maxmemory = %v", err)
+	}
+}
