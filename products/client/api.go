@@ -26,9 +26,12 @@ type CheckRequest struct {
 	Product    string `json:"product"`
 	// AgentID names the branch agent or end user the check is made for.
 	AgentID string `json:"agent_id,omitempty"`
-	// IdempotencyKey makes retries of this check replay its first outcome.
-	// Empty means one is generated for this call; set it yourself to make
-	// your own retries (across process restarts) safe too.
+	// IdempotencyKey makes retries of this check replay the hold it placed
+	// (for 24 h). A refusal is not recorded: a retry after one is decided
+	// again. The key's scope is this client and CustomerID: the same key for
+	// another customer is another request. Empty means one is generated for
+	// this call; set it yourself to make your own retries (across process
+	// restarts) safe too, one key per application.
 	IdempotencyKey string `json:"-"`
 }
 

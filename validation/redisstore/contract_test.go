@@ -528,7 +528,8 @@ func TestContractIdempotency(t *testing.T) {
 		_, _, err = s.Hold(ctx, other)
 		wantReason(t, err, validation.ReasonIdempotencyKeyReused)
 
-		// A refusal is replayed as a refusal.
+		// A refusal is not recorded: the retry decides again, so once the
+		// hold in the way is gone the same key places a hold.
 		ref := holdRequest(t, "C-1", "personal_loan", t0)
 		ref.IdempotencyKey, ref.RequestHash = "k2", "body-3"
 		_, replayed, err = s.Hold(ctx, ref)
@@ -536,10 +537,28 @@ func TestContractIdempotency(t *testing.T) {
 		if replayed {
 			t.Fatal("first refusal marked replayed")
 		}
-		_, replayed, err = s.Hold(ctx, ref)
-		wantReason(t, err, validation.ReasonHoldExists)
-		if !replayed {
-			t.Fatal("repeated refusal not marked replayed")
+		if _, err := s.Cancel(ctx, validation.CancelRequest{CustomerID: "C-1", CheckID: first.ID, Actor: "branch-portal", Now: t0}); err != nil {
+			t.Fatal(err)
+		}
+		ref.CheckID = mustID(t, "C-1")
+		placed, replayed, err := s.Hold(ctx, ref)
+		if err != nil || replayed || placed.Product != "personal_loan" {
+			t.Fatalf("retry after the hold ended = %+v, %v, %v; want a new loan hold", placed, replayed, err)
+		}
+		// And that outcome is now the key's: a further retry replays it.
+		ref.CheckID = mustID(t, "C-1")
+		again, replayed, err = s.Hold(ctx, ref)
+		if err != nil || !replayed || again.ID != placed.ID {
+			t.Fatalf("replay = %+v, %v, %v; want check %s", again, replayed, err, placed.ID)
+		}
+
+		// The key is scoped to the customer: the same key (and client) for
+		// another customer is another request, and places its own hold.
+		elsewhere := holdRequest(t, "C-9", "credit_card", t0)
+		elsewhere.IdempotencyKey, elsewhere.RequestHash = "k1", "body-1"
+		c9, replayed, err := s.Hold(ctx, elsewhere)
+		if err != nil || replayed || c9.CustomerID != "C-9" {
+			t.Fatalf("same key, other customer = %+v, %v, %v; want its own hold", c9, replayed, err)
 		}
 	})
 }

@@ -252,7 +252,7 @@ func (s *Store) Hold(ctx context.Context, req validation.HoldRequest) (validatio
 		c, err := decodeCheck(req.CustomerID, str(res, 1), str(res, 2))
 		return c, true, err
 	case "refused":
-		return validation.Check{}, str(res, 2) == "1", refusal(str(res, 1))
+		return validation.Check{}, false, refusal(str(res, 1))
 	}
 	return validation.Check{}, false, scriptError("check", res)
 }

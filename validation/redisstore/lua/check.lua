@@ -2,8 +2,14 @@
 -- ARGV[4] product, [5] max, [6] conflicts (csv), [7] check id, [8] secret (hex),
 -- [9] hold ttl (ms), [10] actor, [11] agent, [12] request hash, [13] idempotency ttl (ms),
 -- [14] min rating (0: none), [15] score ('' cache, number fresh, 'skip'), [16] rating cache ttl (ms)
--- Returns {'held', check} | {'replay', check, secret or ''} | {'refused', violations, '0'|'1'}
+-- Returns {'held', check} | {'replay', check, secret or ''} | {'refused', violations}
 --       | {'need_rating'} | {'error', reason}
+-- Idempotency records exist only for placed holds: a refusal has no side
+-- effect to protect, so a retry under the same key decides again (a hold
+-- cancelled since no longer refuses it). Records of refusals written by
+-- earlier versions are ignored the same way. A key is scoped to its client
+-- (in the key's hash) and to the customer (the record lives under the
+-- customer's hash tag, the only place one script can reach on a cluster).
 local product, max, conflicts = ARGV[4], tonumber(ARGV[5]), ARGV[6]
 local id, secret, ttl = ARGV[7], ARGV[8], tonumber(ARGV[9])
 local actor, agent, req_hash, idem_ttl = ARGV[10], ARGV[11], ARGV[12], tonumber(ARGV[13])
@@ -14,10 +20,9 @@ settle()
 
 if K_IDEM then
   local prev = redis.call('GET', K_IDEM)
-  if prev then
-    local p = cjson.decode(prev)
+  local p = prev and cjson.decode(prev)
+  if p and p.check_id then
     if p.req ~= req_hash then return {'error', 'idempotency_key_reused'} end
-    if p.refused then return {'refused', p.refused, '1'} end
     local c = get_check(p.check_id)
     if not c then return {'error', 'check_not_found'} end
     local s = ''
@@ -39,10 +44,7 @@ if need then return {need} end
 if #vs > 0 then
   local enc = cjson.encode(vs)
   audit({type = 'refused', product = product, actor = actor, agent = agent, reason = vs[1].reason, reasons = reasons(vs)})
-  if K_IDEM then
-    redis.call('SET', K_IDEM, cjson.encode({req = req_hash, refused = enc}), 'PX', idem_ttl)
-  end
-  return {'refused', enc, '0'}
+  return {'refused', enc}
 end
 
 -- A tombstone: arbiter gave this check up as lost before Redis ran it.
