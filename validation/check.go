@@ -92,6 +92,16 @@ const (
 	EventOTPRateLimited EventType = "otp_rate_limited"
 )
 
+// EventTypes lists every event type, in the order README documents them.
+var EventTypes = []EventType{EventChecked, EventRedeemed, EventCancelled, EventExpired, EventReleased,
+	EventImported, EventBlocked, EventUnblocked, EventOTPRateLimited, EventRefused, EventOTPFailed}
+
+// Attempt reports whether the event records an attempt that changed
+// nothing (a refused check, a wrong code). Attempts are kept apart from
+// state changes and capped on their own, so no number of them can evict
+// the record of a grant.
+func (t EventType) Attempt() bool { return t == EventRefused || t == EventOTPFailed }
+
 // Event is one entry of a customer's audit trail.
 type Event struct {
 	At      time.Time

@@ -269,14 +269,19 @@ func (s *Service) Import(ctx context.Context, actor Actor, customerID, product s
 }
 
 // Audit returns the customer's most recent events, newest first.
-func (s *Service) Audit(ctx context.Context, customerID string, limit int) ([]Event, error) {
+func (s *Service) Audit(ctx context.Context, customerID string, limit int, types ...EventType) ([]Event, error) {
 	if err := validCustomer(customerID); err != nil {
 		return nil, err
 	}
 	if limit <= 0 || limit > 200 {
 		limit = DefaultAuditLimit
 	}
-	return s.Store.Audit(ctx, customerID, limit, s.now())
+	for _, t := range types {
+		if !slices.Contains(EventTypes, t) {
+			return nil, Errorf(ReasonInvalidRequest, "unknown event type %q", t)
+		}
+	}
+	return s.Store.Audit(ctx, customerID, limit, s.now(), types...)
 }
 
 func (s *Service) rule(product string) (Rule, error) {

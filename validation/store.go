@@ -50,8 +50,10 @@ type Store interface {
 	// the rule allows it next to the customer's grants.
 	Import(ctx context.Context, req ImportRequest) (Grant, error)
 
-	// Audit returns up to limit of the customer's most recent events, newest first.
-	Audit(ctx context.Context, customerID string, limit int, now time.Time) ([]Event, error)
+	// Audit returns up to limit of the customer's most recent events, newest
+	// first: state changes and attempts (see EventType.Attempt) merged; only
+	// those of the given types when types are given.
+	Audit(ctx context.Context, customerID string, limit int, now time.Time, types ...EventType) ([]Event, error)
 
 	// Eligibility evaluates exactly the rules Hold would, placing nothing:
 	// the failed rules in order (none: the customer may take the product)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -331,7 +332,7 @@ type eventView struct {
 	Fence   int64     `json:"fence,omitempty"`
 }
 
-// handleAudit: GET /v1/customers/{customer_id}/audit?limit=N.
+// handleAudit: GET /v1/customers/{customer_id}/audit?limit=N&type=a,b.
 func (s *Server) handleAudit() echo.HandlerFunc {
 	return func(c echo.Context) error {
 		limit := 0
@@ -342,7 +343,13 @@ func (s *Server) handleAudit() echo.HandlerFunc {
 			}
 			limit = n
 		}
-		events, err := s.cfg.Service.Audit(c.Request().Context(), c.Param("customer_id"), limit)
+		var types []validation.EventType
+		if q := c.QueryParam("type"); q != "" {
+			for t := range strings.SplitSeq(q, ",") {
+				types = append(types, validation.EventType(strings.TrimSpace(t)))
+			}
+		}
+		events, err := s.cfg.Service.Audit(c.Request().Context(), c.Param("customer_id"), limit, types...)
 		if err != nil {
 			return err
 		}

@@ -24,7 +24,7 @@ type Service interface {
 	Customer(ctx context.Context, customerID string) (validation.Customer, error)
 	Release(ctx context.Context, actor validation.Actor, customerID, product, checkID string) (validation.Grant, error)
 	Import(ctx context.Context, actor validation.Actor, customerID, product string, grantedAt time.Time) (validation.Grant, error)
-	Audit(ctx context.Context, customerID string, limit int) ([]validation.Event, error)
+	Audit(ctx context.Context, customerID string, limit int, types ...validation.EventType) ([]validation.Event, error)
 	Eligibility(ctx context.Context, customerID, product string) (validation.Eligibility, error)
 	Block(ctx context.Context, actor validation.Actor, customerID, reason string, until time.Time) (*validation.Check, error)
 	Unblock(ctx context.Context, actor validation.Actor, customerID string) error

@@ -119,9 +119,13 @@ var mutants = []mutant{
 		bug:   "the exclusivity rule looks up the wrong product: conflicting grants never refuse",
 		tests: []string{"TestContractRedeemToken"}},
 	{name: "audit-cap-off-by-one", file: "prelude.lua",
-		from: "redis.call('LTRIM', K_AUDIT, 0, AUDIT_CAP - 1)", to: "redis.call('LTRIM', K_AUDIT, 0, AUDIT_CAP)",
+		from: "redis.call('LTRIM', key, 0, cap - 1)", to: "redis.call('LTRIM', key, 0, cap)",
 		bug:   "off by one: the audit keeps one event more than its cap",
 		tests: []string{"TestContractAuditCap"}},
+	{name: "audit-refusals-with-state", file: "prelude.lua",
+		from: "if ev.type == 'refused' or ev.type == 'otp_failed' then key, cap = K_TRIES, TRIES_CAP end", to: "",
+		bug:   "refusals share the state changes' list and evict the record of a grant",
+		tests: []string{"TestContractRefusalsNeverEvictStateChanges"}},
 
 	// redeem.lua: only the parts not expected to change (the token path's
 	// hold identity and product, the OTP burn, the policy re-check).

@@ -93,7 +93,7 @@ func (s *Store) Ping(ctx context.Context) error {
 
 func customerKeys(customer string) []string {
 	p := "arb:{" + customer + "}:"
-	return []string{p + "meta", p + "hold", p + "grants", p + "checks", p + "log", p + "audit", p + "block", p + "rating"}
+	return []string{p + "meta", p + "hold", p + "grants", p + "checks", p + "log", p + "audit", p + "block", p + "rating", p + "tries"}
 }
 
 func idemKey(customer, key string) string { return "arb:{" + customer + "}:idem:" + key }
@@ -452,28 +452,55 @@ func (s *Store) Import(ctx context.Context, req validation.ImportRequest) (valid
 	return validation.Grant{}, scriptError("import", res)
 }
 
-// Audit implements validation.Store.
-func (s *Store) Audit(ctx context.Context, customerID string, limit int, now time.Time) ([]validation.Event, error) {
-	res, err := s.run(ctx, "audit", customerID, now, nil, limit)
+// Audit implements validation.Store. The script returns both lists whole
+// (each is capped, 200 and 100 events); they are merged by time, each
+// keeping its own order, then filtered and limited here.
+func (s *Store) Audit(ctx context.Context, customerID string, limit int, now time.Time, types ...validation.EventType) ([]validation.Event, error) {
+	res, err := s.run(ctx, "audit", customerID, now, nil)
 	if err != nil {
 		return nil, err
 	}
-	events := make([]validation.Event, 0, len(res))
-	for i := range res {
-		var e eventJSON
-		if err := json.Unmarshal([]byte(str(res, i)), &e); err != nil {
-			return nil, fmt.Errorf("decode audit event: %w", err)
+	var lists [2][]validation.Event
+	for i := range lists {
+		var raw []any
+		if i < len(res) {
+			raw, _ = res[i].([]any)
 		}
-		ev := validation.Event{
-			At: ms(e.At), Type: validation.EventType(e.Type), Product: e.Product, CheckID: e.CheckID,
-			Actor: e.Actor, Agent: e.Agent, Reason: validation.Reason(e.Reason), Note: e.Note, Fence: int64(e.Fence),
+		for j := range raw {
+			ev, err := decodeEvent(str(raw, j))
+			if err != nil {
+				return nil, err
+			}
+			if len(types) == 0 || slices.Contains(types, ev.Type) {
+				lists[i] = append(lists[i], ev)
+			}
 		}
-		for _, r := range e.Reasons {
-			ev.Reasons = append(ev.Reasons, validation.Reason(r))
+	}
+	events := make([]validation.Event, 0, min(limit, len(lists[0])+len(lists[1])))
+	state, tries := lists[0], lists[1]
+	for len(events) < limit && (len(state) > 0 || len(tries) > 0) {
+		if len(tries) == 0 || len(state) > 0 && !state[0].At.Before(tries[0].At) {
+			events, state = append(events, state[0]), state[1:]
+		} else {
+			events, tries = append(events, tries[0]), tries[1:]
 		}
-		events = append(events, ev)
 	}
 	return events, nil
+}
+
+func decodeEvent(raw string) (validation.Event, error) {
+	var e eventJSON
+	if err := json.Unmarshal([]byte(raw), &e); err != nil {
+		return validation.Event{}, fmt.Errorf("decode audit event: %w", err)
+	}
+	ev := validation.Event{
+		At: ms(e.At), Type: validation.EventType(e.Type), Product: e.Product, CheckID: e.CheckID,
+		Actor: e.Actor, Agent: e.Agent, Reason: validation.Reason(e.Reason), Note: e.Note, Fence: int64(e.Fence),
+	}
+	for _, r := range e.Reasons {
+		ev.Reasons = append(ev.Reasons, validation.Reason(r))
+	}
+	return ev, nil
 }
 
 // The JSON shapes the scripts write. Numbers are float64 because Lua's

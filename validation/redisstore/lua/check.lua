@@ -14,7 +14,7 @@ local product, max, conflicts = ARGV[4], tonumber(ARGV[5]), ARGV[6]
 local id, secret, ttl = ARGV[7], ARGV[8], tonumber(ARGV[9])
 local actor, agent, req_hash, idem_ttl = ARGV[10], ARGV[11], ARGV[12], tonumber(ARGV[13])
 local min_rating, score_arg, rating_ttl = tonumber(ARGV[14]), ARGV[15], tonumber(ARGV[16])
-local K_IDEM = KEYS[9]
+local K_IDEM = KEYS[10]
 
 settle()
 

@@ -9,10 +9,11 @@
 --   KEYS[6] audit   list   event JSON, newest first, capped
 --   KEYS[7] block   hash   reason, until, by, at (PEXPIREAT = until, when set)
 --   KEYS[8] rating  string the bureau's score, cached (PX = cache TTL)
---   KEYS[9] idem    string idempotency record (check script only)
+--   KEYS[9] tries   list   attempts that changed nothing (refused, otp_failed), newest first, capped apart
+--   KEYS[10] idem   string idempotency record (check script only)
 -- ARGV[1] now (ms), ARGV[2] audit cap, ARGV[3] retention (ms); the rest is per script.
 local K_META, K_HOLD, K_GRANTS, K_CHECKS, K_LOG, K_AUDIT = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
-local K_BLOCK, K_RATING = KEYS[7], KEYS[8]
+local K_BLOCK, K_RATING, K_TRIES = KEYS[7], KEYS[8], KEYS[9]
 local NOW = tonumber(ARGV[1])
 -- EXPIRED becomes 1 when settle records an expiry; every reply carries it
 -- (scripts.go wraps each script's body), so arbiter can count expiries.
@@ -20,10 +21,16 @@ local EXPIRED = 0
 local AUDIT_CAP = tonumber(ARGV[2])
 local RETENTION = tonumber(ARGV[3])
 
+-- audit appends an event. State changes go to K_AUDIT; attempts that
+-- changed nothing (a refused check, a wrong code) to K_TRIES, capped on
+-- their own, so no number of refusals can evict the record of a grant.
+local TRIES_CAP = 100
 local function audit(ev)
   ev.at = ev.at or NOW
-  if redis.call('LPUSH', K_AUDIT, cjson.encode(ev)) > AUDIT_CAP then
-    redis.call('LTRIM', K_AUDIT, 0, AUDIT_CAP - 1)
+  local key, cap = K_AUDIT, AUDIT_CAP
+  if ev.type == 'refused' or ev.type == 'otp_failed' then key, cap = K_TRIES, TRIES_CAP end
+  if redis.call('LPUSH', key, cjson.encode(ev)) > cap then
+    redis.call('LTRIM', key, 0, cap - 1)
   end
 end
 
