@@ -323,7 +323,13 @@ func outcome(err error) string {
 func (m *model) monitor(ctx context.Context, t *testing.T) {
 	card, loan := m.fleets["credit_card"].db, m.fleets["personal_loan"].db
 	for ctx.Err() == nil {
-		before, mid, after := readDB(t, card, "products"), readDB(t, loan, "products"), readDB(t, card, "products")
+		before, err1 := queryDB(card, "products")
+		mid, err2 := queryDB(loan, "products")
+		after, err3 := queryDB(card, "products")
+		if err := errors.Join(err1, err2, err3); err != nil {
+			t.Errorf("monitor: %v", err)
+			return
+		}
 		for c, r := range before {
 			if l, ok := mid[c]; ok && after[c].CheckID == r.CheckID {
 				t.Errorf("(a) during the run %s held a card (check %s) and a loan (check %s)", c, r.CheckID, l.CheckID)

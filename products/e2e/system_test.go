@@ -166,9 +166,19 @@ type row struct {
 // check_id; it reads as "").
 func readDB(tb testing.TB, path, table string) map[string]row {
 	tb.Helper()
-	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro&_pragma=busy_timeout(5000)")
+	out, err := queryDB(path, table)
 	if err != nil {
 		tb.Fatal(err)
+	}
+	return out
+}
+
+// queryDB is readDB for goroutines other than the test's, which may not
+// call Fatal.
+func queryDB(path, table string) (map[string]row, error) {
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro&_pragma=busy_timeout(5000)")
+	if err != nil {
+		return nil, err
 	}
 	defer db.Close()
 	q := "SELECT customer_id, check_id, fence FROM " + table
@@ -177,7 +187,7 @@ func readDB(tb testing.TB, path, table string) map[string]row {
 	}
 	rows, err := db.Query(q)
 	if err != nil {
-		tb.Fatalf("%s: %v", q, err)
+		return nil, fmt.Errorf("%s: %w", q, err)
 	}
 	defer rows.Close()
 	out := map[string]row{}
@@ -187,14 +197,11 @@ func readDB(tb testing.TB, path, table string) map[string]row {
 			r row
 		)
 		if err := rows.Scan(&c, &r.CheckID, &r.Fence); err != nil {
-			tb.Fatal(err)
+			return nil, err
 		}
 		out[c] = r
 	}
-	if err := rows.Err(); err != nil {
-		tb.Fatal(err)
-	}
-	return out
+	return out, rows.Err()
 }
 
 // holdings reads GET /v1/holdings page by page.

@@ -120,8 +120,10 @@ func TestNoGhostHolds(t *testing.T) {
 	go ab.Run(ctx)
 	select {
 	case out := <-settled:
-		if out != validation.AbandonCancelled {
-			t.Fatalf("abandon = %s, want the ghost hold cancelled", out)
+		// Redis usually runs the stalled script first (cancelled), but if
+		// the abandon reached it first the late script finds a tombstone.
+		if out != validation.AbandonCancelled && out != validation.AbandonTombstone {
+			t.Fatalf("abandon = %s, want the ghost hold cancelled or forestalled", out)
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("the check of unknown outcome was not settled within 10s of Redis resuming")
