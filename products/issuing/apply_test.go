@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -111,20 +110,6 @@ func (f *tokenArbiter) calls() (redeems []client.Redemption, releases []releaseC
 }
 
 var t0 = time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)
-
-// newTokenService is the card service on a fresh SQLite file, its clock
-// stopped at t0.
-func newTokenService(tb testing.TB, arb issuing.Arbiter) (*issuing.Service, *sqlitestore.Store) {
-	tb.Helper()
-	st, err := sqlitestore.Open(context.Background(), filepath.Join(tb.TempDir(), "card.db"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { st.Close() })
-	svc := &issuing.Service{Product: "credit_card", ClientID: "card-service", Arbiter: arb, Store: st,
-		Now: func() time.Time { return t0 }}
-	return svc, st
-}
 
 // wantError fails tb unless err is an *issuing.Error of reason.
 func wantError(tb testing.TB, err error, reason string) *issuing.Error {
@@ -354,4 +339,13 @@ func TestApplyToken(t *testing.T) {
 			}
 		})
 	}
+}
+
+// newTokenService is the card service on a fresh SQLite file, its clock
+// stopped at t0.
+func newTokenService(tb testing.TB, arb issuing.Arbiter) (*issuing.Service, *sqlitestore.Store) {
+	tb.Helper()
+	svc, st := newService(tb, arb)
+	svc.Now = func() time.Time { return t0 }
+	return svc, st
 }

@@ -85,16 +85,6 @@ func (f *ledgerArbiter) VerifyToken(_ context.Context, token string) (client.Cla
 	return client.Claims{CheckID: parts[1], CustomerID: parts[2], Product: "credit_card", Fence: 1}, nil
 }
 
-func newLedgerService(tb testing.TB, arb *ledgerArbiter) (*issuing.Service, *sqlitestore.Store) {
-	tb.Helper()
-	st, err := sqlitestore.Open(context.Background(), filepath.Join(tb.TempDir(), "svc.db"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { st.Close() })
-	return &issuing.Service{Product: "credit_card", ClientID: "card-service", Arbiter: arb, Store: st}, st
-}
-
 // TestRetiredApplications: a client's retry of a closed or compensated
 // application is refused with its own reason, before arbiter is asked, and
 // no product is issued.
@@ -109,7 +99,7 @@ func TestRetiredApplications(t *testing.T) {
 
 	t.Run("closed", func(t *testing.T) {
 		arb := newLedgerArbiter()
-		svc, st := newLedgerService(t, arb)
+		svc, st := newService(t, arb)
 		app := issuing.Application{CustomerID: "C1", Token: "tok:chk_a_C1:C1"}
 		if _, replayed, err := svc.Apply(ctx, app); err != nil || replayed {
 			t.Fatalf("Apply = %v, replayed %v", err, replayed)
@@ -131,7 +121,7 @@ func TestRetiredApplications(t *testing.T) {
 		// Arbiter still shows the grant (the release has not reached it
 		// yet) and would replay it to an OTP retry: Issue refuses.
 		arb := newLedgerArbiter()
-		svc, st := newLedgerService(t, arb)
+		svc, st := newService(t, arb)
 		app := issuing.Application{CustomerID: "C1", Token: "tok:chk_b_C1:C1"}
 		if _, _, err := svc.Apply(ctx, app); err != nil {
 			t.Fatal(err)
@@ -158,7 +148,7 @@ func TestRetiredApplications(t *testing.T) {
 
 	t.Run("compensated", func(t *testing.T) {
 		arb := newLedgerArbiter()
-		svc, st := newLedgerService(t, arb)
+		svc, st := newService(t, arb)
 		svc.Fault = func(point string) error {
 			if point == issuing.FaultInsert {
 				return errors.New("disk full")

@@ -77,7 +77,7 @@ func (f *fakeArbiter) VerifyToken(ctx context.Context, token string) (client.Cla
 	return client.Claims{}, client.ErrTokenInvalid
 }
 
-func newService(tb testing.TB, arb *fakeArbiter) (*issuing.Service, *sqlitestore.Store) {
+func newService(tb testing.TB, arb issuing.Arbiter) (*issuing.Service, *sqlitestore.Store) {
 	tb.Helper()
 	st, err := sqlitestore.Open(context.Background(), filepath.Join(tb.TempDir(), "svc.db"))
 	if err != nil {
