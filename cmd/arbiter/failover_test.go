@@ -87,8 +87,14 @@ type ackedGrant struct{ customer, product string }
 
 func newFaultLoad(tb testing.TB, env map[string]string) *faultLoad {
 	tb.Helper()
+	return newFaultLoadOn(tb, env, faultInstances)
+}
+
+// newFaultLoadOn is newFaultLoad with the given number of arbiter instances.
+func newFaultLoadOn(tb testing.TB, env map[string]string, instances int) *faultLoad {
+	tb.Helper()
 	l := &faultLoad{hist: newHistory(), acked: map[string]ackedGrant{}}
-	for range faultInstances {
+	for range instances {
 		e := map[string]string{}
 		for k, v := range env {
 			e[k] = v
