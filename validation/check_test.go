@@ -109,3 +109,26 @@ func TestActorRoles(t *testing.T) {
 		t.Error("checker has a role it was not given")
 	}
 }
+
+// TestActorPlaced: the placer of a check is its client and, for a branch
+// agent, the agent; an agent_id an API client sent is only a label.
+func TestActorPlaced(t *testing.T) {
+	byPortal := validation.Check{PlacedBy: "branch-portal", AgentID: "ana"}
+	byAna := validation.Check{PlacedBy: "branch-ui", AgentID: "ana"}
+	for _, tc := range []struct {
+		actor validation.Actor
+		check validation.Check
+		want  bool
+	}{
+		{validation.Actor{ID: "branch-portal"}, byPortal, true},
+		{validation.Actor{ID: "card-service"}, byPortal, false},
+		{validation.Actor{ID: "branch-ui", Agent: "ana"}, byPortal, false},
+		{validation.Actor{ID: "branch-ui", Agent: "ana"}, byAna, true},
+		{validation.Actor{ID: "branch-ui", Agent: "bruno"}, byAna, false},
+		{validation.Actor{ID: "ops", Roles: []validation.Role{validation.RoleAdmin}}, byAna, false},
+	} {
+		if got, want := tc.actor.Placed(tc.check), tc.want; got != want {
+			t.Errorf("%+v.Placed(%+v) = %v, want %v", tc.actor, tc.check, got, want)
+		}
+	}
+}

@@ -18,16 +18,27 @@ type Role string
 
 // The roles of the clients file.
 const (
-	RoleChecker  Role = "checker"  // create, read and cancel checks; read customers and audit
+	RoleChecker  Role = "checker"  // create and read checks (cancel and see the OTP of its own); read customers and audit
 	RoleRedeemer Role = "redeemer" // redeem, release and cancel the products it is a redeemer of
 	RoleAdmin    Role = "admin"    // everything, and importing grants
 )
 
 // Actor is the authenticated caller of a Service method.
 type Actor struct {
-	ID    string // client id
-	Agent string // branch agent username when acting through the branch UI
+	ID string // client id
+	// Agent is the signed-in branch agent the client acts for: set only by
+	// an authenticated branch UI session, never from a request body (a
+	// check's agent_id is the client's word and grants nothing).
+	Agent string
 	Roles []Role
+}
+
+// Placed reports whether the actor placed the check: the same client and,
+// for a signed-in branch agent, the same agent. All agents share one
+// client id, so without the second half every agent would see every other
+// agent's codes.
+func (a Actor) Placed(c Check) bool {
+	return a.ID == c.PlacedBy && (a.Agent == "" || a.Agent == c.AgentID)
 }
 
 // Has reports whether the actor holds the role (admins hold every role).
@@ -186,30 +197,51 @@ func (s *Service) RedeemOTP(ctx context.Context, actor Actor, customerID, produc
 }
 
 // GetCheck returns a check by id: ErrCheckNotFound for ids that are
-// malformed, unknown, or ended longer ago than the retention.
-func (s *Service) GetCheck(ctx context.Context, checkID string) (Check, error) {
+// malformed, unknown, or ended longer ago than the retention. The Secret
+// of a held check, from which the current OTP is shown, is kept only when
+// the actor placed the check (Actor.Placed): whoever reads another
+// client's code could redeem it without the customer handing it over.
+// Admins are no exception: they may cancel a hold, not take its code.
+func (s *Service) GetCheck(ctx context.Context, actor Actor, checkID string) (Check, error) {
 	customer, ok := CustomerOfCheck(checkID)
 	if !ok {
 		return Check{}, Errorf(ReasonCheckNotFound, "no check %q", checkID)
 	}
-	return s.Store.Check(ctx, customer, checkID, s.now())
+	c, err := s.Store.Check(ctx, customer, checkID, s.now())
+	if !actor.Placed(c) {
+		c.Secret = nil
+	}
+	return c, err
 }
 
-// Cancel releases a live hold. Checkers and admins may cancel any check;
-// redeemers only checks of the products they redeem.
+// Cancel releases a live hold. Admins and signed-in branch agents (acting
+// for the customer in front of them; the audit names the agent) may cancel
+// any check; any other client only the checks it placed and those of the
+// products it redeems. So a product service, which is a checker too, never
+// cancels another product's holds, and a checker that redeems nothing
+// cancels only its own. Otherwise ErrForbidden, decided by the store
+// against the check it reads in the same atomic step.
 func (s *Service) Cancel(ctx context.Context, actor Actor, checkID string) (Check, error) {
 	customer, ok := CustomerOfCheck(checkID)
 	if !ok {
 		return Check{}, Errorf(ReasonCheckNotFound, "no check %q", checkID)
 	}
 	req := CancelRequest{CustomerID: customer, CheckID: checkID, Actor: actor.ID, Agent: actor.Agent, Now: s.now()}
-	if !actor.Has(RoleChecker) {
-		req.Products = s.Policy.RedeemableBy(actor.ID)
-		if req.Products == nil {
-			req.Products = []string{}
-		}
+	if !actor.Has(RoleAdmin) && actor.Agent == "" {
+		req.Products = s.redeemable(actor)
+		req.Placer = actor.ID
 	}
 	return s.Store.Cancel(ctx, req)
+}
+
+// redeemable lists the products the actor is a redeemer of (the role and
+// the policy's redeemers both), never nil: a product service's products.
+func (s *Service) redeemable(actor Actor) []string {
+	out := []string{}
+	if slices.Contains(actor.Roles, RoleRedeemer) {
+		out = append(out, s.Policy.RedeemableBy(actor.ID)...)
+	}
+	return out
 }
 
 // Customer returns what the customer holds and any live hold.

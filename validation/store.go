@@ -35,7 +35,8 @@ type Store interface {
 
 	// Cancel ends a live hold: ErrCheckNotHeld when the check is not the
 	// live hold any more, ErrForbidden when its product is not in
-	// req.Products (nil means any product).
+	// req.Products (nil means any product) and it was not placed by
+	// req.Placer.
 	Cancel(ctx context.Context, req CancelRequest) (Check, error)
 
 	// Customer returns the customer's grants and live hold.
@@ -161,6 +162,7 @@ type CancelRequest struct {
 	Actor      string
 	Agent      string   // the branch agent acting through the actor, if any
 	Products   []string // products the actor may cancel; nil means any
+	Placer     string   // the actor may also cancel the checks this client placed; "" for none
 	Now        time.Time
 }
 

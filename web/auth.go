@@ -87,6 +87,11 @@ func (cs *Clients) prepare(minKey int) error {
 		if ids[c.ID] {
 			return fmt.Errorf("client %q is listed twice", c.ID)
 		}
+		if c.ID == BranchClientID {
+			// Branch sessions act as this id; a key holder of the same id
+			// would count as the placer of every agent's checks.
+			return fmt.Errorf("client id %q is reserved for the branch UI's sessions", c.ID)
+		}
 		ids[c.ID] = true
 		var sum []byte
 		switch {

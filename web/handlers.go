@@ -55,7 +55,8 @@ func handleJWKS(t Tokens) echo.HandlerFunc {
 }
 
 // checkResponse is a check as the API shows it. The OTP appears only while
-// the check is held; the TOTP secret never appears.
+// the check is held, and only to its placer (the domain keeps the secret
+// for no one else); the TOTP secret never appears.
 type checkResponse struct {
 	CheckID      string     `json:"check_id"`
 	CustomerID   string     `json:"customer_id"`
@@ -140,10 +141,11 @@ func (s *Server) sign(ch validation.Check) (string, error) {
 	return s.cfg.Tokens.Sign(tokensClaims(ch, rule.Redeemers))
 }
 
-// handleGetCheck: GET /v1/checks/{check_id}.
+// handleGetCheck: GET /v1/checks/{check_id}; otp and otp_expires_at only
+// for the check's placer.
 func (s *Server) handleGetCheck() echo.HandlerFunc {
 	return func(c echo.Context) error {
-		ch, err := s.cfg.Service.GetCheck(c.Request().Context(), c.Param("check_id"))
+		ch, err := s.cfg.Service.GetCheck(c.Request().Context(), actorOf(c), c.Param("check_id"))
 		if err != nil {
 			return err
 		}
@@ -156,7 +158,8 @@ func (s *Server) handleGetCheck() echo.HandlerFunc {
 	}
 }
 
-// handleCancelCheck: DELETE /v1/checks/{check_id} → 204.
+// handleCancelCheck: DELETE /v1/checks/{check_id} → 204; who may is the
+// domain's to decide (validation.Service.Cancel).
 func (s *Server) handleCancelCheck() echo.HandlerFunc {
 	return func(c echo.Context) error {
 		if _, err := s.cfg.Service.Cancel(c.Request().Context(), actorOf(c), c.Param("check_id")); err != nil {

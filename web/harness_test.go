@@ -5,9 +5,11 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/cookiejar"
 	"net/http/httptest"
 	"strings"
 	"sync"
@@ -78,6 +80,8 @@ func newAPIOn(tb testing.TB, rdb redis.UniversalClient, opts ...apiOption) *api 
   - { id: loan-service, key: ` + loanKey + `, roles: [checker, redeemer] }
   - { id: ops, key: ` + adminKey + `, roles: [admin] }
   - { id: backoffice, key: ` + backKey + `, roles: [redeemer] }
+agents:
+` + agentsYAML() + `
 `))
 	if err != nil {
 		tb.Fatal(err)
@@ -168,7 +172,51 @@ func (a *api) do(tb testing.TB, method, path, key string, body any, header ...st
 	if key != "" {
 		header = append([]string{"Authorization", "Bearer " + key}, header...)
 	}
-	resp, raw := send(tb, a.client, method, a.url+path, body, header...)
+	return a.doWith(tb, a.client, method, path, body, header...)
+}
+
+// agentsYAML lists uiAgents (ana, bruno, …) for a clients file.
+func agentsYAML() string {
+	var b strings.Builder
+	for _, ag := range uiAgents() {
+		fmt.Fprintf(&b, "  - { username: %s, password_bcrypt: %q, branch: %s }\n", ag.Username, ag.PasswordBcrypt, ag.Branch)
+	}
+	return b.String()
+}
+
+// caller sends one request as some client, answering the decoded reply.
+type caller func(tb testing.TB, method, path string, body any) reply
+
+// bearer calls with an API key.
+func (a *api) bearer(key string) caller {
+	return func(tb testing.TB, method, path string, body any) reply {
+		tb.Helper()
+		return a.do(tb, method, path, key, body)
+	}
+}
+
+// agent signs a branch agent in and calls as the page does: with the
+// session cookie, the CSRF token and a same-origin Sec-Fetch-Site.
+func (a *api) agent(tb testing.TB, user, password string) caller {
+	tb.Helper()
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	hc := *a.client
+	hc.Jar = jar
+	r := a.doWith(tb, &hc, "POST", "/branch/session", map[string]string{"username": user, "password": password})
+	wantStatus(tb, r, http.StatusOK)
+	csrf := r.str("csrf_token")
+	return func(tb testing.TB, method, path string, body any) reply {
+		tb.Helper()
+		return a.doWith(tb, &hc, method, path, body, web.CSRFHeader, csrf, "Sec-Fetch-Site", "same-origin")
+	}
+}
+
+func (a *api) doWith(tb testing.TB, c *http.Client, method, path string, body any, header ...string) reply {
+	tb.Helper()
+	resp, raw := send(tb, c, method, a.url+path, body, header...)
 	r := reply{status: resp.StatusCode, header: resp.Header, raw: raw}
 	if len(raw) > 0 {
 		if err := json.Unmarshal(raw, &r.body); err != nil {

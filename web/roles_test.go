@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/arbiter-bank/arbiter/validation"
+	"github.com/arbiter-bank/arbiter/web"
 )
 
 // TestRouteRoles calls every route as a client of each role, and with no
@@ -128,5 +129,101 @@ exclusive: [[credit_card, personal_loan]]
 				}
 			})
 		}
+	}
+}
+
+// TestCheckOwnership holds GET and DELETE /v1/checks/{id} to who placed
+// the check: each caller reads and then cancels a live hold of each
+// ownership (placer × product). The current OTP is shown to its placer
+// only (for the branch UI: the agent who placed it, not every agent
+// sharing the branch-ui client); a check may be cancelled by its placer,
+// by a redeemer of its product, by an admin or by a signed-in branch agent,
+// and the cancellation is audited with that agent; everyone else gets 403
+// forbidden, product services included, though they are checkers.
+func TestCheckOwnership(t *testing.T) {
+	a := newAPI(t)
+	// The ownerships: who placed a check of which product.
+	type owner struct {
+		name, product string
+		place         caller
+	}
+	owners := []owner{
+		{"portal-card", "credit_card", a.bearer(checkerKey)},
+		{"portal-loan", "personal_loan", a.bearer(checkerKey)},
+		{"card-card", "credit_card", a.bearer(cardKey)},
+		{"loan-card", "credit_card", a.bearer(loanKey)}, // a product service's own check of another product
+		{"ana-card", "credit_card", a.agent(t, uiAgent, uiPassword)},
+	}
+	all := []string{"portal-card", "portal-loan", "card-card", "loan-card", "ana-card"}
+	callers := []struct {
+		name          string
+		call          caller
+		actor, agent  string   // as audited
+		read          int      // status of GET
+		otpOf, cancel []string // the ownerships whose OTP it sees, whose hold it may cancel
+	}{
+		{"branch-portal (checker)", a.bearer(checkerKey), "branch-portal", "", http.StatusOK,
+			[]string{"portal-card", "portal-loan"}, []string{"portal-card", "portal-loan"}},
+		{"card-service (checker, redeemer of cards)", a.bearer(cardKey), "card-service", "", http.StatusOK,
+			[]string{"card-card"}, []string{"portal-card", "card-card", "loan-card", "ana-card"}},
+		{"loan-service (checker, redeemer of loans)", a.bearer(loanKey), "loan-service", "", http.StatusOK,
+			[]string{"loan-card"}, []string{"portal-loan", "loan-card"}},
+		{"backoffice (redeemer of nothing)", a.bearer(backKey), "backoffice", "", http.StatusForbidden,
+			nil, nil},
+		{"ops (admin)", a.bearer(adminKey), "ops", "", http.StatusOK,
+			nil, all},
+		{"agent ana", a.agent(t, uiAgent, uiPassword), web.BranchClientID, uiAgent, http.StatusOK,
+			[]string{"ana-card"}, all},
+		{"agent bruno", a.agent(t, uiOtherAgent, uiOtherPasswrd), web.BranchClientID, uiOtherAgent, http.StatusOK,
+			nil, all},
+	}
+	for i, c := range callers {
+		for j, o := range owners {
+			t.Run(c.name+" on "+o.name, func(t *testing.T) {
+				customer := fmt.Sprintf("O-%d-%d", i, j)
+				placed := o.place(t, "POST", "/v1/checks", map[string]string{"customer_id": customer, "product": o.product})
+				wantStatus(t, placed, http.StatusCreated)
+				if placed.str("otp") == "" {
+					t.Fatalf("the placer got no otp: %s", placed.raw)
+				}
+				path := "/v1/checks/" + placed.str("check_id")
+
+				read := c.call(t, "GET", path, nil)
+				wantStatus(t, read, c.read)
+				if c.read == http.StatusOK {
+					sees := slices.Contains(c.otpOf, o.name)
+					if got, want := read.str("otp") == placed.str("otp") && read.str("otp_expires_at") != "", sees; got != want {
+						t.Errorf("sees the placer's otp = %v, want %v: %s", got, want, read.raw)
+					}
+					if got, want := read.body["otp"] != nil || read.body["otp_expires_at"] != nil, sees; got != want {
+						t.Errorf("otp or otp_expires_at shown = %v, want %v: %s", got, want, read.raw)
+					}
+				}
+
+				if !slices.Contains(c.cancel, o.name) {
+					wantStatus(t, c.call(t, "DELETE", path, nil), http.StatusForbidden, validation.ReasonForbidden)
+					if got := a.do(t, "GET", path, adminKey, nil); got.str("status") != "held" {
+						t.Fatalf("after a refused cancel the check is %q, want held", got.str("status"))
+					}
+					return
+				}
+				wantStatus(t, c.call(t, "DELETE", path, nil), http.StatusNoContent)
+				events := a.do(t, "GET", "/v1/customers/"+customer+"/audit?limit=1", adminKey, nil).body["events"].([]any)
+				ev := events[0].(map[string]any)
+				if ev["type"] != "cancelled" || ev["actor"] != c.actor || (ev["agent"] != nil && ev["agent"] != c.agent) || (ev["agent"] == nil) != (c.agent == "") {
+					t.Errorf("audit = %v, want cancelled by %s for agent %q", ev, c.actor, c.agent)
+				}
+			})
+		}
+	}
+}
+
+// TestClientsReserveTheBranchID: no API key may act as the branch UI's
+// client, which would make it the placer of every agent's checks (and
+// show it their codes).
+func TestClientsReserveTheBranchID(t *testing.T) {
+	_, err := web.ParseClients([]byte("clients:\n  - { id: " + web.BranchClientID + ", key: test-branch-ui-key-01, roles: [checker] }\n"))
+	if err == nil || !strings.Contains(err.Error(), "reserved") {
+		t.Fatalf("ParseClients(id %s) = %v, want reserved", web.BranchClientID, err)
 	}
 }

@@ -40,8 +40,8 @@ func (s *Server) routes() {
 	v1 := e.Group("/v1", ui.sessionAuth, authenticate(s.cfg.Clients))
 	get(v1, "/ping", handlePing()) // any client: the framework baseline for load tests, no store
 	v1.POST("/checks", s.handleCreateCheck(), require(checker))
-	get(v1, "/checks/:check_id", s.handleGetCheck(), require(checker))
-	v1.DELETE("/checks/:check_id", s.handleCancelCheck(), require(checker, redeemer)) // redeemers: own products only
+	get(v1, "/checks/:check_id", s.handleGetCheck(), require(checker))                // otp: its placer only
+	v1.DELETE("/checks/:check_id", s.handleCancelCheck(), require(checker, redeemer)) // its placer, its product's redeemers, branch agents, admins
 	v1.POST("/redemptions", s.handleRedeem(), require(redeemer))
 	get(v1, "/customers/:customer_id", s.handleGetCustomer(), require(checker, redeemer))
 	get(v1, "/customers/:customer_id/audit", s.handleAudit(), require(checker))

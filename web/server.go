@@ -19,7 +19,7 @@ type Service interface {
 	Check(ctx context.Context, actor validation.Actor, in validation.CheckInput) (validation.Check, bool, error)
 	RedeemToken(ctx context.Context, actor validation.Actor, customerID, product, checkID string) (validation.Grant, bool, error)
 	RedeemOTP(ctx context.Context, actor validation.Actor, customerID, product, code string) (validation.Grant, bool, error)
-	GetCheck(ctx context.Context, checkID string) (validation.Check, error)
+	GetCheck(ctx context.Context, actor validation.Actor, checkID string) (validation.Check, error)
 	Cancel(ctx context.Context, actor validation.Actor, checkID string) (validation.Check, error)
 	Customer(ctx context.Context, customerID string) (validation.Customer, error)
 	Release(ctx context.Context, actor validation.Actor, customerID, product, checkID string) (validation.Grant, error)

@@ -48,7 +48,7 @@ type Check struct {
 	ExpiresAt    time.Time   `json:"expires_at"`
 	PlacedBy     string      `json:"placed_by"`
 	AgentID      string      `json:"agent_id,omitempty"`
-	OTP          string      `json:"otp,omitempty"`
+	OTP          string      `json:"otp,omitempty"` // held, and only for the client that placed it
 	OTPExpiresAt time.Time   `json:"otp_expires_at,omitzero"`
 	Token        string      `json:"token,omitempty"`
 	RedeemedBy   string      `json:"redeemed_by,omitempty"`
@@ -147,7 +147,8 @@ func (c *Client) GetCheck(ctx context.Context, checkID string) (*Check, error) {
 
 // Cancel ends a held check so the customer is free to apply again. It
 // returns ErrCheckNotHeld when the check was redeemed, cancelled or expired
-// already, and ErrCheckNotFound for unknown ids.
+// already, ErrCheckNotFound for unknown ids, and ErrForbidden when this
+// client neither placed the check nor redeems its product.
 func (c *Client) Cancel(ctx context.Context, checkID string) error {
 	_, err := c.do(ctx, request{op: "cancel", method: http.MethodDelete,
 		path: "/v1/checks/" + url.PathEscape(checkID), retry: retryUnsent}, nil)

@@ -418,11 +418,33 @@ func TestContractExpiry(t *testing.T) {
 func TestContractCancel(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b backend) {
 		s, ctx := b.store, context.Background()
+		// Who may cancel a credit card hold branch-portal placed: the
+		// products the actor may cancel, and the client whose own checks it
+		// may cancel too.
+		for i, tc := range []struct {
+			products []string
+			placer   string
+			ok       bool
+		}{
+			{products: []string{"personal_loan"}, placer: "loan-service"},
+			{products: []string{}, placer: "loan-service"},
+			{products: []string{}, placer: ""},
+			{products: []string{}, placer: "branch-portal", ok: true},
+			{products: []string{"credit_card"}, placer: "card-service", ok: true},
+			{products: nil, ok: true},
+		} {
+			customer := fmt.Sprintf("W-%d", i)
+			c := hold(t, s, customer, "credit_card", t0)
+			_, err := s.Cancel(ctx, validation.CancelRequest{CustomerID: customer, CheckID: c.ID, Actor: "x", Products: tc.products, Placer: tc.placer, Now: t0})
+			if tc.ok && err != nil {
+				t.Fatalf("cancel with products %q, placer %q = %v, want cancelled", tc.products, tc.placer, err)
+			}
+			if !tc.ok {
+				wantReason(t, err, validation.ReasonForbidden)
+			}
+		}
+
 		c := hold(t, s, "C-1", "credit_card", t0)
-
-		_, err := s.Cancel(ctx, validation.CancelRequest{CustomerID: "C-1", CheckID: c.ID, Actor: "loan-service", Products: []string{"personal_loan"}, Now: t0})
-		wantReason(t, err, validation.ReasonForbidden)
-
 		got, err := s.Cancel(ctx, validation.CancelRequest{CustomerID: "C-1", CheckID: c.ID, Actor: "branch-portal", Agent: "ana", Now: t0.Add(time.Second)})
 		if err != nil || got.Status != validation.StatusCancelled || got.EndedBy != "branch-portal" {
 			t.Fatalf("cancel = %+v, %v", got, err)

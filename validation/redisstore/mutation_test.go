@@ -61,9 +61,14 @@ var mutants = []mutant{
 		bug:   "cancelling an ended check cancels the customer's newer hold",
 		tests: []string{"TestContractStaleCancel"}},
 	{name: "cancel-ignores-products", file: "cancel.lua",
-		from:  "if allowed ~= '*' and not split(allowed)[c.product] then",
-		to:    "if allowed == '' then",
+		from:  "if allowed ~= '*' and not split(allowed)[c.product] and",
+		to:    "if allowed == '' and",
 		bug:   "a redeemer may cancel holds of products it does not redeem",
+		tests: []string{"TestContractCancel"}},
+	{name: "cancel-any-placer", file: "cancel.lua",
+		from:  "(placer == '' or c.by ~= placer)",
+		to:    "placer == ''",
+		bug:   "a client may cancel any product's hold, as if it had placed it",
 		tests: []string{"TestContractCancel"}},
 
 	// release.lua

@@ -369,7 +369,7 @@ func (s *Store) Cancel(ctx context.Context, req validation.CancelRequest) (valid
 	if req.Products != nil {
 		allowed = strings.Join(req.Products, ",")
 	}
-	res, err := s.run(ctx, "cancel", req.CustomerID, req.Now, nil, req.CheckID, req.Actor, allowed, req.Agent)
+	res, err := s.run(ctx, "cancel", req.CustomerID, req.Now, nil, req.CheckID, req.Actor, allowed, req.Agent, req.Placer)
 	if err != nil {
 		return validation.Check{}, err
 	}
@@ -673,7 +673,7 @@ func scriptError(name string, res []any) error {
 	case validation.ReasonCheckNotFound:
 		e.Detail = "no such check"
 	case validation.ReasonForbidden:
-		e.Detail = "this client may not cancel checks for " + detail
+		e.Detail = "this client may cancel only the checks it placed and those of the products it redeems, not this check for " + detail
 	case "check_abandoned":
 		// Only a check script Redis ran after arbiter gave it up gets this,
 		// and nobody waits for its answer.

@@ -324,12 +324,15 @@
     tick();
   }
 
-  // A reload, or a second tab, finds this agent's own live hold again.
+  // A reload, or a second tab, finds this agent's own live hold again. The
+  // server shows a code only to the agent whose session placed the check, so
+  // a hold merely labelled with this agent's name (agent_id sent by another
+  // client) is not resumed: it stays a hold that may be cancelled.
   function resumeOwnHold(c) {
     const h = c.hold;
     if (!h || state.check || h.agent_id !== state.user) return;
     api('GET', '/v1/checks/' + encodeURIComponent(h.check_id)).then((ch) => {
-      if (!state.check && ch.status === 'held' && ch.customer_id === state.customer) {
+      if (!state.check && ch.status === 'held' && ch.otp && ch.customer_id === state.customer) {
         watch(ch);
         renderHold(state.view && state.view.hold);
       }
