@@ -61,8 +61,11 @@ export function postRedeemOTP(customer, product, otp) {
     JSON.stringify({ customer_id: customer, product, otp }), params(KEYS[product], 'redeem_otp'));
 }
 
-export function cancelCheck(checkId) {
-  return http.del(`${BASE_URL}/v1/checks/${checkId}`, null, params(KEYS.checker, 'cancel'));
+// cancelCheck cancels as the product's service, which placed the check
+// (postCheck): a check may be cancelled by its placer or a redeemer of its
+// product, not by any checker.
+export function cancelCheck(product, checkId) {
+  return http.del(`${BASE_URL}/v1/checks/${checkId}`, null, params(KEYS[product], 'cancel'));
 }
 
 export function getCheck(checkId) {

@@ -83,7 +83,7 @@ export default function (data) {
     if (check(g, { 'redemption is 201': (x) => x.status === 201 })) keep(granted, h);
   } else if (slot < 13) { // check, cancel
     const h = fresh(data, i);
-    if (h) check(cancelCheck(h.checkId), { 'cancel is 204': (x) => x.status === 204 });
+    if (h) check(cancelCheck(h.product, h.checkId), { 'cancel is 204': (x) => x.status === 204 });
   } else if (slot < 15) { // refused: the customer holds the other product
     const g = granted[granted.length - 1];
     if (g) check(postCheck(g.customer, other(g.product)), { 'conflicting check is 409': (x) => x.status === 409 });
@@ -95,7 +95,7 @@ export default function (data) {
     if (!h) return;
     const r = postCheck(h.customer, other(h.product));
     check(r, { 'check on a held customer is 409 or 201': (x) => x.status === 409 || x.status === 201 });
-    if (r.status === 201) cancelCheck(r.json('check_id'));
+    if (r.status === 201) cancelCheck(other(h.product), r.json('check_id'));
   } else if (slot === 18) { // an abandoned hold past its expiry reads "expired"
     if (abandoned.length === 0 || Date.now() < abandoned[0].expires + 1000) return;
     const h = abandoned.shift();

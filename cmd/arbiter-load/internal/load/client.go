@@ -163,9 +163,11 @@ func (c *Client) RedeemOTP(ctx context.Context, customer, product, otp string, o
 		map[string]string{"customer_id": customer, "product": product, "otp": otp}, out, expect...)
 }
 
-// Cancel cancels a check (DELETE /v1/checks/{id}) as a checker.
-func (c *Client) Cancel(ctx context.Context, checkID string, expect ...int) Result {
-	return c.Do(ctx, "cancel", http.MethodDelete, "/v1/checks/"+checkID, c.Keys.Checker, nil, nil, expect...)
+// Cancel cancels a check (DELETE /v1/checks/{id}) as the product's
+// service, which placed it (Check): only the placer or a redeemer of the
+// product may cancel a check.
+func (c *Client) Cancel(ctx context.Context, product, checkID string, expect ...int) Result {
+	return c.Do(ctx, "cancel", http.MethodDelete, "/v1/checks/"+checkID, c.Keys.For(product), nil, nil, expect...)
 }
 
 // GetCheck reads a check as a checker.

@@ -115,7 +115,7 @@ func Soak(ctx context.Context, c *Client, cfg Config) (Report, error) {
 			}
 		case slot < 13: // check, cancel
 			if h, ok := fresh(ctx, i); ok {
-				c.Cancel(ctx, h.checkID, http.StatusNoContent)
+				c.Cancel(ctx, h.product, h.checkID, http.StatusNoContent)
 			}
 		case slot < 15: // refused: the customer holds the other product
 			if g, ok := granted.peek(); ok {
@@ -129,7 +129,7 @@ func Soak(ctx context.Context, c *Client, cfg Config) (Report, error) {
 			if h, ok := abandoned.peek(); ok {
 				var ch CheckResponse
 				if r := c.Check(ctx, h.customer, other(h.product), &ch, http.StatusConflict, http.StatusCreated); r.Status == http.StatusCreated {
-					c.Cancel(ctx, ch.CheckID, http.StatusNoContent)
+					c.Cancel(ctx, other(h.product), ch.CheckID, http.StatusNoContent)
 				}
 			}
 		case slot == 18: // an abandoned hold past its expiry reads "expired"
