@@ -93,11 +93,12 @@ func (a *Abandoner) Run(ctx context.Context) {
 	}
 }
 
-// settle tries every pending check once, in order, and returns how many
-// are left; it stops at the first store failure (the store is down: the
-// rest would fail too).
+// settle tries every pending check once, oldest first, and returns how
+// many are left. It stops at the first unavailable or full store (the rest
+// would fail too); a check that fails otherwise goes to the back of the
+// line, so it cannot block the others.
 func (a *Abandoner) settle(ctx context.Context) int {
-	for {
+	for range a.Pending() {
 		a.mu.Lock()
 		if len(a.pending) == 0 {
 			a.mu.Unlock()
@@ -107,11 +108,17 @@ func (a *Abandoner) settle(ctx context.Context) int {
 		a.mu.Unlock()
 		req.Now = a.now()
 		out, err := a.Store.Abandon(ctx, req)
-		if err != nil {
-			if !errors.Is(err, ErrUnavailable) {
-				a.log().Error("abandon a check of unknown outcome", "check", req.CheckID, "err", err)
-			}
+		switch {
+		case errors.Is(err, ErrUnavailable), errors.Is(err, ErrStoreFull), ctx.Err() != nil:
 			return a.Pending()
+		case err != nil:
+			a.log().Error("abandon a check of unknown outcome; retrying later", "check", req.CheckID, "err", err)
+			a.mu.Lock()
+			if len(a.pending) > 0 && a.pending[0].CheckID == req.CheckID {
+				a.pending = append(a.pending[1:], req)
+			}
+			a.mu.Unlock()
+			continue
 		}
 		a.log().Warn("check of unknown outcome settled", "check", req.CheckID, "outcome", string(out))
 		if a.OnOutcome != nil {
@@ -123,6 +130,18 @@ func (a *Abandoner) settle(ctx context.Context) int {
 		}
 		a.mu.Unlock()
 	}
+	return a.Pending()
+}
+
+// Flush makes one last attempt at every pending check, for a shutdown
+// (Run has stopped, requests have drained), and returns how many are left:
+// their holds will only expire.
+func (a *Abandoner) Flush(ctx context.Context) int {
+	left := a.settle(ctx)
+	if left > 0 {
+		a.log().Error("shutting down with checks of unknown outcome not settled; their holds will expire", "checks", left)
+	}
+	return left
 }
 
 func (a *Abandoner) now() time.Time {

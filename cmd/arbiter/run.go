@@ -139,6 +139,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err := srv.Shutdown(shutCtx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
+	// Requests that drained may have left checks of unknown outcome: one
+	// last try to give them up before Redis is closed.
+	flushCtx, cancelFlush := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancelFlush()
+	abandoner.Flush(flushCtx)
 	log.Info("stopped: every in-flight request finished")
 	return nil
 }

@@ -148,6 +148,10 @@ func (c *Client) do(ctx context.Context, r request, out any) (response, error) {
 	for attempt := 1; ; attempt++ {
 		resp, wait, err := c.once(ctx, r, body, out)
 		if err == nil || attempt >= c.cfg.MaxAttempts || !c.retryable(r.retry, err) {
+			var e *Error
+			if attempt > 1 && errors.As(err, &e) {
+				e.Retried = true
+			}
 			return resp, err
 		}
 		if perr := c.pause(ctx, attempt, wait); perr != nil {

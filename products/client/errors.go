@@ -99,6 +99,11 @@ type Error struct {
 	AttemptsLeft int         // otp_invalid: wrong codes still allowed
 	RetryAfter   time.Duration
 	RequestID    string // arbiter's request id, for its logs
+	// Retried: this answer came to a retry, after an earlier try failed
+	// in a way that leaves its outcome unknown. A refusal then does not
+	// prove the request was never carried out (the first try may have
+	// been), so settle with arbiter rather than trust it.
+	Retried bool
 
 	Err error // the cause of client-side errors (offline token refusals)
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/arbiter-bank/arbiter/products/client"
 )
 
 // Report counts what one Reconcile did with the pending rows.
@@ -62,9 +64,18 @@ func (s *Service) settleIssue(ctx context.Context, p Pending, r *Report) {
 		r.Left++
 		return
 	}
-	g, ok := cu.Grant(s.Product)
-	if ok && (g.RedeemedBy != s.ClientID || (p.CheckID != "" && g.CheckID != p.CheckID)) {
-		ok = false // a grant this application did not make
+	// The grant this application made: of this product, redeemed by this
+	// service, and from the pending check when it is known (a product may
+	// allow several grants, so look for that one).
+	var (
+		g  client.Grant
+		ok bool
+	)
+	for _, x := range cu.Products {
+		if x.Product == s.Product && x.RedeemedBy == s.ClientID && (p.CheckID == "" || x.CheckID == p.CheckID) {
+			g, ok = x, true
+			break
+		}
 	}
 	if !ok {
 		// No grant for this application. It may only be dropped once no

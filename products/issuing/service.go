@@ -126,7 +126,13 @@ func (s *Service) redeem(ctx context.Context, p Pending, r client.Redemption) (P
 			e.Pending = true
 			return Product{}, false, e
 		}
-		s.done(ctx, p.ID)
+		// A refusal of a retry does not prove that no earlier try was
+		// carried out: keep the row for reconciliation, which drops it
+		// once arbiter shows no grant and no hold it could redeem.
+		var ae *client.Error
+		if !errors.As(err, &ae) || !ae.Retried {
+			s.done(ctx, p.ID)
+		}
 		return Product{}, false, fromArbiter(err, "")
 	}
 	if err := s.fault(FaultAfterRedeem); err != nil {

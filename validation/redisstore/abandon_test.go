@@ -132,3 +132,33 @@ func TestNoGhostHolds(t *testing.T) {
 		t.Fatalf("the client's retry = %v, want a hold", err)
 	}
 }
+
+// failingStore fails Abandon for one check with a bug-like error.
+type failingStore struct {
+	*redisstore.Store
+	bad string
+}
+
+func (f failingStore) Abandon(ctx context.Context, req validation.AbandonRequest) (validation.AbandonOutcome, error) {
+	if req.CheckID == f.bad {
+		return "", errors.New("redis abandon: unexpected reply")
+	}
+	return f.Store.Abandon(ctx, req)
+}
+
+// TestAbandonerSkipsAFailingCheck: a check the store keeps failing on goes
+// to the back of the line instead of blocking the others.
+func TestAbandonerSkipsAFailingCheck(t *testing.T) {
+	b := backends["miniredis"](t)
+	c := hold(t, b.store, "A-9", "credit_card", time.Now())
+	ab := &validation.Abandoner{Store: failingStore{b.store, "chk_bad"}}
+	ab.Add("A-8", "chk_bad")
+	ab.Add("A-9", c.ID)
+	if got, want := ab.Flush(context.Background()), 1; got != want {
+		t.Fatalf("left after a flush = %d, want only the failing check", got)
+	}
+	cu, err := b.store.Customer(context.Background(), "A-9", time.Now())
+	if err != nil || cu.Hold != nil {
+		t.Fatalf("customer A-9 = %+v %v, want its hold cancelled behind the failing one", cu.Hold, err)
+	}
+}

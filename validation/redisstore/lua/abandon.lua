@@ -13,6 +13,9 @@ settle()
 local c = get_check(id)
 if not c then
   put_check({id = id, status = 'cancelled', created = NOW, ended = NOW, ended_by = actor, end_reason = 'unknown_outcome'})
+  -- Keep the tombstone at least the retention (2x: never shorter than the
+  -- hold TTL + retention a check sets), and let it go with the hash.
+  redis.call('PEXPIRE', K_CHECKS, 2 * RETENTION)
   return {'ok', 'tombstone'}
 end
 if redis.call('HGET', K_HOLD, 'check_id') ~= id then return {'ok', 'ended'} end

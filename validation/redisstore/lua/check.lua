@@ -21,9 +21,12 @@ settle()
 if K_IDEM then
   local prev = redis.call('GET', K_IDEM)
   local p = prev and cjson.decode(prev)
+  local c = p and p.check_id and get_check(p.check_id)
+  -- A check arbiter gave up as lost (abandon.lua) was never delivered: its
+  -- client's retry decides again instead of getting a dead check back.
+  if c and c.end_reason == 'unknown_outcome' then p = nil end
   if p and p.check_id then
     if p.req ~= req_hash then return {'error', 'idempotency_key_reused'} end
-    local c = get_check(p.check_id)
     if not c then return {'error', 'check_not_found'} end
     local s = ''
     if redis.call('HGET', K_HOLD, 'check_id') == c.id then
@@ -52,7 +55,10 @@ if redis.call('HGET', K_CHECKS, id) then return {'error', 'check_abandoned'} end
 
 local fence = redis.call('HINCRBY', K_META, 'fence', 1)
 local expires = NOW + ttl
-redis.call('HSET', K_META, 'last', id, 'open', '1', 'last_product', product, 'last_expires', expires, 'last_fence', fence)
+-- last:<product> names the newest check of each product, so an OTP replay
+-- finds its check even after a check of another product was placed.
+redis.call('HSET', K_META, 'last', id, 'open', '1', 'last_product', product, 'last_expires', expires, 'last_fence', fence,
+  'last:' .. product, id)
 redis.call('HSET', K_HOLD, 'check_id', id, 'product', product, 'fence', fence, 'secret', secret,
   'fails', 0, 'expires', expires, 'by', actor)
 redis.call('PEXPIRE', K_HOLD, ttl)

@@ -49,7 +49,10 @@ if mode == 'token' then
   if h[2] ~= product then return {'error', 'token_invalid', 'product'} end
 else
   if not h[1] or h[2] ~= product then
-    local c = get_check(redis.call('HGET', K_META, 'last') or '')
+    -- The product's newest check (last:<product>; 'last' for data written
+    -- before that field existed).
+    local m = redis.call('HMGET', K_META, 'last:' .. product, 'last')
+    local c = get_check(m[1] or m[2] or '')
     if c and c.product ~= product then c = nil end
     return ended(c)
   end
