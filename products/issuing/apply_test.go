@@ -266,12 +266,7 @@ func TestApplyToken(t *testing.T) {
 	t.Run("a failed local insert releases exactly that grant", func(t *testing.T) {
 		arb := newTokenArbiter()
 		svc, st := newTokenService(t, arb)
-		svc.Fault = func(point string) error {
-			if point == issuing.FaultInsert {
-				return errors.New("disk full")
-			}
-			return nil
-		}
+		svc.Fault = diskFull
 		_, _, err := svc.Apply(ctx, issuing.Application{CustomerID: "C-1", Token: arb.token("C-1", "credit_card", "chk_a_C-1", 7)})
 		if e := wantError(t, err, issuing.ReasonIssueFailed); !e.Compensated || e.Pending {
 			t.Fatalf("error = %+v, want compensated, not pending", e)

@@ -149,12 +149,7 @@ func TestRetiredApplications(t *testing.T) {
 	t.Run("compensated", func(t *testing.T) {
 		arb := newLedgerArbiter()
 		svc, st := newService(t, arb)
-		svc.Fault = func(point string) error {
-			if point == issuing.FaultInsert {
-				return errors.New("disk full")
-			}
-			return nil
-		}
+		svc.Fault = diskFull
 		app := issuing.Application{CustomerID: "C2", Token: "tok:chk_c_C2:C2"}
 		var e *issuing.Error
 		if _, _, err := svc.Apply(ctx, app); !errors.As(err, &e) || !e.Compensated {

@@ -87,14 +87,17 @@ func newService(tb testing.TB, arb issuing.Arbiter) (*issuing.Service, *sqlitest
 	return &issuing.Service{Product: "credit_card", ClientID: "card-service", Arbiter: arb, Store: st}, st
 }
 
+// diskFull is a Service.Fault that fails every local insert.
+func diskFull(point string) error {
+	if point == issuing.FaultInsert {
+		return errors.New("disk full")
+	}
+	return nil
+}
+
 func TestCompensation(t *testing.T) {
 	ctx := context.Background()
-	broken := func(point string) error {
-		if point == issuing.FaultInsert {
-			return errors.New("disk full")
-		}
-		return nil
-	}
+	broken := diskFull
 
 	t.Run("a failed insert releases the grant", func(t *testing.T) {
 		arb := &fakeArbiter{grants: map[string]client.Grant{}}
