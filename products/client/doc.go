@@ -34,8 +34,9 @@
 // Calls are retried with exponential backoff and jitter on network errors,
 // 503 and 429, but only where a repeat cannot do anything twice: reads;
 // Check, which always carries an Idempotency-Key (one is generated when the
-// caller gives none) so arbiter replays the first outcome; and Redeem, which
-// arbiter makes idempotent for the client that redeemed. Cancel and Release
+// caller gives none) so arbiter replays a hold it placed (a refusal is
+// decided again); and Redeem, which arbiter makes idempotent for the client
+// that redeemed, while the grant lives. Cancel and Release
 // are retried only when the request surely never left (the connection was
 // refused) or arbiter answered 503; a retry that finds the work done returns
 // ErrCheckNotHeld or ErrGrantNotFound, which cleanup code may treat as done.
