@@ -21,6 +21,7 @@ import {
 
 const violations = new Counter('invariant_violations');
 const expiries = new Counter('expiries_verified');
+const readBacks = new Counter('read_backs');
 
 export const options = {
   scenarios: {
@@ -35,6 +36,10 @@ export const options = {
   },
   thresholds: {
     invariant_violations: ['count==0'],
+    // The verifications must have run: a run whose refusals and read-backs
+    // never happened proves nothing (expiries need DURATION past the hold TTL).
+    'read_backs{kind:refusal}': ['count>0'],
+    'read_backs{kind:customer}': ['count>0'],
     'http_req_duration{name:check}': [p99('check', 25)],
     'http_req_duration{name:redeem}': [p99('redeem', 25)],
     'http_req_duration{name:redeem_otp}': [p99('redeem_otp', 25)],
@@ -74,8 +79,13 @@ function keep(list, h) {
 }
 
 export default function (data) {
+  // Customer ids come from the test-wide iteration number (unique across
+  // VUs); the slot from this VU's own count, because the lists the read-back
+  // slots need are per VU and k6 hands iterations to VUs in a fixed rotation:
+  // with a test-wide slot one VU would only ever see slot 19 and find its
+  // own granted list empty, and the read-backs would never run.
   const i = exec.scenario.iterationInTest;
-  const slot = i % 20;
+  const slot = exec.vu.iterationInScenario % 20;
   if (slot < 10) { // check, redeem by token (7) or by OTP (3)
     const h = fresh(data, i);
     if (!h) return;
@@ -86,7 +96,9 @@ export default function (data) {
     if (h) check(cancelCheck(h.product, h.checkId), { 'cancel is 204': (x) => x.status === 204 });
   } else if (slot < 15) { // refused: the customer holds the other product
     const g = granted[granted.length - 1];
-    if (g) check(postCheck(g.customer, other(g.product)), { 'conflicting check is 409': (x) => x.status === 409 });
+    if (!g) return;
+    check(postCheck(g.customer, other(g.product)), { 'conflicting check is 409': (x) => x.status === 409 });
+    readBacks.add(1, { kind: 'refusal' });
   } else if (slot < 17) { // abandon a hold; it expires on its own
     const h = fresh(data, i);
     if (h) keep(abandoned, h);
@@ -111,6 +123,7 @@ export default function (data) {
     if (check(r, { 'customer is 200': (x) => x.status === 200 }) && (r.json('products') || []).length !== 1) {
       violations.add(1);
     }
+    readBacks.add(1, { kind: 'customer' });
   }
 }
 
