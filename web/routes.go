@@ -2,6 +2,8 @@ package web
 
 import (
 	"net/http"
+	"slices"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 
@@ -36,6 +38,7 @@ func (s *Server) routes() {
 	get(br, "/session", ui.handleSessionInfo())
 	br.POST("/session", ui.handleSignIn())
 	br.DELETE("/session", ui.handleSignOut()) // CSRF header required
+	br.RouteNotFound("/*", wrongMethod(e))
 
 	v1 := e.Group("/v1", ui.sessionAuth, authenticate(s.cfg.Clients))
 	get(v1, "/ping", handlePing()) // any client: the framework baseline for load tests, no store
@@ -50,6 +53,52 @@ func (s *Server) routes() {
 	get(v1, "/customers/:customer_id/eligibility", s.handleEligibility(), require(checker)) // dry run: ?product=
 	v1.PUT("/customers/:customer_id/block", s.handleBlock(), require(admin))
 	v1.DELETE("/customers/:customer_id/block", s.handleUnblock(), require(admin))
+	v1.RouteNotFound("/*", wrongMethod(e))
+}
+
+// wrongMethod replaces the catch-all that a group with middleware puts
+// under its prefix, where echo answers a known path asked with an unknown
+// method 404: it answers 405 with Allow, as echo does outside groups. It
+// runs after the group's middleware, so authentication still comes first.
+func wrongMethod(e *echo.Echo) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		path := c.Request().URL.Path
+		var allow []string
+		for _, m := range allowOrder {
+			if slices.ContainsFunc(e.Routes(), func(r *echo.Route) bool { return r.Method == m && routeMatches(r.Path, path) }) {
+				allow = append(allow, m)
+			}
+		}
+		if len(allow) == 0 {
+			return echo.ErrNotFound
+		}
+		c.Response().Header().Set(echo.HeaderAllow, strings.Join(allow, ", "))
+		return echo.ErrMethodNotAllowed
+	}
+}
+
+// allowOrder is the order of methods in Allow (e.Routes has none).
+var allowOrder = []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
+
+// routeMatches reports whether an echo route pattern (":name" one
+// segment, a final "*" the rest) matches path.
+func routeMatches(pattern, path string) bool {
+	ps, xs := strings.Split(pattern, "/"), strings.Split(path, "/")
+	for i, p := range ps {
+		switch {
+		case p == "*" && i == len(ps)-1:
+			return true
+		case i >= len(xs):
+			return false
+		case strings.HasPrefix(p, ":"):
+			if xs[i] == "" {
+				return false
+			}
+		case p != xs[i]:
+			return false
+		}
+	}
+	return len(ps) == len(xs)
 }
 
 // router is what *echo.Echo and *echo.Group have in common.
