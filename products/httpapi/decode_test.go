@@ -16,18 +16,19 @@ func TestDecodeIsStrict(t *testing.T) {
 	tests := []struct {
 		name, body string
 		want       string // the decoded customer id; "" when refused
+		reason     string // the refusal's reason; invalid_request when empty
 	}{
-		{"one object", `{"customer_id":"C-1","token":"t"}`, "C-1"},
-		{"duplicate member", `{"customer_id":"C-1","customer_id":"C-2"}`, ""},
-		{"duplicate member, escaped", `{"customer_id":"C-1","customer\u005fid":"C-2"}`, ""},
-		{"case-variant name", `{"Customer_ID":"C-1"}`, ""},
-		{"case-variant duplicate", `{"customer_id":"C-1","CUSTOMER_ID":"C-2"}`, ""},
-		{"unknown member", `{"customer_id":"C-1","colour":"red"}`, ""},
-		{"invalid UTF-8", "{\"customer_id\":\"C-\xff\"}", ""},
-		{"two values", `{"customer_id":"C-1"} {}`, ""},
-		{"trailing garbage", `{"customer_id":"C-1"}x`, ""},
-		{"empty", ``, ""},
-		{"too large", `{"customer_id":"` + strings.Repeat("c", MaxBodyBytes) + `"}`, ""},
+		{name: "one object", body: `{"customer_id":"C-1","token":"t"}`, want: "C-1"},
+		{name: "duplicate member", body: `{"customer_id":"C-1","customer_id":"C-2"}`, want: ""},
+		{name: "duplicate member, escaped", body: `{"customer_id":"C-1","customer\u005fid":"C-2"}`, want: ""},
+		{name: "case-variant name", body: `{"Customer_ID":"C-1"}`, want: ""},
+		{name: "case-variant duplicate", body: `{"customer_id":"C-1","CUSTOMER_ID":"C-2"}`, want: ""},
+		{name: "unknown member", body: `{"customer_id":"C-1","colour":"red"}`, want: ""},
+		{name: "invalid UTF-8", body: "{\"customer_id\":\"C-\xff\"}", want: ""},
+		{name: "two values", body: `{"customer_id":"C-1"} {}`, want: ""},
+		{name: "trailing garbage", body: `{"customer_id":"C-1"}x`, want: ""},
+		{name: "empty", body: ``, want: ""},
+		{name: "too large", body: `{"customer_id":"` + strings.Repeat("c", MaxBodyBytes) + `"}`, reason: reasonPayloadTooLarge},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -48,7 +49,11 @@ func TestDecodeIsStrict(t *testing.T) {
 			if !errors.As(err, &e) {
 				t.Fatalf("decode(%s) = %v (decoded %+v), want an *issuing.Error", tt.body, err, a)
 			}
-			if got, want := e.Reason, issuing.ReasonInvalidRequest; got != want {
+			want := issuing.ReasonInvalidRequest
+			if tt.reason != "" {
+				want = tt.reason
+			}
+			if got := e.Reason; got != want {
 				t.Fatalf("reason = %q, want %q", got, want)
 			}
 		})

@@ -25,7 +25,11 @@ var statuses = map[string]int{
 	issuing.ReasonIssueFailed:        http.StatusInternalServerError,
 	issuing.ReasonArbiterUnavailable: http.StatusServiceUnavailable,
 	"unavailable":                    http.StatusServiceUnavailable,
+	reasonPayloadTooLarge:            http.StatusRequestEntityTooLarge,
 }
+
+// reasonPayloadTooLarge refuses a body over MaxBodyBytes.
+const reasonPayloadTooLarge = "payload_too_large"
 
 // problem is the RFC 9457 document of every error answer.
 type problem struct {

@@ -17,6 +17,8 @@ package httpapi
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"log/slog"
 	"mime"
 	"net/http"
@@ -159,6 +161,9 @@ func decode(w http.ResponseWriter, r *http.Request, v any) error {
 		}
 	}
 	err := jsonv2.UnmarshalRead(http.MaxBytesReader(w, r.Body, MaxBodyBytes), v, jsonv2.RejectUnknownMembers(true))
+	if tooLarge := new(http.MaxBytesError); errors.As(err, &tooLarge) {
+		return &issuing.Error{Reason: reasonPayloadTooLarge, Detail: fmt.Sprintf("the body is over %d bytes", MaxBodyBytes)}
+	}
 	if err != nil {
 		return &issuing.Error{Reason: issuing.ReasonInvalidRequest,
 			Detail: "the body must be one JSON object of known members, each once, in UTF-8: " + err.Error()}
