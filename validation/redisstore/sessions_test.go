@@ -204,3 +204,52 @@ func TestSessionsCost(t *testing.T) {
 		})
 	}
 }
+
+// TestSessionsStoreFull: a full Redis (maxmemory, noeviction) refuses new
+// sessions and new failure counts (store_full, nothing written), but
+// agents already signed in keep working: a session's read restarts its
+// TTL before it writes anything that may add memory.
+func TestSessionsStoreFull(t *testing.T) {
+	srv := redistest.MustStartRedis(t)
+	rdb := srv.Client(t)
+	s := redisstore.NewSessions(rdb)
+	ctx, now := context.Background(), time.Now()
+	if err := s.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateSession(ctx, sessionKey, []byte("v"), now, 10*time.Minute, now.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.FailSignIn(ctx, "user:ana", now, 10*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	srv.FillToMaxmemory(t)
+
+	t.Run("a signed-in agent's session is read", func(t *testing.T) {
+		if _, ok, err := s.TouchSession(ctx, sessionKey, now.Add(time.Minute), 10*time.Minute); err != nil || !ok {
+			t.Fatalf("touch under maxmemory = %v, %v; want the session", ok, err)
+		}
+	})
+	t.Run("a new session is refused and writes nothing", func(t *testing.T) {
+		const other = "0000000000000000000000000000000000000000000000000000000000000000"
+		wantReason(t, s.CreateSession(ctx, other, []byte("v"), now, 10*time.Minute, now.Add(time.Hour)), validation.ReasonStoreFull)
+		if n, err := rdb.Exists(ctx, "arb:session:"+other).Result(); err != nil || n != 0 {
+			t.Fatalf("the refused session left %d keys (%v)", n, err)
+		}
+	})
+	t.Run("a failure count is refused; counts are read and reset", func(t *testing.T) {
+		_, _, err := s.FailSignIn(ctx, "user:bruno", now, 10*time.Minute)
+		wantReason(t, err, validation.ReasonStoreFull)
+		if n, _, err := s.SignInFailures(ctx, "user:ana"); err != nil || n != 1 {
+			t.Fatalf("failures under maxmemory = %d (%v), want 1", n, err)
+		}
+		if err := s.ResetSignIn(ctx, "user:ana"); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("sign-out works", func(t *testing.T) {
+		if err := s.DeleteSession(ctx, sessionKey); err != nil {
+			t.Fatal(err)
+		}
+	})
+}

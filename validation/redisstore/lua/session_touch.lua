@@ -13,7 +13,10 @@ if not seen or not expires or now - seen >= idle or now >= expires then
   redis.call('DEL', KEYS[1])
   return false
 end
+-- PEXPIRE first: it adds no memory, so a full Redis (maxmemory,
+-- noeviction) runs it, and Redis never stops a script that has written;
+-- HSET first would be refused, signing every agent out of a full Redis.
+redis.call('PEXPIRE', KEYS[1], math.max(1, math.min(idle, expires - now)))
 -- Never move seen backwards: instances' clocks differ by a little.
 redis.call('HSET', KEYS[1], 'seen', math.max(seen, now))
-redis.call('PEXPIRE', KEYS[1], math.max(1, math.min(idle, expires - now)))
 return s[1]
