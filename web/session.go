@@ -242,6 +242,11 @@ func (ui *branchUI) handleSignIn() echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
+		// The verdict cost a bcrypt comparison, perhaps after a wait for a
+		// slot: record it whatever time the request has left, so that a slow
+		// sign-in is never an uncounted guess.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), signInRecordTimeout)
+		defer cancel()
 		if !ok {
 			ui.cfg.Logger.Warn("branch sign-in failed", "username", req.Username, "addr", addrKey)
 			if wait, err := ui.fail(ctx, userKey, addrKey, now); err != nil || wait > 0 {
@@ -288,6 +293,10 @@ func (ui *branchUI) fail(ctx context.Context, userKey, addrKey string, now time.
 	byAddr, err := ui.perAddr.fail(ctx, addrKey, now)
 	return max(byUser, byAddr), err
 }
+
+// signInRecordTimeout bounds the store calls that record a sign-in's
+// verdict (failure count, reset, new session).
+const signInRecordTimeout = 2 * time.Second
 
 func throttled(wait time.Duration) error {
 	mins := int((wait + time.Minute - 1) / time.Minute)
