@@ -111,7 +111,7 @@ func startUIOn(tb testing.TB, rdb *redis.Client, useTLS bool, mod func(*web.Conf
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		// Sessions in Redis, as arbiter runs them (the API harness keeps
 		// web's in-memory default, so both stores are exercised).
-		Sessions: redisstore.NewSessions(rdb),
+		Sessions: redisstore.NewSessions(rdb, redisstore.SessionOptions{}),
 	}
 	if mod != nil {
 		mod(&cfg)

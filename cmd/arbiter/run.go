@@ -85,7 +85,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	// embedded one in demo mode), so every instance shares them. Not fatal
 	// either, and an unreachable Redis was just logged: a script not loaded
 	// is sent whole once (EVAL), then runs as EVALSHA.
-	sessions := redisstore.NewSessions(rdb)
+	sessions := redisstore.NewSessions(rdb, redisstore.SessionOptions{Observe: metrics.ObserveScript})
 	_ = sessions.Load(loadCtx)
 	cancel()
 

@@ -28,11 +28,22 @@ import (
 // Errors are validation errors of reason unavailable (or store_full for a
 // full Redis), as the Store's are.
 type Sessions struct {
-	rdb redis.UniversalClient
+	rdb  redis.UniversalClient
+	opts SessionOptions
+}
+
+// SessionOptions configure Sessions; the zero value is fine.
+type SessionOptions struct {
+	// Observe, when set, is called after every session script with its
+	// name (session_create, session_touch, signin_fail), its duration and
+	// its error, as Options.Observe is for the Store's scripts.
+	Observe func(script string, d time.Duration, err error)
 }
 
 // NewSessions returns the session store on rdb.
-func NewSessions(rdb redis.UniversalClient) *Sessions { return &Sessions{rdb: rdb} }
+func NewSessions(rdb redis.UniversalClient, opts SessionOptions) *Sessions {
+	return &Sessions{rdb: rdb, opts: opts}
+}
 
 func sessionKey(key string) string { return "arb:session:" + key }
 func signInKey(key string) string  { return "arb:signin:" + key }
@@ -66,12 +77,20 @@ func (s *Sessions) Load(ctx context.Context) error {
 // eval runs a script once (EVALSHA, EVAL when the server lacks it), never
 // resent after an ambiguous failure, as Store.eval does: a resent failure
 // count would count twice.
-func (s *Sessions) eval(ctx context.Context, sc *luaScript, key string, argv ...any) *redis.Cmd {
+func (s *Sessions) eval(ctx context.Context, name string, sc *luaScript, key string, argv ...any) *redis.Cmd {
+	start := time.Now()
 	cmd := redis.NewCmd(ctx, evalArgs("evalsha", sc.Hash(), []string{key}, argv)...)
 	_ = s.rdb.Process(ctx, onceCmd{cmd})
 	if err := cmd.Err(); err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
 		cmd = redis.NewCmd(ctx, evalArgs("eval", sc.src, []string{key}, argv)...)
 		_ = s.rdb.Process(ctx, onceCmd{cmd})
+	}
+	if s.opts.Observe != nil {
+		err := cmd.Err()
+		if errors.Is(err, redis.Nil) {
+			err = nil // no live session is an answer, not a failure
+		}
+		s.opts.Observe(name, time.Since(start), err)
 	}
 	return cmd
 }
@@ -91,7 +110,7 @@ func (a sessionCreate) argv() []any {
 // never past expires (the key's TTL is the shorter of the two).
 func (s *Sessions) CreateSession(ctx context.Context, key string, value []byte, now time.Time, idle time.Duration, expires time.Time) error {
 	args := sessionCreate{value: value, now: now, expires: expires, idle: idle}
-	if err := s.eval(ctx, sessionCreateScript, sessionKey(key), args.argv()...).Err(); err != nil {
+	if err := s.eval(ctx, "session_create", sessionCreateScript, sessionKey(key), args.argv()...).Err(); err != nil {
 		return unavailable("session_create", err)
 	}
 	return nil
@@ -110,7 +129,7 @@ func (a sessionTouch) argv() []any { return []any{a.now.UnixMilli(), a.idle.Mill
 // unknown, idle for idle or more, or expired at now (then it is deleted).
 func (s *Sessions) TouchSession(ctx context.Context, key string, now time.Time, idle time.Duration) ([]byte, bool, error) {
 	args := sessionTouch{now: now, idle: idle}
-	v, err := s.eval(ctx, sessionTouchScript, sessionKey(key), args.argv()...).Text()
+	v, err := s.eval(ctx, "session_touch", sessionTouchScript, sessionKey(key), args.argv()...).Text()
 	switch {
 	case errors.Is(err, redis.Nil):
 		return nil, false, nil
@@ -168,7 +187,7 @@ func decodeSignInFail(res []int64) (signInFailReply, error) {
 // after the window ended) opens a window at now.
 func (s *Sessions) FailSignIn(ctx context.Context, key string, now time.Time, window time.Duration) (int, time.Time, error) {
 	args := signInFail{now: now, window: window}
-	res, err := s.eval(ctx, signInFailScript, signInKey(key), args.argv()...).Int64Slice()
+	res, err := s.eval(ctx, "signin_fail", signInFailScript, signInKey(key), args.argv()...).Int64Slice()
 	if err != nil {
 		return 0, time.Time{}, unavailable("signin_fail", err)
 	}

@@ -3,6 +3,7 @@ package redisstore_test
 import (
 	"context"
 	"maps"
+	"slices"
 	"testing"
 	"time"
 
@@ -25,7 +26,7 @@ func TestContractSessions(t *testing.T) {
 	value := []byte(`{"agent":"ana","csrf":"token"}`)
 
 	forEachBackend(t, func(t *testing.T, b backend) {
-		s := redisstore.NewSessions(b.rdb)
+		s := redisstore.NewSessions(b.rdb, redisstore.SessionOptions{})
 
 		touch := func(t *testing.T, at time.Duration) bool {
 			t.Helper()
@@ -121,7 +122,7 @@ func TestSessionsUnavailable(t *testing.T) {
 	srv := redistest.MustStartRedis(t)
 	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr, DialTimeout: 200 * time.Millisecond, MaxRetries: -1})
 	t.Cleanup(func() { rdb.Close() })
-	s := redisstore.NewSessions(rdb)
+	s := redisstore.NewSessions(rdb, redisstore.SessionOptions{})
 	srv.Kill()
 	ctx, now := context.Background(), time.Now()
 	_, _, touchErr := s.TouchSession(ctx, sessionKey, now, time.Minute)
@@ -137,12 +138,19 @@ func TestSessionsUnavailable(t *testing.T) {
 }
 
 // TestSessionsCost pins each operation's round trips and in-script
-// commands on a real redis-server, and the TTLs they leave: the idle time,
-// capped at the session's expiry, and the throttle's window.
+// commands on a real redis-server, the TTLs they leave (the idle time,
+// capped at the session's expiry, and the throttle's window) and the
+// scripts it reports to SessionOptions.Observe.
 func TestSessionsCost(t *testing.T) {
 	srv := redistest.MustStartRedis(t)
 	rdb := srv.Client(t)
-	s := redisstore.NewSessions(rdb)
+	var observed []string
+	s := redisstore.NewSessions(rdb, redisstore.SessionOptions{Observe: func(script string, _ time.Duration, err error) {
+		if err != nil {
+			t.Errorf("observed %s: %v", script, err)
+		}
+		observed = append(observed, script)
+	}})
 	ctx := context.Background()
 	if err := s.Load(ctx); err != nil {
 		t.Fatal(err)
@@ -203,6 +211,9 @@ func TestSessionsCost(t *testing.T) {
 			}
 		})
 	}
+	if want := []string{"session_create", "session_touch", "signin_fail", "signin_fail"}; !slices.Equal(observed, want) {
+		t.Errorf("observed scripts %v, want %v", observed, want)
+	}
 }
 
 // TestSessionsStoreFull: a full Redis (maxmemory, noeviction) refuses new
@@ -212,7 +223,7 @@ func TestSessionsCost(t *testing.T) {
 func TestSessionsStoreFull(t *testing.T) {
 	srv := redistest.MustStartRedis(t)
 	rdb := srv.Client(t)
-	s := redisstore.NewSessions(rdb)
+	s := redisstore.NewSessions(rdb, redisstore.SessionOptions{})
 	ctx, now := context.Background(), time.Now()
 	if err := s.Load(ctx); err != nil {
 		t.Fatal(err)
