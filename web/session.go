@@ -69,6 +69,7 @@ const dummyHash = "$2a$10$l4eaJ/NV7OKCf7CYWkP68.5XAoFmX2.B//Dhepx0.wRBXr6pOgBvu"
 type session struct {
 	agent   Agent
 	csrf    string
+	cred    string // credentialTag of the password hash signed in with
 	created time.Time
 	expires time.Time
 }
@@ -78,6 +79,7 @@ type sessionValue struct {
 	Agent   string    `json:"agent"`
 	Branch  string    `json:"branch,omitempty"`
 	CSRF    string    `json:"csrf"`
+	Cred    string    `json:"cred"`
 	Created time.Time `json:"created"`
 	Expires time.Time `json:"expires"`
 }
@@ -102,11 +104,21 @@ func sessionKey(id string) string {
 	return hex.EncodeToString(sum[:])
 }
 
+// credentialTag names the password hash a session was signed in with, so
+// that a new hash in the clients file (a password reset) ends the agent's
+// sessions. A truncated SHA-256 of a bcrypt hash: nothing to guess from.
+func credentialTag(a Agent) string {
+	sum := sha256.Sum256([]byte(a.PasswordBcrypt))
+	return hex.EncodeToString(sum[:8])
+}
+
 // create starts a session for the agent and returns its id (the cookie).
 func (s *sessions) create(ctx context.Context, a Agent) (string, session, error) {
 	id, now := randomToken(), s.now()
-	sess := session{agent: Agent{Username: a.Username, Branch: a.Branch}, csrf: randomToken(), created: now, expires: now.Add(SessionMaxAge)}
-	value, err := json.Marshal(sessionValue{Agent: a.Username, Branch: a.Branch, CSRF: sess.csrf, Created: now.UTC(), Expires: sess.expires.UTC()})
+	sess := session{agent: Agent{Username: a.Username, Branch: a.Branch}, csrf: randomToken(), cred: credentialTag(a),
+		created: now, expires: now.Add(SessionMaxAge)}
+	value, err := json.Marshal(sessionValue{Agent: a.Username, Branch: a.Branch, CSRF: sess.csrf, Cred: sess.cred,
+		Created: now.UTC(), Expires: sess.expires.UTC()})
 	if err != nil {
 		return "", session{}, err
 	}
@@ -129,7 +141,7 @@ func (s *sessions) get(ctx context.Context, id string) (session, bool, error) {
 	if err := json.Unmarshal(value, &v); err != nil || v.Agent == "" || v.CSRF == "" {
 		return session{}, false, fmt.Errorf("branch session: undecodable value in the store: %v", err)
 	}
-	return session{agent: Agent{Username: v.Agent, Branch: v.Branch}, csrf: v.CSRF, created: v.Created, expires: v.Expires}, true, nil
+	return session{agent: Agent{Username: v.Agent, Branch: v.Branch}, csrf: v.CSRF, cred: v.Cred, created: v.Created, expires: v.Expires}, true, nil
 }
 
 func (s *sessions) delete(ctx context.Context, id string) error {
@@ -397,8 +409,9 @@ func (ui *branchUI) cookieValue(c echo.Context) string {
 }
 
 // current is the request's live session. An agent no longer in the clients
-// file has none: sessions outlive restarts now, so removing an agent must
-// end their sessions too (at once, on every instance that has reloaded the
+// file, or with another password hash there, has none: sessions outlive
+// restarts now, so removing an agent or resetting their password must end
+// their sessions too (at once, on every instance that has reloaded the
 // file). The branch shown is the file's, not the one signed in with.
 func (ui *branchUI) current(c echo.Context) (session, bool, error) {
 	id := ui.cookieValue(c)
@@ -407,7 +420,7 @@ func (ui *branchUI) current(c echo.Context) (session, bool, error) {
 		return session{}, false, err
 	}
 	agent, known := ui.agents[sess.agent.Username]
-	if !known {
+	if !known || subtle.ConstantTimeCompare([]byte(credentialTag(agent)), []byte(sess.cred)) != 1 {
 		return session{}, false, ui.sessions.delete(c.Request().Context(), id)
 	}
 	sess.agent = Agent{Username: agent.Username, Branch: agent.Branch}

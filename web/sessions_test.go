@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/bcrypt"
+
 	"github.com/arbiter-bank/arbiter/validation"
 	"github.com/arbiter-bank/arbiter/validation/redisstore"
 	"github.com/arbiter-bank/arbiter/web"
@@ -87,22 +89,32 @@ func TestBranchSessionsInRedis(t *testing.T) {
 		}
 	})
 
-	t.Run("an agent removed from the clients file is signed out", func(t *testing.T) {
-		a := startUI(t, false, nil)
-		withoutAna, err := web.NewClients([]web.Client{
-			{ID: "branch-portal", Key: uiCheckerKey, Roles: []validation.Role{validation.RoleChecker}},
-		}, uiAgents()[1:])
+	t.Run("an agent removed from the clients file, or given a new password, is signed out", func(t *testing.T) {
+		newHash, err := bcrypt.GenerateFromPassword([]byte("a new password"), bcrypt.MinCost)
 		if err != nil {
 			t.Fatal(err)
 		}
-		b := startUIOn(t, a.Redis, false, func(c *web.Config) { c.Clients = withoutAna })
-		onA := a.client(t)
-		onA.signIn(t, uiAgent, uiPassword)
-		if got, want := onA.as(t, b).do(t, http.MethodGet, "/branch/session", nil).Status, http.StatusUnauthorized; got != want {
-			t.Fatalf("session of a removed agent: status = %d, want %d", got, want)
-		}
-		if got, want := onA.do(t, http.MethodGet, "/branch/session", nil).Status, http.StatusUnauthorized; got != want {
-			t.Fatalf("the removed agent's session was not deleted: status = %d, want %d", got, want)
+		reset := append([]web.Agent(nil), uiAgents()...)
+		reset[0].PasswordBcrypt = string(newHash)
+		for name, agents := range map[string][]web.Agent{"removed": uiAgents()[1:], "password reset": reset} {
+			t.Run(name, func(t *testing.T) {
+				clients, err := web.NewClients([]web.Client{
+					{ID: "branch-portal", Key: uiCheckerKey, Roles: []validation.Role{validation.RoleChecker}},
+				}, agents)
+				if err != nil {
+					t.Fatal(err)
+				}
+				a := startUI(t, false, nil)
+				b := startUIOn(t, a.Redis, false, func(c *web.Config) { c.Clients = clients })
+				onA := a.client(t)
+				onA.signIn(t, uiAgent, uiPassword)
+				if got, want := onA.as(t, b).do(t, http.MethodGet, "/branch/session", nil).Status, http.StatusUnauthorized; got != want {
+					t.Fatalf("session on the server with the new clients file: status = %d, want %d", got, want)
+				}
+				if got, want := onA.do(t, http.MethodGet, "/branch/session", nil).Status, http.StatusUnauthorized; got != want {
+					t.Fatalf("the session was not deleted: status = %d, want %d", got, want)
+				}
+			})
 		}
 	})
 
