@@ -60,6 +60,11 @@ type Config struct {
 	// SessionIdle signs a branch agent out after this long without a
 	// request; default DefaultSessionIdle (15m).
 	SessionIdle time.Duration
+	// Sessions keeps the branch UI's sessions and sign-in throttle; give
+	// every instance the same one (redisstore.Sessions) so that they all
+	// know every session. Default: this process's memory, where a restart
+	// signs every agent out.
+	Sessions SessionStore
 	// Metrics counts the domain outcomes and times requests, served at
 	// /metrics; default NewMetrics(nil), on a registry of its own.
 	Metrics *Metrics

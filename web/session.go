@@ -1,16 +1,18 @@
 package web
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -23,9 +25,10 @@ import (
 // clients file; the session cookie then stands in for an API key on /v1,
 // with the actor BranchClientID acting for the agent in the checker role.
 //
-// Sessions live in this process's memory: a restart signs every agent out,
-// and several arbiter instances behind one load balancer need sticky
-// sessions (or a shared store behind the sessions type).
+// Sessions and the sign-in throttle live in a SessionStore (Redis, in
+// arbiter), so every instance knows every session and a restart signs no
+// one out. The cookie carries an opaque random id; the store knows only its
+// SHA-256.
 
 // Defaults of the branch UI's sessions and sign-in throttle.
 const (
@@ -61,26 +64,31 @@ const (
 // default agents' hashes are made with).
 const dummyHash = "$2a$10$l4eaJ/NV7OKCf7CYWkP68.5XAoFmX2.B//Dhepx0.wRBXr6pOgBvu"
 
-// session is one signed-in agent.
+// session is one signed-in agent, as its store's value encodes it: what a
+// request needs and nothing more (no password hash, no cookie id).
 type session struct {
 	agent   Agent
 	csrf    string
+	cred    string // credentialTag of the password hash signed in with
 	created time.Time
-	seen    time.Time
+	expires time.Time
 }
 
-// sessions is the in-memory session store. Ids are kept only as SHA-256
-// hashes, so the map's contents cannot be replayed as cookies.
+// sessionValue is a session's encoding in the store; web alone reads it.
+type sessionValue struct {
+	Agent   string    `json:"agent"`
+	Branch  string    `json:"branch,omitempty"`
+	CSRF    string    `json:"csrf"`
+	Cred    string    `json:"cred"`
+	Created time.Time `json:"created"`
+	Expires time.Time `json:"expires"`
+}
+
+// sessions creates, reads and ends sessions in a SessionStore.
 type sessions struct {
-	idle time.Duration
-	now  func() time.Time
-
-	mu   sync.Mutex
-	byID map[[sha256.Size]byte]*session
-}
-
-func newSessions(idle time.Duration, now func() time.Time) *sessions {
-	return &sessions{idle: idle, now: now, byID: map[[sha256.Size]byte]*session{}}
+	store SessionStore
+	idle  time.Duration
+	now   func() time.Time
 }
 
 func randomToken() string {
@@ -89,118 +97,88 @@ func randomToken() string {
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
+// sessionKey is the store's key of a cookie's id: its SHA-256, so the
+// store's contents cannot be replayed as cookies.
+func sessionKey(id string) string {
+	sum := sha256.Sum256([]byte(id))
+	return hex.EncodeToString(sum[:])
+}
+
+// credentialTag names the password hash a session was signed in with, so
+// that a new hash in the clients file (a password reset) ends the agent's
+// sessions. A truncated SHA-256 of a bcrypt hash: nothing to guess from.
+func credentialTag(a Agent) string {
+	sum := sha256.Sum256([]byte(a.PasswordBcrypt))
+	return hex.EncodeToString(sum[:8])
+}
+
 // create starts a session for the agent and returns its id (the cookie).
-func (s *sessions) create(a Agent) (string, session) {
-	id := randomToken()
-	now := s.now()
-	sess := &session{agent: a, csrf: randomToken(), created: now, seen: now}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for k, v := range s.byID { // sweep here: sign-ins are rare, the map small
-		if s.expired(v, now) {
-			delete(s.byID, k)
-		}
+func (s *sessions) create(ctx context.Context, a Agent) (string, session, error) {
+	id, now := randomToken(), s.now()
+	sess := session{agent: Agent{Username: a.Username, Branch: a.Branch}, csrf: randomToken(), cred: credentialTag(a),
+		created: now, expires: now.Add(SessionMaxAge)}
+	value, err := json.Marshal(sessionValue{Agent: a.Username, Branch: a.Branch, CSRF: sess.csrf, Cred: sess.cred,
+		Created: now.UTC(), Expires: sess.expires.UTC()})
+	if err != nil {
+		return "", session{}, err
 	}
-	s.byID[sha256.Sum256([]byte(id))] = sess
-	return id, *sess
+	if err := s.store.CreateSession(ctx, sessionKey(id), value, now, s.idle, sess.expires); err != nil {
+		return "", session{}, err
+	}
+	return id, sess, nil
 }
 
-func (s *sessions) expired(v *session, now time.Time) bool {
-	return now.Sub(v.seen) >= s.idle || now.Sub(v.created) >= SessionMaxAge
-}
-
-// get returns the live session of an id and marks it used; expired
-// sessions are removed.
-func (s *sessions) get(id string) (session, bool) {
+// get returns the live session of an id and marks it used.
+func (s *sessions) get(ctx context.Context, id string) (session, bool, error) {
 	if id == "" {
-		return session{}, false
+		return session{}, false, nil
 	}
-	k := sha256.Sum256([]byte(id))
-	now := s.now()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	v, ok := s.byID[k]
-	if !ok {
-		return session{}, false
+	value, ok, err := s.store.TouchSession(ctx, sessionKey(id), s.now(), s.idle)
+	if err != nil || !ok {
+		return session{}, false, err
 	}
-	if s.expired(v, now) {
-		delete(s.byID, k)
-		return session{}, false
+	var v sessionValue
+	if err := json.Unmarshal(value, &v); err != nil || v.Agent == "" || v.CSRF == "" {
+		return session{}, false, fmt.Errorf("branch session: undecodable value in the store: %v", err)
 	}
-	v.seen = now
-	return *v, true
+	return session{agent: Agent{Username: v.Agent, Branch: v.Branch}, csrf: v.CSRF, cred: v.Cred, created: v.Created, expires: v.Expires}, true, nil
 }
 
-func (s *sessions) delete(id string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.byID, sha256.Sum256([]byte(id)))
+func (s *sessions) delete(ctx context.Context, id string) error {
+	return s.store.DeleteSession(ctx, sessionKey(id))
 }
 
 // throttle counts failures per key in a fixed window that opens at the
-// first failure: max failures block the key until the window closes.
+// first failure: max failures block the key until the window closes. The
+// counts live in the SessionStore, so failures on every instance add up.
 type throttle struct {
+	store  SessionStore
+	prefix string // "user:" or "addr:"
 	max    int
 	window time.Duration
-
-	mu      sync.Mutex
-	entries map[string]*strikes
-}
-
-type strikes struct {
-	count int
-	first time.Time
-}
-
-// maxThrottleEntries bounds the memory an attacker cycling usernames or
-// addresses can make the throttle use; past it, stale entries are swept.
-const maxThrottleEntries = 10000
-
-func newThrottle(max int, window time.Duration) *throttle {
-	return &throttle{max: max, window: window, entries: map[string]*strikes{}}
 }
 
 // blocked reports how long the key stays blocked, 0 when it is not.
-func (t *throttle) blocked(key string, now time.Time) time.Duration {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	e, ok := t.entries[key]
-	if !ok || e.count < t.max {
+func (t *throttle) blocked(ctx context.Context, key string, now time.Time) (time.Duration, error) {
+	n, until, err := t.store.SignInFailures(ctx, t.prefix+key)
+	return t.wait(n, until, now), err
+}
+
+// fail counts a failure and reports how long the key is now blocked.
+func (t *throttle) fail(ctx context.Context, key string, now time.Time) (time.Duration, error) {
+	n, until, err := t.store.FailSignIn(ctx, t.prefix+key, now, t.window)
+	return t.wait(n, until, now), err
+}
+
+func (t *throttle) wait(n int, until, now time.Time) time.Duration {
+	if n < t.max {
 		return 0
 	}
-	if left := e.first.Add(t.window).Sub(now); left > 0 {
-		return left
-	}
-	delete(t.entries, key)
-	return 0
+	return max(until.Sub(now), 0)
 }
 
-func (t *throttle) fail(key string, now time.Time) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	e, ok := t.entries[key]
-	if !ok || now.Sub(e.first) >= t.window {
-		if len(t.entries) >= maxThrottleEntries {
-			t.sweep(now)
-		}
-		e = &strikes{first: now}
-		t.entries[key] = e
-	}
-	e.count++
-}
-
-func (t *throttle) sweep(now time.Time) {
-	for k, e := range t.entries {
-		if now.Sub(e.first) >= t.window {
-			delete(t.entries, k)
-		}
-	}
-}
-
-func (t *throttle) reset(key string) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	delete(t.entries, key)
+func (t *throttle) reset(ctx context.Context, key string) error {
+	return t.store.ResetSignIn(ctx, t.prefix+key)
 }
 
 // clientAddr is the address sign-ins are throttled by: the connection's
@@ -267,34 +245,70 @@ func (ui *branchUI) handleSignIn() echo.HandlerFunc {
 		if req.Username == "" || req.Password == "" || len(req.Username) > 128 || len(req.Password) > 72 {
 			return validation.Errorf(validation.ReasonInvalidRequest, "enter a username and a password (at most 72 characters)")
 		}
-		now := ui.cfg.Now()
+		ctx, now := c.Request().Context(), ui.cfg.Now()
 		userKey, addrKey := strings.ToLower(req.Username), clientAddr(c.Request())
-		if wait := max(ui.perUser.blocked(userKey, now), ui.perAddr.blocked(addrKey, now)); wait > 0 {
-			return throttled(wait)
+		if wait, err := ui.blocked(ctx, userKey, addrKey, now); err != nil || wait > 0 {
+			return cmp.Or(err, throttled(wait))
 		}
-		agent, ok, err := ui.verify(c.Request().Context(), req.Username, req.Password)
+		agent, ok, err := ui.verify(ctx, req.Username, req.Password)
 		if err != nil {
 			return err
 		}
+		// The verdict cost a bcrypt comparison, perhaps after a wait for a
+		// slot: record it whatever time the request has left, so that a slow
+		// sign-in is never an uncounted guess.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), signInRecordTimeout)
+		defer cancel()
 		if !ok {
-			ui.perUser.fail(userKey, now)
-			ui.perAddr.fail(addrKey, now)
 			ui.cfg.Logger.Warn("branch sign-in failed", "username", req.Username, "addr", addrKey)
-			if wait := max(ui.perUser.blocked(userKey, now), ui.perAddr.blocked(addrKey, now)); wait > 0 {
-				return throttled(wait)
+			if wait, err := ui.fail(ctx, userKey, addrKey, now); err != nil || wait > 0 {
+				return cmp.Or(err, throttled(wait))
 			}
 			return validation.Errorf(validation.ReasonUnauthorized, "Wrong username or password.")
 		}
-		ui.perUser.reset(userKey)
-		if old := ui.cookieValue(c); old != "" {
-			ui.sessions.delete(old) // one session per sign-in: the previous one ends
+		if err := ui.perUser.reset(ctx, userKey); err != nil {
+			return err
 		}
-		id, sess := ui.sessions.create(agent)
+		if old := ui.cookieValue(c); old != "" {
+			// One session per sign-in: the previous one ends.
+			if err := ui.sessions.delete(ctx, old); err != nil {
+				return err
+			}
+		}
+		id, sess, err := ui.sessions.create(ctx, agent)
+		if err != nil {
+			return err
+		}
 		ui.setCookie(c, id, true)
 		ui.cfg.Logger.Info("branch sign-in", "username", agent.Username, "branch", agent.Branch)
 		return c.JSON(http.StatusOK, ui.sessionView(sess))
 	}
 }
+
+// blocked reports how long the username or the address stays blocked.
+func (ui *branchUI) blocked(ctx context.Context, userKey, addrKey string, now time.Time) (time.Duration, error) {
+	byUser, err := ui.perUser.blocked(ctx, userKey, now)
+	if err != nil {
+		return 0, err
+	}
+	byAddr, err := ui.perAddr.blocked(ctx, addrKey, now)
+	return max(byUser, byAddr), err
+}
+
+// fail counts a failed sign-in against both the username and the address
+// and reports how long either is now blocked.
+func (ui *branchUI) fail(ctx context.Context, userKey, addrKey string, now time.Time) (time.Duration, error) {
+	byUser, err := ui.perUser.fail(ctx, userKey, now)
+	if err != nil {
+		return 0, err
+	}
+	byAddr, err := ui.perAddr.fail(ctx, addrKey, now)
+	return max(byUser, byAddr), err
+}
+
+// signInRecordTimeout bounds the store calls that record a sign-in's
+// verdict (failure count, reset, new session).
+const signInRecordTimeout = 2 * time.Second
 
 func throttled(wait time.Duration) error {
 	mins := int((wait + time.Minute - 1) / time.Minute)
@@ -328,7 +342,10 @@ func (ui *branchUI) verify(ctx context.Context, username, password string) (Agen
 // calls it on load), or 401.
 func (ui *branchUI) handleSessionInfo() echo.HandlerFunc {
 	return func(c echo.Context) error {
-		sess, ok := ui.current(c)
+		sess, ok, err := ui.current(c)
+		if err != nil {
+			return err
+		}
 		if !ok {
 			return validation.Errorf(validation.ReasonUnauthorized, "Not signed in.")
 		}
@@ -340,12 +357,18 @@ func (ui *branchUI) handleSessionInfo() echo.HandlerFunc {
 // session ends on the server, not only in the browser.
 func (ui *branchUI) handleSignOut() echo.HandlerFunc {
 	return func(c echo.Context) error {
-		sess, ok := ui.current(c)
+		sess, ok, err := ui.current(c)
+		if err != nil {
+			return err
+		}
 		if ok {
 			if err := ui.checkCSRF(c, sess); err != nil {
 				return err
 			}
-			ui.sessions.delete(ui.cookieValue(c))
+			// Deleted from the shared store: every instance refuses it now.
+			if err := ui.sessions.delete(c.Request().Context(), ui.cookieValue(c)); err != nil {
+				return err
+			}
 			ui.cfg.Logger.Info("branch sign-out", "username", sess.agent.Username)
 		}
 		ui.setCookie(c, "", false)
@@ -385,8 +408,23 @@ func (ui *branchUI) cookieValue(c echo.Context) string {
 	return ck.Value
 }
 
-func (ui *branchUI) current(c echo.Context) (session, bool) {
-	return ui.sessions.get(ui.cookieValue(c))
+// current is the request's live session. An agent no longer in the clients
+// file, or with another password hash there, has none: sessions outlive
+// restarts now, so removing an agent or resetting their password must end
+// their sessions too (at once, on every instance that has reloaded the
+// file). The branch shown is the file's, not the one signed in with.
+func (ui *branchUI) current(c echo.Context) (session, bool, error) {
+	id := ui.cookieValue(c)
+	sess, ok, err := ui.sessions.get(c.Request().Context(), id)
+	if err != nil || !ok {
+		return session{}, false, err
+	}
+	agent, known := ui.agents[sess.agent.Username]
+	if !known || subtle.ConstantTimeCompare([]byte(credentialTag(agent)), []byte(sess.cred)) != 1 {
+		return session{}, false, ui.sessions.delete(c.Request().Context(), id)
+	}
+	sess.agent = Agent{Username: agent.Username, Branch: agent.Branch}
+	return sess, true, nil
 }
 
 // checkCSRF guards a state-changing request made with the session cookie:
@@ -415,7 +453,10 @@ func (ui *branchUI) sessionAuth(next echo.HandlerFunc) echo.HandlerFunc {
 		if r.Header.Get(echo.HeaderAuthorization) != "" {
 			return next(c)
 		}
-		sess, ok := ui.current(c)
+		sess, ok, err := ui.current(c)
+		if err != nil {
+			return err // the session store is unavailable: 503, not a silent 401
+		}
 		if !ok {
 			return next(c) // authenticate answers 401
 		}

@@ -53,13 +53,17 @@ func newBranchUI(cfg Config) *branchUI {
 	if idle <= 0 {
 		idle = DefaultSessionIdle
 	}
+	store := cfg.Sessions
+	if store == nil {
+		store = newMemorySessions()
+	}
 	ui := &branchUI{
 		cfg:         cfg,
 		assets:      loadAssets(),
 		agents:      map[string]Agent{},
-		sessions:    newSessions(idle, cfg.Now),
-		perUser:     newThrottle(SignInMaxFailures, SignInWindow),
-		perAddr:     newThrottle(SignInMaxFailuresPerAddress, SignInWindow),
+		sessions:    &sessions{store: store, idle: idle, now: cfg.Now},
+		perUser:     &throttle{store: store, prefix: "user:", max: SignInMaxFailures, window: SignInWindow},
+		perAddr:     &throttle{store: store, prefix: "addr:", max: SignInMaxFailuresPerAddress, window: SignInWindow},
 		crossOrigin: http.NewCrossOriginProtection(),
 		bcryptSlots: make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2)),
 	}

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/arbiter-bank/arbiter/tokens"
@@ -64,6 +65,7 @@ var uiClerks = []string{"clerk1", "clerk2", "clerk3", "clerk4", "clerk5"}
 type uiEnv struct {
 	URL    string
 	Server *httptest.Server
+	Redis  *redis.Client // the server's Redis: store and sessions
 	offset atomic.Int64
 }
 
@@ -76,8 +78,14 @@ func (e *uiEnv) now() time.Time { return time.Now().Add(time.Duration(e.offset.L
 // over HTTPS.
 func startUI(tb testing.TB, useTLS bool, mod func(*web.Config)) *uiEnv {
 	tb.Helper()
-	rs := redistest.MustStartRedis(tb)
-	store := redisstore.New(rs.Client(tb), redisstore.Options{})
+	return startUIOn(tb, redistest.MustStartRedis(tb).Client(tb), useTLS, mod)
+}
+
+// startUIOn is startUI on a given Redis, which several servers may share
+// as arbiter instances do.
+func startUIOn(tb testing.TB, rdb *redis.Client, useTLS bool, mod func(*web.Config)) *uiEnv {
+	tb.Helper()
+	store := redisstore.New(rdb, redisstore.Options{})
 	policy := validation.DefaultPolicy()
 	key, err := tokens.GenerateKey()
 	if err != nil {
@@ -95,12 +103,15 @@ func startUI(tb testing.TB, useTLS bool, mod func(*web.Config)) *uiEnv {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	env := &uiEnv{}
+	env := &uiEnv{Redis: rdb}
 	cfg := web.Config{
 		Service: &validation.Service{Store: store, Policy: policy},
 		Tokens:  issuer, Policy: policy, Clients: clients,
 		Now:    env.now,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		// Sessions in Redis, as arbiter runs them (the API harness keeps
+		// web's in-memory default, so both stores are exercised).
+		Sessions: redisstore.NewSessions(rdb, redisstore.SessionOptions{}),
 	}
 	if mod != nil {
 		mod(&cfg)
@@ -388,8 +399,24 @@ func TestBranchSessionActsAsAgent(t *testing.T) {
 	})
 }
 
+// sessionStores are the session stores the session tests run on: Redis,
+// as arbiter runs, and web's in-memory default.
+var sessionStores = []struct {
+	name string
+	mod  func(*web.Config)
+}{
+	{"redis", nil},
+	{"memory", func(c *web.Config) { c.Sessions = nil }},
+}
+
 func TestBranchSignOut(t *testing.T) {
-	env := startUI(t, false, nil)
+	for _, st := range sessionStores {
+		t.Run(st.name, func(t *testing.T) { testBranchSignOut(t, st.mod) })
+	}
+}
+
+func testBranchSignOut(t *testing.T, store func(*web.Config)) {
+	env := startUI(t, false, store)
 	c := env.client(t)
 	c.signIn(t, uiAgent, uiPassword)
 	old := c.sessionCookie(t)
@@ -416,7 +443,18 @@ func TestBranchSignOut(t *testing.T) {
 }
 
 func TestBranchSessionIdleExpiry(t *testing.T) {
-	env := startUI(t, false, func(c *web.Config) { c.SessionIdle = 10 * time.Minute })
+	for _, st := range sessionStores {
+		t.Run(st.name, func(t *testing.T) { testBranchSessionIdleExpiry(t, st.mod) })
+	}
+}
+
+func testBranchSessionIdleExpiry(t *testing.T, store func(*web.Config)) {
+	env := startUI(t, false, func(c *web.Config) {
+		c.SessionIdle = 10 * time.Minute
+		if store != nil {
+			store(c)
+		}
+	})
 	c := env.client(t)
 	c.signIn(t, uiAgent, uiPassword)
 	for i := range 3 { // activity keeps it alive past the idle time
@@ -435,13 +473,19 @@ func TestBranchSessionIdleExpiry(t *testing.T) {
 }
 
 func TestBranchSignInThrottle(t *testing.T) {
+	for _, st := range sessionStores {
+		t.Run(st.name, func(t *testing.T) { testBranchSignInThrottle(t, st.mod) })
+	}
+}
+
+func testBranchSignInThrottle(t *testing.T, store func(*web.Config)) {
 	signIn := func(c *uiClient, user, pw string) uiResponse {
 		t.Helper()
 		return c.do(t, http.MethodPost, "/branch/session", map[string]string{"username": user, "password": pw})
 	}
 
 	t.Run("wrong username and wrong password get the same answer", func(t *testing.T) {
-		c := startUI(t, false, nil).client(t)
+		c := startUI(t, false, store).client(t)
 		a, b := signIn(c, uiAgent, "nope"), signIn(c, "nobody", "nope")
 		if a.Status != http.StatusUnauthorized || b.Status != http.StatusUnauthorized || a.Body["detail"] != b.Body["detail"] {
 			t.Fatalf("answers differ: %d %s / %d %s", a.Status, a.Raw, b.Status, b.Raw)
@@ -452,7 +496,7 @@ func TestBranchSignInThrottle(t *testing.T) {
 	})
 
 	t.Run("per username", func(t *testing.T) {
-		env := startUI(t, false, nil)
+		env := startUI(t, false, store)
 		c := env.client(t)
 		for i := range web.SignInMaxFailures - 1 {
 			if got, want := signIn(c, uiAgent, "guess").Status, http.StatusUnauthorized; got != want {
@@ -476,7 +520,7 @@ func TestBranchSignInThrottle(t *testing.T) {
 	})
 
 	t.Run("per address", func(t *testing.T) {
-		env := startUI(t, false, nil)
+		env := startUI(t, false, store)
 		c := env.client(t)
 		for i := range web.SignInMaxFailuresPerAddress - 1 {
 			user := uiClerks[i%len(uiClerks)] // 4 failures each at most: no username is blocked

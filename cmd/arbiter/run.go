@@ -81,6 +81,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		// fall back to EVAL when they are not loaded yet.
 		log.Warn("redis not reachable at start; serving 503 until it is", "err", hideCredentials(err, cfg.RedisURL))
 	}
+	// Branch sessions and the sign-in throttle live in the same Redis (the
+	// embedded one in demo mode), so every instance shares them. Not fatal
+	// either, and an unreachable Redis was just logged: a script not loaded
+	// is sent whole once (EVAL), then runs as EVALSHA.
+	sessions := redisstore.NewSessions(rdb, redisstore.SessionOptions{Observe: metrics.ObserveScript})
+	_ = sessions.Load(loadCtx)
 	cancel()
 
 	abandoner := &validation.Abandoner{Store: store, Log: log}
@@ -96,6 +102,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Logger: log, RequestTimeout: cfg.RequestTimeout,
 		Metrics:       metrics,
 		SecureCookies: cfg.SecureCookies, SessionIdle: cfg.SessionIdle,
+		Sessions: sessions,
 	})
 
 	prof, err := servePprof(cfg.PprofAddr, log)

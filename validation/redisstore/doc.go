@@ -1,7 +1,8 @@
-// Package redisstore is arbiter's Store on Redis: the only package that
-// imports go-redis. Every operation is one Lua script run with EVALSHA, so
-// each check, each redemption (token or OTP) and each cancellation is one
-// atomic step and one round trip.
+// Package redisstore is arbiter's Store on Redis, and the branch UI's
+// session store (Sessions): the only package that imports go-redis. Every
+// Store operation is one Lua script run with EVALSHA, so each check, each
+// redemption (token or OTP) and each cancellation is one atomic step and
+// one round trip.
 //
 // # Key layout
 //
@@ -21,4 +22,11 @@
 //
 // The meta hash and the grants never expire: the fence must grow for ever,
 // and grants are the ledger. Everything else expires or is capped.
+//
+// The branch UI's sessions and sign-in throttle (Sessions, sessions.go) are
+// one key each, outside every customer, touched one key per operation:
+//
+//	arb:session:K      hash    v (web's encoding), seen, exp; K: SHA-256 of the cookie (PEXPIRE = idle, ≤ exp)
+//	arb:signin:user:U  hash    n failed sign-ins of username U, until: the window's end (PEXPIRE = window)
+//	arb:signin:addr:A  hash    the same for client address A
 package redisstore
