@@ -154,12 +154,13 @@ func (r *Reloader) Watch(ctx context.Context, interval time.Duration, hup <-chan
 	}
 }
 
-// WatchSignals is Watch with SIGHUP as its reload signal.
-func (r *Reloader) WatchSignals(ctx context.Context, interval time.Duration, log *slog.Logger) {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	r.Watch(ctx, interval, hup, log)
+// ReloadSignals subscribes to SIGHUP, the reload signal, before it returns
+// (so a SIGHUP sent after it can no longer end the process); stop
+// unsubscribes. Give hup to Watch; each Watch needs its own.
+func ReloadSignals() (hup <-chan os.Signal, stop func()) {
+	c := make(chan os.Signal, 1)
+	signal.Notify(c, syscall.SIGHUP)
+	return c, func() { signal.Stop(c) }
 }
 
 // LoadPool reads a PEM file of CA certificates; a file with none is an error.
