@@ -234,8 +234,11 @@ func (cs *Clients) Identify(key string, cert *x509.Certificate) (Client, error) 
 	}
 	c := cs.Clients[found]
 	for _, r := range c.Require {
-		if (r == CredentialKey && byKey < 0) || (r == CredentialCert && byCert < 0) {
-			return Client{}, validation.Errorf(validation.ReasonUnauthorized, "client %s must present both its API key and its client certificate", c.ID)
+		switch {
+		case r == CredentialKey && byKey < 0:
+			return Client{}, validation.Errorf(validation.ReasonUnauthorized, "client %s must also send its API key", c.ID)
+		case r == CredentialCert && byCert < 0:
+			return Client{}, validation.Errorf(validation.ReasonUnauthorized, "client %s must also present its client certificate", c.ID)
 		}
 	}
 	return c, nil
