@@ -17,7 +17,7 @@ func (c config) checkTLS() error {
 		return errors.New("ARBITER_TLS_CERT and ARBITER_TLS_KEY go together: set both or neither")
 	case c.TLSClientCA != "" && c.TLSCert == "":
 		return errors.New("ARBITER_TLS_CLIENT_CA needs a TLS listener: set ARBITER_TLS_CERT and ARBITER_TLS_KEY")
-	case c.TLSClientAuth != "optional" && c.TLSClientAuth != "require":
+	case c.TLSClientAuth != "" && c.TLSClientAuth != "optional" && c.TLSClientAuth != "require": // "": the default, optional
 		return fmt.Errorf("ARBITER_TLS_CLIENT_AUTH=%q: use optional or require", c.TLSClientAuth)
 	case c.TLSClientAuth == "require" && c.TLSClientCA == "":
 		return errors.New("ARBITER_TLS_CLIENT_AUTH=require needs ARBITER_TLS_CLIENT_CA")
