@@ -1,6 +1,7 @@
 // Package redistest starts Redis servers for tests: a real redis-server
-// process on a free loopback port (MustStartRedis), or an embedded miniredis
-// (MustStartMiniredis). Both are stopped by the test's cleanup.
+// process on a free loopback port (MustStartRedis; MustStartTLSRedis for one
+// on TLS only), or an embedded miniredis (MustStartMiniredis). All are
+// stopped by the test's cleanup.
 //
 // MustStartRedis is the only place a test may skip because redis-server is
 // missing; setting ARBITER_REQUIRE_REDIS turns that skip into a failure, so CI
