@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -52,7 +54,8 @@ func TestMutualTLS(t *testing.T) {
 	arb := proctest.Start(t, arbiterBin, []string{"-addr", "127.0.0.1:0", "-log-level", "warn",
 		"-redis-url", rds.URL(), "-redis-ca", rds.TLS.CAFile, "-redis-cert", rds.TLS.CertFile, "-redis-key", rds.TLS.KeyFile,
 		"-clients", clients, "-signing-key", key,
-		"-tls-cert", arbiterPair.CertFile, "-tls-key", arbiterPair.KeyFile, "-tls-client-ca", ca.CertFile}, nil)
+		"-tls-cert", arbiterPair.CertFile, "-tls-key", arbiterPair.KeyFile, "-tls-client-ca", ca.CertFile,
+		"-tls-reload-interval", "1h"}, nil) // only SIGHUP reloads
 	proctest.WaitReadyWith(t, https(nil), arb.URL)
 	svc := proctest.Start(t, productsvcBin, []string{"-addr", "127.0.0.1:0", "-log-level", "warn",
 		"-product", "credit_card", "-id", "card-service", "-db", filepath.Join(dir, "card.db"),
@@ -88,6 +91,41 @@ func TestMutualTLS(t *testing.T) {
 		g, ok := cu.Grant("credit_card")
 		if !ok || g.CheckID != got["check_id"] || g.RedeemedBy != "card-service" {
 			t.Fatalf("arbiter's ledger = %+v, want the card of check %v redeemed by card-service", cu.Products, got["check_id"])
+		}
+	})
+	t.Run("SIGHUP rotates arbiter's certificate; the card service goes on", func(t *testing.T) {
+		rotated := ca.Server(t, "arbiter-rotated", testca.Names{})
+		rotated.CopyTo(t, arbiterPair.CertFile, arbiterPair.KeyFile)
+		if err := arb.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		want := rotated.Cert.SerialNumber.String()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			conn, err := tls.Dial("tcp", strings.TrimPrefix(arb.URL, "https://"), &tls.Config{RootCAs: ca.Pool()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := conn.ConnectionState().PeerCertificates[0].SerialNumber.String()
+			conn.Close()
+			if got == want {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("arbiter still serves serial %s 10s after SIGHUP, want %s; stderr:\n%s", got, want, arb.Stderr())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		body, _ := json.Marshal(map[string]string{"customer_id": "C-tls-2"})
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, svc.URL+"/v1/applications/online", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := https(&frontend).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if got, want := resp.StatusCode, http.StatusCreated; got != want {
+			t.Fatalf("online application after the rotation = %d, want %d", got, want)
 		}
 	})
 	t.Run("arbiter refuses a caller with neither key nor certificate", func(t *testing.T) {

@@ -116,6 +116,9 @@ func (p *Proc) readStdout(r io.Reader, urls chan<- string) {
 	_, _ = io.Copy(io.Discard, r)
 }
 
+// Signal sends sig to the process (SIGHUP to reload its certificates, say).
+func (p *Proc) Signal(sig os.Signal) error { return p.cmd.Process.Signal(sig) }
+
 // Stderr returns what the process wrote on stderr so far (its JSON logs).
 func (p *Proc) Stderr() string { return p.stderr.String() }
 
