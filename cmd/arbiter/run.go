@@ -133,6 +133,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		hup, stopHup := certs.ReloadSignals()
 		defer stopHup()
 		go tlsCert.Watch(ctx, cfg.TLSReloadInterval, hup, log.With("tls", "listener"))
+		logTLS(log, cfg, tlsCert)
 	}
 	base := scheme + "://" + ln.Addr().String()
 	fmt.Fprintf(stdout, "arbiter listening on %s\n", base)

@@ -4,6 +4,8 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
+	"time"
 
 	"github.com/arbiter-bank/arbiter/cmd/internal/certs"
 	"github.com/arbiter-bank/arbiter/web"
@@ -58,6 +60,14 @@ func serverTLS(cfg config) (*tls.Config, *certs.Reloader, error) {
 	}
 	tc.NextProtos = []string{"h2", "http/1.1"}
 	return tc, r, nil
+}
+
+// logTLS says at start what the listener serves, so an operator can see
+// which certificate is live and when it expires.
+func logTLS(log *slog.Logger, cfg config, r *certs.Reloader) {
+	leaf := r.Current().Leaf
+	log.Info("tls listener", "cert", cfg.TLSCert, "serial", leaf.SerialNumber.Text(16),
+		"not_after", leaf.NotAfter.UTC().Format(time.RFC3339), "client_ca", cfg.TLSClientCA != "", "client_auth", cfg.TLSClientAuth)
 }
 
 // checkCertClients refuses a clients file naming certificates that no

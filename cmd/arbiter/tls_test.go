@@ -104,6 +104,9 @@ func TestTLSListenerReload(t *testing.T) {
 	open := dialTLS(t, s.base, ca)
 	open.healthz(t)
 	first := open.serial()
+	if want := `"msg":"tls listener","cert":"` + f.certFile + `","serial":"` + open.conn.ConnectionState().PeerCertificates[0].SerialNumber.Text(16) + `"`; !strings.Contains(s.stderr.String(), want) {
+		t.Errorf("start-up log lacks %s:\n%s", want, s.stderr)
+	}
 	newSerial := func() string { return dialTLS(t, s.base, ca).serial() }
 
 	t.Run("SIGHUP: new handshakes get the new certificate, the open connection keeps working", func(t *testing.T) {
