@@ -28,6 +28,11 @@ const MinVersion = tls.VersionTLS12
 // loaded, when its caller gives no interval.
 const DefaultPollInterval = 5 * time.Second
 
+// ExpiryWarning is how long before its expiry the certificate in use is
+// reported by Watch, as a warning, at start and then once a day: a renewal
+// that silently stopped should be noticed before clients see the failure.
+const ExpiryWarning = 14 * 24 * time.Hour
+
 // Reloader holds a certificate and its key, loaded from two PEM files.
 // Handshakes read the current pair through GetCertificate or
 // GetClientCertificate, so a reload affects new handshakes only: open
@@ -132,7 +137,13 @@ func (r *Reloader) Watch(ctx context.Context, interval time.Duration, hup <-chan
 	}
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	var warned time.Time
 	for {
+		if leaf := r.cur.Load().Leaf; time.Until(leaf.NotAfter) < ExpiryWarning && time.Since(warned) >= 24*time.Hour {
+			log.Warn("tls certificate expires soon", "cert", r.certFile, "serial", leaf.SerialNumber.Text(16),
+				"not_after", leaf.NotAfter.UTC().Format(time.RFC3339))
+			warned = time.Now()
+		}
 		var changed bool
 		var err error
 		select {

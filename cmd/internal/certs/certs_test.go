@@ -230,6 +230,20 @@ func TestWatch(t *testing.T) {
 			}
 		})
 	}
+	t.Run("a certificate within ExpiryWarning of its end is reported", func(t *testing.T) {
+		r, err := certs.NewReloader(pairFiles(t, first)) // testca certificates live a day
+		if err != nil {
+			t.Fatal(err)
+		}
+		log, lines := logLines(t)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go r.Watch(ctx, time.Hour, nil, log)
+		line := waitLine(t, lines, "tls certificate expires soon")
+		if !strings.Contains(line, "level=WARN") || !strings.Contains(line, "serial="+first.Cert.SerialNumber.Text(16)) {
+			t.Errorf("log line %q: want a warning naming serial %s", line, first.Cert.SerialNumber.Text(16))
+		}
+	})
 	t.Run("a bad new pair is logged as an error and the current one kept", func(t *testing.T) {
 		certFile, keyFile := pairFiles(t, first)
 		r, err := certs.NewReloader(certFile, keyFile)
