@@ -79,8 +79,8 @@ func (k *keepAlive) healthz(tb testing.TB) {
 	}
 }
 
-// waitFor polls cond every 20ms until it holds, failing after 10s.
-func waitFor(tb testing.TB, what string, cond func() bool) {
+// pollUntil polls cond every 20ms until it holds, failing after 10s.
+func pollUntil(tb testing.TB, what string, cond func() bool) {
 	tb.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for !cond() {
@@ -115,7 +115,7 @@ func TestTLSListenerReload(t *testing.T) {
 			t.Fatal(err)
 		}
 		want := second.Cert.SerialNumber.String()
-		waitFor(t, "a handshake with serial "+want, func() bool { return newSerial() == want })
+		pollUntil(t, "a handshake with serial "+want, func() bool { return newSerial() == want })
 		open.healthz(t)
 		if got := open.serial(); got != first {
 			t.Errorf("open connection's serial = %s, want the first %s", got, first)
@@ -128,7 +128,7 @@ func TestTLSListenerReload(t *testing.T) {
 		if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, "reload failed in the logs", func() bool { return strings.Contains(s.stderr.String(), "tls certificate reload failed") })
+		pollUntil(t, "reload failed in the logs", func() bool { return strings.Contains(s.stderr.String(), "tls certificate reload failed") })
 		if got, want := newSerial(), second.Cert.SerialNumber.String(); got != want {
 			t.Errorf("serial after a bad pair = %s, want %s", got, want)
 		}
@@ -141,7 +141,7 @@ func TestTLSListenerReload(t *testing.T) {
 		open := dialTLS(t, s.base, ca)
 		third.CopyTo(t, f.certFile, f.keyFile)
 		want := third.Cert.SerialNumber.String()
-		waitFor(t, "a handshake with serial "+want, func() bool { return dialTLS(t, s.base, ca).serial() == want })
+		pollUntil(t, "a handshake with serial "+want, func() bool { return dialTLS(t, s.base, ca).serial() == want })
 		open.healthz(t)
 	})
 	t.Run("TLS 1.1 is refused", func(t *testing.T) {
@@ -268,7 +268,7 @@ func TestRunRedisTLS(t *testing.T) {
 	} {
 		t.Run(tc.name+": never ready, and the log says why", func(t *testing.T) {
 			s := startRunWith(t, tc.env, http.DefaultClient, false)
-			waitFor(t, "the start-up warning", func() bool { return strings.Contains(s.stderr.String(), "redis not reachable at start") })
+			pollUntil(t, "the start-up warning", func() bool { return strings.Contains(s.stderr.String(), "redis not reachable at start") })
 			if log := s.stderr.String(); !strings.Contains(log, tc.want) {
 				t.Errorf("logs lack %q:\n%s", tc.want, log)
 			}
