@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"crypto/subtle"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"slices"
 	"strings"
 
@@ -17,14 +19,34 @@ import (
 	"github.com/arbiter-bank/arbiter/validation"
 )
 
-// Client is one API client of the clients file. Exactly one of Key and
+// Client is one API client of the clients file. At most one of Key and
 // KeySHA256 is set; only the SHA-256 is kept in memory after loading.
+// CertNames identify the client by a verified client certificate instead of,
+// or as well as, a key (see CertNames and Require); a client has a key, cert
+// names or both.
 type Client struct {
 	ID        string            `yaml:"id"`
 	Key       string            `yaml:"key"`
 	KeySHA256 string            `yaml:"key_sha256"`
 	Roles     []validation.Role `yaml:"roles"`
+	// CertNames are subject alternative names (a URI such as
+	// spiffe://bank/card-service, or a DNS name) of client certificates that
+	// identify this client. A URI is compared exactly, a DNS name without
+	// regard to case; no name may belong to two clients.
+	CertNames []string `yaml:"cert_names"`
+	// Require lists the credentials a request of this client must all
+	// carry: "key", "cert" or both. Empty: any one of those configured.
+	Require []Credential `yaml:"require"`
 }
+
+// Credential names a way a client proves who it is.
+type Credential string
+
+// Credentials a client may be required to present.
+const (
+	CredentialKey  Credential = "key"  // Authorization: Bearer <key>
+	CredentialCert Credential = "cert" // a verified client certificate naming it
+)
 
 // Agent is a branch agent who signs in to the branch UI.
 type Agent struct {
@@ -38,7 +60,8 @@ type Clients struct {
 	Clients []Client `yaml:"clients"`
 	Agents  []Agent  `yaml:"agents"`
 
-	hashes [][]byte // SHA-256 of each client's key, same order as Clients
+	hashes [][]byte       // SHA-256 of each client's key, same order as Clients; nil: no key
+	names  map[string]int // certificate name (DNS names lowercased) → index in Clients
 }
 
 // MinKeyLength is the shortest API key accepted in a clients file.
@@ -79,6 +102,7 @@ func (cs *Clients) prepare(minKey int) error {
 	ids := map[string]bool{}
 	keys := map[string]bool{}
 	cs.hashes = make([][]byte, len(cs.Clients))
+	cs.names = map[string]int{}
 	for i := range cs.Clients {
 		c := &cs.Clients[i]
 		if c.ID == "" {
@@ -109,15 +133,20 @@ func (cs *Clients) prepare(minKey int) error {
 				return fmt.Errorf("client %q: key_sha256 must be 64 hex characters", c.ID)
 			}
 			sum = b
-		default:
-			return fmt.Errorf("client %q has no key", c.ID)
+		case len(c.CertNames) == 0:
+			return fmt.Errorf("client %q has no key and no cert_names", c.ID)
 		}
-		if keys[string(sum)] {
-			return fmt.Errorf("client %q shares its key with another client", c.ID)
+		if sum != nil {
+			if keys[string(sum)] {
+				return fmt.Errorf("client %q shares its key with another client", c.ID)
+			}
+			keys[string(sum)] = true
 		}
-		keys[string(sum)] = true
 		cs.hashes[i] = sum
 		c.Key = "" // keep no plaintext key in memory
+		if err := cs.prepareCert(i); err != nil {
+			return err
+		}
 		if len(c.Roles) == 0 {
 			return fmt.Errorf("client %q has no roles", c.ID)
 		}
@@ -140,10 +169,108 @@ func (cs *Clients) prepare(minKey int) error {
 	return nil
 }
 
-// Authenticate returns the client whose key is key. Every client's hash is
-// compared, in constant time, whatever matches, so the time taken says
-// nothing about which keys exist.
-func (cs *Clients) Authenticate(key string) (Client, bool) {
+// prepareCert checks the cert names and the required credentials of client i
+// and indexes its names.
+func (cs *Clients) prepareCert(i int) error {
+	c := &cs.Clients[i]
+	for _, n := range c.CertNames {
+		name := certName(n)
+		if name == "" || strings.ContainsAny(name, " \t\r\n") {
+			return fmt.Errorf("client %q: cert_names holds an empty or blank name %q", c.ID, n)
+		}
+		if j, ok := cs.names[name]; ok {
+			return fmt.Errorf("client %q: cert name %q already identifies client %q", c.ID, n, cs.Clients[j].ID)
+		}
+		cs.names[name] = i
+	}
+	for _, r := range c.Require {
+		switch {
+		case r == CredentialKey && cs.hashes[i] == nil:
+			return fmt.Errorf("client %q: require lists key, but it has no key", c.ID)
+		case r == CredentialCert && len(c.CertNames) == 0:
+			return fmt.Errorf("client %q: require lists cert, but it has no cert_names", c.ID)
+		case r != CredentialKey && r != CredentialCert:
+			return fmt.Errorf("client %q: unknown credential %q in require (key, cert)", c.ID, r)
+		}
+	}
+	return nil
+}
+
+// certName is the form names are compared in: a URI as it is, a DNS name
+// in lower case.
+func certName(n string) string {
+	n = strings.TrimSpace(n)
+	if strings.Contains(n, ":") {
+		return n
+	}
+	return strings.ToLower(n)
+}
+
+// Identify returns the client a request comes from, given its API key ("":
+// none sent) and its verified client certificate (nil: none). The key and
+// the certificate must not name different clients, and the client must
+// present every credential its Require lists. A certificate that names no
+// client is ignored when a key identifies the request, and refused when it
+// is the only credential. Every error has reason unauthorized.
+func (cs *Clients) Identify(key string, cert *x509.Certificate) (Client, error) {
+	byKey, byCert := -1, -1
+	if key != "" {
+		if byKey = cs.keyIndex(key); byKey < 0 {
+			return Client{}, validation.Errorf(validation.ReasonUnauthorized, "unknown API key")
+		}
+	}
+	if cert != nil {
+		var err error
+		if byCert, err = cs.byCertificate(cert); err != nil && byKey < 0 {
+			return Client{}, err
+		}
+	}
+	found := max(byKey, byCert)
+	switch {
+	case found < 0:
+		return Client{}, validation.Errorf(validation.ReasonUnauthorized, "send Authorization: Bearer <api key>, or a client certificate")
+	case byKey >= 0 && byCert >= 0 && byKey != byCert:
+		return Client{}, validation.Errorf(validation.ReasonUnauthorized, "the API key and the client certificate identify different clients")
+	}
+	c := cs.Clients[found]
+	for _, r := range c.Require {
+		switch {
+		case r == CredentialKey && byKey < 0:
+			return Client{}, validation.Errorf(validation.ReasonUnauthorized, "client %s must also send its API key", c.ID)
+		case r == CredentialCert && byCert < 0:
+			return Client{}, validation.Errorf(validation.ReasonUnauthorized, "client %s must also present its client certificate", c.ID)
+		}
+	}
+	return c, nil
+}
+
+// byCertificate is the index of the client a certificate's URI and DNS
+// names identify.
+func (cs *Clients) byCertificate(cert *x509.Certificate) (int, error) {
+	var names []string
+	for _, u := range cert.URIs {
+		names = append(names, u.String())
+	}
+	names = append(names, cert.DNSNames...)
+	found := -1
+	for _, n := range names {
+		i, ok := cs.names[certName(n)]
+		if !ok {
+			continue
+		}
+		if found >= 0 && found != i {
+			return -1, validation.Errorf(validation.ReasonUnauthorized, "the client certificate names two clients, %s and %s", cs.Clients[found].ID, cs.Clients[i].ID)
+		}
+		found = i
+	}
+	if found < 0 {
+		return -1, validation.Errorf(validation.ReasonUnauthorized, "the client certificate (names %s) identifies no client", strings.Join(names, ", "))
+	}
+	return found, nil
+}
+
+// keyIndex is Authenticate's index: -1 when no client has key.
+func (cs *Clients) keyIndex(key string) int {
 	sum := sha256.Sum256([]byte(key))
 	found := -1
 	for i, h := range cs.hashes {
@@ -151,6 +278,14 @@ func (cs *Clients) Authenticate(key string) (Client, bool) {
 			found = i
 		}
 	}
+	return found
+}
+
+// Authenticate returns the client whose key is key. Every client's hash is
+// compared, in constant time, whatever matches, so the time taken says
+// nothing about which keys exist.
+func (cs *Clients) Authenticate(key string) (Client, bool) {
+	found := cs.keyIndex(key)
 	if found < 0 {
 		return Client{}, false
 	}
@@ -159,8 +294,9 @@ func (cs *Clients) Authenticate(key string) (Client, bool) {
 
 const actorKey = "arbiter.actor"
 
-// authenticate resolves the bearer key into the request's actor: 401 for a
-// missing or unknown key.
+// authenticate resolves the bearer key and the verified client certificate
+// into the request's actor (Clients.Identify): 401 when they identify no
+// client, or not as the client's Require asks.
 func authenticate(cs *Clients) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
@@ -168,20 +304,34 @@ func authenticate(cs *Clients) echo.MiddlewareFunc {
 				return next(c) // already signed in (branch UI session)
 			}
 			auth := c.Request().Header.Get(echo.HeaderAuthorization)
-			key, ok := strings.CutPrefix(auth, "Bearer ")
-			if !ok || key == "" {
+			key, bearer := strings.CutPrefix(auth, "Bearer ")
+			key = strings.TrimSpace(key)
+			if auth != "" && (!bearer || key == "") {
 				c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="arbiter"`)
 				return validation.Errorf(validation.ReasonUnauthorized, "send Authorization: Bearer <api key>")
 			}
-			client, ok := cs.Authenticate(strings.TrimSpace(key))
-			if !ok {
-				c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="arbiter", error="invalid_token"`)
-				return validation.Errorf(validation.ReasonUnauthorized, "unknown API key")
+			client, err := cs.Identify(key, verifiedPeer(c.Request()))
+			if err != nil {
+				if key == "" {
+					c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="arbiter"`)
+				} else {
+					c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="arbiter", error="invalid_token"`)
+				}
+				return err
 			}
 			c.Set(actorKey, validation.Actor{ID: client.ID, Roles: client.Roles})
 			return next(c)
 		}
 	}
+}
+
+// verifiedPeer is the request's client certificate if the TLS handshake
+// verified it against the listener's client CA, else nil.
+func verifiedPeer(r *http.Request) *x509.Certificate {
+	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 || len(r.TLS.PeerCertificates) == 0 {
+		return nil
+	}
+	return r.TLS.PeerCertificates[0]
 }
 
 // require lets through actors holding any of the roles (admins hold all).

@@ -20,7 +20,7 @@ var problemTypes = map[validation.Reason]struct {
 	title  string
 }{
 	validation.ReasonInvalidRequest:       {http.StatusBadRequest, "Invalid request"},
-	validation.ReasonUnauthorized:         {http.StatusUnauthorized, "Missing or unknown API key"},
+	validation.ReasonUnauthorized:         {http.StatusUnauthorized, "Missing or unknown credentials"},
 	validation.ReasonForbidden:            {http.StatusForbidden, "Not allowed for this client"},
 	validation.ReasonNotRedeemer:          {http.StatusForbidden, "Client is not a redeemer of this product"},
 	validation.ReasonTokenInvalid:         {http.StatusForbidden, "Approval token is not valid"},

@@ -33,6 +33,16 @@ type config struct {
 	RedisSentinelMaster string
 	RedisWaitReplicas   int
 	RedisWaitTimeout    time.Duration
+
+	// TLS of the listener and of the Redis connections (see tls.go, redistls.go).
+	TLSCert           string        // listener certificate chain, PEM; set: serve HTTPS
+	TLSKey            string        // its private key, PEM
+	TLSClientCA       string        // CA verifying client certificates (mutual TLS)
+	TLSClientAuth     string        // "optional" or "require"
+	TLSReloadInterval time.Duration // how often certificate files are compared with what was loaded
+	RedisCAFile       string        // CA verifying a rediss:// server
+	RedisCertFile     string        // client certificate for Redis (tls-auth-clients)
+	RedisKeyFile      string
 }
 
 // flags binds every setting of c to its flag and environment variable.
@@ -57,6 +67,14 @@ func flags(c *config, getenv func(string) string, stderr io.Writer) *envflag.Set
 	fs.Int(&c.OTPFailures, "otp-max-failures", "ARBITER_OTP_MAX_FAILURES", "10", "wrong one-time codes per customer per -otp-failure-window, across holds, before OTP redemptions for that customer are refused (429 otp_rate_limited)")
 	fs.Duration(&c.OTPWindow, "otp-failure-window", "ARBITER_OTP_FAILURE_WINDOW", "1h", "the window of -otp-max-failures")
 	fs.String(&c.PprofAddr, "pprof-addr", "ARBITER_PPROF_ADDR", "", "serve Go's profiler (/debug/pprof/) on this separate address, e.g. 127.0.0.1:6060; empty: off")
+	fs.String(&c.TLSCert, "tls-cert", "ARBITER_TLS_CERT", "", "PEM certificate chain of the listener; set (with -tls-key) to serve HTTPS only, TLS 1.2 or later; reloaded on SIGHUP and when the files change")
+	fs.String(&c.TLSKey, "tls-key", "ARBITER_TLS_KEY", "", "PEM private key of -tls-cert")
+	fs.String(&c.TLSClientCA, "tls-client-ca", "ARBITER_TLS_CLIENT_CA", "", "PEM CA file verifying client certificates (mutual TLS); clients are then identified by the cert_names of the clients file")
+	fs.String(&c.TLSClientAuth, "tls-client-auth", "ARBITER_TLS_CLIENT_AUTH", "optional", "with -tls-client-ca: optional (verify a certificate when one is presented) or require (refuse connections without one)")
+	fs.Duration(&c.TLSReloadInterval, "tls-reload-interval", "ARBITER_TLS_RELOAD_INTERVAL", "5s", "how often the certificate files are checked for a change")
+	fs.String(&c.RedisCAFile, "redis-ca", "ARBITER_REDIS_CA_FILE", "", "PEM CA file verifying a rediss:// Redis; empty: the system's roots")
+	fs.String(&c.RedisCertFile, "redis-cert", "ARBITER_REDIS_CERT", "", "PEM client certificate presented to a rediss:// Redis (tls-auth-clients yes)")
+	fs.String(&c.RedisKeyFile, "redis-key", "ARBITER_REDIS_KEY", "", "PEM private key of -redis-cert")
 	return fs
 }
 
@@ -77,6 +95,9 @@ func (c config) production() bool { return c.RedisURL != "" }
 func (c config) check() error {
 	if c.OTPFailures < 1 || c.OTPWindow < time.Second {
 		return fmt.Errorf("ARBITER_OTP_MAX_FAILURES must be at least 1 and ARBITER_OTP_FAILURE_WINDOW at least 1s")
+	}
+	if err := c.checkTLS(); err != nil {
+		return err
 	}
 	if !c.production() {
 		return nil

@@ -50,13 +50,20 @@ func openRedis(cfg config, log *slog.Logger) (redis.UniversalClient, func(), err
 		raw = "redis://" + mr.Addr()
 		log.Warn("EMBEDDED MODE: data lives in memory only and is lost at exit; set ARBITER_REDIS_URL for a real Redis")
 	}
-	rdb, err := newRedisClient(cfg, raw)
+	rt, err := loadRedisTLS(cfg) // see redistls.go
+	if err != nil {
+		stopClock()
+		return nil, nil, err
+	}
+	rdb, err := newRedisClientTLS(cfg, raw, rt)
 	if err != nil {
 		stopClock()
 		return nil, nil, hideCredentials(err, raw) // see credentials.go
 	}
+	stopWatch := rt.watch(cfg, log)
 	return rdb, func() {
 		_ = rdb.Close()
+		stopWatch()
 		stopClock()
 		if mr != nil {
 			mr.Close()
@@ -115,6 +122,15 @@ func hasAddrParam(raw string) bool {
 }
 
 func newRedisClient(cfg config, raw string) (redis.UniversalClient, error) {
+	rt, err := loadRedisTLS(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return newRedisClientTLS(cfg, raw, rt)
+}
+
+// newRedisClientTLS is newRedisClient with the TLS material already loaded.
+func newRedisClientTLS(cfg config, raw string, rt *redisTLS) (redis.UniversalClient, error) {
 	// A WAIT blocks its connection for up to WaitTimeout on top of the
 	// script itself, so reads may take that much longer.
 	readTimeout := cfg.RedisTimeout
@@ -126,6 +142,9 @@ func newRedisClient(cfg config, raw string) (redis.UniversalClient, error) {
 		opts, err := redis.ParseFailoverURL(raw)
 		if err == nil {
 			err = checkCredentials(raw, opts.SentinelUsername, opts.SentinelPassword)
+		}
+		if err == nil {
+			err = rt.apply(opts.TLSConfig)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("ARBITER_REDIS_URL %s (Sentinels): %w", maskedURL(raw), err)
@@ -140,6 +159,9 @@ func newRedisClient(cfg config, raw string) (redis.UniversalClient, error) {
 		return redis.NewFailoverClient(opts), nil
 	case "cluster":
 		opts, err := parseCluster(raw)
+		if err == nil {
+			err = rt.apply(opts.TLSConfig)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("ARBITER_REDIS_URL %s (Cluster): %w", maskedURL(raw), err)
 		}
@@ -153,6 +175,9 @@ func newRedisClient(cfg config, raw string) (redis.UniversalClient, error) {
 	opts, err := redis.ParseURL(raw)
 	if err == nil {
 		err = checkCredentials(raw, opts.Username, opts.Password)
+	}
+	if err == nil {
+		err = rt.apply(opts.TLSConfig)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("ARBITER_REDIS_URL %s: %w", maskedURL(raw), err)

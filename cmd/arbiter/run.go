@@ -15,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/arbiter-bank/arbiter/cmd/internal/certs"
 	"github.com/arbiter-bank/arbiter/tokens"
 	"github.com/arbiter-bank/arbiter/validation"
 	"github.com/arbiter-bank/arbiter/validation/bureau"
@@ -56,6 +57,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	clients, err := loadClients(cfg)
+	if err != nil {
+		return err
+	}
+	if err := checkCertClients(cfg, clients); err != nil { // see tls.go
+		return err
+	}
+	tlsCfg, tlsCert, err := serverTLS(cfg)
 	if err != nil {
 		return err
 	}
@@ -123,8 +131,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		WriteTimeout:      15 * time.Second,
 		IdleTimeout:       90 * time.Second,
 		MaxHeaderBytes:    32 << 10,
+		TLSConfig:         tlsCfg,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn), // e.g. failed TLS handshakes
 	}
-	base := "http://" + ln.Addr().String()
+	scheme := "http"
+	if tlsCfg != nil {
+		scheme = "https"
+		hup, stopHup := certs.ReloadSignals()
+		defer stopHup()
+		go tlsCert.Watch(ctx, cfg.TLSReloadInterval, hup, log.With("tls", "listener"))
+		logTLS(log, cfg, tlsCert)
+	}
+	base := scheme + "://" + ln.Addr().String()
 	fmt.Fprintf(stdout, "arbiter listening on %s\n", base)
 	if !cfg.production() {
 		printDemo(stdout, base)
@@ -132,7 +150,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	log.Info("serving", "addr", ln.Addr().String(), "production", cfg.production(), "products", policy.Names(), "kid", issuer.KeyID())
 
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() {
+		if tlsCfg != nil {
+			errc <- srv.ServeTLS(ln, "", "") // the certificate comes from tlsCfg.GetCertificate
+			return
+		}
+		errc <- srv.Serve(ln)
+	}()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)

@@ -48,6 +48,13 @@ func (s *syncBuffer) String() string {
 // startRun calls run with the environment env and waits for /readyz.
 func startRun(tb testing.TB, env map[string]string) *started {
 	tb.Helper()
+	return startRunWith(tb, env, http.DefaultClient, true)
+}
+
+// startRunWith is startRun asking /readyz through hc (an HTTPS client, say),
+// and waiting for it only if waitReady.
+func startRunWith(tb testing.TB, env map[string]string, hc *http.Client, waitReady bool) *started {
+	tb.Helper()
 	env["ARBITER_ADDR"] = "127.0.0.1:0"
 	getenv := func(k string) string { return env[k] }
 	ctx, cancel := context.WithCancel(context.Background())
@@ -78,9 +85,12 @@ func startRun(tb testing.TB, env map[string]string) *started {
 			tb.Error("run did not return after cancel")
 		}
 	})
+	if !waitReady {
+		return s
+	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		resp, err := http.Get(base + "/readyz")
+		resp, err := hc.Get(base + "/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {

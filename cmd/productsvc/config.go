@@ -24,6 +24,13 @@ type config struct {
 	ReconcileMinAge   time.Duration
 	ShutdownTimeout   time.Duration
 	LogLevel          string
+	// TLS of the listener and of the calls to arbiter (see tls.go).
+	TLSCert, TLSKey   string        // listener pair; set: serve HTTPS only
+	TLSClientCA       string        // set: every connection needs a client certificate of this CA
+	TLSReloadInterval time.Duration // how often certificate files are checked for a change
+	ArbiterCA         string        // CA verifying arbiter's certificate; empty: the system's roots
+	ArbiterCert       string        // client certificate presented to arbiter
+	ArbiterCertKey    string        // its private key
 	// Fault is a test-only hook (env PRODUCTSVC_FAULT only): crash-after-redeem
 	// exits with status 3 right after arbiter granted, before the insert;
 	// fail-insert makes every local insert fail, forcing compensation.
@@ -49,6 +56,13 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.Duration(&c.ReconcileMinAge, "reconcile-min-age", "PRODUCTSVC_RECONCILE_MIN_AGE", "1m", "pending work younger than this may still be in flight and is left alone (must exceed -request-timeout)")
 	fs.Duration(&c.ShutdownTimeout, "shutdown-timeout", "PRODUCTSVC_SHUTDOWN_TIMEOUT", "10s", "how long in-flight requests may finish after SIGTERM")
 	fs.String(&c.LogLevel, "log-level", "PRODUCTSVC_LOG_LEVEL", "info", "debug, info, warn or error")
+	fs.String(&c.TLSCert, "tls-cert", "PRODUCTSVC_TLS_CERT", "", "PEM certificate chain of the listener; set (with -tls-key) to serve HTTPS only, TLS 1.2 or later; reloaded on SIGHUP and when the files change")
+	fs.String(&c.TLSKey, "tls-key", "PRODUCTSVC_TLS_KEY", "", "PEM private key of -tls-cert")
+	fs.String(&c.TLSClientCA, "tls-client-ca", "PRODUCTSVC_TLS_CLIENT_CA", "", "PEM CA file; set: every connection must present a client certificate it verifies (the service has no other authentication)")
+	fs.Duration(&c.TLSReloadInterval, "tls-reload-interval", "PRODUCTSVC_TLS_RELOAD_INTERVAL", "5s", "how often the certificate files are checked for a change")
+	fs.String(&c.ArbiterCA, "arbiter-ca", "PRODUCTSVC_ARBITER_CA", "", "PEM CA file verifying arbiter's certificate (an https:// -arbiter-url); empty: the system's roots")
+	fs.String(&c.ArbiterCert, "arbiter-cert", "PRODUCTSVC_ARBITER_CERT", "", "PEM client certificate presented to arbiter; it may identify this service instead of -arbiter-key")
+	fs.String(&c.ArbiterCertKey, "arbiter-cert-key", "PRODUCTSVC_ARBITER_CERT_KEY", "", "PEM private key of -arbiter-cert")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -64,11 +78,14 @@ func (c *config) check() error {
 	if c.ID == "" {
 		missing = append(missing, "-id (PRODUCTSVC_ID)")
 	}
-	if c.ArbiterKey == "" {
-		missing = append(missing, "-arbiter-key (PRODUCTSVC_ARBITER_KEY)")
+	if c.ArbiterKey == "" && c.ArbiterCert == "" {
+		missing = append(missing, "-arbiter-key (PRODUCTSVC_ARBITER_KEY) or a client certificate (-arbiter-cert)")
 	}
 	if len(missing) > 0 {
 		return fmt.Errorf("missing %s", strings.Join(missing, ", "))
+	}
+	if err := c.checkTLS(); err != nil {
+		return err
 	}
 	switch c.Fault {
 	case "", "crash-after-redeem", "fail-insert":

@@ -42,7 +42,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	defer store.Close()
-	arb, err := client.New(client.Config{BaseURL: cfg.ArbiterURL, APIKey: cfg.ArbiterKey, ClientID: cfg.ID, Issuer: cfg.Issuer})
+	tm, err := loadTLS(cfg) // see tls.go
+	if err != nil {
+		return err
+	}
+	arb, err := client.New(client.Config{BaseURL: cfg.ArbiterURL, APIKey: cfg.ArbiterKey, ClientID: cfg.ID, Issuer: cfg.Issuer,
+		TLSConfig: tm.arbiter})
 	if err != nil {
 		return err
 	}
@@ -75,8 +80,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		WriteTimeout:      cfg.RequestTimeout + 5*time.Second,
 		IdleTimeout:       90 * time.Second,
 		MaxHeaderBytes:    32 << 10,
+		TLSConfig:         tm.listener,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn), // e.g. failed TLS handshakes
 	}
-	fmt.Fprintf(stdout, "productsvc listening on http://%s\n", ln.Addr())
+	scheme := "http"
+	if tm.listener != nil {
+		scheme = "https"
+	}
+	tm.watch(ctx, cfg.TLSReloadInterval, log)
+	fmt.Fprintf(stdout, "productsvc listening on %s://%s\n", scheme, ln.Addr())
 	log.Info("serving", "addr", ln.Addr().String(), "product", cfg.Product, "db", cfg.DB, "arbiter", cfg.ArbiterURL, "fault", cfg.Fault)
 
 	loopCtx, stopLoop := context.WithCancel(ctx)
@@ -84,7 +96,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	go reconcileLoop(loopCtx, svc, cfg, &reconciled, time.Now(), log)
 
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() {
+		if tm.listener != nil {
+			errc <- srv.ServeTLS(ln, "", "") // the certificate comes from tm.listener.GetCertificate
+			return
+		}
+		errc <- srv.Serve(ln)
+	}()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	crand "crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -35,7 +36,14 @@ type Config struct {
 	// BaseURL is arbiter's base URL, e.g. "http://127.0.0.1:8080".
 	BaseURL string
 	// APIKey is this service's API key at arbiter (sent as a Bearer token).
+	// It may be empty when TLSConfig presents a client certificate that
+	// identifies the service (the clients file's cert_names).
 	APIKey string
+	// TLSConfig configures HTTPS to arbiter for the default HTTPClient: the
+	// CA that verifies arbiter (RootCAs) and this service's client
+	// certificate (Certificates or GetClientCertificate). Ignored when
+	// HTTPClient is set; default: the system's roots, no client certificate.
+	TLSConfig *tls.Config
 	// ClientID is this service's client id at arbiter: the audience that
 	// VerifyToken requires of approval tokens. Required by VerifyToken only.
 	ClientID string
@@ -75,14 +83,19 @@ func New(cfg Config) (*Client, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("client: BaseURL %q is not an http(s) URL", cfg.BaseURL)
 	}
-	if cfg.APIKey == "" {
-		return nil, errors.New("client: APIKey is required")
+	if cfg.APIKey == "" && !presentsCert(cfg.TLSConfig) {
+		return nil, errors.New("client: APIKey is required unless TLSConfig presents a client certificate")
 	}
 	if cfg.Issuer == "" {
 		cfg.Issuer = DefaultIssuer
 	}
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = &http.Client{Timeout: DefaultTimeout}
+		if cfg.TLSConfig != nil {
+			tr := http.DefaultTransport.(*http.Transport).Clone()
+			tr.TLSClientConfig = cfg.TLSConfig.Clone()
+			cfg.HTTPClient.Transport = tr
+		}
 	}
 	if cfg.MaxAttempts <= 0 {
 		cfg.MaxAttempts = DefaultMaxAttempts
@@ -105,6 +118,11 @@ func New(cfg Config) (*Client, error) {
 	c := &Client{base: u, cfg: cfg}
 	c.keys = &keyCache{c: c}
 	return c, nil
+}
+
+// presentsCert reports whether tc offers a client certificate.
+func presentsCert(tc *tls.Config) bool {
+	return tc != nil && (len(tc.Certificates) > 0 || tc.GetClientCertificate != nil)
 }
 
 // retryPolicy says which failures a call may repeat.
@@ -173,7 +191,9 @@ func (c *Client) once(ctx context.Context, r request, body []byte, out any) (res
 	for k, v := range r.header {
 		req.Header[k] = v
 	}
-	req.Header.Set("Authorization", "Bearer "+c.cfg.APIKey)
+	if c.cfg.APIKey != "" {
+		req.Header.Set("Authorization", "Bearer "+c.cfg.APIKey)
+	}
 	req.Header.Set("Accept", "application/json, application/problem+json")
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")

@@ -11,6 +11,10 @@
 //		ClientID: "card-service",
 //	})
 //
+// Over HTTPS, Config.TLSConfig gives the CA that verifies arbiter and, for
+// mutual TLS, this service's client certificate; when arbiter's clients
+// file names that certificate (cert_names), it may stand in for the API key.
+//
 // # Refusals
 //
 // Every answer of arbiter that is not a success is an *Error carrying the

@@ -116,6 +116,9 @@ func (p *Proc) readStdout(r io.Reader, urls chan<- string) {
 	_, _ = io.Copy(io.Discard, r)
 }
 
+// Signal sends sig to the process (SIGHUP to reload its certificates, say).
+func (p *Proc) Signal(sig os.Signal) error { return p.cmd.Process.Signal(sig) }
+
 // Stderr returns what the process wrote on stderr so far (its JSON logs).
 func (p *Proc) Stderr() string { return p.stderr.String() }
 
@@ -151,11 +154,18 @@ func (p *Proc) Stop() {
 // StartTimeout.
 func WaitReady(tb testing.TB, url string) {
 	tb.Helper()
+	WaitReadyWith(tb, http.DefaultClient, url)
+}
+
+// WaitReadyWith is WaitReady asking through hc (an HTTPS client that
+// trusts a test CA, say).
+func WaitReadyWith(tb testing.TB, hc *http.Client, url string) {
+	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), StartTimeout)
 	defer cancel()
 	for {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url+"/readyz", nil)
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := hc.Do(req)
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {

@@ -1,6 +1,7 @@
 // Package redistest starts Redis servers for tests: a real redis-server
-// process on a free loopback port (MustStartRedis), or an embedded miniredis
-// (MustStartMiniredis). Both are stopped by the test's cleanup.
+// process on a free loopback port (MustStartRedis; MustStartTLSRedis for one
+// on TLS only), or an embedded miniredis (MustStartMiniredis). All are
+// stopped by the test's cleanup.
 //
 // MustStartRedis is the only place a test may skip because redis-server is
 // missing; setting ARBITER_REQUIRE_REDIS turns that skip into a failure, so CI
@@ -11,6 +12,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -55,8 +57,13 @@ type Server struct {
 	// Dir is the server's working directory (a test temporary directory).
 	Dir string
 
-	bin  string
-	args []string // everything after the binary, port included
+	// TLS is set by MustStartTLSRedis: the files a client needs. The
+	// server then listens on TLS only, at Port.
+	TLS *TLSFiles
+
+	bin       string
+	args      []string    // everything after the binary, port included
+	clientTLS *tls.Config // nil: plain TCP
 
 	mu   sync.Mutex
 	proc *process // the current process; nil before the first start
@@ -89,6 +96,14 @@ func MustStartRedis(tb testing.TB, extraArgs ...string) *Server {
 		return nil
 	}
 	s := &Server{Dir: tb.TempDir(), bin: bin}
+	s.startOnFreePort(tb, extraArgs)
+	return s
+}
+
+// startOnFreePort starts s on a free port, retrying on another one when the
+// start fails, and kills it when the test ends.
+func (s *Server) startOnFreePort(tb testing.TB, extraArgs []string) {
+	tb.Helper()
 	// Registered before any start, so it runs after every client's cleanup
 	// and before TempDir removes Dir.
 	tb.Cleanup(func() {
@@ -107,13 +122,12 @@ func MustStartRedis(tb testing.TB, extraArgs ...string) *Server {
 		s.setPort(port, extraArgs)
 		err = s.start()
 		if err == nil {
-			return s
+			return
 		}
 		failures = append(failures, fmt.Sprintf("attempt %d on port %d: %v\n%s", attempt, port, err, s.output()))
 	}
 	tb.Fatalf("redistest: redis-server did not start after %d attempts:\n%s",
 		startAttempts, strings.Join(failures, "\n"))
-	return nil
 }
 
 // missingRedisAction decides what to do when redis-server is not installed:
@@ -156,14 +170,16 @@ func freePort() (int, error) {
 func (s *Server) setPort(port int, extraArgs []string) {
 	s.Port = port
 	s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	s.args = append([]string{
-		"--bind", "127.0.0.1",
-		"--port", strconv.Itoa(port),
+	listen := []string{"--port", strconv.Itoa(port)}
+	if s.TLS != nil {
+		listen = append([]string{"--port", "0", "--tls-port", strconv.Itoa(port)}, s.TLS.serverArgs()...)
+	}
+	s.args = append(append([]string{"--bind", "127.0.0.1"}, listen...),
 		"--save", "",
 		"--appendonly", "no",
 		"--dir", s.Dir,
-		"--daemonize", "no",
-	}, extraArgs...)
+		"--daemonize", "no")
+	s.args = append(s.args, extraArgs...)
 }
 
 // start runs one redis-server process and waits until it answers PING, it
@@ -188,7 +204,7 @@ func (s *Server) start() error {
 
 	deadline := time.Now().Add(startTimeout)
 	for {
-		if err := ping(s.Addr, time.Until(deadline)); err == nil {
+		if err := ping(s.Addr, s.clientTLS, time.Until(deadline)); err == nil {
 			return nil
 		}
 		select {
@@ -203,10 +219,17 @@ func (s *Server) start() error {
 	}
 }
 
-// ping sends one PING over a fresh connection and expects +PONG.
-func ping(addr string, timeout time.Duration) error {
+// ping sends one PING over a fresh connection (TLS when tc is not nil) and
+// expects +PONG.
+func ping(addr string, tc *tls.Config, timeout time.Duration) error {
 	timeout = min(max(timeout, 10*time.Millisecond), time.Second)
-	conn, err := net.DialTimeout("tcp", addr, timeout)
+	var conn net.Conn
+	var err error
+	if tc != nil {
+		conn, err = (&tls.Dialer{NetDialer: &net.Dialer{Timeout: timeout}, Config: tc}).Dial("tcp", addr)
+	} else {
+		conn, err = net.DialTimeout("tcp", addr, timeout)
+	}
 	if err != nil {
 		return err
 	}
@@ -287,8 +310,11 @@ func (s *Server) Restart(tb testing.TB) {
 }
 
 // URL returns the server's address as a redis:// URL selecting database 0,
-// as accepted by redis.ParseURL.
+// as accepted by redis.ParseURL; rediss:// for a TLS server.
 func (s *Server) URL() string {
+	if s.TLS != nil {
+		return "rediss://" + s.Addr + "/0"
+	}
 	return "redis://" + s.Addr + "/0"
 }
 
@@ -296,7 +322,7 @@ func (s *Server) URL() string {
 // test ends. After Kill and Restart it reconnects on its next command.
 func (s *Server) Client(tb testing.TB) *redis.Client {
 	tb.Helper()
-	c := redis.NewClient(&redis.Options{Addr: s.Addr})
+	c := redis.NewClient(&redis.Options{Addr: s.Addr, TLSConfig: s.clientTLS})
 	tb.Cleanup(func() { _ = c.Close() })
 	return c
 }
@@ -311,7 +337,7 @@ func (s *Server) Client(tb testing.TB) *redis.Client {
 // is raised (CONFIG SET maxmemory 0 lifts it).
 func (s *Server) FillToMaxmemory(tb testing.TB) {
 	tb.Helper()
-	c := redis.NewClient(&redis.Options{Addr: s.Addr, DisableIdentity: true})
+	c := redis.NewClient(&redis.Options{Addr: s.Addr, DisableIdentity: true, TLSConfig: s.clientTLS})
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -361,7 +387,7 @@ func infoInt(info, field string) (int64, error) {
 // an operation cost. The INFO call itself is counted in later snapshots.
 func (s *Server) CommandStats(tb testing.TB) map[string]int64 {
 	tb.Helper()
-	c := redis.NewClient(&redis.Options{Addr: s.Addr, DisableIdentity: true})
+	c := redis.NewClient(&redis.Options{Addr: s.Addr, DisableIdentity: true, TLSConfig: s.clientTLS})
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

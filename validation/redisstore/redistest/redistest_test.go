@@ -97,7 +97,7 @@ func TestKillRestart(t *testing.T) {
 	addr, port, dir := s.Addr, s.Port, s.Dir
 
 	s.Kill()
-	if err := ping(s.Addr, time.Second); err == nil {
+	if err := ping(s.Addr, nil, time.Second); err == nil {
 		t.Fatalf("PING after Kill succeeded, want an error")
 	}
 	s.Kill() // killing a dead server is a no-op
