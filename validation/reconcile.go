@@ -240,8 +240,8 @@ type ReconcileStore interface {
 	MarkSeen(ctx context.Context, run, product string, customers []string) error
 	// Seen reports, per customer, whether MarkSeen recorded it.
 	Seen(ctx context.Context, run, product string, customers []string) ([]bool, error)
-	// DropRun deletes a run's temporary data (the seen sets).
-	DropRun(ctx context.Context, run string) error
+	// DropRun deletes a run's temporary data (the seen sets of products).
+	DropRun(ctx context.Context, run string, products []string) error
 
 	// SaveRun stores a run's state (kept for the retention).
 	SaveRun(ctx context.Context, r Run) error
@@ -259,6 +259,10 @@ type ReconcileStore interface {
 	RenewLease(ctx context.Context, holder string, ttl time.Duration) (bool, error)
 	// ReleaseLease gives the lease up if holder holds it.
 	ReleaseLease(ctx context.Context, holder string) error
+
+	// ClaimSchedule claims the scheduled run of the coming interval: true
+	// for one caller per interval, whatever the instances.
+	ClaimSchedule(ctx context.Context, holder string, every time.Duration) (bool, error)
 
 	// LastCount returns the customers product's feed listed in the last
 	// successful run (0 when none).

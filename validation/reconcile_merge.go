@@ -334,6 +334,7 @@ func (st *runState) openCase(ctx context.Context, customer string, ch customerHo
 	if err := st.r.Recon.OpenCase(ctx, c, c.OpenedAt); err != nil {
 		return err
 	}
+	st.cased[customer] = true
 	st.record(Finding{Kind: FindingDoubleHolding, CustomerID: customer, Products: products, Detail: detail, Action: ActionCaseOpened})
 	return nil
 }
@@ -452,6 +453,8 @@ func (st *runState) orphan(ctx context.Context, customer string, g Grant, releas
 	switch {
 	case !release:
 		f.Detail = detail + ": reported (on_orphan: report)."
+	case st.cased[customer]:
+		f.Detail = detail + ": not released, the customer has an open case."
 	case !allowed:
 		f.Action, f.Detail = ActionOverCap, detail+": not released, more orphans than this run may release; an admin decides."
 	default:

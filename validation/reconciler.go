@@ -77,10 +77,27 @@ func (r *Reconciler) Start(ctx context.Context, actor Actor) (Run, error) {
 	if !actor.Has(RoleAdmin) {
 		return Run{}, Errorf(ReasonForbidden, "only admins start reconciliations")
 	}
-	return r.start(ctx, actor.ID)
+	run, err := r.begin(ctx, actor.ID)
+	if err != nil {
+		return Run{}, err
+	}
+	go r.execute(cmp.Or(r.Base, context.Background()), run)
+	return run, nil
 }
 
-func (r *Reconciler) start(ctx context.Context, by string) (Run, error) {
+// Reconcile runs a reconciliation to its end and returns it (the
+// scheduler's and the tests' way); ErrReconciliationRunning while another
+// run holds the lease.
+func (r *Reconciler) Reconcile(ctx context.Context, by string) (Run, error) {
+	run, err := r.begin(ctx, by)
+	if err != nil {
+		return Run{}, err
+	}
+	return r.execute(ctx, run), nil
+}
+
+// begin takes the lease and stores the new run.
+func (r *Reconciler) begin(ctx context.Context, by string) (Run, error) {
 	if len(r.Sources) == 0 {
 		return Run{}, Errorf(ReasonInvalidRequest, "no holdings feeds are configured (the policy's reconcile: sources)")
 	}
@@ -105,8 +122,6 @@ func (r *Reconciler) start(ctx context.Context, by string) (Run, error) {
 		_ = r.Recon.ReleaseLease(context.WithoutCancel(ctx), id)
 		return Run{}, err
 	}
-	base := cmp.Or(r.Base, context.Background())
-	go r.execute(base, run, ttl)
 	return run, nil
 }
 
@@ -163,7 +178,7 @@ func plainText(s string) bool {
 // Schedule starts a run every Config.Interval until ctx ends; with
 // several instances, a claim in the store lets one of them start each
 // interval's run. A zero interval schedules nothing.
-func (r *Reconciler) Schedule(ctx context.Context, claim func(ctx context.Context, id string, every time.Duration) (bool, error)) {
+func (r *Reconciler) Schedule(ctx context.Context, instance string) {
 	every := r.cfg().Interval
 	if every <= 0 || len(r.Sources) == 0 {
 		return
@@ -171,9 +186,9 @@ func (r *Reconciler) Schedule(ctx context.Context, claim func(ctx context.Contex
 	t := time.NewTicker(min(every/4, time.Minute))
 	defer t.Stop()
 	for {
-		ok, err := claim(ctx, "schedule", every)
+		ok, err := r.Recon.ClaimSchedule(ctx, instance, every)
 		if err == nil && ok {
-			if _, err := r.start(ctx, ReconcilerActor); err != nil && !errors.Is(err, ErrReconciliationRunning) {
+			if _, err := r.Reconcile(ctx, ReconcilerActor); err != nil && !errors.Is(err, ErrReconciliationRunning) {
 				r.log().Warn("scheduled reconciliation did not start", "err", err)
 			}
 		}
@@ -194,11 +209,14 @@ type runState struct {
 	run     Run
 	pending []Finding // not yet stored
 	cutoff  time.Time // grants older than this may be orphans
+	// cased: customers this run opened a case for; their grants are left
+	// alone (a case deletes nothing). As many as the run's cases.
+	cased map[string]bool
 }
 
-func (r *Reconciler) execute(ctx context.Context, run Run, ttl time.Duration) {
-	st := &runState{r: r, run: run, cutoff: run.StartedAt.Add(-r.cfg().Grace)}
-	stop := r.keepLease(ctx, run.ID, ttl)
+func (r *Reconciler) execute(ctx context.Context, run Run) Run {
+	st := &runState{r: r, run: run, cutoff: run.StartedAt.Add(-r.cfg().Grace), cased: map[string]bool{}}
+	stop := r.keepLease(ctx, run.ID, cmp.Or(r.LeaseTTL, DefaultLeaseTTL))
 	defer stop()
 	log := r.log().With("reconciliation", run.ID)
 	log.Info("reconciliation started", "sources", len(r.Sources), "by", run.StartedBy)
@@ -238,10 +256,15 @@ func (r *Reconciler) execute(ctx context.Context, run Run, ttl time.Duration) {
 	if err := r.Recon.SaveRun(done, st.run); err != nil {
 		log.Error("reconciliation state not saved", "err", err)
 	}
-	if err := r.Recon.DropRun(done, run.ID); err != nil {
+	products := make([]string, len(r.Sources))
+	for i, s := range r.Sources {
+		products[i] = s.Product
+	}
+	if err := r.Recon.DropRun(done, run.ID, products); err != nil {
 		log.Warn("reconciliation temporary data not dropped (it expires)", "err", err)
 	}
 	log.Info("reconciliation finished", "status", st.run.Status, "counts", st.run.Counts)
+	return st.run
 }
 
 // keepLease renews the lease until stop is called, then gives it up.
