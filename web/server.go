@@ -60,6 +60,9 @@ type Config struct {
 	// SessionIdle signs a branch agent out after this long without a
 	// request; default DefaultSessionIdle (15m).
 	SessionIdle time.Duration
+	// Reconciler runs reconciliations and keeps their cases; nil: those
+	// routes answer 404 not_found.
+	Reconciler Reconciler
 	// Metrics counts the domain outcomes and times requests, served at
 	// /metrics; default NewMetrics(nil), on a registry of its own.
 	Metrics *Metrics
