@@ -99,7 +99,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, by string) (Run, error) {
 // begin takes the lease and stores the new run.
 func (r *Reconciler) begin(ctx context.Context, by string) (Run, error) {
 	if len(r.Sources) == 0 {
-		return Run{}, Errorf(ReasonInvalidRequest, "no holdings feeds are configured (the policy's reconcile: sources)")
+		return Run{}, Errorf(ReasonNotFound, "no holdings feeds are configured (the policy's reconcile: sources)")
 	}
 	var b [8]byte
 	if _, err := rand.Read(b[:]); err != nil {

@@ -24,6 +24,7 @@ type config struct {
 	ReconcileMinAge   time.Duration
 	ShutdownTimeout   time.Duration
 	LogLevel          string
+	FeedKey           string // the bearer key GET /v1/holdings requires; "" leaves it open
 	// Fault is a test-only hook (env PRODUCTSVC_FAULT only): crash-after-redeem
 	// exits with status 3 right after arbiter granted, before the insert;
 	// fail-insert makes every local insert fail, forcing compensation.
@@ -49,6 +50,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.Duration(&c.ReconcileMinAge, "reconcile-min-age", "PRODUCTSVC_RECONCILE_MIN_AGE", "1m", "pending work younger than this may still be in flight and is left alone (must exceed -request-timeout)")
 	fs.Duration(&c.ShutdownTimeout, "shutdown-timeout", "PRODUCTSVC_SHUTDOWN_TIMEOUT", "10s", "how long in-flight requests may finish after SIGTERM")
 	fs.String(&c.LogLevel, "log-level", "PRODUCTSVC_LOG_LEVEL", "info", "debug, info, warn or error")
+	fs.String(&c.FeedKey, "feed-key", "PRODUCTSVC_FEED_KEY", "", "bearer key the holdings feed (GET /v1/holdings) requires, as arbiter's reconciler sends it; empty: open (prefer the env var)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}

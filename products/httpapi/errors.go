@@ -25,7 +25,11 @@ var statuses = map[string]int{
 	issuing.ReasonIssueFailed:        http.StatusInternalServerError,
 	issuing.ReasonArbiterUnavailable: http.StatusServiceUnavailable,
 	"unavailable":                    http.StatusServiceUnavailable,
+	reasonUnauthorized:               http.StatusUnauthorized,
 }
+
+// reasonUnauthorized: the holdings feed needs its key (PRODUCTSVC_FEED_KEY).
+const reasonUnauthorized = "unauthorized"
 
 // problem is the RFC 9457 document of every error answer.
 type problem struct {
