@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"slices"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -61,6 +62,7 @@ func (r ReconcileConfig) WithDefaults() ReconcileConfig {
 	if r.MinShare == 0 {
 		r.MinShare = DefaultReconcileMinShare
 	}
+	r.Sources = slices.Clone(r.Sources) // the policy's own stay as written
 	for i, s := range r.Sources {
 		if s.Name == "" {
 			if u, err := url.Parse(s.URL); err == nil {
