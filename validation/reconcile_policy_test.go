@@ -18,6 +18,7 @@ exclusive:
 func TestParsePolicyReconcile(t *testing.T) {
 	p, err := validation.ParsePolicy([]byte(reconcileProducts + `reconcile:
   interval: 10m
+  grace: 0
   on_orphan: release
   sources:
     - { product: credit_card,   url: http://card.internal/v1/holdings, key_file: /etc/arbiter/card-feed.key }
@@ -37,6 +38,9 @@ func TestParsePolicyReconcile(t *testing.T) {
 	if got, want := r.Sources[1].Name, "loan-service"; got != want {
 		t.Errorf("source name = %q, want %q", got, want)
 	}
+	if p, err := validation.ParsePolicy([]byte(reconcileProducts + "reconcile:\n  interval: 0\n")); err != nil || p.Reconcile.Interval != 0 {
+		t.Errorf("interval: 0 = %v, %v; want on demand only", p, err)
+	}
 	if got := validation.DefaultPolicy().Reconcile; got != nil {
 		t.Errorf("the default policy reconciles: %+v", got)
 	}
@@ -46,7 +50,8 @@ func TestParsePolicyReconcileErrors(t *testing.T) {
 	for _, tc := range []struct {
 		name, block, want string
 	}{
-		{"unknown key", "reconcile:\n  intervall: 10m\n", "field intervall not found"},
+		{"unknown key", "reconcile:\n  intervall: 10m\n", "line 7: reconcile: field intervall not found"},
+		{"unknown source key", "reconcile:\n  sources:\n    - { product: credit_card, url: http://x/h, key: secret }\n", "line 8: reconcile source: field key not found"},
 		{"unknown product", "reconcile:\n  sources:\n    - { product: mortgage, url: http://x/h }\n", `line 8: reconcile source: unknown product "mortgage"`},
 		{"product twice", "reconcile:\n  sources:\n    - { product: credit_card, url: http://x/h }\n    - { product: credit_card, url: http://y/h }\n", "has two feeds"},
 		{"not http", "reconcile:\n  sources:\n    - { product: credit_card, url: ftp://x/h }\n", "must be an http(s) URL"},
