@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"regexp"
 	"strings"
 	"time"
 	"unicode"
@@ -130,6 +131,9 @@ func (r *Reconciler) Run(ctx context.Context, actor Actor, id string, offset, li
 	if !actor.Has(RoleAdmin) {
 		return Run{}, nil, Errorf(ReasonForbidden, "only admins read reconciliations")
 	}
+	if !runID.MatchString(id) {
+		return Run{}, nil, Errorf(ReasonNotFound, "no reconciliation %q", id)
+	}
 	run, err := r.Recon.Run(ctx, id)
 	if err != nil {
 		return Run{}, nil, err
@@ -137,6 +141,8 @@ func (r *Reconciler) Run(ctx context.Context, actor Actor, id string, offset, li
 	fs, err := r.Recon.Findings(ctx, id, offset, limit)
 	return run, fs, err
 }
+
+var runID = regexp.MustCompile(`^rec_[0-9a-f]{16}$`)
 
 // Cases returns the open cases, oldest first.
 func (r *Reconciler) Cases(ctx context.Context, limit int) ([]Case, error) {
