@@ -379,3 +379,11 @@ func waitRun(tb testing.TB, rec *validation.Reconciler, id string) validation.Ru
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestReconcileAsLimitedUser runs every finding kind as deploy/users.acl's
+// arbiter user on a redis-server started from deploy/redis.conf, so the
+// ACL is known to allow everything a reconciliation does.
+func TestReconcileAsLimitedUser(t *testing.T) {
+	r := startProdRedis(t)
+	everyKind(t, r.client(t, "arbiter", aclArbiterPassword))
+}
