@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"slices"
 	"sort"
 	"strings"
@@ -74,6 +76,7 @@ func newRecon(tb testing.TB, rdb redis.UniversalClient, card, loan validation.Fe
 		Config:  validation.ReconcileConfig{OnOrphan: onOrphan, PageSize: 2},
 		Sources: []validation.Source{{Product: "credit_card", Name: "card-service", Feed: card}, {Product: "personal_loan", Name: "loan-service", Feed: loan}},
 		Batch:   3,
+		Log:     slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
 	return f
 }
