@@ -79,6 +79,11 @@ func (c *cursor) fetch(ctx context.Context, st *runState) error {
 		c.done = true
 	}
 	c.after = p.Next
+	// Progress per page, so an operator watching a long first onboarding
+	// sees every source move even while another one is slow.
+	if err := st.r.Recon.SaveRun(ctx, st.run); err != nil {
+		return &storeErr{err}
+	}
 	return nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -349,6 +350,9 @@ func TestReconcileLease(t *testing.T) {
 	if err != nil || got.Status != validation.RunRunning {
 		t.Errorf("run while running = %+v, %v", got, err)
 	}
+	if src := sourceStatus(got, "credit_card"); src.Status != validation.SourceReading || src.Holdings != 1 || src.Customers != 1 {
+		t.Errorf("card progress while its second page is awaited = %+v, want reading, 1 holding read", src)
+	}
 	close(block)
 	waitRun(t, f.rec, run.ID)
 	if _, err := f.rec.Reconcile(context.Background(), "test"); err != nil {
@@ -356,14 +360,21 @@ func TestReconcileLease(t *testing.T) {
 	}
 }
 
-// blockingFeed answers one customer once release is closed.
-type blockingFeed struct{ started, release chan struct{} }
+// blockingFeed answers a first page of one customer, then waits for
+// release before answering the last page (another customer); started is
+// closed when the second page is asked for.
+type blockingFeed struct {
+	started, release chan struct{}
+	once             sync.Once
+}
 
 func (b *blockingFeed) Page(ctx context.Context, after string, limit int) (validation.HoldingsPage, error) {
-	close(b.started)
-	b.started = make(chan struct{})
+	if after == "" {
+		return validation.HoldingsPage{Holdings: []validation.Holding{{CustomerID: "C-1", Product: "credit_card"}}, Next: "C-1"}, nil
+	}
+	b.once.Do(func() { close(b.started) })
 	<-b.release
-	return validation.HoldingsPage{Holdings: []validation.Holding{{CustomerID: "C-1", Product: "credit_card"}}}, nil
+	return validation.HoldingsPage{Holdings: []validation.Holding{{CustomerID: "C-2", Product: "credit_card"}}}, nil
 }
 
 // waitRun polls the run's state (written by another goroutine to Redis)
