@@ -309,6 +309,13 @@ func (st *runState) importHolding(ctx context.Context, ch customerHoldings, i in
 		st.record(Finding{Kind: FindingImported, CustomerID: ch.customer, Products: []string{h.Product}, Action: ActionImported, Detail: detail})
 		return false, nil
 	case errors.As(err, &ve) && len(ve.Violations) > 0:
+		if !slices.ContainsFunc(ve.Violations, func(v Violation) bool {
+			return v.Reason != ReasonAlreadyHoldsProduct || v.Product != h.Product
+		}) {
+			// The grant appeared since the batch was read (a redemption, or
+			// another run's import): arbiter knows the product now.
+			return false, nil
+		}
 		return true, st.openCase(ctx, ch.customer, ch, ve.Violations, "")
 	}
 	return false, err

@@ -401,3 +401,29 @@ func TestReconcileAsLimitedUser(t *testing.T) {
 	r := startProdRedis(t)
 	everyKind(t, r.client(t, "arbiter", aclArbiterPassword))
 }
+
+// staleGrants answers Grants as if read before the customers' grants were
+// made: a redemption, or another run's import, landing between a batch's
+// read and its imports.
+type staleGrants struct{ *redisstore.Store }
+
+func (staleGrants) Grants(ctx context.Context, customers []string) (map[string][]validation.Grant, error) {
+	return map[string][]validation.Grant{}, nil
+}
+
+// TestReconcileGrantAppearingMeanwhile: an import refused only because
+// arbiter got the very product since the batch was read is no finding at
+// all, certainly not a case.
+func TestReconcileGrantAppearingMeanwhile(t *testing.T) {
+	rdb := redistest.MustStartRedis(t).Client(t)
+	f := newRecon(t, rdb, feedOf("credit_card", "C-1"), feedOf("personal_loan"), validation.OnOrphanReport)
+	f.grant(t, "C-1", "credit_card", time.Now().Add(-time.Hour))
+	f.rec.Recon = staleGrants{f.store}
+	run := f.reconcile(t)
+	if len(run.Counts) != 0 {
+		t.Errorf("counts = %v, want no finding", run.Counts)
+	}
+	if cases, _ := f.rec.Cases(context.Background(), 10); len(cases) != 0 {
+		t.Errorf("cases = %+v", cases)
+	}
+}
