@@ -202,7 +202,6 @@ const (
 	ActionReported   = "reported"
 	// ActionOverCap: more orphans than the cap: none released, an admin decides.
 	ActionOverCap = "reported_over_cap"
-	ActionFailed  = "failed" // the import or release failed (store error); retried next run
 )
 
 // Finding is one thing a reconciliation found, and what it did.

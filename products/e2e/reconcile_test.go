@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -274,6 +275,20 @@ func TestReconciliationAcrossProcesses(t *testing.T) {
 	if src := sourceOf(run, "overdraft"); src["holdings"] != float64(3) || src["status"] != "done" {
 		t.Errorf("overdraft source = %v", src)
 	}
+	t.Run("metrics count the findings and each source's success", func(t *testing.T) {
+		resp, err := http.Get(sys.arbiter + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(resp.Body)
+		for _, want := range []string{`arbiter_reconcile_findings_total{kind="imported"} 4`, `arbiter_reconcile_findings_total{kind="double_holding"} 1`,
+			`arbiter_reconcile_last_success_timestamp_seconds{product="credit_card"}`, `arbiter_reconcile_last_success_timestamp_seconds{product="overdraft"}`} {
+			if !strings.Contains(string(raw), want) {
+				t.Errorf("/metrics lacks %s", want)
+			}
+		}
+	})
 
 	t.Run("the case is listed in plain words and resolved by an admin", func(t *testing.T) {
 		_, cases := do(t, http.MethodGet, sys.arbiter+"/v1/cases", branchKey, nil)
