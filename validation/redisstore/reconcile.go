@@ -213,10 +213,19 @@ type runJSON struct {
 	StartedAt  int64                          `json:"started_at"`
 	FinishedAt int64                          `json:"finished_at,omitempty"`
 	StartedBy  string                         `json:"started_by"`
-	Sources    []validation.SourceProgress    `json:"sources"`
+	Sources    []sourceJSON                   `json:"sources"`
 	Counts     map[validation.FindingKind]int `json:"counts"`
 	Findings   int                            `json:"findings"`
 	Error      string                         `json:"error,omitempty"`
+}
+
+type sourceJSON struct {
+	Product   string `json:"product"`
+	Name      string `json:"name"`
+	Status    string `json:"status"`
+	Holdings  int    `json:"holdings"`
+	Customers int    `json:"customers"`
+	Error     string `json:"error,omitempty"`
 }
 
 type findingJSON struct {
@@ -251,8 +260,12 @@ func timeOf(ms int64) time.Time {
 
 // SaveRun implements validation.ReconcileStore.
 func (s *Store) SaveRun(ctx context.Context, r validation.Run) error {
-	raw, err := json.Marshal(runJSON{ID: r.ID, Status: string(r.Status), StartedAt: msOf(r.StartedAt), FinishedAt: msOf(r.FinishedAt),
-		StartedBy: r.StartedBy, Sources: r.Sources, Counts: r.Counts, Findings: r.Findings, Error: r.Error})
+	j := runJSON{ID: r.ID, Status: string(r.Status), StartedAt: msOf(r.StartedAt), FinishedAt: msOf(r.FinishedAt),
+		StartedBy: r.StartedBy, Counts: r.Counts, Findings: r.Findings, Error: r.Error}
+	for _, p := range r.Sources {
+		j.Sources = append(j.Sources, sourceJSON{Product: p.Product, Name: p.Name, Status: string(p.Status), Holdings: p.Holdings, Customers: p.Customers, Error: p.Error})
+	}
+	raw, err := json.Marshal(j)
 	if err != nil {
 		return err
 	}
@@ -275,8 +288,13 @@ func (s *Store) Run(ctx context.Context, id string) (validation.Run, error) {
 	if err := json.Unmarshal(raw, &j); err != nil {
 		return validation.Run{}, fmt.Errorf("decode run: %w", err)
 	}
-	return validation.Run{ID: j.ID, Status: validation.RunStatus(j.Status), StartedAt: timeOf(j.StartedAt), FinishedAt: timeOf(j.FinishedAt),
-		StartedBy: j.StartedBy, Sources: j.Sources, Counts: j.Counts, Findings: j.Findings, Error: j.Error}, nil
+	run := validation.Run{ID: j.ID, Status: validation.RunStatus(j.Status), StartedAt: timeOf(j.StartedAt), FinishedAt: timeOf(j.FinishedAt),
+		StartedBy: j.StartedBy, Counts: j.Counts, Findings: j.Findings, Error: j.Error}
+	for _, p := range j.Sources {
+		run.Sources = append(run.Sources, validation.SourceProgress{Product: p.Product, Name: p.Name, Status: validation.SourceStatus(p.Status),
+			Holdings: p.Holdings, Customers: p.Customers, Error: p.Error})
+	}
+	return run, nil
 }
 
 // AddFindings implements validation.ReconcileStore.
