@@ -427,3 +427,44 @@ func TestReconcileGrantAppearingMeanwhile(t *testing.T) {
 		t.Errorf("cases = %+v", cases)
 	}
 }
+
+// TestCaseScriptCost pins what opening, refreshing and resolving a case
+// cost on the server, in-script commands included (INFO commandstats).
+func TestCaseScriptCost(t *testing.T) {
+	srv := redistest.MustStartRedis(t)
+	store := redisstore.New(srv.Client(t), redisstore.Options{})
+	ctx := context.Background()
+	if err := store.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c := validation.Case{CustomerID: "C-1", Products: []string{"credit_card", "personal_loan"}, Detail: "d", OpenedAt: time.Now(), RunID: "rec_1"}
+	for _, step := range []struct {
+		name string
+		do   func() error
+		want map[string]int64
+	}{
+		{"open", func() error { return store.OpenCase(ctx, c, time.Now()) },
+			map[string]int64{"evalsha": 1, "hmget": 1, "get": 1, "set": 1, "lpush": 1, "zadd": 1}},
+		{"refresh", func() error { return store.OpenCase(ctx, c, time.Now()) },
+			map[string]int64{"evalsha": 1, "hmget": 1, "get": 1, "set": 1, "zadd": 1}},
+		{"resolve", func() error { _, err := store.ResolveCase(ctx, "C-1", "ops", "n", time.Now()); return err },
+			map[string]int64{"evalsha": 1, "hmget": 1, "get": 1, "del": 1, "lpush": 1, "zrem": 1}},
+	} {
+		t.Run(step.name, func(t *testing.T) {
+			before := srv.CommandStats(t)
+			if err := step.do(); err != nil {
+				t.Fatal(err)
+			}
+			after := srv.CommandStats(t)
+			got := map[string]int64{}
+			for k, v := range after {
+				if d := v - before[k]; d > 0 && k != "info" && k != "hello" { // CommandStats's own connection
+					got[k] = d
+				}
+			}
+			if fmt.Sprint(got) != fmt.Sprint(step.want) {
+				t.Errorf("commands = %v, want %v", got, step.want)
+			}
+		})
+	}
+}
