@@ -24,8 +24,12 @@ type ReconcileConfig struct {
 	Timeout time.Duration `yaml:"timeout"`
 	// MinShare: a feed that lists fewer customers than this share of its
 	// last successful run is treated as partial; default 0.5.
-	MinShare float64        `yaml:"min_share"`
-	Sources  []SourceConfig `yaml:"sources"`
+	MinShare float64 `yaml:"min_share"`
+	// ReleaseCap is the most orphan grants of one product a run may
+	// release; 0: the larger of MinReleaseCap (10) and a tenth of the
+	// product's grants. Above it, none is released.
+	ReleaseCap int            `yaml:"release_cap"`
+	Sources    []SourceConfig `yaml:"sources"`
 }
 
 // SourceConfig is one product system's holdings feed.
@@ -80,7 +84,7 @@ func (r ReconcileConfig) WithDefaults() ReconcileConfig {
 // a duration be written 0, as in "interval: 0" (only on demand), which
 // yaml.v3 would refuse for a time.Duration.
 func (r *ReconcileConfig) UnmarshalYAML(n *yaml.Node) error {
-	if err := knownKeys(n, "reconcile", "interval", "grace", "on_orphan", "page_size", "timeout", "min_share", "sources"); err != nil {
+	if err := knownKeys(n, "reconcile", "interval", "grace", "on_orphan", "page_size", "timeout", "min_share", "release_cap", "sources"); err != nil {
 		return err
 	}
 	for i := 0; n.Kind == yaml.MappingNode && i+1 < len(n.Content); i += 2 {
@@ -123,6 +127,8 @@ func (r *ReconcileConfig) validate(p *Policy, root *yaml.Node) error {
 		return fmt.Errorf("line %d: reconcile: on_orphan %q must be release or report", line, r.OnOrphan)
 	case r.PageSize < 0 || r.PageSize > 10000:
 		return fmt.Errorf("line %d: reconcile: page_size %d must be 1..10000", line, r.PageSize)
+	case r.ReleaseCap < 0:
+		return fmt.Errorf("line %d: reconcile: release_cap %d is negative", line, r.ReleaseCap)
 	case r.MinShare < 0 || r.MinShare > 1:
 		return fmt.Errorf("line %d: reconcile: min_share %v must be within 0..1", line, r.MinShare)
 	case r.Interval > 0 && r.Interval < time.Minute:

@@ -394,6 +394,9 @@ func (st *runState) orphans(ctx context.Context) error {
 		}
 		for p := range trusted {
 			limit := max(MinReleaseCap, total[p]/10)
+			if c := st.r.cfg().ReleaseCap; c > 0 {
+				limit = c
+			}
 			allowed[p] = orphans[p] <= limit
 			if !allowed[p] {
 				st.r.log().Warn("orphan grants over the cap: none released, an admin decides",

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -26,6 +27,7 @@ type memFeed struct {
 	holdings  []validation.Holding // sorted by customer id
 	failPage  int                  // 1-based page that fails; 0: none
 	unordered bool                 // answer the first page in reverse
+	hangPage  int                  // 1-based page that never answers (until its context ends)
 	pages     int
 }
 
@@ -33,6 +35,10 @@ func (f *memFeed) Page(ctx context.Context, after string, limit int) (validation
 	f.pages++
 	if f.failPage == f.pages {
 		return validation.HoldingsPage{}, errors.New("feed: 502 bad gateway")
+	}
+	if f.hangPage == f.pages {
+		<-ctx.Done()
+		return validation.HoldingsPage{}, ctx.Err()
 	}
 	i := sort.Search(len(f.holdings), func(i int) bool { return f.holdings[i].CustomerID > after })
 	end := min(i+limit, len(f.holdings))
@@ -263,6 +269,7 @@ func TestReconcileNeverReleasesOnAPartialFeed(t *testing.T) {
 		error string
 	}{
 		{name: "fails on page 2", card: func() *memFeed { f := feedOf("credit_card", many...); f.failPage = 2; return f }, error: "502 bad gateway"},
+		{name: "times out on page 2", card: func() *memFeed { f := feedOf("credit_card", many...); f.hangPage = 2; return f }, error: "deadline exceeded"},
 		{name: "answers out of order", card: func() *memFeed { f := feedOf("credit_card", many...); f.unordered = true; return f }, error: "garbage"},
 		{name: "is empty", card: func() *memFeed { return feedOf("credit_card") }, error: "listed no customers"},
 		{name: "lists far fewer customers", card: func() *memFeed { return feedOf("credit_card", "C-10") }, prior: many, error: "under 50%"},
@@ -272,7 +279,8 @@ func TestReconcileNeverReleasesOnAPartialFeed(t *testing.T) {
 			rdb := redistest.MustStartRedis(t).Client(t)
 			card := &memFeed{}
 			f := newRecon(t, rdb, card, feedOf("personal_loan"), validation.OnOrphanRelease)
-			f.grant(t, "C-99", "credit_card", old) // an orphan, if the feed were whole
+			f.rec.Config.Timeout = 200 * time.Millisecond // per page
+			f.grant(t, "C-99", "credit_card", old)        // an orphan, if the feed were whole
 			if tc.prior != nil {
 				*card = *feedOf("credit_card", append(tc.prior, "C-99")...)
 				f.reconcile(t)
@@ -307,11 +315,14 @@ func TestReconcileReleaseCap(t *testing.T) {
 		{"at the cap: released", 10, validation.OnOrphanRelease, validation.ActionReleased},
 		{"over the cap: reported", 11, validation.OnOrphanRelease, validation.ActionOverCap},
 		{"report mode: reported", 3, validation.OnOrphanReport, validation.ActionReported},
+		{"over a configured cap of 2: reported", 3, validation.OnOrphanRelease + ":2", validation.ActionOverCap},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			rdb := redistest.MustStartRedis(t).Client(t)
-			f := newRecon(t, rdb, feedOf("credit_card", "C-0"), feedOf("personal_loan"), tc.onOrphan)
+			mode, cap, _ := strings.Cut(tc.onOrphan, ":")
+			f := newRecon(t, rdb, feedOf("credit_card", "C-0"), feedOf("personal_loan"), mode)
+			f.rec.Config.ReleaseCap, _ = strconv.Atoi(cap)
 			f.grant(t, "C-0", "credit_card", old)
 			for i := range tc.orphans {
 				f.grant(t, fmt.Sprintf("O-%02d", i), "credit_card", old)
