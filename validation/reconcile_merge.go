@@ -59,6 +59,11 @@ func (c *cursor) fetch(ctx context.Context, st *runState) error {
 	if err != nil {
 		return fmt.Errorf("page after %q: %w", c.after, err)
 	}
+	for i := range p.Holdings {
+		if p.Holdings[i].Product == "" {
+			p.Holdings[i].Product = c.src.Product // a feed lists one product; it may leave it out
+		}
+	}
 	if err := c.checkPage(p, cfg.PageSize); err != nil {
 		return fmt.Errorf("page after %q: garbage: %w", c.after, err)
 	}
