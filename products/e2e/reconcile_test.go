@@ -97,9 +97,8 @@ func freeAddr(tb testing.TB) string {
 	return ln.Addr().String()
 }
 
-func startReconSystem(t *testing.T) *reconSystem {
+func startReconSystem(t *testing.T, redisURL string) *reconSystem {
 	t.Helper()
-	rds := redistest.MustStartRedis(t)
 	dir := t.TempDir()
 	write := func(name, content string) string {
 		path := filepath.Join(dir, name)
@@ -140,7 +139,7 @@ reconcile:
 `, sys.card.proc.URL, write("card.key", cardFeedKey+"\n"), sys.loan.proc.URL, write("loan.key", loanFeedKey), fake.URL))
 	key := filepath.Join(dir, "signing.pem")
 	writeSigningKey(t, key)
-	arb := proctest.Start(t, arbiterBin, []string{"-addr", arbAddr, "-redis-url", rds.URL(), "-policy", policy,
+	arb := proctest.Start(t, arbiterBin, []string{"-addr", arbAddr, "-redis-url", redisURL, "-policy", policy,
 		"-clients", clients, "-signing-key", key, "-log-level", "warn"}, nil)
 	proctest.WaitReady(t, arb.URL)
 	proctest.WaitReady(t, sys.card.proc.URL)
@@ -225,7 +224,16 @@ func insertLegacy(t *testing.T, db, customer, product, issued string) {
 // for products issued outside arbiter; one POST finds every kind, and a
 // feed that fails on page 2 or is empty releases nothing.
 func TestReconciliationAcrossProcesses(t *testing.T) {
-	sys := startReconSystem(t)
+	reconcileScenario(t, startReconSystem(t, redistest.MustStartRedis(t).URL()))
+}
+
+// TestReconciliationOnCluster is the same with arbiter on a 3-master Redis
+// Cluster: the orphan scan reads every master.
+func TestReconciliationOnCluster(t *testing.T) {
+	reconcileScenario(t, startReconSystem(t, redistest.MustStartCluster(t).URL()))
+}
+
+func reconcileScenario(t *testing.T, sys *reconSystem) {
 	ctx := context.Background()
 	old := time.Now().Add(-time.Hour).UTC().Format(time.RFC3339)
 	put := func(customer, product string) {
