@@ -90,11 +90,17 @@ const (
 	// EventOTPRateLimited: the customer's wrong codes reached the limit;
 	// OTP redemptions are refused until the window ends.
 	EventOTPRateLimited EventType = "otp_rate_limited"
+	// EventCaseOpened: a reconciliation found the customer holding
+	// products that exclude each other (a double holding); EventCaseResolved:
+	// an admin closed that case, with a note.
+	EventCaseOpened   EventType = "case_opened"
+	EventCaseResolved EventType = "case_resolved"
 )
 
 // EventTypes lists every event type, in the order README documents them.
 var EventTypes = []EventType{EventChecked, EventRedeemed, EventCancelled, EventExpired, EventReleased,
-	EventImported, EventBlocked, EventUnblocked, EventOTPRateLimited, EventRefused, EventOTPFailed}
+	EventImported, EventBlocked, EventUnblocked, EventOTPRateLimited, EventCaseOpened, EventCaseResolved,
+	EventRefused, EventOTPFailed}
 
 // Attempt reports whether the event records an attempt that changed
 // nothing (a refused check, a wrong code). Attempts are kept apart from

@@ -39,6 +39,9 @@ const (
 	ReasonNotDurable           Reason = "not_durable"
 	ReasonStoreFull            Reason = "store_full"
 	ReasonInternal             Reason = "internal"
+	// ReasonReconciliationRunning: a reconciliation is already running
+	// (on this or another instance); wait for it.
+	ReasonReconciliationRunning Reason = "reconciliation_running"
 )
 
 // Sentinel errors, one per reason, for errors.Is. An *Error matches the

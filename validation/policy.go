@@ -31,7 +31,8 @@ const DefaultHoldTTL = 5 * time.Minute
 type Policy struct {
 	Products  map[string]Product `yaml:"products"`
 	Exclusive [][]string         `yaml:"exclusive"`
-	Rating    *RatingConfig      `yaml:"rating"` // the credit bureau; required when a product sets min_rating
+	Rating    *RatingConfig      `yaml:"rating"`    // the credit bureau; required when a product sets min_rating
+	Reconcile *ReconcileConfig   `yaml:"reconcile"` // the product systems' holdings feeds (reconcile.go); nil: none
 }
 
 // RatingConfig declares the credit rating provider (a bureau answering
@@ -156,6 +157,11 @@ func (p *Policy) validate(root *yaml.Node) error {
 	}
 	if p.Rating != nil {
 		if err := p.Rating.validate(nodeLine(root, "rating")); err != nil {
+			return err
+		}
+	}
+	if p.Reconcile != nil {
+		if err := p.Reconcile.validate(p, root); err != nil {
 			return err
 		}
 	}

@@ -108,6 +108,13 @@ agents:
 	}
 	svc.Store, svc.Policy = store, policy
 	cfg.Service = svc
+	// Likewise a *validation.Reconciler (its feeds); by default one with none.
+	rec, _ := cfg.Reconciler.(*validation.Reconciler)
+	if rec == nil {
+		rec = &validation.Reconciler{}
+	}
+	rec.Store, rec.Recon, rec.Policy = store, store, policy
+	cfg.Reconciler = rec
 	ts := httptest.NewServer(web.New(cfg))
 	tb.Cleanup(ts.Close)
 	tr := &http.Transport{MaxIdleConnsPerHost: 64, MaxConnsPerHost: 64}

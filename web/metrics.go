@@ -37,6 +37,8 @@ type Metrics struct {
 	scripts       *prometheus.HistogramVec
 	expiries      prometheus.Counter
 	storeFull     *prometheus.CounterVec
+	findings      *prometheus.CounterVec
+	lastSuccess   *prometheus.GaugeVec
 }
 
 // NewMetrics registers arbiter's metrics, the Go runtime's and the
@@ -87,7 +89,16 @@ func NewMetrics(reg *prometheus.Registry) *Metrics {
 			Help: "Requests refused with 503 store_full because Redis reached its maxmemory, by route template.",
 		}, []string{"route"}),
 	}
+	m.findings = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "arbiter_reconcile_findings_total",
+		Help: "Findings of reconciliations by kind: imported, double_holding, orphan_grant, check_mismatch.",
+	}, []string{"kind"})
+	m.lastSuccess = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "arbiter_reconcile_last_success_timestamp_seconds",
+		Help: "When a reconciliation last read the product's holdings feed completely and trusted it (Unix seconds).",
+	}, []string{"product"})
 	reg.MustRegister(m.checks, m.redemptions, m.cancellations, m.releases, m.imports, m.requests, m.scripts, m.expiries, m.storeFull,
+		m.findings, m.lastSuccess,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		buildInfo())
@@ -112,6 +123,18 @@ func buildInfo() prometheus.Collector {
 	})
 	g.Set(1)
 	return g
+}
+
+// ReconcileFinding counts one reconciliation finding; it has the
+// signature of validation.Reconciler's OnFinding.
+func (m *Metrics) ReconcileFinding(kind validation.FindingKind) {
+	m.findings.WithLabelValues(string(kind)).Inc()
+}
+
+// ReconcileSourceDone records a product's feed read completely and
+// trusted; it has the signature of validation.Reconciler's OnSourceDone.
+func (m *Metrics) ReconcileSourceDone(product string, at time.Time) {
+	m.lastSuccess.WithLabelValues(product).Set(float64(at.UnixMilli()) / 1000)
 }
 
 // Registry returns the registry the metrics are on, for adding more.

@@ -45,6 +45,10 @@ func TestRouteRoles(t *testing.T) {
 		{method: "GET", path: "/v1/customers/{customer_id}/eligibility", roles: []validation.Role{checker}, ok: http.StatusOK},
 		{method: "PUT", path: "/v1/customers/{customer_id}/block", roles: []validation.Role{admin}, body: fixed(map[string]string{"reason": "r"}), ok: http.StatusOK},
 		{method: "DELETE", path: "/v1/customers/{customer_id}/block", roles: []validation.Role{admin}, ok: http.StatusNotFound, reason: validation.ReasonNotFound},
+		{method: "POST", path: "/v1/reconciliations", roles: []validation.Role{admin}, ok: http.StatusNotFound, reason: validation.ReasonNotFound}, // no feeds
+		{method: "GET", path: "/v1/reconciliations/{id}", roles: []validation.Role{admin}, ok: http.StatusNotFound, reason: validation.ReasonNotFound},
+		{method: "GET", path: "/v1/cases", roles: []validation.Role{checker}, ok: http.StatusOK},
+		{method: "POST", path: "/v1/cases/{customer_id}/resolution", roles: []validation.Role{admin}, body: fixed(map[string]string{"note": "n"}), ok: http.StatusNotFound, reason: validation.ReasonNotFound},
 		{method: "GET", path: "/v1/ping", roles: anyClient, ok: http.StatusNoContent},
 		{method: "GET", path: "/healthz", ok: http.StatusOK},
 		{method: "GET", path: "/readyz", ok: http.StatusOK},
@@ -100,6 +104,7 @@ exclusive: [[credit_card, personal_loan]]
 					"{customer_id}", customer,
 					"{check_id}", "chk_aaaaaaaaaaaaaaaaaaaa_"+customer,
 					"{product}", "credit_card",
+					"{id}", "rec_0000000000000000",
 				).Replace(r.path)
 				if strings.HasSuffix(path, "/eligibility") {
 					path += "?product=credit_card"

@@ -53,6 +53,10 @@ func (s *Server) routes() {
 	get(v1, "/customers/:customer_id/eligibility", s.handleEligibility(), require(checker)) // dry run: ?product=
 	v1.PUT("/customers/:customer_id/block", s.handleBlock(), require(admin))
 	v1.DELETE("/customers/:customer_id/block", s.handleUnblock(), require(admin))
+	v1.POST("/reconciliations", s.handleStartReconciliation(), require(admin))       // 202; runs in the background (reconcile.go)
+	get(v1, "/reconciliations/:id", s.handleGetReconciliation(), require(admin))     // progress, counts, findings paged
+	get(v1, "/cases", s.handleCases(), require(checker))                             // open double holdings, for the branch UI
+	v1.POST("/cases/:customer_id/resolution", s.handleResolveCase(), require(admin)) // audited case_resolved
 	v1.RouteNotFound("/*", wrongMethod(e))
 }
 

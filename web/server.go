@@ -65,6 +65,9 @@ type Config struct {
 	// know every session. Default: this process's memory, where a restart
 	// signs every agent out.
 	Sessions SessionStore
+	// Reconciler runs reconciliations and keeps their cases; nil: those
+	// routes answer 404 not_found.
+	Reconciler Reconciler
 	// Metrics counts the domain outcomes and times requests, served at
 	// /metrics; default NewMetrics(nil), on a registry of its own.
 	Metrics *Metrics

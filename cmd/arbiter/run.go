@@ -104,8 +104,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if policy.Rating != nil {
 		svc.Ratings = bureau.New(*policy.Rating, &http.Client{})
 	}
+	rec, err := newReconciler(ctx, policy, store, metrics, log) // reconcile.go
+	if err != nil {
+		return err
+	}
+	go rec.Schedule(ctx, instanceID())
 	handler := web.New(web.Config{
-		Service: svc, Tokens: issuer, Policy: policy, Clients: clients,
+		Reconciler: rec,
+		Service:    svc, Tokens: issuer, Policy: policy, Clients: clients,
 		Ready:  store.Ping,
 		Logger: log, RequestTimeout: cfg.RequestTimeout,
 		Metrics:       metrics,

@@ -31,6 +31,7 @@ type config struct {
 	ArbiterCA         string        // CA verifying arbiter's certificate; empty: the system's roots
 	ArbiterCert       string        // client certificate presented to arbiter
 	ArbiterCertKey    string        // its private key
+	FeedKey           string        // the bearer key GET /v1/holdings requires; "" leaves it open
 	// Fault is a test-only hook (env PRODUCTSVC_FAULT only): crash-after-redeem
 	// exits with status 3 right after arbiter granted, before the insert;
 	// fail-insert makes every local insert fail, forcing compensation.
@@ -63,6 +64,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.String(&c.ArbiterCA, "arbiter-ca", "PRODUCTSVC_ARBITER_CA", "", "PEM CA file verifying arbiter's certificate (an https:// -arbiter-url); empty: the system's roots")
 	fs.String(&c.ArbiterCert, "arbiter-cert", "PRODUCTSVC_ARBITER_CERT", "", "PEM client certificate presented to arbiter; it may identify this service instead of -arbiter-key")
 	fs.String(&c.ArbiterCertKey, "arbiter-cert-key", "PRODUCTSVC_ARBITER_CERT_KEY", "", "PEM private key of -arbiter-cert")
+	fs.String(&c.FeedKey, "feed-key", "PRODUCTSVC_FEED_KEY", "", "bearer key the holdings feed (GET /v1/holdings) requires, as arbiter's reconciler sends it; empty: open (prefer the env var)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}

@@ -63,7 +63,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	cancel()
 
-	handler := httpapi.New(httpapi.Config{Service: svc, Logger: log, Ready: func(ctx context.Context) error {
+	handler := httpapi.New(httpapi.Config{Service: svc, Logger: log, FeedKey: cfg.FeedKey, Ready: func(ctx context.Context) error {
 		if !reconciled.Load() {
 			return errors.New("start-up reconciliation not done")
 		}

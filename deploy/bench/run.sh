@@ -331,5 +331,7 @@ echo '```'
 } >"$OUT.tmp"
 # Findings are kept by hand in deploy/bench/findings.md and appended as is.
 [ -f deploy/bench/findings.md ] && { echo; cat deploy/bench/findings.md; } >>"$OUT.tmp"
+# So is the reconciliation measurement (TestReconcileScale), which needs no HTTP load.
+[ -f deploy/bench/reconcile.md ] && cat deploy/bench/reconcile.md >>"$OUT.tmp"
 mv "$OUT.tmp" "$OUT"
 log "wrote $OUT"

@@ -40,6 +40,8 @@ const (
 	ReasonRateLimited          Reason = "rate_limited"
 	ReasonPayloadTooLarge      Reason = "payload_too_large" // 413: the body is over 64 KiB
 	ReasonInternal             Reason = "internal"
+	// ReasonReconciliationRunning: 409, a reconciliation is running already.
+	ReasonReconciliationRunning Reason = "reconciliation_running"
 	// ReasonUnexpected is set by the client when arbiter (or a proxy in
 	// front of it) answered with a status and body it does not document.
 	ReasonUnexpected Reason = "unexpected_response"
@@ -78,7 +80,9 @@ var (
 	ErrRateLimited          = &Error{Reason: ReasonRateLimited}
 	ErrPayloadTooLarge      = &Error{Reason: ReasonPayloadTooLarge}
 	ErrInternal             = &Error{Reason: ReasonInternal}
-	ErrUnexpected           = &Error{Reason: ReasonUnexpected}
+	// ErrReconciliationRunning: another reconciliation holds the lease.
+	ErrReconciliationRunning = &Error{Reason: ReasonReconciliationRunning}
+	ErrUnexpected            = &Error{Reason: ReasonUnexpected}
 )
 
 // Error is arbiter's answer when it is not a success: the problem document

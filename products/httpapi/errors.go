@@ -26,10 +26,14 @@ var statuses = map[string]int{
 	issuing.ReasonArbiterUnavailable: http.StatusServiceUnavailable,
 	"unavailable":                    http.StatusServiceUnavailable,
 	reasonPayloadTooLarge:            http.StatusRequestEntityTooLarge,
+	reasonUnauthorized:               http.StatusUnauthorized,
 }
 
 // reasonPayloadTooLarge refuses a body over MaxBodyBytes.
 const reasonPayloadTooLarge = "payload_too_large"
+
+// reasonUnauthorized: the holdings feed needs its key (PRODUCTSVC_FEED_KEY).
+const reasonUnauthorized = "unauthorized"
 
 // problem is the RFC 9457 document of every error answer.
 type problem struct {

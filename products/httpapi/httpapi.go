@@ -3,7 +3,7 @@
 //	POST   /v1/applications             {"customer_id","token"} or {"customer_id","otp"}
 //	POST   /v1/applications/online      {"customer_id"}
 //	DELETE /v1/products/{customer_id}   close the product, release the grant
-//	GET    /v1/holdings?after=&limit=   issued products, paged by customer id
+//	GET    /v1/holdings?after=&limit=   issued products, paged by customer id (arbiter's holdings feed)
 //	GET    /healthz, /readyz
 //
 // An application answers 201 with the issued product, 200 when it had been
@@ -16,6 +16,7 @@ package httpapi
 
 import (
 	"context"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,6 +24,8 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
+	"strings"
+	"time"
 
 	jsonv2 "github.com/go-json-experiment/json"
 
@@ -39,6 +42,9 @@ type Config struct {
 	// answers, start-up reconciliation done).
 	Ready  func(ctx context.Context) error
 	Logger *slog.Logger
+	// FeedKey, when set, is the bearer key GET /v1/holdings requires (the
+	// key arbiter's reconciler sends); empty: the feed is open.
+	FeedKey string
 }
 
 // New returns the service's HTTP handler.
@@ -55,7 +61,7 @@ func New(cfg Config) http.Handler {
 	mux.HandleFunc("POST /v1/applications", h(handleApply(svc)))
 	mux.HandleFunc("POST /v1/applications/online", h(handleApplyOnline(svc)))
 	mux.HandleFunc("DELETE /v1/products/{customer_id}", h(handleClose(svc)))
-	mux.HandleFunc("GET /v1/holdings", h(handleHoldings(svc)))
+	mux.HandleFunc("GET /v1/holdings", h(requireKey(cfg.FeedKey, handleHoldings(svc))))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -115,6 +121,17 @@ func handleClose(svc *issuing.Service) func(w http.ResponseWriter, r *http.Reque
 	}
 }
 
+// holding is one entry of the holdings feed: the interface arbiter's
+// reconciler reads, plus this service's fence and channel.
+type holding struct {
+	CustomerID string          `json:"customer_id"`
+	Product    string          `json:"product"`
+	CheckID    string          `json:"check_id"` // "" for products issued outside arbiter
+	IssuedAt   time.Time       `json:"issued_at"`
+	Fence      int64           `json:"fence"`
+	Channel    issuing.Channel `json:"channel"`
+}
+
 func handleHoldings(svc *issuing.Service) func(w http.ResponseWriter, r *http.Request) error {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		limit := 100
@@ -130,14 +147,38 @@ func handleHoldings(svc *issuing.Service) func(w http.ResponseWriter, r *http.Re
 			return err
 		}
 		resp := struct {
-			Holdings []issuing.Product `json:"holdings"`
-			Next     string            `json:"next,omitempty"` // pass as ?after= for the next page
-		}{Holdings: ps}
+			Product  string    `json:"product"`
+			Holdings []holding `json:"holdings"`
+			Next     string    `json:"next"` // pass as ?after= for the next page; "" on the last
+		}{Product: svc.Product, Holdings: make([]holding, 0, len(ps))}
+		for _, p := range ps {
+			h := holding{CustomerID: p.CustomerID, Product: p.Product, CheckID: p.CheckID, IssuedAt: p.IssuedAt, Fence: p.Fence, Channel: p.Channel}
+			if p.Channel == issuing.ChannelLegacy {
+				h.CheckID = ""
+			}
+			resp.Holdings = append(resp.Holdings, h)
+		}
 		if len(ps) == limit {
 			resp.Next = ps[len(ps)-1].CustomerID
 		}
 		writeJSON(w, http.StatusOK, resp)
 		return nil
+	}
+}
+
+// requireKey refuses a request without "Authorization: Bearer <key>" when
+// key is set (compared in constant time).
+func requireKey(key string, next func(w http.ResponseWriter, r *http.Request) error) func(w http.ResponseWriter, r *http.Request) error {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		if key == "" {
+			return next(w, r)
+		}
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(key)) != 1 {
+			w.Header().Set("WWW-Authenticate", "Bearer")
+			return &issuing.Error{Reason: reasonUnauthorized, Detail: "the holdings feed needs its key: Authorization: Bearer <key>"}
+		}
+		return next(w, r)
 	}
 }
 

@@ -17,6 +17,10 @@ const (
 	ChannelOTP       Channel = "otp"       // the code a customer read out at a branch
 	ChannelOnline    Channel = "online"    // the service checked, underwrote and redeemed itself
 	ChannelRecovered Channel = "recovered" // issued by Reconcile after a crash
+	// ChannelLegacy marks a product issued outside arbiter (before it
+	// existed, or by a back-office path); its CheckID is only a unique
+	// placeholder and the holdings feed reports no check id for it.
+	ChannelLegacy Channel = "legacy"
 )
 
 // Product is one product issued to a customer by this service.

@@ -16,6 +16,7 @@
     customer: null,   // id being shown
     view: null,       // last GET /v1/customers/{id}
     check: null,      // the check this page placed and watches
+    cases: [],        // open cases, GET /v1/cases
     pollTimer: 0,
     customerTimer: 0,
     gen: 0,           // bumps on every customer change; stale answers are dropped
@@ -113,6 +114,8 @@
       case 'expired': return 'The ' + t + ' check expired unused';
       case 'released': return by + ' released the customer\u2019s ' + t;
       case 'imported': return by + ' recorded an existing ' + t;
+      case 'case_opened': return 'Reconciliation opened a case: ' + (e.note || 'the customer holds products that exclude each other');
+      case 'case_resolved': return by + ' resolved the case: ' + (e.note || '');
       default: return by + ': ' + e.type + (e.product ? ' ' + t : '');
     }
   }
@@ -164,6 +167,40 @@
     renderChoices();
     show('work');
     $('customer-id').focus();
+    loadCases();
+  }
+
+  // loadCases shows the open cases (GET /v1/cases): double holdings that
+  // reconciliation found, in the server's plain words, each with a way to
+  // look the customer up.
+  async function loadCases() {
+    let list = [];
+    try {
+      list = (await api('GET', '/v1/cases')).cases || [];
+    } catch (e) {
+      list = []; // reconciliation not configured, or arbiter busy: no list
+    }
+    state.cases = list;
+    const ul = $('case-list');
+    ul.replaceChildren();
+    for (const c of list) {
+      const btn = el('button', { type: 'button', class: 'quiet', text: 'Look up ' + c.customer_id });
+      btn.addEventListener('click', () => {
+        $('customer-id').value = c.customer_id;
+        $('lookup-form').requestSubmit();
+      });
+      ul.append(el('li', { class: 'case', dataset: { customer: c.customer_id } },
+        el('span', { class: 'case-detail', text: c.detail }), ' ', btn));
+    }
+    $('cases').hidden = list.length === 0;
+    renderCustomerCase();
+  }
+
+  function renderCustomerCase() {
+    const box = $('customer-case');
+    const c = (state.cases || []).find((x) => x.customer_id === state.customer);
+    box.textContent = c ? 'Open case: ' + c.detail : '';
+    box.hidden = !c;
   }
 
   function renderChoices() {
@@ -233,6 +270,7 @@
     state.gen++;
     const ok = await loadCustomer();
     if (ok) $('customer-h').focus();
+    loadCases();
   }
 
   async function loadCustomer() {
@@ -262,6 +300,7 @@
 
   function renderCustomer(c, events) {
     $('customer-name').textContent = c.customer_id;
+    renderCustomerCase();
     const list = $('products');
     list.replaceChildren();
     if (!c.products.length) list.append(el('li', { class: 'empty', text: 'No products yet.' }));

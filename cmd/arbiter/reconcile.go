@@ -1,0 +1,52 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+
+	"github.com/arbiter-bank/arbiter/validation"
+	"github.com/arbiter-bank/arbiter/validation/feed"
+	"github.com/arbiter-bank/arbiter/validation/redisstore"
+	"github.com/arbiter-bank/arbiter/web"
+)
+
+// newReconciler builds the reconciler of the policy's reconcile: block,
+// reading each feed's key file; without the block it has no sources (cases
+// can still be read, runs answer not_found).
+func newReconciler(ctx context.Context, policy *validation.Policy, store *redisstore.Store, metrics *web.Metrics, log *slog.Logger) (*validation.Reconciler, error) {
+	rec := &validation.Reconciler{Store: store, Recon: store, Policy: policy, Base: ctx, Log: log,
+		OnFinding: metrics.ReconcileFinding, OnSourceDone: metrics.ReconcileSourceDone}
+	if policy.Reconcile == nil {
+		return rec, nil
+	}
+	rec.Config = policy.Reconcile.WithDefaults()
+	hc := &http.Client{Timeout: rec.Config.Timeout}
+	for _, s := range rec.Config.Sources {
+		var key string
+		if s.KeyFile != "" {
+			raw, err := os.ReadFile(s.KeyFile)
+			if err != nil {
+				return nil, fmt.Errorf("reconcile source %s: key file: %w", s.Product, err)
+			}
+			if key = strings.TrimSpace(string(raw)); key == "" {
+				return nil, fmt.Errorf("reconcile source %s: key file %s is empty", s.Product, s.KeyFile)
+			}
+		}
+		rec.Sources = append(rec.Sources, validation.Source{Product: s.Product, Name: s.Name, Feed: &feed.Client{URL: s.URL, Key: key, HTTP: hc}})
+	}
+	return rec, nil
+}
+
+// instanceID names this process in the schedule claim.
+func instanceID() string {
+	host, _ := os.Hostname()
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b[:]))
+}

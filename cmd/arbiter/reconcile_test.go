@@ -1,0 +1,68 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/arbiter-bank/arbiter/validation"
+	"github.com/arbiter-bank/arbiter/validation/feed"
+	"github.com/arbiter-bank/arbiter/validation/redisstore"
+	"github.com/arbiter-bank/arbiter/web"
+)
+
+func TestNewReconciler(t *testing.T) {
+	dir := t.TempDir()
+	key := filepath.Join(dir, "card.key")
+	if err := os.WriteFile(key, []byte("s3cret-feed-key\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	empty := filepath.Join(dir, "empty.key")
+	if err := os.WriteFile(empty, []byte("\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	policy := func(keyFile string) *validation.Policy {
+		p, err := validation.ParsePolicy([]byte(validation.DefaultPolicyYAML + `reconcile:
+  sources:
+    - { product: credit_card, url: http://card.internal/v1/holdings, key_file: ` + keyFile + ` }
+`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	store := redisstore.New(redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"}), redisstore.Options{})
+	metrics := web.NewMetrics(nil)
+	ctx := context.Background()
+
+	t.Run("reads and trims the key file", func(t *testing.T) {
+		rec, err := newReconciler(ctx, policy(key), store, metrics, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rec.Sources) != 1 || rec.Sources[0].Name != "card.internal" {
+			t.Fatalf("sources = %+v", rec.Sources)
+		}
+		if got := rec.Sources[0].Feed.(*feed.Client).Key; got != "s3cret-feed-key" {
+			t.Errorf("key = %q", got)
+		}
+	})
+	for name, file := range map[string]string{"a missing key file": filepath.Join(dir, "nope.key"), "an empty key file": empty} {
+		t.Run(name+" stops the start", func(t *testing.T) {
+			_, err := newReconciler(ctx, policy(file), store, metrics, nil)
+			if err == nil || !strings.Contains(err.Error(), "reconcile source credit_card") || strings.Contains(err.Error(), "s3cret") {
+				t.Errorf("error = %v", err)
+			}
+		})
+	}
+	t.Run("without a reconcile block: no sources, cases still served", func(t *testing.T) {
+		rec, err := newReconciler(ctx, validation.DefaultPolicy(), store, metrics, nil)
+		if err != nil || rec == nil || len(rec.Sources) != 0 {
+			t.Errorf("reconciler = %+v, %v", rec, err)
+		}
+	})
+}

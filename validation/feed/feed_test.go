@@ -1,0 +1,55 @@
+package feed_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/arbiter-bank/arbiter/validation/feed"
+)
+
+func TestPage(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		status int
+		body   string
+		want   string // error substring; "" for success
+	}{
+		{"a page", 200, `{"holdings":[{"customer_id":"C-1","product":"credit_card","check_id":"","issued_at":"2019-03-01T00:00:00Z","fence":1}],"next":"C-1"}`, ""},
+		{"the last page", 200, `{"holdings":[],"next":""}`, ""},
+		{"not JSON", 200, `<html>maintenance</html>`, "garbage"},
+		{"no holdings member", 200, `{"items":[]}`, `no "holdings" array`},
+		{"a bad date", 200, `{"holdings":[{"customer_id":"C-1","product":"credit_card","issued_at":"yesterday"}]}`, "not RFC 3339"},
+		{"a server error", 503, `{"reason":"unavailable"}`, "status 503"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if got := r.Header.Get("Authorization"); got != "Bearer k" {
+					t.Errorf("Authorization = %q", got)
+				}
+				if got := r.URL.Query().Get("after") + "|" + r.URL.Query().Get("limit"); got != "C-0|2" {
+					t.Errorf("after|limit = %q", got)
+				}
+				w.WriteHeader(tc.status)
+				w.Write([]byte(tc.body))
+			}))
+			defer srv.Close()
+			c := &feed.Client{URL: srv.URL + "/v1/holdings", Key: "k"}
+			p, err := c.Page(context.Background(), "C-0", 2)
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("Page: %v", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Fatalf("Page error = %v, want %q", err, tc.want)
+			case tc.name == "a page":
+				if len(p.Holdings) != 1 || p.Next != "C-1" || p.Holdings[0].CheckID != "" ||
+					!p.Holdings[0].IssuedAt.Equal(time.Date(2019, 3, 1, 0, 0, 0, 0, time.UTC)) {
+					t.Errorf("page = %+v", p)
+				}
+			}
+		})
+	}
+}

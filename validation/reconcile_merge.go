@@ -1,0 +1,492 @@
+package validation
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// cursor reads one source page by page and checks every page: a feed
+// that answers out of order, for another product, or loops is garbage, and
+// the source fails (nothing of its product is released this run).
+type cursor struct {
+	src   Source
+	prog  *SourceProgress
+	page  []Holding
+	i     int
+	after string // the after of the next page
+	last  string // the last customer id read
+	done  bool   // every page read
+	dead  bool   // failed: dropped from the merge
+	store error  // the store failed while reading: the run fails
+}
+
+// head returns the next holding, reading the next page when needed.
+func (c *cursor) head(ctx context.Context, st *runState) (Holding, bool) {
+	for !c.dead && c.i >= len(c.page) {
+		if c.done {
+			return Holding{}, false
+		}
+		if err := c.fetch(ctx, st); err != nil {
+			var se *storeErr
+			if errors.As(err, &se) {
+				c.dead, c.store = true, se.error
+				break
+			}
+			c.fail(err)
+		}
+	}
+	if c.dead {
+		return Holding{}, false
+	}
+	return c.page[c.i], true
+}
+
+func (c *cursor) fail(err error) {
+	c.dead = true
+	c.prog.Status, c.prog.Error = SourceFailed, err.Error()
+}
+
+func (c *cursor) fetch(ctx context.Context, st *runState) error {
+	cfg := st.r.cfg()
+	pctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+	defer cancel()
+	p, err := c.src.Feed.Page(pctx, c.after, cfg.PageSize)
+	if err != nil {
+		return fmt.Errorf("page after %q: %w", c.after, err)
+	}
+	for i := range p.Holdings {
+		if p.Holdings[i].Product == "" {
+			p.Holdings[i].Product = c.src.Product // a feed lists one product; it may leave it out
+		}
+	}
+	if err := c.checkPage(p, cfg.PageSize); err != nil {
+		return fmt.Errorf("page after %q: garbage: %w", c.after, err)
+	}
+	var fresh []string
+	for _, h := range p.Holdings {
+		if h.CustomerID != c.last {
+			fresh = append(fresh, h.CustomerID)
+			c.last = h.CustomerID
+		}
+	}
+	if err := st.r.Recon.MarkSeen(ctx, st.run.ID, c.src.Product, fresh); err != nil {
+		return &storeErr{err}
+	}
+	c.page, c.i = p.Holdings, 0
+	c.prog.Holdings += len(p.Holdings)
+	c.prog.Customers += len(fresh)
+	if p.Next == "" {
+		c.done = true
+	}
+	c.after = p.Next
+	// Progress per page, so an operator watching a long first onboarding
+	// sees every source move even while another one is slow.
+	if err := st.r.Recon.SaveRun(ctx, st.run); err != nil {
+		return &storeErr{err}
+	}
+	return nil
+}
+
+// storeErr marks a store failure inside a cursor: it fails the run, not
+// the source.
+type storeErr struct{ error }
+
+func (e *storeErr) Unwrap() error { return e.error }
+
+func (c *cursor) checkPage(p HoldingsPage, limit int) error {
+	last := c.last
+	switch {
+	case len(p.Holdings) > limit:
+		return fmt.Errorf("%d holdings, more than the limit %d", len(p.Holdings), limit)
+	case p.Next != "" && len(p.Holdings) == 0:
+		return fmt.Errorf("no holdings but a next page %q", p.Next)
+	}
+	for _, h := range p.Holdings {
+		switch {
+		case h.Product != c.src.Product:
+			return fmt.Errorf("customer %s: product %q, but this feed lists %s", h.CustomerID, h.Product, c.src.Product)
+		case !ValidCustomerID(h.CustomerID):
+			return fmt.Errorf("customer id %q is malformed", h.CustomerID)
+		case h.CustomerID < last || (c.after != "" && h.CustomerID <= c.after):
+			return fmt.Errorf("customer %s is out of order (after %q)", h.CustomerID, max(last, c.after))
+		}
+		last = h.CustomerID
+	}
+	if p.Next != "" && p.Next < last {
+		return fmt.Errorf("next %q is before the page's last customer %s", p.Next, last)
+	}
+	return nil
+}
+
+// customerHoldings is one customer's holdings across every source.
+type customerHoldings struct {
+	customer string
+	holdings []Holding
+	sources  []string // the source name of each holding
+}
+
+// merge reads every source in one customer-id order (a k-way merge of
+// their pages) and classifies each customer's holdings against arbiter's
+// grants, a batch of customers per pipelined read.
+func (st *runState) merge(ctx context.Context) error {
+	cs := make([]*cursor, len(st.r.Sources))
+	for i, s := range st.r.Sources {
+		cs[i] = &cursor{src: s, prog: &st.run.Sources[i]}
+	}
+	batchSize := cmp.Or(st.r.Batch, DefaultReconcileBatch)
+	var batch []customerHoldings
+	for {
+		next, any := "", false
+		for _, c := range cs {
+			if h, ok := c.head(ctx, st); ok && (!any || h.CustomerID < next) {
+				next, any = h.CustomerID, true
+			}
+		}
+		if err := storeFailure(cs); err != nil {
+			return err
+		}
+		if !any {
+			break
+		}
+		ch := customerHoldings{customer: next}
+		for _, c := range cs {
+			for {
+				h, ok := c.head(ctx, st)
+				if !ok || h.CustomerID != next {
+					break
+				}
+				ch.holdings, ch.sources = append(ch.holdings, h), append(ch.sources, c.src.Name)
+				c.i++
+			}
+		}
+		if err := storeFailure(cs); err != nil {
+			return err
+		}
+		if batch = append(batch, ch); len(batch) >= batchSize {
+			if err := st.classify(ctx, batch); err != nil {
+				return err
+			}
+			batch = batch[:0]
+		}
+	}
+	if err := st.classify(ctx, batch); err != nil {
+		return err
+	}
+	for _, c := range cs {
+		if !c.dead {
+			c.prog.Status = SourceDone
+		}
+	}
+	return st.flush(ctx)
+}
+
+// storeFailure returns a cursor's store failure: the run cannot go on.
+func storeFailure(cs []*cursor) error {
+	for _, c := range cs {
+		if c.store != nil {
+			return c.store
+		}
+	}
+	return nil
+}
+
+// classify compares a batch of customers' holdings with their grants.
+func (st *runState) classify(ctx context.Context, batch []customerHoldings) error {
+	if len(batch) == 0 {
+		return nil
+	}
+	ids := make([]string, len(batch))
+	for i, ch := range batch {
+		ids[i] = ch.customer
+	}
+	grants, err := st.r.Recon.Grants(ctx, ids)
+	if err != nil {
+		return err
+	}
+	for _, ch := range batch {
+		if err := st.customer(ctx, ch, grants[ch.customer]); err != nil {
+			return err
+		}
+	}
+	return st.flush(ctx)
+}
+
+// customer classifies one customer: a double holding across the feeds is
+// a case; otherwise each product arbiter lacks is imported (a refusal is a
+// case too) and each check id that differs from arbiter's is reported.
+func (st *runState) customer(ctx context.Context, ch customerHoldings, grants []Grant) error {
+	if clash := st.feedClash(ch); clash != "" {
+		return st.openCase(ctx, ch.customer, ch, nil, clash)
+	}
+	byProduct := map[string][]int{}
+	var products []string
+	for i, h := range ch.holdings {
+		if _, ok := byProduct[h.Product]; !ok {
+			products = append(products, h.Product)
+		}
+		byProduct[h.Product] = append(byProduct[h.Product], i)
+	}
+	slices.Sort(products)
+	for _, p := range products {
+		var held []Grant
+		for _, g := range grants {
+			if g.Product == p {
+				held = append(held, g)
+			}
+		}
+		idx := byProduct[p]
+		for n, i := range idx {
+			h := ch.holdings[i]
+			if n >= len(held) {
+				done, err := st.importHolding(ctx, ch, i)
+				if err != nil || done {
+					return err
+				}
+				continue
+			}
+			if h.CheckID != "" && !slices.ContainsFunc(held, func(g Grant) bool { return g.CheckID == h.CheckID }) {
+				st.record(Finding{Kind: FindingCheckMismatch, CustomerID: ch.customer, Products: []string{p}, Action: ActionReported,
+					Detail: fmt.Sprintf("%s lists customer %s's %s from check %s, but arbiter's grant is from %s.",
+						ch.sources[i], ch.customer, st.r.Policy.TitleOf(p), h.CheckID, checkIDs(held))})
+			}
+		}
+	}
+	return nil
+}
+
+func checkIDs(gs []Grant) string {
+	ids := make([]string, len(gs))
+	for i, g := range gs {
+		ids[i] = g.CheckID
+	}
+	return strings.Join(ids, ", ")
+}
+
+// feedClash words the policy rule the customer's holdings break across the
+// feeds, or returns "".
+func (st *runState) feedClash(ch customerHoldings) string {
+	count := map[string]int{}
+	for _, h := range ch.holdings {
+		count[h.Product]++
+	}
+	for p, n := range count {
+		rule, _ := st.r.Policy.Rule(p)
+		if n > rule.Max {
+			return fmt.Sprintf("more than %d %s", rule.Max, rule.Title)
+		}
+		for _, q := range rule.Conflicts {
+			if count[q] > 0 {
+				return "products that exclude each other"
+			}
+		}
+	}
+	return ""
+}
+
+// importHolding imports holding i; a refusal by the policy opens a case
+// (done true: the customer needs a person, not more imports).
+func (st *runState) importHolding(ctx context.Context, ch customerHoldings, i int) (done bool, err error) {
+	h := ch.holdings[i]
+	rule, _ := st.r.Policy.Rule(h.Product)
+	id, err := newImportID(ch.customer)
+	if err != nil {
+		return false, err
+	}
+	now := st.r.now()
+	at := h.IssuedAt
+	if at.IsZero() || at.After(now) {
+		at = now
+	}
+	g, err := st.r.Store.Import(ctx, ImportRequest{Rule: rule, CustomerID: ch.customer, CheckID: id, Actor: ReconcilerActor, GrantedAt: at, Now: now})
+	var ve *Error
+	switch {
+	case err == nil:
+		detail := fmt.Sprintf("Customer %s holds a %s at %s since %s that arbiter did not know: imported as grant %s.",
+			ch.customer, rule.Title, ch.sources[i], at.UTC().Format(DateLayout), g.CheckID)
+		if h.CheckID != "" {
+			detail += " " + ch.sources[i] + " names check " + h.CheckID + ", whose grant arbiter no longer had."
+		}
+		st.record(Finding{Kind: FindingImported, CustomerID: ch.customer, Products: []string{h.Product}, Action: ActionImported, Detail: detail})
+		return false, nil
+	case errors.As(err, &ve) && len(ve.Violations) > 0:
+		if !slices.ContainsFunc(ve.Violations, func(v Violation) bool {
+			return v.Reason != ReasonAlreadyHoldsProduct || v.Product != h.Product
+		}) {
+			// The grant appeared since the batch was read (a redemption, or
+			// another run's import): arbiter knows the product now.
+			return false, nil
+		}
+		return true, st.openCase(ctx, ch.customer, ch, ve.Violations, "")
+	}
+	return false, err
+}
+
+// openCase records a double holding as a case and a finding: the feeds'
+// holdings, and the arbiter grants that refused an import.
+func (st *runState) openCase(ctx context.Context, customer string, ch customerHoldings, vs []Violation, clash string) error {
+	var parts, products []string
+	for i, h := range ch.holdings {
+		parts = append(parts, fmt.Sprintf("a %s at %s%s", st.r.Policy.TitleOf(h.Product), ch.sources[i], since(h.IssuedAt)))
+		products = append(products, h.Product)
+	}
+	for _, v := range vs {
+		if v.Product == "" {
+			continue
+		}
+		parts = append(parts, fmt.Sprintf("a %s granted at arbiter%s", st.r.Policy.TitleOf(v.Product), since(v.Since)))
+		products = append(products, v.Product)
+	}
+	slices.Sort(products)
+	products = slices.Compact(products)
+	detail := fmt.Sprintf("Customer %s holds %s: contact the customer.", customer, joinAnd(parts))
+	if clash != "" && strings.HasPrefix(clash, "more than") {
+		detail = fmt.Sprintf("Customer %s holds %s (%s): contact the customer.", customer, joinAnd(parts), clash)
+	}
+	c := Case{CustomerID: customer, Products: products, Detail: detail, OpenedAt: st.r.now(), RunID: st.run.ID}
+	if err := st.r.Recon.OpenCase(ctx, c, c.OpenedAt); err != nil {
+		return err
+	}
+	st.cased[customer] = true
+	st.record(Finding{Kind: FindingDoubleHolding, CustomerID: customer, Products: products, Detail: detail, Action: ActionCaseOpened})
+	return nil
+}
+
+func since(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return " since " + t.UTC().Format(DateLayout)
+}
+
+func joinAnd(parts []string) string {
+	if len(parts) <= 1 {
+		return strings.Join(parts, "")
+	}
+	return strings.Join(parts[:len(parts)-1], ", ") + " and " + parts[len(parts)-1]
+}
+
+// orphans finds grants older than the grace, of products whose feeds were
+// read completely and trusted, whose customers those feeds do not list:
+// a scan of every grant, checked against the run's seen sets. With
+// on_orphan: release, a first pass counts them so that a product with more
+// orphans than its cap releases none (they are reported instead).
+func (st *runState) orphans(ctx context.Context) error {
+	trusted := map[string]bool{}
+	for _, s := range st.run.Sources {
+		if s.Status == SourceDone {
+			trusted[s.Product] = true
+		}
+	}
+	if len(trusted) == 0 {
+		return nil
+	}
+	release := st.r.cfg().OnOrphan == OnOrphanRelease
+	allowed := map[string]bool{}
+	if release {
+		total, orphans := map[string]int{}, map[string]int{}
+		err := st.r.Recon.ScanGrants(ctx, func(batch map[string][]Grant) error {
+			return st.eachOrphan(ctx, batch, trusted, total, func(string, Grant) error {
+				return nil
+			}, orphans)
+		})
+		if err != nil {
+			return err
+		}
+		for p := range trusted {
+			limit := max(MinReleaseCap, total[p]/10)
+			if c := st.r.cfg().ReleaseCap; c > 0 {
+				limit = c
+			}
+			allowed[p] = orphans[p] <= limit
+			if !allowed[p] {
+				st.r.log().Warn("orphan grants over the cap: none released, an admin decides",
+					"reconciliation", st.run.ID, "product", p, "orphans", orphans[p], "cap", limit, "grants", total[p])
+			}
+		}
+	}
+	return st.r.Recon.ScanGrants(ctx, func(batch map[string][]Grant) error {
+		err := st.eachOrphan(ctx, batch, trusted, nil, func(customer string, g Grant) error {
+			return st.orphan(ctx, customer, g, release, allowed[g.Product])
+		}, nil)
+		if err != nil {
+			return err
+		}
+		return st.flush(ctx)
+	})
+}
+
+// eachOrphan calls fn for every orphan grant in the batch, counting the
+// trusted products' grants in total and their orphans in orphans (each
+// when non-nil).
+func (st *runState) eachOrphan(ctx context.Context, batch map[string][]Grant, trusted map[string]bool, total map[string]int, fn func(string, Grant) error, orphans map[string]int) error {
+	old := map[string][]string{} // product → customers with an old grant of it
+	for c, gs := range batch {
+		for _, g := range gs {
+			if !trusted[g.Product] {
+				continue
+			}
+			if total != nil {
+				total[g.Product]++
+			}
+			if cs := old[g.Product]; g.GrantedAt.Before(st.cutoff) && (len(cs) == 0 || cs[len(cs)-1] != c) {
+				old[g.Product] = append(old[g.Product], c)
+			}
+		}
+	}
+	for p, customers := range old {
+		slices.Sort(customers)
+		seen, err := st.r.Recon.Seen(ctx, st.run.ID, p, customers)
+		if err != nil {
+			return err
+		}
+		for i, c := range customers {
+			if seen[i] {
+				continue
+			}
+			for _, g := range batch[c] {
+				if g.Product != p || !g.GrantedAt.Before(st.cutoff) {
+					continue
+				}
+				if orphans != nil {
+					orphans[p]++
+				}
+				if err := fn(c, g); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// orphan releases or reports one orphan grant.
+func (st *runState) orphan(ctx context.Context, customer string, g Grant, release, allowed bool) error {
+	title := st.r.Policy.TitleOf(g.Product)
+	detail := fmt.Sprintf("arbiter's grant %s of a %s to customer %s, since %s, is not listed by the %s feed",
+		g.CheckID, title, customer, g.GrantedAt.UTC().Format(DateLayout), g.Product)
+	f := Finding{Kind: FindingOrphanGrant, CustomerID: customer, Products: []string{g.Product}, Action: ActionReported}
+	switch {
+	case !release:
+		f.Detail = detail + ": reported (on_orphan: report)."
+	case st.cased[customer]:
+		f.Detail = detail + ": not released, the customer has an open case."
+	case !allowed:
+		f.Action, f.Detail = ActionOverCap, detail+": not released, more orphans than this run may release; an admin decides."
+	default:
+		_, err := st.r.Store.Release(ctx, ReleaseRequest{CustomerID: customer, Product: g.Product, CheckID: g.CheckID, Actor: ReconcilerActor, Now: st.r.now()})
+		switch {
+		case errors.Is(err, ErrGrantNotFound):
+			return nil // released meanwhile (or seen twice by the scan)
+		case err != nil:
+			return err
+		}
+		f.Action, f.Detail = ActionReleased, detail+": released."
+	}
+	st.record(f)
+	return nil
+}

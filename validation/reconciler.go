@@ -1,0 +1,350 @@
+package validation
+
+import (
+	"cmp"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Defaults and limits of Reconciler.
+const (
+	DefaultReconcileBatch = 256              // customers per pipelined read of grants
+	DefaultLeaseTTL       = 30 * time.Second // renewed every third of it while a run lasts
+	// MaxStoredFindings bounds the findings kept per run (counts stay
+	// exact): a first onboarding imports millions, and each import is in
+	// its customer's audit trail already.
+	MaxStoredFindings = 10000
+	// MinReleaseCap is the least number of orphan grants of one product a
+	// run may release; the cap is the larger of it and a tenth of the
+	// product's grants.
+	MinReleaseCap = 10
+	// ReconcilerActor is the actor of imports, releases and cases.
+	ReconcilerActor = "reconciler"
+)
+
+// Reconciler compares what the product systems hold (their holdings
+// feeds) with arbiter's ledger, imports what arbiter lacks, opens cases for
+// double holdings, and releases or reports orphan grants. Each run reads
+// every feed completely, in one merged customer-id order, so its memory is
+// bounded by the page size times the sources, not by the customers.
+// Imports and releases go through Store's atomic scripts, as the API's do.
+type Reconciler struct {
+	Store   Store
+	Recon   ReconcileStore
+	Policy  *Policy
+	Config  ReconcileConfig // WithDefaults is applied by the Reconciler
+	Sources []Source
+	// Base is the context runs started on demand live in (not the
+	// request's); default context.Background().
+	Base context.Context
+	Now  func() time.Time
+	Log  *slog.Logger
+	// OnFinding is called once per finding; OnSourceDone once per source
+	// read completely and trusted (the metrics).
+	OnFinding    func(FindingKind)
+	OnSourceDone func(product string, at time.Time)
+	Batch        int           // default DefaultReconcileBatch
+	LeaseTTL     time.Duration // default DefaultLeaseTTL
+}
+
+func (r *Reconciler) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
+}
+
+func (r *Reconciler) log() *slog.Logger {
+	if r.Log != nil {
+		return r.Log
+	}
+	return slog.Default()
+}
+
+func (r *Reconciler) cfg() ReconcileConfig { return r.Config.WithDefaults() }
+
+// Start begins a run in the background and returns it (status running).
+// Admins only; ErrReconciliationRunning while another run holds the lease.
+func (r *Reconciler) Start(ctx context.Context, actor Actor) (Run, error) {
+	if !actor.Has(RoleAdmin) {
+		return Run{}, Errorf(ReasonForbidden, "only admins start reconciliations")
+	}
+	run, err := r.begin(ctx, actor.ID)
+	if err != nil {
+		return Run{}, err
+	}
+	go r.execute(cmp.Or(r.Base, context.Background()), run)
+	return run, nil
+}
+
+// Reconcile runs a reconciliation to its end and returns it (the
+// scheduler's and the tests' way); ErrReconciliationRunning while another
+// run holds the lease.
+func (r *Reconciler) Reconcile(ctx context.Context, by string) (Run, error) {
+	run, err := r.begin(ctx, by)
+	if err != nil {
+		return Run{}, err
+	}
+	return r.execute(ctx, run), nil
+}
+
+// begin takes the lease and stores the new run.
+func (r *Reconciler) begin(ctx context.Context, by string) (Run, error) {
+	if len(r.Sources) == 0 {
+		return Run{}, Errorf(ReasonNotFound, "no holdings feeds are configured (the policy's reconcile: sources)")
+	}
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return Run{}, err
+	}
+	id := "rec_" + hex.EncodeToString(b[:])
+	ttl := cmp.Or(r.LeaseTTL, DefaultLeaseTTL)
+	ok, holder, err := r.Recon.AcquireLease(ctx, id, ttl)
+	if err != nil {
+		return Run{}, err
+	}
+	if !ok {
+		return Run{}, Errorf(ReasonReconciliationRunning, "reconciliation %s is running; wait for it to finish", holder)
+	}
+	run := Run{ID: id, Status: RunRunning, StartedAt: r.now(), StartedBy: by, Counts: map[FindingKind]int{}}
+	for _, s := range r.Sources {
+		run.Sources = append(run.Sources, SourceProgress{Product: s.Product, Name: s.Name, Status: SourceReading})
+	}
+	if err := r.Recon.SaveRun(ctx, run); err != nil {
+		_ = r.Recon.ReleaseLease(context.WithoutCancel(ctx), id)
+		return Run{}, err
+	}
+	return run, nil
+}
+
+// Run returns a run and up to limit of its findings from offset.
+func (r *Reconciler) Run(ctx context.Context, actor Actor, id string, offset, limit int) (Run, []Finding, error) {
+	if !actor.Has(RoleAdmin) {
+		return Run{}, nil, Errorf(ReasonForbidden, "only admins read reconciliations")
+	}
+	if !runID.MatchString(id) {
+		return Run{}, nil, Errorf(ReasonNotFound, "no reconciliation %q", id)
+	}
+	run, err := r.Recon.Run(ctx, id)
+	if err != nil {
+		return Run{}, nil, err
+	}
+	fs, err := r.Recon.Findings(ctx, id, offset, limit)
+	return run, fs, err
+}
+
+var runID = regexp.MustCompile(`^rec_[0-9a-f]{16}$`)
+
+// Cases returns the open cases, oldest first.
+func (r *Reconciler) Cases(ctx context.Context, limit int) ([]Case, error) {
+	return r.Recon.Cases(ctx, limit)
+}
+
+// MaxNoteLen bounds a case resolution's note (characters).
+const MaxNoteLen = 500
+
+// Resolve closes a customer's case (admins only), audited case_resolved
+// with the admin and the note: ErrNotFound when none is open.
+func (r *Reconciler) Resolve(ctx context.Context, actor Actor, customerID, note string) (Case, error) {
+	if !actor.Has(RoleAdmin) {
+		return Case{}, Errorf(ReasonForbidden, "only admins resolve cases")
+	}
+	if err := validCustomer(customerID); err != nil {
+		return Case{}, err
+	}
+	if strings.TrimSpace(note) == "" || utf8.RuneCountInString(note) > MaxNoteLen || !plainText(note) {
+		return Case{}, Errorf(ReasonInvalidRequest, "note must say how the case was resolved: 1 to %d characters of text without control or format characters", MaxNoteLen)
+	}
+	return r.Recon.ResolveCase(ctx, customerID, actor.ID, note, r.now())
+}
+
+// plainText reports whether s is UTF-8 without control, format or
+// separator characters (as ValidAgentID, whatever the length).
+func plainText(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if unicode.In(r, unicode.Cc, unicode.Cf, unicode.Zl, unicode.Zp) {
+			return false
+		}
+	}
+	return true
+}
+
+// Schedule starts a run every Config.Interval until ctx ends; with
+// several instances, a claim in the store lets one of them start each
+// interval's run. A zero interval schedules nothing.
+func (r *Reconciler) Schedule(ctx context.Context, instance string) {
+	every := r.cfg().Interval
+	if every <= 0 || len(r.Sources) == 0 {
+		return
+	}
+	t := time.NewTicker(min(every/4, time.Minute))
+	defer t.Stop()
+	for {
+		ok, err := r.Recon.ClaimSchedule(ctx, instance, every)
+		if err == nil && ok {
+			if _, err := r.Reconcile(ctx, ReconcilerActor); err != nil && !errors.Is(err, ErrReconciliationRunning) {
+				r.log().Warn("scheduled reconciliation did not start", "err", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// ErrReconciliationRunning: another run holds the lease.
+var ErrReconciliationRunning = &Error{Reason: ReasonReconciliationRunning}
+
+// runState is one run in progress.
+type runState struct {
+	r       *Reconciler
+	run     Run
+	pending []Finding // not yet stored
+	cutoff  time.Time // grants older than this may be orphans
+	// cased: customers this run opened a case for; their grants are left
+	// alone (a case deletes nothing). As many as the run's cases.
+	cased map[string]bool
+}
+
+func (r *Reconciler) execute(ctx context.Context, run Run) Run {
+	st := &runState{r: r, run: run, cutoff: run.StartedAt.Add(-r.cfg().Grace), cased: map[string]bool{}}
+	stop := r.keepLease(ctx, run.ID, cmp.Or(r.LeaseTTL, DefaultLeaseTTL))
+	defer stop()
+	log := r.log().With("reconciliation", run.ID)
+	log.Info("reconciliation started", "sources", len(r.Sources), "by", run.StartedBy)
+	err := st.merge(ctx)
+	if err == nil {
+		st.judgeCounts(ctx)
+		err = st.orphans(ctx)
+	}
+	if err == nil {
+		err = st.flush(ctx)
+	}
+	st.run.FinishedAt = r.now()
+	st.run.Status = RunDone
+	if err != nil {
+		st.run.Status, st.run.Error = RunFailed, err.Error()
+		log.Error("reconciliation failed", "err", err)
+	}
+	for i, s := range st.run.Sources {
+		if s.Status == SourceReading {
+			st.run.Sources[i].Status, st.run.Sources[i].Error = SourceFailed, "not read to the end: the run failed"
+		}
+	}
+	done := context.WithoutCancel(ctx)
+	if err == nil {
+		for _, s := range st.run.Sources {
+			if s.Status != SourceDone {
+				continue
+			}
+			if err := r.Recon.SetLastCount(done, s.Product, s.Customers, st.run.FinishedAt); err != nil {
+				log.Warn("last count not recorded", "product", s.Product, "err", err)
+			}
+			if r.OnSourceDone != nil {
+				r.OnSourceDone(s.Product, st.run.FinishedAt)
+			}
+		}
+	}
+	if err := r.Recon.SaveRun(done, st.run); err != nil {
+		log.Error("reconciliation state not saved", "err", err)
+	}
+	products := make([]string, len(r.Sources))
+	for i, s := range r.Sources {
+		products[i] = s.Product
+	}
+	if err := r.Recon.DropRun(done, run.ID, products); err != nil {
+		log.Warn("reconciliation temporary data not dropped (it expires)", "err", err)
+	}
+	log.Info("reconciliation finished", "status", st.run.Status, "counts", st.run.Counts)
+	return st.run
+}
+
+// keepLease renews the lease until stop is called, then gives it up.
+func (r *Reconciler) keepLease(ctx context.Context, id string, ttl time.Duration) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(ttl / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if ok, err := r.Recon.RenewLease(ctx, id, ttl); err != nil || !ok {
+					r.log().Warn("reconciliation lease not renewed: another run may start", "reconciliation", id, "err", err)
+				}
+			}
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
+		_ = r.Recon.ReleaseLease(context.WithoutCancel(ctx), id)
+	}
+}
+
+// record adds a finding to the run.
+func (st *runState) record(f Finding) {
+	st.run.Counts[f.Kind]++
+	if st.r.OnFinding != nil {
+		st.r.OnFinding(f.Kind)
+	}
+	if st.run.Findings+len(st.pending) < MaxStoredFindings {
+		st.pending = append(st.pending, f)
+	}
+}
+
+// flush stores the pending findings and the run's progress.
+func (st *runState) flush(ctx context.Context) error {
+	if len(st.pending) > 0 {
+		if err := st.r.Recon.AddFindings(ctx, st.run.ID, st.pending); err != nil {
+			return err
+		}
+		st.run.Findings += len(st.pending)
+		st.pending = st.pending[:0]
+	}
+	return st.r.Recon.SaveRun(ctx, st.run)
+}
+
+// judgeCounts fails, for releases, every source that listed no customer or
+// far fewer than its last successful run: a feed that suddenly lost most
+// of its customers is more likely broken than right.
+func (st *runState) judgeCounts(ctx context.Context) {
+	share := st.r.cfg().MinShare
+	for i, s := range st.run.Sources {
+		if s.Status != SourceDone {
+			continue
+		}
+		p := &st.run.Sources[i]
+		if s.Customers == 0 {
+			p.Status, p.Error = SourceFailed, "the feed listed no customers: treated as partial, nothing released"
+			continue
+		}
+		last, err := st.r.Recon.LastCount(ctx, s.Product)
+		if err != nil {
+			p.Status, p.Error = SourceFailed, "last successful count unreadable: "+err.Error()
+			continue
+		}
+		if last > 0 && float64(s.Customers) < share*float64(last) {
+			p.Status, p.Error = SourceFailed, fmt.Sprintf(
+				"the feed listed %d customers, under %.0f%% of the %d of its last successful run: treated as partial, nothing released",
+				s.Customers, share*100, last)
+		}
+	}
+}

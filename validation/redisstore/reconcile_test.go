@@ -1,0 +1,481 @@
+package redisstore_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/arbiter-bank/arbiter/validation"
+	"github.com/arbiter-bank/arbiter/validation/redisstore"
+	"github.com/arbiter-bank/arbiter/validation/redisstore/redistest"
+)
+
+// memFeed is a holdings feed in memory, paged as the interface says; it
+// can fail on a given page or answer out of order.
+type memFeed struct {
+	holdings  []validation.Holding // sorted by customer id
+	failPage  int                  // 1-based page that fails; 0: none
+	unordered bool                 // answer the first page in reverse
+	hangPage  int                  // 1-based page that never answers (until its context ends)
+	pages     int
+}
+
+func (f *memFeed) Page(ctx context.Context, after string, limit int) (validation.HoldingsPage, error) {
+	f.pages++
+	if f.failPage == f.pages {
+		return validation.HoldingsPage{}, errors.New("feed: 502 bad gateway")
+	}
+	if f.hangPage == f.pages {
+		<-ctx.Done()
+		return validation.HoldingsPage{}, ctx.Err()
+	}
+	i := sort.Search(len(f.holdings), func(i int) bool { return f.holdings[i].CustomerID > after })
+	end := min(i+limit, len(f.holdings))
+	page := validation.HoldingsPage{Holdings: slices.Clone(f.holdings[i:end])}
+	if end < len(f.holdings) {
+		page.Next = f.holdings[end-1].CustomerID
+	}
+	if f.unordered {
+		slices.Reverse(page.Holdings)
+	}
+	return page, nil
+}
+
+func feedOf(product string, customers ...string) *memFeed {
+	f := &memFeed{}
+	for _, c := range customers {
+		check := ""
+		if id, ok := strings.CutPrefix(c, "check="); ok { // "check=<id>@<customer>"
+			check, c, _ = strings.Cut(id, "@")
+		}
+		f.holdings = append(f.holdings, validation.Holding{CustomerID: c, Product: product, CheckID: check, IssuedAt: time.Now().Add(-48 * time.Hour)})
+	}
+	slices.SortFunc(f.holdings, func(a, b validation.Holding) int { return strings.Compare(a.CustomerID, b.CustomerID) })
+	return f
+}
+
+// reconFixture is a store, a service to set the ledger up, and a reconciler
+// over card and loan feeds.
+type reconFixture struct {
+	store *redisstore.Store
+	svc   *validation.Service
+	rec   *validation.Reconciler
+}
+
+func newRecon(tb testing.TB, rdb redis.UniversalClient, card, loan validation.Feed, onOrphan string) *reconFixture {
+	tb.Helper()
+	store := redisstore.New(rdb, redisstore.Options{})
+	policy := validation.DefaultPolicy()
+	f := &reconFixture{store: store, svc: &validation.Service{Store: store, Policy: policy}}
+	f.rec = &validation.Reconciler{
+		Store: store, Recon: store, Policy: policy,
+		Config:  validation.ReconcileConfig{OnOrphan: onOrphan, PageSize: 2},
+		Sources: []validation.Source{{Product: "credit_card", Name: "card-service", Feed: card}, {Product: "personal_loan", Name: "loan-service", Feed: loan}},
+		Batch:   3,
+		Log:     slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}
+	return f
+}
+
+var admin = validation.Actor{ID: "ops", Roles: []validation.Role{validation.RoleAdmin}}
+
+// grant imports a grant into the ledger dated at.
+func (f *reconFixture) grant(tb testing.TB, customer, product string, at time.Time) validation.Grant {
+	tb.Helper()
+	g, err := f.svc.Import(context.Background(), admin, customer, product, at)
+	if err != nil {
+		tb.Fatalf("import %s %s: %v", customer, product, err)
+	}
+	return g
+}
+
+func (f *reconFixture) reconcile(tb testing.TB) validation.Run {
+	tb.Helper()
+	run, err := f.rec.Reconcile(context.Background(), "test")
+	if err != nil {
+		tb.Fatalf("reconcile: %v", err)
+	}
+	if run.Status != validation.RunDone {
+		tb.Fatalf("run %s: %s", run.Status, run.Error)
+	}
+	return run
+}
+
+func (f *reconFixture) findings(tb testing.TB, run validation.Run) map[string]validation.Finding {
+	tb.Helper()
+	fs, err := f.store.Findings(context.Background(), run.ID, 0, 1000)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	out := map[string]validation.Finding{}
+	for _, x := range fs {
+		out[x.CustomerID+"/"+string(x.Kind)] = x
+	}
+	return out
+}
+
+func (f *reconFixture) products(tb testing.TB, customer string) []string {
+	tb.Helper()
+	c, err := f.store.Customer(context.Background(), customer, time.Now())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var ps []string
+	for _, g := range c.Grants {
+		ps = append(ps, g.Product)
+	}
+	return ps
+}
+
+func sourceStatus(run validation.Run, product string) validation.SourceProgress {
+	for _, s := range run.Sources {
+		if s.Product == product {
+			return s
+		}
+	}
+	return validation.SourceProgress{}
+}
+
+// everyKind sets up one customer per finding kind (and two that must
+// produce none), runs, and checks each finding and its effect.
+func everyKind(t *testing.T, rdb redis.UniversalClient) {
+	old, young := time.Now().Add(-2*time.Hour), time.Now().Add(-time.Minute)
+	card := feedOf("credit_card", "C-1", "C-2", "check=chk_other@C-4", "C-7")
+	loan := feedOf("personal_loan", "C-2", "C-6")
+	f := newRecon(t, rdb, card, loan, validation.OnOrphanRelease)
+	f.grant(t, "C-3", "credit_card", old)   // no feed lists it: orphan, released
+	f.grant(t, "C-4", "credit_card", old)   // the feed names another check: mismatch
+	f.grant(t, "C-5", "credit_card", young) // within the grace: left alone
+	f.grant(t, "C-6", "personal_loan", old) // listed: nothing to say
+	f.grant(t, "C-7", "personal_loan", old) // importing C-7's card breaks the policy: a case
+
+	run := f.reconcile(t)
+	want := map[validation.FindingKind]int{validation.FindingImported: 1, validation.FindingDoubleHolding: 2,
+		validation.FindingOrphanGrant: 2, validation.FindingCheckMismatch: 1}
+	for _, k := range validation.FindingKinds {
+		if got := run.Counts[k]; got != want[k] {
+			t.Errorf("counts[%s] = %d, want %d (all: %v)", k, got, want[k], run.Counts)
+		}
+	}
+	fs := f.findings(t, run)
+	for key, action := range map[string]string{
+		"C-1/imported": validation.ActionImported, "C-2/double_holding": validation.ActionCaseOpened,
+		"C-3/orphan_grant": validation.ActionReleased, "C-4/check_mismatch": validation.ActionReported,
+		"C-7/double_holding": validation.ActionCaseOpened, "C-7/orphan_grant": validation.ActionReported,
+	} {
+		if got := fs[key].Action; got != action {
+			t.Errorf("finding %s: action %q, want %q (%+v)", key, got, action, fs[key])
+		}
+	}
+	if d := fs["C-2/double_holding"].Detail; !strings.Contains(d, "Customer C-2 holds a Credit card at card-service since") ||
+		!strings.Contains(d, "and a Personal loan at loan-service since") || !strings.HasSuffix(d, "contact the customer.") {
+		t.Errorf("case detail = %q", d)
+	}
+	for c, want := range map[string][]string{"C-1": {"credit_card"}, "C-2": nil, "C-3": nil, "C-4": {"credit_card"},
+		"C-5": {"credit_card"}, "C-6": {"personal_loan"}, "C-7": {"personal_loan"}} {
+		if got := f.products(t, c); !slices.Equal(got, want) {
+			t.Errorf("%s holds %v at arbiter, want %v", c, got, want)
+		}
+	}
+	events, err := f.store.Audit(context.Background(), "C-1", 10, time.Now(), validation.EventImported)
+	if err != nil || len(events) != 1 || events[len(events)-1].Actor != validation.ReconcilerActor {
+		t.Errorf("C-1's imported events = %+v, %v; want one by %s", events, err, validation.ReconcilerActor)
+	}
+	cases, err := f.rec.Cases(context.Background(), 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cased []string
+	for _, c := range cases {
+		cased = append(cased, c.CustomerID)
+	}
+	if slices.Sort(cased); !slices.Equal(cased, []string{"C-2", "C-7"}) {
+		t.Errorf("open cases = %v, want C-2 and C-7", cased)
+	}
+	for _, s := range run.Sources {
+		if s.Status != validation.SourceDone || s.Error != "" {
+			t.Errorf("source %+v, want done", s)
+		}
+	}
+	if got := sourceStatus(run, "credit_card").Holdings; got != 4 {
+		t.Errorf("card holdings read = %d, want 4", got)
+	}
+
+	t.Run("a second run finds only what is still wrong", func(t *testing.T) {
+		again := f.reconcile(t)
+		want := map[validation.FindingKind]int{validation.FindingDoubleHolding: 2, validation.FindingOrphanGrant: 1, validation.FindingCheckMismatch: 1}
+		for _, k := range validation.FindingKinds {
+			if got := again.Counts[k]; got != want[k] {
+				t.Errorf("counts[%s] = %d, want %d", k, got, want[k])
+			}
+		}
+	})
+	t.Run("an admin resolves a case, audited", func(t *testing.T) {
+		ctx := context.Background()
+		if _, err := f.rec.Resolve(ctx, admin, "C-2", "customer chose the loan; card closed"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.rec.Resolve(ctx, admin, "C-2", "again"); !errors.Is(err, validation.ErrNotFound) {
+			t.Errorf("second resolve: %v, want not_found", err)
+		}
+		checker := validation.Actor{ID: "branch-portal", Roles: []validation.Role{validation.RoleChecker}}
+		if _, err := f.rec.Resolve(ctx, checker, "C-7", "x"); !errors.Is(err, validation.ErrForbidden) {
+			t.Errorf("resolve by a checker: %v, want forbidden", err)
+		}
+		evs, err := f.store.Audit(ctx, "C-2", 10, time.Now(), validation.EventCaseResolved, validation.EventCaseOpened)
+		if err != nil || len(evs) != 2 || evs[0].Type != validation.EventCaseResolved || evs[0].Actor != "ops" || evs[0].Note != "customer chose the loan; card closed" {
+			t.Errorf("C-2 case events = %+v, %v", evs, err)
+		}
+		cases, _ := f.rec.Cases(ctx, 100)
+		if len(cases) != 1 || cases[0].CustomerID != "C-7" {
+			t.Errorf("open cases after resolving C-2 = %+v", cases)
+		}
+	})
+}
+
+func TestReconcileEveryFindingKind(t *testing.T) {
+	srv := redistest.MustStartRedis(t)
+	everyKind(t, srv.Client(t))
+}
+
+func TestReconcileCluster(t *testing.T) {
+	cl := redistest.MustStartCluster(t)
+	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: cl.Addrs()})
+	t.Cleanup(func() { rdb.Close() })
+	everyKind(t, rdb)
+}
+
+// TestReconcileNeverReleasesOnAPartialFeed: a feed that fails half-way,
+// answers garbage, is empty or lists far fewer customers than last time
+// releases nothing, and says why.
+func TestReconcileNeverReleasesOnAPartialFeed(t *testing.T) {
+	old := time.Now().Add(-2 * time.Hour)
+	many := []string{"C-10", "C-11", "C-12", "C-13", "C-14", "C-15"}
+	for _, tc := range []struct {
+		name  string
+		card  func() *memFeed
+		prior []string // a successful earlier run's card feed
+		error string
+	}{
+		{name: "fails on page 2", card: func() *memFeed { f := feedOf("credit_card", many...); f.failPage = 2; return f }, error: "502 bad gateway"},
+		{name: "times out on page 2", card: func() *memFeed { f := feedOf("credit_card", many...); f.hangPage = 2; return f }, error: "deadline exceeded"},
+		{name: "answers out of order", card: func() *memFeed { f := feedOf("credit_card", many...); f.unordered = true; return f }, error: "garbage"},
+		{name: "is empty", card: func() *memFeed { return feedOf("credit_card") }, error: "listed no customers"},
+		{name: "lists far fewer customers", card: func() *memFeed { return feedOf("credit_card", "C-10") }, prior: many, error: "under 50%"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			rdb := redistest.MustStartRedis(t).Client(t)
+			card := &memFeed{}
+			f := newRecon(t, rdb, card, feedOf("personal_loan"), validation.OnOrphanRelease)
+			f.rec.Config.Timeout = 200 * time.Millisecond // per page
+			f.grant(t, "C-99", "credit_card", old)        // an orphan, if the feed were whole
+			if tc.prior != nil {
+				*card = *feedOf("credit_card", append(tc.prior, "C-99")...)
+				f.reconcile(t)
+			}
+			*card = *tc.card()
+			run := f.reconcile(t)
+			src := sourceStatus(run, "credit_card")
+			if src.Status != validation.SourceFailed || !strings.Contains(src.Error, tc.error) {
+				t.Errorf("card source = %+v, want failed with %q", src, tc.error)
+			}
+			if run.Counts[validation.FindingOrphanGrant] != 0 {
+				t.Errorf("orphans found on a partial feed: %v", run.Counts)
+			}
+			if got := f.products(t, "C-99"); !slices.Equal(got, []string{"credit_card"}) {
+				t.Errorf("C-99 holds %v after a partial feed, want its card kept", got)
+			}
+		})
+	}
+}
+
+// TestReconcileReleaseCap: more orphans than the cap (the larger of 10 and
+// a tenth of the product's grants) releases none and reports them all;
+// on_orphan: report releases nothing either.
+func TestReconcileReleaseCap(t *testing.T) {
+	old := time.Now().Add(-2 * time.Hour)
+	for _, tc := range []struct {
+		name     string
+		orphans  int
+		onOrphan string
+		action   string
+	}{
+		{"at the cap: released", 10, validation.OnOrphanRelease, validation.ActionReleased},
+		{"over the cap: reported", 11, validation.OnOrphanRelease, validation.ActionOverCap},
+		{"report mode: reported", 3, validation.OnOrphanReport, validation.ActionReported},
+		{"over a configured cap of 2: reported", 3, validation.OnOrphanRelease + ":2", validation.ActionOverCap},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			rdb := redistest.MustStartRedis(t).Client(t)
+			mode, cap, _ := strings.Cut(tc.onOrphan, ":")
+			f := newRecon(t, rdb, feedOf("credit_card", "C-0"), feedOf("personal_loan"), mode)
+			f.rec.Config.ReleaseCap, _ = strconv.Atoi(cap)
+			f.grant(t, "C-0", "credit_card", old)
+			for i := range tc.orphans {
+				f.grant(t, fmt.Sprintf("O-%02d", i), "credit_card", old)
+			}
+			run := f.reconcile(t)
+			if got := run.Counts[validation.FindingOrphanGrant]; got != tc.orphans {
+				t.Fatalf("orphans = %d, want %d", got, tc.orphans)
+			}
+			for key, x := range f.findings(t, run) {
+				if x.Kind == validation.FindingOrphanGrant && x.Action != tc.action {
+					t.Errorf("%s: action %q, want %q", key, x.Action, tc.action)
+				}
+			}
+			released := tc.action == validation.ActionReleased
+			if got := len(f.products(t, "O-00")) == 0; got != released {
+				t.Errorf("O-00 released = %v, want %v", got, released)
+			}
+		})
+	}
+}
+
+func TestReconcileLease(t *testing.T) {
+	rdb := redistest.MustStartRedis(t).Client(t)
+	block := make(chan struct{})
+	started := make(chan struct{})
+	f := newRecon(t, rdb, &blockingFeed{started: started, release: block}, feedOf("personal_loan"), validation.OnOrphanReport)
+	run, err := f.rec.Start(context.Background(), admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-started
+	if _, err := f.rec.Start(context.Background(), admin); !errors.Is(err, validation.ErrReconciliationRunning) {
+		t.Errorf("second start while running: %v, want reconciliation_running", err)
+	}
+	got, _, err := f.rec.Run(context.Background(), admin, run.ID, 0, 10)
+	if err != nil || got.Status != validation.RunRunning {
+		t.Errorf("run while running = %+v, %v", got, err)
+	}
+	if src := sourceStatus(got, "credit_card"); src.Status != validation.SourceReading || src.Holdings != 1 || src.Customers != 1 {
+		t.Errorf("card progress while its second page is awaited = %+v, want reading, 1 holding read", src)
+	}
+	close(block)
+	waitRun(t, f.rec, run.ID)
+	if _, err := f.rec.Reconcile(context.Background(), "test"); err != nil {
+		t.Errorf("a run after the first finished: %v", err)
+	}
+}
+
+// blockingFeed answers a first page of one customer, then waits for
+// release before answering the last page (another customer); started is
+// closed when the second page is asked for.
+type blockingFeed struct {
+	started, release chan struct{}
+	once             sync.Once
+}
+
+func (b *blockingFeed) Page(ctx context.Context, after string, limit int) (validation.HoldingsPage, error) {
+	if after == "" {
+		return validation.HoldingsPage{Holdings: []validation.Holding{{CustomerID: "C-1", Product: "credit_card"}}, Next: "C-1"}, nil
+	}
+	b.once.Do(func() { close(b.started) })
+	<-b.release
+	return validation.HoldingsPage{Holdings: []validation.Holding{{CustomerID: "C-2", Product: "credit_card"}}}, nil
+}
+
+// waitRun polls the run's state (written by another goroutine to Redis)
+// until it ends.
+func waitRun(tb testing.TB, rec *validation.Reconciler, id string) validation.Run {
+	tb.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		run, _, err := rec.Run(context.Background(), admin, id, 0, 1)
+		if err == nil && run.Status != validation.RunRunning {
+			return run
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("run %s still %s after 10s (%v)", id, run.Status, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestReconcileAsLimitedUser runs every finding kind as deploy/users.acl's
+// arbiter user on a redis-server started from deploy/redis.conf, so the
+// ACL is known to allow everything a reconciliation does.
+func TestReconcileAsLimitedUser(t *testing.T) {
+	r := startProdRedis(t)
+	everyKind(t, r.client(t, "arbiter", aclArbiterPassword))
+}
+
+// staleGrants answers Grants as if read before the customers' grants were
+// made: a redemption, or another run's import, landing between a batch's
+// read and its imports.
+type staleGrants struct{ *redisstore.Store }
+
+func (staleGrants) Grants(ctx context.Context, customers []string) (map[string][]validation.Grant, error) {
+	return map[string][]validation.Grant{}, nil
+}
+
+// TestReconcileGrantAppearingMeanwhile: an import refused only because
+// arbiter got the very product since the batch was read is no finding at
+// all, certainly not a case.
+func TestReconcileGrantAppearingMeanwhile(t *testing.T) {
+	rdb := redistest.MustStartRedis(t).Client(t)
+	f := newRecon(t, rdb, feedOf("credit_card", "C-1"), feedOf("personal_loan"), validation.OnOrphanReport)
+	f.grant(t, "C-1", "credit_card", time.Now().Add(-time.Hour))
+	f.rec.Recon = staleGrants{f.store}
+	run := f.reconcile(t)
+	if len(run.Counts) != 0 {
+		t.Errorf("counts = %v, want no finding", run.Counts)
+	}
+	if cases, _ := f.rec.Cases(context.Background(), 10); len(cases) != 0 {
+		t.Errorf("cases = %+v", cases)
+	}
+}
+
+// TestCaseScriptCost pins what opening, refreshing and resolving a case
+// cost on the server, in-script commands included (INFO commandstats).
+func TestCaseScriptCost(t *testing.T) {
+	srv := redistest.MustStartRedis(t)
+	store := redisstore.New(srv.Client(t), redisstore.Options{})
+	ctx := context.Background()
+	if err := store.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c := validation.Case{CustomerID: "C-1", Products: []string{"credit_card", "personal_loan"}, Detail: "d", OpenedAt: time.Now(), RunID: "rec_1"}
+	for _, step := range []struct {
+		name string
+		do   func() error
+		want map[string]int64
+	}{
+		{"open", func() error { return store.OpenCase(ctx, c, time.Now()) },
+			map[string]int64{"evalsha": 1, "hmget": 1, "get": 1, "set": 1, "lpush": 1, "zadd": 1}},
+		{"refresh", func() error { return store.OpenCase(ctx, c, time.Now()) },
+			map[string]int64{"evalsha": 1, "hmget": 1, "get": 1, "set": 1, "zadd": 1}},
+		{"resolve", func() error { _, err := store.ResolveCase(ctx, "C-1", "ops", "n", time.Now()); return err },
+			map[string]int64{"evalsha": 1, "hmget": 1, "get": 1, "del": 1, "lpush": 1, "zrem": 1}},
+	} {
+		t.Run(step.name, func(t *testing.T) {
+			before := srv.CommandStats(t)
+			if err := step.do(); err != nil {
+				t.Fatal(err)
+			}
+			after := srv.CommandStats(t)
+			got := map[string]int64{}
+			for k, v := range after {
+				if d := v - before[k]; d > 0 && k != "info" && k != "hello" { // CommandStats's own connection
+					got[k] = d
+				}
+			}
+			if fmt.Sprint(got) != fmt.Sprint(step.want) {
+				t.Errorf("commands = %v, want %v", got, step.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,70 @@
+package web_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/arbiter-bank/arbiter/validation"
+	"github.com/arbiter-bank/arbiter/validation/redisstore"
+	"github.com/arbiter-bank/arbiter/web"
+)
+
+// onePageFeed lists holdings of one product, all on one page.
+type onePageFeed []validation.Holding
+
+func (f onePageFeed) Page(ctx context.Context, after string, limit int) (validation.HoldingsPage, error) {
+	var out []validation.Holding
+	for _, h := range f {
+		if h.CustomerID > after {
+			out = append(out, h)
+		}
+	}
+	return validation.HoldingsPage{Holdings: out}, nil
+}
+
+// TestBrowserShowsCase: a reconciliation finds a customer holding a card at
+// the card service and a loan at the loan service; the branch agent sees
+// the case in plain words, in the list and on the customer.
+func TestBrowserShowsCase(t *testing.T) {
+	ctx := startBrowser(t)
+	var rec *validation.Reconciler
+	env := startUI(t, false, func(cfg *web.Config) {
+		svc := cfg.Service.(*validation.Service)
+		store := svc.Store.(*redisstore.Store)
+		since := time.Date(2019, 3, 1, 0, 0, 0, 0, time.UTC)
+		rec = &validation.Reconciler{Store: store, Recon: store, Policy: cfg.Policy, Sources: []validation.Source{
+			{Product: "credit_card", Name: "card-service", Feed: onePageFeed{{CustomerID: "C-77", Product: "credit_card", IssuedAt: since}}},
+			{Product: "personal_loan", Name: "loan-service", Feed: onePageFeed{{CustomerID: "C-77", Product: "personal_loan", IssuedAt: since.AddDate(2, 1, 1)}}},
+		}}
+		cfg.Reconciler = rec
+	})
+	run, err := rec.Reconcile(context.Background(), "test")
+	if err != nil || run.Counts[validation.FindingDoubleHolding] != 1 {
+		t.Fatalf("reconcile: %+v, %v", run, err)
+	}
+	const want = "Customer C-77 holds a Credit card at card-service since 1 Mar 2019 and a Personal loan at loan-service since 2 Apr 2021: contact the customer."
+
+	signInKeyboard(t, ctx, env.URL, uiAgent, uiPassword)
+	browse(t, ctx, 10*time.Second, "cases listed", chromedp.WaitVisible(chromedp.CSS(`#cases [data-customer="C-77"]`)))
+	if got := pageText(t, ctx, `#cases [data-customer="C-77"] .case-detail`); got != want {
+		t.Errorf("case in the list = %q, want %q", got, want)
+	}
+	if got := pageText(t, ctx, "#cases-h"); got != "Customers to contact" {
+		t.Errorf("cases heading = %q", got)
+	}
+	browse(t, ctx, 10*time.Second, "look the customer up from the case",
+		chromedp.Click(chromedp.CSS(`#cases [data-customer="C-77"] button`)),
+		chromedp.WaitVisible(chromedp.CSS("#customer-case")),
+	)
+	if got := pageText(t, ctx, "#customer-case"); got != "Open case: "+want {
+		t.Errorf("case on the customer = %q", got)
+	}
+	if got := pageText(t, ctx, "#timeline"); !strings.Contains(got, "Reconciliation opened a case") {
+		t.Errorf("timeline lacks the case:\n%s", got)
+	}
+	saveScreenshot(t, ctx, "desktop-case")
+}

@@ -1,0 +1,73 @@
+package web_test
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/arbiter-bank/arbiter/validation"
+	"github.com/arbiter-bank/arbiter/web"
+)
+
+// TestOpenAPIContractReconciliation drives the reconciliation and case
+// routes through the contract check: a run over two in-memory feeds (one
+// import, one double holding), read while and after it runs, the case
+// listed and resolved.
+func TestOpenAPIContractReconciliation(t *testing.T) {
+	since := time.Date(2019, 3, 1, 0, 0, 0, 0, time.UTC)
+	a := newAPI(t, func(cfg *web.Config, _ *string) {
+		cfg.Reconciler = &validation.Reconciler{Sources: []validation.Source{
+			{Product: "credit_card", Name: "card-service", Feed: onePageFeed{
+				{CustomerID: "R-1", Product: "credit_card", IssuedAt: since},
+				{CustomerID: "R-2", Product: "credit_card", IssuedAt: since},
+			}},
+			{Product: "personal_loan", Name: "loan-service", Feed: onePageFeed{{CustomerID: "R-2", Product: "personal_loan", IssuedAt: since}}},
+		}}
+	})
+	spec := validateAgainstSpec(t, a.client.Transport)
+	a.client.Transport = spec
+
+	started := a.do(t, "POST", "/v1/reconciliations", adminKey, nil)
+	wantStatus(t, started, http.StatusAccepted)
+	if got := started.header.Get("Location"); got != "/v1/reconciliations/"+started.str("id") {
+		t.Errorf("Location = %q", got)
+	}
+	wantStatus(t, a.do(t, "POST", "/v1/reconciliations", checkerKey, nil), http.StatusForbidden, validation.ReasonForbidden)
+	var run reply
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		run = a.do(t, "GET", "/v1/reconciliations/"+started.str("id")+"?limit=1", adminKey, nil)
+		wantStatus(t, run, http.StatusOK)
+		if run.str("status") != "running" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("still running after 10s: %s", run.raw)
+		}
+		time.Sleep(10 * time.Millisecond) // the run goes on in the server's goroutine
+	}
+	if got := run.str("status"); got != "done" {
+		t.Fatalf("run = %s", run.raw)
+	}
+	if !strings.Contains(string(run.raw), `"counts":{"check_mismatch":0,"double_holding":1,"imported":1,"orphan_grant":0}`) ||
+		!strings.Contains(string(run.raw), `"next":1`) {
+		t.Errorf("run = %s", run.raw)
+	}
+	wantStatus(t, a.do(t, "GET", "/v1/reconciliations/"+started.str("id")+"?offset=1", adminKey, nil), http.StatusOK)
+	wantStatus(t, a.do(t, "GET", "/v1/reconciliations/"+started.str("id")+"?limit=0", adminKey, nil), http.StatusBadRequest, validation.ReasonInvalidRequest)
+	wantStatus(t, a.do(t, "GET", "/v1/reconciliations/rec_0000000000000000", adminKey, nil), http.StatusNotFound, validation.ReasonNotFound)
+
+	cases := a.do(t, "GET", "/v1/cases", checkerKey, nil)
+	wantStatus(t, cases, http.StatusOK)
+	if want := "Customer R-2 holds a Credit card at card-service since 1 Mar 2019 and a Personal loan at loan-service since 1 Mar 2019: contact the customer."; !strings.Contains(string(cases.raw), want) {
+		t.Errorf("cases = %s\nwant %q", cases.raw, want)
+	}
+	wantStatus(t, a.do(t, "POST", "/v1/cases/R-2/resolution", adminKey, map[string]string{"note": ""}), http.StatusBadRequest, validation.ReasonInvalidRequest)
+	wantStatus(t, a.do(t, "POST", "/v1/cases/R-2/resolution", adminKey, map[string]string{"note": "customer chose the card"}), http.StatusOK)
+	wantStatus(t, a.do(t, "POST", "/v1/cases/R-2/resolution", adminKey, map[string]string{"note": "again"}), http.StatusNotFound, validation.ReasonNotFound)
+	wantStatus(t, a.do(t, "GET", "/v1/customers/R-2/audit?type=case_opened,case_resolved", checkerKey, nil), http.StatusOK)
+
+	spec.covered(t, "startReconciliation 202", "startReconciliation 403", "getReconciliation 200", "getReconciliation 400",
+		"getReconciliation 404", "listCases 200", "resolveCase 200", "resolveCase 400", "resolveCase 404")
+}
