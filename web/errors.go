@@ -87,12 +87,13 @@ func errorHandler(log *slog.Logger, full *storeFull) echo.HTTPErrorHandler {
 		}
 		p := toProblem(err)
 		p.RequestID = c.Response().Header().Get(echo.HeaderXRequestID)
+		spanReason(c.Request().Context(), p.Reason)
 		switch {
 		case p.Reason == validation.ReasonStoreFull:
 			full.refused(c.Path(), err)
 		case p.Status >= 500:
 			log.Error("request failed", "method", c.Request().Method, "route", c.Path(),
-				"status", p.Status, "request_id", p.RequestID, "err", err)
+				"status", p.Status, "request_id", p.RequestID, "trace_id", traceID(c.Request().Context()), "err", err)
 		}
 		h := c.Response().Header()
 		switch {
