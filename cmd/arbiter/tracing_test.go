@@ -10,7 +10,7 @@ import (
 
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 
-	"github.com/arbiter-bank/arbiter/cmd/internal/telemetry/otlptest"
+	"github.com/arbiter-bank/arbiter/internal/otlptest"
 )
 
 // A caller's trace context, as a product service would send it.
