@@ -171,3 +171,36 @@ func TestTracingOffAllocatesNothing(t *testing.T) {
 		t.Errorf("tracing on: %.0f allocations, not more than off's %.0f: is the span recorded at all?", withTracing, plain)
 	}
 }
+
+// BenchmarkPingTracing is the instrumentation's cost alone: GET /v1/ping
+// (authentication, no store) served in process, no network, tracing off,
+// on (always_on, batched to a discarding exporter) and unsampled.
+//
+//	go test -run '^$' -bench PingTracing -benchtime 3s ./web/
+func BenchmarkPingTracing(b *testing.B) {
+	for _, bc := range []struct {
+		name    string
+		sampler sdktrace.Sampler // nil: tracing off
+	}{{"off", nil}, {"on", sdktrace.AlwaysSample()}, {"unsampled", sdktrace.NeverSample()}} {
+		b.Run(bc.name, func(b *testing.B) {
+			var tp trace.TracerProvider
+			if bc.sampler != nil {
+				sdk := sdktrace.NewTracerProvider(sdktrace.WithSampler(bc.sampler), sdktrace.WithBatcher(tracetest.NewNoopExporter()))
+				b.Cleanup(func() { _ = sdk.Shutdown(context.Background()) })
+				tp = sdk
+			}
+			h := pingServer(b, tp)
+			b.ReportAllocs()
+			for b.Loop() {
+				req := httptest.NewRequest("GET", "/v1/ping", nil)
+				req.Header.Set("Authorization", "Bearer "+checkerKey)
+				req.Header.Set("Traceparent", callerTraceparent)
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, req)
+				if rec.Code != http.StatusNoContent {
+					b.Fatalf("ping = %d", rec.Code)
+				}
+			}
+		})
+	}
+}
