@@ -191,6 +191,8 @@ func BenchmarkPingTracing(b *testing.B) {
 			}
 			h := pingServer(b, tp)
 			b.ReportAllocs()
+			cpu := processCPU()
+			defer func() { reportCPU(b, processCPU()-cpu) }()
 			for b.Loop() {
 				req := httptest.NewRequest("GET", "/v1/ping", nil)
 				req.Header.Set("Authorization", "Bearer "+checkerKey)
