@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"net/http"
 	"strings"
@@ -169,4 +170,28 @@ func names(spans []otlptest.Span) string {
 		b.WriteString(sp.Name + " (" + sp.SpanID() + "<-" + sp.ParentID() + "); ")
 	}
 	return b.String()
+}
+
+// TestTracingMisconfigured: a typo in an OTEL_* variable stops the start
+// with a message naming it, rather than silently running untraced.
+func TestTracingMisconfigured(t *testing.T) {
+	tests := []struct {
+		name     string
+		env      map[string]string
+		variable string
+	}{
+		{"unknown sampler", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318", "OTEL_TRACES_SAMPLER": "sometimes"}, "OTEL_TRACES_SAMPLER"},
+		{"unsupported protocol", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/json"}, "OTEL_EXPORTER_OTLP_PROTOCOL"},
+		{"endpoint without a scheme", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "collector:4318"}, "OTEL_EXPORTER_OTLP_ENDPOINT"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.env["ARBITER_ADDR"] = "127.0.0.1:0"
+			var stdout, stderr bytes.Buffer
+			err := run(context.Background(), []string{"arbiter"}, func(k string) string { return tt.env[k] }, &stdout, &stderr)
+			if err == nil || !strings.Contains(err.Error(), tt.variable) {
+				t.Fatalf("run = %v, want an error naming %s", err, tt.variable)
+			}
+		})
+	}
 }
