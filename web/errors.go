@@ -92,8 +92,11 @@ func errorHandler(log *slog.Logger, full *storeFull) echo.HTTPErrorHandler {
 		case p.Reason == validation.ReasonStoreFull:
 			full.refused(c.Path(), err)
 		case p.Status >= 500:
-			log.Error("request failed", "method", c.Request().Method, "route", c.Path(),
-				"status", p.Status, "request_id", p.RequestID, "trace_id", traceID(c.Request().Context()), "err", err)
+			attrs := []any{"method", c.Request().Method, "route", c.Path(), "status", p.Status, "request_id", p.RequestID, "err", err}
+			if id := traceID(c.Request().Context()); id != "" {
+				attrs = append(attrs, "trace_id", id)
+			}
+			log.Error("request failed", attrs...)
 		}
 		h := c.Response().Header()
 		switch {
