@@ -41,7 +41,8 @@ func stopTracing(tr *telemetry.Tracing, log *slog.Logger) {
 // pipeline's WAIT) under the request's span, when tracing is on. Without
 // statements: a command's KEYS name the customer, its ARGV carry check
 // ids, and neither may leave the process. Without callers either: walking
-// the stack per command costs more than the span.
+// the stack per command costs more than the span. Nor PING: /readyz pings
+// Redis for every probe, untraced, and each would be a trace of its own.
 func traceRedis(rdb redis.UniversalClient, tr *telemetry.Tracing) error {
 	if !tr.Enabled() {
 		return nil
@@ -50,6 +51,9 @@ func traceRedis(rdb redis.UniversalClient, tr *telemetry.Tracing) error {
 		redisotel.WithTracerProvider(tr.Provider),
 		redisotel.WithDBStatement(false),
 		redisotel.WithCallerEnabled(false),
+		redisotel.WithCommandFilter(func(cmd redis.Cmder) bool {
+			return cmd.Name() == "ping" || redisotel.DefaultCommandFilter(cmd) // the default drops AUTH
+		}),
 	); err != nil {
 		return fmt.Errorf("redis tracing: %w", err)
 	}

@@ -122,6 +122,13 @@ func TestTracing(t *testing.T) {
 			}
 		}
 	})
+	t.Run("no trace per readiness probe", func(t *testing.T) {
+		for _, sp := range spans {
+			if sp.Name == "ping" || strings.HasSuffix(sp.Name, "/readyz") {
+				t.Errorf("span %q exported; /readyz and its Redis PING are not traced", sp.Name)
+			}
+		}
+	})
 	t.Run("the request log carries the trace id", func(t *testing.T) {
 		if !strings.Contains(s.stderr.String(), `"trace_id":"`+callerTraceID+`"`) {
 			t.Errorf("no request log line with trace_id %s:\n%s", callerTraceID, s.stderr)
