@@ -88,12 +88,16 @@ func errorHandler(log *slog.Logger, full *storeFull) echo.HTTPErrorHandler {
 		}
 		p := toProblem(err)
 		p.RequestID = c.Response().Header().Get(echo.HeaderXRequestID)
+		spanReason(c.Request().Context(), p.Reason)
 		switch {
 		case p.Reason == validation.ReasonStoreFull:
 			full.refused(c.Path(), err)
 		case p.Status >= 500:
-			log.Error("request failed", "method", c.Request().Method, "route", c.Path(),
-				"status", p.Status, "request_id", p.RequestID, "err", err)
+			attrs := []any{"method", c.Request().Method, "route", c.Path(), "status", p.Status, "request_id", p.RequestID, "err", err}
+			if id := traceID(c.Request().Context()); id != "" {
+				attrs = append(attrs, "trace_id", id)
+			}
+			log.Error("request failed", attrs...)
 		}
 		h := c.Response().Header()
 		switch {

@@ -16,7 +16,9 @@ import (
 // a group with middleware (whose catch-all route matches any method).
 func (s *Server) routes() {
 	e := s.echo
-	e.Use(recoverPanics(s.cfg.Logger), requestID, s.cfg.Metrics.observeRequests, accessLog(s.cfg.Logger), timeout(s.cfg.RequestTimeout))
+	e.Use(recoverPanics(s.cfg.Logger), requestID)
+	e.Use(s.tracing()...) // none when tracing is off (tracing.go)
+	e.Use(s.cfg.Metrics.observeRequests, accessLog(s.cfg.Logger), timeout(s.cfg.RequestTimeout))
 
 	get(e, "/healthz", handleHealthz())
 	get(e, "/readyz", handleReadyz(s.cfg.Ready, s.full))

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/arbiter-bank/arbiter/tokens"
 	"github.com/arbiter-bank/arbiter/validation"
@@ -71,6 +73,13 @@ type Config struct {
 	// Metrics counts the domain outcomes and times requests, served at
 	// /metrics; default NewMetrics(nil), on a registry of its own.
 	Metrics *Metrics
+	// TracerProvider traces every API request (OpenTelemetry), continuing
+	// the caller's W3C traceparent; nil, the default, traces nothing and
+	// installs no tracing middleware at all.
+	TracerProvider trace.TracerProvider
+	// Propagator reads the caller's trace context; default W3C trace
+	// context and baggage.
+	Propagator propagation.TextMapPropagator
 }
 
 // MaxBodyBytes is the largest request body accepted.
@@ -104,6 +113,9 @@ func New(cfg Config) *Server {
 		cfg.Metrics = NewMetrics(nil)
 	}
 	cfg.Metrics.instrument(&cfg)
+	if cfg.TracerProvider != nil {
+		cfg.Service = tracedService{Service: cfg.Service, policy: cfg.Policy}
+	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	full := &storeFull{log: cfg.Logger, now: cfg.Now, count: cfg.Metrics.storeFullRefused}
@@ -185,6 +197,9 @@ func accessLog(log *slog.Logger) echo.MiddlewareFunc {
 				"client", actorOf(c).ID, "request_id", c.Response().Header().Get(echo.HeaderXRequestID)}
 			if err != nil {
 				attrs = append(attrs, "reason", toProblem(err).Reason) // a code, never the detail
+			}
+			if id := traceID(c.Request().Context()); id != "" {
+				attrs = append(attrs, "trace_id", id)
 			}
 			log.Info("request", attrs...)
 			return nil

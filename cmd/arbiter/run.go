@@ -51,6 +51,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
+	tracing, err := startTracing(ctx, getenv, log) // OTEL_* variables; off without an endpoint
+	if err != nil {
+		return err
+	}
+	defer stopTracing(tracing, log)
 
 	policy, err := loadPolicy(cfg.PolicyFile)
 	if err != nil {
@@ -76,6 +81,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	defer closeRedis()
+	if err := traceRedis(rdb, tracing); err != nil {
+		return err
+	}
 
 	metrics := web.NewMetrics(nil)
 	metrics.ObservePool(poolStats(rdb))
@@ -116,7 +124,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Logger: log, RequestTimeout: cfg.RequestTimeout,
 		Metrics:       metrics,
 		SecureCookies: cfg.SecureCookies, SessionIdle: cfg.SessionIdle,
-		Sessions: sessions,
+		Sessions:       sessions,
+		TracerProvider: tracing.Provider, Propagator: tracing.Propagator,
 	})
 
 	prof, err := servePprof(cfg.PprofAddr, log)

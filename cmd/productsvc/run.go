@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/arbiter-bank/arbiter/cmd/internal/telemetry"
 	"github.com/arbiter-bank/arbiter/products/client"
 	"github.com/arbiter-bank/arbiter/products/httpapi"
 	"github.com/arbiter-bank/arbiter/products/issuing"
@@ -35,7 +36,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
 		return fmt.Errorf("log level %q: use debug, info, warn or error", cfg.LogLevel)
 	}
-	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level})).With("service", cfg.ID)
+	tracing, tcfg, err := telemetry.Setup(ctx, getenv, cfg.ID) // OTEL_* variables; off without an endpoint
+	if err != nil {
+		return err
+	}
+	var logHandler slog.Handler = slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level})
+	if tracing.Enabled() {
+		logHandler = telemetry.LogHandler(logHandler) // trace_id on lines logged in a request
+	}
+	log := slog.New(logHandler).With("service", cfg.ID)
+	defer flushTracing(tracing, log)
+	if tracing.Enabled() {
+		log.Info("tracing on", "endpoint", tcfg.Endpoint, "protocol", tcfg.Protocol, "service", tcfg.ServiceName, "sampler", tcfg.SamplerName)
+	}
 
 	store, err := sqlitestore.Open(ctx, cfg.DB)
 	if err != nil {
@@ -47,7 +60,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	arb, err := client.New(client.Config{BaseURL: cfg.ArbiterURL, APIKey: cfg.ArbiterKey, ClientID: cfg.ID, Issuer: cfg.Issuer,
-		TLSConfig: tm.arbiter})
+		TLSConfig: tm.arbiter, TracerProvider: tracing.Provider, Propagator: tracing.Propagator})
 	if err != nil {
 		return err
 	}
@@ -74,7 +87,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return fmt.Errorf("listen: %w", err)
 	}
 	srv := &http.Server{
-		Handler:           http.TimeoutHandler(handler, cfg.RequestTimeout, `{"reason":"timeout"}`),
+		Handler:           traceRequests(http.TimeoutHandler(routeOnly(handler), cfg.RequestTimeout, `{"reason":"timeout"}`), tracing),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      cfg.RequestTimeout + 5*time.Second,

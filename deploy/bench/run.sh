@@ -173,6 +173,10 @@ step contention contention -rate 300 -customers 20
 
 kill "$APID" 2>/dev/null || true
 
+# Tracing on and off, from Go benchmarks of its own (their own redis-servers).
+log "tracing cost"
+deploy/bench/tracing.sh >"$W/tracing.md"
+
 # ---- BENCHMARKS.md ----
 f2() { awk -v x="$1" 'BEGIN { printf "%.2f", x }'; }
 f0() { awk -v x="$1" 'BEGIN { printf "%.0f", x }'; }
@@ -328,6 +332,8 @@ echo
 echo '```'
 cat "$W/contention.txt"
 echo '```'
+echo
+cat "$W/tracing.md"
 } >"$OUT.tmp"
 # Findings are kept by hand in deploy/bench/findings.md and appended as is.
 [ -f deploy/bench/findings.md ] && { echo; cat deploy/bench/findings.md; } >>"$OUT.tmp"

@@ -236,7 +236,7 @@ func (c *Client) Audit(ctx context.Context, customerID string, limit int) ([]Eve
 // an error (ErrUnavailable while its store is unreachable) otherwise. It is
 // not retried.
 func (c *Client) Ready(ctx context.Context) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base.String()+"/readyz", nil)
+	req, err := http.NewRequestWithContext(c.withRoute(ctx, "ready"), http.MethodGet, c.base.String()+"/readyz", nil)
 	if err != nil {
 		return err
 	}

@@ -17,6 +17,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Defaults of Config.
@@ -67,6 +70,15 @@ type Config struct {
 	KeyMaxAge time.Duration
 	// Now is the clock token expiry is checked against; default time.Now.
 	Now func() time.Time
+	// TracerProvider, when set, traces every request to arbiter
+	// (OpenTelemetry, otelhttp): a client span per try, named after the
+	// call's URL template, whose context goes to arbiter as a W3C
+	// traceparent. Spans carry no customer id: url.full is the template.
+	// nil, the default, leaves HTTPClient as it is.
+	TracerProvider trace.TracerProvider
+	// Propagator writes the trace context into requests; default W3C trace
+	// context and baggage.
+	Propagator propagation.TextMapPropagator
 }
 
 // Client calls one arbiter. It is safe for concurrent use.
@@ -96,6 +108,9 @@ func New(cfg Config) (*Client, error) {
 			tr.TLSClientConfig = cfg.TLSConfig.Clone()
 			cfg.HTTPClient.Transport = tr
 		}
+	}
+	if cfg.TracerProvider != nil {
+		cfg.HTTPClient = traced(cfg.HTTPClient, cfg.TracerProvider, cfg.Propagator)
 	}
 	if cfg.MaxAttempts <= 0 {
 		cfg.MaxAttempts = DefaultMaxAttempts
@@ -184,7 +199,7 @@ func (c *Client) once(ctx context.Context, r request, body []byte, out any) (res
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
-	req, err := http.NewRequestWithContext(ctx, r.method, c.base.String()+r.path, rd)
+	req, err := http.NewRequestWithContext(c.withRoute(ctx, r.op), r.method, c.base.String()+r.path, rd)
 	if err != nil {
 		return response{}, 0, fmt.Errorf("arbiter: %s: %w", r.op, err)
 	}

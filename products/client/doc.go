@@ -56,6 +56,16 @@
 // Verification is a cheap first refusal of forged and expired tokens; it is
 // not a redemption, and only Redeem makes a hold the customer's product.
 //
+// # Tracing
+//
+// With Config.TracerProvider set, every request to arbiter is a client span
+// (OpenTelemetry's otelhttp) under the caller's span, named after the
+// call's URL template ("POST /v1/checks"), and its context goes to arbiter
+// as a W3C traceparent, so arbiter's server span joins the caller's trace.
+// url.full holds the template too: customer and check ids, codes, tokens
+// and keys never become span attributes. Without it the HTTP client is
+// used as given.
+//
 // The JWKS is read with package tokens of this module (tokens.Verifier); the
 // client otherwise speaks to arbiter over HTTP only.
 package client

@@ -116,7 +116,7 @@ func (k *keyCache) verifier(ctx context.Context, kid string) (*tokens.Verifier, 
 }
 
 func (k *keyCache) fetch(ctx context.Context) (*tokens.Verifier, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, k.c.base.String()+"/.well-known/jwks.json", nil)
+	req, err := http.NewRequestWithContext(k.c.withRoute(ctx, "fetch jwks"), http.MethodGet, k.c.base.String()+"/.well-known/jwks.json", nil)
 	if err != nil {
 		return nil, err
 	}

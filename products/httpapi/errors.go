@@ -81,7 +81,7 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	p.Type = ProblemTypeURI + p.Reason
 	p.Title = http.StatusText(p.Status)
 	if p.Status >= 500 {
-		log.Error("request failed", "method", r.Method, "path", r.URL.Path, "status", p.Status, "reason", p.Reason, "err", err)
+		log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "status", p.Status, "reason", p.Reason, "err", err)
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.Header().Set("Cache-Control", "no-store")
