@@ -29,12 +29,14 @@ Scenarios (open model: -rate iterations/s for -duration):
 Benchmark helpers (deploy/bench/run.sh):
   storebench  arbiter's store vs the redsync peer design, in process, same Redis (-redis-url)
   preload     import -customers granted customers straight into Redis (-redis-url)
+  plot        draw a sweep CSV (-in: series,offered_per_s,p50_ms,p99_ms) as an SVG (-out), -png too
 
 Flags:`
 
 // scenarioFlags are the flags of every subcommand.
 type scenarioFlags struct {
 	base, jsonPath, redisURL, spawn, path, prefix string
+	in, out, png, title                           string
 	keys                                          load.Keys
 	cfg                                           load.Config
 	timeout, rtt                                  time.Duration
@@ -74,6 +76,10 @@ func parseFlags(name string, args []string, getenv func(string) string, stderr i
 	fs.IntVar(&f.rounds, "rounds", 2, "storebench: alternating rounds of each design")
 	fs.DurationVar(&f.rtt, "rtt", 0, "storebench: network round-trip time to simulate between the designs and Redis (each write to Redis waits this long)")
 	fs.IntVar(&f.from, "from", 0, "preload: customers already loaded (import ids from..customers-1)")
+	fs.StringVar(&f.in, "in", "", "plot: the sweep CSV to draw")
+	fs.StringVar(&f.out, "out", "", "plot: the chart to write (.svg)")
+	fs.StringVar(&f.png, "png", "", "plot: also write the chart as this PNG")
+	fs.StringVar(&f.title, "title", "", "plot: the chart's title")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, usage)
 		fs.PrintDefaults()
@@ -113,6 +119,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return storeBench(ctx, f, stdout, stderr)
 	case "preload":
 		return preload(ctx, f, stderr)
+	case "plot":
+		return plotSweep(f, stderr)
 	case "checks", "contention", "soak", "ping":
 	default:
 		fmt.Fprintln(stderr, usage)

@@ -1,0 +1,132 @@
+// Package chart draws a load sweep as a picture: p50 and p99 latency
+// against the offered rate, one colour per series (arbiter beside the peer
+// design, or beside the framework baseline), with gonum/plot. The bench
+// script writes each sweep as a small CSV and embeds the SVG this package
+// makes in BENCHMARKS.md, because a knee is easier to see than to read.
+package chart
+
+import (
+	"cmp"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"image/color"
+	"io"
+	"math"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+)
+
+// Point is one step of a sweep: the offered rate and two latency quantiles.
+type Point struct {
+	Offered, P50, P99 float64 // per second; milliseconds
+}
+
+// Series is one line pair of the chart, points in rising offered rate.
+type Series struct {
+	Name   string
+	Points []Point
+}
+
+// Header is the CSV header ReadCSV expects, in this order.
+var Header = []string{"series", "offered_per_s", "p50_ms", "p99_ms"}
+
+// ReadCSV reads a sweep: the Header line, then one row per step. Series
+// keep the order of their first row; points are sorted by offered rate.
+func ReadCSV(r io.Reader) ([]Series, error) {
+	rows, err := csv.NewReader(r).ReadAll()
+	if err != nil {
+		return nil, fmt.Errorf("sweep csv: %w", err)
+	}
+	if len(rows) == 0 || !slices.Equal(rows[0], Header) {
+		return nil, fmt.Errorf("sweep csv: the first line must be %q", strings.Join(Header, ","))
+	}
+	var out []Series
+	for n, row := range rows[1:] {
+		var v [3]float64
+		for k := range v {
+			if v[k], err = strconv.ParseFloat(row[k+1], 64); err != nil || math.IsNaN(v[k]) || v[k] < 0 {
+				return nil, fmt.Errorf("sweep csv line %d: %s %q is not a number >= 0", n+2, Header[k+1], row[k+1])
+			}
+		}
+		i := slices.IndexFunc(out, func(s Series) bool { return s.Name == row[0] })
+		if i < 0 {
+			out = append(out, Series{Name: row[0]})
+			i = len(out) - 1
+		}
+		out[i].Points = append(out[i].Points, Point{Offered: v[0], P50: v[1], P99: v[2]})
+	}
+	if len(out) == 0 {
+		return nil, errors.New("sweep csv: no rows")
+	}
+	for _, s := range out {
+		slices.SortFunc(s.Points, func(a, b Point) int { return cmp.Compare(a.Offered, b.Offered) })
+	}
+	return out, nil
+}
+
+// palette: colour-blind-safe (Okabe-Ito) blue, vermilion, green, purple.
+var palette = []color.Color{
+	color.RGBA{0, 114, 178, 255}, color.RGBA{213, 94, 0, 255},
+	color.RGBA{0, 158, 115, 255}, color.RGBA{204, 121, 167, 255},
+}
+
+// floor keeps a log axis defined when a quantile rounds to 0 ms.
+const floor = 0.01
+
+// New draws the series: p99 solid, p50 dashed, one colour per series, the
+// latency axis logarithmic (a knee is a jump of an order of magnitude).
+func New(title string, series []Series) (*plot.Plot, error) {
+	p := plot.New()
+	p.Title.Text = title
+	p.X.Label.Text = "offered rate (per second)"
+	p.Y.Label.Text = "latency (ms, log scale)"
+	p.Y.Scale = plot.LogScale{}
+	p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
+	p.Legend.Top, p.Legend.Left = true, true
+	p.Legend.XOffs, p.Legend.YOffs = vg.Points(45), -vg.Points(30) // inside the axes, below the title
+	p.Add(plotter.NewGrid())
+	for k, s := range series {
+		c := palette[k%len(palette)]
+		for _, q := range []struct {
+			name  string
+			dash  []vg.Length
+			value func(Point) float64
+			shape draw.GlyphDrawer
+		}{
+			{"p99", nil, func(p Point) float64 { return p.P99 }, draw.CircleGlyph{}},
+			{"p50", []vg.Length{vg.Points(4), vg.Points(3)}, func(p Point) float64 { return p.P50 }, draw.BoxGlyph{}},
+		} {
+			xys := make(plotter.XYs, len(s.Points))
+			for i, pt := range s.Points {
+				xys[i] = plotter.XY{X: pt.Offered, Y: math.Max(q.value(pt), floor)}
+			}
+			line, points, err := plotter.NewLinePoints(xys)
+			if err != nil {
+				return nil, fmt.Errorf("series %s %s: %w", s.Name, q.name, err)
+			}
+			line.Color, line.Dashes, line.Width = c, q.dash, vg.Points(1.5)
+			points.Color, points.Shape, points.Radius = c, q.shape, vg.Points(2.5)
+			p.Add(line, points)
+			p.Legend.Add(s.Name+" "+q.name, line, points)
+		}
+	}
+	p.Y.Max *= 12 // headroom for the legend, top left
+	return p, nil
+}
+
+// Save writes the chart to path, in the format its extension names (.svg,
+// .png, ...), 16 cm by 9 cm.
+func Save(p *plot.Plot, path string) error {
+	if filepath.Ext(path) == "" {
+		return fmt.Errorf("%s: name the format with an extension (.svg, .png)", path)
+	}
+	return p.Save(16*vg.Centimeter, 9*vg.Centimeter, path)
+}
