@@ -68,7 +68,7 @@ func footprint(ctx context.Context, f *scenarioFlags, stdout io.Writer) error {
 		name, what string
 		run        func(customer string) error
 	}{
-		{"granted", "check, then token redemption (201, 201)", func(id string) error {
+		{"granted", "check then token redemption: 201, 201", func(id string) error {
 			var ch load.CheckResponse
 			if !c.Check(ctx, id, load.CreditCard, &ch, http.StatusCreated).OK ||
 				!c.RedeemToken(ctx, load.CreditCard, ch.Token, nil, http.StatusCreated).OK {
@@ -76,7 +76,7 @@ func footprint(ctx context.Context, f *scenarioFlags, stdout io.Writer) error {
 			}
 			return nil
 		}},
-		{"no_grant", "check, then cancel (201, 204): the hold ended, nothing granted", func(id string) error {
+		{"no_grant", "check then cancel: 201, 204; the hold ended, nothing granted", func(id string) error {
 			var ch load.CheckResponse
 			if !c.Check(ctx, id, load.CreditCard, &ch, http.StatusCreated).OK ||
 				!c.Cancel(ctx, load.CreditCard, ch.CheckID, http.StatusNoContent).OK {
