@@ -34,6 +34,12 @@ type opCost struct {
 	// Unexpected counts answers other than the operation's own status.
 	Unexpected int64 `json:"unexpected"`
 	load.ScriptCost
+	// UsecPerCall (in ScriptCost) is the median over batches of `batch`
+	// calls: Redis times a script by the wall clock, so a burst of a noisy
+	// neighbour's CPU inflates the batch it lands in, not the figure.
+	// MeanUsecPerCall is the plain total over calls.
+	MeanUsecPerCall float64 `json:"usec_per_call_mean"`
+	Batches         int     `json:"batches"`
 	// SHA, Keys and Commands are what MONITOR showed one such request send
 	// and run: the script's SHA, how many keys it named, the commands it
 	// called (in order, repeats kept).
@@ -176,7 +182,8 @@ func (m *meter) ops(minimal *redis.Script) []costOp {
 }
 
 // batch bounds the holds placed before their redemptions are measured, so
-// every OTP is redeemed well inside its 30-second step.
+// every OTP is redeemed well inside its 30-second step; each batch is one
+// sample of Redis's µs per call.
 const batch = 250
 
 // measure runs op's -requests calls in batches; only the calls are inside
@@ -187,6 +194,8 @@ func (m *meter) measure(ctx context.Context, op costOp) (opCost, error) {
 		mu  sync.Mutex
 		cpu time.Duration
 		sc  load.ScriptCost
+		// perBatch is each batch's µs per call
+		perBatch []float64
 	)
 	var in []load.CheckResponse
 	sample := true
@@ -231,6 +240,9 @@ func (m *meter) measure(ctx context.Context, op costOp) (opCost, error) {
 			return r, err
 		}
 		d := load.ScriptDelta(before, after)
+		if d.Calls > 0 {
+			perBatch = append(perBatch, d.UsecPerCall)
+		}
 		sc.Calls += d.Calls
 		sc.Usec += d.Usec
 		sc.InScriptPerCall += d.InScriptPerCall * float64(d.Calls)
@@ -239,10 +251,11 @@ func (m *meter) measure(ctx context.Context, op costOp) (opCost, error) {
 		done += n
 	}
 	if sc.Calls > 0 {
-		sc.UsecPerCall = float64(sc.Usec) / float64(sc.Calls)
+		r.MeanUsecPerCall = float64(sc.Usec) / float64(sc.Calls)
+		sc.UsecPerCall = median(perBatch)
 		sc.InScriptPerCall /= float64(sc.Calls)
 	}
-	r.ScriptCost = sc
+	r.ScriptCost, r.Batches = sc, len(perBatch)
 	if m.f.pid > 0 && r.Requests > 0 {
 		r.ArbiterCPUMs = float64(cpu.Microseconds()) / 1000
 		r.ArbiterCPUUs = float64(cpu.Microseconds()) / float64(r.Requests)
@@ -278,6 +291,16 @@ func (m *meter) discover(ctx context.Context, op costOp, in []load.CheckResponse
 	}
 	r.Commands = slices.Clip(r.Commands)
 	return nil
+}
+
+// median of xs (not empty); xs is sorted in place.
+func median(xs []float64) float64 {
+	slices.Sort(xs)
+	n := len(xs)
+	if n%2 == 1 {
+		return xs[n/2]
+	}
+	return (xs[n/2-1] + xs[n/2]) / 2
 }
 
 // parallel runs fn(0..n-1) on at most conc goroutines.

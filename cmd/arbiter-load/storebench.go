@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -251,17 +252,22 @@ type sweepResult struct {
 
 // storeSweep is storebench -rates: both designs at each offered rate in
 // turn (open model, -duration each, at most -max-in-flight at once), the
-// check operation on fresh customers. Latency against offered rate shows
+// check operation on fresh customers, each design until the first step it
+// does not keep up with (as the HTTP sweeps stop). Latency against offered rate shows
 // where each design's queue starts, which a closed loop hides.
 func storeSweep(ctx context.Context, f *scenarioFlags, designs []design, stdout, stderr io.Writer) error {
 	prefix := fmt.Sprintf("S%x", time.Now().UnixNano()&0xffffffffff)
 	var out []sweepResult
+	fell := map[string]bool{}
 	for _, field := range strings.Fields(f.rates) {
 		rate, err := strconv.ParseFloat(field, 64)
 		if err != nil || rate <= 0 {
 			return fmt.Errorf("-rates: %q is not a positive rate", field)
 		}
 		for _, d := range designs {
+			if fell[d.name] {
+				continue
+			}
 			var (
 				mu   sync.Mutex
 				hist = hdrhistogram.New(1, int64(60*time.Second/time.Microsecond), 3)
@@ -284,6 +290,12 @@ func storeSweep(ctx context.Context, f *scenarioFlags, designs []design, stdout,
 			fmt.Fprintf(stderr, "storebench sweep %-8s %6.0f/s offered %8.0f/s achieved p50 %6.2f ms p99 %7.2f ms dropped %d errors %d\n",
 				r.Design, r.Offered, r.Achieved, r.P50, r.P99, r.Dropped, r.Errors)
 			out = append(out, r)
+			// Past the step where a design stops keeping up, its queue
+			// only grows: the sweep goes on with the others.
+			fell[d.name] = r.Dropped > 0 || r.Errors > 0 || r.Achieved < 0.97*r.Offered
+		}
+		if !slices.ContainsFunc(designs, func(d design) bool { return !fell[d.name] }) {
+			break // every design has fallen over
 		}
 	}
 	return writeJSON(orStdout(f.jsonPath), stdout, out)

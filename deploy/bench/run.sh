@@ -5,7 +5,7 @@
 # the charts under docs/bench/ beside it.
 #
 #   deploy/bench/run.sh                          # BENCHMARKS.md at the repo root (~11 minutes on 2 cores)
-#   STEP=2s SCALE_MAX=10000 OUT=/tmp/b/BENCHMARKS.md deploy/bench/run.sh   # a quick check (~4 minutes)
+#   STEP=2s SCALE_MAX=10000 OUT=/tmp/b/BENCHMARKS.md deploy/bench/run.sh   # a quick check (~3 minutes)
 #   KEEP=1 ...                                   # keep the raw JSON, CSV and profiles (the path is printed)
 #
 # Nothing here names a key or a script of the store: the scripts' SHAs and
@@ -23,7 +23,7 @@ STEP=${STEP:-5s}               # duration of each load step
 SCALE_MAX=${SCALE_MAX:-1000000}
 COST_N=${COST_N:-5000}         # measured calls of each operation (cost)
 MIN_N=${MIN_N:-200000}         # redis-benchmark calls of the minimal script
-CEIL_N=${CEIL_N:-30000}        # redis-benchmark calls of arbiter's check script
+CEIL_N=${CEIL_N:-20000}        # redis-benchmark calls of arbiter's check script
 SB_DUR=${SB_DUR:-4s}           # storebench: each closed-loop measurement
 RTT=${RTT:-1ms}
 OUTDIR=$(cd "$(dirname "$OUT")" && pwd)
@@ -356,7 +356,9 @@ checks $(growth rate).
 \`arbiter-load cost\`: each operation alone, $COST_N calls at 16 concurrent clients, with nothing else
 running; what it needs first (the holds to redeem, the grants a refusal runs into) is set up outside
 the measured window. Redis time is the \`INFO commandstats\` delta of the script calls (their
-\`usec\` includes the commands the script calls), per call; arbiter's CPU is the
+\`usec\` includes the commands the script calls), per call: the median over batches of 250 calls
+(Redis times a script by the wall clock, so a noisy neighbour's burst inflates one batch, not the
+figure), the plain mean beside it; arbiter's CPU is the
 \`/proc/<pid>/stat\` utime + stime delta (10 ms ticks), per request. One extra call of each ran under
 MONITOR, which names the script SHA and the commands it called: the table follows the store's
 scripts as they change.
@@ -366,11 +368,11 @@ PX\` of a hold, the least an atomic hold can be. Under redis-benchmark (64 clien
 ran at $(f0 "$MIN_RPS") calls/s and $MIN_BENCH_USEC µs per call; arbiter's own check script, captured with
 MONITOR and run the same way ($CEIL_N calls), at $(f0 "$CEIL_RPS") calls/s.
 
-| operation | script SHA | keys | Redis µs/call | × minimal | commands in the script | arbiter CPU µs/request | × ping | answers |
+| operation | script SHA | keys | Redis µs/call (mean) | × minimal | commands in the script | arbiter CPU µs/request | × ping | answers |
 |---|---|---:|---:|---:|---|---:|---:|---|
 EOF
 jq -r --argjson um "$U_MIN" --argjson cp "$C_PING" '.ops[] |
-  "| \(.op) — \(.what) | \(if .sha then "`" + .sha[0:12] + "`" else "—" end) | \(.keys) | \(.usec_per_call * 10 | round / 10) | \(if .calls > 0 then (.usec_per_call / $um * 100 | round / 100 | tostring) + "×" else "—" end) | \((.script_commands // []) | map(ascii_downcase) | if length == 0 then "—" else "\(length): " + join(" ") end) | \(if .op == "minimal" then "—" else (.arbiter_cpu_us_per_request | round | tostring) end) | \(if .op == "minimal" or $cp == 0 then "—" else (.arbiter_cpu_us_per_request / $cp * 100 | round / 100 | tostring) + "×" end) | \(.statuses | to_entries | map("\(.key): \(.value)") | join(", ")) |"' "$W/cost.json"
+  "| \(.op) — \(.what) | \(if .sha then "`" + .sha[0:12] + "`" else "—" end) | \(.keys) | \(.usec_per_call * 10 | round / 10) (\(.usec_per_call_mean // 0 | . * 10 | round / 10)) | \(if .calls > 0 then (.usec_per_call / $um * 100 | round / 100 | tostring) + "×" else "—" end) | \((.script_commands // []) | map(ascii_downcase) | if length == 0 then "—" else "\(length): " + join(" ") end) | \(if .op == "minimal" then "—" else (.arbiter_cpu_us_per_request | round | tostring) end) | \(if .op == "minimal" or $cp == 0 then "—" else (.arbiter_cpu_us_per_request / $cp * 100 | round / 100 | tostring) + "×" end) | \(.statuses | to_entries | map("\(.key): \(.value)") | join(", ")) |"' "$W/cost.json"
 cat <<EOF
 
 ## 2. Bytes per customer
@@ -455,7 +457,7 @@ EOF
 storebench_table storebench-rtt
 cat <<EOF
 
-### Open model, loopback: checks at rising offered rates ($STEP per step, at most 1000 in flight)
+### Open model, loopback: checks at rising offered rates ($STEP per step, at most 1000 in flight, each design up to the first step it does not keep up with)
 
 | offered/s | design | achieved/s | p50 ms | p99 ms | dropped | errors |
 |---:|---|---:|---:|---:|---:|---:|
