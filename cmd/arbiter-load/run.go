@@ -90,7 +90,7 @@ func parseFlags(name string, args []string, getenv func(string) string, stderr i
 	fs.StringVar(&f.pprofURL, "pprof-url", "", "closed: arbiter's pprof listener (http://127.0.0.1:6060): profile the measured window")
 	fs.StringVar(&f.profile, "profile", "", "closed: write that CPU profile to this file")
 	fs.StringVar(&f.rates, "rates", "", "storebench: offered rates (\"1000 2000 4000\"): an open-model sweep of both designs' checks, -duration per step")
-	fs.StringVar(&f.pattern, "pattern", "arb:{%s}:*", "footprint: SCAN pattern of one customer's keys, %s the customer id")
+	fs.StringVar(&f.pattern, "pattern", "arb:{%s}*", "footprint: SCAN pattern of one customer's keys (its hash tag), %s the customer id")
 	fs.StringVar(&f.in, "in", "", "plot: the sweep CSV to draw")
 	fs.StringVar(&f.out, "out", "", "plot: the chart to write (.svg)")
 	fs.StringVar(&f.png, "png", "", "plot: also write the chart as this PNG")

@@ -10,7 +10,7 @@
 #
 # Nothing here names a key or a script of the store: the scripts' SHAs and
 # commands are discovered with MONITOR and INFO commandstats, a customer's
-# keys with SCAN arb:{C}:* (the store's documented hash tag), so the run
+# keys with SCAN arb:{C}* (the store's documented hash tag), so the run
 # follows the store as its scripts and data model change.
 #
 # Needs: go, redis-server, redis-cli, redis-benchmark (Debian: redis-server,
@@ -377,7 +377,7 @@ cat <<EOF
 
 ## 2. Bytes per customer
 
-\`arbiter-load footprint\`: \`SCAN arb:{C}:*\` over one customer's keys and \`MEMORY USAGE key SAMPLES 0\`
+\`arbiter-load footprint\`: \`SCAN arb:{C}*\` over the keys of one customer's hash tag and \`MEMORY USAGE key SAMPLES 0\`
 of each, with its TTL. "Without a TTL" is what stays once every TTL has run out if nothing touches the
 customer again (no sweeper runs).
 
