@@ -40,42 +40,9 @@ func closedLoopHTTP(ctx context.Context, f *scenarioFlags, stdout, stderr io.Wri
 	if err := load.WaitReady(ctx, c.Base, 10*time.Second); err != nil {
 		return err
 	}
-	prefix := f.prefix
-	if prefix == "" {
-		prefix = fmt.Sprintf("Q%x", time.Now().UnixNano()&0xffffffffff)
-	}
-	var holds []load.CheckResponse
-	var call func(ctx context.Context, i int64) bool
-	switch f.op {
-	case "check":
-		call = func(ctx context.Context, i int64) bool {
-			return c.Check(ctx, prefix+"-c"+strconv.FormatInt(i, 10), load.CreditCard, nil, http.StatusCreated).OK
-		}
-	case "ping":
-		call = func(ctx context.Context, _ int64) bool {
-			return c.Do(ctx, "ping", http.MethodGet, "/v1/ping", c.Keys.Checker, nil, nil, http.StatusNoContent).OK
-		}
-	case "redeem":
-		if f.setup <= 0 {
-			return errors.New("closed -op redeem needs -setup N holds to redeem")
-		}
-		holds = make([]load.CheckResponse, f.setup)
-		var failed atomic.Int64
-		setup := *c
-		setup.Rec = load.NewRecorder()
-		parallel(f.setup, f.concurrency, func(i int) {
-			if !setup.Check(ctx, fmt.Sprintf("%s-h%d", prefix, i), load.CreditCard, &holds[i], http.StatusCreated).OK {
-				failed.Add(1)
-			}
-		})
-		if n := failed.Load(); n > 0 {
-			return fmt.Errorf("setup: %d of %d holds not placed", n, f.setup)
-		}
-		call = func(ctx context.Context, i int64) bool {
-			return c.RedeemToken(ctx, load.CreditCard, holds[i].Token, nil, http.StatusCreated).OK
-		}
-	default:
-		return fmt.Errorf("closed: -op %q: want check, redeem or ping", f.op)
+	call, limit, err := closedOp(ctx, f, c)
+	if err != nil {
+		return err
 	}
 	rep := closedReport{Op: f.op, Concurrency: f.concurrency, Setup: f.setup}
 	prof := startProfile(ctx, f)
@@ -91,7 +58,7 @@ func closedLoopHTTP(ctx context.Context, f *scenarioFlags, stdout, stderr io.Wri
 			defer wg.Done()
 			for time.Now().Before(deadline) && ctx.Err() == nil {
 				i := next.Add(1) - 1
-				if holds != nil && i >= int64(len(holds)) {
+				if limit > 0 && i >= limit {
 					return
 				}
 				call(ctx, i)
@@ -100,10 +67,10 @@ func closedLoopHTTP(ctx context.Context, f *scenarioFlags, stdout, stderr io.Wri
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
-	rep.Exhausted = holds != nil && next.Load() >= int64(len(holds))
+	rep.Exhausted = limit > 0 && next.Load() >= limit
 	rep.Elapsed = elapsed.Seconds()
 	for _, e := range c.Rec.Endpoints(elapsed) {
-		rep.Endpoint = e
+		rep.Endpoint = e // one endpoint: the op's
 	}
 	rep.Rate = float64(rep.Endpoint.Count-rep.Endpoint.Failed-rep.Endpoint.Errors) / elapsed.Seconds()
 	if err := prof(); err != nil {
@@ -116,6 +83,45 @@ func closedLoopHTTP(ctx context.Context, f *scenarioFlags, stdout, stderr io.Wri
 		return fmt.Errorf("%d requests failed", c.Rec.Failed())
 	}
 	return writeJSON(orStdout(f.jsonPath), stdout, rep)
+}
+
+// closedOp returns the i-th request of -op and how many there can be (0:
+// no bound); for redeem it first places the -setup holds to redeem.
+func closedOp(ctx context.Context, f *scenarioFlags, c *load.Client) (func(context.Context, int64) bool, int64, error) {
+	prefix := f.prefix
+	if prefix == "" {
+		prefix = fmt.Sprintf("Q%x", time.Now().UnixNano()&0xffffffffff)
+	}
+	switch f.op {
+	case "check":
+		return func(ctx context.Context, i int64) bool {
+			return c.Check(ctx, prefix+"-c"+strconv.FormatInt(i, 10), load.CreditCard, nil, http.StatusCreated).OK
+		}, 0, nil
+	case "ping":
+		return func(ctx context.Context, _ int64) bool {
+			return c.Do(ctx, "ping", http.MethodGet, "/v1/ping", c.Keys.Checker, nil, nil, http.StatusNoContent).OK
+		}, 0, nil
+	case "redeem":
+		if f.setup <= 0 {
+			return nil, 0, errors.New("closed -op redeem needs -setup N holds to redeem")
+		}
+		holds := make([]load.CheckResponse, f.setup)
+		var failed atomic.Int64
+		setup := *c
+		setup.Rec = load.NewRecorder() // setup is not measured
+		parallel(f.setup, f.concurrency, func(i int) {
+			if !setup.Check(ctx, fmt.Sprintf("%s-h%d", prefix, i), load.CreditCard, &holds[i], http.StatusCreated).OK {
+				failed.Add(1)
+			}
+		})
+		if n := failed.Load(); n > 0 {
+			return nil, 0, fmt.Errorf("setup: %d of %d holds not placed", n, f.setup)
+		}
+		return func(ctx context.Context, i int64) bool {
+			return c.RedeemToken(ctx, load.CreditCard, holds[i].Token, nil, http.StatusCreated).OK
+		}, int64(len(holds)), nil
+	}
+	return nil, 0, fmt.Errorf("closed: -op %q: want check, redeem or ping", f.op)
 }
 
 // startProfile asks arbiter's pprof listener for a CPU profile as long as

@@ -191,14 +191,13 @@ const batch = 250
 func (m *meter) measure(ctx context.Context, op costOp) (opCost, error) {
 	r := opCost{Op: op.name, What: op.what, Statuses: map[string]int64{}}
 	var (
-		mu  sync.Mutex
-		cpu time.Duration
-		sc  load.ScriptCost
-		// perBatch is each batch's µs per call
-		perBatch []float64
+		mu       sync.Mutex
+		cpu      time.Duration
+		sc       load.ScriptCost
+		perBatch []float64 // each batch's µs per call
+		in       []load.CheckResponse
+		found    bool // the MONITOR call was made
 	)
-	var in []load.CheckResponse
-	sample := true
 	for done := 0; done < m.f.requests; {
 		n := min(batch, m.f.requests-done)
 		if op.setup != nil && (len(in) == 0 || !op.reuse) {
@@ -207,63 +206,81 @@ func (m *meter) measure(ctx context.Context, op costOp) (opCost, error) {
 				return r, err
 			}
 		}
-		if sample { // one call under MONITOR: what a request of this kind runs
+		if !found { // one call under MONITOR: what a request of this kind runs
 			if err := m.discover(ctx, op, in, &r); err != nil {
 				return r, err
 			}
-			sample = false
+			found = true
 			if op.setup != nil && !op.reuse {
 				in = in[1:] // that hold is redeemed now
 				n = len(in)
 			}
 		}
-		before, err := load.CommandTimes(ctx, m.rdb)
-		if err != nil {
-			return r, err
-		}
-		cpu0, cerr := m.cpu()
-		if cerr != nil {
-			return r, cerr
-		}
-		parallel(n, m.f.concurrency, func(i int) {
-			s := op.call(ctx, in, i)
-			mu.Lock()
-			r.Statuses[strconv.Itoa(s)]++
-			if s != op.want {
-				r.Unexpected++
-			}
-			mu.Unlock()
+		d, used, err := m.window(ctx, func() {
+			parallel(n, m.f.concurrency, func(i int) {
+				s := op.call(ctx, in, i)
+				mu.Lock()
+				defer mu.Unlock()
+				r.Statuses[strconv.Itoa(s)]++
+				if s != op.want {
+					r.Unexpected++
+				}
+			})
 		})
-		cpu1, _ := m.cpu()
-		after, err := load.CommandTimes(ctx, m.rdb)
 		if err != nil {
 			return r, err
 		}
-		d := load.ScriptDelta(before, after)
 		if d.Calls > 0 {
 			perBatch = append(perBatch, d.UsecPerCall)
 		}
-		sc.Calls += d.Calls
-		sc.Usec += d.Usec
+		sc.Calls, sc.Usec = sc.Calls+d.Calls, sc.Usec+d.Usec
 		sc.InScriptPerCall += d.InScriptPerCall * float64(d.Calls)
-		cpu += cpu1 - cpu0
+		cpu += used
 		r.Requests += int64(n)
 		done += n
 	}
+	r.finish(sc, perBatch, cpu, m.f.pid > 0)
+	if r.Unexpected > r.Requests/100 {
+		return r, fmt.Errorf("%d of %d calls got another answer than %d: %v", r.Unexpected, r.Requests, op.want, r.Statuses)
+	}
+	return r, nil
+}
+
+// finish turns the sums over batches into per-call figures.
+func (r *opCost) finish(sc load.ScriptCost, perBatch []float64, cpu time.Duration, withCPU bool) {
 	if sc.Calls > 0 {
 		r.MeanUsecPerCall = float64(sc.Usec) / float64(sc.Calls)
 		sc.UsecPerCall = median(perBatch)
 		sc.InScriptPerCall /= float64(sc.Calls)
 	}
 	r.ScriptCost, r.Batches = sc, len(perBatch)
-	if m.f.pid > 0 && r.Requests > 0 {
+	if withCPU && r.Requests > 0 {
 		r.ArbiterCPUMs = float64(cpu.Microseconds()) / 1000
 		r.ArbiterCPUUs = float64(cpu.Microseconds()) / float64(r.Requests)
 	}
-	if r.Unexpected > r.Requests/100 {
-		return r, fmt.Errorf("%d of %d calls got another answer than %d: %v", r.Unexpected, r.Requests, op.want, r.Statuses)
+}
+
+// window runs fn between two snapshots of Redis's commandstats and
+// arbiter's CPU time and returns the differences.
+func (m *meter) window(ctx context.Context, fn func()) (load.ScriptCost, time.Duration, error) {
+	before, err := load.CommandTimes(ctx, m.rdb)
+	if err != nil {
+		return load.ScriptCost{}, 0, err
 	}
-	return r, nil
+	cpu0, err := m.cpu()
+	if err != nil {
+		return load.ScriptCost{}, 0, err
+	}
+	fn()
+	cpu1, err := m.cpu()
+	if err != nil {
+		return load.ScriptCost{}, 0, err
+	}
+	after, err := load.CommandTimes(ctx, m.rdb)
+	if err != nil {
+		return load.ScriptCost{}, 0, err
+	}
+	return load.ScriptDelta(before, after), cpu1 - cpu0, nil
 }
 
 func (m *meter) cpu() (time.Duration, error) {
