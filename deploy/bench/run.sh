@@ -25,7 +25,8 @@ COST_N=${COST_N:-5000}         # measured calls of each operation (cost)
 MIN_N=${MIN_N:-200000}         # redis-benchmark calls of the minimal script
 CEIL_N=${CEIL_N:-20000}        # redis-benchmark calls of arbiter's check script
 SB_DUR=${SB_DUR:-4s}           # storebench: each closed-loop measurement
-RTT=${RTT:-1ms}
+RTT=${RTT:-1ms}                # storebench: the simulated network round trip
+SB_RATES=${SB_RATES:-"500 1000 2000 3000 4000 6000"}  # storebench: the open-model sweep
 OUTDIR=$(cd "$(dirname "$OUT")" && pwd)
 PLOTS=$OUTDIR/docs/bench       # charts, linked from $OUT as docs/bench/*.svg
 mkdir -p "$PLOTS"
@@ -203,7 +204,6 @@ R FLUSHALL >/dev/null
 log "storebench with a $RTT round trip"
 "$LOAD" storebench -redis-url "$RURL" -duration "$SB_DUR" -rounds 2 -concurrency 16 -rtt "$RTT" -json "$W/storebench-rtt.json" 2>"$W/storebench-rtt.txt"
 R FLUSHALL >/dev/null
-SB_RATES=${SB_RATES:-"500 1000 2000 3000 4000 6000"}
 log "storebench sweep: $SB_RATES"
 "$LOAD" storebench -redis-url "$RURL" -duration "$STEP" -concurrency 50 -rates "$SB_RATES" -json "$W/storebench-sweep.json" 2>"$W/storebench-sweep.txt"
 R FLUSHALL >/dev/null
@@ -319,7 +319,7 @@ engineers' builds and tests may run on the same cores during the run, and the lo
 arbiter and redis-server share them too. Absolute numbers are therefore low and jittery; **the
 ratios, measured minutes apart in the same run, are the figures that matter**.
 
-Command: \`STEP=$STEP SCALE_MAX=$SCALE_MAX COST_N=$COST_N deploy/bench/run.sh\`. arbiter ran in production mode (real
+Command: \`STEP=$STEP SCALE_MAX=$SCALE_MAX COST_N=$COST_N MIN_N=$MIN_N CEIL_N=$CEIL_N SB_DUR=$SB_DUR RTT=$RTT SB_RATES="$SB_RATES" deploy/bench/run.sh\`. arbiter ran in production mode (real
 redis-server on loopback, clients file, signing key, default log level: one JSON access-log line per
 request). The HTTP load is \`arbiter-load\` (open model: constant arrival rate, latency from send to
 last byte, HdrHistogram) except where a closed loop is named.
