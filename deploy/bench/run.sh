@@ -134,7 +134,7 @@ sweep() {
 # sweep_csv PREFIX ENDPOINT SERIES: the sweep's steps as chart CSV rows
 sweep_csv() {
   for r in $(cat "$W/$1.rates"); do
-    jq -r --arg e "$2" --arg s "$3" '"\($s),\(.offered_rate_per_s),\(.endpoints[$e].p50_ms // 0),\(.endpoints[$e].p99_ms // 0)"' "$W/$1-$r.json"
+    jq -r --arg e "$2" --arg s "$3" '"\($s),\(.offered_rate_per_s),\(.endpoints[$e].p50_ms // 0),\(.endpoints[$e].p99_ms // 0),\(if .dropped_iterations == 0 and .failed_requests == 0 and .achieved_rate_per_s >= 0.97 * .offered_rate_per_s then 1 else 0 end)"' "$W/$1-$r.json"
   done
 }
 
@@ -244,10 +244,10 @@ ELAPSED=$(( $(date +%s) - T0 ))
 
 # ---- charts ----
 log "charts"
-CSVH="series,offered_per_s,p50_ms,p99_ms"
+CSVH="series,offered_per_s,p50_ms,p99_ms,kept_up"
 { echo "$CSVH"; sweep_csv kc check "POST /v1/checks"; sweep_csv kp ping "GET /v1/ping (authenticated; no store)"; } >"$W/http.csv"
 { echo "$CSVH"; sweep_csv kcr check "check"; sweep_csv kcr redeem "token redemption"; } >"$W/http-redeem.csv"
-{ echo "$CSVH"; jq -r '.[] | "\(.design),\(.offered_per_s),\(.p50_ms),\(.p99_ms)"' "$W/storebench-sweep.json"; } >"$W/store.csv"
+{ echo "$CSVH"; jq -r '.[] | "\(.design),\(.offered_per_s),\(.p50_ms),\(.p99_ms),\(if .dropped == 0 and .errors == 0 and .achieved_per_s >= 0.97 * .offered_per_s then 1 else 0 end)"' "$W/storebench-sweep.json"; } >"$W/store.csv"
 "$LOAD" plot -in "$W/http.csv" -out "$PLOTS/http-checks.svg" -title "arbiter over HTTP: checks beside the framework baseline" 2>>"$W/plot.txt"
 "$LOAD" plot -in "$W/http-redeem.csv" -out "$PLOTS/http-check-redeem.svg" -title "arbiter over HTTP: check + token redemption (iterations/s)" 2>>"$W/plot.txt"
 "$LOAD" plot -in "$W/store.csv" -out "$PLOTS/store-checks.svg" -title "store in process: arbiter's script vs the redsync peer (checks)" 2>>"$W/plot.txt"

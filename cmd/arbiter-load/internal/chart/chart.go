@@ -27,6 +27,9 @@ import (
 // Point is one step of a sweep: the offered rate and two latency quantiles.
 type Point struct {
 	Offered, P50, P99 float64 // per second; milliseconds
+	// Fell says the step did not keep up (arrivals dropped, or the rate not
+	// achieved): its latency is mostly queueing, and the chart marks it.
+	Fell bool
 }
 
 // Series is one line pair of the chart, points in rising offered rate.
@@ -35,8 +38,9 @@ type Series struct {
 	Points []Point
 }
 
-// Header is the CSV header ReadCSV expects, in this order.
-var Header = []string{"series", "offered_per_s", "p50_ms", "p99_ms"}
+// Header is the CSV header ReadCSV expects, in this order; the last
+// column (kept_up: 1 or 0) may be left out, and then every step kept up.
+var Header = []string{"series", "offered_per_s", "p50_ms", "p99_ms", "kept_up"}
 
 // ReadCSV reads a sweep: the Header line, then one row per step. Series
 // keep the order of their first row; points are sorted by offered rate.
@@ -45,11 +49,18 @@ func ReadCSV(r io.Reader) ([]Series, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sweep csv: %w", err)
 	}
-	if len(rows) == 0 || !slices.Equal(rows[0], Header) {
-		return nil, fmt.Errorf("sweep csv: the first line must be %q", strings.Join(Header, ","))
+	if len(rows) == 0 || !(slices.Equal(rows[0], Header) || slices.Equal(rows[0], Header[:4])) {
+		return nil, fmt.Errorf("sweep csv: the first line must be %q (kept_up optional)", strings.Join(Header, ","))
 	}
 	var out []Series
 	for n, row := range rows[1:] {
+		fell := false
+		if len(row) == 5 {
+			if row[4] != "0" && row[4] != "1" {
+				return nil, fmt.Errorf("sweep csv line %d: kept_up %q is not 0 or 1", n+2, row[4])
+			}
+			fell = row[4] == "0"
+		}
 		var v [3]float64
 		for k := range v {
 			if v[k], err = strconv.ParseFloat(row[k+1], 64); err != nil || math.IsNaN(v[k]) || v[k] < 0 {
@@ -61,7 +72,7 @@ func ReadCSV(r io.Reader) ([]Series, error) {
 			out = append(out, Series{Name: row[0]})
 			i = len(out) - 1
 		}
-		out[i].Points = append(out[i].Points, Point{Offered: v[0], P50: v[1], P99: v[2]})
+		out[i].Points = append(out[i].Points, Point{Offered: v[0], P50: v[1], P99: v[2], Fell: fell})
 	}
 	if len(out) == 0 {
 		return nil, errors.New("sweep csv: no rows")
@@ -93,6 +104,7 @@ func New(title string, series []Series) (*plot.Plot, error) {
 	p.Legend.Top, p.Legend.Left = true, true
 	p.Legend.XOffs, p.Legend.YOffs = vg.Points(45), -vg.Points(30) // inside the axes, below the title
 	p.Add(plotter.NewGrid())
+	var fell plotter.XYs // the points of steps that did not keep up
 	for k, s := range series {
 		c := palette[k%len(palette)]
 		for _, q := range []struct {
@@ -116,10 +128,31 @@ func New(title string, series []Series) (*plot.Plot, error) {
 			points.Color, points.Shape, points.Radius = c, q.shape, vg.Points(2.5)
 			p.Add(line, points)
 			p.Legend.Add(s.Name+" "+q.name, line, points)
+			fell = append(fell, fallen(s.Points, xys)...)
 		}
 	}
-	p.Y.Max *= 12 // headroom for the legend, top left
+	if len(fell) > 0 {
+		marks, err := plotter.NewScatter(fell)
+		if err != nil {
+			return nil, err
+		}
+		marks.Shape, marks.Radius, marks.Color = draw.CrossGlyph{}, vg.Points(5), color.Black
+		p.Add(marks)
+		p.Legend.Add("step did not keep up", marks)
+	}
+	p.Y.Max *= 40 // headroom for the legend, top left
 	return p, nil
+}
+
+// fallen returns the plotted points of the steps that did not keep up.
+func fallen(pts []Point, xys plotter.XYs) plotter.XYs {
+	var out plotter.XYs
+	for i, pt := range pts {
+		if pt.Fell {
+			out = append(out, xys[i])
+		}
+	}
+	return out
 }
 
 // Save writes the chart to path, in the format its extension names (.svg,

@@ -28,8 +28,18 @@ func TestReadCSV(t *testing.T) {
 	if got, want := len(series[0].Points), 4; got != want {
 		t.Fatalf("arbiter points = %d, want %d", got, want)
 	}
-	if got, want := series[1].Points[2], (Point{Offered: 2000, P50: 14.2, P99: 61.5}); got != want {
+	if got, want := series[1].Points[2], (Point{Offered: 2000, P50: 14.2, P99: 61.5, Fell: true}); got != want {
 		t.Fatalf("redsync third point = %+v, want %+v", got, want)
+	}
+}
+
+func TestReadCSVWithoutKeptUp(t *testing.T) {
+	series, err := ReadCSV(strings.NewReader(strings.Join(Header[:4], ",") + "\na,1,2,3\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := series[0].Points[0], (Point{Offered: 1, P50: 2, P99: 3}); got != want {
+		t.Fatalf("point = %+v, want %+v", got, want)
 	}
 }
 
@@ -41,6 +51,7 @@ func TestReadCSVRejects(t *testing.T) {
 		"not a number": strings.Join(Header, ",") + "\narbiter,x,2,3\n",
 		"negative":     strings.Join(Header, ",") + "\narbiter,1,-2,3\n",
 		"short row":    strings.Join(Header, ",") + "\narbiter,1,2\n",
+		"kept_up 2":    strings.Join(Header, ",") + "\narbiter,1,2,3,2\n",
 	} {
 		t.Run(name, func(t *testing.T) {
 			if _, err := ReadCSV(strings.NewReader(in)); err == nil {
@@ -91,7 +102,7 @@ func TestSaveSVG(t *testing.T) {
 	if got, want := root, "svg"; got != want {
 		t.Fatalf("root element = %q, want %q", got, want)
 	}
-	for _, label := range []string{"arbiter p99", "arbiter p50", "redsync p99", "redsync p50", "offered rate"} {
+	for _, label := range []string{"arbiter p99", "arbiter p50", "redsync p99", "redsync p50", "offered rate", "did not keep up"} {
 		if !strings.Contains(string(data), label) {
 			t.Errorf("the SVG has no text %q", label)
 		}
@@ -99,7 +110,7 @@ func TestSaveSVG(t *testing.T) {
 }
 
 func TestSaveNeedsExtension(t *testing.T) {
-	p, err := New("x", []Series{{Name: "a", Points: []Point{{1, 1, 2}}}})
+	p, err := New("x", []Series{{Name: "a", Points: []Point{{Offered: 1, P50: 1, P99: 2}}}})
 	if err != nil {
 		t.Fatal(err)
 	}
