@@ -4,11 +4,11 @@
 # arbiter (production mode) that the script starts on loopback ports, and
 # the charts under docs/bench/ beside it.
 #
-#   deploy/bench/run.sh                          # BENCHMARKS.md at the repo root (~11 minutes on 2 cores)
+#   deploy/bench/run.sh                          # BENCHMARKS.md at the repo root (~10 minutes on 2 cores)
 #   STEP=2s SCALE_MAX=10000 OUT=/tmp/b/BENCHMARKS.md deploy/bench/run.sh   # a quick check (~3 minutes)
 #   KEEP=1 ...                                   # keep the raw JSON, CSV and profiles (the path is printed)
 #
-# Nothing here names a key or a script of the store: the scripts' SHAs and
+# Nothing here lists the store's keys or scripts: the scripts' SHAs and
 # commands are discovered with MONITOR and INFO commandstats, a customer's
 # keys with SCAN arb:{C}* (the store's documented hash tag), so the run
 # follows the store as its scripts and data model change.
