@@ -29,17 +29,26 @@ Scenarios (open model: -rate iterations/s for -duration):
 Benchmark helpers (deploy/bench/run.sh):
   storebench  arbiter's store vs the redsync peer design, in process, same Redis (-redis-url)
   preload     import -customers granted customers straight into Redis (-redis-url)
+  closed      -concurrency workers repeating -op (check, redeem, ping) for -duration: throughput;
+              -pprof-url and -profile take arbiter's CPU profile of the window
+  cost        each operation alone, -requests times: Redis µs per script call (commandstats),
+              the script MONITOR saw, arbiter's CPU per request (-pid); vs a minimal hold script
+  footprint   one customer's keys after check+redeem and after check+cancel: MEMORY USAGE, TTL
+  plot        draw a sweep CSV (-in: series,offered_per_s,p50_ms,p99_ms) as an SVG (-out), -png too
 
 Flags:`
 
 // scenarioFlags are the flags of every subcommand.
 type scenarioFlags struct {
 	base, jsonPath, redisURL, spawn, path, prefix string
+	in, out, png, title, pattern                  string
+	op, pprofURL, profile, rates                  string
 	keys                                          load.Keys
 	cfg                                           load.Config
 	timeout, rtt                                  time.Duration
 	redeem, quiet, allowFailures                  bool
-	concurrency, rounds, from                     int
+	concurrency, rounds, from, requests, pid      int
+	setup                                         int
 }
 
 func parseFlags(name string, args []string, getenv func(string) string, stderr io.Writer) (*scenarioFlags, error) {
@@ -74,6 +83,18 @@ func parseFlags(name string, args []string, getenv func(string) string, stderr i
 	fs.IntVar(&f.rounds, "rounds", 2, "storebench: alternating rounds of each design")
 	fs.DurationVar(&f.rtt, "rtt", 0, "storebench: network round-trip time to simulate between the designs and Redis (each write to Redis waits this long)")
 	fs.IntVar(&f.from, "from", 0, "preload: customers already loaded (import ids from..customers-1)")
+	fs.IntVar(&f.requests, "requests", 2000, "cost: measured calls of each operation")
+	fs.IntVar(&f.pid, "pid", 0, "cost: arbiter's process id, for its CPU per request (/proc/<pid>/stat)")
+	fs.StringVar(&f.op, "op", "check", "closed: the request each worker repeats: check, redeem (of -setup holds placed first) or ping")
+	fs.IntVar(&f.setup, "setup", 0, "closed -op redeem: holds placed before the measure")
+	fs.StringVar(&f.pprofURL, "pprof-url", "", "closed: arbiter's pprof listener (http://127.0.0.1:6060): profile the measured window")
+	fs.StringVar(&f.profile, "profile", "", "closed: write that CPU profile to this file")
+	fs.StringVar(&f.rates, "rates", "", "storebench: offered rates (\"1000 2000 4000\"): an open-model sweep of both designs' checks, -duration per step")
+	fs.StringVar(&f.pattern, "pattern", "arb:{%s}*", "footprint: SCAN pattern of one customer's keys (its hash tag), %s the customer id")
+	fs.StringVar(&f.in, "in", "", "plot: the sweep CSV to draw")
+	fs.StringVar(&f.out, "out", "", "plot: the chart to write (.svg)")
+	fs.StringVar(&f.png, "png", "", "plot: also write the chart as this PNG")
+	fs.StringVar(&f.title, "title", "", "plot: the chart's title")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, usage)
 		fs.PrintDefaults()
@@ -113,6 +134,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return storeBench(ctx, f, stdout, stderr)
 	case "preload":
 		return preload(ctx, f, stderr)
+	case "plot":
+		return plotSweep(f, stderr)
+	case "cost":
+		return costBench(ctx, f, stdout, stderr)
+	case "footprint":
+		return footprint(ctx, f, stdout)
+	case "closed":
+		return closedLoopHTTP(ctx, f, stdout, stderr)
 	case "checks", "contention", "soak", "ping":
 	default:
 		fmt.Fprintln(stderr, usage)

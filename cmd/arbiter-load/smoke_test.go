@@ -168,6 +168,12 @@ func TestRunRejectsBadInput(t *testing.T) {
 		{"arbiter-load", "checks", "-refused", "1.5"},
 		{"arbiter-load", "storebench"},
 		{"arbiter-load", "preload"},
+		{"arbiter-load", "cost"},
+		{"arbiter-load", "footprint"},
+		{"arbiter-load", "footprint", "-redis-url", "redis://127.0.0.1:1", "-pattern", "arb:*"},
+		{"arbiter-load", "plot"},
+		{"arbiter-load", "plot", "-in", "internal/chart/testdata/sweep.csv"},
+		{"arbiter-load", "storebench", "-redis-url", "redis://127.0.0.1:1", "-rates", "x"},
 	} {
 		var out bytes.Buffer
 		if err := run(context.Background(), args, func(string) string { return "" }, &out, &out); err == nil {

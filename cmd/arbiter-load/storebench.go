@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,6 +16,7 @@ import (
 	"github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/arbiter-bank/arbiter/cmd/arbiter-load/internal/load"
 	"github.com/arbiter-bank/arbiter/cmd/arbiter-load/internal/peer"
 	"github.com/arbiter-bank/arbiter/validation"
 	"github.com/arbiter-bank/arbiter/validation/redisstore"
@@ -78,6 +82,9 @@ func storeBench(ctx context.Context, f *scenarioFlags, stdout, stderr io.Writer)
 		return err
 	}
 	defer closeAll()
+	if f.rates != "" {
+		return storeSweep(ctx, f, designs, stdout, stderr)
+	}
 	prefix := fmt.Sprintf("B%x", time.Now().UnixNano()&0xffffffffff)
 	var results []benchResult
 	for round := 1; round <= f.rounds; round++ {
@@ -229,4 +236,67 @@ func closedLoop(ctx context.Context, d design, op, prefix string, conc int, dur 
 		r.CmdsPerOp = float64(d.trips.cmds.Load()-cmds0) / float64(total)
 	}
 	return r
+}
+
+// sweepResult is one open-model step of one design: latency at an offered rate.
+type sweepResult struct {
+	Design   string  `json:"design"`
+	Op       string  `json:"op"`
+	Offered  float64 `json:"offered_per_s"`
+	Achieved float64 `json:"achieved_per_s"`
+	P50      float64 `json:"p50_ms"`
+	P99      float64 `json:"p99_ms"`
+	Dropped  int64   `json:"dropped"`
+	Errors   int64   `json:"errors"`
+}
+
+// storeSweep is storebench -rates: both designs at each offered rate in
+// turn (open model, -duration each, at most -max-in-flight at once), the
+// check operation on fresh customers, each design until the first step it
+// does not keep up with (as the HTTP sweeps stop). Latency against offered rate shows
+// where each design's queue starts, which a closed loop hides.
+func storeSweep(ctx context.Context, f *scenarioFlags, designs []design, stdout, stderr io.Writer) error {
+	prefix := fmt.Sprintf("S%x", time.Now().UnixNano()&0xffffffffff)
+	var out []sweepResult
+	fell := map[string]bool{}
+	for _, field := range strings.Fields(f.rates) {
+		rate, err := strconv.ParseFloat(field, 64)
+		if err != nil || rate <= 0 {
+			return fmt.Errorf("-rates: %q is not a positive rate", field)
+		}
+		for _, d := range designs {
+			if fell[d.name] {
+				continue
+			}
+			var (
+				mu   sync.Mutex
+				hist = hdrhistogram.New(1, int64(60*time.Second/time.Microsecond), 3)
+				errs atomic.Int64
+			)
+			p := fmt.Sprintf("%s-%s-%s", prefix, d.name, field)
+			o := load.Run(ctx, load.Plan{Rate: rate, Duration: f.cfg.Duration, MaxInFlight: f.cfg.MaxInFlight}, nil, func(ctx context.Context, i int64) {
+				t := time.Now()
+				if _, err := d.check(ctx, p+"-"+strconv.FormatInt(i, 10)); err != nil {
+					errs.Add(1)
+					return
+				}
+				mu.Lock()
+				_ = hist.RecordValue(max(time.Since(t).Microseconds(), 1))
+				mu.Unlock()
+			})
+			r := sweepResult{Design: d.name, Op: "check", Offered: rate, Achieved: float64(hist.TotalCount()) / o.Elapsed.Seconds(),
+				P50: float64(hist.ValueAtQuantile(50)) / 1000, P99: float64(hist.ValueAtQuantile(99)) / 1000,
+				Dropped: o.Dropped, Errors: errs.Load()}
+			fmt.Fprintf(stderr, "storebench sweep %-8s %6.0f/s offered %8.0f/s achieved p50 %6.2f ms p99 %7.2f ms dropped %d errors %d\n",
+				r.Design, r.Offered, r.Achieved, r.P50, r.P99, r.Dropped, r.Errors)
+			out = append(out, r)
+			// Past the step where a design stops keeping up, its queue
+			// only grows: the sweep goes on with the others.
+			fell[d.name] = r.Dropped > 0 || r.Errors > 0 || r.Achieved < 0.97*r.Offered
+		}
+		if !slices.ContainsFunc(designs, func(d design) bool { return !fell[d.name] }) {
+			break // every design has fallen over
+		}
+	}
+	return writeJSON(orStdout(f.jsonPath), stdout, out)
 }

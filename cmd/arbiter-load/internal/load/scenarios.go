@@ -6,6 +6,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -311,12 +312,18 @@ func verify(ctx context.Context, c *Client, t *tally) ([]string, int) {
 	return out, len(customers)
 }
 
-// Ping requests path (no API key) at the plan's rate: the framework
-// baseline, the same HTTP stack and middleware with no Redis call.
+// Ping requests path at the plan's rate: the framework baseline, the same
+// HTTP stack and middleware with no Redis call. A path under /v1/ (the
+// authenticated GET /v1/ping) carries the checker's key, so the baseline
+// pays for authentication as every API request does.
 func Ping(ctx context.Context, c *Client, cfg Config, path string) Report {
 	cfg.defaults()
 	cfg.ready()
+	key := ""
+	if strings.HasPrefix(path, "/v1/") {
+		key = c.Keys.Checker
+	}
 	return run(ctx, "ping", c, cfg, func(ctx context.Context, i int64) {
-		c.Do(ctx, "ping", http.MethodGet, path, "", nil, nil, http.StatusOK, http.StatusNoContent)
+		c.Do(ctx, "ping", http.MethodGet, path, key, nil, nil, http.StatusOK, http.StatusNoContent)
 	})
 }
