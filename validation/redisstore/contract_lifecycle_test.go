@@ -127,10 +127,15 @@ func TestContractExpirySettledByCheck(t *testing.T) {
 			t.Fatal(err)
 		}
 		b.expire(t, "C-1")
+		// miniredis's clock was fast-forwarded past the expiry; arbiter's
+		// clock is never behind the expiry it observes.
 		now := time.Now()
+		if now.Before(first.ExpiresAt) {
+			now = first.ExpiresAt.Add(time.Millisecond)
+		}
 		second := hold(t, s, "C-1", "credit_card", now)
-		if got, want := second.Fence, int64(2); got != want {
-			t.Fatalf("fence after expiry = %d, want %d", got, want)
+		if second.Fence <= first.Fence {
+			t.Fatalf("fence after expiry = %d, want more than %d", second.Fence, first.Fence)
 		}
 
 		t.Run("the expired check reads expired, at its expiry", func(t *testing.T) {
