@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -188,3 +189,39 @@ type eventJSON struct {
 }
 
 func msTime(v int64) time.Time { return ms(float64(v)) }
+
+// luaCodec is the Lua half of the encodings, generated from checkFields
+// and eventFields so that the two sides cannot disagree on an order:
+// check_encode(c), check_fields(v) (empty fields nil), check_product(v)
+// (the product alone, for rules that need no other field) and
+// event_encode(ev). Straight-line code: no loop, no table of names.
+func luaCodec() string {
+	var b strings.Builder
+	b.WriteString("local SEP = '\\31'\n")
+	encode := func(fn, tag, v string, fields []string) {
+		fmt.Fprintf(&b, "local function %s(%s)\n  return '%s'", fn, v, tag)
+		for _, f := range fields {
+			fmt.Fprintf(&b, " .. SEP .. (%s.%s or '')", v, f)
+		}
+		b.WriteString("\nend\n")
+	}
+	encode("check_encode", "c2", "c", checkFields[:])
+	encode("event_encode", "e2", "ev", eventFields[:])
+	pattern := "'^c2" + strings.Repeat(`\31([^\31]*)`, len(checkFields)) + "$'"
+	vars := make([]string, len(checkFields))
+	for i := range vars {
+		vars[i] = "f" + strconv.Itoa(i+1)
+	}
+	fmt.Fprintf(&b, "local function check_fields(v)\n  local %s = string.match(v, %s)\n  return {", strings.Join(vars, ", "), pattern)
+	for i, f := range checkFields {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%s = %s ~= '' and %s or nil", f, vars[i], vars[i])
+	}
+	b.WriteString("}\nend\n")
+	product := slices.Index(checkFields[:], "product")
+	fmt.Fprintf(&b, "local function check_product(v)\n  return string.match(v, '^c2%s\\31([^\\31]*)')\nend\n",
+		strings.Repeat(`\31[^\31]*`, product))
+	return b.String()
+}

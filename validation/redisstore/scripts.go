@@ -83,7 +83,7 @@ func luaKeys() string {
 func script(name string, args, reply any, sections ...string) *luaScript {
 	body := sections[len(sections)-1]
 	src := luaKeys() + luaArgs(commonArgs{}, 1) + luaArgs(args, 1+len(luaFields(reflectType(commonArgs{})))) +
-		luaReply(reply) + luaPrelude + strings.Join(sections[:len(sections)-1], "\n") +
+		luaReply(reply) + luaCodec() + luaPrelude + strings.Join(sections[:len(sections)-1], "\n") +
 		"\nlocal function main()\n" + body + "\nend\nlocal r = main()\nreturn {EXPIRED, r}\n"
 	return &luaScript{Script: redis.NewScript(src), src: src, name: name}
 }

@@ -13,25 +13,17 @@
 -- (scripts.go wraps each script's body), so arbiter can count expiries.
 local EXPIRED = 0
 local TRIES_CAP = 100
-local SEP = '\31'
 
 -- ## check: one encoding for a check wherever it lives
--- A check is one string: 'c2' and the fields below, joined by SEP (no
--- field may contain SEP: ids, products and client names cannot; agents
+-- A check is one string: 'c2' and its fields joined by SEP ('\31'; no
+-- field may contain it: ids, products and client names cannot, agents
 -- exclude control characters). The live hold, the copy of it in meta, an
 -- ended check and a grant are all this encoding, so a check never changes
--- shape as it moves and is never re-encoded field by field. Numbers are
--- kept as written (milliseconds and fences print exactly below 2^47).
+-- shape as it moves. check_encode(c) and check_fields(v) are generated
+-- from checkFields in codec.go (luaCodec), straight-line code with no
+-- table of names, and put in front of this prelude; a field is added there.
+-- Numbers are kept as written (milliseconds and fences print exactly).
 -- Values written by earlier versions are JSON ('{'), read by check_decode.
-local C_FIELDS = {'id', 'product', 'status', 'fence', 'created', 'expires', 'by', 'agent', 'secret', 'delivered',
-  'redeemed_by', 'granted', 'ended', 'ended_by', 'end_reason', 'otp', 'tok'}
-local C_PATTERN = '^c2' .. string.rep(SEP .. '([^' .. SEP .. ']*)', #C_FIELDS) .. '$'
-
-local function check_encode(c)
-  local out = {'c2'}
-  for i, f in ipairs(C_FIELDS) do out[i + 1] = c[f] or '' end
-  return table.concat(out, SEP)
-end
 
 -- check_decode returns the check a value encodes (nil for none); empty
 -- fields are nil. A v1 check or grant (JSON) is read as its v2 fields.
@@ -45,38 +37,33 @@ local function check_decode(v)
     j.delivered = j.delivered and '1' or nil
     return j
   end
-  local m, c = {string.match(v, C_PATTERN)}, {}
-  for i, f in ipairs(C_FIELDS) do
-    if m[i] ~= '' then c[f] = m[i] end
-  end
-  return c
+  return check_fields(v)
 end
 
 -- ## events: the audit trail (K_AUDIT state changes, K_TRIES attempts)
--- An event is one string, 'e2' and its fields joined by SEP. State changes
+-- An event is one string, 'e2' and its fields joined by SEP
+-- (event_encode, generated from eventFields in codec.go). State changes
 -- and attempts that changed nothing (refused, otp_failed) are kept apart,
 -- each capped, so no number of refusals can evict the record of a grant;
--- both expire AUDIT_RETENTION after their newest event.
-local E_FIELDS = {'type', 'at', 'product', 'check_id', 'actor', 'agent', 'reason', 'note', 'fence', 'reasons'}
-
-local function event_encode(ev)
-  local out = {'e2'}
-  ev.at = ev.at or NOW
-  if ev.reasons then ev.reasons = table.concat(ev.reasons, ',') end
-  for i, f in ipairs(E_FIELDS) do out[i + 1] = ev[f] or '' end
-  return table.concat(out, SEP)
-end
-
+-- state changes expire AUDIT_RETENTION after the newest, attempts
+-- AUDIT_RETENTION after the oldest kept (their list begins again then).
 -- events_append appends events, oldest first, all of one kind.
 local function events_append(...)
   local evs = {...}
   local key, cap = K_AUDIT, AUDIT_CAP
   if evs[1].type == 'refused' or evs[1].type == 'otp_failed' then key, cap = K_TRIES, TRIES_CAP end
-  for i, ev in ipairs(evs) do evs[i] = event_encode(ev) end
-  if redis.call('LPUSH', key, unpack(evs)) > cap then
+  for i, ev in ipairs(evs) do
+    ev.at = ev.at or NOW
+    if ev.reasons then ev.reasons = table.concat(ev.reasons, ',') end
+    evs[i] = event_encode(ev)
+  end
+  local n = redis.call('LPUSH', key, unpack(evs))
+  if n > cap then
     redis.call('LTRIM', key, 0, cap - 1)
   end
-  redis.call('PEXPIRE', key, AUDIT_RETENTION)
+  -- Attempts are noise next to state changes: their list expires
+  -- AUDIT_RETENTION after it began, which saves a refusal a command.
+  if key == K_AUDIT or n == #evs then redis.call('PEXPIRE', key, AUDIT_RETENTION) end
 end
 
 -- checked is the event of a hold's placing. It is appended when the hold
@@ -122,7 +109,7 @@ end
 -- grants they do not concern.
 local function grant_product(raw)
   if string.byte(raw, 1) == 123 then return cjson.decode(raw).product end
-  return string.match(raw, '^c2' .. SEP .. '[^' .. SEP .. ']*' .. SEP .. '([^' .. SEP .. ']*)')
+  return check_product(raw)
 end
 
 local function grant_put(c)
@@ -147,8 +134,19 @@ end
 -- the customer in the current window), t:<id> (tombstones, see abandon).
 -- It expires AUDIT_RETENTION after the newest hold.
 local function meta_read(...)
-  local r = redis.call('HMGET', K_META, 'open', 'lastv', 'last', 'fence', ...)
-  return {open = r[1], lastv = r[2], last = r[3], fence = tonumber(r[4]), extra = {select(5, unpack(r))}}
+  local r = redis.call('HMGET', K_META, 'open', 'lastv', 'last', 'fence', 'ttl_at', ...)
+  return {open = r[1], lastv = r[2], last = r[3], fence = tonumber(r[4]), ttl_at = tonumber(r[5]), extra = {select(6, unpack(r))}}
+end
+
+-- meta_ttl renews meta's expiry at most once a day (ttl_at: when it last
+-- did), so that most holds cost no PEXPIRE: meta then lives at least
+-- AUDIT_RETENTION after every hold of less than a day.
+local META_RENEW = 86400000
+local function meta_ttl(m, fields, hold_ttl)
+  if m.ttl_at and NOW >= m.ttl_at and NOW < m.ttl_at + META_RENEW and hold_ttl < META_RENEW then return end
+  table.insert(fields, 'ttl_at')
+  table.insert(fields, NOW)
+  return true
 end
 
 -- next_fence: fences never decrease. Within meta's life each is one more
@@ -176,11 +174,13 @@ local function hold_read()
 end
 
 -- hold_place writes the hold and makes it the newest check in meta.
-local function hold_place(c, ttl)
+local function hold_place(c, ttl, m)
   local enc = check_encode(c)
   redis.call('SET', K_HOLD, enc, 'PX', ttl)
-  redis.call('HSET', K_META, 'fence', c.fence, 'last', c.id, 'open', '1', 'lastv', enc, 'last:' .. c.product, c.id, 'fails', 0)
-  redis.call('PEXPIRE', K_META, ttl + AUDIT_RETENTION)
+  local fields = {'fence', c.fence, 'last', c.id, 'open', '1', 'lastv', enc, 'last:' .. c.product, c.id, 'fails', 0}
+  local renew = meta_ttl(m, fields, ttl)
+  redis.call('HSET', K_META, unpack(fields))
+  if renew then redis.call('PEXPIRE', K_META, AUDIT_RETENTION + 2 * META_RENEW) end
 end
 
 -- hold_update rewrites the live hold (its TTL unchanged).
