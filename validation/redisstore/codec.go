@@ -21,19 +21,19 @@ import (
 
 const sep = "\x1f"
 
-// checkFields is the order of a check's fields (C_FIELDS in the prelude).
+// checkFields is the order of a check's fields, for both sides (luaCodec).
 var checkFields = [...]string{"id", "product", "status", "fence", "created", "expires", "by", "agent", "secret", "delivered",
-	"redeemed_by", "granted", "ended", "ended_by", "end_reason", "otp", "tok"}
+	"redeemed_by", "granted", "ended", "ended_by", "end_reason", "otp"}
 
 // storedCheck is a check as the scripts store it.
 type storedCheck struct {
-	ID, Product, Status         string
-	Fence, Created, Expires     int64
-	By, Agent, Secret           string
-	Delivered                   bool
-	RedeemedBy                  string
-	Granted, Ended              int64
-	EndedBy, EndReason, OTP, Tk string
+	ID, Product, Status     string
+	Fence, Created, Expires int64
+	By, Agent, Secret       string
+	Delivered               bool
+	RedeemedBy              string
+	Granted, Ended          int64
+	EndedBy, EndReason, OTP string
 }
 
 // parseCheck decodes a stored check (v2, or v1 JSON check or grant).
@@ -57,7 +57,7 @@ func parseCheck(raw string) (storedCheck, error) {
 	c := storedCheck{
 		ID: f[1], Product: f[2], Status: f[3], Fence: num(f[4]), Created: num(f[5]), Expires: num(f[6]),
 		By: f[7], Agent: f[8], Secret: f[9], Delivered: f[10] != "", RedeemedBy: f[11],
-		Granted: num(f[12]), Ended: num(f[13]), EndedBy: f[14], EndReason: f[15], OTP: f[16], Tk: f[17],
+		Granted: num(f[12]), Ended: num(f[13]), EndedBy: f[14], EndReason: f[15], OTP: f[16],
 	}
 	if err != nil {
 		return c, fmt.Errorf("decode check: %w", err)
@@ -135,7 +135,7 @@ func decodeGrant(customer, raw string) (validation.Grant, error) {
 	}, nil
 }
 
-// eventFields is the order of an event's fields (E_FIELDS in the prelude).
+// eventFields is the order of an event's fields, for both sides (luaCodec).
 var eventFields = [...]string{"type", "at", "product", "check_id", "actor", "agent", "reason", "note", "fence", "reasons"}
 
 // decodeEvent reads an audit event: "e2" and eventFields joined by sep, or
