@@ -242,5 +242,9 @@ func TestContractAuditCap(t *testing.T) {
 		if got, want := events[0].CheckID, last.ID; got != want || events[0].Type != validation.EventChecked {
 			t.Fatalf("newest event = %+v, want the check of %s", events[0], want)
 		}
+		// The cap bounds what is stored, not only what is listed.
+		if stored, err := b.rdb.LRange(ctx, "arb:{C-1}:audit", 0, -1).Result(); err != nil || len(stored) > 3 {
+			t.Fatalf("audit list holds %d events (%v), want at most the cap, 3", len(stored), err)
+		}
 	})
 }

@@ -365,8 +365,13 @@ func TestContractOTPLockout(t *testing.T) {
 		if got.Status != validation.StatusCancelled || got.EndReason != "otp_locked" {
 			t.Fatalf("check = %+v, want cancelled by otp_locked", got)
 		}
-		// The customer is free again.
-		hold(t, s, "C-1", "credit_card", now)
+		// The customer is free again, and a new hold counts its own wrong
+		// codes from zero.
+		next := hold(t, s, "C-1", "credit_card", now)
+		_, _, err = redeemOTP(s, "C-1", "credit_card", wrongCode(t, next.Secret, now), "card-service", now)
+		if e := wantReason(t, err, validation.ReasonOTPInvalid); e.AttemptsLeft == nil || *e.AttemptsLeft != 4 {
+			t.Fatalf("first wrong code on a new hold: attempts left %v, want 4", e.AttemptsLeft)
+		}
 	})
 }
 

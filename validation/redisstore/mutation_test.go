@@ -37,7 +37,7 @@ var mutants = []mutant{
 		bug:   "the scripts forget to settle: an expired hold's check reads held forever",
 		tests: []string{"TestContractExpirySettledByCheck"}},
 	{name: "check-no-ttl", file: "prelude.lua",
-		from: "redis.call('SET', K_HOLD, enc, 'PX', ttl)", to: "redis.call('SET', K_HOLD, enc)",
+		from: "redis.call('SET', K_HOLD, check_encode(c), 'PX', ttl)", to: "redis.call('SET', K_HOLD, check_encode(c))",
 		bug:   "the hold is written without its TTL: it never expires",
 		tests: []string{"TestContractExpiry"}},
 	{name: "check-replay-leaks-secret", file: "check.lua",

@@ -26,13 +26,6 @@ const (
 	DefaultAuditRetention = 30 * 24 * time.Hour
 )
 
-// TOTP parameters the redeem script verifies with; they match package
-// tokens (RFC 6238: 30 s period, one period of skew, 6 digits).
-const (
-	otpPeriodSeconds = 30
-	otpSkew          = 1
-)
-
 // Options configure a Store. The zero value of each field means its default.
 type Options struct {
 	AuditCap  int           // events kept per customer; default 200
@@ -306,7 +299,8 @@ func (s *Store) Redeem(ctx context.Context, req validation.RedeemRequest) (valid
 	} else {
 		err = run(ctx, redeemOTPScript, req.CustomerID, req.Now, nil, redeemOTPArgs{
 			Product: req.Rule.Product, Code: req.Code, Actor: req.Actor, Max: req.Rule.Max, Conflicts: conflicts,
-			MaxAttempts: req.MaxAttempts, Period: otpPeriodSeconds, Skew: otpSkew,
+			MaxAttempts: req.MaxAttempts, Period: int(cmp.Or(req.OTPPeriod, validation.DefaultOTPPeriod) / time.Second),
+			Skew:      cmp.Or(req.OTPSkew, validation.DefaultOTPSkew),
 			OTPBudget: cmp.Or(req.OTPFailures, validation.DefaultOTPFailures),
 			OTPWindow: cmp.Or(req.OTPWindow, validation.DefaultOTPWindow).Milliseconds(),
 		}, &r)

@@ -174,10 +174,18 @@ local function hold_read()
 end
 
 -- hold_place writes the hold and makes it the newest check in meta.
-local function hold_place(c, ttl, m)
+-- meta's copy (lastv) leaves the secret out: meta outlives the hold.
+local function without_secret(c)
+  local secret = c.secret
+  c.secret = nil
   local enc = check_encode(c)
-  redis.call('SET', K_HOLD, enc, 'PX', ttl)
-  local fields = {'fence', c.fence, 'last', c.id, 'open', '1', 'lastv', enc, 'last:' .. c.product, c.id, 'fails', 0}
+  c.secret = secret
+  return enc
+end
+
+local function hold_place(c, ttl, m)
+  redis.call('SET', K_HOLD, check_encode(c), 'PX', ttl)
+  local fields = {'fence', c.fence, 'last', c.id, 'open', '1', 'lastv', without_secret(c), 'last:' .. c.product, c.id, 'fails', 0}
   local renew = meta_ttl(m, fields, ttl)
   redis.call('HSET', K_META, unpack(fields))
   if renew then redis.call('PEXPIRE', K_META, AUDIT_RETENTION + 2 * META_RENEW) end
@@ -189,9 +197,8 @@ local function hold_update(c)
     c.secret = nil
     return record_put(c)
   end
-  local enc = check_encode(c)
-  redis.call('SET', K_HOLD, enc, 'KEEPTTL')
-  redis.call('HSET', K_META, 'lastv', enc)
+  redis.call('SET', K_HOLD, check_encode(c), 'KEEPTTL')
+  redis.call('HSET', K_META, 'lastv', without_secret(c))
 end
 
 -- hold_finish ends the live hold c: status redeemed makes it a grant
