@@ -88,9 +88,10 @@ end
 
 local function record_put(c)
   c.secret = nil
-  if redis.call('HSET', K_CHECKS, c.id, check_encode(c)) == 1 and redis.call('HLEN', K_CHECKS) > RECORDS_PRUNE_AT then
+  if redis.call('HSET', K_CHECKS, c.id, check_encode(c)) == 1 and redis.call('HLEN', K_CHECKS) % RECORDS_PRUNE_AT == 0 then
     -- Bounded: a busy customer's hash never expires, so drop what ended
-    -- longer than RETENTION ago, only when the hash has grown.
+    -- longer than RETENTION ago, each time the hash has grown by
+    -- RECORDS_PRUNE_AT records (so the scan costs O(1) per record written).
     local all = redis.call('HGETALL', K_CHECKS)
     for i = 1, #all, 2 do
       local old = check_decode(all[i + 1])
