@@ -54,6 +54,10 @@ const (
 	DefaultIdempotencyTTL = 24 * time.Hour
 	DefaultAuditLimit     = 50
 	OTPSecretSize         = 20
+	// DefaultOTPPeriod and DefaultOTPSkew are RFC 6238's: a code is
+	// current for 30 s, and one period before and after is accepted.
+	DefaultOTPPeriod = 30 * time.Second
+	DefaultOTPSkew   = 1
 )
 
 // Service applies the policy through a Store. Its zero-value fields take

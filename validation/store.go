@@ -153,6 +153,11 @@ type RedeemRequest struct {
 	// means DefaultOTPFailures and DefaultOTPWindow.
 	OTPFailures int
 	OTPWindow   time.Duration
+	// OTPPeriod and OTPSkew are the TOTP parameters codes are verified
+	// with; zero means DefaultOTPPeriod and DefaultOTPSkew (package
+	// tokens issues codes with the same, as a test pins).
+	OTPPeriod time.Duration
+	OTPSkew   int
 }
 
 // CancelRequest is the input of Store.Cancel.

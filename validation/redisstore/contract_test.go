@@ -144,7 +144,9 @@ func TestContractCheck(t *testing.T) {
 			if got, want := c.Status, validation.StatusHeld; got != want {
 				t.Fatalf("status = %s, want %s", got, want)
 			}
-			if got, want := c.Fence, int64(1); got != want {
+			// A customer's first fence is the clock (ms): fences never
+			// decrease, even once a customer's keys expired (README, Fence).
+			if got, want := c.Fence, t0.UnixMilli(); got != want {
 				t.Fatalf("fence = %d, want %d", got, want)
 			}
 			if got, want := c.ExpiresAt, t0.Add(5*time.Minute); !got.Equal(want) {
@@ -172,8 +174,8 @@ func TestContractCheck(t *testing.T) {
 
 		t.Run("other customers are independent", func(t *testing.T) {
 			c := hold(t, s, "C-2", "personal_loan", t0)
-			if c.Fence != 1 {
-				t.Fatalf("fence of a new customer = %d, want 1", c.Fence)
+			if c.Fence != t0.UnixMilli() {
+				t.Fatalf("fence of a new customer = %d, want %d", c.Fence, t0.UnixMilli())
 			}
 		})
 	})
@@ -363,8 +365,13 @@ func TestContractOTPLockout(t *testing.T) {
 		if got.Status != validation.StatusCancelled || got.EndReason != "otp_locked" {
 			t.Fatalf("check = %+v, want cancelled by otp_locked", got)
 		}
-		// The customer is free again.
-		hold(t, s, "C-1", "credit_card", now)
+		// The customer is free again, and a new hold counts its own wrong
+		// codes from zero.
+		next := hold(t, s, "C-1", "credit_card", now)
+		_, _, err = redeemOTP(s, "C-1", "credit_card", wrongCode(t, next.Secret, now), "card-service", now)
+		if e := wantReason(t, err, validation.ReasonOTPInvalid); e.AttemptsLeft == nil || *e.AttemptsLeft != 4 {
+			t.Fatalf("first wrong code on a new hold: attempts left %v, want 4", e.AttemptsLeft)
+		}
 	})
 }
 
@@ -406,8 +413,8 @@ func TestContractExpiry(t *testing.T) {
 			t.Fatalf("audit = %+v, want expired then checked", events)
 		}
 		next := hold(t, s, "C-1", "personal_loan", now)
-		if next.Fence != 2 {
-			t.Fatalf("fence after expiry = %d, want 2", next.Fence)
+		if next.Fence <= c.Fence {
+			t.Fatalf("fence after expiry = %d, want more than %d", next.Fence, c.Fence)
 		}
 		if got := expiries.Load(); got != 1 {
 			t.Fatalf("expiries = %d, want the one expiry counted once", got)
@@ -478,7 +485,7 @@ func TestContractReleaseAndImport(t *testing.T) {
 
 		imp := validation.ImportRequest{Rule: rule(t, "personal_loan"), CustomerID: "C-1", CheckID: mustID(t, "C-1"), Actor: "ops", GrantedAt: t0.Add(-24 * time.Hour), Now: t0.Add(2 * time.Hour)}
 		g, err := s.Import(ctx, imp)
-		if err != nil || g.Fence != 2 || !g.GrantedAt.Equal(imp.GrantedAt) {
+		if err != nil || g.Fence <= c.Fence || !g.GrantedAt.Equal(imp.GrantedAt) {
 			t.Fatalf("import = %+v, %v (fence must continue from the hold's)", g, err)
 		}
 		imp.Rule, imp.CheckID = rule(t, "credit_card"), mustID(t, "C-1")
@@ -597,8 +604,8 @@ func TestContractAuditAndFence(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if !slices.Equal(fences, []int64{1, 2, 3}) {
-			t.Fatalf("fences = %v, want 1 2 3", fences)
+		if !(fences[0] < fences[1] && fences[1] < fences[2]) {
+			t.Fatalf("fences = %v, want increasing", fences)
 		}
 		events, err := s.Audit(ctx, "C-1", 4, t0.Add(3*time.Hour))
 		if err != nil {
@@ -670,6 +677,30 @@ func TestContractReleaseByCheck(t *testing.T) {
 		cust, _ := s.Customer(ctx, "C-1", t0.Add(time.Hour))
 		if len(cust.Grants) != 1 || cust.Grants[0].CheckID != ids[1] {
 			t.Fatalf("remaining grants = %+v", cust.Grants)
+		}
+	})
+}
+
+// TestContractFenceNeverDecreases: a fence is one more than the last, or
+// the clock when that is greater, so two holds in one millisecond and an
+// arbiter whose clock runs behind still get increasing fences.
+func TestContractFenceNeverDecreases(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		s, ctx := b.store, context.Background()
+		var last int64
+		for i, now := range []time.Time{t0, t0, t0.Add(-time.Hour), t0.Add(time.Hour)} {
+			c := hold(t, s, "C-1", "credit_card", now)
+			if c.Fence <= last {
+				t.Fatalf("hold %d at %v: fence %d, want more than %d", i, now, c.Fence, last)
+			}
+			last = c.Fence
+			if _, err := s.Cancel(ctx, validation.CancelRequest{CustomerID: "C-1", CheckID: c.ID, Actor: "x", Now: now}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		imp := validation.ImportRequest{Rule: rule(t, "personal_loan"), CustomerID: "C-1", CheckID: mustID(t, "C-1"), Actor: "ops", GrantedAt: t0.Add(-2 * time.Hour), Now: t0.Add(-2 * time.Hour)}
+		if g, err := s.Import(ctx, imp); err != nil || g.Fence <= last {
+			t.Fatalf("import = %+v, %v; want a fence above %d", g, err, last)
 		}
 	})
 }

@@ -55,10 +55,26 @@ var grantsPattern = grantsKey("*")
 var (
 	//go:embed lua/case.lua
 	luaCase    string
-	caseScript = script("", luaCase)
+	caseScript = script("case", caseArgs{}, caseReply{}, luaCase)
 )
 
-func init() { scripts["case"] = caseScript }
+func init() { scripts = append(scripts, caseScript) }
+
+// caseArgs and caseReply are case.lua's contract (see contract.go); the
+// case's own key comes after the customer's keys.
+type caseArgs struct {
+	Op    string `lua:"op"`    // open | resolve
+	Case  string `lua:"case"`  // open: the case, JSON
+	Actor string `lua:"actor"` // who opens or resolves it
+	Note  string `lua:"note"`  // resolve: the admin's note
+}
+
+type caseReply struct {
+	Kind    string `lua:"kind"`    // ok | error
+	Reason  string `lua:"reason"`  // error: not_found
+	Case    string `lua:"case"`    // the case, JSON
+	Outcome string `lua:"outcome"` // opened | refreshed | resolved
+}
 
 var _ validation.ReconcileStore = (*Store)(nil)
 
@@ -413,11 +429,13 @@ func (s *Store) OpenCase(ctx context.Context, c validation.Case, now time.Time) 
 	if err != nil {
 		return err
 	}
-	res, err := s.run(ctx, "case", c.CustomerID, now, []string{caseKey(c.CustomerID)}, "open", string(raw), validation.ReconcilerActor)
+	var r caseReply
+	err = s.run(ctx, caseScript, c.CustomerID, now, []string{caseKey(c.CustomerID)},
+		caseArgs{Op: "open", Case: string(raw), Actor: validation.ReconcilerActor}, &r)
 	if err != nil {
 		return err
 	}
-	got, err := decodeCase(str(res, 1))
+	got, err := decodeCase(r.Case)
 	if err != nil {
 		return err
 	}
@@ -471,14 +489,16 @@ func (s *Store) Cases(ctx context.Context, limit int) ([]validation.Case, error)
 
 // ResolveCase implements validation.ReconcileStore.
 func (s *Store) ResolveCase(ctx context.Context, customerID, actor, note string, now time.Time) (validation.Case, error) {
-	res, err := s.run(ctx, "case", customerID, now, []string{caseKey(customerID)}, "resolve", actor, note)
+	var r caseReply
+	err := s.run(ctx, caseScript, customerID, now, []string{caseKey(customerID)},
+		caseArgs{Op: "resolve", Actor: actor, Note: note}, &r)
 	if err != nil {
 		return validation.Case{}, err
 	}
-	if str(res, 0) != "ok" {
+	if r.Kind != "ok" {
 		return validation.Case{}, validation.Errorf(validation.ReasonNotFound, "customer %s has no open case", customerID)
 	}
-	c, err := decodeCase(str(res, 1))
+	c, err := decodeCase(r.Case)
 	if err != nil {
 		return validation.Case{}, err
 	}

@@ -2,14 +2,15 @@ package redisstore
 
 import (
 	_ "embed"
+	"strconv"
+	"strings"
 
 	"github.com/redis/go-redis/v9"
 )
 
-// The scripts share a prelude (helpers and the KEYS/ARGV convention, see
-// lua/prelude.lua). Each is a package-level Script so its SHA is computed
-// once; Store.Load sends them all to the server so the first call is one
-// round trip too.
+// The scripts share a prelude, the data model (lua/prelude.lua). Each is a
+// package-level Script so its SHA is computed once; Store.Load sends them
+// all to the server so the first call is one round trip too.
 var (
 	//go:embed lua/prelude.lua
 	luaPrelude string
@@ -17,6 +18,10 @@ var (
 	luaCheck string
 	//go:embed lua/redeem.lua
 	luaRedeem string
+	//go:embed lua/redeem_token.lua
+	luaRedeemToken string
+	//go:embed lua/redeem_otp.lua
+	luaRedeemOTP string
 	//go:embed lua/get.lua
 	luaGet string
 	//go:embed lua/cancel.lua
@@ -50,52 +55,65 @@ var (
 // allow-oom would make Redis refuse the whole script at its start, reads
 // included, and miniredis (embedded mode, tests) cannot parse a shebang at
 // all. The order of a script's first writes is therefore part of its
-// contract (redeem.lua counts an OTP attempt before verifying it, so a
+// contract (redeem_otp.lua counts an OTP attempt before verifying it, so a
 // full Redis refuses right and wrong codes alike); TestStoreFull pins it.
 
-// script composes one script: optional helpers, the prelude, then the body
-// wrapped in a function so that every reply is {expired, body's reply}:
-// expired is 1 when the prelude's settle recorded a hold's expiry, which is
-// how arbiter counts expiries that Redis's TTLs make silently (see unwrap).
-func script(helpers, body string) *luaScript {
-	src := helpers + luaPrelude +
-		"local function main()\n" + body + "\nend\nlocal reply = main()\nreturn {EXPIRED, reply}\n"
-	return &luaScript{Script: redis.NewScript(src), src: src}
+// customerKeyNames are the keys every script gets, in KEYS order, all
+// under the customer's hash tag (customerKeys); Lua names them K_<NAME>.
+// A check with an Idempotency-Key adds K_IDEM. README.md's key layout
+// table describes each.
+var customerKeyNames = []string{"meta", "hold", "grants", "checks", "audit", "block", "rating", "tries"}
+
+// luaKeys is the Lua line naming KEYS.
+func luaKeys() string {
+	names, vals := make([]string, len(customerKeyNames)), make([]string, len(customerKeyNames))
+	for i, n := range customerKeyNames {
+		names[i], vals[i] = "K_"+strings.ToUpper(n), "KEYS["+strconv.Itoa(i+1)+"]"
+	}
+	return "local " + strings.Join(names, ", ") + " = " + strings.Join(vals, ", ") +
+		"\nlocal K_IDEM = KEYS[" + strconv.Itoa(len(customerKeyNames)+1) + "]\n"
 }
 
-// luaScript is a script and its source, kept for the EVAL fallback of eval.
+// script composes one script from its contract (args and reply, see
+// contract.go), the prelude, the sections it needs, and its body (the last
+// section), wrapped in a function so that every reply is {expired, body's
+// reply}: expired is 1 when the prelude's settle recorded a hold's expiry,
+// which is how arbiter counts expiries that Redis's TTLs make silently
+// (see unwrap).
+func script(name string, args, reply any, sections ...string) *luaScript {
+	body := sections[len(sections)-1]
+	src := luaKeys() + luaArgs(commonArgs{}, 1) + luaArgs(args, 1+len(luaFields(reflectType(commonArgs{})))) +
+		luaReply(reply) + luaCodec() + luaPrelude + strings.Join(sections[:len(sections)-1], "\n") +
+		"\nlocal function main()\n" + body + "\nend\nlocal r = main()\nreturn {EXPIRED, r}\n"
+	return &luaScript{Script: redis.NewScript(src), src: src, name: name}
+}
+
+// luaScript is a script, its source (for the EVAL fallback of eval) and
+// the name used in errors and metrics.
 type luaScript struct {
 	*redis.Script
-	src string
+	src  string
+	name string
 }
 
 var (
-	checkScript    = script("", luaCheck)
-	redeemScript   = script(luaTOTP, luaRedeem)
-	getScript      = script("", luaGet)
-	cancelScript   = script("", luaCancel)
-	customerScript = script("", luaCustomer)
-	releaseScript  = script("", luaRelease)
-	importScript   = script("", luaImport)
-	auditScript    = script("", luaAudit)
-	eligScript     = script("", luaEligibility)
-	blockScript    = script("", luaBlock)
-	unblockScript  = script("", luaUnblock)
-	abandonScript  = script("", luaAbandon)
+	checkScript       = script("check", checkArgs{}, checkReply{}, luaCheck)
+	redeemTokenScript = script("redeem", redeemTokenArgs{}, redeemReply{}, luaRedeem, luaRedeemToken)
+	redeemOTPScript   = script("redeem_otp", redeemOTPArgs{}, redeemReply{}, luaTOTP, luaRedeem, luaRedeemOTP)
+	getScript         = script("get", idArgs{}, checkOpReply{}, luaGet)
+	cancelScript      = script("cancel", cancelArgs{}, checkOpReply{}, luaCancel)
+	customerScript    = script("customer", noArgs{}, customerReply{}, luaCustomer)
+	releaseScript     = script("release", releaseArgs{}, grantReply{}, luaRelease)
+	importScript      = script("import", importArgs{}, grantReply{}, luaImport)
+	auditScript       = script("audit", noArgs{}, auditReply{}, luaAudit)
+	eligScript        = script("eligibility", eligibilityArgs{}, eligibilityReply{}, luaEligibility)
+	blockScript       = script("block", blockArgs{}, checkOpReply{}, luaBlock)
+	unblockScript     = script("unblock", actorArgs{}, checkOpReply{}, luaUnblock)
+	abandonScript     = script("abandon", abandonArgs{}, checkOpReply{}, luaAbandon)
 )
 
-// scripts lists every script with the name used in errors and metrics.
-var scripts = map[string]*luaScript{
-	"check":       checkScript,
-	"redeem":      redeemScript,
-	"get":         getScript,
-	"cancel":      cancelScript,
-	"customer":    customerScript,
-	"release":     releaseScript,
-	"import":      importScript,
-	"audit":       auditScript,
-	"eligibility": eligScript,
-	"block":       blockScript,
-	"unblock":     unblockScript,
-	"abandon":     abandonScript,
+// scripts lists every script.
+var scripts = []*luaScript{
+	checkScript, redeemTokenScript, redeemOTPScript, getScript, cancelScript, customerScript, releaseScript,
+	importScript, auditScript, eligScript, blockScript, unblockScript, abandonScript,
 }

@@ -21,21 +21,19 @@ import (
 
 // Defaults of Options.
 const (
-	DefaultAuditCap  = 200
-	DefaultRetention = 24 * time.Hour
-)
-
-// TOTP parameters the redeem script verifies with; they match package
-// tokens (RFC 6238: 30 s period, one period of skew, 6 digits).
-const (
-	otpPeriodSeconds = 30
-	otpSkew          = 1
+	DefaultAuditCap       = 200
+	DefaultRetention      = 24 * time.Hour
+	DefaultAuditRetention = 30 * 24 * time.Hour
 )
 
 // Options configure a Store. The zero value of each field means its default.
 type Options struct {
 	AuditCap  int           // events kept per customer; default 200
 	Retention time.Duration // how long ended checks stay readable; default 24h
+	// AuditRetention is how long a customer's audit trail and meta outlive
+	// its newest event and hold; default 30 days. After it, a customer
+	// without grants or a block has no key left.
+	AuditRetention time.Duration
 	// Observe, when set, is called after every script with its name, its
 	// duration and its error (nil, or the transport or server error).
 	Observe func(script string, d time.Duration, err error)
@@ -53,6 +51,10 @@ type Options struct {
 	WaitTimeout time.Duration
 }
 
+// triesCap is how many attempts that changed nothing are kept per
+// customer (TRIES_CAP in the prelude).
+const triesCap = 100
+
 // Store is a validation.Store on Redis (single node, Sentinel or Cluster).
 type Store struct {
 	rdb  redis.UniversalClient
@@ -69,15 +71,18 @@ func New(rdb redis.UniversalClient, opts Options) *Store {
 	if opts.Retention <= 0 {
 		opts.Retention = DefaultRetention
 	}
+	if opts.AuditRetention <= 0 {
+		opts.AuditRetention = DefaultAuditRetention
+	}
 	return &Store{rdb: rdb, opts: opts}
 }
 
 // Load sends every script to the server (SCRIPT LOAD; on a cluster, to every
 // master) so that each later call is a single EVALSHA.
 func (s *Store) Load(ctx context.Context) error {
-	for name, sc := range scripts {
+	for _, sc := range scripts {
 		if err := sc.Load(ctx, s.rdb).Err(); err != nil {
-			return fmt.Errorf("load script %s: %w", name, err)
+			return fmt.Errorf("load script %s: %w", sc.name, err)
 		}
 	}
 	return nil
@@ -91,27 +96,42 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
+// customerKeys builds the keys of one customer, in the scripts' KEYS
+// order (customerKeyNames): arb:{<customer>}:<name>.
 func customerKeys(customer string) []string {
 	p := "arb:{" + customer + "}:"
-	return []string{p + "meta", p + "hold", p + "grants", p + "checks", p + "log", p + "audit", p + "block", p + "rating", p + "tries"}
+	keys := make([]string, len(customerKeyNames), len(customerKeyNames)+1)
+	for i, n := range customerKeyNames {
+		keys[i] = p + n
+	}
+	return keys
 }
 
 func idemKey(customer, key string) string { return "arb:{" + customer + "}:idem:" + key }
 
-// run executes one script on one customer's keys: ARGV starts with now, the
-// audit cap and the retention, then args.
-func (s *Store) run(ctx context.Context, name string, customer string, now time.Time, extraKeys []string, args ...any) ([]any, error) {
+// common is the start of every script's ARGV (commonArgs).
+func (s *Store) common(now time.Time) commonArgs {
+	return commonArgs{Now: now.UnixMilli(), AuditCap: s.opts.AuditCap, Retention: s.opts.Retention.Milliseconds(),
+		AuditRetention: s.opts.AuditRetention.Milliseconds()}
+}
+
+// run executes one script on one customer's keys with its arguments (a
+// contract struct, see contract.go) and decodes its reply into *reply.
+func (s *Store) run(ctx context.Context, sc *luaScript, customer string, now time.Time, extraKeys []string, args, reply any) error {
 	keys := append(customerKeys(customer), extraKeys...)
-	argv := append([]any{now.UnixMilli(), s.opts.AuditCap, s.opts.Retention.Milliseconds()}, args...)
+	argv := argv(argv(nil, s.common(now)), args)
 	start := time.Now()
-	res, err := s.eval(ctx, scripts[name], keys, argv).Slice()
+	res, err := s.eval(ctx, sc, keys, argv).Slice()
 	if s.opts.Observe != nil {
-		s.opts.Observe(name, time.Since(start), err)
+		s.opts.Observe(sc.name, time.Since(start), err)
 	}
 	if err != nil {
-		return nil, markUnknown(unavailable(name, err), err)
+		return markUnknown(unavailable(sc.name, err), err)
 	}
-	return s.unwrap(name, res)
+	if res, err = s.unwrap(sc.name, res); err != nil {
+		return err
+	}
+	return decodeReply(reply, res)
 }
 
 // markUnknown adds validation.ErrOutcomeUnknown to an unavailable error
@@ -233,56 +253,69 @@ func (s *Store) Hold(ctx context.Context, req validation.HoldRequest) (validatio
 	if req.IdempotencyKey != "" {
 		extra = []string{idemKey(req.CustomerID, req.IdempotencyKey)}
 	}
-	res, err := s.run(ctx, "check", req.CustomerID, req.Now, extra,
-		req.Rule.Product, req.Rule.Max, strings.Join(req.Rule.Conflicts, ","),
-		req.CheckID, hex.EncodeToString(req.Secret), req.Rule.HoldTTL.Milliseconds(),
-		req.Actor, req.AgentID, req.RequestHash, req.IdempotencyTTL.Milliseconds(),
-		req.Rule.MinRating, scoreArg(req.Rating), req.Rating.CacheTTL.Milliseconds())
+	var r checkReply
+	err := s.run(ctx, checkScript, req.CustomerID, req.Now, extra, checkArgs{
+		Product: req.Rule.Product, Max: req.Rule.Max, Conflicts: strings.Join(req.Rule.Conflicts, ","),
+		ID: req.CheckID, Secret: hex.EncodeToString(req.Secret), TTL: req.Rule.HoldTTL.Milliseconds(),
+		Actor: req.Actor, Agent: req.AgentID, ReqHash: req.RequestHash, IdemTTL: req.IdempotencyTTL.Milliseconds(),
+		MinRating: req.Rule.MinRating, ScoreArg: scoreArg(req.Rating), RatingTTL: req.Rating.CacheTTL.Milliseconds(),
+	}, &r)
 	if err != nil {
 		return validation.Check{}, false, err
 	}
-	switch str(res, 0) {
+	switch r.Kind {
 	case "need_rating":
 		return validation.Check{}, false, validation.ErrRatingNeeded
 	case "held":
-		c, err := decodeCheck(req.CustomerID, str(res, 1), "")
-		c.Secret = req.Secret
-		return c, false, err
+		// The script returns only what it decided; the rest is the request.
+		now := time.UnixMilli(req.Now.UnixMilli()).UTC()
+		return validation.Check{
+			ID: req.CheckID, CustomerID: req.CustomerID, Product: req.Rule.Product, Status: validation.StatusHeld,
+			Fence: r.Fence, CreatedAt: now, ExpiresAt: now.Add(time.Duration(req.Rule.HoldTTL.Milliseconds()) * time.Millisecond),
+			PlacedBy: req.Actor, AgentID: req.AgentID, Secret: req.Secret,
+		}, false, nil
 	case "replay":
-		c, err := decodeCheck(req.CustomerID, str(res, 1), str(res, 2))
+		c, err := decodeCheck(req.CustomerID, r.Check)
 		return c, true, err
 	case "refused":
-		return validation.Check{}, false, refusal(str(res, 1))
+		return validation.Check{}, false, refusal(r.Violations)
 	}
-	return validation.Check{}, false, scriptError("check", res)
+	return validation.Check{}, false, scriptError(checkScript.name, r.Kind, r.Reason, "", 0)
 }
 
 // Redeem implements validation.Store.
 func (s *Store) Redeem(ctx context.Context, req validation.RedeemRequest) (validation.Grant, bool, error) {
-	mode := "token"
-	if req.CheckID == "" {
-		mode = "otp"
-	}
 	run := s.run
 	if s.opts.WaitReplicas > 0 {
 		run = s.runDurable // see wait.go
 	}
-	res, err := run(ctx, "redeem", req.CustomerID, req.Now, nil,
-		mode, req.Rule.Product, req.CheckID, req.Code, req.Actor,
-		req.Rule.Max, strings.Join(req.Rule.Conflicts, ","), req.MaxAttempts,
-		otpPeriodSeconds, otpSkew, cmp.Or(req.OTPFailures, validation.DefaultOTPFailures),
-		cmp.Or(req.OTPWindow, validation.DefaultOTPWindow).Milliseconds())
+	var r redeemReply
+	var err error
+	conflicts := strings.Join(req.Rule.Conflicts, ",")
+	if req.CheckID != "" {
+		err = run(ctx, redeemTokenScript, req.CustomerID, req.Now, nil, redeemTokenArgs{
+			Product: req.Rule.Product, ID: req.CheckID, Actor: req.Actor, Max: req.Rule.Max, Conflicts: conflicts,
+		}, &r)
+	} else {
+		err = run(ctx, redeemOTPScript, req.CustomerID, req.Now, nil, redeemOTPArgs{
+			Product: req.Rule.Product, Code: req.Code, Actor: req.Actor, Max: req.Rule.Max, Conflicts: conflicts,
+			MaxAttempts: req.MaxAttempts, Period: int(cmp.Or(req.OTPPeriod, validation.DefaultOTPPeriod) / time.Second),
+			Skew:      cmp.Or(req.OTPSkew, validation.DefaultOTPSkew),
+			OTPBudget: cmp.Or(req.OTPFailures, validation.DefaultOTPFailures),
+			OTPWindow: cmp.Or(req.OTPWindow, validation.DefaultOTPWindow).Milliseconds(),
+		}, &r)
+	}
 	if err != nil {
 		return validation.Grant{}, false, err
 	}
-	switch str(res, 0) {
+	switch r.Kind {
 	case "granted", "replay":
-		g, err := decodeGrant(req.CustomerID, str(res, 1))
-		return g, str(res, 0) == "replay", err
+		g, err := decodeGrant(req.CustomerID, r.Grant)
+		return g, r.Kind == "replay", err
 	case "refused":
-		return validation.Grant{}, false, refusal(str(res, 1))
+		return validation.Grant{}, false, refusal(r.Violations)
 	}
-	return validation.Grant{}, false, scriptError("redeem", res)
+	return validation.Grant{}, false, scriptError("redeem", r.Kind, r.Reason, r.Detail, int(r.AttemptsLeft))
 }
 
 // scoreArg encodes a RatingInput for the scripts' evaluate: an empty
@@ -300,20 +333,22 @@ func scoreArg(r validation.RatingInput) string {
 
 // Eligibility implements validation.Store.
 func (s *Store) Eligibility(ctx context.Context, req validation.EligibilityRequest) (validation.EligibilityResult, error) {
-	res, err := s.run(ctx, "eligibility", req.CustomerID, req.Now, nil,
-		req.Rule.Product, req.Rule.Max, strings.Join(req.Rule.Conflicts, ","),
-		req.Rule.MinRating, scoreArg(req.Rating), req.Rating.CacheTTL.Milliseconds())
+	var r eligibilityReply
+	err := s.run(ctx, eligScript, req.CustomerID, req.Now, nil, eligibilityArgs{
+		Product: req.Rule.Product, Max: req.Rule.Max, Conflicts: strings.Join(req.Rule.Conflicts, ","),
+		MinRating: req.Rule.MinRating, ScoreArg: scoreArg(req.Rating), RatingTTL: req.Rating.CacheTTL.Milliseconds(),
+	}, &r)
 	if err != nil {
 		return validation.EligibilityResult{}, err
 	}
-	switch str(res, 0) {
+	switch r.Kind {
 	case "need_rating":
 		return validation.EligibilityResult{}, validation.ErrRatingNeeded
 	case "ok":
-		vs, err := decodeViolations(str(res, 1))
-		return validation.EligibilityResult{Violations: vs, Rating: validation.RatingState(str(res, 2))}, err
+		vs, err := decodeViolations(r.Violations)
+		return validation.EligibilityResult{Violations: vs, Rating: validation.RatingState(r.Rating)}, err
 	}
-	return validation.EligibilityResult{}, scriptError("eligibility", res)
+	return validation.EligibilityResult{}, scriptError(eligScript.name, r.Kind, "", "", 0)
 }
 
 // Block implements validation.Store.
@@ -322,30 +357,30 @@ func (s *Store) Block(ctx context.Context, req validation.BlockRequest) (*valida
 	if !req.Until.IsZero() {
 		until = req.Until.UnixMilli()
 	}
-	res, err := s.run(ctx, "block", req.CustomerID, req.Now, nil, req.Reason, until, req.Actor)
+	var r checkOpReply
+	if err := s.run(ctx, blockScript, req.CustomerID, req.Now, nil, blockArgs{Reason: req.Reason, UntilMS: until, Actor: req.Actor}, &r); err != nil {
+		return nil, err
+	}
+	if r.Kind != "ok" {
+		return nil, scriptError(blockScript.name, r.Kind, r.Reason, r.Detail, 0)
+	}
+	if r.Check == "" {
+		return nil, nil
+	}
+	c, err := decodeCheck(req.CustomerID, r.Check)
 	if err != nil {
 		return nil, err
 	}
-	if str(res, 0) != "ok" {
-		return nil, scriptError("block", res)
-	}
-	if raw := str(res, 1); raw != "" {
-		c, err := decodeCheck(req.CustomerID, raw, "")
-		if err != nil {
-			return nil, err
-		}
-		return &c, nil
-	}
-	return nil, nil
+	return &c, nil
 }
 
 // Unblock implements validation.Store.
 func (s *Store) Unblock(ctx context.Context, customerID, actor string, now time.Time) error {
-	res, err := s.run(ctx, "unblock", customerID, now, nil, actor)
-	if err != nil {
+	var r checkOpReply
+	if err := s.run(ctx, unblockScript, customerID, now, nil, actorArgs{Actor: actor}, &r); err != nil {
 		return err
 	}
-	if str(res, 0) == "ok" {
+	if r.Kind == "ok" {
 		return nil
 	}
 	return validation.Errorf(validation.ReasonNotFound, "customer %s is not blocked", customerID)
@@ -353,14 +388,14 @@ func (s *Store) Unblock(ctx context.Context, customerID, actor string, now time.
 
 // Check implements validation.Store.
 func (s *Store) Check(ctx context.Context, customerID, checkID string, now time.Time) (validation.Check, error) {
-	res, err := s.run(ctx, "get", customerID, now, nil, checkID)
-	if err != nil {
+	var r checkOpReply
+	if err := s.run(ctx, getScript, customerID, now, nil, idArgs{ID: checkID}, &r); err != nil {
 		return validation.Check{}, err
 	}
-	if len(res) == 0 {
+	if r.Check == "" {
 		return validation.Check{}, validation.Errorf(validation.ReasonCheckNotFound, "no check %q (checks are kept %s after they end)", checkID, s.opts.Retention)
 	}
-	return decodeCheck(customerID, str(res, 0), str(res, 1))
+	return decodeCheck(customerID, r.Check)
 }
 
 // Cancel implements validation.Store.
@@ -369,39 +404,43 @@ func (s *Store) Cancel(ctx context.Context, req validation.CancelRequest) (valid
 	if req.Products != nil {
 		allowed = strings.Join(req.Products, ",")
 	}
-	res, err := s.run(ctx, "cancel", req.CustomerID, req.Now, nil, req.CheckID, req.Actor, allowed, req.Agent, req.Placer)
+	var r checkOpReply
+	err := s.run(ctx, cancelScript, req.CustomerID, req.Now, nil, cancelArgs{
+		ID: req.CheckID, Actor: req.Actor, Allowed: allowed, Agent: req.Agent, Placer: req.Placer,
+	}, &r)
 	if err != nil {
 		return validation.Check{}, err
 	}
-	if str(res, 0) == "ok" {
-		return decodeCheck(req.CustomerID, str(res, 1), "")
+	if r.Kind == "ok" {
+		return decodeCheck(req.CustomerID, r.Check)
 	}
-	return validation.Check{}, scriptError("cancel", res)
+	return validation.Check{}, scriptError(cancelScript.name, r.Kind, r.Reason, r.Detail, 0)
 }
 
 // Customer implements validation.Store.
 func (s *Store) Customer(ctx context.Context, customerID string, now time.Time) (validation.Customer, error) {
-	res, err := s.run(ctx, "customer", customerID, now, nil)
-	if err != nil {
+	var r customerReply
+	if err := s.run(ctx, customerScript, customerID, now, nil, noArgs{}, &r); err != nil {
 		return validation.Customer{}, err
 	}
 	cust := validation.Customer{ID: customerID, Grants: []validation.Grant{}}
-	if raw := str(res, 0); raw != "" {
-		c, err := decodeCheck(customerID, raw, "")
+	if r.Hold != "" {
+		c, err := decodeCheck(customerID, r.Hold)
 		if err != nil {
 			return cust, err
 		}
+		c.Secret = nil
 		cust.Hold = &c
 	}
-	if raw := str(res, 1); raw != "" {
+	if r.Block != "" {
 		var v violationJSON
-		if err := json.Unmarshal([]byte(raw), &v); err != nil {
+		if err := json.Unmarshal([]byte(r.Block), &v); err != nil {
 			return cust, fmt.Errorf("decode block: %w", err)
 		}
 		cust.Block = &validation.Block{Reason: v.Note, Since: ms(v.Since), Until: ms(v.Until), By: v.By}
 	}
-	for i := 2; i < len(res); i++ {
-		g, err := decodeGrant(customerID, str(res, i))
+	for _, raw := range r.Grants {
+		g, err := decodeGrant(customerID, raw)
 		if err != nil {
 			return cust, err
 		}
@@ -413,68 +452,78 @@ func (s *Store) Customer(ctx context.Context, customerID string, now time.Time) 
 
 // Release implements validation.Store.
 func (s *Store) Release(ctx context.Context, req validation.ReleaseRequest) (validation.Grant, error) {
-	res, err := s.run(ctx, "release", req.CustomerID, req.Now, nil, req.Product, req.Actor, req.CheckID)
-	if err != nil {
+	var r grantReply
+	if err := s.run(ctx, releaseScript, req.CustomerID, req.Now, nil, releaseArgs{Product: req.Product, Actor: req.Actor, Want: req.CheckID}, &r); err != nil {
 		return validation.Grant{}, err
 	}
-	if str(res, 0) == "ok" {
-		return decodeGrant(req.CustomerID, str(res, 1))
+	if r.Kind == "ok" {
+		return decodeGrant(req.CustomerID, r.Grant)
 	}
 	return validation.Grant{}, validation.Errorf(validation.ReasonGrantNotFound, "customer %s holds no %s", req.CustomerID, req.Product)
 }
 
 // Abandon implements validation.Store.
 func (s *Store) Abandon(ctx context.Context, req validation.AbandonRequest) (validation.AbandonOutcome, error) {
-	res, err := s.run(ctx, "abandon", req.CustomerID, req.Now, nil, req.CheckID, req.Actor)
-	if err != nil {
+	var r checkOpReply
+	if err := s.run(ctx, abandonScript, req.CustomerID, req.Now, nil, abandonArgs{ID: req.CheckID, Actor: req.Actor}, &r); err != nil {
 		return "", err
 	}
-	if str(res, 0) != "ok" {
-		return "", scriptError("abandon", res)
+	if r.Kind != "ok" {
+		return "", scriptError(abandonScript.name, r.Kind, r.Reason, r.Detail, 0)
 	}
-	return validation.AbandonOutcome(str(res, 1)), nil
+	return validation.AbandonOutcome(r.Detail), nil
 }
 
 // Import implements validation.Store.
 func (s *Store) Import(ctx context.Context, req validation.ImportRequest) (validation.Grant, error) {
-	res, err := s.run(ctx, "import", req.CustomerID, req.Now, nil,
-		req.Rule.Product, req.Rule.Max, strings.Join(req.Rule.Conflicts, ","),
-		req.CheckID, req.Actor, req.GrantedAt.UnixMilli())
+	var r grantReply
+	err := s.run(ctx, importScript, req.CustomerID, req.Now, nil, importArgs{
+		Product: req.Rule.Product, Max: req.Rule.Max, Conflicts: strings.Join(req.Rule.Conflicts, ","),
+		ID: req.CheckID, Actor: req.Actor, Granted: req.GrantedAt.UnixMilli(),
+	}, &r)
 	if err != nil {
 		return validation.Grant{}, err
 	}
-	switch str(res, 0) {
+	switch r.Kind {
 	case "ok":
-		return decodeGrant(req.CustomerID, str(res, 1))
+		return decodeGrant(req.CustomerID, r.Grant)
 	case "refused":
-		return validation.Grant{}, refusal(str(res, 1))
+		return validation.Grant{}, refusal(r.Violations)
 	}
-	return validation.Grant{}, scriptError("import", res)
+	return validation.Grant{}, scriptError(importScript.name, r.Kind, r.Reason, "", 0)
 }
 
 // Audit implements validation.Store. The script returns both lists whole
-// (each is capped, 200 and 100 events); they are merged by time, each
-// keeping its own order, then filtered and limited here.
+// (each is capped, 200 and 100 events) and the live hold, whose checked
+// event is written only when the hold ends; each list is ordered by time
+// (newest first; an event written late, such as a checked event, sorts
+// into place), then both are merged, filtered and limited here.
 func (s *Store) Audit(ctx context.Context, customerID string, limit int, now time.Time, types ...validation.EventType) ([]validation.Event, error) {
-	res, err := s.run(ctx, "audit", customerID, now, nil)
-	if err != nil {
+	var r auditReply
+	if err := s.run(ctx, auditScript, customerID, now, nil, noArgs{}, &r); err != nil {
 		return nil, err
 	}
 	var lists [2][]validation.Event
-	for i := range lists {
-		var raw []any
-		if i < len(res) {
-			raw, _ = res[i].([]any)
-		}
-		for j := range raw {
-			ev, err := decodeEvent(str(raw, j))
+	for i, raw := range [2][]string{r.State, r.Tries} {
+		for _, e := range raw {
+			ev, err := decodeEvent(e)
 			if err != nil {
 				return nil, err
 			}
-			if len(types) == 0 || slices.Contains(types, ev.Type) {
-				lists[i] = append(lists[i], ev)
-			}
+			lists[i] = append(lists[i], ev)
 		}
+	}
+	if r.Hold != "" {
+		c, err := decodeCheck(customerID, r.Hold)
+		if err != nil {
+			return nil, err
+		}
+		lists[0] = append(lists[0], checkedEvent(c))
+	}
+	for i, cap := range [2]int{s.opts.AuditCap, triesCap} {
+		slices.SortStableFunc(lists[i], func(a, b validation.Event) int { return b.At.Compare(a.At) })
+		lists[i] = lists[i][:min(cap, len(lists[i]))]
+		lists[i] = slices.DeleteFunc(lists[i], func(e validation.Event) bool { return len(types) > 0 && !slices.Contains(types, e.Type) })
 	}
 	events := make([]validation.Event, 0, min(limit, len(lists[0])+len(lists[1])))
 	state, tries := lists[0], lists[1]
@@ -488,60 +537,6 @@ func (s *Store) Audit(ctx context.Context, customerID string, limit int, now tim
 	return events, nil
 }
 
-func decodeEvent(raw string) (validation.Event, error) {
-	var e eventJSON
-	if err := json.Unmarshal([]byte(raw), &e); err != nil {
-		return validation.Event{}, fmt.Errorf("decode audit event: %w", err)
-	}
-	ev := validation.Event{
-		At: ms(e.At), Type: validation.EventType(e.Type), Product: e.Product, CheckID: e.CheckID,
-		Actor: e.Actor, Agent: e.Agent, Reason: validation.Reason(e.Reason), Note: e.Note, Fence: int64(e.Fence),
-	}
-	for _, r := range e.Reasons {
-		ev.Reasons = append(ev.Reasons, validation.Reason(r))
-	}
-	return ev, nil
-}
-
-// The JSON shapes the scripts write. Numbers are float64 because Lua's
-// cjson writes every number as one; milliseconds fit exactly.
-type checkJSON struct {
-	ID         string  `json:"id"`
-	Product    string  `json:"product"`
-	Status     string  `json:"status"`
-	Fence      float64 `json:"fence"`
-	Created    float64 `json:"created"`
-	Expires    float64 `json:"expires"`
-	By         string  `json:"by"`
-	Agent      string  `json:"agent"`
-	RedeemedBy string  `json:"redeemed_by"`
-	Granted    float64 `json:"granted"`
-	Ended      float64 `json:"ended"`
-	EndedBy    string  `json:"ended_by"`
-	EndReason  string  `json:"end_reason"`
-}
-
-type grantJSON struct {
-	CheckID string  `json:"check_id"`
-	Product string  `json:"product"`
-	Fence   float64 `json:"fence"`
-	Granted float64 `json:"granted"`
-	By      string  `json:"by"`
-}
-
-type eventJSON struct {
-	At      float64  `json:"at"`
-	Type    string   `json:"type"`
-	Product string   `json:"product"`
-	CheckID string   `json:"check_id"`
-	Actor   string   `json:"actor"`
-	Agent   string   `json:"agent"`
-	Reason  string   `json:"reason"`
-	Reasons []string `json:"reasons"`
-	Note    string   `json:"note"`
-	Fence   float64  `json:"fence"`
-}
-
 type violationJSON struct {
 	Reason   string   `json:"reason"`
 	Product  string   `json:"product"`
@@ -552,38 +547,6 @@ type violationJSON struct {
 	Note     string   `json:"note"`
 	Required *float64 `json:"required"`
 	Score    *float64 `json:"score"`
-}
-
-func decodeCheck(customer, raw, secretHex string) (validation.Check, error) {
-	var j checkJSON
-	if err := json.Unmarshal([]byte(raw), &j); err != nil {
-		return validation.Check{}, fmt.Errorf("decode check: %w", err)
-	}
-	c := validation.Check{
-		ID: j.ID, CustomerID: customer, Product: j.Product, Status: validation.CheckStatus(j.Status),
-		Fence: int64(j.Fence), CreatedAt: ms(j.Created), ExpiresAt: ms(j.Expires),
-		PlacedBy: j.By, AgentID: j.Agent, RedeemedBy: j.RedeemedBy, GrantedAt: ms(j.Granted),
-		EndedAt: ms(j.Ended), EndedBy: j.EndedBy, EndReason: j.EndReason,
-	}
-	if secretHex != "" {
-		secret, err := hex.DecodeString(secretHex)
-		if err != nil {
-			return c, fmt.Errorf("decode hold secret: %w", err)
-		}
-		c.Secret = secret
-	}
-	return c, nil
-}
-
-func decodeGrant(customer, raw string) (validation.Grant, error) {
-	var j grantJSON
-	if err := json.Unmarshal([]byte(raw), &j); err != nil {
-		return validation.Grant{}, fmt.Errorf("decode grant: %w", err)
-	}
-	return validation.Grant{
-		CustomerID: customer, Product: j.Product, CheckID: j.CheckID,
-		Fence: int64(j.Fence), GrantedAt: ms(j.Granted), RedeemedBy: j.By,
-	}, nil
 }
 
 // decodeViolations turns the scripts' violations into the domain's.
@@ -632,15 +595,14 @@ func refusal(raw string) error {
 	return e
 }
 
-// scriptError turns a script's {'error', reason, detail[, attempts]} reply
-// into the domain's error.
-func scriptError(name string, res []any) error {
-	if str(res, 0) != "error" {
-		return fmt.Errorf("redis %s: unexpected reply %v", name, res)
+// scriptError turns a script's error reply (kind 'error', a reason, its
+// detail and, for a wrong code, the attempts left) into the domain's error.
+func scriptError(name, kind, reason, detail string, attemptsLeft int) error {
+	if kind != "error" {
+		return fmt.Errorf("redis %s: unexpected reply kind %q", name, kind)
 	}
-	reason, detail := validation.Reason(str(res, 1)), str(res, 2)
-	e := &validation.Error{Reason: reason}
-	switch reason {
+	e := &validation.Error{Reason: validation.Reason(reason)}
+	switch e.Reason {
 	case validation.ReasonHoldExpired:
 		e.Detail = "the hold is no longer live (" + detail + "); request a new check"
 	case validation.ReasonAlreadyRedeemed:
@@ -658,14 +620,8 @@ func scriptError(name string, res []any) error {
 			e.Detail = "the check was redeemed, and not with this code"
 			break
 		}
-		left := 0
-		if len(res) > 3 {
-			if n, ok := res[3].(int64); ok {
-				left = int(n)
-			}
-		}
-		e.AttemptsLeft = &left
-		e.Detail = fmt.Sprintf("wrong code; %d attempts left", left)
+		e.AttemptsLeft = &attemptsLeft
+		e.Detail = fmt.Sprintf("wrong code; %d attempts left", attemptsLeft)
 	case validation.ReasonTokenInvalid:
 		e.Detail = "the token's product does not match its check"
 	case validation.ReasonCheckNotHeld:
@@ -681,7 +637,7 @@ func scriptError(name string, res []any) error {
 	case validation.ReasonIdempotencyKeyReused:
 		e.Detail = "this Idempotency-Key was used with another request body"
 	default:
-		return fmt.Errorf("redis %s: unexpected error reply %v", name, res)
+		return fmt.Errorf("redis %s: unexpected error reply %s (%s)", name, reason, detail)
 	}
 	return e
 }

@@ -18,6 +18,8 @@ import (
 	"github.com/pquerna/otp/totp"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/arbiter-bank/arbiter/tokens"
+	"github.com/arbiter-bank/arbiter/validation"
 	"github.com/arbiter-bank/arbiter/validation/redisstore/redistest"
 )
 
@@ -339,4 +341,13 @@ func evalshaUsecPerCall(tb testing.TB, c *redis.Client) float64 {
 	}
 	tb.Fatalf("no evalsha usec_per_call in INFO commandstats:\n%s", info)
 	return 0
+}
+
+// TestOTPParametersMatchTokens: the store verifies codes with the domain's
+// TOTP parameters, and package tokens issues them with the same.
+func TestOTPParametersMatchTokens(t *testing.T) {
+	if validation.DefaultOTPPeriod != tokens.OTPPeriod || validation.DefaultOTPSkew != tokens.OTPSkew {
+		t.Fatalf("validation verifies with period %v skew %d; tokens issues with %v, %d",
+			validation.DefaultOTPPeriod, validation.DefaultOTPSkew, tokens.OTPPeriod, tokens.OTPSkew)
+	}
 }

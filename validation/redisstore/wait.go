@@ -62,31 +62,31 @@ func (s *Store) waitTimeout() time.Duration {
 // only once WaitReplicas replicas acknowledged it; otherwise the error is
 // validation.ErrNotDurable and the grant stays applied on the master, so the
 // client's retry replays it.
-func (s *Store) runDurable(ctx context.Context, name string, customer string, now time.Time, extraKeys []string, args ...any) ([]any, error) {
+func (s *Store) runDurable(ctx context.Context, sc *luaScript, customer string, now time.Time, extraKeys []string, args, reply any) error {
 	keys := append(customerKeys(customer), extraKeys...)
-	argv := append([]any{now.UnixMilli(), s.opts.AuditCap, s.opts.Retention.Milliseconds()}, args...)
+	argv := argv(argv(nil, s.common(now)), args)
 	start := time.Now()
-	res, acked, err := s.evalWait(ctx, scripts[name].Script, keys, argv)
+	res, acked, err := s.evalWait(ctx, sc.Script, keys, argv)
 	if err == nil {
-		res, err = s.unwrap(name, res)
+		res, err = s.unwrap(sc.name, res)
 	}
 	if err == nil && str(res, 0) == "replay" {
 		acked, err = s.syncWait(ctx, customer)
 	}
 	if s.opts.Observe != nil {
-		s.opts.Observe(name, time.Since(start), err)
+		s.opts.Observe(sc.name, time.Since(start), err)
 	}
 	if err != nil {
-		return nil, unavailable(name, err)
+		return unavailable(sc.name, err)
 	}
 	if k := str(res, 0); (k == "granted" || k == "replay") && acked < int64(s.opts.WaitReplicas) {
-		return nil, &validation.Error{
+		return &validation.Error{
 			Reason: validation.ReasonNotDurable,
 			Detail: fmt.Sprintf("the redemption is recorded but only %d of %d replicas confirmed it within %s; retry the same request, it returns the grant once replicated",
 				acked, s.opts.WaitReplicas, s.waitTimeout()),
 		}
 	}
-	return res, nil
+	return decodeReply(reply, res)
 }
 
 // evalWait runs the script then WAIT on one connection to the master of

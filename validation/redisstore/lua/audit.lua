@@ -1,4 +1,6 @@
--- audit: every kept event: {state changes, attempts}, each newest first
--- (the store merges them, filters and limits).
-settle()
-return {redis.call('LRANGE', K_AUDIT, 0, -1), redis.call('LRANGE', K_TRIES, 0, -1)}
+-- audit: every kept event, each list newest first, and the live hold,
+-- whose checked event is appended only when it ends (the store merges,
+-- sorts, filters and limits). Reply: auditReply.
+local h = live_hold()
+return reply{state = redis.call('LRANGE', K_AUDIT, 0, -1), tries = redis.call('LRANGE', K_TRIES, 0, -1),
+  hold = h and not h.legacy and check_encode(h)}

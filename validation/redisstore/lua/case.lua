@@ -2,24 +2,21 @@
 -- holding found across the product systems). The case lives under the
 -- customer's hash tag so that its audit event is written atomically with it;
 -- the index of open cases (another slot) is kept by the caller.
--- KEYS[10] the case (string, JSON).
--- ARGV[4] 'open' | 'resolve'; open: [5] case JSON, [6] actor;
--- resolve: [5] actor, [6] note.
--- Returns {'ok', case JSON, 'opened' | 'refreshed' | 'resolved'} | {'error', 'not_found'}
-local K_CASE = KEYS[10]
-local op = ARGV[4]
-settle()
+-- Arguments and reply: caseArgs, caseReply; the case (a string, JSON) is
+-- the key after the customer's.
+local K_CASE = KEYS[#KEYS]
+live_hold()
 local old = redis.call('GET', K_CASE)
 if op == 'open' then
-  local c = cjson.decode(ARGV[5])
+  local c = cjson.decode(case)
   if old then c.opened = cjson.decode(old).opened end
   local enc = cjson.encode(c)
   redis.call('SET', K_CASE, enc)
-  if old then return {'ok', enc, 'refreshed'} end
-  audit({type = 'case_opened', actor = ARGV[6], note = c.detail})
-  return {'ok', enc, 'opened'}
+  if old then return reply{kind = 'ok', case = enc, outcome = 'refreshed'} end
+  events_append({type = 'case_opened', actor = actor, note = c.detail})
+  return reply{kind = 'ok', case = enc, outcome = 'opened'}
 end
-if not old then return {'error', 'not_found'} end
+if not old then return reply{kind = 'error', reason = 'not_found'} end
 redis.call('DEL', K_CASE)
-audit({type = 'case_resolved', actor = ARGV[5], note = ARGV[6]})
-return {'ok', old, 'resolved'}
+events_append({type = 'case_resolved', actor = actor, note = note})
+return reply{kind = 'ok', case = old, outcome = 'resolved'}

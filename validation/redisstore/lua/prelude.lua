@@ -1,81 +1,262 @@
--- Shared by every arbiter script. Every script gets the same KEYS, all under
--- one customer's hash tag, so each runs unchanged on Redis Cluster:
---   KEYS[1] meta    hash   fence, last (id of the newest check), open ("1" while its hold may be live),
---                          last_product, last_expires, last_fence
---   KEYS[2] hold    hash   check_id, product, fence, secret, fails, expires, by  (PX = hold TTL)
---   KEYS[3] grants  hash   check_id -> grant JSON
---   KEYS[4] checks  hash   check_id -> check JSON (pruned after the retention)
---   KEYS[5] log     list   check ids in creation order, for pruning
---   KEYS[6] audit   list   event JSON, newest first, capped
---   KEYS[7] block   hash   reason, until, by, at (PEXPIREAT = until, when set)
---   KEYS[8] rating  string the bureau's score, cached (PX = cache TTL)
---   KEYS[9] tries   list   attempts that changed nothing (refused, otp_failed), newest first, capped apart
---   KEYS[10] idem   string idempotency record (check script only)
--- ARGV[1] now (ms), ARGV[2] audit cap, ARGV[3] retention (ms); the rest is per script.
-local K_META, K_HOLD, K_GRANTS, K_CHECKS, K_LOG, K_AUDIT = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
-local K_BLOCK, K_RATING, K_TRIES = KEYS[7], KEYS[8], KEYS[9]
-local NOW = tonumber(ARGV[1])
+-- The data model, shared by every arbiter script. script() in scripts.go
+-- puts in front of it the generated lines that name KEYS (K_META, K_HOLD,
+-- ...: every key of one customer, under its hash tag, so each script runs
+-- unchanged on Redis Cluster) and the common ARGV (NOW, AUDIT_CAP,
+-- RETENTION, AUDIT_RETENTION); a script's own ARGV are named the same way
+-- from its Go argument struct (contract.go). The key layout is in README.md.
+--
+-- Each section below owns one key's encoding: no script reads or writes a
+-- key except through its section. Changing how a check (and so the hold
+-- and a grant) is stored touches the "check" section here and codec.go.
+
 -- EXPIRED becomes 1 when settle records an expiry; every reply carries it
 -- (scripts.go wraps each script's body), so arbiter can count expiries.
 local EXPIRED = 0
-local AUDIT_CAP = tonumber(ARGV[2])
-local RETENTION = tonumber(ARGV[3])
-
--- audit appends an event. State changes go to K_AUDIT; attempts that
--- changed nothing (a refused check, a wrong code) to K_TRIES, capped on
--- their own, so no number of refusals can evict the record of a grant.
 local TRIES_CAP = 100
-local function audit(ev)
-  ev.at = ev.at or NOW
+
+-- ## check: one encoding for a check wherever it lives
+-- A check is one string: 'c2' and its fields joined by SEP ('\31'; no
+-- field may contain it: ids, products and client names cannot, agents
+-- exclude control characters). The live hold, the copy of it in meta, an
+-- ended check and a grant are all this encoding, so a check never changes
+-- shape as it moves. check_encode(c) and check_fields(v) are generated
+-- from checkFields in codec.go (luaCodec), straight-line code with no
+-- table of names, and put in front of this prelude; a field is added there.
+-- Numbers are kept as written (milliseconds and fences print exactly).
+-- Values written by earlier versions are JSON ('{'), read by check_decode.
+
+-- check_decode returns the check a value encodes (nil for none); empty
+-- fields are nil. A v1 check or grant (JSON) is read as its v2 fields.
+local function check_decode(v)
+  if not v then return nil end
+  if string.byte(v, 1) == 123 then
+    local j = cjson.decode(v)
+    if j.check_id then
+      return {id = j.check_id, product = j.product, status = 'redeemed', fence = j.fence, granted = j.granted, redeemed_by = j.by, v1grant = true}
+    end
+    j.delivered = j.delivered and '1' or nil
+    return j
+  end
+  return check_fields(v)
+end
+
+-- ## events: the audit trail (K_AUDIT state changes, K_TRIES attempts)
+-- An event is one string, 'e2' and its fields joined by SEP
+-- (event_encode, generated from eventFields in codec.go). State changes
+-- and attempts that changed nothing (refused, otp_failed) are kept apart,
+-- each capped, so no number of refusals can evict the record of a grant;
+-- state changes expire AUDIT_RETENTION after the newest, attempts
+-- AUDIT_RETENTION after the oldest kept (their list begins again then).
+-- events_append appends events, oldest first, all of one kind.
+local function events_append(...)
+  local evs = {...}
   local key, cap = K_AUDIT, AUDIT_CAP
-  if ev.type == 'refused' or ev.type == 'otp_failed' then key, cap = K_TRIES, TRIES_CAP end
-  if redis.call('LPUSH', key, cjson.encode(ev)) > cap then
+  if evs[1].type == 'refused' or evs[1].type == 'otp_failed' then key, cap = K_TRIES, TRIES_CAP end
+  for i, ev in ipairs(evs) do
+    ev.at = ev.at or NOW
+    if ev.reasons then ev.reasons = table.concat(ev.reasons, ',') end
+    evs[i] = event_encode(ev)
+  end
+  local n = redis.call('LPUSH', key, unpack(evs))
+  if n > cap then
     redis.call('LTRIM', key, 0, cap - 1)
   end
+  -- Attempts are noise next to state changes: their list expires
+  -- AUDIT_RETENTION after it began, which saves a refusal a command.
+  if key == K_AUDIT or n == #evs then redis.call('PEXPIRE', key, AUDIT_RETENTION) end
 end
 
-local function get_check(id)
-  local raw = redis.call('HGET', K_CHECKS, id)
-  if raw then return cjson.decode(raw) end
-  return nil
+-- checked is the event of a hold's placing. It is appended when the hold
+-- ends, with the event that ends it (one write instead of two); until then
+-- the audit script reads it from the live hold.
+local function checked(c)
+  return {type = 'checked', at = c.created, product = c.product, check_id = c.id, actor = c.by, agent = c.agent, fence = c.fence}
 end
 
--- put_check stores a check and returns its JSON.
-local function put_check(c)
-  local enc = cjson.encode(c)
-  redis.call('HSET', K_CHECKS, c.id, enc)
+-- ## records: ended checks (K_CHECKS), readable for RETENTION
+-- A redeemed check is its grant instead (see grants); it becomes a record
+-- only when the grant is released.
+local RECORDS_PRUNE_AT = 64
+
+-- record_get returns the record of check id, unless it ended longer than
+-- RETENTION ago (it is pruned later, see record_put).
+local function record_get(id)
+  local c = check_decode(redis.call('HGET', K_CHECKS, id))
+  if c and c.status ~= 'held' and tonumber(c.ended or 0) + RETENTION < NOW then return nil end
+  return c
+end
+
+local function record_put(c)
+  c.secret = nil
+  if redis.call('HSET', K_CHECKS, c.id, check_encode(c)) == 1 and redis.call('HLEN', K_CHECKS) % RECORDS_PRUNE_AT == 0 then
+    -- Bounded: a busy customer's hash never expires, so drop what ended
+    -- longer than RETENTION ago, each time the hash has grown by
+    -- RECORDS_PRUNE_AT records (so the scan costs O(1) per record written).
+    local all = redis.call('HGETALL', K_CHECKS)
+    for i = 1, #all, 2 do
+      local old = check_decode(all[i + 1])
+      if old.status ~= 'held' and tonumber(old.ended or 0) + RETENTION < NOW then redis.call('HDEL', K_CHECKS, all[i]) end
+    end
+  end
+  redis.call('PEXPIRE', K_CHECKS, RETENTION)
+end
+
+-- ## grants: the ledger (K_GRANTS: check id -> the redeemed check)
+local function grant_get(id)
+  return check_decode(redis.call('HGET', K_GRANTS, id))
+end
+
+-- grant_product reads only a grant's product, so rules never decode the
+-- grants they do not concern.
+local function grant_product(raw)
+  if string.byte(raw, 1) == 123 then return cjson.decode(raw).product end
+  return check_product(raw)
+end
+
+local function grant_put(c)
+  c.secret = nil
+  local enc = check_encode(c)
+  redis.call('HSET', K_GRANTS, c.id, enc)
   return enc
 end
 
--- end_check closes the newest check; the hold must already be gone.
-local function end_check(c, status, actor, reason)
-  c.status = status
-  c.ended = NOW
-  c.ended_by = actor
-  if reason then c.end_reason = reason end
-  put_check(c)
-  redis.call('HSET', K_META, 'open', '0')
+-- check_find returns an ended check by id: its grant, or its record.
+-- Imported grants were never checks.
+local function check_find(id)
+  local g = grant_get(id)
+  if g and g.status ~= 'imported' and not g.v1grant then return g end
+  return record_get(id)
+end
+
+-- ## meta: K_META, a hash: fence (the newest fence), last (newest check
+-- id), open ('1' while its hold may be live), lastv (that hold's value, to
+-- settle its expiry), last:<product> (newest check of each product), fails
+-- (wrong codes on the live hold), otp_fails and otp_since (wrong codes of
+-- the customer in the current window), t:<id> (tombstones, see abandon).
+-- It expires AUDIT_RETENTION after the newest hold.
+local function meta_read(...)
+  local r = redis.call('HMGET', K_META, 'open', 'lastv', 'last', 'fence', 'ttl_at', ...)
+  return {open = r[1], lastv = r[2], last = r[3], fence = tonumber(r[4]), ttl_at = tonumber(r[5]), extra = {select(6, unpack(r))}}
+end
+
+-- meta_ttl renews meta's expiry at most once a day (ttl_at: when it last
+-- did), so that most holds cost no PEXPIRE: meta then lives at least
+-- AUDIT_RETENTION after every hold of less than a day.
+local META_RENEW = 86400000
+local function meta_ttl(m, fields, hold_ttl)
+  if m.ttl_at and NOW >= m.ttl_at and NOW < m.ttl_at + META_RENEW and hold_ttl < META_RENEW then return end
+  table.insert(fields, 'ttl_at')
+  table.insert(fields, NOW)
+  return true
+end
+
+-- next_fence: fences never decrease. Within meta's life each is one more
+-- than the last; a customer whose meta expired (no hold for
+-- AUDIT_RETENTION) starts again from the clock, which has passed every
+-- fence issued before: a fence is at most the time it was issued plus the
+-- holds placed in the same millisecond.
+local function next_fence(m)
+  return math.max((m.fence or 0) + 1, NOW)
+end
+
+-- ## hold: the live hold (K_HOLD: the check, status held, PX = its TTL)
+-- legacy_hold reads a v1 hold (a hash) and its check.
+local function legacy_hold()
+  local h = redis.call('HMGET', K_HOLD, 'check_id', 'product', 'fence', 'secret', 'fails', 'expires', 'by')
+  local c = record_get(h[1]) or {id = h[1], product = h[2], fence = h[3], expires = h[6], by = h[7], status = 'held'}
+  c.secret, c.legacy, c.fails = h[4], true, tonumber(h[5])
+  return c
+end
+
+local function hold_read()
+  local v = redis.pcall('GET', K_HOLD)
+  if type(v) == 'table' and v.err then return legacy_hold() end
+  return check_decode(v)
+end
+
+-- hold_place writes the hold and makes it the newest check in meta.
+-- meta's copy (lastv) leaves the secret out: meta outlives the hold.
+local function without_secret(c)
+  local secret = c.secret
+  c.secret = nil
+  local enc = check_encode(c)
+  c.secret = secret
+  return enc
+end
+
+local function hold_place(c, ttl, m)
+  redis.call('SET', K_HOLD, check_encode(c), 'PX', ttl)
+  local fields = {'fence', c.fence, 'last', c.id, 'open', '1', 'lastv', without_secret(c), 'last:' .. c.product, c.id, 'fails', 0}
+  local renew = meta_ttl(m, fields, ttl)
+  redis.call('HSET', K_META, unpack(fields))
+  if renew then redis.call('PEXPIRE', K_META, AUDIT_RETENTION + 2 * META_RENEW) end
+end
+
+-- hold_update rewrites the live hold (its TTL unchanged).
+local function hold_update(c)
+  if c.legacy then
+    c.secret = nil
+    return record_put(c)
+  end
+  redis.call('SET', K_HOLD, check_encode(c), 'KEEPTTL')
+  redis.call('HSET', K_META, 'lastv', without_secret(c))
+end
+
+-- hold_finish ends the live hold c: status redeemed makes it a grant
+-- (returned encoded), any other an ended record; the audit gets its
+-- checked event and ev, the event that ended it.
+local function hold_finish(c, status, actor, ev)
+  redis.call('DEL', K_HOLD)
+  redis.call('HSET', K_META, 'open', '0', 'lastv', '')
+  c.status, c.ended, c.ended_by = status, NOW, actor
+  if ev.reason and status ~= 'redeemed' then c.end_reason = ev.reason end
+  ev.product, ev.check_id, ev.actor, ev.fence = c.product, c.id, actor, c.fence
+  local enc
+  if status == 'redeemed' then enc = grant_put(c) else record_put(c) end
+  if c.legacy then events_append(ev) else events_append(checked(c), ev) end
+  return enc
 end
 
 -- settle records the expiry of a hold that Redis dropped on its own (TTL):
--- the check says "expired" and the audit trail gets an event dated at the
--- expiry. Every script calls it first, so no reader sees a stale "held".
-local function settle()
-  local m = redis.call('HMGET', K_META, 'last', 'open', 'last_product', 'last_expires', 'last_fence')
-  if m[2] ~= '1' then return end
-  if redis.call('HGET', K_HOLD, 'check_id') == m[1] then return end
-  local c = get_check(m[1])
-  if c and c.status == 'held' then
-    c.status = 'expired'
-    c.ended = c.expires
-    c.ended_by = 'arbiter'
-    put_check(c)
+-- the check says "expired" and the audit gets its events, dated at the
+-- expiry. Every script calls it first, with the live hold it read (none
+-- to settle then) or meta, so no reader sees a stale "held".
+local function settle(m)
+  if m.open ~= '1' then return end
+  local c
+  if m.lastv and m.lastv ~= '' then
+    c = check_decode(m.lastv)
+  else
+    -- A v1 hold: its check is a record already, its checked event audited.
+    c = record_get(m.last)
+    if not c then
+      local l = redis.call('HMGET', K_META, 'last_product', 'last_expires', 'last_fence')
+      c = {id = m.last, product = l[1], expires = l[2], fence = l[3]}
+    end
+    c.legacy = true
   end
-  redis.call('HSET', K_META, 'open', '0')
-  audit({at = tonumber(m[4]), type = 'expired', product = m[3], check_id = m[1], actor = 'arbiter', fence = tonumber(m[5])})
+  redis.call('HSET', K_META, 'open', '0', 'lastv', '')
+  if c.status == 'held' then
+    c.status, c.ended, c.ended_by = 'expired', c.expires, 'arbiter'
+    record_put(c)
+  end
+  local ev = {at = tonumber(c.expires), type = 'expired', product = c.product, check_id = c.id, actor = 'arbiter', fence = c.fence}
+  if c.legacy then events_append(ev) else events_append(checked(c), ev) end
   EXPIRED = 1
 end
 
+-- live_hold reads the hold and settles the newest check when it is gone;
+-- it returns the hold (or nil) and meta (read only when there is no hold,
+-- with the extra fields asked for).
+local function live_hold(...)
+  local h = hold_read()
+  if h then return h, nil end
+  local m = meta_read(...)
+  settle(m)
+  return nil, m
+end
+
+-- ## rules: the policy applied to the grants, the block, the rating
 local function split(csv)
   local set = {}
   for p in string.gmatch(csv, '[^,]+') do set[p] = true end
@@ -83,8 +264,8 @@ local function split(csv)
 end
 
 local function by_granted(a, b)
-  if a.granted == b.granted then return a.check_id < b.check_id end
-  return a.granted < b.granted
+  if tonumber(a.granted) == tonumber(b.granted) then return a.id < b.id end
+  return tonumber(a.granted) < tonumber(b.granted)
 end
 
 -- grant_violations applies a product's rule to the customer's grants,
@@ -94,48 +275,56 @@ local function grant_violations(vs, product, max, conflicts_csv)
   local conflicts = split(conflicts_csv)
   local same, other = {}, {}
   for _, raw in ipairs(redis.call('HVALS', K_GRANTS)) do
-    local g = cjson.decode(raw)
-    if g.product == product then
-      table.insert(same, g)
-    elseif conflicts[g.product] then
-      table.insert(other, g)
+    local p = grant_product(raw)
+    if p == product then
+      table.insert(same, check_decode(raw))
+    elseif conflicts[p] then
+      table.insert(other, check_decode(raw))
     end
   end
   if #same >= max then
     table.sort(same, by_granted)
-    table.insert(vs, {reason = 'already_holds_product', product = product, check_id = same[1].check_id, since = same[1].granted})
+    table.insert(vs, {reason = 'already_holds_product', product = product, check_id = same[1].id, since = tonumber(same[1].granted)})
   end
   table.sort(other, by_granted)
   for _, g in ipairs(other) do
-    table.insert(vs, {reason = 'conflicting_product', product = g.product, check_id = g.check_id, since = g.granted})
+    table.insert(vs, {reason = 'conflicting_product', product = g.product, check_id = g.id, since = tonumber(g.granted)})
   end
   return vs
 end
 
--- evaluate applies every rule of a check, returning the failed ones in a
--- fixed order: customer_blocked, rating_too_low, already_holds_product,
--- conflicting_product, hold_exists. The rating rule (min_rating > 0) uses
--- score_arg: '' reads the cached score, a number is a fresh score from the
--- bureau (cached here for rating_ttl ms), 'skip' passes the rule unevaluated.
--- The bureau is asked only when its answer can change the decision: when
--- the cache is cold and every other rule passes, evaluate returns nil and
--- 'need_rating', having written nothing. The third result is the rating
--- rule's state (see below).
-local function evaluate(product, max, conflicts_csv, min_rating, score_arg, rating_ttl)
-  local vs = {}
+-- block_read returns the live block entry, or nil.
+local function block_read()
   local b = redis.call('HMGET', K_BLOCK, 'reason', 'until', 'by', 'at')
   if b[1] and (tonumber(b[2]) == 0 or tonumber(b[2]) > NOW) then
-    table.insert(vs, {reason = 'customer_blocked', note = b[1], ['until'] = tonumber(b[2]), by = b[3], since = tonumber(b[4])})
+    return {note = b[1], ['until'] = tonumber(b[2]), by = b[3], since = tonumber(b[4])}
+  end
+  return nil
+end
+
+-- evaluate applies every rule of a check to the customer and its live
+-- hold h, returning the failed ones in a fixed order: customer_blocked,
+-- rating_too_low, already_holds_product, conflicting_product, hold_exists.
+-- The rating rule (min_rating > 0) uses score_arg: '' reads the cached
+-- score, a number is a fresh score from the bureau (cached here for
+-- rating_ttl ms), 'skip' passes the rule unevaluated. The bureau is asked
+-- only when its answer can change the decision: when the cache is cold and
+-- every other rule passes, evaluate returns nil and 'need_rating', having
+-- written nothing. The third result is the rating rule's state: none (no
+-- min_rating), skip (bureau unavailable, policy allows), unknown (cold
+-- cache, not worth a bureau call because other rules fail), pass or fail.
+local function evaluate(h, product, max, conflicts_csv, min_rating, score_arg, rating_ttl)
+  local vs = {}
+  local b = block_read()
+  if b then
+    b.reason = 'customer_blocked'
+    table.insert(vs, b)
   end
   local rating_at = #vs + 1
   grant_violations(vs, product, max, conflicts_csv)
-  local h = redis.call('HMGET', K_HOLD, 'check_id', 'product', 'expires', 'by')
-  if h[1] then
-    table.insert(vs, {reason = 'hold_exists', product = h[2], check_id = h[1], ['until'] = tonumber(h[3]), by = h[4]})
+  if h then
+    table.insert(vs, {reason = 'hold_exists', product = h.product, check_id = h.id, ['until'] = tonumber(h.expires), by = h.by})
   end
-  -- rstate says what became of the rating rule: none (no min_rating),
-  -- skip (bureau unavailable, policy allows), unknown (cold cache, not
-  -- worth a bureau call because other rules fail), pass or fail.
   if min_rating == 0 then return vs, nil, 'none' end
   if score_arg == 'skip' then return vs, nil, 'skip' end
   local score
@@ -161,8 +350,4 @@ local function reasons(vs)
   local out = {}
   for i, v in ipairs(vs) do out[i] = v.reason end
   return out
-end
-
-local function grant_of(c)
-  return {check_id = c.id, product = c.product, fence = c.fence, granted = c.granted, by = c.redeemed_by}
 end

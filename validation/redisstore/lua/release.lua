@@ -1,15 +1,19 @@
 -- release: end one of the customer's grants of a product: the one of check
--- ARGV[6] when given (exact compensation), else the most recent.
--- ARGV[4] product, [5] actor, [6] check id or ''.
--- Returns {'ok', grant} | {'error', 'grant_not_found'}
-local product, actor, want = ARGV[4], ARGV[5], ARGV[6]
-settle()
+-- want when given (exact compensation), else the most recent. A released
+-- check stays readable as a record (status redeemed) for the retention,
+-- so that a replay of its redemption is told grant_released.
+-- Arguments and reply: releaseArgs, grantReply.
+live_hold()
 local latest
 for _, raw in ipairs(redis.call('HVALS', K_GRANTS)) do
-  local g = cjson.decode(raw)
-  if g.product == product and (want == '' or g.check_id == want) and (not latest or by_granted(latest, g)) then latest = g end
+  if grant_product(raw) == product then
+    local g = check_decode(raw)
+    if (want == '' or g.id == want) and (not latest or by_granted(latest, g)) then latest = g end
+  end
 end
-if not latest then return {'error', 'grant_not_found'} end
-redis.call('HDEL', K_GRANTS, latest.check_id)
-audit({type = 'released', product = product, check_id = latest.check_id, actor = actor, fence = latest.fence})
-return {'ok', cjson.encode(latest)}
+if not latest then return reply{kind = 'error', reason = 'grant_not_found'} end
+redis.call('HDEL', K_GRANTS, latest.id)
+local enc = check_encode(latest)
+if latest.status == 'redeemed' and not latest.v1grant then record_put(latest) end
+events_append({type = 'released', product = product, check_id = latest.id, actor = actor, fence = latest.fence})
+return reply{kind = 'ok', grant = enc}

@@ -1,6 +1,6 @@
--- unblock: take the customer off the blocklist. ARGV[4] actor.
--- Returns {'ok'} | {'error', 'not_blocked'}
-settle()
-if redis.call('DEL', K_BLOCK) == 0 then return {'error', 'not_blocked'} end
-audit({type = 'unblocked', actor = ARGV[4]})
-return {'ok'}
+-- unblock: take the customer off the blocklist. Arguments and reply:
+-- actorArgs, checkOpReply.
+live_hold()
+if redis.call('DEL', K_BLOCK) == 0 then return reply{kind = 'error', reason = 'not_blocked'} end
+events_append({type = 'unblocked', actor = actor})
+return reply{kind = 'ok'}

@@ -1,0 +1,227 @@
+package redisstore
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/arbiter-bank/arbiter/validation"
+)
+
+// The Go side of the data model's encodings (the "check" and "events"
+// sections of lua/prelude.lua): a change to one is a change to both.
+//
+// A check is one string wherever it lives (the live hold, meta's copy, an
+// ended record, a grant): "c2" and checkFields joined by sep. Values
+// written by earlier versions are JSON, and are read as well.
+
+const sep = "\x1f"
+
+// checkFields is the order of a check's fields, for both sides (luaCodec).
+var checkFields = [...]string{"id", "product", "status", "fence", "created", "expires", "by", "agent", "secret", "delivered",
+	"redeemed_by", "granted", "ended", "ended_by", "end_reason", "otp"}
+
+// storedCheck is a check as the scripts store it.
+type storedCheck struct {
+	ID, Product, Status     string
+	Fence, Created, Expires int64
+	By, Agent, Secret       string
+	Delivered               bool
+	RedeemedBy              string
+	Granted, Ended          int64
+	EndedBy, EndReason, OTP string
+}
+
+// parseCheck decodes a stored check (v2, or v1 JSON check or grant).
+func parseCheck(raw string) (storedCheck, error) {
+	if strings.HasPrefix(raw, "{") {
+		return parseV1(raw)
+	}
+	f := strings.Split(raw, sep)
+	if len(f) != len(checkFields)+1 || f[0] != "c2" {
+		return storedCheck{}, fmt.Errorf("decode check: %d fields, want c2 and %d", len(f), len(checkFields))
+	}
+	var err error
+	num := func(s string) int64 {
+		if s == "" || err != nil {
+			return 0
+		}
+		var n float64
+		n, err = strconv.ParseFloat(s, 64)
+		return int64(n)
+	}
+	c := storedCheck{
+		ID: f[1], Product: f[2], Status: f[3], Fence: num(f[4]), Created: num(f[5]), Expires: num(f[6]),
+		By: f[7], Agent: f[8], Secret: f[9], Delivered: f[10] != "", RedeemedBy: f[11],
+		Granted: num(f[12]), Ended: num(f[13]), EndedBy: f[14], EndReason: f[15], OTP: f[16],
+	}
+	if err != nil {
+		return c, fmt.Errorf("decode check: %w", err)
+	}
+	return c, nil
+}
+
+// v1 is the JSON of a check (id) or a grant (check_id, by) before v2.
+// Numbers are float64 because Lua's cjson writes every number as one.
+type v1 struct {
+	ID         string  `json:"id"`
+	CheckID    string  `json:"check_id"`
+	Product    string  `json:"product"`
+	Status     string  `json:"status"`
+	Fence      float64 `json:"fence"`
+	Created    float64 `json:"created"`
+	Expires    float64 `json:"expires"`
+	By         string  `json:"by"`
+	Agent      string  `json:"agent"`
+	RedeemedBy string  `json:"redeemed_by"`
+	Granted    float64 `json:"granted"`
+	Ended      float64 `json:"ended"`
+	EndedBy    string  `json:"ended_by"`
+	EndReason  string  `json:"end_reason"`
+	OTP        string  `json:"otp"`
+	Delivered  bool    `json:"delivered"`
+}
+
+func parseV1(raw string) (storedCheck, error) {
+	var j v1
+	if err := json.Unmarshal([]byte(raw), &j); err != nil {
+		return storedCheck{}, fmt.Errorf("decode check: %w", err)
+	}
+	if j.CheckID != "" { // a v1 grant
+		return storedCheck{ID: j.CheckID, Product: j.Product, Status: "redeemed", Fence: int64(j.Fence), Granted: int64(j.Granted), RedeemedBy: j.By}, nil
+	}
+	return storedCheck{
+		ID: j.ID, Product: j.Product, Status: j.Status, Fence: int64(j.Fence), Created: int64(j.Created), Expires: int64(j.Expires),
+		By: j.By, Agent: j.Agent, Delivered: j.Delivered, RedeemedBy: j.RedeemedBy, Granted: int64(j.Granted),
+		Ended: int64(j.Ended), EndedBy: j.EndedBy, EndReason: j.EndReason, OTP: j.OTP,
+	}, nil
+}
+
+// decodeCheck returns the domain's check from a stored one, with its
+// Secret when it is the live hold.
+func decodeCheck(customer, raw string) (validation.Check, error) {
+	j, err := parseCheck(raw)
+	if err != nil {
+		return validation.Check{}, err
+	}
+	c := validation.Check{
+		ID: j.ID, CustomerID: customer, Product: j.Product, Status: validation.CheckStatus(j.Status),
+		Fence: j.Fence, CreatedAt: msTime(j.Created), ExpiresAt: msTime(j.Expires),
+		PlacedBy: j.By, AgentID: j.Agent, RedeemedBy: j.RedeemedBy, GrantedAt: msTime(j.Granted),
+		EndedAt: msTime(j.Ended), EndedBy: j.EndedBy, EndReason: j.EndReason,
+	}
+	if j.Secret != "" {
+		if c.Secret, err = hex.DecodeString(j.Secret); err != nil {
+			return c, fmt.Errorf("decode hold secret: %w", err)
+		}
+	}
+	return c, nil
+}
+
+// decodeGrant returns the grant a stored grant (a redeemed or imported
+// check) records. It is the one reader of the grants hash's values.
+func decodeGrant(customer, raw string) (validation.Grant, error) {
+	j, err := parseCheck(raw)
+	if err != nil {
+		return validation.Grant{}, fmt.Errorf("decode grant: %w", err)
+	}
+	return validation.Grant{
+		CustomerID: customer, Product: j.Product, CheckID: j.ID,
+		Fence: j.Fence, GrantedAt: msTime(j.Granted), RedeemedBy: j.RedeemedBy,
+	}, nil
+}
+
+// eventFields is the order of an event's fields, for both sides (luaCodec).
+var eventFields = [...]string{"type", "at", "product", "check_id", "actor", "agent", "reason", "note", "fence", "reasons"}
+
+// decodeEvent reads an audit event: "e2" and eventFields joined by sep, or
+// v1 JSON.
+func decodeEvent(raw string) (validation.Event, error) {
+	var e eventJSON
+	if strings.HasPrefix(raw, "{") {
+		if err := json.Unmarshal([]byte(raw), &e); err != nil {
+			return validation.Event{}, fmt.Errorf("decode audit event: %w", err)
+		}
+	} else {
+		f := strings.Split(raw, sep)
+		if len(f) != len(eventFields)+1 || f[0] != "e2" {
+			return validation.Event{}, fmt.Errorf("decode audit event: %d fields, want e2 and %d", len(f), len(eventFields))
+		}
+		at, _ := strconv.ParseFloat(f[2], 64)
+		fence, _ := strconv.ParseFloat(f[9], 64)
+		e = eventJSON{Type: f[1], At: at, Product: f[3], CheckID: f[4], Actor: f[5], Agent: f[6], Reason: f[7], Note: f[8], Fence: fence}
+		if f[10] != "" {
+			e.Reasons = strings.Split(f[10], ",")
+		}
+	}
+	ev := validation.Event{
+		At: ms(e.At), Type: validation.EventType(e.Type), Product: e.Product, CheckID: e.CheckID,
+		Actor: e.Actor, Agent: e.Agent, Reason: validation.Reason(e.Reason), Note: e.Note, Fence: int64(e.Fence),
+	}
+	for _, r := range e.Reasons {
+		ev.Reasons = append(ev.Reasons, validation.Reason(r))
+	}
+	return ev, nil
+}
+
+// checkedEvent is the checked event of a live hold, which the scripts
+// append only when the hold ends.
+func checkedEvent(c validation.Check) validation.Event {
+	return validation.Event{At: c.CreatedAt, Type: validation.EventChecked, Product: c.Product, CheckID: c.ID,
+		Actor: c.PlacedBy, Agent: c.AgentID, Fence: c.Fence}
+}
+
+type eventJSON struct {
+	At      float64  `json:"at"`
+	Type    string   `json:"type"`
+	Product string   `json:"product"`
+	CheckID string   `json:"check_id"`
+	Actor   string   `json:"actor"`
+	Agent   string   `json:"agent"`
+	Reason  string   `json:"reason"`
+	Reasons []string `json:"reasons"`
+	Note    string   `json:"note"`
+	Fence   float64  `json:"fence"`
+}
+
+func msTime(v int64) time.Time { return ms(float64(v)) }
+
+// luaCodec is the Lua half of the encodings, generated from checkFields
+// and eventFields so that the two sides cannot disagree on an order:
+// check_encode(c), check_fields(v) (empty fields nil), check_product(v)
+// (the product alone, for rules that need no other field) and
+// event_encode(ev). Straight-line code: no loop, no table of names.
+func luaCodec() string {
+	var b strings.Builder
+	b.WriteString("local SEP = '\\31'\n")
+	encode := func(fn, tag, v string, fields []string) {
+		fmt.Fprintf(&b, "local function %s(%s)\n  return '%s'", fn, v, tag)
+		for _, f := range fields {
+			fmt.Fprintf(&b, " .. SEP .. (%s.%s or '')", v, f)
+		}
+		b.WriteString("\nend\n")
+	}
+	encode("check_encode", "c2", "c", checkFields[:])
+	encode("event_encode", "e2", "ev", eventFields[:])
+	pattern := "'^c2" + strings.Repeat(`\31([^\31]*)`, len(checkFields)) + "$'"
+	vars := make([]string, len(checkFields))
+	for i := range vars {
+		vars[i] = "f" + strconv.Itoa(i+1)
+	}
+	fmt.Fprintf(&b, "local function check_fields(v)\n  local %s = string.match(v, %s)\n  return {", strings.Join(vars, ", "), pattern)
+	for i, f := range checkFields {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%s = %s ~= '' and %s or nil", f, vars[i], vars[i])
+	}
+	b.WriteString("}\nend\n")
+	product := slices.Index(checkFields[:], "product")
+	fmt.Fprintf(&b, "local function check_product(v)\n  return string.match(v, '^c2%s\\31([^\\31]*)')\nend\n",
+		strings.Repeat(`\31[^\31]*`, product))
+	return b.String()
+}

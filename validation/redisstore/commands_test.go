@@ -1,0 +1,109 @@
+package redisstore_test
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"testing"
+	"time"
+
+	"github.com/arbiter-bank/arbiter/tokens"
+	"github.com/arbiter-bank/arbiter/validation"
+	"github.com/arbiter-bank/arbiter/validation/redisstore"
+	"github.com/arbiter-bank/arbiter/validation/redisstore/redistest"
+)
+
+// commandsPerPath pins the Redis commands each script runs inside, per
+// path, as INFO commandstats counts them (EVALSHA itself excluded). A
+// script that grows a command fails here deterministically, whatever the
+// machine; timings stay out of CI (TestScriptCost measures them). When a
+// change is meant, update the row and say why in the commit.
+var commandsPerPath = map[string]map[string]float64{
+	"check placed":             {"get": 1, "hmget": 2, "hvals": 1, "set": 1, "hset": 1, "pexpire": 1},
+	"check refused, live hold": {"get": 1, "hmget": 1, "hvals": 1, "lpush": 1, "pexpire": 1},
+	"check refused, grant":     {"get": 1, "hmget": 2, "hvals": 1, "lpush": 1},          // the attempts list exists: no PEXPIRE
+	"check placed, returning":  {"get": 1, "hmget": 2, "hvals": 1, "set": 1, "hset": 1}, // meta's expiry renewed today: no PEXPIRE
+	"token redemption":         {"get": 1, "hvals": 1, "del": 1, "hset": 2, "lpush": 1, "pexpire": 1},
+	"otp redemption":           {"get": 1, "hmget": 1, "hincrby": 1, "hvals": 1, "del": 1, "hset": 2, "lpush": 1, "pexpire": 1},
+	"otp wrong code":           {"get": 1, "hmget": 1, "hincrby": 1, "hset": 1, "lpush": 1, "pexpire": 1},
+	"token replay":             {"get": 1, "hmget": 1, "hget": 1},
+	"cancel":                   {"get": 1, "del": 1, "hset": 2, "hlen": 1, "pexpire": 2, "lpush": 1},
+	"read a live check":        {"get": 1},
+	"read a customer":          {"get": 1, "hmget": 2, "hvals": 1},
+}
+
+func TestScriptCommands(t *testing.T) {
+	srv := redistest.MustStartRedis(t)
+	rdb := srv.Client(t)
+	ctx := context.Background()
+	s := redisstore.New(rdb, redisstore.Options{})
+	if err := s.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	code, _, err := tokens.OTPCode([]byte("0123456789abcdefghij"), now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := wrongCode(t, []byte("0123456789abcdefghij"), now)
+	var c validation.Check
+	paths := []struct {
+		name string
+		op   func()
+	}{
+		{"check placed", func() { c = hold(t, s, "C-1", "credit_card", now) }},
+		{"read a live check", func() {
+			if _, err := s.Check(ctx, "C-1", c.ID, now); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"check refused, live hold", func() {
+			_, _, err := s.Hold(ctx, holdRequest(t, "C-1", "personal_loan", now))
+			wantReason(t, err, validation.ReasonHoldExists)
+		}},
+		{"token redemption", func() {
+			if _, _, err := redeemToken(s, c, "card-service", now); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"token replay", func() {
+			if _, replayed, err := redeemToken(s, c, "card-service", now); err != nil || !replayed {
+				t.Fatal(replayed, err)
+			}
+		}},
+		{"check refused, grant", func() {
+			_, _, err := s.Hold(ctx, holdRequest(t, "C-1", "personal_loan", now))
+			wantReason(t, err, validation.ReasonConflictingProduct)
+		}},
+		{"read a customer", func() {
+			if _, err := s.Customer(ctx, "C-1", now); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"otp wrong code", func() {
+			hold(t, s, "C-2", "credit_card", now) // counted below apart
+		}},
+	}
+	got := map[string]map[string]float64{}
+	for _, p := range paths {
+		got[p.name] = measureOp(t, rdb, 1, func(int) { p.op() }).commands
+	}
+	// The OTP paths need a hold first; measure only the redemption.
+	got["otp wrong code"] = measureOp(t, rdb, 1, func(int) {
+		_, _, err := redeemOTP(s, "C-2", "credit_card", bad, "card-service", now)
+		wantReason(t, err, validation.ReasonOTPInvalid)
+	}).commands
+	got["otp redemption"] = measureOp(t, rdb, 1, func(int) {
+		if _, _, err := redeemOTP(s, "C-2", "credit_card", code, "card-service", now); err != nil {
+			t.Fatal(err)
+		}
+	}).commands
+	d := hold(t, s, "C-3", "credit_card", now)
+	got["cancel"] = measureOp(t, rdb, 1, func(int) { cancel(t, s, d, now) }).commands
+	got["check placed, returning"] = measureOp(t, rdb, 1, func(int) { hold(t, s, "C-3", "credit_card", now) }).commands
+	for name, want := range commandsPerPath {
+		if !maps.Equal(got[name], want) {
+			t.Errorf("%s runs %v inside its script, want %v", name, fmt.Sprint(got[name]), fmt.Sprint(want))
+		}
+	}
+}

@@ -1,0 +1,282 @@
+package redisstore
+
+import (
+	"fmt"
+	"reflect"
+	"strconv"
+	"strings"
+)
+
+// The Go↔Lua contract of every script is declared once, here on the Go
+// side, as two structs: its arguments and its reply. Their `lua` tags name
+// the Lua locals; the order of the fields is the wire order, and nobody
+// writes a position by hand:
+//
+//   - luaArgs generates the Lua line that names the script's ARGV
+//     ("local product, max = ARGV[5], tonumber(ARGV[6])"), which script()
+//     puts in front of the body, and argv builds the matching ARGV from a
+//     value of the struct;
+//   - luaReply generates the Lua function reply{...} that turns a table
+//     with named fields into the flat array Redis returns, and decodeReply
+//     fills the reply struct from that array.
+//
+// Tag options: `lua:"name,num"` makes the argument a number in Lua
+// (tonumber); a reply field may be a string, an int64 or a []string (a Lua
+// table of strings). A missing reply field arrives as its zero value.
+// Positional ARGV cost nothing over hand-written ones; a cjson table would
+// have cost a decode per call (measured, TestScriptCost).
+
+// commonArgs start every script's ARGV; the prelude reads them.
+type commonArgs struct {
+	Now            int64 `lua:"NOW,num"`             // the caller's clock, ms
+	AuditCap       int   `lua:"AUDIT_CAP,num"`       // state changes kept per customer
+	Retention      int64 `lua:"RETENTION,num"`       // ms an ended check stays readable
+	AuditRetention int64 `lua:"AUDIT_RETENTION,num"` // ms the audit and meta outlive the last write
+}
+
+type luaField struct {
+	index int
+	name  string
+	num   bool
+}
+
+func luaFields(t reflect.Type) []luaField {
+	var out []luaField
+	for i := range t.NumField() {
+		tag, ok := t.Field(i).Tag.Lookup("lua")
+		if !ok {
+			panic(fmt.Sprintf("redisstore: field %s.%s has no lua tag", t.Name(), t.Field(i).Name))
+		}
+		name, opt, _ := strings.Cut(tag, ",")
+		out = append(out, luaField{index: i, name: name, num: opt == "num"})
+	}
+	return out
+}
+
+// luaArgs is the Lua line naming the fields of args (a struct value) as
+// locals, reading ARGV from position first.
+func luaArgs(args any, first int) string {
+	fs := luaFields(reflect.TypeOf(args))
+	if len(fs) == 0 {
+		return ""
+	}
+	names, vals := make([]string, len(fs)), make([]string, len(fs))
+	for i, f := range fs {
+		names[i] = f.name
+		vals[i] = "ARGV[" + strconv.Itoa(first+i) + "]"
+		if f.num {
+			vals[i] = "tonumber(" + vals[i] + ")"
+		}
+	}
+	return "local " + strings.Join(names, ", ") + " = " + strings.Join(vals, ", ") + "\n"
+}
+
+// argv appends the fields of args to out, in declaration order.
+func argv(out []any, args any) []any {
+	v := reflect.ValueOf(args)
+	for i := range v.NumField() {
+		f := v.Field(i)
+		if f.Kind() == reflect.Bool {
+			out = append(out, map[bool]string{true: "1", false: ""}[f.Bool()])
+			continue
+		}
+		out = append(out, f.Interface())
+	}
+	return out
+}
+
+// luaReply is the Lua function reply(t) of a reply struct: the flat array
+// of t's named fields in declaration order (false for a missing one, which
+// Redis returns as nil).
+func luaReply(reply any) string {
+	fs := luaFields(reflect.TypeOf(reply))
+	vals := make([]string, len(fs))
+	for i, f := range fs {
+		vals[i] = "t." + f.name + " or false"
+	}
+	return "local function reply(t) return {" + strings.Join(vals, ", ") + "} end\n"
+}
+
+// decodeReply fills *dst, a pointer to a reply struct, from a script's array.
+func decodeReply(dst any, res []any) error {
+	v := reflect.ValueOf(dst).Elem()
+	for i := range v.NumField() {
+		if i >= len(res) || res[i] == nil {
+			continue
+		}
+		f := v.Field(i)
+		switch f.Kind() {
+		case reflect.String:
+			f.SetString(str(res, i))
+		case reflect.Int64, reflect.Int:
+			switch x := res[i].(type) {
+			case int64:
+				f.SetInt(x)
+			case string:
+				n, err := strconv.ParseInt(x, 10, 64)
+				if err != nil {
+					return fmt.Errorf("reply field %s: %w", v.Type().Field(i).Name, err)
+				}
+				f.SetInt(n)
+			}
+		case reflect.Slice:
+			raw, _ := res[i].([]any)
+			ss := make([]string, len(raw))
+			for j := range raw {
+				ss[j] = str(raw, j)
+			}
+			f.Set(reflect.ValueOf(ss))
+		default:
+			return fmt.Errorf("reply field %s: unsupported kind %s", v.Type().Field(i).Name, f.Kind())
+		}
+	}
+	return nil
+}
+
+func reflectType(v any) reflect.Type { return reflect.TypeOf(v) }
+
+// The contract of each script (lua/<name>.lua): its arguments, then its
+// reply. Replies share field names: kind ('ok', 'held', 'granted',
+// 'replay', 'refused', 'need_rating' or 'error'), reason and detail (of an
+// error), violations (JSON, of a refusal).
+
+type checkArgs struct {
+	Product   string `lua:"product"`
+	Max       int    `lua:"max,num"`
+	Conflicts string `lua:"conflicts"` // csv
+	ID        string `lua:"id"`
+	Secret    string `lua:"secret"` // hex
+	TTL       int64  `lua:"ttl,num"`
+	Actor     string `lua:"actor"`
+	Agent     string `lua:"agent"`
+	ReqHash   string `lua:"req_hash"`
+	IdemTTL   int64  `lua:"idem_ttl,num"`
+	MinRating int    `lua:"min_rating,num"` // 0: none
+	ScoreArg  string `lua:"score_arg"`      // see scoreArg
+	RatingTTL int64  `lua:"rating_ttl,num"`
+}
+
+type checkReply struct {
+	Kind       string `lua:"kind"` // held, replay, refused, need_rating, error
+	Reason     string `lua:"reason"`
+	Fence      int64  `lua:"fence"` // held
+	Check      string `lua:"check"` // replay: the check, with its secret while held
+	Violations string `lua:"violations"`
+}
+
+type redeemTokenArgs struct {
+	Product   string `lua:"product"`
+	ID        string `lua:"id"`
+	Actor     string `lua:"actor"`
+	Max       int    `lua:"max,num"`
+	Conflicts string `lua:"conflicts"`
+}
+
+type redeemOTPArgs struct {
+	Product     string `lua:"product"`
+	Code        string `lua:"code"`
+	Actor       string `lua:"actor"`
+	Max         int    `lua:"max,num"`
+	Conflicts   string `lua:"conflicts"`
+	MaxAttempts int    `lua:"max_attempts,num"`
+	Period      int    `lua:"period,num"` // seconds
+	Skew        int    `lua:"skew,num"`
+	OTPBudget   int    `lua:"otp_budget,num"` // wrong codes per customer per window
+	OTPWindow   int64  `lua:"otp_window,num"` // ms
+}
+
+type redeemReply struct {
+	Kind         string `lua:"kind"` // granted, replay, refused, error
+	Reason       string `lua:"reason"`
+	Detail       string `lua:"detail"`
+	AttemptsLeft int64  `lua:"attempts_left"`
+	Grant        string `lua:"grant"`
+	Violations   string `lua:"violations"`
+}
+
+type noArgs struct{}
+
+type idArgs struct {
+	ID string `lua:"id"`
+}
+
+type actorArgs struct {
+	Actor string `lua:"actor"`
+}
+
+type cancelArgs struct {
+	ID      string `lua:"id"`
+	Actor   string `lua:"actor"`
+	Allowed string `lua:"allowed"` // csv, or * for any product
+	Agent   string `lua:"agent"`
+	Placer  string `lua:"placer"`
+}
+
+type abandonArgs struct {
+	ID    string `lua:"id"`
+	Actor string `lua:"actor"`
+}
+
+type blockArgs struct {
+	Reason  string `lua:"reason"`
+	UntilMS int64  `lua:"until_ms,num"` // 0: until lifted
+	Actor   string `lua:"actor"`
+}
+
+// checkOpReply is the reply of the scripts about one check (get, cancel,
+// abandon, block, unblock).
+type checkOpReply struct {
+	Kind   string `lua:"kind"`
+	Reason string `lua:"reason"`
+	Detail string `lua:"detail"`
+	Check  string `lua:"check"`
+}
+
+type customerReply struct {
+	Hold   string   `lua:"hold"`
+	Block  string   `lua:"block"` // JSON
+	Grants []string `lua:"grants"`
+}
+
+type eligibilityArgs struct {
+	Product   string `lua:"product"`
+	Max       int    `lua:"max,num"`
+	Conflicts string `lua:"conflicts"`
+	MinRating int    `lua:"min_rating,num"`
+	ScoreArg  string `lua:"score_arg"`
+	RatingTTL int64  `lua:"rating_ttl,num"`
+}
+
+type eligibilityReply struct {
+	Kind       string `lua:"kind"`
+	Violations string `lua:"violations"`
+	Rating     string `lua:"rating"`
+}
+
+type importArgs struct {
+	Product   string `lua:"product"`
+	Max       int    `lua:"max,num"`
+	Conflicts string `lua:"conflicts"`
+	ID        string `lua:"id"`
+	Actor     string `lua:"actor"`
+	Granted   int64  `lua:"granted,num"`
+}
+
+type releaseArgs struct {
+	Product string `lua:"product"`
+	Actor   string `lua:"actor"`
+	Want    string `lua:"want"` // check id, or '' for the most recent
+}
+
+type grantReply struct {
+	Kind       string `lua:"kind"`
+	Reason     string `lua:"reason"`
+	Grant      string `lua:"grant"`
+	Violations string `lua:"violations"`
+}
+
+type auditReply struct {
+	State []string `lua:"state"`
+	Tries []string `lua:"tries"`
+	Hold  string   `lua:"hold"`
+}
