@@ -318,6 +318,12 @@ type ReconcileStore interface {
 	// SetLastCount records a successful run's count.
 	SetLastCount(ctx context.Context, product string, n int, at time.Time) error
 
+	// OrphanCandidates returns the grants of product that earlier runs
+	// found orphan: check id → when first found.
+	OrphanCandidates(ctx context.Context, product string) (map[string]time.Time, error)
+	// SetOrphanCandidates replaces them (an empty map drops them all).
+	SetOrphanCandidates(ctx context.Context, product string, c map[string]time.Time) error
+
 	// OpenCase records (or refreshes) the customer's case, audited
 	// case_opened the first time.
 	OpenCase(ctx context.Context, c Case, now time.Time) error

@@ -409,15 +409,43 @@ func (st *runState) orphans(ctx context.Context) error {
 			}
 		}
 	}
-	return st.r.Recon.ScanGrants(ctx, func(batch map[string][]Grant) error {
+	// Two-run confirmation: an orphan is released only if an earlier
+	// complete run, at least grace before this one started, found the same
+	// grant orphan too (see README "Why an orphan is released only on a
+	// second sighting"). This run's candidates replace the earlier ones.
+	prior, next := map[string]map[string]time.Time{}, map[string]map[string]time.Time{}
+	if release {
+		for p := range trusted {
+			c, err := st.r.Recon.OrphanCandidates(ctx, p)
+			if err != nil {
+				return err
+			}
+			prior[p], next[p] = c, map[string]time.Time{}
+		}
+	}
+	err := st.r.Recon.ScanGrants(ctx, func(batch map[string][]Grant) error {
 		err := st.eachOrphan(ctx, batch, trusted, nil, func(customer string, g Grant) error {
-			return st.orphan(ctx, customer, g, release, allowed[g.Product])
+			var first time.Time
+			if release {
+				first = cmp.Or(prior[g.Product][g.CheckID], st.run.StartedAt)
+				next[g.Product][g.CheckID] = first
+			}
+			return st.orphan(ctx, customer, g, release, allowed[g.Product], first)
 		}, nil)
 		if err != nil {
 			return err
 		}
 		return st.flush(ctx)
 	})
+	if err != nil {
+		return err
+	}
+	for p, c := range next {
+		if err := st.r.Recon.SetOrphanCandidates(ctx, p, c); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // eachOrphan calls fn for every orphan grant in the batch, counting the
@@ -464,8 +492,11 @@ func (st *runState) eachOrphan(ctx context.Context, batch map[string][]Grant, tr
 	return nil
 }
 
-// orphan releases or reports one orphan grant.
-func (st *runState) orphan(ctx context.Context, customer string, g Grant, release, allowed bool) error {
+// orphan releases or reports one orphan grant; first is when a run
+// first found it orphan (release mode): it is released only once that is
+// at least grace before this run started.
+func (st *runState) orphan(ctx context.Context, customer string, g Grant, release, allowed bool, first time.Time) error {
+	grace := st.r.cfg().Grace
 	title := st.r.Policy.TitleOf(g.Product)
 	detail := fmt.Sprintf("arbiter's grant %s of a %s to customer %s, since %s, is not listed by the %s feed",
 		g.CheckID, title, customer, g.GrantedAt.UTC().Format(DateLayout), g.Product)
@@ -477,6 +508,9 @@ func (st *runState) orphan(ctx context.Context, customer string, g Grant, releas
 		f.Detail = detail + ": not released, the customer has an open case."
 	case !allowed:
 		f.Action, f.Detail = ActionOverCap, detail+": not released, more orphans than this run may release; an admin decides."
+	case st.run.StartedAt.Before(first.Add(grace)):
+		f.Detail = fmt.Sprintf("%s: not released yet, first found orphan at %s; it will be released if still missing from the feed at the next run at least %s after that.",
+			detail, first.UTC().Format(time.RFC3339), grace)
 	default:
 		_, err := st.r.Store.Release(ctx, ReleaseRequest{CustomerID: customer, Product: g.Product, CheckID: g.CheckID, Actor: ReconcilerActor, Now: st.r.now()})
 		switch {

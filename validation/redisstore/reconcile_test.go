@@ -100,6 +100,11 @@ func (f *reconFixture) grant(tb testing.TB, customer, product string, at time.Ti
 	return g
 }
 
+// later makes the reconciler's clock run d ahead of the wall clock.
+func (f *reconFixture) later(d time.Duration) {
+	f.rec.Now = func() time.Time { return time.Now().Add(d) }
+}
+
 func (f *reconFixture) reconcile(tb testing.TB) validation.Run {
 	tb.Helper()
 	run, err := f.rec.Reconcile(context.Background(), "test")
@@ -154,7 +159,7 @@ func everyKind(t *testing.T, rdb redis.UniversalClient) {
 	card := feedOf("credit_card", "C-1", "C-2", "check=chk_other@C-4", "C-7")
 	loan := feedOf("personal_loan", "C-2", "C-6")
 	f := newRecon(t, rdb, card, loan, validation.OnOrphanRelease)
-	f.grant(t, "C-3", "credit_card", old)   // no feed lists it: orphan, released
+	f.grant(t, "C-3", "credit_card", old)   // no feed lists it: orphan, reported first, released by a later run
 	f.grant(t, "C-4", "credit_card", old)   // the feed names another check: mismatch
 	f.grant(t, "C-5", "credit_card", young) // within the grace: left alone
 	f.grant(t, "C-6", "personal_loan", old) // listed: nothing to say
@@ -171,7 +176,7 @@ func everyKind(t *testing.T, rdb redis.UniversalClient) {
 	fs := f.findings(t, run)
 	for key, action := range map[string]string{
 		"C-1/imported": validation.ActionImported, "C-2/double_holding": validation.ActionCaseOpened,
-		"C-3/orphan_grant": validation.ActionReleased, "C-4/check_mismatch": validation.ActionReported,
+		"C-3/orphan_grant": validation.ActionReported, "C-4/check_mismatch": validation.ActionReported,
 		"C-7/double_holding": validation.ActionCaseOpened, "C-7/orphan_grant": validation.ActionReported,
 	} {
 		if got := fs[key].Action; got != action {
@@ -182,7 +187,7 @@ func everyKind(t *testing.T, rdb redis.UniversalClient) {
 		!strings.Contains(d, "and a Personal loan at loan-service since") || !strings.HasSuffix(d, "contact the customer.") {
 		t.Errorf("case detail = %q", d)
 	}
-	for c, want := range map[string][]string{"C-1": {"credit_card"}, "C-2": nil, "C-3": nil, "C-4": {"credit_card"},
+	for c, want := range map[string][]string{"C-1": {"credit_card"}, "C-2": nil, "C-3": {"credit_card"}, "C-4": {"credit_card"},
 		"C-5": {"credit_card"}, "C-6": {"personal_loan"}, "C-7": {"personal_loan"}} {
 		if got := f.products(t, c); !slices.Equal(got, want) {
 			t.Errorf("%s holds %v at arbiter, want %v", c, got, want)
@@ -212,13 +217,20 @@ func everyKind(t *testing.T, rdb redis.UniversalClient) {
 		t.Errorf("card holdings read = %d, want 4", got)
 	}
 
-	t.Run("a second run finds only what is still wrong", func(t *testing.T) {
+	t.Run("a second run finds only what is still wrong, and releases the confirmed orphan", func(t *testing.T) {
+		f.later(16 * time.Minute) // more than the grace after the first sighting
 		again := f.reconcile(t)
-		want := map[validation.FindingKind]int{validation.FindingDoubleHolding: 2, validation.FindingOrphanGrant: 1, validation.FindingCheckMismatch: 1}
+		want := map[validation.FindingKind]int{validation.FindingDoubleHolding: 2, validation.FindingOrphanGrant: 3, validation.FindingCheckMismatch: 1} // C-5 is past the grace now: first sighting
 		for _, k := range validation.FindingKinds {
 			if got := again.Counts[k]; got != want[k] {
 				t.Errorf("counts[%s] = %d, want %d", k, got, want[k])
 			}
+		}
+		if got := f.findings(t, again)["C-3/orphan_grant"].Action; got != validation.ActionReleased {
+			t.Errorf("C-3's orphan on its second sighting: %q, want released", got)
+		}
+		if got := f.products(t, "C-3"); len(got) != 0 {
+			t.Errorf("C-3 holds %v after the confirmed release", got)
 		}
 	})
 	t.Run("an admin resolves a case, audited", func(t *testing.T) {
@@ -328,6 +340,10 @@ func TestReconcileReleaseCap(t *testing.T) {
 				f.grant(t, fmt.Sprintf("O-%02d", i), "credit_card", old)
 			}
 			run := f.reconcile(t)
+			if tc.action == validation.ActionReleased { // first sighting: reported; confirmed by a run past the grace
+				f.later(16 * time.Minute)
+				run = f.reconcile(t)
+			}
 			if got := run.Counts[validation.FindingOrphanGrant]; got != tc.orphans {
 				t.Fatalf("orphans = %d, want %d", got, tc.orphans)
 			}
@@ -478,4 +494,44 @@ func TestCaseScriptCost(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestReconcileOrphanNeedsTwoSightings: a product service that settles its
+// pending row late (it was down while another instance served the feed)
+// inserts the product after the feed page was read; a release on that one
+// sighting would leave the customer a product without a grant. An orphan
+// is released only when a run at least grace after its first sighting
+// finds it orphan again; a grant listed in between starts over.
+func TestReconcileOrphanNeedsTwoSightings(t *testing.T) {
+	rdb := redistest.MustStartRedis(t).Client(t)
+	card := feedOf("credit_card", "C-0")
+	f := newRecon(t, rdb, card, feedOf("personal_loan"), validation.OnOrphanRelease)
+	f.grant(t, "C-0", "credit_card", time.Now().Add(-2*time.Hour))
+	f.grant(t, "C-1", "credit_card", time.Now().Add(-2*time.Hour)) // its row is settled late
+	step := func(name string, at time.Duration, listed bool, action string) {
+		t.Helper()
+		f.later(at)
+		if listed {
+			*card = *feedOf("credit_card", "C-0", "C-1")
+		} else {
+			*card = *feedOf("credit_card", "C-0")
+		}
+		run := f.reconcile(t)
+		got := f.findings(t, run)["C-1/orphan_grant"]
+		if got.Action != action {
+			t.Errorf("%s: C-1's orphan finding %+v, want action %q", name, got, action)
+		}
+		if action == validation.ActionReported && !strings.Contains(got.Detail, "will be released if still missing") {
+			t.Errorf("%s: detail %q does not say what happens next", name, got.Detail)
+		}
+		held := len(f.products(t, "C-1")) == 1
+		if want := action != validation.ActionReleased; held != want {
+			t.Errorf("%s: C-1 holds its card = %v, want %v", name, held, want)
+		}
+	}
+	step("first sighting", 0, false, validation.ActionReported)
+	step("listed meanwhile (settled late)", 20*time.Minute, true, "")
+	step("missing again: a new first sighting", 40*time.Minute, false, validation.ActionReported)
+	step("again within the grace", 50*time.Minute, false, validation.ActionReported)
+	step("again after the grace: released", 56*time.Minute, false, validation.ActionReleased)
 }
