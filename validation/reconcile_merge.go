@@ -239,17 +239,42 @@ func (st *runState) customer(ctx context.Context, ch customerHoldings, grants []
 				held = append(held, g)
 			}
 		}
+		// A holding that names one of arbiter's check ids with no grant of
+		// it is never imported: the grant was released (the page is stale)
+		// or is not redeemed yet. Other holdings (no check id, or another
+		// system's) are imported only while the customer has fewer grants
+		// of the product, not matched by a holding's check id, than such
+		// holdings: a max > 1 product is not imported twice.
 		idx := byProduct[p]
-		for n, i := range idx {
+		unmatched := len(held)
+		var importable []int
+		for _, i := range idx {
 			h := ch.holdings[i]
-			if n >= len(held) {
+			switch _, ours := CustomerOfCheck(h.CheckID); {
+			case h.CheckID != "" && slices.ContainsFunc(held, func(g Grant) bool { return g.CheckID == h.CheckID }):
+				unmatched--
+			case ours:
+				detail := fmt.Sprintf("%s lists customer %s's %s from check %s, arbiter holds no grant of it",
+					ch.sources[i], ch.customer, st.r.Policy.TitleOf(p), h.CheckID)
+				if len(held) > 0 {
+					detail += " (arbiter's grant is from " + checkIDs(held) + ")"
+				}
+				st.record(Finding{Kind: FindingCheckMismatch, CustomerID: ch.customer, Products: []string{p}, Action: ActionReported,
+					Detail: detail + ": not imported (the grant was released, or is not redeemed yet)."})
+			default:
+				importable = append(importable, i)
+			}
+		}
+		for n, i := range importable {
+			h := ch.holdings[i]
+			if n >= unmatched {
 				done, err := st.importHolding(ctx, ch, i)
 				if err != nil || done {
 					return err
 				}
 				continue
 			}
-			if h.CheckID != "" && !slices.ContainsFunc(held, func(g Grant) bool { return g.CheckID == h.CheckID }) {
+			if h.CheckID != "" {
 				st.record(Finding{Kind: FindingCheckMismatch, CustomerID: ch.customer, Products: []string{p}, Action: ActionReported,
 					Detail: fmt.Sprintf("%s lists customer %s's %s from check %s, but arbiter's grant is from %s.",
 						ch.sources[i], ch.customer, st.r.Policy.TitleOf(p), h.CheckID, checkIDs(held))})
@@ -309,7 +334,7 @@ func (st *runState) importHolding(ctx context.Context, ch customerHoldings, i in
 		detail := fmt.Sprintf("Customer %s holds a %s at %s since %s that arbiter did not know: imported as grant %s.",
 			ch.customer, rule.Title, ch.sources[i], at.UTC().Format(DateLayout), g.CheckID)
 		if h.CheckID != "" {
-			detail += " " + ch.sources[i] + " names check " + h.CheckID + ", whose grant arbiter no longer had."
+			detail += " " + ch.sources[i] + " names check " + h.CheckID + ", not one of arbiter's."
 		}
 		st.record(Finding{Kind: FindingImported, CustomerID: ch.customer, Products: []string{h.Product}, Action: ActionImported, Detail: detail})
 		return false, nil

@@ -535,3 +535,45 @@ func TestReconcileOrphanNeedsTwoSightings(t *testing.T) {
 	step("again within the grace", 50*time.Minute, false, validation.ActionReported)
 	step("again after the grace: released", 56*time.Minute, false, validation.ActionReleased)
 }
+
+// TestReconcileArbiterCheckWithoutGrantIsNotImported: a holding naming one
+// of arbiter's check ids with no grant of it (released since the page was
+// read, or not redeemed yet) is reported, never imported under a fresh id;
+// a holding without a check id of a max 2 product is imported only while
+// the customer has fewer grants than such holdings.
+func TestReconcileArbiterCheckWithoutGrantIsNotImported(t *testing.T) {
+	rdb := redistest.MustStartRedis(t).Client(t)
+	stale, err := validation.NewCheckID("C-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	card := feedOf("credit_card", "check="+stale+"@C-1")
+	loan := feedOf("personal_loan", "C-2", "C-2", "C-3", "C-3")
+	f := newRecon(t, rdb, card, loan, validation.OnOrphanReport)
+	policy, err := validation.ParsePolicy([]byte(`products:
+  credit_card:   { redeemers: [card-service] }
+  personal_loan: { redeemers: [loan-service], max: 2 }
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.rec.Policy, f.svc.Policy = policy, policy
+	f.grant(t, "C-2", "personal_loan", time.Now().Add(-time.Hour)) // one of C-2's two loans is known
+	run := f.reconcile(t)
+	fs := f.findings(t, run)
+	if x := fs["C-1/check_mismatch"]; x.Action != validation.ActionReported || !strings.Contains(x.Detail, "lists customer C-1's Credit card from check "+stale+", arbiter holds no grant of it") {
+		t.Errorf("C-1's finding = %+v, want check_mismatch reported", x)
+	}
+	if _, ok := fs["C-1/imported"]; ok || len(f.products(t, "C-1")) != 0 {
+		t.Errorf("C-1's card from a released check was imported: %v", f.products(t, "C-1"))
+	}
+	if got := f.products(t, "C-2"); len(got) != 2 {
+		t.Errorf("C-2 holds %v at arbiter, want 2 loans (1 known + 1 imported)", got)
+	}
+	if got := f.products(t, "C-3"); len(got) != 2 {
+		t.Errorf("C-3 holds %v at arbiter, want 2 loans imported", got)
+	}
+	if got := run.Counts[validation.FindingImported]; got != 3 {
+		t.Errorf("imported = %d, want 3", got)
+	}
+}
