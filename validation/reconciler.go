@@ -220,19 +220,35 @@ type runState struct {
 	cased map[string]bool
 }
 
-func (r *Reconciler) execute(ctx context.Context, run Run) Run {
+// ErrLeaseLost ends a run whose lease another run took (it lapsed): the
+// run stops at once and releases nothing, as two runs must not both act.
+var ErrLeaseLost = errors.New("the reconciliation lease was lost (it lapsed, and another run may hold it): stopped, nothing more released")
+
+func (r *Reconciler) execute(parent context.Context, run Run) Run {
 	st := &runState{r: r, run: run, cutoff: run.StartedAt.Add(-r.cfg().Grace), cased: map[string]bool{}}
-	stop := r.keepLease(ctx, run.ID, cmp.Or(r.LeaseTTL, DefaultLeaseTTL))
+	ctx, cancel := context.WithCancelCause(parent)
+	defer cancel(nil)
+	ttl := cmp.Or(r.LeaseTTL, DefaultLeaseTTL)
+	stop := r.keepLease(ctx, run.ID, ttl, func() { cancel(ErrLeaseLost) })
 	defer stop()
 	log := r.log().With("reconciliation", run.ID)
 	log.Info("reconciliation started", "sources", len(r.Sources), "by", run.StartedBy)
 	err := st.merge(ctx)
 	if err == nil {
 		st.judgeCounts(ctx)
-		err = st.orphans(ctx)
+		// The release phase starts only on a lease known to be held.
+		if ok, lerr := r.Recon.RenewLease(ctx, run.ID, ttl); lerr == nil && !ok {
+			cancel(ErrLeaseLost)
+		}
+		if err = context.Cause(ctx); err == nil {
+			err = st.orphans(ctx)
+		}
 	}
 	if err == nil {
 		err = st.flush(ctx)
+	}
+	if cause := context.Cause(ctx); cause != nil {
+		err = cause // the reason, not whatever call it made fail
 	}
 	st.run.FinishedAt = r.now()
 	st.run.Status = RunDone
@@ -273,8 +289,9 @@ func (r *Reconciler) execute(ctx context.Context, run Run) Run {
 	return st.run
 }
 
-// keepLease renews the lease until stop is called, then gives it up.
-func (r *Reconciler) keepLease(ctx context.Context, id string, ttl time.Duration) (stop func()) {
+// keepLease renews the lease until stop is called, then gives it up;
+// lost is called when a renewal finds another holder.
+func (r *Reconciler) keepLease(ctx context.Context, id string, ttl time.Duration, lost func()) (stop func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {
@@ -286,8 +303,14 @@ func (r *Reconciler) keepLease(ctx context.Context, id string, ttl time.Duration
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				if ok, err := r.Recon.RenewLease(ctx, id, ttl); err != nil || !ok {
+				ok, err := r.Recon.RenewLease(ctx, id, ttl)
+				switch {
+				case err != nil:
 					r.log().Warn("reconciliation lease not renewed: another run may start", "reconciliation", id, "err", err)
+				case !ok:
+					r.log().Error("reconciliation lease lost: the run stops", "reconciliation", id)
+					lost()
+					return
 				}
 			}
 		}

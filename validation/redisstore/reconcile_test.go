@@ -577,3 +577,37 @@ func TestReconcileArbiterCheckWithoutGrantIsNotImported(t *testing.T) {
 		t.Errorf("imported = %d, want 3", got)
 	}
 }
+
+// lostLease answers every renewal as if another run held the lease.
+type lostLease struct{ *redisstore.Store }
+
+func (lostLease) RenewLease(ctx context.Context, holder string, ttl time.Duration) (bool, error) {
+	return false, nil
+}
+
+// TestReconcileStopsWhenTheLeaseIsLost: a run whose lease renewal finds
+// another holder stops at once, releases nothing and ends failed, saying
+// so (two runs must not both release).
+func TestReconcileStopsWhenTheLeaseIsLost(t *testing.T) {
+	rdb := redistest.MustStartRedis(t).Client(t)
+	card := feedOf("credit_card", "C-0", "C-1", "C-2")
+	f := newRecon(t, rdb, card, feedOf("personal_loan", "L-0"), validation.OnOrphanRelease)
+	f.grant(t, "L-0", "personal_loan", time.Now().Add(-2*time.Hour))
+	f.grant(t, "C-99", "personal_loan", time.Now().Add(-2*time.Hour)) // an orphan
+	f.reconcile(t)                                                   // its first sighting
+	f.later(time.Hour)
+	card.hangPage = card.pages + 2 // the second page of the next run hangs until its context ends
+	f.rec.Config.Timeout = 2 * time.Second
+	f.rec.LeaseTTL = 60 * time.Millisecond
+	f.rec.Recon = lostLease{f.store}
+	run, err := f.rec.Reconcile(context.Background(), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if run.Status != validation.RunFailed || !strings.Contains(run.Error, "lease was lost") {
+		t.Errorf("run = %s %q, want failed: lease was lost", run.Status, run.Error)
+	}
+	if got := f.products(t, "C-99"); len(got) != 1 {
+		t.Errorf("C-99 holds %v: released by a run without the lease", got)
+	}
+}
