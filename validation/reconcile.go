@@ -305,6 +305,8 @@ type ReconcileStore interface {
 	AcquireLease(ctx context.Context, holder string, ttl time.Duration) (bool, string, error)
 	// RenewLease extends the lease if holder still holds it.
 	RenewLease(ctx context.Context, holder string, ttl time.Duration) (bool, error)
+	// LeaseHolder returns the id of the run holding the lease ("" when none).
+	LeaseHolder(ctx context.Context) (string, error)
 	// ReleaseLease gives the lease up if holder holds it.
 	ReleaseLease(ctx context.Context, holder string) error
 

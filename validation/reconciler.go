@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -54,6 +55,23 @@ type Reconciler struct {
 	OnSourceDone func(product string, at time.Time)
 	Batch        int           // default DefaultReconcileBatch
 	LeaseTTL     time.Duration // default DefaultLeaseTTL
+
+	runs sync.WaitGroup // runs begun and not yet saved finished (Wait)
+}
+
+// Wait waits until every run this Reconciler began has saved its final
+// state (one whose context ended saves failed, "interrupted by shutdown"),
+// or until ctx ends. Call it at shutdown, after cancelling Base, before
+// closing the store.
+func (r *Reconciler) Wait(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() { r.runs.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 func (r *Reconciler) now() time.Time {
@@ -123,6 +141,7 @@ func (r *Reconciler) begin(ctx context.Context, by string) (Run, error) {
 		_ = r.Recon.ReleaseLease(context.WithoutCancel(ctx), id)
 		return Run{}, err
 	}
+	r.runs.Add(1) // Done when execute has saved the final state
 	return run, nil
 }
 
@@ -137,6 +156,20 @@ func (r *Reconciler) Run(ctx context.Context, actor Actor, id string, offset, li
 	run, err := r.Recon.Run(ctx, id)
 	if err != nil {
 		return Run{}, nil, err
+	}
+	if run.Status == RunRunning {
+		// A run saves its final state before it gives the lease up, so a
+		// run still "running" once the lease is not its own has no process
+		// behind it any more (killed, or its instance lost Redis).
+		holder, err := r.Recon.LeaseHolder(ctx)
+		if err == nil && holder != id {
+			if run, err = r.Recon.Run(ctx, id); err != nil {
+				return Run{}, nil, err
+			}
+			if run.Status == RunRunning {
+				run.Status, run.Error = RunFailed, "the instance running it stopped"
+			}
+		}
 	}
 	fs, err := r.Recon.Findings(ctx, id, offset, limit)
 	return run, fs, err
@@ -225,6 +258,7 @@ type runState struct {
 var ErrLeaseLost = errors.New("the reconciliation lease was lost (it lapsed, and another run may hold it): stopped, nothing more released")
 
 func (r *Reconciler) execute(parent context.Context, run Run) Run {
+	defer r.runs.Done()
 	st := &runState{r: r, run: run, cutoff: run.StartedAt.Add(-r.cfg().Grace), cased: map[string]bool{}}
 	ctx, cancel := context.WithCancelCause(parent)
 	defer cancel(nil)
@@ -247,7 +281,10 @@ func (r *Reconciler) execute(parent context.Context, run Run) Run {
 	if err == nil {
 		err = st.flush(ctx)
 	}
-	if cause := context.Cause(ctx); cause != nil {
+	switch cause := context.Cause(ctx); {
+	case cause != nil && parent.Err() != nil:
+		err = errors.New("interrupted by shutdown")
+	case cause != nil:
 		err = cause // the reason, not whatever call it made fail
 	}
 	st.run.FinishedAt = r.now()

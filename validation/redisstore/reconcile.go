@@ -370,6 +370,18 @@ func (s *Store) RenewLease(ctx context.Context, holder string, ttl time.Duration
 	return n == 1, nil
 }
 
+// LeaseHolder implements validation.ReconcileStore.
+func (s *Store) LeaseHolder(ctx context.Context) (string, error) {
+	cur, err := s.rdb.Get(ctx, leaseKey).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", nil
+	}
+	if err != nil {
+		return "", unavailable("lease", err)
+	}
+	return cur, nil
+}
+
 // ReleaseLease implements validation.ReconcileStore.
 func (s *Store) ReleaseLease(ctx context.Context, holder string) error {
 	if err := releaseLease.Run(ctx, s.rdb, []string{leaseKey}, holder).Err(); err != nil {

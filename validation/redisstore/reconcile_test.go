@@ -611,3 +611,40 @@ func TestReconcileStopsWhenTheLeaseIsLost(t *testing.T) {
 		t.Errorf("C-99 holds %v: released by a run without the lease", got)
 	}
 }
+
+// TestReconcileInterruptedRunIsNotLeftRunning: a run whose context ends
+// (shutdown) saves failed "interrupted by shutdown" before Wait returns;
+// a run left "running" with no lease of its own (its process died) reads
+// as failed.
+func TestReconcileInterruptedRunIsNotLeftRunning(t *testing.T) {
+	rdb := redistest.MustStartRedis(t).Client(t)
+	card := feedOf("credit_card", "C-0", "C-1", "C-2")
+	card.hangPage = 2
+	f := newRecon(t, rdb, card, feedOf("personal_loan"), validation.OnOrphanReport)
+	base, shutdown := context.WithCancel(context.Background())
+	f.rec.Base = base
+	run, err := f.rec.Start(context.Background(), admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	shutdown()
+	wctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := f.rec.Wait(wctx); err != nil {
+		t.Fatalf("wait: %v", err)
+	}
+	got, err := f.store.Run(context.Background(), run.ID)
+	if err != nil || got.Status != validation.RunFailed || got.Error != "interrupted by shutdown" {
+		t.Errorf("interrupted run = %s %q, %v; want failed, interrupted by shutdown", got.Status, got.Error, err)
+	}
+
+	dead := validation.Run{ID: "rec_00000000000000aa", Status: validation.RunRunning, StartedAt: time.Now(), Counts: map[validation.FindingKind]int{}}
+	if err := f.store.SaveRun(context.Background(), dead); err != nil {
+		t.Fatal(err)
+	}
+	got, _, err = f.rec.Run(context.Background(), admin, dead.ID, 0, 10)
+	if err != nil || got.Status != validation.RunFailed || got.Error != "the instance running it stopped" {
+		t.Errorf("a running run without its lease = %s %q, %v; want failed, the instance running it stopped", got.Status, got.Error, err)
+	}
+}
