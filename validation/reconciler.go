@@ -386,7 +386,7 @@ func (st *runState) flush(ctx context.Context) error {
 // far fewer than its last successful run: a feed that suddenly lost most
 // of its customers is more likely broken than right.
 func (st *runState) judgeCounts(ctx context.Context) {
-	share := st.r.cfg().MinShare
+	share := *st.r.cfg().MinShare
 	for i, s := range st.run.Sources {
 		if s.Status != SourceDone {
 			continue

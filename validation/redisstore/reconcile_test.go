@@ -648,3 +648,29 @@ func TestReconcileInterruptedRunIsNotLeftRunning(t *testing.T) {
 		t.Errorf("a running run without its lease = %s %q, %v; want failed, the instance running it stopped", got.Status, got.Error, err)
 	}
 }
+
+// TestReconcileMinShareZeroTurnsTheCheckOff: min_share: 0 in the policy
+// means no share check (it used to become the default 0.5).
+func TestReconcileMinShareZeroTurnsTheCheckOff(t *testing.T) {
+	p, err := validation.ParsePolicy([]byte(`products:
+  credit_card:   { redeemers: [card-service] }
+  personal_loan: { redeemers: [loan-service] }
+reconcile:
+  min_share: 0
+  page_size: 2
+  sources:
+    - { product: credit_card, url: http://card.internal/v1/holdings }
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redistest.MustStartRedis(t).Client(t)
+	card := feedOf("credit_card", "C-1", "C-2", "C-3", "C-4")
+	f := newRecon(t, rdb, card, feedOf("personal_loan", "L-1"), validation.OnOrphanReport)
+	f.rec.Config = *p.Reconcile
+	f.reconcile(t)
+	*card = *feedOf("credit_card", "C-1")
+	if src := sourceStatus(f.reconcile(t), "credit_card"); src.Status != validation.SourceDone {
+		t.Errorf("card source with min_share 0 = %+v, want done", src)
+	}
+}
