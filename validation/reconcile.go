@@ -51,8 +51,8 @@ const (
 	// MaxReconcilePageSize is the largest page_size: the most a feed is
 	// asked per page (cmd/productsvc refuses a limit above it).
 	MaxReconcilePageSize = 1000
-	OnOrphanReport           = "report"
-	OnOrphanRelease          = "release"
+	OnOrphanReport       = "report"
+	OnOrphanRelease      = "release"
 )
 
 // WithDefaults returns the config with every zero value replaced by its default.

@@ -543,5 +543,25 @@ func (s *Store) ResolveCase(ctx context.Context, customerID, actor, note string,
 	if err := s.rdb.ZRem(ctx, casesKey, customerID).Err(); err != nil {
 		return c, unavailable("case index", err)
 	}
+	// The index is another slot, so the script cannot remove the entry
+	// itself: a run that opened the customer's case again between the
+	// script and the ZREM (its ZADD NX found the entry still there) would
+	// be left out of the index. Re-read the case after the ZREM and put its
+	// entry back if it is open. (The other order, an entry whose case is
+	// gone, is dropped by Cases.)
+	raw, err := s.rdb.Get(ctx, caseKey(customerID)).Result()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return c, nil
+	case err != nil:
+		return c, unavailable("case index", err)
+	}
+	again, err := decodeCase(raw)
+	if err != nil {
+		return c, err
+	}
+	if err := s.rdb.ZAddNX(ctx, casesKey, redis.Z{Score: float64(msOf(again.OpenedAt)), Member: customerID}).Err(); err != nil {
+		return c, unavailable("case index", err)
+	}
 	return c, nil
 }

@@ -475,7 +475,7 @@ func TestCaseScriptCost(t *testing.T) {
 		{"refresh", func() error { return store.OpenCase(ctx, c, time.Now()) },
 			map[string]int64{"evalsha": 1, "hmget": 1, "get": 1, "set": 1, "zadd": 1}},
 		{"resolve", func() error { _, err := store.ResolveCase(ctx, "C-1", "ops", "n", time.Now()); return err },
-			map[string]int64{"evalsha": 1, "hmget": 1, "get": 1, "del": 1, "lpush": 1, "zrem": 1}},
+			map[string]int64{"evalsha": 1, "hmget": 1, "get": 2, "del": 1, "lpush": 1, "zrem": 1}}, // the second get: the re-check after the zrem
 	} {
 		t.Run(step.name, func(t *testing.T) {
 			before := srv.CommandStats(t)
@@ -594,7 +594,7 @@ func TestReconcileStopsWhenTheLeaseIsLost(t *testing.T) {
 	f := newRecon(t, rdb, card, feedOf("personal_loan", "L-0"), validation.OnOrphanRelease)
 	f.grant(t, "L-0", "personal_loan", time.Now().Add(-2*time.Hour))
 	f.grant(t, "C-99", "personal_loan", time.Now().Add(-2*time.Hour)) // an orphan
-	f.reconcile(t)                                                   // its first sighting
+	f.reconcile(t)                                                    // its first sighting
 	f.later(time.Hour)
 	card.hangPage = card.pages + 2 // the second page of the next run hangs until its context ends
 	f.rec.Config.Timeout = 2 * time.Second
@@ -672,5 +672,52 @@ reconcile:
 	*card = *feedOf("credit_card", "C-1")
 	if src := sourceStatus(f.reconcile(t), "credit_card"); src.Status != validation.SourceDone {
 		t.Errorf("card source with min_share 0 = %+v, want done", src)
+	}
+}
+
+// reopenBeforeZRem opens a case (through another client) just before the
+// first ZREM of the case index is sent: a run reopening the customer's
+// case between the resolve script and its index removal.
+type reopenBeforeZRem struct {
+	other *redisstore.Store
+	c     validation.Case
+	once  sync.Once
+}
+
+func (h *reopenBeforeZRem) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *reopenBeforeZRem) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+func (h *reopenBeforeZRem) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if cmd.Name() == "zrem" {
+			h.once.Do(func() {
+				if err := h.other.OpenCase(ctx, h.c, time.Now()); err != nil {
+					panic(err)
+				}
+			})
+		}
+		return next(ctx, cmd)
+	}
+}
+
+// TestResolveCaseRacingAReopen: a case reopened while it is being
+// resolved stays listed in the open cases.
+func TestResolveCaseRacingAReopen(t *testing.T) {
+	srv := redistest.MustStartRedis(t)
+	ctx := context.Background()
+	rdb := srv.Client(t)
+	store := redisstore.New(rdb, redisstore.Options{})
+	c := validation.Case{CustomerID: "C-1", Products: []string{"credit_card", "personal_loan"}, Detail: "d", OpenedAt: time.Now(), RunID: "rec_1"}
+	if err := store.OpenCase(ctx, c, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	rdb.AddHook(&reopenBeforeZRem{other: redisstore.New(srv.Client(t), redisstore.Options{}), c: c})
+	if _, err := store.ResolveCase(ctx, "C-1", "ops", "resolved", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	cases, err := store.Cases(ctx, 10)
+	if err != nil || len(cases) != 1 || cases[0].CustomerID != "C-1" {
+		t.Errorf("open cases = %+v, %v; want C-1's reopened case", cases, err)
 	}
 }
