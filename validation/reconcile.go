@@ -3,6 +3,7 @@ package validation
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/url"
 	"slices"
 	"strings"
@@ -160,6 +161,22 @@ func (r *ReconcileConfig) validate(p *Policy, root *yaml.Node) error {
 		seen[s.Product] = true
 	}
 	return nil
+}
+
+// KeyInClear reports whether the source would send its bearer key
+// unencrypted over the network: a key_file with an http:// URL whose host
+// is not loopback (localhost, 127.0.0.0/8, ::1). Production refuses it.
+func (s SourceConfig) KeyInClear() bool {
+	u, err := url.Parse(s.URL)
+	if s.KeyFile == "" || err != nil || u.Scheme != "http" {
+		return false
+	}
+	host := u.Hostname()
+	if host == "localhost" {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return ip == nil || !ip.IsLoopback()
 }
 
 func (p *Policy) has(product string) bool { _, ok := p.Products[product]; return ok }

@@ -112,7 +112,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if policy.Rating != nil {
 		svc.Ratings = bureau.New(*policy.Rating, &http.Client{})
 	}
-	rec, err := newReconciler(ctx, policy, store, metrics, log) // reconcile.go
+	rec, err := newReconciler(ctx, policy, store, metrics, log, cfg.production()) // reconcile.go
 	if err != nil {
 		return err
 	}
