@@ -246,13 +246,16 @@ func (st *runState) customer(ctx context.Context, ch customerHoldings, grants []
 		// of the product, not matched by a holding's check id, than such
 		// holdings: a max > 1 product is not imported twice.
 		idx := byProduct[p]
-		unmatched := len(held)
+		unmatched, matched := len(held), map[string]bool{}
 		var importable []int
 		for _, i := range idx {
 			h := ch.holdings[i]
 			switch _, ours := CustomerOfCheck(h.CheckID); {
 			case h.CheckID != "" && slices.ContainsFunc(held, func(g Grant) bool { return g.CheckID == h.CheckID }):
-				unmatched--
+				if !matched[h.CheckID] { // a check listed twice matches its grant once
+					matched[h.CheckID] = true
+					unmatched--
+				}
 			case ours:
 				detail := fmt.Sprintf("%s lists customer %s's %s from check %s, arbiter holds no grant of it",
 					ch.sources[i], ch.customer, st.r.Policy.TitleOf(p), h.CheckID)
