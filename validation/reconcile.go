@@ -3,6 +3,7 @@ package validation
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/url"
 	"slices"
 	"strings"
@@ -18,13 +19,15 @@ type ReconcileConfig struct {
 	Interval time.Duration `yaml:"interval"`  // between scheduled runs; 0: only on demand
 	Grace    time.Duration `yaml:"grace"`     // a grant younger than this is never an orphan; default 15m
 	OnOrphan string        `yaml:"on_orphan"` // "report" (default) or "release"
-	// PageSize is the limit asked of each feed per page; default 500.
+	// PageSize is the limit asked of each feed per page; default 500, at
+	// most MaxReconcilePageSize (what cmd/productsvc's feed accepts).
 	PageSize int `yaml:"page_size"`
 	// Timeout bounds each page request; default 30s.
 	Timeout time.Duration `yaml:"timeout"`
 	// MinShare: a feed that lists fewer customers than this share of its
-	// last successful run is treated as partial; default 0.5.
-	MinShare float64 `yaml:"min_share"`
+	// last successful run is treated as partial; nil (absent): 0.5; 0
+	// turns the check off (a feed listing no customer is still partial).
+	MinShare *float64 `yaml:"min_share"`
 	// ReleaseCap is the most orphan grants of one product a run may
 	// release; 0: the larger of MinReleaseCap (10) and a tenth of the
 	// product's grants. Above it, none is released.
@@ -46,8 +49,11 @@ const (
 	DefaultReconcilePageSize = 500
 	DefaultReconcileTimeout  = 30 * time.Second
 	DefaultReconcileMinShare = 0.5
-	OnOrphanReport           = "report"
-	OnOrphanRelease          = "release"
+	// MaxReconcilePageSize is the largest page_size: the most a feed is
+	// asked per page (cmd/productsvc refuses a limit above it).
+	MaxReconcilePageSize = 1000
+	OnOrphanReport       = "report"
+	OnOrphanRelease      = "release"
 )
 
 // WithDefaults returns the config with every zero value replaced by its default.
@@ -64,8 +70,9 @@ func (r ReconcileConfig) WithDefaults() ReconcileConfig {
 	if r.Timeout == 0 {
 		r.Timeout = DefaultReconcileTimeout
 	}
-	if r.MinShare == 0 {
-		r.MinShare = DefaultReconcileMinShare
+	if r.MinShare == nil {
+		share := DefaultReconcileMinShare
+		r.MinShare = &share
 	}
 	r.Sources = slices.Clone(r.Sources) // the policy's own stay as written
 	for i, s := range r.Sources {
@@ -125,12 +132,12 @@ func (r *ReconcileConfig) validate(p *Policy, root *yaml.Node) error {
 		return fmt.Errorf("line %d: reconcile: durations must not be negative", line)
 	case r.OnOrphan != "" && r.OnOrphan != OnOrphanReport && r.OnOrphan != OnOrphanRelease:
 		return fmt.Errorf("line %d: reconcile: on_orphan %q must be release or report", line, r.OnOrphan)
-	case r.PageSize < 0 || r.PageSize > 10000:
-		return fmt.Errorf("line %d: reconcile: page_size %d must be 1..10000", line, r.PageSize)
+	case r.PageSize < 0 || r.PageSize > MaxReconcilePageSize:
+		return fmt.Errorf("line %d: reconcile: page_size %d must be 1..%d (the most a holdings feed is asked per page; cmd/productsvc refuses more)", line, r.PageSize, MaxReconcilePageSize)
 	case r.ReleaseCap < 0:
 		return fmt.Errorf("line %d: reconcile: release_cap %d is negative", line, r.ReleaseCap)
-	case r.MinShare < 0 || r.MinShare > 1:
-		return fmt.Errorf("line %d: reconcile: min_share %v must be within 0..1", line, r.MinShare)
+	case r.MinShare != nil && (*r.MinShare < 0 || *r.MinShare > 1):
+		return fmt.Errorf("line %d: reconcile: min_share %v must be within 0..1", line, *r.MinShare)
 	case r.Interval > 0 && r.Interval < time.Minute:
 		return fmt.Errorf("line %d: reconcile: interval %s is under a minute", line, r.Interval)
 	}
@@ -154,6 +161,22 @@ func (r *ReconcileConfig) validate(p *Policy, root *yaml.Node) error {
 		seen[s.Product] = true
 	}
 	return nil
+}
+
+// KeyInClear reports whether the source would send its bearer key
+// unencrypted over the network: a key_file with an http:// URL whose host
+// is not loopback (localhost, 127.0.0.0/8, ::1). Production refuses it.
+func (s SourceConfig) KeyInClear() bool {
+	u, err := url.Parse(s.URL)
+	if s.KeyFile == "" || err != nil || u.Scheme != "http" {
+		return false
+	}
+	host := u.Hostname()
+	if host == "localhost" {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return ip == nil || !ip.IsLoopback()
 }
 
 func (p *Policy) has(product string) bool { _, ok := p.Products[product]; return ok }
@@ -305,6 +328,8 @@ type ReconcileStore interface {
 	AcquireLease(ctx context.Context, holder string, ttl time.Duration) (bool, string, error)
 	// RenewLease extends the lease if holder still holds it.
 	RenewLease(ctx context.Context, holder string, ttl time.Duration) (bool, error)
+	// LeaseHolder returns the id of the run holding the lease ("" when none).
+	LeaseHolder(ctx context.Context) (string, error)
 	// ReleaseLease gives the lease up if holder holds it.
 	ReleaseLease(ctx context.Context, holder string) error
 
@@ -317,6 +342,12 @@ type ReconcileStore interface {
 	LastCount(ctx context.Context, product string) (int, error)
 	// SetLastCount records a successful run's count.
 	SetLastCount(ctx context.Context, product string, n int, at time.Time) error
+
+	// OrphanCandidates returns the grants of product that earlier runs
+	// found orphan: check id → when first found.
+	OrphanCandidates(ctx context.Context, product string) (map[string]time.Time, error)
+	// SetOrphanCandidates replaces them (an empty map drops them all).
+	SetOrphanCandidates(ctx context.Context, product string, c map[string]time.Time) error
 
 	// OpenCase records (or refreshes) the customer's case, audited
 	// case_opened the first time.

@@ -239,17 +239,45 @@ func (st *runState) customer(ctx context.Context, ch customerHoldings, grants []
 				held = append(held, g)
 			}
 		}
+		// A holding that names one of arbiter's check ids with no grant of
+		// it is never imported: the grant was released (the page is stale)
+		// or is not redeemed yet. Other holdings (no check id, or another
+		// system's) are imported only while the customer has fewer grants
+		// of the product, not matched by a holding's check id, than such
+		// holdings: a max > 1 product is not imported twice.
 		idx := byProduct[p]
-		for n, i := range idx {
+		unmatched, matched := len(held), map[string]bool{}
+		var importable []int
+		for _, i := range idx {
 			h := ch.holdings[i]
-			if n >= len(held) {
+			switch _, ours := CustomerOfCheck(h.CheckID); {
+			case h.CheckID != "" && slices.ContainsFunc(held, func(g Grant) bool { return g.CheckID == h.CheckID }):
+				if !matched[h.CheckID] { // a check listed twice matches its grant once
+					matched[h.CheckID] = true
+					unmatched--
+				}
+			case ours:
+				detail := fmt.Sprintf("%s lists customer %s's %s from check %s, arbiter holds no grant of it",
+					ch.sources[i], ch.customer, st.r.Policy.TitleOf(p), h.CheckID)
+				if len(held) > 0 {
+					detail += " (arbiter's grant is from " + checkIDs(held) + ")"
+				}
+				st.record(Finding{Kind: FindingCheckMismatch, CustomerID: ch.customer, Products: []string{p}, Action: ActionReported,
+					Detail: detail + ": not imported (the grant was released, or is not redeemed yet)."})
+			default:
+				importable = append(importable, i)
+			}
+		}
+		for n, i := range importable {
+			h := ch.holdings[i]
+			if n >= unmatched {
 				done, err := st.importHolding(ctx, ch, i)
 				if err != nil || done {
 					return err
 				}
 				continue
 			}
-			if h.CheckID != "" && !slices.ContainsFunc(held, func(g Grant) bool { return g.CheckID == h.CheckID }) {
+			if h.CheckID != "" {
 				st.record(Finding{Kind: FindingCheckMismatch, CustomerID: ch.customer, Products: []string{p}, Action: ActionReported,
 					Detail: fmt.Sprintf("%s lists customer %s's %s from check %s, but arbiter's grant is from %s.",
 						ch.sources[i], ch.customer, st.r.Policy.TitleOf(p), h.CheckID, checkIDs(held))})
@@ -309,7 +337,7 @@ func (st *runState) importHolding(ctx context.Context, ch customerHoldings, i in
 		detail := fmt.Sprintf("Customer %s holds a %s at %s since %s that arbiter did not know: imported as grant %s.",
 			ch.customer, rule.Title, ch.sources[i], at.UTC().Format(DateLayout), g.CheckID)
 		if h.CheckID != "" {
-			detail += " " + ch.sources[i] + " names check " + h.CheckID + ", whose grant arbiter no longer had."
+			detail += " " + ch.sources[i] + " names check " + h.CheckID + ", not one of arbiter's."
 		}
 		st.record(Finding{Kind: FindingImported, CustomerID: ch.customer, Products: []string{h.Product}, Action: ActionImported, Detail: detail})
 		return false, nil
@@ -409,15 +437,43 @@ func (st *runState) orphans(ctx context.Context) error {
 			}
 		}
 	}
-	return st.r.Recon.ScanGrants(ctx, func(batch map[string][]Grant) error {
+	// Two-run confirmation: an orphan is released only if an earlier
+	// complete run, at least grace before this one started, found the same
+	// grant orphan too (see README "Why an orphan is released only on a
+	// second sighting"). This run's candidates replace the earlier ones.
+	prior, next := map[string]map[string]time.Time{}, map[string]map[string]time.Time{}
+	if release {
+		for p := range trusted {
+			c, err := st.r.Recon.OrphanCandidates(ctx, p)
+			if err != nil {
+				return err
+			}
+			prior[p], next[p] = c, map[string]time.Time{}
+		}
+	}
+	err := st.r.Recon.ScanGrants(ctx, func(batch map[string][]Grant) error {
 		err := st.eachOrphan(ctx, batch, trusted, nil, func(customer string, g Grant) error {
-			return st.orphan(ctx, customer, g, release, allowed[g.Product])
+			var first time.Time
+			if release {
+				first = cmp.Or(prior[g.Product][g.CheckID], st.run.StartedAt)
+				next[g.Product][g.CheckID] = first
+			}
+			return st.orphan(ctx, customer, g, release, allowed[g.Product], first)
 		}, nil)
 		if err != nil {
 			return err
 		}
 		return st.flush(ctx)
 	})
+	if err != nil {
+		return err
+	}
+	for p, c := range next {
+		if err := st.r.Recon.SetOrphanCandidates(ctx, p, c); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // eachOrphan calls fn for every orphan grant in the batch, counting the
@@ -464,8 +520,11 @@ func (st *runState) eachOrphan(ctx context.Context, batch map[string][]Grant, tr
 	return nil
 }
 
-// orphan releases or reports one orphan grant.
-func (st *runState) orphan(ctx context.Context, customer string, g Grant, release, allowed bool) error {
+// orphan releases or reports one orphan grant; first is when a run
+// first found it orphan (release mode): it is released only once that is
+// at least grace before this run started.
+func (st *runState) orphan(ctx context.Context, customer string, g Grant, release, allowed bool, first time.Time) error {
+	grace := st.r.cfg().Grace
 	title := st.r.Policy.TitleOf(g.Product)
 	detail := fmt.Sprintf("arbiter's grant %s of a %s to customer %s, since %s, is not listed by the %s feed",
 		g.CheckID, title, customer, g.GrantedAt.UTC().Format(DateLayout), g.Product)
@@ -477,6 +536,9 @@ func (st *runState) orphan(ctx context.Context, customer string, g Grant, releas
 		f.Detail = detail + ": not released, the customer has an open case."
 	case !allowed:
 		f.Action, f.Detail = ActionOverCap, detail+": not released, more orphans than this run may release; an admin decides."
+	case st.run.StartedAt.Before(first.Add(grace)):
+		f.Detail = fmt.Sprintf("%s: not released yet, first found orphan at %s; it will be released if still missing from the feed at the next run at least %s after that.",
+			detail, first.UTC().Format(time.RFC3339), grace)
 	default:
 		_, err := st.r.Store.Release(ctx, ReleaseRequest{CustomerID: customer, Product: g.Product, CheckID: g.CheckID, Actor: ReconcilerActor, Now: st.r.now()})
 		switch {

@@ -29,7 +29,7 @@ func TestParsePolicyReconcile(t *testing.T) {
 	}
 	r := p.Reconcile.WithDefaults()
 	if r.Interval != 10*time.Minute || r.Grace != validation.DefaultReconcileGrace || r.OnOrphan != "release" ||
-		r.PageSize != validation.DefaultReconcilePageSize || r.MinShare != validation.DefaultReconcileMinShare {
+		r.PageSize != validation.DefaultReconcilePageSize || *r.MinShare != validation.DefaultReconcileMinShare {
 		t.Errorf("config with defaults = %+v", r)
 	}
 	if got, want := r.Sources[0].Name, "card.internal"; got != want {
@@ -59,6 +59,7 @@ func TestParsePolicyReconcileErrors(t *testing.T) {
 		{"negative grace", "reconcile:\n  grace: -1m\n", "must not be negative"},
 		{"interval too short", "reconcile:\n  interval: 5s\n", "under a minute"},
 		{"min_share", "reconcile:\n  min_share: 2\n", "within 0..1"},
+		{"page_size over the feed's maximum", "reconcile:\n  page_size: 1001\n", "page_size 1001 must be 1..1000"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := validation.ParsePolicy([]byte(reconcileProducts + tc.block))

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -54,6 +55,23 @@ type Reconciler struct {
 	OnSourceDone func(product string, at time.Time)
 	Batch        int           // default DefaultReconcileBatch
 	LeaseTTL     time.Duration // default DefaultLeaseTTL
+
+	runs sync.WaitGroup // runs begun and not yet saved finished (Wait)
+}
+
+// Wait waits until every run this Reconciler began has saved its final
+// state (one whose context ended saves failed, "interrupted by shutdown"),
+// or until ctx ends. Call it at shutdown, after cancelling Base, before
+// closing the store.
+func (r *Reconciler) Wait(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() { r.runs.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 func (r *Reconciler) now() time.Time {
@@ -123,6 +141,7 @@ func (r *Reconciler) begin(ctx context.Context, by string) (Run, error) {
 		_ = r.Recon.ReleaseLease(context.WithoutCancel(ctx), id)
 		return Run{}, err
 	}
+	r.runs.Add(1) // Done when execute has saved the final state
 	return run, nil
 }
 
@@ -137,6 +156,20 @@ func (r *Reconciler) Run(ctx context.Context, actor Actor, id string, offset, li
 	run, err := r.Recon.Run(ctx, id)
 	if err != nil {
 		return Run{}, nil, err
+	}
+	if run.Status == RunRunning {
+		// A run saves its final state before it gives the lease up, so a
+		// run still "running" once the lease is not its own has no process
+		// behind it any more (killed, or its instance lost Redis).
+		holder, err := r.Recon.LeaseHolder(ctx)
+		if err == nil && holder != id {
+			if run, err = r.Recon.Run(ctx, id); err != nil {
+				return Run{}, nil, err
+			}
+			if run.Status == RunRunning {
+				run.Status, run.Error = RunFailed, "the instance running it stopped"
+			}
+		}
 	}
 	fs, err := r.Recon.Findings(ctx, id, offset, limit)
 	return run, fs, err
@@ -220,19 +253,39 @@ type runState struct {
 	cased map[string]bool
 }
 
-func (r *Reconciler) execute(ctx context.Context, run Run) Run {
+// ErrLeaseLost ends a run whose lease another run took (it lapsed): the
+// run stops at once and releases nothing, as two runs must not both act.
+var ErrLeaseLost = errors.New("the reconciliation lease was lost (it lapsed, and another run may hold it): stopped, nothing more released")
+
+func (r *Reconciler) execute(parent context.Context, run Run) Run {
+	defer r.runs.Done()
 	st := &runState{r: r, run: run, cutoff: run.StartedAt.Add(-r.cfg().Grace), cased: map[string]bool{}}
-	stop := r.keepLease(ctx, run.ID, cmp.Or(r.LeaseTTL, DefaultLeaseTTL))
+	ctx, cancel := context.WithCancelCause(parent)
+	defer cancel(nil)
+	ttl := cmp.Or(r.LeaseTTL, DefaultLeaseTTL)
+	stop := r.keepLease(ctx, run.ID, ttl, func() { cancel(ErrLeaseLost) })
 	defer stop()
 	log := r.log().With("reconciliation", run.ID)
 	log.Info("reconciliation started", "sources", len(r.Sources), "by", run.StartedBy)
 	err := st.merge(ctx)
 	if err == nil {
 		st.judgeCounts(ctx)
-		err = st.orphans(ctx)
+		// The release phase starts only on a lease known to be held.
+		if ok, lerr := r.Recon.RenewLease(ctx, run.ID, ttl); lerr == nil && !ok {
+			cancel(ErrLeaseLost)
+		}
+		if err = context.Cause(ctx); err == nil {
+			err = st.orphans(ctx)
+		}
 	}
 	if err == nil {
 		err = st.flush(ctx)
+	}
+	switch cause := context.Cause(ctx); {
+	case cause != nil && parent.Err() != nil:
+		err = errors.New("interrupted by shutdown")
+	case cause != nil:
+		err = cause // the reason, not whatever call it made fail
 	}
 	st.run.FinishedAt = r.now()
 	st.run.Status = RunDone
@@ -273,8 +326,9 @@ func (r *Reconciler) execute(ctx context.Context, run Run) Run {
 	return st.run
 }
 
-// keepLease renews the lease until stop is called, then gives it up.
-func (r *Reconciler) keepLease(ctx context.Context, id string, ttl time.Duration) (stop func()) {
+// keepLease renews the lease until stop is called, then gives it up;
+// lost is called when a renewal finds another holder.
+func (r *Reconciler) keepLease(ctx context.Context, id string, ttl time.Duration, lost func()) (stop func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {
@@ -286,8 +340,14 @@ func (r *Reconciler) keepLease(ctx context.Context, id string, ttl time.Duration
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				if ok, err := r.Recon.RenewLease(ctx, id, ttl); err != nil || !ok {
+				ok, err := r.Recon.RenewLease(ctx, id, ttl)
+				switch {
+				case err != nil:
 					r.log().Warn("reconciliation lease not renewed: another run may start", "reconciliation", id, "err", err)
+				case !ok:
+					r.log().Error("reconciliation lease lost: the run stops", "reconciliation", id)
+					lost()
+					return
 				}
 			}
 		}
@@ -326,7 +386,7 @@ func (st *runState) flush(ctx context.Context) error {
 // far fewer than its last successful run: a feed that suddenly lost most
 // of its customers is more likely broken than right.
 func (st *runState) judgeCounts(ctx context.Context) {
-	share := st.r.cfg().MinShare
+	share := *st.r.cfg().MinShare
 	for i, s := range st.run.Sources {
 		if s.Status != SourceDone {
 			continue

@@ -55,7 +55,7 @@ type sourceView struct {
 	Status    string `json:"status"`
 	Holdings  int    `json:"holdings"`
 	Customers int    `json:"customers"`
-	Error     string `json:"error,omitempty"`
+	Error     string `json:"error"` // "" when none
 }
 
 type findingView struct {
@@ -70,9 +70,9 @@ type runResponse struct {
 	ID         string         `json:"id"`
 	Status     string         `json:"status"`
 	StartedAt  time.Time      `json:"started_at"`
-	FinishedAt *time.Time     `json:"finished_at,omitempty"`
+	FinishedAt *time.Time     `json:"finished_at"` // null while running
 	StartedBy  string         `json:"started_by"`
-	Error      string         `json:"error,omitempty"`
+	Error      string         `json:"error"` // "" when none
 	Sources    []sourceView   `json:"sources"`
 	Counts     map[string]int `json:"counts"`
 	Findings   []findingView  `json:"findings"`

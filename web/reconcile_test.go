@@ -1,6 +1,7 @@
 package web_test
 
 import (
+	"context"
 	"net/http"
 	"strings"
 	"testing"
@@ -70,4 +71,36 @@ func TestOpenAPIContractReconciliation(t *testing.T) {
 
 	spec.covered(t, "startReconciliation 202", "startReconciliation 403", "getReconciliation 200", "getReconciliation 400",
 		"getReconciliation 404", "listCases 200", "resolveCase 200", "resolveCase 400", "resolveCase 404")
+}
+
+// heldFeed answers its one (empty) page once release is closed.
+type heldFeed struct{ release chan struct{} }
+
+func (f heldFeed) Page(ctx context.Context, after string, limit int) (validation.HoldingsPage, error) {
+	select {
+	case <-f.release:
+	case <-ctx.Done():
+	}
+	return validation.HoldingsPage{}, nil
+}
+
+// TestReconciliationShapeWhileRunning: the run's document has every
+// member the API promises even while running: finished_at null, error "".
+func TestReconciliationShapeWhileRunning(t *testing.T) {
+	release := make(chan struct{})
+	a := newAPI(t, func(cfg *web.Config, _ *string) {
+		cfg.Reconciler = &validation.Reconciler{Sources: []validation.Source{{Product: "credit_card", Name: "card-service", Feed: heldFeed{release}}}}
+	})
+	spec := validateAgainstSpec(t, a.client.Transport)
+	a.client.Transport = spec
+	started := a.do(t, "POST", "/v1/reconciliations", adminKey, nil)
+	wantStatus(t, started, http.StatusAccepted)
+	run := a.do(t, "GET", "/v1/reconciliations/"+started.str("id"), adminKey, nil)
+	close(release)
+	wantStatus(t, run, http.StatusOK)
+	for _, want := range []string{`"finished_at":null`, `"status":"running"`, `"holdings":0,"customers":0,"error":""`, `"error":"","sources"`} {
+		if !strings.Contains(string(run.raw), want) {
+			t.Errorf("run = %s\nwant it to contain %s", run.raw, want)
+		}
+	}
 }

@@ -18,8 +18,10 @@ import (
 
 // newReconciler builds the reconciler of the policy's reconcile: block,
 // reading each feed's key file; without the block it has no sources (cases
-// can still be read, runs answer not_found).
-func newReconciler(ctx context.Context, policy *validation.Policy, store *redisstore.Store, metrics *web.Metrics, log *slog.Logger) (*validation.Reconciler, error) {
+// can still be read, runs answer not_found). In production it refuses a
+// source that would send its key in clear text (http:// to a host that is
+// not loopback).
+func newReconciler(ctx context.Context, policy *validation.Policy, store *redisstore.Store, metrics *web.Metrics, log *slog.Logger, production bool) (*validation.Reconciler, error) {
 	rec := &validation.Reconciler{Store: store, Recon: store, Policy: policy, Base: ctx, Log: log,
 		OnFinding: metrics.ReconcileFinding, OnSourceDone: metrics.ReconcileSourceDone}
 	if policy.Reconcile == nil {
@@ -28,6 +30,9 @@ func newReconciler(ctx context.Context, policy *validation.Policy, store *rediss
 	rec.Config = policy.Reconcile.WithDefaults()
 	hc := &http.Client{Timeout: rec.Config.Timeout}
 	for _, s := range rec.Config.Sources {
+		if production && s.KeyInClear() {
+			return nil, fmt.Errorf("reconcile source %s: production mode refuses to send its feed key (key_file) over plain http to %s: use an https:// URL (or a loopback host)", s.Product, s.URL)
+		}
 		var key string
 		if s.KeyFile != "" {
 			raw, err := os.ReadFile(s.KeyFile)

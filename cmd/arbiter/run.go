@@ -112,7 +112,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if policy.Rating != nil {
 		svc.Ratings = bureau.New(*policy.Rating, &http.Client{})
 	}
-	rec, err := newReconciler(ctx, policy, store, metrics, log) // reconcile.go
+	rec, err := newReconciler(ctx, policy, store, metrics, log, cfg.production()) // reconcile.go
 	if err != nil {
 		return err
 	}
@@ -190,6 +190,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	flushCtx, cancelFlush := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancelFlush()
 	abandoner.Flush(flushCtx)
+	// A reconciliation (its context, ctx, is cancelled) saves its final
+	// state, failed "interrupted by shutdown", before Redis is closed.
+	if err := rec.Wait(shutCtx); err != nil {
+		log.Warn("a reconciliation did not save its final state before the shutdown deadline", "err", err)
+	}
 	log.Info("stopped: every in-flight request finished")
 	return nil
 }

@@ -27,6 +27,7 @@ import (
 //	arb:recon:run:<id>:findings        list    finding JSON, at most MaxStoredFindings (PX = RunRetention)
 //	arb:recon:run:<id>:seen:<product>  set     customers the product's feed listed (PX = seenTTL; dropped at the end)
 //	arb:recon:last:<product>           hash    customers, at: the last successful run's count
+//	arb:recon:orphans:<product>        string  JSON check id → first found orphan (ms), replaced by each releasing run (PX = RunRetention)
 //	arb:recon:cases                    zset    customer → opened at (ms): the open cases
 //	arb:{C}:case                       string  the customer's open case JSON
 const (
@@ -43,6 +44,7 @@ func runKey(id string) string            { return "arb:recon:run:" + id }
 func findingsKey(id string) string       { return "arb:recon:run:" + id + ":findings" }
 func seenKey(id, product string) string  { return "arb:recon:run:" + id + ":seen:" + product }
 func lastCountKey(product string) string { return "arb:recon:last:" + product }
+func orphansKey(product string) string   { return "arb:recon:orphans:" + product }
 func caseKey(customer string) string     { return "arb:{" + customer + "}:case" }
 func grantsKey(customer string) string   { return customerKeys(customer)[2] }
 func customerOfGrantsKey(key string) string {
@@ -384,6 +386,18 @@ func (s *Store) RenewLease(ctx context.Context, holder string, ttl time.Duration
 	return n == 1, nil
 }
 
+// LeaseHolder implements validation.ReconcileStore.
+func (s *Store) LeaseHolder(ctx context.Context) (string, error) {
+	cur, err := s.rdb.Get(ctx, leaseKey).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", nil
+	}
+	if err != nil {
+		return "", unavailable("lease", err)
+	}
+	return cur, nil
+}
+
 // ReleaseLease implements validation.ReconcileStore.
 func (s *Store) ReleaseLease(ctx context.Context, holder string) error {
 	if err := releaseLease.Run(ctx, s.rdb, []string{leaseKey}, holder).Err(); err != nil {
@@ -417,6 +431,50 @@ func (s *Store) LastCount(ctx context.Context, product string) (int, error) {
 func (s *Store) SetLastCount(ctx context.Context, product string, n int, at time.Time) error {
 	if err := s.rdb.HSet(ctx, lastCountKey(product), "customers", n, "at", at.UnixMilli()).Err(); err != nil {
 		return unavailable("last count", err)
+	}
+	return nil
+}
+
+// OrphanCandidates implements validation.ReconcileStore (one GET).
+func (s *Store) OrphanCandidates(ctx context.Context, product string) (map[string]time.Time, error) {
+	raw, err := s.rdb.Get(ctx, orphansKey(product)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return map[string]time.Time{}, nil
+	}
+	if err != nil {
+		return nil, unavailable("orphan candidates", err)
+	}
+	var m map[string]int64
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, fmt.Errorf("decode orphan candidates of %s: %w", product, err)
+	}
+	out := make(map[string]time.Time, len(m))
+	for id, ms := range m {
+		out[id] = timeOf(ms)
+	}
+	return out, nil
+}
+
+// SetOrphanCandidates implements validation.ReconcileStore: one SET PX
+// (or DEL when none), so the replacement is atomic.
+func (s *Store) SetOrphanCandidates(ctx context.Context, product string, c map[string]time.Time) error {
+	k := orphansKey(product)
+	var err error
+	if len(c) == 0 {
+		err = s.rdb.Del(ctx, k).Err()
+	} else {
+		m := make(map[string]int64, len(c))
+		for id, at := range c {
+			m[id] = msOf(at)
+		}
+		raw, jerr := json.Marshal(m)
+		if jerr != nil {
+			return jerr
+		}
+		err = s.rdb.Set(ctx, k, raw, RunRetention).Err()
+	}
+	if err != nil {
+		return unavailable("orphan candidates", err)
 	}
 	return nil
 }
@@ -503,6 +561,26 @@ func (s *Store) ResolveCase(ctx context.Context, customerID, actor, note string,
 		return validation.Case{}, err
 	}
 	if err := s.rdb.ZRem(ctx, casesKey, customerID).Err(); err != nil {
+		return c, unavailable("case index", err)
+	}
+	// The index is another slot, so the script cannot remove the entry
+	// itself: a run that opened the customer's case again between the
+	// script and the ZREM (its ZADD NX found the entry still there) would
+	// be left out of the index. Re-read the case after the ZREM and put its
+	// entry back if it is open. (The other order, an entry whose case is
+	// gone, is dropped by Cases.)
+	raw, err := s.rdb.Get(ctx, caseKey(customerID)).Result()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return c, nil
+	case err != nil:
+		return c, unavailable("case index", err)
+	}
+	again, err := decodeCase(raw)
+	if err != nil {
+		return c, err
+	}
+	if err := s.rdb.ZAddNX(ctx, casesKey, redis.Z{Score: float64(msOf(again.OpenedAt)), Member: customerID}).Err(); err != nil {
 		return c, unavailable("case index", err)
 	}
 	return c, nil

@@ -100,6 +100,11 @@ func (f *reconFixture) grant(tb testing.TB, customer, product string, at time.Ti
 	return g
 }
 
+// later makes the reconciler's clock run d ahead of the wall clock.
+func (f *reconFixture) later(d time.Duration) {
+	f.rec.Now = func() time.Time { return time.Now().Add(d) }
+}
+
 func (f *reconFixture) reconcile(tb testing.TB) validation.Run {
 	tb.Helper()
 	run, err := f.rec.Reconcile(context.Background(), "test")
@@ -154,7 +159,7 @@ func everyKind(t *testing.T, rdb redis.UniversalClient) {
 	card := feedOf("credit_card", "C-1", "C-2", "check=chk_other@C-4", "C-7")
 	loan := feedOf("personal_loan", "C-2", "C-6")
 	f := newRecon(t, rdb, card, loan, validation.OnOrphanRelease)
-	f.grant(t, "C-3", "credit_card", old)   // no feed lists it: orphan, released
+	f.grant(t, "C-3", "credit_card", old)   // no feed lists it: orphan, reported first, released by a later run
 	f.grant(t, "C-4", "credit_card", old)   // the feed names another check: mismatch
 	f.grant(t, "C-5", "credit_card", young) // within the grace: left alone
 	f.grant(t, "C-6", "personal_loan", old) // listed: nothing to say
@@ -171,7 +176,7 @@ func everyKind(t *testing.T, rdb redis.UniversalClient) {
 	fs := f.findings(t, run)
 	for key, action := range map[string]string{
 		"C-1/imported": validation.ActionImported, "C-2/double_holding": validation.ActionCaseOpened,
-		"C-3/orphan_grant": validation.ActionReleased, "C-4/check_mismatch": validation.ActionReported,
+		"C-3/orphan_grant": validation.ActionReported, "C-4/check_mismatch": validation.ActionReported,
 		"C-7/double_holding": validation.ActionCaseOpened, "C-7/orphan_grant": validation.ActionReported,
 	} {
 		if got := fs[key].Action; got != action {
@@ -182,7 +187,7 @@ func everyKind(t *testing.T, rdb redis.UniversalClient) {
 		!strings.Contains(d, "and a Personal loan at loan-service since") || !strings.HasSuffix(d, "contact the customer.") {
 		t.Errorf("case detail = %q", d)
 	}
-	for c, want := range map[string][]string{"C-1": {"credit_card"}, "C-2": nil, "C-3": nil, "C-4": {"credit_card"},
+	for c, want := range map[string][]string{"C-1": {"credit_card"}, "C-2": nil, "C-3": {"credit_card"}, "C-4": {"credit_card"},
 		"C-5": {"credit_card"}, "C-6": {"personal_loan"}, "C-7": {"personal_loan"}} {
 		if got := f.products(t, c); !slices.Equal(got, want) {
 			t.Errorf("%s holds %v at arbiter, want %v", c, got, want)
@@ -212,13 +217,20 @@ func everyKind(t *testing.T, rdb redis.UniversalClient) {
 		t.Errorf("card holdings read = %d, want 4", got)
 	}
 
-	t.Run("a second run finds only what is still wrong", func(t *testing.T) {
+	t.Run("a second run finds only what is still wrong, and releases the confirmed orphan", func(t *testing.T) {
+		f.later(16 * time.Minute) // more than the grace after the first sighting
 		again := f.reconcile(t)
-		want := map[validation.FindingKind]int{validation.FindingDoubleHolding: 2, validation.FindingOrphanGrant: 1, validation.FindingCheckMismatch: 1}
+		want := map[validation.FindingKind]int{validation.FindingDoubleHolding: 2, validation.FindingOrphanGrant: 3, validation.FindingCheckMismatch: 1} // C-5 is past the grace now: first sighting
 		for _, k := range validation.FindingKinds {
 			if got := again.Counts[k]; got != want[k] {
 				t.Errorf("counts[%s] = %d, want %d", k, got, want[k])
 			}
+		}
+		if got := f.findings(t, again)["C-3/orphan_grant"].Action; got != validation.ActionReleased {
+			t.Errorf("C-3's orphan on its second sighting: %q, want released", got)
+		}
+		if got := f.products(t, "C-3"); len(got) != 0 {
+			t.Errorf("C-3 holds %v after the confirmed release", got)
 		}
 	})
 	t.Run("an admin resolves a case, audited", func(t *testing.T) {
@@ -328,6 +340,10 @@ func TestReconcileReleaseCap(t *testing.T) {
 				f.grant(t, fmt.Sprintf("O-%02d", i), "credit_card", old)
 			}
 			run := f.reconcile(t)
+			if tc.action == validation.ActionReleased { // first sighting: reported; confirmed by a run past the grace
+				f.later(16 * time.Minute)
+				run = f.reconcile(t)
+			}
 			if got := run.Counts[validation.FindingOrphanGrant]; got != tc.orphans {
 				t.Fatalf("orphans = %d, want %d", got, tc.orphans)
 			}
@@ -459,7 +475,7 @@ func TestCaseScriptCost(t *testing.T) {
 		{"refresh", func() error { return store.OpenCase(ctx, c, time.Now()) },
 			map[string]int64{"evalsha": 1, "hmget": 1, "get": 2, "set": 1, "zadd": 1}},
 		{"resolve", func() error { _, err := store.ResolveCase(ctx, "C-1", "ops", "n", time.Now()); return err },
-			map[string]int64{"evalsha": 1, "hmget": 1, "get": 2, "del": 1, "lpush": 1, "pexpire": 1, "zrem": 1}},
+			map[string]int64{"evalsha": 1, "hmget": 1, "get": 3, "del": 1, "lpush": 1, "pexpire": 1, "zrem": 1}}, // get: the hold, the case, the re-check after the zrem
 	} {
 		t.Run(step.name, func(t *testing.T) {
 			before := srv.CommandStats(t)
@@ -477,5 +493,231 @@ func TestCaseScriptCost(t *testing.T) {
 				t.Errorf("commands = %v, want %v", got, step.want)
 			}
 		})
+	}
+}
+
+// TestReconcileOrphanNeedsTwoSightings: a product service that settles its
+// pending row late (it was down while another instance served the feed)
+// inserts the product after the feed page was read; a release on that one
+// sighting would leave the customer a product without a grant. An orphan
+// is released only when a run at least grace after its first sighting
+// finds it orphan again; a grant listed in between starts over.
+func TestReconcileOrphanNeedsTwoSightings(t *testing.T) {
+	rdb := redistest.MustStartRedis(t).Client(t)
+	card := feedOf("credit_card", "C-0")
+	f := newRecon(t, rdb, card, feedOf("personal_loan"), validation.OnOrphanRelease)
+	f.grant(t, "C-0", "credit_card", time.Now().Add(-2*time.Hour))
+	f.grant(t, "C-1", "credit_card", time.Now().Add(-2*time.Hour)) // its row is settled late
+	step := func(name string, at time.Duration, listed bool, action string) {
+		t.Helper()
+		f.later(at)
+		if listed {
+			*card = *feedOf("credit_card", "C-0", "C-1")
+		} else {
+			*card = *feedOf("credit_card", "C-0")
+		}
+		run := f.reconcile(t)
+		got := f.findings(t, run)["C-1/orphan_grant"]
+		if got.Action != action {
+			t.Errorf("%s: C-1's orphan finding %+v, want action %q", name, got, action)
+		}
+		if action == validation.ActionReported && !strings.Contains(got.Detail, "will be released if still missing") {
+			t.Errorf("%s: detail %q does not say what happens next", name, got.Detail)
+		}
+		held := len(f.products(t, "C-1")) == 1
+		if want := action != validation.ActionReleased; held != want {
+			t.Errorf("%s: C-1 holds its card = %v, want %v", name, held, want)
+		}
+	}
+	step("first sighting", 0, false, validation.ActionReported)
+	step("listed meanwhile (settled late)", 20*time.Minute, true, "")
+	step("missing again: a new first sighting", 40*time.Minute, false, validation.ActionReported)
+	step("again within the grace", 50*time.Minute, false, validation.ActionReported)
+	step("again after the grace: released", 56*time.Minute, false, validation.ActionReleased)
+}
+
+// TestReconcileArbiterCheckWithoutGrantIsNotImported: a holding naming one
+// of arbiter's check ids with no grant of it (released since the page was
+// read, or not redeemed yet) is reported, never imported under a fresh id;
+// a holding without a check id of a max 2 product is imported only while
+// the customer has fewer grants than such holdings.
+func TestReconcileArbiterCheckWithoutGrantIsNotImported(t *testing.T) {
+	rdb := redistest.MustStartRedis(t).Client(t)
+	stale, err := validation.NewCheckID("C-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	card := feedOf("credit_card", "check="+stale+"@C-1")
+	loan := feedOf("personal_loan", "C-2", "C-2", "C-3", "C-3")
+	f := newRecon(t, rdb, card, loan, validation.OnOrphanReport)
+	policy, err := validation.ParsePolicy([]byte(`products:
+  credit_card:   { redeemers: [card-service] }
+  personal_loan: { redeemers: [loan-service], max: 2 }
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.rec.Policy, f.svc.Policy = policy, policy
+	f.grant(t, "C-2", "personal_loan", time.Now().Add(-time.Hour)) // one of C-2's two loans is known
+	run := f.reconcile(t)
+	fs := f.findings(t, run)
+	if x := fs["C-1/check_mismatch"]; x.Action != validation.ActionReported || !strings.Contains(x.Detail, "lists customer C-1's Credit card from check "+stale+", arbiter holds no grant of it") {
+		t.Errorf("C-1's finding = %+v, want check_mismatch reported", x)
+	}
+	if _, ok := fs["C-1/imported"]; ok || len(f.products(t, "C-1")) != 0 {
+		t.Errorf("C-1's card from a released check was imported: %v", f.products(t, "C-1"))
+	}
+	if got := f.products(t, "C-2"); len(got) != 2 {
+		t.Errorf("C-2 holds %v at arbiter, want 2 loans (1 known + 1 imported)", got)
+	}
+	if got := f.products(t, "C-3"); len(got) != 2 {
+		t.Errorf("C-3 holds %v at arbiter, want 2 loans imported", got)
+	}
+	if got := run.Counts[validation.FindingImported]; got != 3 {
+		t.Errorf("imported = %d, want 3", got)
+	}
+}
+
+// lostLease answers every renewal as if another run held the lease.
+type lostLease struct{ *redisstore.Store }
+
+func (lostLease) RenewLease(ctx context.Context, holder string, ttl time.Duration) (bool, error) {
+	return false, nil
+}
+
+// TestReconcileStopsWhenTheLeaseIsLost: a run whose lease renewal finds
+// another holder stops at once, releases nothing and ends failed, saying
+// so (two runs must not both release).
+func TestReconcileStopsWhenTheLeaseIsLost(t *testing.T) {
+	rdb := redistest.MustStartRedis(t).Client(t)
+	card := feedOf("credit_card", "C-0", "C-1", "C-2")
+	f := newRecon(t, rdb, card, feedOf("personal_loan", "L-0"), validation.OnOrphanRelease)
+	f.grant(t, "L-0", "personal_loan", time.Now().Add(-2*time.Hour))
+	f.grant(t, "C-99", "personal_loan", time.Now().Add(-2*time.Hour)) // an orphan
+	f.reconcile(t)                                                    // its first sighting
+	f.later(time.Hour)
+	card.hangPage = card.pages + 2 // the second page of the next run hangs until its context ends
+	f.rec.Config.Timeout = 2 * time.Second
+	f.rec.LeaseTTL = 60 * time.Millisecond
+	f.rec.Recon = lostLease{f.store}
+	run, err := f.rec.Reconcile(context.Background(), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if run.Status != validation.RunFailed || !strings.Contains(run.Error, "lease was lost") {
+		t.Errorf("run = %s %q, want failed: lease was lost", run.Status, run.Error)
+	}
+	if got := f.products(t, "C-99"); len(got) != 1 {
+		t.Errorf("C-99 holds %v: released by a run without the lease", got)
+	}
+}
+
+// TestReconcileInterruptedRunIsNotLeftRunning: a run whose context ends
+// (shutdown) saves failed "interrupted by shutdown" before Wait returns;
+// a run left "running" with no lease of its own (its process died) reads
+// as failed.
+func TestReconcileInterruptedRunIsNotLeftRunning(t *testing.T) {
+	rdb := redistest.MustStartRedis(t).Client(t)
+	card := feedOf("credit_card", "C-0", "C-1", "C-2")
+	card.hangPage = 2
+	f := newRecon(t, rdb, card, feedOf("personal_loan"), validation.OnOrphanReport)
+	base, shutdown := context.WithCancel(context.Background())
+	f.rec.Base = base
+	run, err := f.rec.Start(context.Background(), admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	shutdown()
+	wctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := f.rec.Wait(wctx); err != nil {
+		t.Fatalf("wait: %v", err)
+	}
+	got, err := f.store.Run(context.Background(), run.ID)
+	if err != nil || got.Status != validation.RunFailed || got.Error != "interrupted by shutdown" {
+		t.Errorf("interrupted run = %s %q, %v; want failed, interrupted by shutdown", got.Status, got.Error, err)
+	}
+
+	dead := validation.Run{ID: "rec_00000000000000aa", Status: validation.RunRunning, StartedAt: time.Now(), Counts: map[validation.FindingKind]int{}}
+	if err := f.store.SaveRun(context.Background(), dead); err != nil {
+		t.Fatal(err)
+	}
+	got, _, err = f.rec.Run(context.Background(), admin, dead.ID, 0, 10)
+	if err != nil || got.Status != validation.RunFailed || got.Error != "the instance running it stopped" {
+		t.Errorf("a running run without its lease = %s %q, %v; want failed, the instance running it stopped", got.Status, got.Error, err)
+	}
+}
+
+// TestReconcileMinShareZeroTurnsTheCheckOff: min_share: 0 in the policy
+// means no share check (it used to become the default 0.5).
+func TestReconcileMinShareZeroTurnsTheCheckOff(t *testing.T) {
+	p, err := validation.ParsePolicy([]byte(`products:
+  credit_card:   { redeemers: [card-service] }
+  personal_loan: { redeemers: [loan-service] }
+reconcile:
+  min_share: 0
+  page_size: 2
+  sources:
+    - { product: credit_card, url: http://card.internal/v1/holdings }
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redistest.MustStartRedis(t).Client(t)
+	card := feedOf("credit_card", "C-1", "C-2", "C-3", "C-4")
+	f := newRecon(t, rdb, card, feedOf("personal_loan", "L-1"), validation.OnOrphanReport)
+	f.rec.Config = *p.Reconcile
+	f.reconcile(t)
+	*card = *feedOf("credit_card", "C-1")
+	if src := sourceStatus(f.reconcile(t), "credit_card"); src.Status != validation.SourceDone {
+		t.Errorf("card source with min_share 0 = %+v, want done", src)
+	}
+}
+
+// reopenBeforeZRem opens a case (through another client) just before the
+// first ZREM of the case index is sent: a run reopening the customer's
+// case between the resolve script and its index removal.
+type reopenBeforeZRem struct {
+	other *redisstore.Store
+	c     validation.Case
+	once  sync.Once
+}
+
+func (h *reopenBeforeZRem) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *reopenBeforeZRem) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+func (h *reopenBeforeZRem) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if cmd.Name() == "zrem" {
+			h.once.Do(func() {
+				if err := h.other.OpenCase(ctx, h.c, time.Now()); err != nil {
+					panic(err)
+				}
+			})
+		}
+		return next(ctx, cmd)
+	}
+}
+
+// TestResolveCaseRacingAReopen: a case reopened while it is being
+// resolved stays listed in the open cases.
+func TestResolveCaseRacingAReopen(t *testing.T) {
+	srv := redistest.MustStartRedis(t)
+	ctx := context.Background()
+	rdb := srv.Client(t)
+	store := redisstore.New(rdb, redisstore.Options{})
+	c := validation.Case{CustomerID: "C-1", Products: []string{"credit_card", "personal_loan"}, Detail: "d", OpenedAt: time.Now(), RunID: "rec_1"}
+	if err := store.OpenCase(ctx, c, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	rdb.AddHook(&reopenBeforeZRem{other: redisstore.New(srv.Client(t), redisstore.Options{}), c: c})
+	if _, err := store.ResolveCase(ctx, "C-1", "ops", "resolved", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	cases, err := store.Cases(ctx, 10)
+	if err != nil || len(cases) != 1 || cases[0].CustomerID != "C-1" {
+		t.Errorf("open cases = %+v, %v; want C-1's reopened case", cases, err)
 	}
 }
