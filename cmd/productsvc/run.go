@@ -47,7 +47,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	log := slog.New(logHandler).With("service", cfg.ID)
 	defer flushTracing(tracing, log)
 	if tracing.Enabled() {
-		log.Info("tracing on", "endpoint", tcfg.Endpoint, "protocol", tcfg.Protocol, "service", tcfg.ServiceName, "sampler", tcfg.SamplerName)
+		log.Info("tracing on", "endpoint", tcfg.RedactedEndpoint(), "protocol", tcfg.Protocol, "service", tcfg.ServiceName, "sampler", tcfg.SamplerName)
 	}
 
 	store, err := sqlitestore.Open(ctx, cfg.DB)
