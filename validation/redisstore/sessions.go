@@ -22,7 +22,7 @@ import (
 //	arb:session:<K>    hash  v (web's encoding: agent, branch, CSRF token, created, expires),
 //	                         seen and exp (ms); K is the hex SHA-256 of the cookie's id.
 //	                         PEXPIRE = the idle time, never past exp
-//	arb:signin:<key>   hash  n (failed sign-ins), until (ms, the window's end); key is
+//	arb:signin:<key>   hash  n (failed sign-ins, those in flight included), until (ms, the window's end); key is
 //	                         user:<username> or addr:<address>. PEXPIRE = the window
 //
 // Errors are validation errors of reason unavailable (or store_full for a
