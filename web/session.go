@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -151,6 +152,9 @@ func (s *sessions) delete(ctx context.Context, id string) error {
 // throttle counts failures per key in a fixed window that opens at the
 // first failure: max failures block the key until the window closes. The
 // counts live in the SessionStore, so failures on every instance add up.
+// An attempt is reserved (counted as a failure) before its password is
+// compared and taken back if it was none, so parallel attempts, on one
+// instance or many, get at most max comparisons.
 type throttle struct {
 	store  SessionStore
 	prefix string // "user:" or "addr:"
@@ -158,16 +162,17 @@ type throttle struct {
 	window time.Duration
 }
 
-// blocked reports how long the key stays blocked, 0 when it is not.
-func (t *throttle) blocked(ctx context.Context, key string, now time.Time) (time.Duration, error) {
-	n, until, err := t.store.SignInFailures(ctx, t.prefix+key)
-	return t.wait(n, until, now), err
+// reserve counts an attempt unless the key is blocked; admitted is false
+// when it is. wait is how long the key is (or, should this attempt fail,
+// will be) blocked.
+func (t *throttle) reserve(ctx context.Context, key string, now time.Time) (wait time.Duration, admitted bool, err error) {
+	n, until, admitted, err := t.store.ReserveSignIn(ctx, t.prefix+key, now, t.window, t.max)
+	return t.wait(n, until, now), admitted, err
 }
 
-// fail counts a failure and reports how long the key is now blocked.
-func (t *throttle) fail(ctx context.Context, key string, now time.Time) (time.Duration, error) {
-	n, until, err := t.store.FailSignIn(ctx, t.prefix+key, now, t.window)
-	return t.wait(n, until, now), err
+// release takes back an attempt reserve counted.
+func (t *throttle) release(ctx context.Context, key string) error {
+	return t.store.ReleaseSignIn(ctx, t.prefix+key)
 }
 
 func (t *throttle) wait(n int, until, now time.Time) time.Duration {
@@ -247,26 +252,30 @@ func (ui *branchUI) handleSignIn() echo.HandlerFunc {
 		}
 		ctx, now := c.Request().Context(), ui.cfg.Now()
 		userKey, addrKey := strings.ToLower(req.Username), clientAddr(c.Request())
-		if wait, err := ui.blocked(ctx, userKey, addrKey, now); err != nil || wait > 0 {
+		// The attempt counts as a failure before the bcrypt comparison, so
+		// parallel guesses cannot all pass the limit; it is taken back when
+		// it was none.
+		wait, err := ui.reserve(ctx, userKey, addrKey, now)
+		if err != nil || wait > 0 {
 			return cmp.Or(err, throttled(wait))
 		}
-		agent, ok, err := ui.verify(ctx, req.Username, req.Password)
-		if err != nil {
-			return err
-		}
-		// The verdict cost a bcrypt comparison, perhaps after a wait for a
-		// slot: record it whatever time the request has left, so that a slow
-		// sign-in is never an uncounted guess.
+		agent, ok, verr := ui.verify(ctx, req.Username, req.Password)
+		// Record the verdict whatever time the request has left.
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), signInRecordTimeout)
 		defer cancel()
+		if verr != nil { // no comparison made: not a guess
+			return errors.Join(verr, ui.perUser.release(ctx, userKey), ui.perAddr.release(ctx, addrKey))
+		}
 		if !ok {
 			ui.cfg.Logger.Warn("branch sign-in failed", "username", req.Username, "addr", addrKey)
-			if wait, err := ui.fail(ctx, userKey, addrKey, now); err != nil || wait > 0 {
-				return cmp.Or(err, throttled(wait))
+			if wait < 0 { // this failure reached a limit
+				return throttled(-wait)
 			}
 			return validation.Errorf(validation.ReasonUnauthorized, "Wrong username or password.")
 		}
-		if err := ui.perUser.reset(ctx, userKey); err != nil {
+		// A success forgets the username's failures and is none of the
+		// address's.
+		if err := errors.Join(ui.perUser.reset(ctx, userKey), ui.perAddr.release(ctx, addrKey)); err != nil {
 			return err
 		}
 		if old := ui.cookieValue(c); old != "" {
@@ -285,25 +294,24 @@ func (ui *branchUI) handleSignIn() echo.HandlerFunc {
 	}
 }
 
-// blocked reports how long the username or the address stays blocked.
-func (ui *branchUI) blocked(ctx context.Context, userKey, addrKey string, now time.Time) (time.Duration, error) {
-	byUser, err := ui.perUser.blocked(ctx, userKey, now)
-	if err != nil {
-		return 0, err
+// reserve counts the attempt against the username, then the address. A
+// positive wait: refused, blocked that long (an address refusal takes the
+// username's attempt back). A negative wait: admitted, and should the
+// attempt fail, the username or the address is blocked for -wait.
+// The username comes first so that an attacker hammering a blocked user
+// does not use up a shared address's (a proxy's) budget.
+func (ui *branchUI) reserve(ctx context.Context, userKey, addrKey string, now time.Time) (time.Duration, error) {
+	byUser, ok, err := ui.perUser.reserve(ctx, userKey, now)
+	if err != nil || !ok {
+		return max(byUser, time.Nanosecond), err
 	}
-	byAddr, err := ui.perAddr.blocked(ctx, addrKey, now)
-	return max(byUser, byAddr), err
-}
-
-// fail counts a failed sign-in against both the username and the address
-// and reports how long either is now blocked.
-func (ui *branchUI) fail(ctx context.Context, userKey, addrKey string, now time.Time) (time.Duration, error) {
-	byUser, err := ui.perUser.fail(ctx, userKey, now)
-	if err != nil {
-		return 0, err
+	byAddr, ok, err := ui.perAddr.reserve(ctx, addrKey, now)
+	if err != nil || !ok {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), signInRecordTimeout)
+		defer cancel()
+		return max(byAddr, time.Nanosecond), errors.Join(err, ui.perUser.release(rctx, userKey))
 	}
-	byAddr, err := ui.perAddr.fail(ctx, addrKey, now)
-	return max(byUser, byAddr), err
+	return -max(byUser, byAddr), nil
 }
 
 // signInRecordTimeout bounds the store calls that record a sign-in's
@@ -318,6 +326,9 @@ func throttled(wait time.Duration) error {
 	}
 	return validation.Errorf(reasonRateLimited, "Too many failed sign-ins. Try again in %d %s, or ask your supervisor.", mins, unit)
 }
+
+// bcryptCompare is bcrypt.CompareHashAndPassword; tests count the calls.
+var bcryptCompare = bcrypt.CompareHashAndPassword
 
 // verify checks a password against the agent's bcrypt hash. An unknown
 // username costs one bcrypt comparison too. Comparisons run at most
@@ -334,7 +345,7 @@ func (ui *branchUI) verify(ctx context.Context, username, password string) (Agen
 	if known {
 		hash = agent.PasswordBcrypt
 	}
-	ok := bcrypt.CompareHashAndPassword([]byte(hash), []byte(password)) == nil
+	ok := bcryptCompare([]byte(hash), []byte(password)) == nil
 	return agent, ok && known, nil
 }
 

@@ -32,10 +32,17 @@ type SessionStore interface {
 	// SignInFailures returns the failures counted under key in its current
 	// window and when that window ends (zero values when none).
 	SignInFailures(ctx context.Context, key string) (count int, until time.Time, err error)
-	// FailSignIn counts one failure under key: the first failure, or the
-	// first after the window ended, opens a window of length window at now.
-	// It returns the count and the window's end, as SignInFailures does.
-	FailSignIn(ctx context.Context, key string, now time.Time, window time.Duration) (count int, until time.Time, err error)
+	// ReserveSignIn counts one sign-in attempt under key, atomically,
+	// unless max attempts are already counted in the current window: then
+	// admitted is false and nothing changes. The first attempt, or the
+	// first after the window ended, opens a window of length window at
+	// now. It returns the count and the window's end, as SignInFailures
+	// does. An attempt counts as a failure from before its password is
+	// compared, so parallel attempts cannot all pass the limit.
+	ReserveSignIn(ctx context.Context, key string, now time.Time, window time.Duration, max int) (count int, until time.Time, admitted bool, err error)
+	// ReleaseSignIn takes back one attempt ReserveSignIn counted under key
+	// (one that turned out not to be a failure).
+	ReleaseSignIn(ctx context.Context, key string) error
 	// ResetSignIn forgets the failures under key.
 	ResetSignIn(ctx context.Context, key string) error
 }
@@ -118,10 +125,13 @@ func (m *memorySessions) SignInFailures(_ context.Context, key string) (int, tim
 	return s.count, s.until, nil
 }
 
-func (m *memorySessions) FailSignIn(_ context.Context, key string, now time.Time, window time.Duration) (int, time.Time, error) {
+func (m *memorySessions) ReserveSignIn(_ context.Context, key string, now time.Time, window time.Duration, max int) (int, time.Time, bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	s, ok := m.strikes[key]
+	if ok && now.Before(s.until) && s.count >= max {
+		return s.count, s.until, false, nil
+	}
 	if !ok || !now.Before(s.until) {
 		if len(m.strikes) >= maxMemoryEntries {
 			for k, e := range m.strikes {
@@ -134,7 +144,17 @@ func (m *memorySessions) FailSignIn(_ context.Context, key string, now time.Time
 	}
 	s.count++
 	m.strikes[key] = s
-	return s.count, s.until, nil
+	return s.count, s.until, true, nil
+}
+
+func (m *memorySessions) ReleaseSignIn(_ context.Context, key string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if s, ok := m.strikes[key]; ok && s.count > 0 {
+		s.count--
+		m.strikes[key] = s
+	}
+	return nil
 }
 
 func (m *memorySessions) ResetSignIn(_ context.Context, key string) error {

@@ -538,3 +538,52 @@ func testBranchSignInThrottle(t *testing.T, store func(*web.Config)) {
 		env.client(t).signIn(t, uiOtherAgent, uiOtherPasswrd)
 	})
 }
+
+// TestBranchSignInThrottleConcurrent: parallel wrong sign-ins for one
+// username, spread over two instances on one Redis, get at most
+// SignInMaxFailures bcrypt comparisons between them: each attempt is
+// counted before its comparison, not after, so they cannot all pass the
+// limit while none is counted yet. (The memory store, one instance.)
+func TestBranchSignInThrottleConcurrent(t *testing.T) {
+	rdb := redistest.MustStartRedis(t).Client(t)
+	for _, tc := range []struct {
+		name string
+		envs func() []*uiEnv
+	}{
+		{"redis, two instances", func() []*uiEnv {
+			return []*uiEnv{startUIOn(t, rdb, false, nil), startUIOn(t, rdb, false, nil)}
+		}},
+		{"memory", func() []*uiEnv { return []*uiEnv{startUI(t, false, func(c *web.Config) { c.Sessions = nil })} }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			compared, restore := web.CountBcrypt()
+			defer restore()
+			envs := tc.envs()
+			const attempts = 200
+			var wg sync.WaitGroup
+			statuses := make([]int, attempts)
+			for i := range attempts {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					c := envs[i%len(envs)].client(t)
+					statuses[i] = c.do(t, http.MethodPost, "/branch/session", map[string]string{"username": uiAgent, "password": "guess"}).Status
+				}()
+			}
+			wg.Wait()
+			counts := map[int]int{}
+			for _, s := range statuses {
+				counts[s]++
+			}
+			if n := compared.Load(); n > web.SignInMaxFailures || n == 0 {
+				t.Fatalf("%d parallel wrong sign-ins made %d bcrypt comparisons (answers %v), want 1 to %d", attempts, n, counts, web.SignInMaxFailures)
+			}
+			if counts[http.StatusUnauthorized]+counts[http.StatusTooManyRequests] != attempts {
+				t.Fatalf("answers %v, want only 401 and 429", counts)
+			}
+			if got, want := envs[0].client(t).do(t, http.MethodPost, "/branch/session", map[string]string{"username": uiAgent, "password": uiPassword}).Status, http.StatusTooManyRequests; got != want {
+				t.Fatalf("right password after the flood: status = %d, want %d", got, want)
+			}
+		})
+	}
+}

@@ -42,8 +42,14 @@ func loadRedisTLS(cfg config) (*redisTLS, error) {
 
 // apply completes the tls.Config go-redis made from a rediss:// URL (nil
 // for redis://, which may not be combined with TLS settings): TLS 1.2 at
-// least, the CA, the client certificate.
+// least, the CA, the client certificate. A URL's skip_verify=true, which
+// go-redis turns into InsecureSkipVerify, is refused in every mode: any
+// certificate would do, so anyone on the path could read the password
+// and every customer's holdings.
 func (rt *redisTLS) apply(tc *tls.Config) error {
+	if tc != nil && tc.InsecureSkipVerify {
+		return errors.New("skip_verify=true in the URL turns off the verification of Redis's certificate: remove it and name the servers' CA in ARBITER_REDIS_CA_FILE")
+	}
 	if rt == nil {
 		if tc != nil {
 			tc.MinVersion = max(tc.MinVersion, certs.MinVersion)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -279,6 +280,46 @@ func TestRunRedisTLS(t *testing.T) {
 			resp.Body.Close()
 			if got, want := resp.StatusCode, http.StatusServiceUnavailable; got != want {
 				t.Errorf("/readyz = %d, want %d", got, want)
+			}
+		})
+	}
+}
+
+// TestRedisSkipVerifyRefused: go-redis reads skip_verify=true from a
+// rediss:// URL and then trusts any certificate; arbiter refuses to start
+// with it, whatever the topology and the other TLS settings.
+func TestRedisSkipVerifyRefused(t *testing.T) {
+	ca := testca.New(t)
+	key, err := tokens.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pem, err := tokens.MarshalPrivateKeyPEM(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := map[string]string{
+		"ARBITER_ADDR":        "127.0.0.1:0",
+		"ARBITER_SIGNING_KEY": writeFile(t, "signing.pem", string(pem)),
+		"ARBITER_CLIENTS":     writeFile(t, "clients.yaml", "clients:\n  - { id: card-service, key: prod-card-key-123456, roles: [checker] }\n"),
+	}
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+	}{
+		{"single node", map[string]string{"ARBITER_REDIS_URL": "rediss://127.0.0.1:1/?skip_verify=true"}},
+		{"single node with a Redis CA", map[string]string{"ARBITER_REDIS_URL": "rediss://127.0.0.1:1/?skip_verify=true", "ARBITER_REDIS_CA_FILE": ca.CertFile}},
+		{"Sentinel", map[string]string{"ARBITER_REDIS_URL": "rediss://127.0.0.1:1/?skip_verify=true", "ARBITER_REDIS_SENTINEL_MASTER": "mymaster"}},
+		{"Cluster", map[string]string{"ARBITER_REDIS_URL": "rediss://127.0.0.1:1?addr=127.0.0.1:2&skip_verify=true"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := maps.Clone(base)
+			maps.Copy(env, tc.env)
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second) // not refused: it would run
+			defer cancel()
+			err := run(ctx, []string{"arbiter"}, func(k string) string { return env[k] }, io.Discard, io.Discard)
+			if err == nil || !strings.Contains(err.Error(), "skip_verify=true") {
+				t.Fatalf("run = %v, want an error naming skip_verify=true", err)
 			}
 		})
 	}

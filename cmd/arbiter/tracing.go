@@ -21,7 +21,7 @@ func startTracing(ctx context.Context, getenv func(string) string, log *slog.Log
 	}
 	if tr.Enabled() {
 		// Not the headers: they may carry the collector's credentials.
-		log.Info("tracing on", "endpoint", cfg.Endpoint, "protocol", cfg.Protocol,
+		log.Info("tracing on", "endpoint", cfg.RedactedEndpoint(), "protocol", cfg.Protocol,
 			"service", cfg.ServiceName, "sampler", cfg.SamplerName)
 	}
 	return tr, nil

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
@@ -200,5 +201,24 @@ func TestTracingMisconfigured(t *testing.T) {
 				t.Fatalf("run = %v, want an error naming %s", err, tt.variable)
 			}
 		})
+	}
+}
+
+// TestTracingLogRedactsEndpoint: the start-up line names the collector,
+// never the password an endpoint URL's userinfo carries.
+func TestTracingLogRedactsEndpoint(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(slog.NewJSONHandler(&buf, nil))
+	env := map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "https://user:s3cr3t-collector-pw@collector.example:4318"}
+	tr, err := startTracing(context.Background(), func(k string) string { return env[k] }, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stopTracing(tr, slog.New(slog.DiscardHandler)) })
+	if !tr.Enabled() {
+		t.Fatal("tracing off")
+	}
+	if out := buf.String(); strings.Contains(out, "s3cr3t") || !strings.Contains(out, "collector.example:4318") {
+		t.Fatalf("start-up log = %s; want the collector without its password", out)
 	}
 }

@@ -45,9 +45,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		logHandler = telemetry.LogHandler(logHandler) // trace_id on lines logged in a request
 	}
 	log := slog.New(logHandler).With("service", cfg.ID)
+	if cfg.FeedKey == "" {
+		// productsvc has no production mode to refuse in; say it loudly.
+		log.Warn("holdings feed open: GET /v1/holdings lists every customer holding the product to anyone who asks; set PRODUCTSVC_FEED_KEY (arbiter's reconciler sends it)")
+	}
 	defer flushTracing(tracing, log)
 	if tracing.Enabled() {
-		log.Info("tracing on", "endpoint", tcfg.Endpoint, "protocol", tcfg.Protocol, "service", tcfg.ServiceName, "sampler", tcfg.SamplerName)
+		log.Info("tracing on", "endpoint", tcfg.RedactedEndpoint(), "protocol", tcfg.Protocol, "service", tcfg.ServiceName, "sampler", tcfg.SamplerName)
 	}
 
 	store, err := sqlitestore.Open(ctx, cfg.DB)

@@ -1,8 +1,9 @@
 // Package redisstore is arbiter's Store on Redis, and the branch UI's
-// session store (Sessions): the only package that imports go-redis. Every
-// Store operation is one Lua script run with EVALSHA, so each check, each
-// redemption (token or OTP) and each cancellation is one atomic step and
-// one round trip.
+// session store (Sessions): all of arbiter's Redis calls. go-redis is
+// imported only here, by cmd/ (clients built from config) and by redistest.
+// Every Store operation is one Lua script run with EVALSHA, so each check,
+// each redemption (token or OTP) and each cancellation is one atomic step
+// and one round trip.
 //
 // # Key layout
 //

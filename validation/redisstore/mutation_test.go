@@ -207,6 +207,10 @@ var mutants = []mutant{
 		from: "if not untilms or now >= untilms then", to: "if not untilms then",
 		bug:   "failed sign-ins keep counting into an ended window: a blocked user stays blocked",
 		tests: []string{"TestContractSessions"}},
+	{name: "signin-no-limit", file: "signin_fail.lua",
+		from: "if (n or 0) >= max then return {n or 0, untilms, 0} end\n", to: "",
+		bug:   "attempts past the limit are admitted: parallel guesses all get a bcrypt comparison",
+		tests: []string{"TestContractSessions"}},
 }
 
 // mutantsEnv turns TestMutants on: each mutant costs a build and a test run.

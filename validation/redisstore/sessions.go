@@ -22,7 +22,7 @@ import (
 //	arb:session:<K>    hash  v (web's encoding: agent, branch, CSRF token, created, expires),
 //	                         seen and exp (ms); K is the hex SHA-256 of the cookie's id.
 //	                         PEXPIRE = the idle time, never past exp
-//	arb:signin:<key>   hash  n (failed sign-ins), until (ms, the window's end); key is
+//	arb:signin:<key>   hash  n (failed sign-ins, those in flight included), until (ms, the window's end); key is
 //	                         user:<username> or addr:<address>. PEXPIRE = the window
 //
 // Errors are validation errors of reason unavailable (or store_full for a
@@ -35,7 +35,8 @@ type Sessions struct {
 // SessionOptions configure Sessions; the zero value is fine.
 type SessionOptions struct {
 	// Observe, when set, is called after every session script with its
-	// name (session_create, session_touch, signin_fail), its duration and
+	// name (session_create, session_touch, signin_fail, signin_release), its
+	// duration and
 	// its error, as Options.Observe is for the Store's scripts.
 	Observe func(script string, d time.Duration, err error)
 }
@@ -57,16 +58,19 @@ var (
 	luaSessionTouch string
 	//go:embed lua/signin_fail.lua
 	luaSignInFail string
+	//go:embed lua/signin_release.lua
+	luaSignInRelease string
 
 	sessionCreateScript = &luaScript{Script: redis.NewScript(luaSessionCreate), src: luaSessionCreate}
 	sessionTouchScript  = &luaScript{Script: redis.NewScript(luaSessionTouch), src: luaSessionTouch}
 	signInFailScript    = &luaScript{Script: redis.NewScript(luaSignInFail), src: luaSignInFail}
+	signInReleaseScript = &luaScript{Script: redis.NewScript(luaSignInRelease), src: luaSignInRelease}
 )
 
 // Load sends the session scripts to the server (SCRIPT LOAD; on a cluster,
 // to every master), so that each later call is one EVALSHA.
 func (s *Sessions) Load(ctx context.Context) error {
-	for name, sc := range map[string]*luaScript{"session_create": sessionCreateScript, "session_touch": sessionTouchScript, "signin_fail": signInFailScript} {
+	for name, sc := range map[string]*luaScript{"session_create": sessionCreateScript, "session_touch": sessionTouchScript, "signin_fail": signInFailScript, "signin_release": signInReleaseScript} {
 		if err := sc.Load(ctx, s.rdb).Err(); err != nil {
 			return fmt.Errorf("load script %s: %w", name, err)
 		}
@@ -166,36 +170,47 @@ func (s *Sessions) SignInFailures(ctx context.Context, key string) (int, time.Ti
 type signInFail struct {
 	now    time.Time
 	window time.Duration
+	max    int
 }
 
-func (a signInFail) argv() []any { return []any{a.now.UnixMilli(), a.window.Milliseconds()} }
+func (a signInFail) argv() []any { return []any{a.now.UnixMilli(), a.window.Milliseconds(), a.max} }
 
-// signInFailReply is signin_fail.lua's reply: {count, until_ms}.
+// signInFailReply is signin_fail.lua's reply: {count, until_ms, admitted}.
 type signInFailReply struct {
-	count   int64
-	untilMs int64
+	count    int64
+	untilMs  int64
+	admitted bool
 }
 
 func decodeSignInFail(res []int64) (signInFailReply, error) {
-	if len(res) != 2 {
+	if len(res) != 3 {
 		return signInFailReply{}, fmt.Errorf("redis signin_fail: malformed reply %v", res)
 	}
-	return signInFailReply{count: res[0], untilMs: res[1]}, nil
+	return signInFailReply{count: res[0], untilMs: res[1], admitted: res[2] == 1}, nil
 }
 
-// FailSignIn counts one failure under key; the first failure (or the first
-// after the window ended) opens a window at now.
-func (s *Sessions) FailSignIn(ctx context.Context, key string, now time.Time, window time.Duration) (int, time.Time, error) {
-	args := signInFail{now: now, window: window}
+// ReserveSignIn counts one attempt under key, in one script, unless max
+// are already counted in the window; the first attempt (or the first after
+// the window ended) opens a window at now.
+func (s *Sessions) ReserveSignIn(ctx context.Context, key string, now time.Time, window time.Duration, max int) (int, time.Time, bool, error) {
+	args := signInFail{now: now, window: window, max: max}
 	res, err := s.eval(ctx, "signin_fail", signInFailScript, signInKey(key), args.argv()...).Int64Slice()
 	if err != nil {
-		return 0, time.Time{}, unavailable("signin_fail", err)
+		return 0, time.Time{}, false, unavailable("signin_fail", err)
 	}
 	r, err := decodeSignInFail(res)
 	if err != nil {
-		return 0, time.Time{}, err
+		return 0, time.Time{}, false, err
 	}
-	return int(r.count), time.UnixMilli(r.untilMs), nil
+	return int(r.count), time.UnixMilli(r.untilMs), r.admitted, nil
+}
+
+// ReleaseSignIn takes back one attempt ReserveSignIn counted under key.
+func (s *Sessions) ReleaseSignIn(ctx context.Context, key string) error {
+	if err := s.eval(ctx, "signin_release", signInReleaseScript, signInKey(key)).Err(); err != nil {
+		return unavailable("signin_release", err)
+	}
+	return nil
 }
 
 // ResetSignIn forgets the failures under key.

@@ -84,27 +84,40 @@ func TestContractSessions(t *testing.T) {
 			}
 		})
 
-		t.Run("sign-in failures count in a window that opens at the first", func(t *testing.T) {
-			const window = 10 * time.Minute
+		t.Run("sign-in attempts count in a window that opens at the first, up to max", func(t *testing.T) {
+			const window, max = 10 * time.Minute, 3
 			for i, at := range []time.Duration{0, time.Minute, 9 * time.Minute} {
-				n, until, err := s.FailSignIn(ctx, "user:ana", t0.Add(at), window)
+				n, until, ok, err := s.ReserveSignIn(ctx, "user:ana", t0.Add(at), window, max)
 				if err != nil {
 					t.Fatal(err)
 				}
-				if n != i+1 || !until.Equal(t0.Add(window)) {
-					t.Fatalf("failure %d = %d until %v, want %d until %v", i+1, n, until, i+1, t0.Add(window))
+				if n != i+1 || !until.Equal(t0.Add(window)) || !ok {
+					t.Fatalf("attempt %d = %d until %v admitted %v, want %d until %v admitted", i+1, n, until, ok, i+1, t0.Add(window))
 				}
 			}
-			n, until, err := s.SignInFailures(ctx, "user:ana")
+			n, until, ok, err := s.ReserveSignIn(ctx, "user:ana", t0.Add(9*time.Minute), window, max)
+			if err != nil || ok || n != max || !until.Equal(t0.Add(window)) {
+				t.Fatalf("attempt past max = %d until %v admitted %v (%v), want refused at %d until %v", n, until, ok, err, max, t0.Add(window))
+			}
+			n, until, err = s.SignInFailures(ctx, "user:ana")
 			if err != nil || n != 3 || !until.Equal(t0.Add(window)) {
 				t.Fatalf("failures = %d until %v (%v), want 3 until %v", n, until, err, t0.Add(window))
 			}
 			if n, _, err := s.SignInFailures(ctx, "addr:ana"); err != nil || n != 0 {
 				t.Fatalf("another key's failures = %d (%v), want 0", n, err)
 			}
-			n, until, err = s.FailSignIn(ctx, "user:ana", t0.Add(window), window)
-			if err != nil || n != 1 || !until.Equal(t0.Add(2*window)) {
-				t.Fatalf("first failure after the window = %d until %v (%v), want 1 until %v", n, until, err, t0.Add(2*window))
+			if err := s.ReleaseSignIn(ctx, "user:ana"); err != nil {
+				t.Fatal(err)
+			}
+			if n, _, ok, err := s.ReserveSignIn(ctx, "user:ana", t0.Add(9*time.Minute), window, max); err != nil || !ok || n != 3 {
+				t.Fatalf("attempt after a release = %d admitted %v (%v), want 3 admitted", n, ok, err)
+			}
+			if err := s.ReleaseSignIn(ctx, "addr:nobody"); err != nil {
+				t.Fatalf("releasing an unknown key: %v", err)
+			}
+			n, until, ok, err = s.ReserveSignIn(ctx, "user:ana", t0.Add(window), window, max)
+			if err != nil || n != 1 || !ok || !until.Equal(t0.Add(2*window)) {
+				t.Fatalf("first attempt after the window = %d until %v admitted %v (%v), want 1 until %v", n, until, ok, err, t0.Add(2*window))
 			}
 			if err := s.ResetSignIn(ctx, "user:ana"); err != nil {
 				t.Fatal(err)
@@ -127,11 +140,12 @@ func TestSessionsUnavailable(t *testing.T) {
 	ctx, now := context.Background(), time.Now()
 	_, _, touchErr := s.TouchSession(ctx, sessionKey, now, time.Minute)
 	_, _, readErr := s.SignInFailures(ctx, "user:ana")
-	_, _, failErr := s.FailSignIn(ctx, "user:ana", now, time.Minute)
+	_, _, _, failErr := s.ReserveSignIn(ctx, "user:ana", now, time.Minute, 5)
 	for name, err := range map[string]error{
 		"create": s.CreateSession(ctx, sessionKey, []byte("v"), now, time.Minute, now.Add(time.Hour)),
 		"touch":  touchErr, "delete": s.DeleteSession(ctx, sessionKey),
-		"read failures": readErr, "fail": failErr, "reset": s.ResetSignIn(ctx, "user:ana"),
+		"read failures": readErr, "reserve": failErr, "reset": s.ResetSignIn(ctx, "user:ana"),
+		"release": s.ReleaseSignIn(ctx, "user:ana"),
 	} {
 		t.Run(name, func(t *testing.T) { wantReason(t, err, validation.ReasonUnavailable) })
 	}
@@ -173,9 +187,17 @@ func TestSessionsCost(t *testing.T) {
 			}
 			return err
 		}, map[string]int64{"evalsha": 1, "hmget": 1, "hset": 1, "pexpire": 1}, "arb:session:" + sessionKey, 3 * time.Minute},
-		{"first failure", func() error { _, _, err := s.FailSignIn(ctx, "addr:10.0.0.1", now, 10*time.Minute); return err },
-			map[string]int64{"evalsha": 1, "hget": 1, "hset": 1, "pexpire": 1}, "arb:signin:addr:10.0.0.1", 10 * time.Minute},
-		{"next failure", func() error { _, _, err := s.FailSignIn(ctx, "addr:10.0.0.1", now, 10*time.Minute); return err },
+		{"first attempt", func() error {
+			_, _, _, err := s.ReserveSignIn(ctx, "addr:10.0.0.1", now, 10*time.Minute, 20)
+			return err
+		},
+			map[string]int64{"evalsha": 1, "hmget": 1, "hset": 1, "pexpire": 1}, "arb:signin:addr:10.0.0.1", 10 * time.Minute},
+		{"next attempt", func() error {
+			_, _, _, err := s.ReserveSignIn(ctx, "addr:10.0.0.1", now, 10*time.Minute, 20)
+			return err
+		},
+			map[string]int64{"evalsha": 1, "hmget": 1, "hincrby": 1}, "", 0},
+		{"release", func() error { return s.ReleaseSignIn(ctx, "addr:10.0.0.1") },
 			map[string]int64{"evalsha": 1, "hget": 1, "hincrby": 1}, "", 0},
 		{"read failures", func() error { _, _, err := s.SignInFailures(ctx, "addr:10.0.0.1"); return err },
 			map[string]int64{"hmget": 1}, "", 0},
@@ -211,7 +233,7 @@ func TestSessionsCost(t *testing.T) {
 			}
 		})
 	}
-	if want := []string{"session_create", "session_touch", "signin_fail", "signin_fail"}; !slices.Equal(observed, want) {
+	if want := []string{"session_create", "session_touch", "signin_fail", "signin_fail", "signin_release"}; !slices.Equal(observed, want) {
 		t.Errorf("observed scripts %v, want %v", observed, want)
 	}
 }
@@ -231,7 +253,7 @@ func TestSessionsStoreFull(t *testing.T) {
 	if err := s.CreateSession(ctx, sessionKey, []byte("v"), now, 10*time.Minute, now.Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := s.FailSignIn(ctx, "user:ana", now, 10*time.Minute); err != nil {
+	if _, _, _, err := s.ReserveSignIn(ctx, "user:ana", now, 10*time.Minute, 5); err != nil {
 		t.Fatal(err)
 	}
 	srv.FillToMaxmemory(t)
@@ -249,7 +271,7 @@ func TestSessionsStoreFull(t *testing.T) {
 		}
 	})
 	t.Run("a failure count is refused; counts are read and reset", func(t *testing.T) {
-		_, _, err := s.FailSignIn(ctx, "user:bruno", now, 10*time.Minute)
+		_, _, _, err := s.ReserveSignIn(ctx, "user:bruno", now, 10*time.Minute, 5)
 		wantReason(t, err, validation.ReasonStoreFull)
 		if n, _, err := s.SignInFailures(ctx, "user:ana"); err != nil || n != 1 {
 			t.Fatalf("failures under maxmemory = %d (%v), want 1", n, err)

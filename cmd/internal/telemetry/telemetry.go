@@ -56,6 +56,16 @@ type Config struct {
 	SamplerName string // for the logs
 }
 
+// RedactedEndpoint is Endpoint for the logs: a password in its userinfo
+// (https://user:secret@collector) is replaced by "xxxxx".
+func (c Config) RedactedEndpoint() string {
+	u, err := url.Parse(c.Endpoint)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
+}
+
 // ParseConfig reads the OTEL_* variables through getenv. defaultService is
 // the service.name when neither OTEL_SERVICE_NAME nor
 // OTEL_RESOURCE_ATTRIBUTES names one. An invalid value is an error naming
@@ -112,6 +122,9 @@ func endpoint(getenv func(string) string, protocol string) (string, error) {
 	}
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		if err == nil {
+			raw = u.Redacted() // the error is logged: not the password
+		}
 		return "", fmt.Errorf("%s=%q: want an http:// or https:// URL", name, raw)
 	}
 	if !signal && protocol == "http/protobuf" {

@@ -101,3 +101,21 @@ func TestSetupOffIsNoProvider(t *testing.T) {
 		t.Errorf("Shutdown = %v", err)
 	}
 }
+
+func TestRedactedEndpoint(t *testing.T) {
+	c, err := telemetry.ParseConfig(func(k string) string {
+		return map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "https://user:s3cr3t@collector:4318"}[k]
+	}, "svc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := c.RedactedEndpoint(), "https://user:xxxxx@collector:4318/v1/traces"; got != want {
+		t.Fatalf("RedactedEndpoint() = %q, want %q", got, want)
+	}
+	_, err = telemetry.ParseConfig(func(k string) string {
+		return map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "ftp://user:s3cr3t@collector"}[k]
+	}, "svc")
+	if err == nil || strings.Contains(err.Error(), "s3cr3t") {
+		t.Fatalf("invalid endpoint error = %v; want one without the password", err)
+	}
+}
