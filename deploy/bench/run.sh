@@ -519,7 +519,9 @@ EOF
 echo
 cat "$W/tracing.md"
 } >"$OUT.tmp"
-# The reconciliation measurement (TestReconcileScale), which needs no HTTP load, is appended as is.
+# The hand-written reading of the run (rewrite it for each new run) and the reconciliation
+# measurement (TestReconcileScale), which needs no HTTP load, are appended as they are.
+[ -f deploy/bench/findings.md ] && cat deploy/bench/findings.md >>"$OUT.tmp"
 [ -f deploy/bench/reconcile.md ] && cat deploy/bench/reconcile.md >>"$OUT.tmp"
 mv "$OUT.tmp" "$OUT"
 log "wrote $OUT and $PLOTS/*.svg in ${ELAPSED}s"
