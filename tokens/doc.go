@@ -16,6 +16,10 @@
 // ErrWrongAudience. Refusal messages carry a fixed short reason and never
 // echo token contents.
 //
+// arbiter itself redeems its tokens with Issuer.ParseOwn, which checks all of
+// that but the signature of a token carrying its check's secret (claim "hs"):
+// the check keeps the secret's digest, and the store compares it instead.
+//
 // Signing is deterministic (Ed25519 signatures are, and the header and claims
 // are encoded in a fixed order), so the same Claims always give the same
 // token; arbiter relies on this to replay idempotent responses byte for byte.

@@ -42,6 +42,11 @@ type Claims struct {
 	Audience   []string  // "aud": the client ids allowed to redeem the token
 	IssuedAt   time.Time // "iat", and also "nbf"
 	ExpiresAt  time.Time // "exp": the hold's expiry
+	// Secret ("hs", optional) is the check's token secret, which arbiter
+	// compares with the digest its check keeps so that it need not verify
+	// its own signature again at redemption (Issuer.ParseOwn). It is
+	// opaque to everyone else: verifying a token offline ignores it.
+	Secret string
 }
 
 // HasAudience reports whether id is one of c's audiences.
@@ -78,6 +83,7 @@ type wireClaims struct {
 	jwt.RegisteredClaims
 	Product string `json:"product,omitempty"`
 	Fence   int64  `json:"fence,omitempty"`
+	Secret  string `json:"hs,omitempty"`
 }
 
 func (c Claims) wire(issuer string) wireClaims {
@@ -93,6 +99,7 @@ func (c Claims) wire(issuer string) wireClaims {
 		},
 		Product: c.Product,
 		Fence:   c.Fence,
+		Secret:  c.Secret,
 	}
 }
 
@@ -103,6 +110,7 @@ func (w wireClaims) claims() Claims {
 		Product:    w.Product,
 		Fence:      w.Fence,
 		Audience:   []string(w.Audience),
+		Secret:     w.Secret,
 	}
 	if w.IssuedAt != nil {
 		c.IssuedAt = w.IssuedAt.UTC()
@@ -177,7 +185,7 @@ func NewIssuer(cfg IssuerConfig) (*Issuer, error) {
 // Sign returns the compact JWS of c, signed with EdDSA under the Issuer's key,
 // with headers "kid" (KeyID of the key) and "typ" "arbiter-approval+jwt", and
 // claims iss, sub, aud (always a JSON array), exp, nbf, iat, jti, product and
-// fence. The same Claims always give the byte-identical token. Sign returns
+// fence, and hs when c has a Secret. The same Claims always give the byte-identical token. Sign returns
 // an error if c could never verify: an empty CheckID, CustomerID or Product,
 // a Fence not above 0, no Audience (or an empty one), a zero IssuedAt or
 // ExpiresAt, or ExpiresAt not after IssuedAt.
@@ -199,6 +207,19 @@ func (i *Issuer) Sign(c Claims) (string, error) {
 // key and its VerifyKeys, its issuer name, clock and leeway.
 func (i *Issuer) Verify(token, audience string) (Claims, error) {
 	return i.verifier.Verify(token, audience)
+}
+
+// ParseOwn checks token as Verify does, except its signature, and returns
+// its claims: for arbiter's redemption of its own tokens, when the token
+// carries the check's secret (Claims.Secret), which the store compares with
+// the digest the check keeps; only arbiter ever saw the secret before it
+// signed, so a token with the right one is arbiter's. A token without a
+// Secret is verified in full (signature included), as it must be for a
+// check that keeps no digest. The header rules are Verify's: EdDSA, typ,
+// no crit, and a kid naming one of the Issuer's keys, so a token no
+// product service would accept is refused here too.
+func (i *Issuer) ParseOwn(token, audience string) (Claims, error) {
+	return i.verifier.parseOwn(token, audience)
 }
 
 // JWKS returns the JSON Web Key Set of the Issuer's public keys, the signing
@@ -287,6 +308,40 @@ func (v *Verifier) Verify(token, audience string) (Claims, error) {
 		}
 		return Claims{}, refusalOf(err)
 	}
+	return w.check()
+}
+
+// parseOwn is ParseOwn: Verify without the signature for a token with a
+// secret.
+func (v *Verifier) parseOwn(token, audience string) (Claims, error) {
+	if audience == "" {
+		return Claims{}, ErrWrongAudience
+	}
+	var w wireClaims
+	p := jwt.NewParser(v.opts...)
+	tok, _, err := p.ParseUnverified(token, &w)
+	if err != nil {
+		return Claims{}, refusalOf(err)
+	}
+	if w.Secret == "" {
+		return v.Verify(token, audience)
+	}
+	if tok.Method == nil || tok.Method.Alg() != algEdDSA {
+		return Claims{}, refuse("algorithm not allowed")
+	}
+	if _, err := v.key(tok); err != nil {
+		return Claims{}, err
+	}
+	opts := append(slices.Clip(v.opts), jwt.WithAudience(audience))
+	if err := jwt.NewValidator(opts...).Validate(&w); err != nil {
+		return Claims{}, refusalOf(err)
+	}
+	return w.check()
+}
+
+// check returns the claims of a token whose registered claims are valid,
+// unless arbiter's own claims are missing.
+func (w *wireClaims) check() (Claims, error) {
 	c := w.claims()
 	switch {
 	case c.CheckID == "":

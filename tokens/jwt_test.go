@@ -32,6 +32,29 @@ func TestSignVerifyRoundTrip(t *testing.T) {
 	}
 }
 
+// TestSecretClaim: a token's secret travels as claim hs, and ParseOwn
+// returns it as Verify does.
+func TestSecretClaim(t *testing.T) {
+	iss := mustIssuer(t, tokens.IssuerConfig{Key: mustKey(t), Now: fixedClock(t0.Add(time.Minute))})
+	c := testClaims()
+	c.Secret = "s3cret"
+	tok := mustSign(t, iss, c)
+	if got := segment(t, tok, 1)["hs"]; got != "s3cret" {
+		t.Fatalf("hs = %v, want s3cret", got)
+	}
+	for name, f := range map[string]func(string, string) (tokens.Claims, error){"Verify": iss.Verify, "ParseOwn": iss.ParseOwn} {
+		got, err := f(tok, testAudience)
+		if err != nil || got.Secret != "s3cret" {
+			t.Fatalf("%s = %+v, %v; want secret s3cret", name, got, err)
+		}
+		assertClaims(t, got, c)
+	}
+	c.Secret = ""
+	if _, ok := segment(t, mustSign(t, iss, c), 1)["hs"]; ok {
+		t.Fatal("a token without a secret has claim hs")
+	}
+}
+
 func TestSignIsDeterministic(t *testing.T) {
 	key := mustKey(t)
 	a := mustIssuer(t, tokens.IssuerConfig{Key: key})
@@ -111,10 +134,38 @@ func TestSignRefusesClaimsThatCannotVerify(t *testing.T) {
 }
 
 func TestVerifyRefuses(t *testing.T) {
+	testRefusals(t, "", (*tokens.Issuer).Verify, true)
+}
+
+// TestParseOwnRefuses: ParseOwn refuses what Verify refuses, for the same
+// reasons, but for the signature of a token carrying a secret, which is
+// not verified (the redeem script compares the secret instead); a token
+// without one is verified in full.
+func TestParseOwnRefuses(t *testing.T) {
+	t.Run("without a secret", func(t *testing.T) { testRefusals(t, "", (*tokens.Issuer).ParseOwn, true) })
+	t.Run("with a secret", func(t *testing.T) { testRefusals(t, "s3cret", (*tokens.Issuer).ParseOwn, false) })
+}
+
+// testRefusals runs the refusals of Verify through verify, on tokens with
+// claim hs = secret unless it is "". Unless signed, a case refused only for
+// its signature is accepted.
+func testRefusals(t *testing.T, secret string, verify func(*tokens.Issuer, string, string) (tokens.Claims, error), signed bool) {
+	tc := func() tokens.Claims {
+		c := testClaims()
+		c.Secret = secret
+		return c
+	}
+	wc := func() jwt.MapClaims {
+		m := wireClaims()
+		if secret != "" {
+			m["hs"] = secret
+		}
+		return m
+	}
 	key := mustKey(t)
 	iss := mustIssuer(t, tokens.IssuerConfig{Key: key})
 	kid := iss.KeyID()
-	good := mustSign(t, iss, testClaims())
+	good := mustSign(t, iss, tc())
 
 	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -137,7 +188,7 @@ func TestVerifyRefuses(t *testing.T) {
 		{name: "tampered payload", reason: "bad signature", token: func(testing.TB) string { return flipChar(good, 1) }},
 		{name: "forged payload", reason: "bad signature", token: func(tb testing.TB) string {
 			parts := strings.Split(good, ".")
-			parts[1] = b64JSON(tb, with(wireClaims(), "fence", 8))
+			parts[1] = b64JSON(tb, with(wc(), "fence", 8))
 			return strings.Join(parts, ".")
 		}},
 		{name: "tampered signature", reason: "bad signature", token: func(testing.TB) string { return flipChar(good, 2) }},
@@ -147,78 +198,78 @@ func TestVerifyRefuses(t *testing.T) {
 			return h + "." + strings.Split(good, ".")[1] + "."
 		}},
 		{name: "HS256 keyed with the public key", reason: "algorithm not allowed", token: func(tb testing.TB) string {
-			return signRaw(tb, jwt.SigningMethodHS256, []byte(pub(key)), kid, wireClaims(), nil)
+			return signRaw(tb, jwt.SigningMethodHS256, []byte(pub(key)), kid, wc(), nil)
 		}},
 		{name: "HS256 keyed with the kid", reason: "algorithm not allowed", token: func(tb testing.TB) string {
-			return signRaw(tb, jwt.SigningMethodHS256, []byte(kid), kid, wireClaims(), nil)
+			return signRaw(tb, jwt.SigningMethodHS256, []byte(kid), kid, wc(), nil)
 		}},
 		{name: "ES256 by another key with our kid", reason: "algorithm not allowed", token: func(tb testing.TB) string {
-			return signRaw(tb, jwt.SigningMethodES256, ecKey, kid, wireClaims(), nil)
+			return signRaw(tb, jwt.SigningMethodES256, ecKey, kid, wc(), nil)
 		}},
 		{name: "RS256 by another key with our kid", reason: "algorithm not allowed", token: func(tb testing.TB) string {
-			return signRaw(tb, jwt.SigningMethodRS256, rsaKey, kid, wireClaims(), nil)
+			return signRaw(tb, jwt.SigningMethodRS256, rsaKey, kid, wc(), nil)
 		}},
 		{name: "EdDSA by another key with our kid", reason: "bad signature", token: func(tb testing.TB) string {
-			return signRaw(tb, jwt.SigningMethodEdDSA, mustKey(tb), kid, wireClaims(), nil)
+			return signRaw(tb, jwt.SigningMethodEdDSA, mustKey(tb), kid, wc(), nil)
 		}},
 		{name: "unknown kid", reason: "unknown key id", token: func(tb testing.TB) string {
-			return signRaw(tb, jwt.SigningMethodEdDSA, key, "some-other-kid", wireClaims(), nil)
+			return signRaw(tb, jwt.SigningMethodEdDSA, key, "some-other-kid", wc(), nil)
 		}},
 		{name: "no kid", reason: "unknown key id", token: func(tb testing.TB) string {
-			return signRaw(tb, jwt.SigningMethodEdDSA, key, kid, wireClaims(), map[string]any{"kid": nil})
+			return signRaw(tb, jwt.SigningMethodEdDSA, key, kid, wc(), map[string]any{"kid": nil})
 		}},
 		{name: "wrong typ", reason: "wrong typ", token: func(tb testing.TB) string {
-			return signRaw(tb, jwt.SigningMethodEdDSA, key, kid, wireClaims(), map[string]any{"typ": "JWT"})
+			return signRaw(tb, jwt.SigningMethodEdDSA, key, kid, wc(), map[string]any{"typ": "JWT"})
 		}},
 		{name: "no typ", reason: "wrong typ", token: func(tb testing.TB) string {
-			return signRaw(tb, jwt.SigningMethodEdDSA, key, kid, wireClaims(), map[string]any{"typ": nil})
+			return signRaw(tb, jwt.SigningMethodEdDSA, key, kid, wc(), map[string]any{"typ": nil})
 		}},
 		{name: "crit header", reason: "unsupported crit header", token: func(tb testing.TB) string {
-			return signRaw(tb, jwt.SigningMethodEdDSA, key, kid, wireClaims(), map[string]any{"crit": []string{"exp"}})
+			return signRaw(tb, jwt.SigningMethodEdDSA, key, kid, wc(), map[string]any{"crit": []string{"exp"}})
 		}},
 		{name: "expired", reason: "expired", now: t0.Add(10*time.Minute + 5*time.Second), token: func(testing.TB) string { return good }},
 		{name: "long expired", reason: "expired", now: t0.Add(24 * time.Hour), token: func(testing.TB) string { return good }},
 		{name: "not yet valid", reason: "not valid yet", now: t0.Add(-time.Hour), token: func(testing.TB) string { return good }},
 		{name: "nbf in the future", reason: "not valid yet", token: func(tb testing.TB) string {
-			return signRaw(tb, jwt.SigningMethodEdDSA, key, kid, with(wireClaims(), "nbf", t0.Add(5*time.Minute).Unix()), nil)
+			return signRaw(tb, jwt.SigningMethodEdDSA, key, kid, with(wc(), "nbf", t0.Add(5*time.Minute).Unix()), nil)
 		}},
 		{name: "iat in the future", reason: "issued in the future", token: func(tb testing.TB) string {
-			return signRaw(tb, jwt.SigningMethodEdDSA, key, kid, with(wireClaims(), "iat", t0.Add(5*time.Minute).Unix()), nil)
+			return signRaw(tb, jwt.SigningMethodEdDSA, key, kid, with(wc(), "iat", t0.Add(5*time.Minute).Unix()), nil)
 		}},
 		{name: "wrong audience", reason: "wrong audience", audience: "mortgage-redeemer", wrongAud: true, token: func(testing.TB) string { return good }},
 		{name: "no audience asked", reason: "wrong audience", audience: "-", wrongAud: true, token: func(testing.TB) string { return good }},
 		{name: "wrong issuer", reason: "wrong issuer", token: func(tb testing.TB) string {
-			return mustSign(tb, mustIssuer(tb, tokens.IssuerConfig{Key: key, Issuer: "mallory"}), testClaims())
+			return mustSign(tb, mustIssuer(tb, tokens.IssuerConfig{Key: key, Issuer: "mallory"}), tc())
 		}},
 		{name: "missing iss", reason: "missing required claim", token: func(tb testing.TB) string {
-			return signRaw(tb, jwt.SigningMethodEdDSA, key, kid, without(wireClaims(), "iss"), nil)
+			return signRaw(tb, jwt.SigningMethodEdDSA, key, kid, without(wc(), "iss"), nil)
 		}},
 		{name: "missing exp", reason: "missing required claim", token: func(tb testing.TB) string {
-			return signRaw(tb, jwt.SigningMethodEdDSA, key, kid, without(wireClaims(), "exp"), nil)
+			return signRaw(tb, jwt.SigningMethodEdDSA, key, kid, without(wc(), "exp"), nil)
 		}},
 		{name: "missing aud", reason: "missing required claim", token: func(tb testing.TB) string {
-			return signRaw(tb, jwt.SigningMethodEdDSA, key, kid, without(wireClaims(), "aud"), nil)
+			return signRaw(tb, jwt.SigningMethodEdDSA, key, kid, without(wc(), "aud"), nil)
 		}},
 		{name: "missing jti", reason: "missing jti", token: func(tb testing.TB) string {
-			return signRaw(tb, jwt.SigningMethodEdDSA, key, kid, without(wireClaims(), "jti"), nil)
+			return signRaw(tb, jwt.SigningMethodEdDSA, key, kid, without(wc(), "jti"), nil)
 		}},
 		{name: "missing sub", reason: "missing sub", token: func(tb testing.TB) string {
-			return signRaw(tb, jwt.SigningMethodEdDSA, key, kid, without(wireClaims(), "sub"), nil)
+			return signRaw(tb, jwt.SigningMethodEdDSA, key, kid, without(wc(), "sub"), nil)
 		}},
 		{name: "missing product", reason: "missing product", token: func(tb testing.TB) string {
-			return signRaw(tb, jwt.SigningMethodEdDSA, key, kid, without(wireClaims(), "product"), nil)
+			return signRaw(tb, jwt.SigningMethodEdDSA, key, kid, without(wc(), "product"), nil)
 		}},
 		{name: "missing fence", reason: "fence not above 0", token: func(tb testing.TB) string {
-			return signRaw(tb, jwt.SigningMethodEdDSA, key, kid, without(wireClaims(), "fence"), nil)
+			return signRaw(tb, jwt.SigningMethodEdDSA, key, kid, without(wc(), "fence"), nil)
 		}},
 		{name: "zero fence", reason: "fence not above 0", token: func(tb testing.TB) string {
-			return signRaw(tb, jwt.SigningMethodEdDSA, key, kid, with(wireClaims(), "fence", 0), nil)
+			return signRaw(tb, jwt.SigningMethodEdDSA, key, kid, with(wc(), "fence", 0), nil)
 		}},
 		{name: "negative fence", reason: "fence not above 0", token: func(tb testing.TB) string {
-			return signRaw(tb, jwt.SigningMethodEdDSA, key, kid, with(wireClaims(), "fence", -3), nil)
+			return signRaw(tb, jwt.SigningMethodEdDSA, key, kid, with(wc(), "fence", -3), nil)
 		}},
 		{name: "fence not a number", reason: "malformed", token: func(tb testing.TB) string {
-			return signRaw(tb, jwt.SigningMethodEdDSA, key, kid, with(wireClaims(), "fence", "7"), nil)
+			return signRaw(tb, jwt.SigningMethodEdDSA, key, kid, with(wc(), "fence", "7"), nil)
 		}},
 		{name: "empty", reason: "malformed", token: func(testing.TB) string { return "" }},
 		{name: "garbage", reason: "malformed", token: func(testing.TB) string { return "not.a.token" }},
@@ -237,7 +288,18 @@ func TestVerifyRefuses(t *testing.T) {
 			case "-":
 				aud = ""
 			}
-			c, err := v.Verify(tt.token(t), aud)
+			c, err := verify(v, tt.token(t), aud)
+			if !signed && tt.reason == "bad signature" {
+				// Accepted, unless the change broke the payload itself (a
+				// flipped character may).
+				if err == nil && c.CheckID != "" {
+					return
+				}
+				if !errors.Is(err, tokens.ErrTokenInvalid) || !strings.HasSuffix(err.Error(), ": malformed") {
+					t.Fatalf("unsigned check of %s = %+v, %v; want it accepted or malformed", tt.name, c, err)
+				}
+				return
+			}
 			if got, want := errors.Is(err, tokens.ErrTokenInvalid), true; got != want {
 				t.Fatalf("Verify = %+v, %v; errors.Is(err, ErrTokenInvalid) = %v, want %v", c, err, got, want)
 			}

@@ -128,7 +128,7 @@ func (s *Service) Check(ctx context.Context, actor Actor, in CheckInput) (Check,
 		agent = actor.Agent
 	}
 	req := HoldRequest{
-		Rule: rule, CustomerID: in.CustomerID, CheckID: id, Secret: secret,
+		Rule: rule, CustomerID: in.CustomerID, CheckID: id, Secret: secret, TokenHash: TokenHash(TokenSecret(secret)),
 		Actor: actor.ID, AgentID: agent, Now: s.now(),
 		IdempotencyTTL: s.IdempotencyTTL, Rating: s.ratingInput(),
 	}
@@ -156,10 +156,15 @@ func (s *Service) Check(ctx context.Context, actor Actor, in CheckInput) (Check,
 	return c, replayed, s.explain(err)
 }
 
-// RedeemToken redeems the hold named by a verified approval token's claims.
-// The token's signature, audience, issuer and expiry are the caller's to
-// verify (package tokens); this checks the policy and the hold.
-func (s *Service) RedeemToken(ctx context.Context, actor Actor, customerID, product, checkID string) (Grant, bool, error) {
+// RedeemToken redeems the hold named by an approval token's claims. The
+// token's audience, issuer and expiry are the caller's to verify (package
+// tokens), and its signature too unless proof carries the token's secret,
+// which the store compares with the check's digest in the redemption
+// itself; this checks the policy and the hold.
+func (s *Service) RedeemToken(ctx context.Context, actor Actor, customerID, product, checkID string, proof TokenProof) (Grant, bool, error) {
+	if proof.Secret == "" && !proof.Verified {
+		return Grant{}, false, Errorf(ReasonTokenInvalid, "the token has no secret and its signature was not verified")
+	}
 	rule, err := s.redeemRule(actor, product)
 	if err != nil {
 		return Grant{}, false, err
@@ -168,7 +173,7 @@ func (s *Service) RedeemToken(ctx context.Context, actor Actor, customerID, prod
 		return Grant{}, false, Errorf(ReasonTokenInvalid, "the token's check id does not belong to its customer")
 	}
 	g, replayed, err := s.Store.Redeem(ctx, RedeemRequest{
-		Rule: rule, CustomerID: customerID, CheckID: checkID,
+		Rule: rule, CustomerID: customerID, CheckID: checkID, TokenHash: TokenHash(proof.Secret),
 		Actor: actor.ID, Now: s.now(), MaxAttempts: s.maxAttempts(),
 		OTPFailures: cmp.Or(s.OTPFailures, DefaultOTPFailures), OTPWindow: cmp.Or(s.OTPWindow, DefaultOTPWindow),
 	})

@@ -130,6 +130,7 @@ type HoldRequest struct {
 	CustomerID     string
 	CheckID        string
 	Secret         []byte // TOTP key stored in the hold
+	TokenHash      string // digest of the approval token's secret (TokenHash), kept by the check
 	Actor          string
 	AgentID        string
 	Now            time.Time
@@ -141,9 +142,14 @@ type HoldRequest struct {
 // RedeemRequest is the input of Store.Redeem: CheckID for a token, or Code
 // (with Rule.Product) for an OTP.
 type RedeemRequest struct {
-	Rule        Rule
-	CustomerID  string
-	CheckID     string
+	Rule       Rule
+	CustomerID string
+	CheckID    string
+	// TokenHash is the digest of the token's secret (TokenHash), which
+	// must be the check's; "" for a token without a secret, whose
+	// signature the caller verified: then only a check keeping no digest
+	// (placed before checks kept one) is redeemed.
+	TokenHash   string
 	Code        string
 	Actor       string
 	Now         time.Time

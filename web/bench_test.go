@@ -4,6 +4,10 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os"
+	"runtime/pprof"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -12,7 +16,9 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
+	"github.com/arbiter-bank/arbiter/tokens"
 	"github.com/arbiter-bank/arbiter/validation/redisstore/redistest"
+	"github.com/arbiter-bank/arbiter/web"
 )
 
 // BenchmarkCheckAndRedeem measures a check followed by a token redemption
@@ -96,4 +102,101 @@ func reportCPU(b *testing.B, cpu time.Duration) {
 	if cpu > 0 && b.N > 0 {
 		b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
 	}
+}
+
+// BenchmarkRedeemToken measures token redemptions alone (the checks are
+// placed before the timer starts), over HTTP against a real redis-server,
+// from parallel clients: "signature" verifies arbiter's Ed25519 signature
+// on every redemption, as arbiter did before its tokens carried their
+// check's secret; "secret" is arbiter now (Issuer.ParseOwn: every check but
+// the signature, and the script compares the secret's digest); "ping" is
+// an authenticated GET /v1/ping on the same harness, the floor of a request.
+// Compare cpu-ns/op (this process: server and HTTP client). With
+// ARBITER_BENCH_CPUPROFILE=<prefix>, each writes a CPU profile of its timed
+// part alone to <prefix>-<name>.pprof.
+//
+//	go test -run '^$' -bench RedeemToken -benchtime 4000x -count 3 ./web/
+func BenchmarkRedeemToken(b *testing.B) {
+	b.Run("signature", func(b *testing.B) { benchmarkRedeem(b, newAPI(b, withSignatureChecked())) })
+	b.Run("secret", func(b *testing.B) { benchmarkRedeem(b, newAPI(b)) })
+	b.Run("ping", func(b *testing.B) {
+		a := newAPI(b)
+		timed(b, "ping", func(int) {
+			if r := a.do(b, "GET", "/v1/ping", cardKey, nil); r.status != http.StatusNoContent {
+				b.Fatalf("ping: %d %s", r.status, r.raw)
+			}
+		})
+	})
+}
+
+// signatureChecked is a Tokens that verifies the signature of every token
+// it parses, as redemptions did before ParseOwn.
+type signatureChecked struct{ web.Tokens }
+
+func (t signatureChecked) ParseOwn(token, audience string) (tokens.Claims, error) {
+	return t.Verify(token, audience)
+}
+
+func withSignatureChecked() apiOption {
+	return func(cfg *web.Config, _ *string) { cfg.Tokens = signatureChecked{cfg.Tokens} }
+}
+
+func benchmarkRedeem(b *testing.B, a *api) {
+	toks := make([]string, b.N)
+	var n atomic.Int64
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int(n.Add(1)) - 1; i < b.N; i = int(n.Add(1)) - 1 {
+				chk := a.check(b, cardKey, fmt.Sprintf("R-%d", i), "credit_card")
+				if chk.status != http.StatusCreated {
+					b.Errorf("check: %d %s", chk.status, chk.raw)
+					return
+				}
+				toks[i] = chk.str("token")
+			}
+		}()
+	}
+	wg.Wait()
+	if b.Failed() {
+		b.FailNow()
+	}
+	timed(b, strings.TrimPrefix(b.Name(), "BenchmarkRedeemToken/"), func(i int) {
+		red := a.do(b, "POST", "/v1/redemptions", cardKey, map[string]string{"token": toks[i]})
+		if red.status != http.StatusCreated {
+			b.Fatalf("redeem: %d %s", red.status, red.raw)
+		}
+	})
+}
+
+// timed runs op(i) for i in [0, b.N) from 16 parallel clients and reports
+// the process's CPU per op, with a CPU profile of that part alone when
+// ARBITER_BENCH_CPUPROFILE is set.
+func timed(b *testing.B, name string, op func(i int)) {
+	var n atomic.Int64
+	b.ReportAllocs()
+	b.SetParallelism(8) // 16 concurrent clients on 2 cores
+	if prefix := os.Getenv("ARBITER_BENCH_CPUPROFILE"); prefix != "" {
+		f, err := os.Create(prefix + "-" + name + ".pprof")
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			b.Fatal(err)
+		}
+		defer func() {
+			pprof.StopCPUProfile()
+			f.Close()
+		}()
+	}
+	b.ResetTimer()
+	cpu := processCPU()
+	defer func() { reportCPU(b, processCPU()-cpu) }()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			op(int(n.Add(1)) - 1)
+		}
+	})
 }

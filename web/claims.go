@@ -6,10 +6,12 @@ import (
 )
 
 // tokensClaims are the approval token claims of a check: the audience is the
-// product's redeemers, the expiry the hold's.
+// product's redeemers, the expiry the hold's; Secret, while the check is
+// held (its TOTP secret known), the check's token secret.
 func tokensClaims(ch validation.Check, redeemers []string) tokens.Claims {
 	return tokens.Claims{
 		CheckID: ch.ID, CustomerID: ch.CustomerID, Product: ch.Product, Fence: ch.Fence,
 		Audience: redeemers, IssuedAt: ch.CreatedAt, ExpiresAt: ch.ExpiresAt,
+		Secret: validation.TokenSecret(ch.Secret),
 	}
 }

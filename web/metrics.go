@@ -248,8 +248,8 @@ func (s countingService) Check(ctx context.Context, a validation.Actor, in valid
 	return ch, replayed, err
 }
 
-func (s countingService) RedeemToken(ctx context.Context, a validation.Actor, customerID, product, checkID string) (validation.Grant, bool, error) {
-	g, replayed, err := s.Service.RedeemToken(ctx, a, customerID, product, checkID)
+func (s countingService) RedeemToken(ctx context.Context, a validation.Actor, customerID, product, checkID string, proof validation.TokenProof) (validation.Grant, bool, error) {
+	g, replayed, err := s.Service.RedeemToken(ctx, a, customerID, product, checkID, proof)
 	s.m.redemptions.WithLabelValues("token", s.product(product), outcome("granted", replayed, err)).Inc()
 	return g, replayed, err
 }
@@ -287,6 +287,14 @@ type countingTokens struct {
 
 func (t countingTokens) Verify(token, audience string) (tokens.Claims, error) {
 	c, err := t.Tokens.Verify(token, audience)
+	if err != nil {
+		t.m.redemptions.WithLabelValues("token", "unknown", string(validation.ReasonTokenInvalid)).Inc()
+	}
+	return c, err
+}
+
+func (t countingTokens) ParseOwn(token, audience string) (tokens.Claims, error) {
+	c, err := t.Tokens.ParseOwn(token, audience)
 	if err != nil {
 		t.m.redemptions.WithLabelValues("token", "unknown", string(validation.ReasonTokenInvalid)).Inc()
 	}

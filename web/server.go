@@ -19,7 +19,7 @@ import (
 // Service is what the API needs of the domain; *validation.Service is one.
 type Service interface {
 	Check(ctx context.Context, actor validation.Actor, in validation.CheckInput) (validation.Check, bool, error)
-	RedeemToken(ctx context.Context, actor validation.Actor, customerID, product, checkID string) (validation.Grant, bool, error)
+	RedeemToken(ctx context.Context, actor validation.Actor, customerID, product, checkID string, proof validation.TokenProof) (validation.Grant, bool, error)
 	RedeemOTP(ctx context.Context, actor validation.Actor, customerID, product, code string) (validation.Grant, bool, error)
 	GetCheck(ctx context.Context, actor validation.Actor, checkID string) (validation.Check, error)
 	Cancel(ctx context.Context, actor validation.Actor, checkID string) (validation.Check, error)
@@ -36,6 +36,9 @@ type Service interface {
 type Tokens interface {
 	Sign(c tokens.Claims) (string, error)
 	Verify(token, audience string) (tokens.Claims, error)
+	// ParseOwn is Verify without the signature for a token carrying its
+	// check's secret, which the store compares instead.
+	ParseOwn(token, audience string) (tokens.Claims, error)
 	JWKS() []byte
 }
 

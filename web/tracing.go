@@ -102,9 +102,9 @@ func (s tracedService) Check(ctx context.Context, a validation.Actor, in validat
 	return s.Service.Check(ctx, a, in)
 }
 
-func (s tracedService) RedeemToken(ctx context.Context, a validation.Actor, customerID, product, checkID string) (validation.Grant, bool, error) {
+func (s tracedService) RedeemToken(ctx context.Context, a validation.Actor, customerID, product, checkID string, proof validation.TokenProof) (validation.Grant, bool, error) {
 	s.product(ctx, product)
-	return s.Service.RedeemToken(ctx, a, customerID, product, checkID)
+	return s.Service.RedeemToken(ctx, a, customerID, product, checkID, proof)
 }
 
 func (s tracedService) RedeemOTP(ctx context.Context, a validation.Actor, customerID, product, code string) (validation.Grant, bool, error) {

@@ -140,9 +140,9 @@ func newDesigns(ctx context.Context, url string, conc int, rtt time.Duration) ([
 	}
 	designs := []design{
 		{name: "arbiter", trips: ta, check: arbiterCheck, both: func(ctx context.Context, customer string) error {
-			id, err := arbiterCheck(ctx, customer)
+			c, _, err := svc.Check(ctx, actor, validation.CheckInput{CustomerID: customer, Product: "credit_card"})
 			if err == nil {
-				_, _, err = svc.RedeemToken(ctx, actor, customer, "credit_card", id)
+				_, _, err = svc.RedeemToken(ctx, actor, customer, "credit_card", c.ID, validation.TokenProof{Secret: validation.TokenSecret(c.Secret)})
 			}
 			return err
 		}},

@@ -290,7 +290,7 @@ func TestProductionRedisConfig(t *testing.T) {
 			t.Fatal(err)
 		}
 		card := validation.Actor{ID: "card-service", Roles: []validation.Role{validation.RoleRedeemer}}
-		if _, _, err := svc.RedeemToken(ctx, card, ch.CustomerID, ch.Product, ch.ID); err != nil {
+		if _, _, err := svc.RedeemToken(ctx, card, ch.CustomerID, ch.Product, ch.ID, validation.TokenProof{Secret: validation.TokenSecret(ch.Secret)}); err != nil {
 			t.Fatal(err)
 		}
 		r.kill() // SIGKILL right after the reply: only the fsynced AOF remains

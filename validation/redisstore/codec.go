@@ -23,7 +23,13 @@ const sep = "\x1f"
 
 // checkFields is the order of a check's fields, for both sides (luaCodec).
 var checkFields = [...]string{"id", "product", "status", "fence", "created", "expires", "by", "agent", "secret", "delivered",
-	"redeemed_by", "granted", "ended", "ended_by", "end_reason", "otp"}
+	"redeemed_by", "granted", "ended", "ended_by", "end_reason", "otp", "token"}
+
+// optionalFields are the last fields of checkFields that values written
+// before they existed lack: such a value decodes with them empty. token
+// (the digest of the approval token's secret, see redeem_token.lua) came
+// after the rest.
+const optionalFields = 1
 
 // storedCheck is a check as the scripts store it.
 type storedCheck struct {
@@ -34,6 +40,7 @@ type storedCheck struct {
 	RedeemedBy              string
 	Granted, Ended          int64
 	EndedBy, EndReason, OTP string
+	Token                   string
 }
 
 // parseCheck decodes a stored check (v2, or v1 JSON check or grant).
@@ -42,7 +49,7 @@ func parseCheck(raw string) (storedCheck, error) {
 		return parseV1(raw)
 	}
 	f := strings.Split(raw, sep)
-	if len(f) != len(checkFields)+1 || f[0] != "c2" {
+	if n := len(f) - 1; n < len(checkFields)-optionalFields || n > len(checkFields) || f[0] != "c2" {
 		return storedCheck{}, fmt.Errorf("decode check: %d fields, want c2 and %d", len(f), len(checkFields))
 	}
 	var err error
@@ -58,6 +65,9 @@ func parseCheck(raw string) (storedCheck, error) {
 		ID: f[1], Product: f[2], Status: f[3], Fence: num(f[4]), Created: num(f[5]), Expires: num(f[6]),
 		By: f[7], Agent: f[8], Secret: f[9], Delivered: f[10] != "", RedeemedBy: f[11],
 		Granted: num(f[12]), Ended: num(f[13]), EndedBy: f[14], EndReason: f[15], OTP: f[16],
+	}
+	if len(f) > 17 {
+		c.Token = f[17]
 	}
 	if err != nil {
 		return c, fmt.Errorf("decode check: %w", err)
@@ -207,7 +217,11 @@ func luaCodec() string {
 	}
 	encode("check_encode", "c2", "c", checkFields[:])
 	encode("event_encode", "e2", "ev", eventFields[:])
-	pattern := "'^c2" + strings.Repeat(`\31([^\31]*)`, len(checkFields)) + "$'"
+	// An optional field's separator is optional too: the field before it
+	// cannot contain one, so a value without it still matches, the
+	// optional field empty.
+	required := len(checkFields) - optionalFields
+	pattern := "'^c2" + strings.Repeat(`\31([^\31]*)`, required) + strings.Repeat(`\31?([^\31]*)`, optionalFields) + "$'"
 	vars := make([]string, len(checkFields))
 	for i := range vars {
 		vars[i] = "f" + strconv.Itoa(i+1)

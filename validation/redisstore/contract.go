@@ -146,6 +146,7 @@ type checkArgs struct {
 	Conflicts string `lua:"conflicts"` // csv
 	ID        string `lua:"id"`
 	Secret    string `lua:"secret"` // hex
+	Token     string `lua:"token"`  // digest of the approval token's secret, kept by the check
 	TTL       int64  `lua:"ttl,num"`
 	Actor     string `lua:"actor"`
 	Agent     string `lua:"agent"`
@@ -170,6 +171,7 @@ type redeemTokenArgs struct {
 	Actor     string `lua:"actor"`
 	Max       int    `lua:"max,num"`
 	Conflicts string `lua:"conflicts"`
+	Token     string `lua:"token"` // the token secret's digest; '' when the caller verified the signature
 }
 
 type redeemOTPArgs struct {

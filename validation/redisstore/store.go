@@ -256,7 +256,7 @@ func (s *Store) Hold(ctx context.Context, req validation.HoldRequest) (validatio
 	var r checkReply
 	err := s.run(ctx, checkScript, req.CustomerID, req.Now, extra, checkArgs{
 		Product: req.Rule.Product, Max: req.Rule.Max, Conflicts: strings.Join(req.Rule.Conflicts, ","),
-		ID: req.CheckID, Secret: hex.EncodeToString(req.Secret), TTL: req.Rule.HoldTTL.Milliseconds(),
+		ID: req.CheckID, Secret: hex.EncodeToString(req.Secret), Token: req.TokenHash, TTL: req.Rule.HoldTTL.Milliseconds(),
 		Actor: req.Actor, Agent: req.AgentID, ReqHash: req.RequestHash, IdemTTL: req.IdempotencyTTL.Milliseconds(),
 		MinRating: req.Rule.MinRating, ScoreArg: scoreArg(req.Rating), RatingTTL: req.Rating.CacheTTL.Milliseconds(),
 	}, &r)
@@ -295,6 +295,7 @@ func (s *Store) Redeem(ctx context.Context, req validation.RedeemRequest) (valid
 	if req.CheckID != "" {
 		err = run(ctx, redeemTokenScript, req.CustomerID, req.Now, nil, redeemTokenArgs{
 			Product: req.Rule.Product, ID: req.CheckID, Actor: req.Actor, Max: req.Rule.Max, Conflicts: conflicts,
+			Token: req.TokenHash,
 		}, &r)
 	} else {
 		err = run(ctx, redeemOTPScript, req.CustomerID, req.Now, nil, redeemOTPArgs{

@@ -40,7 +40,7 @@ end
 if m.extra[1] then return reply{kind = 'error', reason = 'check_abandoned'} end
 
 local c = {id = id, product = product, status = 'held', fence = next_fence(m), created = NOW, expires = NOW + ttl,
-  by = actor, agent = agent, secret = secret}
+  by = actor, agent = agent, secret = secret, token = token}
 hold_place(c, ttl, m)
 if K_IDEM then
   redis.call('SET', K_IDEM, cjson.encode({req = req_hash, check_id = id}), 'PX', idem_ttl)

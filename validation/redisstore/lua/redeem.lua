@@ -13,20 +13,23 @@ local function otp_digest(check_id, otp) return redis.sha1hex(check_id .. ':' ..
 -- client gets its grant again only while the grant is in the ledger, and
 -- over OTP only with the code that redeemed it (kept as a digest in the
 -- grant). A released grant is never replayed, whoever asks and however.
--- product, when given, must be the check's.
-local function ended(id, actor, code, product)
+-- product, when given, must be the check's; accept, when given, is asked
+-- of the check first (a token's secret, see redeem_token.lua).
+local function ended(id, actor, code, product, accept)
   if not id then return reply{kind = 'error', reason = 'hold_expired', detail = 'unknown'} end
   local raw = redis.call('HGET', K_GRANTS, id)
   if raw then
     local g = check_decode(raw)
     if product and g.product ~= product then return reply{kind = 'error', reason = 'hold_expired', detail = 'unknown'} end
     if g.v1grant then g = record_get(id) or g end -- a v1 grant's redeemer and code are in its check
+    if accept and not accept(g) then return reply{kind = 'error', reason = 'token_invalid', detail = 'secret'} end
     if g.redeemed_by ~= actor then return reply{kind = 'error', reason = 'already_redeemed', detail = g.redeemed_by} end
     if code and g.otp ~= otp_digest(id, code) then return reply{kind = 'error', reason = 'otp_invalid', detail = 'replay'} end
     return reply{kind = 'replay', grant = raw}
   end
   local c = record_get(id)
   if not c or (product and c.product ~= product) then return reply{kind = 'error', reason = 'hold_expired', detail = 'unknown'} end
+  if accept and not accept(c) then return reply{kind = 'error', reason = 'token_invalid', detail = 'secret'} end
   if c.status == 'redeemed' then return reply{kind = 'error', reason = 'grant_released', detail = id} end
   if c.end_reason == 'otp_locked' then return reply{kind = 'error', reason = 'otp_locked', detail = 'locked'} end
   return reply{kind = 'error', reason = 'hold_expired', detail = c.status}
