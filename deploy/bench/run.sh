@@ -523,5 +523,7 @@ cat "$W/tracing.md"
 # measurement (TestReconcileScale), which needs no HTTP load, are appended as they are.
 [ -f deploy/bench/findings.md ] && cat deploy/bench/findings.md >>"$OUT.tmp"
 [ -f deploy/bench/reconcile.md ] && cat deploy/bench/reconcile.md >>"$OUT.tmp"
+# So is the Go benchmark of token redemptions with and without the signature check (BenchmarkRedeemToken).
+[ -f deploy/bench/redeem.md ] && cat deploy/bench/redeem.md >>"$OUT.tmp"
 mv "$OUT.tmp" "$OUT"
 log "wrote $OUT and $PLOTS/*.svg in ${ELAPSED}s"
