@@ -131,14 +131,14 @@ func BenchmarkRedeemToken(b *testing.B) {
 
 // signatureChecked is a Tokens that verifies the signature of every token
 // it parses, as redemptions did before ParseOwn.
-type signatureChecked struct{ web.Tokens }
+type signatureChecked struct{ *tokens.Issuer }
 
 func (t signatureChecked) ParseOwn(token, audience string) (tokens.Claims, error) {
 	return t.Verify(token, audience)
 }
 
 func withSignatureChecked() apiOption {
-	return func(cfg *web.Config, _ *string) { cfg.Tokens = signatureChecked{cfg.Tokens} }
+	return func(cfg *web.Config, _ *string) { cfg.Tokens = signatureChecked{cfg.Tokens.(*tokens.Issuer)} }
 }
 
 func benchmarkRedeem(b *testing.B, a *api) {

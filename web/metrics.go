@@ -285,14 +285,6 @@ type countingTokens struct {
 	m *Metrics
 }
 
-func (t countingTokens) Verify(token, audience string) (tokens.Claims, error) {
-	c, err := t.Tokens.Verify(token, audience)
-	if err != nil {
-		t.m.redemptions.WithLabelValues("token", "unknown", string(validation.ReasonTokenInvalid)).Inc()
-	}
-	return c, err
-}
-
 func (t countingTokens) ParseOwn(token, audience string) (tokens.Claims, error) {
 	c, err := t.Tokens.ParseOwn(token, audience)
 	if err != nil {

@@ -35,9 +35,9 @@ type Service interface {
 // Tokens is what the API needs of the credential issuer; *tokens.Issuer is one.
 type Tokens interface {
 	Sign(c tokens.Claims) (string, error)
-	Verify(token, audience string) (tokens.Claims, error)
-	// ParseOwn is Verify without the signature for a token carrying its
-	// check's secret, which the store compares instead.
+	// ParseOwn checks a token to redeem: everything but the signature for
+	// a token carrying its check's secret, which the store compares
+	// instead; the signature too for one without (tokens.Issuer.ParseOwn).
 	ParseOwn(token, audience string) (tokens.Claims, error)
 	JWKS() []byte
 }
