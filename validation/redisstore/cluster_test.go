@@ -188,6 +188,150 @@ func TestClusterReshardUnderLoad(t *testing.T) {
 	}
 }
 
+// TestScriptsOutlastTheClientsRedirects runs check-redeem-release cycles
+// through a cluster client that follows no redirect itself (MaxRedirects
+// -1) on a customer whose slot first moves behind the client's cached slot
+// map (MOVED), then sits half-migrated (TRYAGAIN, until the test finishes
+// the migration). The store must ride out both: each reply proves the
+// script did not run, so sending it again is safe, and how well a check
+// survives a reshard must not depend on how the client was built.
+func TestScriptsOutlastTheClientsRedirects(t *testing.T) {
+	c := sharedCluster(t)
+	ctx := context.Background()
+	admin := c.Client(t)
+	const customer = "RD-1"
+	slot := admin.ClusterKeySlot(ctx, "arb:{"+customer+"}:meta").Val()
+	src := c.Master(t, "arb:{"+customer+"}:meta")
+	dst := c.Master(t, otherMasterKey(t, c, src))
+
+	var moved atomic.Int64
+	tryAgain := make(chan struct{}, 1)
+	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs(), MaxRedirects: -1})
+	t.Cleanup(func() { _ = rdb.Close() })
+	rdb.AddHook(replyHook(func(err error) {
+		switch {
+		case isMovedErr(err):
+			moved.Add(1)
+		case redis.IsTryAgainError(err):
+			select {
+			case tryAgain <- struct{}{}:
+			default:
+			}
+		}
+	}))
+	s := redisstore.New(rdb, redisstore.Options{})
+	if err := cycle(s, customer); err != nil { // also loads the client's slot map
+		t.Fatal(err)
+	}
+
+	migrate := beginMigration(t, admin, slot, src, dst)
+	migrate.finish(t)
+	if err := cycle(s, customer); err != nil {
+		t.Fatalf("after the slot moved: %v", err)
+	}
+	if moved.Load() == 0 {
+		t.Fatal("no MOVED reply reached the client: the slot map was not stale")
+	}
+
+	back := beginMigration(t, admin, slot, dst, src)
+	done := make(chan error, 1)
+	go func() { done <- cycle(s, customer) }()
+	select {
+	case <-tryAgain:
+	case err := <-done:
+		t.Fatalf("the cycle ended (%v) before any TRYAGAIN: the slot was not half-migrated", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("no TRYAGAIN within 10 s")
+	}
+	back.finish(t)
+	if err := <-done; err != nil {
+		t.Fatalf("across a migration: %v", err)
+	}
+	if got := c.Master(t, "arb:{"+customer+"}:meta"); got != src {
+		t.Fatalf("slot %d ended on %s, want %s", slot, got.Addr, src.Addr)
+	}
+}
+
+// replyHook calls f with the error of every command the client sends.
+type replyHook func(error)
+
+func (h replyHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h replyHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		h(cmd.Err())
+		return err
+	}
+}
+func (h replyHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+func isMovedErr(err error) bool { _, ok := redis.IsMovedError(err); return ok }
+
+// migration is one slot in the middle of moving between two masters, as
+// redis-cli --cluster reshard leaves it between its steps: IMPORTING on the
+// target, MIGRATING on the source, none of its keys moved yet.
+type migration struct {
+	admin    *redis.ClusterClient
+	slot     int64
+	from, to *redistest.Server
+	toID     string
+}
+
+func beginMigration(t *testing.T, admin *redis.ClusterClient, slot int64, from, to *redistest.Server) migration {
+	t.Helper()
+	m := migration{admin: admin, slot: slot, from: from, to: to, toID: nodeID(t, to)}
+	node(t, to).mustDo(t, "cluster", "setslot", slot, "importing", nodeID(t, from))
+	node(t, from).mustDo(t, "cluster", "setslot", slot, "migrating", m.toID)
+	return m
+}
+
+// finish moves every key of the slot, then hands the slot to the target
+// on the target first, then on every master, as redis-cli does.
+func (m migration) finish(t *testing.T) {
+	t.Helper()
+	ctx := context.Background()
+	from := node(t, m.from)
+	for {
+		keys, err := from.ClusterGetKeysInSlot(ctx, int(m.slot), 100).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(keys) == 0 {
+			break
+		}
+		args := []any{"migrate", "127.0.0.1", m.to.Port, "", 0, 5000, "keys"}
+		for _, k := range keys {
+			args = append(args, k)
+		}
+		from.mustDo(t, args...)
+	}
+	node(t, m.to).mustDo(t, "cluster", "setslot", m.slot, "node", m.toID)
+	err := m.admin.ForEachMaster(ctx, func(ctx context.Context, n *redis.Client) error {
+		return n.Do(ctx, "cluster", "setslot", m.slot, "node", m.toID).Err()
+	})
+	if err != nil {
+		t.Fatalf("hand slot %d to %s: %v", m.slot, m.to.Addr, err)
+	}
+}
+
+type nodeClient struct{ *redis.Client }
+
+func node(t *testing.T, s *redistest.Server) nodeClient {
+	t.Helper()
+	rdb := redis.NewClient(&redis.Options{Addr: s.Addr})
+	t.Cleanup(func() { _ = rdb.Close() })
+	return nodeClient{rdb}
+}
+
+func (n nodeClient) mustDo(t *testing.T, args ...any) {
+	t.Helper()
+	if err := n.Do(context.Background(), args...).Err(); err != nil {
+		t.Fatalf("%v on %s: %v", args, n.Options().Addr, err)
+	}
+}
+
 // cycle checks, redeems and releases a credit card for customer.
 func cycle(s *redisstore.Store, customer string) error {
 	ctx, now := context.Background(), time.Now()

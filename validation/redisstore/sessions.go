@@ -79,16 +79,11 @@ func (s *Sessions) Load(ctx context.Context) error {
 }
 
 // eval runs a script once (EVALSHA, EVAL when the server lacks it), never
-// resent after an ambiguous failure, as Store.eval does: a resent failure
-// count would count twice.
+// resent after an ambiguous failure, as Store.eval does (evalOnce): a
+// resent failure count would count twice.
 func (s *Sessions) eval(ctx context.Context, name string, sc *luaScript, key string, argv ...any) *redis.Cmd {
 	start := time.Now()
-	cmd := redis.NewCmd(ctx, evalArgs("evalsha", sc.Hash(), []string{key}, argv)...)
-	_ = s.rdb.Process(ctx, onceCmd{cmd})
-	if err := cmd.Err(); err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-		cmd = redis.NewCmd(ctx, evalArgs("eval", sc.src, []string{key}, argv)...)
-		_ = s.rdb.Process(ctx, onceCmd{cmd})
-	}
+	cmd := evalOnce(ctx, s.rdb, sc, []string{key}, argv)
 	if s.opts.Observe != nil {
 		err := cmd.Err()
 		if errors.Is(err, redis.Nil) {

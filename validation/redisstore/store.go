@@ -158,13 +158,43 @@ func markUnknown(err, cause error) error {
 // which replay). Redirects (MOVED, ASK), READONLY and TRYAGAIN still make
 // the client try elsewhere: those mean the script did not run.
 func (s *Store) eval(ctx context.Context, sc *luaScript, keys []string, argv []any) *redis.Cmd {
-	cmd := redis.NewCmd(ctx, evalArgs("evalsha", sc.Hash(), keys, argv)...)
-	_ = s.rdb.Process(ctx, onceCmd{cmd})
-	if err := cmd.Err(); err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-		cmd = redis.NewCmd(ctx, evalArgs("eval", sc.src, keys, argv)...)
-		_ = s.rdb.Process(ctx, onceCmd{cmd})
+	return evalOnce(ctx, s.rdb, sc, keys, argv)
+}
+
+// evalOnce is eval for any client. A cluster client follows MOVED and ASK
+// and waits out TRYAGAIN itself, but only MaxRedirects times (3 unless the
+// client was built otherwise), and a slot that is being migrated answers
+// TRYAGAIN to a script whose keys are partly there for as long as the
+// slot's migration lasts. So when one of these replies survives the
+// client's own budget, evalOnce backs off and sends again, up to
+// maxRedirects times: the reply proves the script did not run, and how
+// well a check rides out a reshard does not depend on how the client was
+// configured (TestScriptsOutlastTheClientsRedirects).
+func evalOnce(ctx context.Context, rdb redis.UniversalClient, sc *luaScript, keys []string, argv []any) *redis.Cmd {
+	verb, body := "evalsha", sc.Hash()
+	for attempt := 0; ; attempt++ {
+		cmd := redis.NewCmd(ctx, evalArgs(verb, body, keys, argv)...)
+		_ = rdb.Process(ctx, onceCmd{cmd})
+		err := cmd.Err()
+		switch {
+		case err == nil:
+			return cmd
+		case verb == "evalsha" && redis.HasErrorPrefix(err, "NOSCRIPT"):
+			verb, body = "eval", sc.src
+		case notRun(err) && attempt < maxRedirects:
+			if backoff(ctx, attempt) != nil {
+				return cmd
+			}
+		default:
+			return cmd
+		}
 	}
-	return cmd
+}
+
+// notRun reports whether err is a cluster reply that sends a command
+// elsewhere or asks for it later: the script did not run.
+func notRun(err error) bool {
+	return isMoved(err) || isAsk(err) || redis.IsTryAgainError(err) || redis.IsClusterDownError(err)
 }
 
 // onceCmd is a script command go-redis may resend only when its error

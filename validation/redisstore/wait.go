@@ -16,9 +16,11 @@ import (
 // when Options.WaitReplicas is set and Options.WaitTimeout is not.
 const DefaultWaitTimeout = 100 * time.Millisecond
 
-// maxRedirects bounds how often one durable redemption follows a MOVED or
-// ASK reply, or waits out a TRYAGAIN or CLUSTERDOWN, before it gives up
-// with ErrUnavailable. Each of these replies means the script did not run.
+// maxRedirects bounds how often one script call (evalOnce, and evalWait for
+// a durable redemption) follows a MOVED or ASK reply, or waits out a
+// TRYAGAIN or CLUSTERDOWN, before it gives up with ErrUnavailable. Each of
+// these replies means the script did not run. With backoff's steps the
+// waits add up to about 1.3 s, which outlasts the migration of one slot.
 const maxRedirects = 8
 
 // Redis WAIT counts the replicas that acknowledged every write the calling
