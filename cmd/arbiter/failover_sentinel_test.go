@@ -38,7 +38,7 @@ func TestFailoverSentinel(t *testing.T) {
 	seen := &answers{next: l.client.Transport}
 	l.client.Transport = seen
 	stop := l.run(t, customers)
-	l.waitAcked(60, 5*time.Second)
+	l.waitAcked(t, 60)
 
 	victim := s.Master(t)
 	victim.Kill()
@@ -58,7 +58,7 @@ func TestFailoverSentinel(t *testing.T) {
 		fresh[i] = fmt.Sprintf("S-after-%d", i)
 	}
 	stop = l.run(t, fresh)
-	l.waitAcked(60, 10*time.Second)
+	l.waitAcked(t, 60)
 	stop()
 	customers = append(customers, fresh...)
 

@@ -264,10 +264,23 @@ func (l *faultLoad) ackedCount() int {
 	return len(l.acked)
 }
 
-// waitAcked waits until n more grants were acknowledged, or d passed.
-func (l *faultLoad) waitAcked(n int, d time.Duration) {
-	target, deadline := l.ackedCount()+n, time.Now().Add(d)
-	for l.ackedCount() < target && time.Now().Before(deadline) {
+// ackWait bounds waitAcked. Progress after a fault takes well under a
+// second on an idle machine; the bound is for a loaded CI runner, where a
+// restarted redis-server and the workers' backoff can take seconds.
+const ackWait = 60 * time.Second
+
+// waitAcked waits until n more grants were acknowledged, and fails the test
+// if that takes longer than ackWait: a load that stops making progress
+// after a fault is a failure, and one that is merely slow must not be
+// cut short (the runs' minimum-grant checks depend on these waits).
+func (l *faultLoad) waitAcked(t *testing.T, n int) {
+	t.Helper()
+	start := l.ackedCount()
+	deadline := time.Now().Add(ackWait)
+	for l.ackedCount() < start+n {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d of %d more grants acknowledged within %v", l.ackedCount()-start, n, ackWait)
+		}
 		time.Sleep(10 * time.Millisecond)
 	}
 }
@@ -394,7 +407,7 @@ func TestFailoverCluster(t *testing.T) {
 			customers := customersOn(t, c, victim, faultCustomers)
 			l := newFaultLoad(t, faultEnv(t, c.URL(), wait))
 			stop := l.run(t, customers)
-			l.waitAcked(60, 5*time.Second)
+			l.waitAcked(t, 60)
 
 			replica := c.ReplicaOf(t, victim)
 			victim.Kill()
@@ -407,7 +420,7 @@ func TestFailoverCluster(t *testing.T) {
 			victim.Restart(t)
 			c.WaitHealthy(t, 2*redistest.ClusterMasters)
 			t.Logf("old master back as a replica %v after the kill", time.Since(killed).Round(time.Millisecond))
-			l.waitAcked(60, 5*time.Second)
+			l.waitAcked(t, 60)
 			stop()
 			t.Logf("load stopped %v after the kill", time.Since(killed).Round(time.Millisecond))
 
@@ -445,11 +458,11 @@ func TestFailoverSingleNodeAOF(t *testing.T) {
 	l := newFaultLoad(t, faultEnv(t, srv.URL(), 0))
 	stop := l.run(t, customers)
 	for range 2 {
-		l.waitAcked(60, 5*time.Second)
+		l.waitAcked(t, 60)
 		srv.Kill()
 		srv.Restart(t)
 	}
-	l.waitAcked(60, 5*time.Second)
+	l.waitAcked(t, 60)
 	stop()
 	r := l.verify(t, "single-aof-always", customers)
 	if r.AckedGrants < 120 {
