@@ -152,9 +152,9 @@ func TestSmoke(t *testing.T) {
 			if got, want := rep.Redis.EvalFallbacks, int64(0); got != want {
 				t.Fatalf("EVAL fallbacks = %d, want %d: scripts are loaded at start", got, want)
 			}
-			// Every API request is one EVALSHA, no more, no fewer.
+			// Every API request is one EVALSHA or FCALL, no more, no fewer.
 			if got, want := rep.Redis.ScriptCalls, rep.Redis.Requests; got != want || want != rep.Requests {
-				t.Fatalf("EVALSHA calls = %d, want one per request served (%d of %d)", got, want, rep.Requests)
+				t.Fatalf("script calls = %d, want one per request served (%d of %d)", got, want, rep.Requests)
 			}
 		})
 	}

@@ -37,7 +37,7 @@ func stopTracing(tr *telemetry.Tracing, log *slog.Logger) {
 	}
 }
 
-// traceRedis adds a span per Redis command (the script's EVALSHA, a
+// traceRedis adds a span per Redis command (the FCALL or EVALSHA, a
 // pipeline's WAIT) under the request's span, when tracing is on. Without
 // statements: a command's KEYS name the customer, its ARGV carry check
 // ids, and neither may leave the process. Without callers either: walking

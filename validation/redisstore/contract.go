@@ -56,11 +56,15 @@ func luaFields(t reflect.Type) []luaField {
 // luaArgs is the Lua line naming the fields of args (a struct value) as
 // locals, reading ARGV from position first.
 func luaArgs(args any, first int) string {
+	names, vals := argsBinding(args, first)
+	return luaLocal(names, vals)
+}
+
+// argsBinding returns the Lua names of the fields of args and the ARGV
+// expressions they are read from, starting at position first.
+func argsBinding(args any, first int) (names, vals []string) {
 	fs := luaFields(reflect.TypeOf(args))
-	if len(fs) == 0 {
-		return ""
-	}
-	names, vals := make([]string, len(fs)), make([]string, len(fs))
+	names, vals = make([]string, len(fs)), make([]string, len(fs))
 	for i, f := range fs {
 		names[i] = f.name
 		vals[i] = "ARGV[" + strconv.Itoa(first+i) + "]"
@@ -68,7 +72,23 @@ func luaArgs(args any, first int) string {
 			vals[i] = "tonumber(" + vals[i] + ")"
 		}
 	}
-	return "local " + strings.Join(names, ", ") + " = " + strings.Join(vals, ", ") + "\n"
+	return names, vals
+}
+
+// luaLocal is the Lua line "local a, b = x, y" ("" for no names).
+func luaLocal(names, vals []string) string {
+	if len(names) == 0 {
+		return ""
+	}
+	return "local " + luaAssign(names, vals)
+}
+
+// luaAssign is the Lua line "a, b = x, y" ("" for no names).
+func luaAssign(names, vals []string) string {
+	if len(names) == 0 {
+		return ""
+	}
+	return strings.Join(names, ", ") + " = " + strings.Join(vals, ", ") + "\n"
 }
 
 // argv appends the fields of args to out, in declaration order.

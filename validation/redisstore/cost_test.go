@@ -24,6 +24,19 @@ var minimalHold = redis.NewScript(`local f = redis.call('INCR', KEYS[1])
 return redis.call('SET', KEYS[2], f, 'NX', 'PX', 300000)`)
 
 // evalStats reads INFO commandstats: for each command, calls and usec.
+// scriptCommands are the commands that run a script or a function; INFO
+// commandstats counts the commands those run inside apart.
+var scriptCommands = map[string]bool{"evalsha": true, "eval": true, "fcall": true}
+
+// scriptStat sums the calls and usec of the script commands in stats.
+func scriptStat(stats map[string][2]float64) (sum [2]float64) {
+	for name := range scriptCommands {
+		sum[0] += stats[name][0]
+		sum[1] += stats[name][1]
+	}
+	return sum
+}
+
 func evalStats(tb testing.TB, rdb *redis.Client) map[string][2]float64 {
 	tb.Helper()
 	info, err := rdb.Info(context.Background(), "commandstats").Result()
@@ -81,10 +94,10 @@ func measureOp(tb testing.TB, rdb *redis.Client, n int, op func(i int)) opCost {
 	}
 	after := evalStats(tb, rdb)
 	c := opCost{commands: map[string]float64{}}
-	calls := after["evalsha"][0] - before["evalsha"][0]
-	c.usec = (after["evalsha"][1] - before["evalsha"][1]) / calls
+	b, a := scriptStat(before), scriptStat(after)
+	c.usec = (a[1] - b[1]) / (a[0] - b[0])
 	for name, v := range after {
-		if name == "evalsha" || name == "eval" || name == "info" || name == "config|resetstat" {
+		if scriptCommands[name] || name == "info" || name == "config|resetstat" {
 			continue
 		}
 		if d := v[0] - before[name][0]; d > 0 {
@@ -108,7 +121,7 @@ func (c opCost) names() string {
 }
 
 // TestScriptCost measures what each hot operation costs Redis (INFO
-// commandstats, EVALSHA usec per call), as a ratio to minimalHold in the
+// commandstats, usec per EVALSHA or FCALL), as a ratio to minimalHold in the
 // same run, and the bytes a customer costs. The operations run in
 // interleaved blocks of 50 (minimal hold, check, refused check, token
 // redemption, refused check of the excluded product, check, OTP
@@ -179,11 +192,11 @@ func TestScriptCost(t *testing.T) {
 	usec, calls := make([]float64, len(ops)), make([]float64, len(ops))
 	for start := 0; start < n; start += block {
 		for j, op := range ops {
-			before := evalStats(t, rdb)["evalsha"]
+			before := scriptStat(evalStats(t, rdb))
 			for i := start; i < min(start+block, n); i++ {
 				op.run(i)
 			}
-			after := evalStats(t, rdb)["evalsha"]
+			after := scriptStat(evalStats(t, rdb))
 			calls[j] += after[0] - before[0]
 			usec[j] += after[1] - before[1]
 		}

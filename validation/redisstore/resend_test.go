@@ -16,7 +16,7 @@ import (
 )
 
 // lossyConn delivers every write but, when armed, loses the reply to the
-// next script call: its read fails with EOF, as when a master dies after
+// next script or function call: its read fails with EOF, as when a master dies after
 // running the script and before its answer reaches the client.
 type lossyConn struct {
 	net.Conn
@@ -25,7 +25,8 @@ type lossyConn struct {
 }
 
 func (c *lossyConn) Write(b []byte) (int, error) {
-	if bytes.Contains(bytes.ToLower(b), []byte("evalsha")) && c.armed.CompareAndSwap(true, false) {
+	lower := bytes.ToLower(b)
+	if (bytes.Contains(lower, []byte("evalsha")) || bytes.Contains(lower, []byte("fcall"))) && c.armed.CompareAndSwap(true, false) {
 		c.lose = true
 	}
 	return c.Conn.Write(b)

@@ -64,36 +64,55 @@ var (
 // table describes each.
 var customerKeyNames = []string{"meta", "hold", "grants", "checks", "audit", "block", "rating", "tries"}
 
-// luaKeys is the Lua line naming KEYS.
-func luaKeys() string {
-	names, vals := make([]string, len(customerKeyNames)), make([]string, len(customerKeyNames))
-	for i, n := range customerKeyNames {
-		names[i], vals[i] = "K_"+strings.ToUpper(n), "KEYS["+strconv.Itoa(i+1)+"]"
+// keysBinding returns the Lua names of KEYS (K_META, ..., then K_IDEM,
+// nil unless a check has an Idempotency-Key) and the KEYS entries they are.
+func keysBinding() (names, vals []string) {
+	for i, n := range append(customerKeyNames, "idem") {
+		names = append(names, "K_"+strings.ToUpper(n))
+		vals = append(vals, "KEYS["+strconv.Itoa(i+1)+"]")
 	}
-	return "local " + strings.Join(names, ", ") + " = " + strings.Join(vals, ", ") +
-		"\nlocal K_IDEM = KEYS[" + strconv.Itoa(len(customerKeyNames)+1) + "]\n"
+	return names, vals
 }
+
+// firstArg is the ARGV position of a script's own first argument, after
+// commonArgs.
+var firstArg = 1 + len(luaFields(reflectType(commonArgs{})))
 
 // script composes one script from its contract (args and reply, see
 // contract.go), the prelude, the sections it needs, and its body (the last
-// section), wrapped in a function so that every reply is {expired, body's
-// reply}: expired is 1 when the prelude's settle recorded a hold's expiry,
-// which is how arbiter counts expiries that Redis's TTLs make silently
-// (see unwrap).
+// section). The sections and the body run in main, whose reply becomes
+// {expired, main's reply}: expired is 1 when the prelude's settle recorded
+// a hold's expiry, which is how arbiter counts expiries that Redis's TTLs
+// make silently (see unwrap). The names of KEYS and of the common ARGV are
+// the chunk's locals, set before the prelude; the script's own arguments
+// are main's. A script in the function library (library) runs the same
+// main, declared there once.
 func script(name string, args, reply any, sections ...string) *luaScript {
-	body := sections[len(sections)-1]
-	src := luaKeys() + luaArgs(commonArgs{}, 1) + luaArgs(args, 1+len(luaFields(reflectType(commonArgs{})))) +
-		luaReply(reply) + luaCodec() + luaPrelude + strings.Join(sections[:len(sections)-1], "\n") +
-		"\nlocal function main()\n" + body + "\nend\nlocal r = main()\nreturn {EXPIRED, r}\n"
-	return &luaScript{Script: redis.NewScript(src), src: src, name: name}
+	keys, keyVals := keysBinding()
+	common, commonVals := argsBinding(commonArgs{}, 1)
+	src := luaLocal(keys, keyVals) + luaLocal(common, commonVals) + luaCodec() + luaPrelude + "\n" +
+		luaMain("main", args, reply, sections) + "local r = main(KEYS, ARGV)\nreturn {EXPIRED, r}\n"
+	return &luaScript{Script: redis.NewScript(src), src: src, name: name, args: args, reply: reply, sections: sections}
 }
 
-// luaScript is a script, its source (for the EVAL fallback of eval) and
-// the name used in errors and metrics.
+// luaMain is the Lua function fn(KEYS, ARGV) running a script's sections
+// and body with its arguments named (luaArgs) and its reply{...} defined.
+func luaMain(fn string, args, reply any, sections []string) string {
+	return "local function " + fn + "(KEYS, ARGV)\n" + luaArgs(args, firstArg) + luaReply(reply) +
+		strings.Join(sections, "\n") + "\nend\n"
+}
+
+// luaScript is a script, its source (for the EVAL fallback of eval), the
+// name used in errors and metrics, and what it was composed from. fn is
+// its function's name when it is in the function library.
 type luaScript struct {
 	*redis.Script
-	src  string
-	name string
+	src      string
+	name     string
+	fn       string
+	args     any
+	reply    any
+	sections []string
 }
 
 var (

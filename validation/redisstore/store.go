@@ -59,6 +59,7 @@ const triesCap = 100
 type Store struct {
 	rdb  redis.UniversalClient
 	opts Options
+	fns  functionState // whether the check runs as a function (library.go)
 }
 
 var _ validation.Store = (*Store)(nil)
@@ -85,7 +86,7 @@ func (s *Store) Load(ctx context.Context) error {
 			return fmt.Errorf("load script %s: %w", sc.name, err)
 		}
 	}
-	return nil
+	return s.loadFunctions(ctx)
 }
 
 // Ping reports whether Redis answers.
@@ -149,8 +150,10 @@ func markUnknown(err, cause error) error {
 	return err
 }
 
-// eval runs a script as redis.Script.Run does (EVALSHA, then EVAL when the
-// server lacks it), except that the command may never be resent. A cluster
+// eval runs a script: as its function (FCALL) when it is in the function
+// library and the server has it (library.go), otherwise as redis.Script.Run
+// does (EVALSHA, then EVAL when the server lacks it); in every case the
+// command may never be resent. A cluster
 // client resends a command after a transport error (EOF, reset); a script
 // that had run would then run twice, and a check would report its own hold
 // as hold_exists. So a lost reply surfaces as unavailable (503), and the
@@ -158,34 +161,38 @@ func markUnknown(err, cause error) error {
 // which replay). Redirects (MOVED, ASK), READONLY and TRYAGAIN still make
 // the client try elsewhere: those mean the script did not run.
 func (s *Store) eval(ctx context.Context, sc *luaScript, keys []string, argv []any) *redis.Cmd {
+	if cmd := s.fcall(ctx, sc, keys, argv); cmd != nil {
+		return cmd
+	}
 	return evalOnce(ctx, s.rdb, sc, keys, argv)
 }
 
-// evalOnce is eval for any client. A cluster client follows MOVED and ASK
-// and waits out TRYAGAIN itself, but only MaxRedirects times (3 unless the
-// client was built otherwise), and a slot that is being migrated answers
-// TRYAGAIN to a script whose keys are partly there for as long as the
-// slot's migration lasts. So when one of these replies survives the
-// client's own budget, evalOnce backs off and sends again, up to
-// maxRedirects times: the reply proves the script did not run, and how
-// well a check rides out a reshard does not depend on how the client was
-// configured (TestScriptsOutlastTheClientsRedirects).
+// evalOnce is eval for any client, without functions: EVALSHA, then EVAL
+// when the server lacks the script.
 func evalOnce(ctx context.Context, rdb redis.UniversalClient, sc *luaScript, keys []string, argv []any) *redis.Cmd {
-	verb, body := "evalsha", sc.Hash()
+	cmd := call(ctx, rdb, "evalsha", sc.Hash(), keys, argv)
+	if err := cmd.Err(); err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+		cmd = call(ctx, rdb, "eval", sc.src, keys, argv)
+	}
+	return cmd
+}
+
+// call sends "verb name numkeys keys... argv..." (EVALSHA, EVAL or FCALL)
+// as a command that is never resent once it may have run (onceCmd). A
+// cluster client follows MOVED and ASK and waits out TRYAGAIN itself, but
+// only MaxRedirects times (3 unless the client was built otherwise), and a
+// slot that is being migrated answers TRYAGAIN to a script whose keys are
+// partly there for as long as the slot's migration lasts. So when one of
+// these replies survives the client's own budget, call backs off and
+// sends again, up to maxRedirects times: the reply proves the script did
+// not run, and how well a check rides out a reshard does not depend on
+// how the client was configured (TestScriptsOutlastTheClientsRedirects).
+func call(ctx context.Context, rdb redis.UniversalClient, verb, name string, keys []string, argv []any) *redis.Cmd {
 	for attempt := 0; ; attempt++ {
-		cmd := redis.NewCmd(ctx, evalArgs(verb, body, keys, argv)...)
+		cmd := redis.NewCmd(ctx, evalArgs(verb, name, keys, argv)...)
 		_ = rdb.Process(ctx, onceCmd{cmd})
 		err := cmd.Err()
-		switch {
-		case err == nil:
-			return cmd
-		case verb == "evalsha" && redis.HasErrorPrefix(err, "NOSCRIPT"):
-			verb, body = "eval", sc.src
-		case notRun(err) && attempt < maxRedirects:
-			if backoff(ctx, attempt) != nil {
-				return cmd
-			}
-		default:
+		if err == nil || !notRun(err) || attempt == maxRedirects || backoff(ctx, attempt) != nil {
 			return cmd
 		}
 	}
