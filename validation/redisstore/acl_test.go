@@ -242,7 +242,10 @@ func TestProductionRedisConfig(t *testing.T) {
 	rdb := r.client(t, "arbiter", aclArbiterPassword)
 	store := redisstore.New(rdb, redisstore.Options{})
 	if err := store.Load(ctx); err != nil {
-		t.Fatalf("Load (SCRIPT LOAD) as the arbiter user: %v", err)
+		t.Fatalf("Load (SCRIPT LOAD, FUNCTION LOAD) as the arbiter user: %v", err)
+	}
+	if !store.Functions() {
+		t.Fatal("as the arbiter user the check does not run as a function: users.acl must grant +fcall and +function|load")
 	}
 	svc := &validation.Service{Store: store, Policy: validation.DefaultPolicy()}
 
@@ -272,6 +275,8 @@ func TestProductionRedisConfig(t *testing.T) {
 			"script KEYS":     rdb.Eval(ctx, "return redis.call('KEYS', '*')", nil).Err(), // SCAN is granted: reconciliation scans grants
 			"SUBSCRIBE-ish":   rdb.Publish(ctx, "arb:chan", "x").Err(),
 			"SCRIPT FLUSH":    rdb.ScriptFlush(ctx).Err(),
+			"FUNCTION FLUSH":  rdb.FunctionFlush(ctx).Err(),
+			"FUNCTION DELETE": rdb.FunctionDelete(ctx, "arbiter").Err(),
 			"DEBUG SLEEP 0":   rdb.Do(ctx, "DEBUG", "SLEEP", "0").Err(),
 			"ACL LIST":        rdb.Do(ctx, "ACL", "LIST").Err(),
 			"MONITOR (as do)": rdb.Do(ctx, "MONITOR").Err(),
