@@ -29,7 +29,8 @@ import (
 type Tracing struct {
 	// Provider makes the tracers; nil when tracing is off.
 	Provider trace.TracerProvider
-	// Propagator reads and writes W3C traceparent/tracestate and baggage.
+	// Propagator reads and writes the trace context OTEL_PROPAGATORS
+	// names: W3C traceparent/tracestate and baggage unless it says otherwise.
 	Propagator propagation.TextMapPropagator
 	// Shutdown flushes the spans still buffered and stops the exporter;
 	// a no-op when tracing is off.
@@ -39,10 +40,37 @@ type Tracing struct {
 // Enabled reports whether spans are recorded and exported.
 func (t *Tracing) Enabled() bool { return t.Provider != nil }
 
-// Propagator is the one propagator of every binary: W3C trace context and
-// baggage.
+// Propagator is every binary's propagator when OTEL_PROPAGATORS is unset:
+// W3C trace context and baggage.
 func Propagator() propagation.TextMapPropagator {
 	return propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
+}
+
+// propagators builds the propagator OTEL_PROPAGATORS names: a comma list of
+// tracecontext and baggage, or none (nothing read or written). B3, Jaeger
+// and the others of the specification are refused by name rather than
+// ignored, so a caller's trace is never silently cut.
+func propagators(v string) (propagation.TextMapPropagator, error) {
+	if strings.TrimSpace(v) == "" {
+		return Propagator(), nil
+	}
+	var ps []propagation.TextMapPropagator
+	names := strings.Split(v, ",")
+	for _, name := range names {
+		switch name = strings.TrimSpace(name); name {
+		case "tracecontext":
+			ps = append(ps, propagation.TraceContext{})
+		case "baggage":
+			ps = append(ps, propagation.Baggage{})
+		case "none":
+			if len(names) > 1 {
+				return nil, fmt.Errorf("OTEL_PROPAGATORS=%q: none cannot be combined with other propagators", v)
+			}
+		default:
+			return nil, fmt.Errorf("OTEL_PROPAGATORS=%q: %q is not supported; use tracecontext, baggage or none", v, name)
+		}
+	}
+	return propagation.NewCompositeTextMapPropagator(ps...), nil
 }
 
 // Config is tracing's configuration, as read from the environment.
@@ -54,6 +82,10 @@ type Config struct {
 	Resource    []attribute.KeyValue // OTEL_RESOURCE_ATTRIBUTES, service.name excluded
 	Sampler     sdktrace.Sampler
 	SamplerName string // for the logs
+	// Propagator is OTEL_PROPAGATORS's (Propagator() when unset); it is
+	// used with tracing off too, so a product service's trace context is
+	// passed on, or not, the same way.
+	Propagator propagation.TextMapPropagator
 }
 
 // RedactedEndpoint is Endpoint for the logs: a password in its userinfo
@@ -72,6 +104,10 @@ func (c Config) RedactedEndpoint() string {
 // the variable, so a typo does not silently turn tracing off.
 func ParseConfig(getenv func(string) string, defaultService string) (Config, error) {
 	var c Config
+	var err error
+	if c.Propagator, err = propagators(getenv("OTEL_PROPAGATORS")); err != nil {
+		return Config{}, err
+	}
 	if strings.EqualFold(strings.TrimSpace(getenv("OTEL_SDK_DISABLED")), "true") {
 		return c, nil
 	}
@@ -86,9 +122,11 @@ func ParseConfig(getenv func(string) string, defaultService string) (Config, err
 	if c.Protocol != "http/protobuf" && c.Protocol != "grpc" {
 		return c, fmt.Errorf("OTEL_EXPORTER_OTLP_PROTOCOL=%q: use http/protobuf or grpc", c.Protocol)
 	}
-	var err error
-	if c.Endpoint, err = endpoint(getenv, c.Protocol); err != nil || c.Endpoint == "" {
+	if c.Endpoint, err = endpoint(getenv, c.Protocol); err != nil {
 		return Config{}, err
+	}
+	if c.Endpoint == "" {
+		return Config{Propagator: c.Propagator}, nil
 	}
 	if c.Headers, err = keyValues(first(getenv("OTEL_EXPORTER_OTLP_TRACES_HEADERS"), getenv("OTEL_EXPORTER_OTLP_HEADERS"))); err != nil {
 		return Config{}, fmt.Errorf("OTEL_EXPORTER_OTLP_HEADERS: %w", err)
@@ -202,8 +240,12 @@ func first(vs ...string) string {
 func Setup(ctx context.Context, getenv func(string) string, defaultService string) (*Tracing, Config, error) {
 	off := &Tracing{Propagator: Propagator(), Shutdown: func(context.Context) error { return nil }}
 	cfg, err := ParseConfig(getenv, defaultService)
-	if err != nil || cfg.Endpoint == "" {
+	if err != nil {
 		return off, cfg, err
+	}
+	off.Propagator = cfg.Propagator
+	if cfg.Endpoint == "" {
+		return off, cfg, nil
 	}
 	exp, err := newExporter(ctx, cfg)
 	if err != nil {
@@ -219,7 +261,7 @@ func Setup(ctx context.Context, getenv func(string) string, defaultService strin
 		sdktrace.WithResource(res),
 		sdktrace.WithSampler(cfg.Sampler),
 	)
-	return &Tracing{Provider: tp, Propagator: Propagator(), Shutdown: tp.Shutdown}, cfg, nil
+	return &Tracing{Provider: tp, Propagator: cfg.Propagator, Shutdown: tp.Shutdown}, cfg, nil
 }
 
 func newExporter(ctx context.Context, cfg Config) (sdktrace.SpanExporter, error) {

@@ -2,6 +2,7 @@ package telemetry_test
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 
@@ -117,5 +118,44 @@ func TestRedactedEndpoint(t *testing.T) {
 	}, "svc")
 	if err == nil || strings.Contains(err.Error(), "s3cr3t") {
 		t.Fatalf("invalid endpoint error = %v; want one without the password", err)
+	}
+}
+
+// TestPropagatorsFromTheEnvironment: OTEL_PROPAGATORS picks what is read
+// and written, with tracing on or off; what arbiter cannot propagate is
+// refused by name, never dropped.
+func TestPropagatorsFromTheEnvironment(t *testing.T) {
+	for _, tt := range []struct {
+		value, endpoint string
+		fields          string // the propagator's Fields, sorted
+		wantErr         string
+	}{
+		{value: "", fields: "baggage traceparent tracestate"},
+		{value: "", endpoint: "http://c", fields: "baggage traceparent tracestate"},
+		{value: "tracecontext", fields: "traceparent tracestate"},
+		{value: " baggage ", endpoint: "http://c", fields: "baggage"},
+		{value: "tracecontext,baggage", fields: "baggage traceparent tracestate"},
+		{value: "none", fields: ""},
+		{value: "b3", wantErr: `"b3" is not supported`},
+		{value: "tracecontext,jaeger", wantErr: `"jaeger" is not supported`},
+		{value: "none,baggage", wantErr: "none cannot be combined"},
+	} {
+		env := map[string]string{"OTEL_PROPAGATORS": tt.value, "OTEL_EXPORTER_OTLP_ENDPOINT": tt.endpoint}
+		tr, _, err := telemetry.Setup(context.Background(), func(k string) string { return env[k] }, "svc")
+		if tt.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !strings.Contains(err.Error(), "OTEL_PROPAGATORS") {
+				t.Errorf("OTEL_PROPAGATORS=%q: err = %v, want one saying %s", tt.value, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("OTEL_PROPAGATORS=%q: %v", tt.value, err)
+		}
+		fields := tr.Propagator.Fields()
+		slices.Sort(fields)
+		if got := strings.Join(fields, " "); got != tt.fields {
+			t.Errorf("OTEL_PROPAGATORS=%q (endpoint %q): fields %q, want %q", tt.value, tt.endpoint, got, tt.fields)
+		}
+		_ = tr.Shutdown(context.Background())
 	}
 }
