@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"crypto/x509"
 	"runtime/debug"
 	"strconv"
 	"time"
@@ -162,6 +163,18 @@ func (m *Metrics) ObserveScript(script string, d time.Duration, err error) {
 type PoolStats struct {
 	Hits, Misses, Timeouts            uint64 // requests served from the pool, dialled, timed out waiting
 	TotalConns, IdleConns, StaleConns uint64 // connections now open, idle, and closed as stale so far
+}
+
+// ObserveCertificate exports when the certificate leaf returns expires, as
+// arbiter_tls_certificate_expiry_timestamp_seconds{certificate=name} (Unix
+// seconds). leaf is read at every scrape, so a reloaded certificate shows
+// at once; alert when the gauge minus time() falls below a fortnight.
+func (m *Metrics) ObserveCertificate(name string, leaf func() *x509.Certificate) {
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name:        "arbiter_tls_certificate_expiry_timestamp_seconds",
+		Help:        "When the TLS certificate arbiter presents expires (NotAfter, Unix seconds): the listener's, and its client certificate to Redis.",
+		ConstLabels: prometheus.Labels{"certificate": name},
+	}, func() float64 { return float64(leaf().NotAfter.Unix()) }))
 }
 
 // ObservePool exports stats, read at every scrape, as

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/x509"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -36,8 +37,9 @@ const clusterMaxRedirects = 8
 // node and Sentinel go-redis retries are off because a script retried after
 // a lost reply could run twice (clients retry with an Idempotency-Key
 // instead); a cluster client must follow redirects, which never re-run a
-// script (a redirected command was not executed).
-func openRedis(cfg config, log *slog.Logger) (redis.UniversalClient, func(), error) {
+// script (a redirected command was not executed). observeCert is given the
+// client certificate arbiter presents to Redis, when it has one (metrics).
+func openRedis(cfg config, log *slog.Logger, observeCert func(name string, leaf func() *x509.Certificate)) (redis.UniversalClient, func(), error) {
 	raw := cfg.RedisURL
 	var mr *miniredis.Miniredis
 	stopClock := func() {}
@@ -59,6 +61,9 @@ func openRedis(cfg config, log *slog.Logger) (redis.UniversalClient, func(), err
 	if err != nil {
 		stopClock()
 		return nil, nil, hideCredentials(err, raw) // see credentials.go
+	}
+	if rt != nil && rt.client != nil {
+		observeCert("redis_client", rt.client.Leaf)
 	}
 	stopWatch := rt.watch(cfg, log)
 	return rdb, func() {

@@ -76,7 +76,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	rdb, closeRedis, err := openRedis(cfg, log)
+	metrics := web.NewMetrics(nil)
+	if tlsCert != nil {
+		metrics.ObserveCertificate("listener", tlsCert.Leaf)
+	}
+	rdb, closeRedis, err := openRedis(cfg, log, metrics.ObserveCertificate)
 	if err != nil {
 		return err
 	}
@@ -85,7 +89,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 
-	metrics := web.NewMetrics(nil)
 	metrics.ObservePool(poolStats(rdb))
 	storeOpts := storeOptions(cfg) // WAIT settings, see redis.go
 	storeOpts.Observe = metrics.ObserveScript

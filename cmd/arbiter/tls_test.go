@@ -4,11 +4,14 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
 	"io"
 	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -105,6 +108,9 @@ func TestTLSListenerReload(t *testing.T) {
 	open := dialTLS(t, s.base, ca)
 	open.healthz(t)
 	first := open.serial()
+	if got, want := certExpiryGauge(t, httpsClient(ca, nil), s.base, "listener"), notAfter(t, f.certFile); got != want {
+		t.Errorf("listener certificate expiry gauge = %d, want its NotAfter %d", got, want)
+	}
 	if want := `"msg":"tls listener","cert":"` + f.certFile + `","serial":"` + open.conn.ConnectionState().PeerCertificates[0].SerialNumber.Text(16) + `"`; !strings.Contains(s.stderr.String(), want) {
 		t.Errorf("start-up log lacks %s:\n%s", want, s.stderr)
 	}
@@ -258,6 +264,9 @@ func TestRunRedisTLS(t *testing.T) {
 	t.Run("rediss:// with the CA and a client certificate", func(t *testing.T) {
 		s := startRun(t, env("ARBITER_REDIS_CA_FILE", rs.TLS.CAFile, "ARBITER_REDIS_CERT", rs.TLS.CertFile, "ARBITER_REDIS_KEY", rs.TLS.KeyFile))
 		flow(t, s.base, "tls-test-checker-key-1", "tls-test-card-key-0001")
+		if got, want := certExpiryGauge(t, http.DefaultClient, s.base, "redis_client"), notAfter(t, rs.TLS.CertFile); got != want {
+			t.Errorf("redis client certificate expiry gauge = %d, want its NotAfter %d", got, want)
+		}
 	})
 	for _, tc := range []struct {
 		name string
@@ -323,4 +332,46 @@ func TestRedisSkipVerifyRefused(t *testing.T) {
 			}
 		})
 	}
+}
+
+// certExpiryGauge scrapes base's /metrics for
+// arbiter_tls_certificate_expiry_timestamp_seconds{certificate=name}.
+func certExpiryGauge(tb testing.TB, hc *http.Client, base, name string) int64 {
+	tb.Helper()
+	resp, err := hc.Get(base + "/metrics")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer resp.Body.Close()
+	prefix := `arbiter_tls_certificate_expiry_timestamp_seconds{certificate="` + name + `"} `
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), prefix); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				tb.Fatalf("%s%s: %v", prefix, v, err)
+			}
+			return int64(f)
+		}
+	}
+	tb.Fatalf("/metrics has no %s", strings.TrimSpace(prefix))
+	return 0
+}
+
+// notAfter is the NotAfter (Unix seconds) of the first certificate in file.
+func notAfter(tb testing.TB, file string) int64 {
+	tb.Helper()
+	data, err := os.ReadFile(file)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	block, _ := pem.Decode(data)
+	if block == nil {
+		tb.Fatalf("%s holds no PEM block", file)
+	}
+	c, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return c.NotAfter.Unix()
 }

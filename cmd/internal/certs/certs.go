@@ -60,6 +60,9 @@ func NewReloader(certFile, keyFile string) (*Reloader, error) {
 // Current returns the pair new handshakes get.
 func (r *Reloader) Current() *tls.Certificate { return r.cur.Load() }
 
+// Leaf is the current certificate's parsed leaf.
+func (r *Reloader) Leaf() *x509.Certificate { return r.cur.Load().Leaf }
+
 // GetCertificate is a tls.Config.GetCertificate serving the current pair.
 func (r *Reloader) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 	return r.cur.Load(), nil
