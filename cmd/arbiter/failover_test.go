@@ -146,7 +146,11 @@ func (l *faultLoad) run(tb testing.TB, customers []string) (stop func()) {
 			}()
 		}
 	}
-	return func() { cancel(); wg.Wait() }
+	// Also at cleanup: a test that fails before calling stop must not
+	// leave workers logging after it ended.
+	stop = sync.OnceFunc(func() { cancel(); wg.Wait() })
+	tb.Cleanup(stop)
+	return stop
 }
 
 // worker loops check → redeem → release for one product of one customer,

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -50,8 +51,10 @@ type library struct {
 }
 
 // newLibrary composes the library of scs and names each script's function
-// in it (luaScript.fn).
+// in it (luaScript.fn). The name is a digest of the whole library, the
+// registrations included, written with a placeholder where the name goes.
 func newLibrary(scs ...*luaScript) library {
+	const placeholder = "arbiter_NAME"
 	keys, keyVals := keysBinding()
 	common, commonVals := argsBinding(commonArgs{}, 1)
 	var b strings.Builder
@@ -61,35 +64,37 @@ func newLibrary(scs ...*luaScript) library {
 	for _, sc := range scs {
 		b.WriteString(luaMain("main_"+sc.name, sc.args, sc.reply, sc.sections))
 	}
-	sum := sha1.Sum([]byte(b.String()))
+	for _, sc := range scs {
+		fmt.Fprintf(&b, "redis.register_function('%s_%s', function(KEYS, ARGV)\n%s%sEXPIRED = 0\nlocal r = main_%s(KEYS, ARGV)\nreturn {EXPIRED, r}\nend)\n",
+			placeholder, sc.name, luaAssign(keys, keyVals), luaAssign(common, commonVals), sc.name)
+	}
+	src := "#!lua name=" + placeholder + "\n" + b.String()
+	sum := sha1.Sum([]byte(src))
 	name := "arbiter_" + hex.EncodeToString(sum[:6])
 	for _, sc := range scs {
 		sc.fn = name + "_" + sc.name
-		fmt.Fprintf(&b, "redis.register_function('%s', function(KEYS, ARGV)\n%s%sEXPIRED = 0\nlocal r = main_%s(KEYS, ARGV)\nreturn {EXPIRED, r}\nend)\n",
-			sc.fn, luaAssign(keys, keyVals), luaAssign(common, commonVals), sc.name)
 	}
-	return library{name: name, src: "#!lua name=" + name + "\n" + b.String()}
+	return library{name: name, src: strings.ReplaceAll(src, placeholder, name)}
 }
 
-// fnState is whether a Store calls functions: not known yet (it tries),
-// loaded, or not available on this server (it runs scripts only).
-type fnState int32
-
-const (
-	fnUnknown fnState = iota
-	fnLoaded
-	fnUnavailable
-)
-
-// functionState is a Store's fnState and the lock that makes one caller at
-// a time load the library.
+// functionState is whether a Store calls functions, and the lock that
+// makes one goroutine at a time load the library.
 type functionState struct {
-	state   atomic.Int32
+	loaded atomic.Bool
+	// retryAt, when set, is when to try FCALL again (Unix ns) after the
+	// server said it has none for this client: an upgrade to Redis 7 or
+	// an ACL change is picked up within fnRetry, for one refused call.
+	retryAt atomic.Int64
 	loading sync.Mutex
 }
 
-func (f *functionState) get() fnState  { return fnState(f.state.Load()) }
-func (f *functionState) set(s fnState) { f.state.Store(int32(s)) }
+// fnRetry is how long a Store runs the check as a script after the server
+// refused FCALL or FUNCTION LOAD as such, before it tries again.
+const fnRetry = time.Minute
+
+// fnLoadTimeout bounds a reload of the library after a master was found
+// without it.
+const fnLoadTimeout = 5 * time.Second
 
 // loadFunctions loads the library on every master (FUNCTION LOAD REPLACE:
 // loading it again is harmless) and records the outcome. A server that
@@ -107,28 +112,63 @@ func (s *Store) loadFunctions(ctx context.Context) error {
 	}
 	switch {
 	case err == nil:
-		s.fns.set(fnLoaded)
-	case noFunctions(err):
-		s.fns.set(fnUnavailable)
-		return nil
+		s.fns.retryAt.Store(0)
+		s.fns.loaded.Store(true)
+	case refused(err, "function"):
+		s.fns.loaded.Store(false)
+		s.fns.retryAt.Store(time.Now().Add(fnRetry).UnixNano())
 	default:
 		return fmt.Errorf("load function library %s: %w", functions.name, err)
 	}
 	return nil
 }
 
+// reloadFunctions loads the library again, in the background, after a
+// master answered FCALL with "Function not found" (it joined, or was
+// flushed, after Load): one goroutine at a time, on a fresh slot map, so
+// the request that found out pays nothing for it.
+func (s *Store) reloadFunctions() {
+	if !s.fns.loading.TryLock() {
+		return // another goroutine is loading it
+	}
+	go func() {
+		defer s.fns.loading.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), fnLoadTimeout)
+		defer cancel()
+		if cc, ok := s.rdb.(*redis.ClusterClient); ok {
+			cc.ReloadState(ctx)
+		}
+		_ = s.loadFunctions(ctx) // a failure leaves the state as it was: the next miss tries again
+	}()
+}
+
 // Functions reports whether the check runs as a Redis function (FCALL):
 // true once the library is loaded, false on a server without functions
 // (Redis before 7, the embedded miniredis, an ACL without FUNCTION) and
 // before Load.
-func (s *Store) Functions() bool { return s.fns.get() == fnLoaded }
+func (s *Store) Functions() bool { return s.fns.loaded.Load() && s.fns.retryAt.Load() == 0 }
 
 // fcall calls sc's function. It returns nil, having sent nothing, when
-// the server has no functions; and nil too when the server lacks the
-// library (a master that joined or was flushed since Load), which it then
-// loads again, so that the caller runs the script this once.
+// the server has no functions for this client; and nil too when FCALL's
+// reply proves the function did not run and the script should answer
+// instead:
+//
+//   - FCALL itself refused (unknown command, an ACL without +fcall): the
+//     script runs, and FCALL is tried again after fnRetry;
+//   - "Function not found" (a master that joined or was flushed since
+//     Load): the script runs, and the library is loaded again;
+//   - OOM: Redis refuses a function without allow-oom before it starts
+//     on a full Redis, where a script is refused only at its first write
+//     that may add memory, so a check that writes nothing (the replay of a
+//     delivered check, an idempotency error, need_rating) still answers.
+//
+// Any other error is the function's: it may have run, so it is returned,
+// never followed by the script.
 func (s *Store) fcall(ctx context.Context, sc *luaScript, keys []string, argv []any) *redis.Cmd {
-	if sc.fn == "" || s.fns.get() == fnUnavailable {
+	if sc.fn == "" {
+		return nil
+	}
+	if at := s.fns.retryAt.Load(); at != 0 && time.Now().UnixNano() < at {
 		return nil
 	}
 	cmd := call(ctx, s.rdb, "fcall", sc.fn, keys, argv)
@@ -136,23 +176,32 @@ func (s *Store) fcall(ctx context.Context, sc *luaScript, keys []string, argv []
 	switch {
 	case err == nil || !isReply(err):
 		return cmd
-	case noFunctions(err):
-		s.fns.set(fnUnavailable)
+	case refused(err, "fcall"):
+		s.fns.loaded.Store(false)
+		s.fns.retryAt.Store(time.Now().Add(fnRetry).UnixNano())
 		return nil
 	case redis.HasErrorPrefix(err, "Function not found"):
-		if s.fns.loading.TryLock() { // others run the script meanwhile
-			_ = s.loadFunctions(ctx) // a failure leaves the state as it was: the next call tries again
-			s.fns.loading.Unlock()
-		}
+		s.reloadFunctions()
+		return nil
+	case redis.HasErrorPrefix(err, "OOM"):
 		return nil
 	}
 	return cmd
 }
 
-// noFunctions reports whether err says the server has no functions for
-// this client: an unknown command (Redis 6, miniredis) or an ACL refusal.
-func noFunctions(err error) bool {
-	return redis.HasErrorPrefix(err, "unknown command") || redis.HasErrorPrefix(err, "NOPERM")
+// refused reports whether err is the server refusing the command cmd
+// itself (fcall, or function for FUNCTION LOAD): unknown (Redis 6,
+// miniredis) or not allowed by the ACL. A refusal of a command that a
+// function calls inside names that command instead, and is not one.
+func refused(err error, cmd string) bool {
+	msg := strings.ToLower(err.Error())
+	switch {
+	case redis.HasErrorPrefix(err, "unknown command"):
+		return strings.Contains(msg, "`"+cmd+"`") || strings.Contains(msg, "'"+cmd+"'")
+	case redis.HasErrorPrefix(err, "NOPERM"):
+		return strings.Contains(msg, "'"+cmd+"'") || strings.Contains(msg, "'"+cmd+"|")
+	}
+	return false
 }
 
 func isReply(err error) bool {

@@ -29,6 +29,19 @@ func TestStoreFull(t *testing.T) {
 	}
 	card := hold(t, s, "C-1", "credit_card", now)
 	loan := hold(t, s, "C-2", "personal_loan", now)
+	// A check placed with an Idempotency-Key whose client got it (a first
+	// replay marks it delivered): replaying it again writes nothing.
+	keyed := holdRequest(t, "C-4", "credit_card", now)
+	keyed.IdempotencyKey, keyed.RequestHash = "k", "h"
+	placed, _, err := s.Hold(ctx, keyed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	retry := keyed
+	retry.CheckID = mustID(t, "C-4")
+	if _, replayed, err := s.Hold(ctx, retry); err != nil || !replayed {
+		t.Fatalf("replay = %v, %v", replayed, err)
+	}
 	srv.FillToMaxmemory(t)
 
 	t.Run("a check is refused and writes nothing", func(t *testing.T) {
@@ -36,6 +49,14 @@ func TestStoreFull(t *testing.T) {
 		wantReason(t, err, validation.ReasonStoreFull)
 		if n, err := rdb.Exists(ctx, "arb:{C-3}:meta", "arb:{C-3}:hold", "arb:{C-3}:audit").Result(); err != nil || n != 0 {
 			t.Fatalf("the refused check left %d keys (%v)", n, err)
+		}
+	})
+	t.Run("a retry that writes nothing gets its check", func(t *testing.T) {
+		// A function is refused whole on a full Redis; the check's FCALL
+		// then falls back to the script, which writes nothing here.
+		got, replayed, err := s.Hold(ctx, retry)
+		if err != nil || !replayed || got.ID != placed.ID {
+			t.Fatalf("replay under maxmemory = %s, %v, %v; want %s replayed", got.ID, replayed, err, placed.ID)
 		}
 	})
 	t.Run("a redemption of a live hold succeeds", func(t *testing.T) {

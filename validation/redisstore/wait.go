@@ -20,7 +20,9 @@ const DefaultWaitTimeout = 100 * time.Millisecond
 // a durable redemption) follows a MOVED or ASK reply, or waits out a
 // TRYAGAIN or CLUSTERDOWN, before it gives up with ErrUnavailable. Each of
 // these replies means the script did not run. With backoff's steps the
-// waits add up to about 1.3 s, which outlasts the migration of one slot.
+// waits of one command add up to about 1.3 s, which outlasts the migration
+// of one slot; a script sent as EVALSHA and then EVAL (NOSCRIPT) may wait
+// that long twice. The caller's context bounds it all.
 const maxRedirects = 8
 
 // Redis WAIT counts the replicas that acknowledged every write the calling
