@@ -42,17 +42,7 @@ func TestContractAbandon(t *testing.T) {
 			hold(t, s, "A-1", "personal_loan", t0.Add(time.Minute)) // the customer is free
 		})
 		t.Run("a hold its client got by an idempotent replay is kept", func(t *testing.T) {
-			req := holdRequest(t, "A-2", "credit_card", t0)
-			req.IdempotencyKey, req.RequestHash = "k", "h"
-			first, _, err := s.Hold(ctx, req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			retry := req
-			retry.CheckID = mustID(t, "A-2")
-			if _, replayed, err := s.Hold(ctx, retry); err != nil || !replayed {
-				t.Fatalf("replay = %v, %v", replayed, err)
-			}
+			first, _ := deliveredHold(t, s, "A-2", t0)
 			if got, want := abandon(t, s, "A-2", first.ID), validation.AbandonDelivered; got != want {
 				t.Fatalf("Abandon = %s, want %s", got, want)
 			}
@@ -161,4 +151,24 @@ func TestAbandonerSkipsAFailingCheck(t *testing.T) {
 	if err != nil || cu.Hold != nil {
 		t.Fatalf("customer A-9 = %+v %v, want its hold cancelled behind the failing one", cu.Hold, err)
 	}
+}
+
+// deliveredHold places a credit card check for customer with an
+// Idempotency-Key and replays it once, as a client's retry does, which
+// marks it delivered. It returns the check and the retry's request: sent
+// again, it replays the check without writing anything.
+func deliveredHold(t *testing.T, s *redisstore.Store, customer string, now time.Time) (validation.Check, validation.HoldRequest) {
+	t.Helper()
+	req := holdRequest(t, customer, "credit_card", now)
+	req.IdempotencyKey, req.RequestHash = "k", "h"
+	first, _, err := s.Hold(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	retry := req
+	retry.CheckID = mustID(t, customer)
+	if _, replayed, err := s.Hold(context.Background(), retry); err != nil || !replayed {
+		t.Fatalf("replay = %v, %v", replayed, err)
+	}
+	return first, retry
 }

@@ -29,19 +29,8 @@ func TestStoreFull(t *testing.T) {
 	}
 	card := hold(t, s, "C-1", "credit_card", now)
 	loan := hold(t, s, "C-2", "personal_loan", now)
-	// A check placed with an Idempotency-Key whose client got it (a first
-	// replay marks it delivered): replaying it again writes nothing.
-	keyed := holdRequest(t, "C-4", "credit_card", now)
-	keyed.IdempotencyKey, keyed.RequestHash = "k", "h"
-	placed, _, err := s.Hold(ctx, keyed)
-	if err != nil {
-		t.Fatal(err)
-	}
-	retry := keyed
-	retry.CheckID = mustID(t, "C-4")
-	if _, replayed, err := s.Hold(ctx, retry); err != nil || !replayed {
-		t.Fatalf("replay = %v, %v", replayed, err)
-	}
+	// Replaying a check its client got already writes nothing.
+	placed, retry := deliveredHold(t, s, "C-4", now)
 	srv.FillToMaxmemory(t)
 
 	t.Run("a check is refused and writes nothing", func(t *testing.T) {
