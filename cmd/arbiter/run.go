@@ -97,11 +97,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	loadCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	if err := store.Load(loadCtx); err != nil {
 		// Not fatal: /readyz says 503 until Redis answers, and scripts
-		// fall back to EVAL (the check's function is loaded on its first
+		// fall back to EVAL (the function library is loaded on its first
 		// call) when they are not loaded yet.
 		log.Warn("redis not reachable at start; serving 503 until it is", "err", hideCredentials(err, cfg.RedisURL))
 	} else if !store.Functions() {
-		log.Info("redis has no functions (before 7, or an ACL without FUNCTION): the check runs as a script, about 13 µs more Redis time per check")
+		log.Info("redis has no functions (before 7, or an ACL without FUNCTION): the check and the redemptions run as scripts, about 13 µs more Redis time each")
 	}
 	// Branch sessions and the sign-in throttle live in the same Redis (the
 	// embedded one in demo mode), so every instance shares them. Not fatal

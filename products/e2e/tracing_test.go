@@ -91,7 +91,7 @@ func TestTraceAcrossServices(t *testing.T) {
 	server := find("card-service", "POST /v1/applications/online", tracepb.Span_SPAN_KIND_SERVER, callerSpan)
 	checkCall := find("card-service", "POST /v1/checks", tracepb.Span_SPAN_KIND_CLIENT, server.SpanID())
 	arbCheck := find("arbiter", "POST /v1/checks", tracepb.Span_SPAN_KIND_SERVER, checkCall.SpanID())
-	find("arbiter", "evalsha", tracepb.Span_SPAN_KIND_CLIENT, arbCheck.SpanID())
+	find("arbiter", "fcall", tracepb.Span_SPAN_KIND_CLIENT, arbCheck.SpanID()) // the check is a Redis function
 	redeemCall := find("card-service", "POST /v1/redemptions", tracepb.Span_SPAN_KIND_CLIENT, server.SpanID())
 	find("arbiter", "POST /v1/redemptions", tracepb.Span_SPAN_KIND_SERVER, redeemCall.SpanID())
 	closed := find("card-service", "DELETE /v1/products/{customer_id}", tracepb.Span_SPAN_KIND_SERVER, callerSpan)

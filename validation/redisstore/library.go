@@ -14,8 +14,8 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// The check runs as a Redis function (FCALL) where the server has them
-// (Redis 7+), and as a script (EVALSHA) elsewhere. A script is one Lua
+// The hot scripts run as Redis functions (FCALL) where the server has
+// them (Redis 7+), and as scripts (EVALSHA) elsewhere. A script is one Lua
 // chunk that Redis runs whole on every call, so every call first defines
 // the prelude's 30-odd functions again: measured on redis 7.0, that is
 // about 13 µs of a check's 50–65, more than the whole minimal hold script
@@ -28,21 +28,24 @@ import (
 // and returns {EXPIRED, main's reply} as the script does. Redis runs one
 // function at a time, so the shared locals are never seen half-set.
 //
-// Only the check is in the library, because functions behave differently
-// on a full Redis: a script without a shebang (all of arbiter's) is
-// refused at its first write that may add memory, and runs to the end
-// once it has written, so a redemption, whose first write deletes the
-// hold, still completes on a full Redis. A function without the allow-oom
-// flag is refused before it starts, and one with it never is. A check
-// writes nothing that frees memory, so refusing it whole on a full Redis
-// is what the script did at its first write; TestStoreFull holds both.
+// The library holds the hot scripts: the check and the two redemptions.
+// Functions behave differently on a full Redis: a script without a
+// shebang (all of arbiter's) is refused at its first write that may add
+// memory, and runs to the end once it has written, so a redemption, whose
+// first write deletes the hold, still completes on a full Redis, and a
+// check that writes nothing (a replay) still answers. A function without
+// the allow-oom flag is refused before it starts (one with it would never
+// be). That refusal proves the function did not run, so the script then
+// answers the call (fcall), and a full Redis behaves exactly as it does
+// for scripts: TestStoreFull holds it, for one extra round trip while
+// Redis is full.
 //
 // The library's name carries a digest of its code (arbiter_<12 hex>), so
 // instances of two versions of arbiter on one Redis each call their own
 // functions instead of replacing each other's. A library stays loaded
 // after the last instance of its version is gone; FUNCTION DELETE removes
 // it (README.md, Operations).
-var functions = newLibrary(checkScript)
+var functions = newLibrary(checkScript, redeemTokenScript, redeemOTPScript)
 
 // library is the function library's name and code.
 type library struct {
@@ -99,7 +102,7 @@ const fnLoadTimeout = 5 * time.Second
 // loadFunctions loads the library on every master (FUNCTION LOAD REPLACE:
 // loading it again is harmless) and records the outcome. A server that
 // has no functions or does not let this user load them is not an error:
-// the check runs as a script there. Anything else is.
+// the scripts answer there. Anything else is.
 func (s *Store) loadFunctions(ctx context.Context) error {
 	load := func(ctx context.Context, c redis.Cmdable) error {
 		return c.FunctionLoadReplace(ctx, functions.src).Err()
@@ -142,7 +145,7 @@ func (s *Store) reloadFunctions() {
 	}()
 }
 
-// Functions reports whether the check runs as a Redis function (FCALL):
+// Functions reports whether the hot scripts run as Redis functions (FCALL):
 // true once the library is loaded, false on a server without functions
 // (Redis before 7, the embedded miniredis, an ACL without FUNCTION) and
 // before Load.
@@ -165,28 +168,45 @@ func (s *Store) Functions() bool { return s.fns.loaded.Load() && s.fns.retryAt.L
 // Any other error is the function's: it may have run, so it is returned,
 // never followed by the script.
 func (s *Store) fcall(ctx context.Context, sc *luaScript, keys []string, argv []any) *redis.Cmd {
-	if sc.fn == "" {
-		return nil
-	}
-	if at := s.fns.retryAt.Load(); at != 0 && time.Now().UnixNano() < at {
+	if !s.useFunction(sc) {
 		return nil
 	}
 	cmd := call(ctx, s.rdb, "fcall", sc.fn, keys, argv)
-	err := cmd.Err()
-	switch {
-	case err == nil || !isReply(err):
-		return cmd
-	case refused(err, "fcall"):
-		s.fns.loaded.Store(false)
-		s.fns.retryAt.Store(time.Now().Add(fnRetry).UnixNano())
-		return nil
-	case redis.HasErrorPrefix(err, "Function not found"):
-		s.reloadFunctions()
-		return nil
-	case redis.HasErrorPrefix(err, "OOM"):
+	if s.scriptInstead(cmd.Err()) {
 		return nil
 	}
 	return cmd
+}
+
+// useFunction reports whether sc is sent as FCALL: it is in the library,
+// and the server did not just refuse FCALL.
+func (s *Store) useFunction(sc *luaScript) bool {
+	if sc.fn == "" {
+		return false
+	}
+	at := s.fns.retryAt.Load()
+	return at == 0 || time.Now().UnixNano() >= at
+}
+
+// scriptInstead reports whether err, FCALL's reply, proves the function
+// did not run, so that the script must answer instead (see fcall), and
+// acts on what it says of the server: FCALL refused, try again after
+// fnRetry; the library missing, load it again.
+func (s *Store) scriptInstead(err error) bool {
+	switch {
+	case err == nil || !isReply(err):
+		return false
+	case refused(err, "fcall"):
+		s.fns.loaded.Store(false)
+		s.fns.retryAt.Store(time.Now().Add(fnRetry).UnixNano())
+		return true
+	case redis.HasErrorPrefix(err, "Function not found"):
+		s.reloadFunctions()
+		return true
+	case redis.HasErrorPrefix(err, "OOM"):
+		return true
+	}
+	return false
 }
 
 // refused reports whether err is the server refusing the command cmd

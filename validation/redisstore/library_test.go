@@ -8,13 +8,15 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/arbiter-bank/arbiter/tokens"
 	"github.com/arbiter-bank/arbiter/validation"
 	"github.com/arbiter-bank/arbiter/validation/redisstore"
 	"github.com/arbiter-bank/arbiter/validation/redisstore/redistest"
 )
 
-// TestCheckRunsAsFunction: on a Redis with functions a check is one FCALL
-// of the loaded library, not an EVALSHA; a server that lost the library
+// TestCheckRunsAsFunction: on a Redis with functions a check, a refusal
+// and both redemptions are one FCALL each of the loaded library, not an
+// EVALSHA; a server that lost the library
 // (FUNCTION FLUSH, a new empty master) still answers the check, by the
 // script, and has the library again for the next one; a store that never
 // ran Load finds out by itself; and miniredis, which has no functions,
@@ -57,10 +59,26 @@ func TestCheckRunsAsFunction(t *testing.T) {
 			t.Errorf("%s ran %v, want fcall %d and evalsha %d", name, got, fcall, evalsha)
 		}
 	}
-	want("a check", scriptCalls("check", func() { hold(t, s, "F-1", "credit_card", time.Now()) }), 1, 0)
+	var card validation.Check
+	want("a check", scriptCalls("check", func() { card = hold(t, s, "F-1", "credit_card", time.Now()) }), 1, 0)
 	want("a refusal", scriptCalls("refusal", func() {
 		_, _, err := s.Hold(ctx, holdRequest(t, "F-1", "personal_loan", time.Now()))
 		wantReason(t, err, validation.ReasonHoldExists)
+	}), 1, 0)
+	want("a token redemption", scriptCalls("redeem", func() {
+		if _, _, err := redeemToken(s, card, "card-service", time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}), 1, 0)
+	loan := hold(t, s, "F-6", "personal_loan", time.Now())
+	code, _, err := tokens.OTPCode(loan.Secret, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want("an OTP redemption", scriptCalls("redeem_otp", func() {
+		if _, _, err := redeemOTP(s, "F-6", "personal_loan", code, "loan-service", time.Now()); err != nil {
+			t.Fatal(err)
+		}
 	}), 1, 0)
 
 	if err := rdb.FunctionFlush(ctx).Err(); err != nil {

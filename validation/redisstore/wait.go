@@ -70,7 +70,7 @@ func (s *Store) runDurable(ctx context.Context, sc *luaScript, customer string, 
 	keys := append(customerKeys(customer), extraKeys...)
 	argv := argv(argv(nil, s.common(now)), args)
 	start := time.Now()
-	res, acked, err := s.evalWait(ctx, sc.Script, keys, argv)
+	res, acked, err := s.evalWait(ctx, sc, keys, argv)
 	if err == nil {
 		res, err = s.unwrap(sc.name, res)
 	}
@@ -93,10 +93,11 @@ func (s *Store) runDurable(ctx context.Context, sc *luaScript, customer string, 
 	return decodeReply(reply, res)
 }
 
-// evalWait runs the script then WAIT on one connection to the master of
-// keys[0]'s slot, and returns the script's reply and WAIT's count.
-func (s *Store) evalWait(ctx context.Context, sc *redis.Script, keys []string, argv []any) ([]any, int64, error) {
-	evalsha := true
+// evalWait runs the script (as its function where fcall would) then WAIT
+// on one connection to the master of keys[0]'s slot, and returns the
+// script's reply and WAIT's count.
+func (s *Store) evalWait(ctx context.Context, sc *luaScript, keys []string, argv []any) ([]any, int64, error) {
+	function, evalsha := s.useFunction(sc), true
 	var ask string
 	var lastErr error
 	for attempt := 0; attempt <= maxRedirects; attempt++ {
@@ -108,9 +109,12 @@ func (s *Store) evalWait(ctx context.Context, sc *redis.Script, keys []string, a
 			pipe.Do(ctx, "asking")
 		}
 		var ev *redis.Cmd
-		if evalsha {
+		switch {
+		case function:
+			ev = pipe.Do(ctx, evalArgs("fcall", sc.fn, keys, argv)...)
+		case evalsha:
 			ev = sc.EvalSha(ctx, pipe, keys, argv...)
-		} else {
+		default:
 			ev = sc.Eval(ctx, pipe, keys, argv...)
 		}
 		wait := pipe.Do(ctx, "wait", s.opts.WaitReplicas, s.waitTimeout().Milliseconds())
@@ -126,7 +130,9 @@ func (s *Store) evalWait(ctx context.Context, sc *redis.Script, keys []string, a
 		}
 		lastErr, ask = err, ""
 		switch {
-		case evalsha && strings.HasPrefix(err.Error(), "NOSCRIPT"):
+		case function && s.scriptInstead(err):
+			function = false
+		case !function && evalsha && strings.HasPrefix(err.Error(), "NOSCRIPT"):
 			evalsha = false
 		case isMoved(err):
 			if cc, ok := s.rdb.(*redis.ClusterClient); ok {

@@ -45,7 +45,7 @@ func waitInSync(tb testing.TB, master *redistest.Server) {
 }
 
 // TestWaitReplicas: with WaitReplicas 1 a redemption is answered only once
-// the replica has it, in one round trip (EVALSHA and WAIT pipelined); with
+// the replica has it, in one round trip (FCALL and WAIT pipelined); with
 // the replica down it is ErrNotDurable but applied, and the same client's
 // retry replays it once the replica is back.
 func TestWaitReplicas(t *testing.T) {
@@ -84,9 +84,9 @@ func TestWaitReplicas(t *testing.T) {
 			t.Errorf("round trips = %d, want %d", got, want)
 		}
 		if got, want := after.cmds-before.cmds, int64(2); got != want {
-			t.Errorf("commands = %d, want %d (EVALSHA + WAIT)", got, want)
+			t.Errorf("commands = %d, want %d (FCALL + WAIT)", got, want)
 		}
-		for _, cmd := range []string{"evalsha", "wait"} {
+		for _, cmd := range []string{"fcall", "wait"} {
 			if got, want := statsAfter[cmd]-stats[cmd], int64(1); got != want {
 				t.Errorf("server ran %s %d times, want %d", cmd, got, want)
 			}
