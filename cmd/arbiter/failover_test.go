@@ -19,7 +19,6 @@ import (
 	"github.com/anishathalye/porcupine"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/arbiter-bank/arbiter/tokens"
 	"github.com/arbiter-bank/arbiter/validation/redisstore/redistest"
 )
 
@@ -49,17 +48,9 @@ exclusive:
 // faultEnv is a production configuration on redisURL with WAIT waitReplicas.
 func faultEnv(tb testing.TB, redisURL string, waitReplicas int) map[string]string {
 	tb.Helper()
-	key, err := tokens.GenerateKey()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	pem, err := tokens.MarshalPrivateKeyPEM(key)
-	if err != nil {
-		tb.Fatal(err)
-	}
 	return map[string]string{
 		"ARBITER_REDIS_URL":           redisURL,
-		"ARBITER_SIGNING_KEY":         writeFile(tb, "signing.pem", string(pem)),
+		"ARBITER_SIGNING_KEY":         signingKeyFile(tb),
 		"ARBITER_POLICY":              writeFile(tb, "policy.yaml", faultPolicy),
 		"ARBITER_REDIS_WAIT_REPLICAS": strconv.Itoa(waitReplicas),
 		"ARBITER_REDIS_WAIT_TIMEOUT":  "500ms",

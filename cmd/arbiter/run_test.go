@@ -155,6 +155,21 @@ func TestRunEmbedded(t *testing.T) {
 	}
 }
 
+// signingKeyFile writes a fresh Ed25519 signing key (PEM) to a file of
+// the test's and returns its path, for ARBITER_SIGNING_KEY.
+func signingKeyFile(tb testing.TB) string {
+	tb.Helper()
+	key, err := tokens.GenerateKey()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	data, err := tokens.MarshalPrivateKeyPEM(key)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return writeFile(tb, "signing.pem", string(data))
+}
+
 func writeFile(tb testing.TB, name, content string) string {
 	tb.Helper()
 	p := filepath.Join(tb.TempDir(), name)
@@ -168,17 +183,9 @@ func writeFile(tb testing.TB, name, content string) string {
 func productionEnv(tb testing.TB) map[string]string {
 	tb.Helper()
 	srv := redistest.MustStartRedis(tb)
-	key, err := tokens.GenerateKey()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	pem, err := tokens.MarshalPrivateKeyPEM(key)
-	if err != nil {
-		tb.Fatal(err)
-	}
 	return map[string]string{
 		"ARBITER_REDIS_URL":   srv.URL(),
-		"ARBITER_SIGNING_KEY": writeFile(tb, "signing.pem", string(pem)),
+		"ARBITER_SIGNING_KEY": signingKeyFile(tb),
 		"ARBITER_CLIENTS": writeFile(tb, "clients.yaml", `clients:
   - { id: branch-portal, key: prod-checker-key-123, roles: [checker] }
   - { id: card-service, key: prod-card-key-123456, roles: [checker, redeemer] }

@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/arbiter-bank/arbiter/internal/testca"
-	"github.com/arbiter-bank/arbiter/tokens"
 	"github.com/arbiter-bank/arbiter/validation/redisstore/redistest"
 )
 
@@ -245,15 +244,7 @@ func TestRunRedisTLS(t *testing.T) {
   - { id: branch-portal, key: tls-test-checker-key-1, roles: [checker] }
   - { id: card-service, key: tls-test-card-key-0001, roles: [checker, redeemer] }
 `)
-	key, err := tokens.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pem, err := tokens.MarshalPrivateKeyPEM(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	signing := writeFile(t, "signing.pem", string(pem))
+	signing := signingKeyFile(t)
 	env := func(extra ...string) map[string]string {
 		e := map[string]string{"ARBITER_REDIS_URL": rs.URL(), "ARBITER_CLIENTS": clients, "ARBITER_SIGNING_KEY": signing}
 		for i := 0; i+1 < len(extra); i += 2 {
@@ -299,17 +290,9 @@ func TestRunRedisTLS(t *testing.T) {
 // with it, whatever the topology and the other TLS settings.
 func TestRedisSkipVerifyRefused(t *testing.T) {
 	ca := testca.New(t)
-	key, err := tokens.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pem, err := tokens.MarshalPrivateKeyPEM(key)
-	if err != nil {
-		t.Fatal(err)
-	}
 	base := map[string]string{
 		"ARBITER_ADDR":        "127.0.0.1:0",
-		"ARBITER_SIGNING_KEY": writeFile(t, "signing.pem", string(pem)),
+		"ARBITER_SIGNING_KEY": signingKeyFile(t),
 		"ARBITER_CLIENTS":     writeFile(t, "clients.yaml", "clients:\n  - { id: card-service, key: prod-card-key-123456, roles: [checker] }\n"),
 	}
 	for _, tc := range []struct {
