@@ -59,7 +59,7 @@ const triesCap = 100
 type Store struct {
 	rdb  redis.UniversalClient
 	opts Options
-	fns  functionState // whether the check runs as a function (library.go)
+	fns  functionState // whether the hot scripts run as functions (library.go)
 }
 
 var _ validation.Store = (*Store)(nil)
