@@ -15,9 +15,10 @@ import (
 // The Go side of the data model's encodings (the "check" and "events"
 // sections of lua/prelude.lua): a change to one is a change to both.
 //
-// A check is one string wherever it lives (the live hold, meta's copy, an
-// ended record, a grant): "c2" and checkFields joined by sep. Values
-// written by earlier versions are JSON, and are read as well.
+// A check is one string wherever it lives (the live hold, an ended record,
+// a grant): "c2" and checkFields joined by sep. Values written by earlier
+// versions are JSON, and are read as well. (Meta shadows the live hold
+// field by field: HELD in the prelude's hold section.)
 
 const sep = "\x1f"
 

@@ -17,11 +17,12 @@ local TRIES_CAP = 100
 -- ## check: one encoding for a check wherever it lives
 -- A check is one string: 'c2' and its fields joined by SEP ('\31'; no
 -- field may contain it: ids, products and client names cannot, agents
--- exclude control characters). The live hold, the copy of it in meta, an
--- ended check and a grant are all this encoding, so a check never changes
--- shape as it moves. check_encode(c) and check_fields(v) are generated
--- from checkFields in codec.go (luaCodec), straight-line code with no
--- table of names, and put in front of this prelude; a field is added there.
+-- exclude control characters). The live hold, an ended check and a grant
+-- are all this encoding, so a check never changes shape as it moves (meta
+-- shadows the live hold field by field, see hold). check_encode(c) and
+-- check_fields(v) are generated from checkFields in codec.go (luaCodec),
+-- straight-line code with no table of names, and put in front of this
+-- prelude; a field is added there (and to HELD, if a held check has it).
 -- Numbers are kept as written (milliseconds and fences print exactly).
 -- Values written by earlier versions are JSON ('{'), read by check_decode.
 
@@ -129,11 +130,14 @@ local function check_find(id)
 end
 
 -- ## meta: K_META, a hash: fence (the newest fence), last (newest check
--- id), open ('1' while its hold may be live), lastv (that hold's value, to
--- settle its expiry), last:<product> (newest check of each product), fails
--- (wrong codes on the live hold), otp_fails and otp_since (wrong codes of
--- the customer in the current window), t:<id> (tombstones, see abandon).
--- It expires AUDIT_RETENTION after the newest hold.
+-- id), open ('1' while its hold may be live) and h.<field> (that hold's
+-- check, see hold_shadow), last:<product> (newest check of each product),
+-- fails (wrong codes on the live hold), otp_fails and otp_since (wrong
+-- codes of the customer in the current window), t:<id> (tombstones, see
+-- abandon). Every value is short, so meta stays a listpack: a hash with
+-- one value over hash-max-listpack-value (64 bytes by default) becomes a
+-- hash table for good, three times the bytes. It expires AUDIT_RETENTION
+-- after the newest hold.
 local function meta_read(...)
   local r = redis.call('HMGET', K_META, 'open', 'lastv', 'last', 'fence', 'ttl_at', ...)
   return {open = r[1], lastv = r[2], last = r[3], fence = tonumber(r[4]), ttl_at = tonumber(r[5]), extra = {select(6, unpack(r))}}
@@ -174,32 +178,61 @@ local function hold_read()
   return check_decode(v)
 end
 
--- hold_place writes the hold and makes it the newest check in meta.
--- meta's copy (lastv) leaves the secret out: meta outlives the hold.
-local function without_secret(c)
-  local secret = c.secret
-  c.secret = nil
-  local enc = check_encode(c)
-  c.secret = secret
-  return enc
+-- While its hold may be live, meta keeps what settle needs of the check
+-- once Redis has dropped the hold on its own: the check's fields but the
+-- secret (meta outlives the hold), each in a field h.<name> of its own.
+-- HELD lists every field a held check can have (its status is held);
+-- TestSettleKeepsEveryField fails when a field set on holds is missing.
+-- Versions before kept one encoded copy in lastv instead, which settle
+-- still reads.
+-- (HELD_KEYS is HELD with h. in front, written out: a function library's
+-- top level, where this runs once, has no ipairs.)
+local HELD = {'id', 'product', 'fence', 'created', 'expires', 'by', 'agent', 'delivered', 'token'}
+local HELD_KEYS = {'h.id', 'h.product', 'h.fence', 'h.created', 'h.expires', 'h.by', 'h.agent', 'h.delivered', 'h.token'}
+
+-- hold_shadow appends check c's h.<name> fields to a meta HSET's fields.
+local function hold_shadow(fields, c)
+  for i, f in ipairs(HELD) do
+    fields[#fields + 1] = HELD_KEYS[i]
+    fields[#fields + 1] = c[f] or ''
+  end
+  return fields
 end
 
+-- shadow_read returns the check meta's h.<name> fields describe, or nil.
+local function shadow_read()
+  local r = redis.call('HMGET', K_META, unpack(HELD_KEYS))
+  if not r[1] then return nil end
+  local c = {status = 'held'}
+  for i, f in ipairs(HELD) do
+    if r[i] and r[i] ~= '' then c[f] = r[i] end
+  end
+  return c
+end
+
+-- shadow_drop is the HDEL that ends the newest check's open state.
+local function shadow_drop()
+  redis.call('HDEL', K_META, 'open', 'lastv', unpack(HELD_KEYS))
+end
+
+-- hold_place writes the hold and makes it the newest check in meta.
 local function hold_place(c, ttl, m)
   redis.call('SET', K_HOLD, check_encode(c), 'PX', ttl)
-  local fields = {'fence', c.fence, 'last', c.id, 'open', '1', 'lastv', without_secret(c), 'last:' .. c.product, c.id, 'fails', 0}
+  local fields = hold_shadow({'fence', c.fence, 'last', c.id, 'open', '1', 'last:' .. c.product, c.id, 'fails', 0}, c)
   local renew = meta_ttl(m, fields, ttl)
   redis.call('HSET', K_META, unpack(fields))
   if renew then redis.call('PEXPIRE', K_META, AUDIT_RETENTION + 2 * META_RENEW) end
 end
 
--- hold_update rewrites the live hold (its TTL unchanged).
+-- hold_update rewrites the live hold (its TTL unchanged). A hold placed
+-- by an earlier version gets its shadow in place of its copy (lastv).
 local function hold_update(c)
   if c.legacy then
     c.secret = nil
     return record_put(c)
   end
   redis.call('SET', K_HOLD, check_encode(c), 'KEEPTTL')
-  redis.call('HSET', K_META, 'lastv', without_secret(c))
+  redis.call('HSET', K_META, 'lastv', '', unpack(hold_shadow({}, c)))
 end
 
 -- hold_finish ends the live hold c: status redeemed makes it a grant
@@ -207,7 +240,7 @@ end
 -- checked event and ev, the event that ended it.
 local function hold_finish(c, status, actor, ev)
   redis.call('DEL', K_HOLD)
-  redis.call('HSET', K_META, 'open', '0', 'lastv', '')
+  shadow_drop()
   c.status, c.ended, c.ended_by = status, NOW, actor
   if ev.reason and status ~= 'redeemed' then c.end_reason = ev.reason end
   ev.product, ev.check_id, ev.actor, ev.fence = c.product, c.id, actor, c.fence
@@ -227,6 +260,9 @@ local function settle(m)
   if m.lastv and m.lastv ~= '' then
     c = check_decode(m.lastv)
   else
+    c = shadow_read()
+  end
+  if not c then
     -- A v1 hold: its check is a record already, its checked event audited.
     c = record_get(m.last)
     if not c then
@@ -235,7 +271,7 @@ local function settle(m)
     end
     c.legacy = true
   end
-  redis.call('HSET', K_META, 'open', '0', 'lastv', '')
+  shadow_drop()
   if c.status == 'held' then
     c.status, c.ended, c.ended_by = 'expired', c.expires, 'arbiter'
     record_put(c)

@@ -1,0 +1,238 @@
+package redisstore
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/arbiter-bank/arbiter/validation"
+	"github.com/arbiter-bank/arbiter/validation/redisstore/redistest"
+)
+
+// shadowBackends are the two stores the shadow tests run on.
+var shadowBackends = map[string]func(testing.TB) redis.UniversalClient{
+	"redis": func(tb testing.TB) redis.UniversalClient { return redistest.MustStartRedis(tb).Client(tb) },
+	"miniredis": func(tb testing.TB) redis.UniversalClient {
+		rdb := redis.NewClient(&redis.Options{Addr: redistest.MustStartMiniredis(tb).Addr()})
+		tb.Cleanup(func() { rdb.Close() })
+		return rdb
+	},
+}
+
+// heldCheck places a hold for customer with every field a held check can
+// have (an agent, a token digest, and delivered through an idempotent
+// replay, unless !deliver), and returns the hold's stored value.
+func heldCheck(tb testing.TB, s *Store, rdb redis.UniversalClient, customer string, now time.Time, deliver bool) storedCheck {
+	tb.Helper()
+	ctx := context.Background()
+	id, err := validation.NewCheckID(customer)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	r, _ := validation.DefaultPolicy().Rule("credit_card")
+	req := validation.HoldRequest{Rule: r, CustomerID: customer, CheckID: id, Secret: []byte("0123456789abcdefghij"),
+		TokenHash: "digest-of-the-token-secret", Actor: "branch-portal", AgentID: "ana", Now: now,
+		IdempotencyKey: "k1", RequestHash: "body-1", IdempotencyTTL: time.Hour}
+	if _, _, err := s.Hold(ctx, req); err != nil {
+		tb.Fatal(err)
+	}
+	if deliver {
+		deliverHold(tb, s, customer, id, now)
+	}
+	h := holdValue(tb, rdb, customer)
+	if h.Delivered != deliver || h.Token == "" || h.Agent == "" || h.Secret == "" {
+		tb.Fatalf("hold %+v lacks a field the test means to cover", h)
+	}
+	return h
+}
+
+// deliverHold replays heldCheck's check (same idempotency key and body),
+// which marks the hold delivered.
+func deliverHold(tb testing.TB, s *Store, customer, id string, now time.Time) {
+	tb.Helper()
+	r, _ := validation.DefaultPolicy().Rule("credit_card")
+	req := validation.HoldRequest{Rule: r, CustomerID: customer, CheckID: id, Secret: []byte("0123456789abcdefghij"),
+		Actor: "branch-portal", AgentID: "ana", Now: now, IdempotencyKey: "k1", RequestHash: "body-1", IdempotencyTTL: time.Hour}
+	if _, replayed, err := s.Hold(context.Background(), req); err != nil || !replayed {
+		tb.Fatalf("replay = %v, %v", replayed, err)
+	}
+}
+
+// holdValue returns the stored value of customer's live hold.
+func holdValue(tb testing.TB, rdb redis.UniversalClient, customer string) storedCheck {
+	tb.Helper()
+	raw, err := rdb.Get(context.Background(), "arb:{"+customer+"}:hold").Result()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	h, err := parseCheck(raw)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return h
+}
+
+// settled drops customer's hold as its TTL would and returns the record
+// the next script settles it into.
+func settled(tb testing.TB, s *Store, rdb redis.UniversalClient, customer, id string, now time.Time) storedCheck {
+	tb.Helper()
+	ctx := context.Background()
+	if err := rdb.Del(ctx, "arb:{"+customer+"}:hold").Err(); err != nil {
+		tb.Fatal(err)
+	}
+	if c, err := s.Check(ctx, customer, id, now); err != nil || c.Status != validation.StatusExpired {
+		tb.Fatalf("check after the hold's expiry = %+v, %v", c, err)
+	}
+	raw, err := rdb.HGet(ctx, "arb:{"+customer+"}:checks", id).Result()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	c, err := parseCheck(raw)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return c
+}
+
+// wantSettledFrom fails unless record is hold expired: every field the
+// hold had, its secret dropped.
+func wantSettledFrom(tb testing.TB, record, hold storedCheck) {
+	tb.Helper()
+	want := hold
+	want.Status, want.Secret, want.Ended, want.EndedBy = "expired", "", hold.Expires, "arbiter"
+	if record != want {
+		tb.Fatalf("settled record\n %+v\nwant the hold's fields\n %+v", record, want)
+	}
+}
+
+// TestSettleKeepsEveryField: once Redis has dropped a hold, the expired
+// record is built from meta's shadow of it (h.<field>, see the prelude's
+// hold section). A field that held checks carry but HELD misses would be
+// lost here.
+func TestSettleKeepsEveryField(t *testing.T) {
+	for name, start := range shadowBackends {
+		t.Run(name, func(t *testing.T) {
+			rdb := start(t)
+			s := New(rdb, Options{})
+			now := time.Now().Truncate(time.Millisecond)
+			h := heldCheck(t, s, rdb, "S-1", now, true)
+			wantSettledFrom(t, settled(t, s, rdb, "S-1", h.ID, now), h)
+			left, err := rdb.HKeys(context.Background(), "arb:{S-1}:meta").Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, f := range left {
+				if f == "open" || strings.HasPrefix(f, "h.") {
+					t.Errorf("meta keeps %s after the settle: %v", f, left)
+				}
+			}
+		})
+	}
+}
+
+// TestHoldCopiedByTheVersionBefore: a hold placed by the version before
+// this one has meta's copy as one encoded value (lastv) and no shadow.
+// It still settles whole, and a rewrite (the delivered flag) moves it to
+// the shadow.
+func TestHoldCopiedByTheVersionBefore(t *testing.T) {
+	ctx := context.Background()
+	// asBefore rewrites meta as that version left it after placing h: open,
+	// lastv the hold without its secret, no h.<field>.
+	asBefore := func(t *testing.T, rdb redis.UniversalClient, customer string) {
+		t.Helper()
+		p := "arb:{" + customer + "}:"
+		raw, err := rdb.Get(ctx, p+"hold").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := strings.Split(raw, sep)
+		f[1+8] = "" // the secret (checkFields[8], after "c2")
+		if checkFields[8] != "secret" {
+			t.Fatal("checkFields moved the secret; fix the test's copy")
+		}
+		shadow := make([]string, len(checkFields))
+		for i, name := range checkFields {
+			shadow[i] = "h." + name
+		}
+		if err := rdb.HDel(ctx, p+"meta", shadow...).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if err := rdb.HSet(ctx, p+"meta", "open", "1", "lastv", strings.Join(f, sep)).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, start := range shadowBackends {
+		t.Run(name, func(t *testing.T) {
+			rdb := start(t)
+			s := New(rdb, Options{})
+			now := time.Now().Truncate(time.Millisecond)
+
+			h := heldCheck(t, s, rdb, "B-1", now, true)
+			asBefore(t, rdb, "B-1")
+			wantSettledFrom(t, settled(t, s, rdb, "B-1", h.ID, now), h)
+			if n, err := rdb.HExists(ctx, "arb:{B-1}:meta", "lastv").Result(); err != nil || n {
+				t.Fatalf("meta keeps lastv after the settle (%v)", err)
+			}
+
+			// Undelivered: a replay delivers it, and that rewrite must land
+			// where settle reads.
+			heldCheck(t, s, rdb, "B-2", now, false)
+			asBefore(t, rdb, "B-2")
+			id := holdValue(t, rdb, "B-2").ID
+			deliverHold(t, s, "B-2", id, now)
+			if v := mustHGet(t, rdb, "arb:{B-2}:meta", "lastv"); v != "" {
+				t.Fatalf("the rewrite left lastv %q", v)
+			}
+			h = holdValue(t, rdb, "B-2")
+			if !h.Delivered {
+				t.Fatal("the replay did not deliver the hold")
+			}
+			wantSettledFrom(t, settled(t, s, rdb, "B-2", h.ID, now), h)
+		})
+	}
+}
+
+func mustHGet(tb testing.TB, rdb redis.UniversalClient, key, field string) string {
+	tb.Helper()
+	v, err := rdb.HGet(context.Background(), key, field).Result()
+	if err != nil {
+		tb.Fatalf("HGET %s %s: %v", key, field, err)
+	}
+	return v
+}
+
+// TestMetaStaysAListpack: every value meta keeps is short, so on a Redis
+// with default settings it stays a listpack through a check, a replay and
+// a redemption (a hash table costs about 360 bytes more per customer).
+func TestMetaStaysAListpack(t *testing.T) {
+	rdb := redistest.MustStartRedis(t).Client(t)
+	ctx := context.Background()
+	s := New(rdb, Options{})
+	if err := s.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	encoding := func() string {
+		t.Helper()
+		e, err := rdb.ObjectEncoding(ctx, "arb:{M-1}:meta").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	h := heldCheck(t, s, rdb, "M-1", now, true)
+	if e := encoding(); e != "listpack" {
+		t.Fatalf("meta of a live hold is a %s", e)
+	}
+	r, _ := validation.DefaultPolicy().Rule("credit_card")
+	if _, _, err := s.Redeem(ctx, validation.RedeemRequest{Rule: r, CustomerID: "M-1", CheckID: h.ID, TokenHash: h.Token,
+		Actor: "card-service", Now: now, MaxAttempts: 5}); err != nil {
+		t.Fatal(err)
+	}
+	if e := encoding(); e != "listpack" {
+		t.Fatalf("meta of a granted customer is a %s", e)
+	}
+}
