@@ -107,6 +107,16 @@ var mutants = []mutant{
 		from: "  if m.open ~= '1' then return end\n", to: "  if not m.last then return end\n",
 		bug:   "settle ignores the open flag: every later script records the expiry again",
 		tests: []string{"TestContractExpiry"}},
+	// prelude.lua: meta's shadow of the live hold
+	{name: "finish-keeps-shadow", file: "prelude.lua",
+		from: "  redis.call('DEL', K_HOLD)\n  shadow_drop()\n", to: "  redis.call('DEL', K_HOLD)\n",
+		bug:   "ending a hold leaves meta open: the next script settles a redeemed or cancelled check as expired",
+		tests: []string{"TestContractCancel"}},
+	{name: "settle-ignores-shadow", file: "prelude.lua",
+		from: "    c = shadow_read()\n", to: "    c = nil\n",
+		bug:   "settle ignores meta's shadow: an expired hold's record keeps only its id, product and fence",
+		tests: []string{"TestSettleKeepsEveryField"}},
+
 	// prelude.lua: evaluate and grant_violations
 	{name: "block-until-ignored", file: "prelude.lua",
 		from: "if b[1] and (tonumber(b[2]) == 0 or tonumber(b[2]) > NOW) then", to: "if b[1] then",
