@@ -54,7 +54,7 @@ local function events_append(...)
   local key, cap = K_AUDIT, AUDIT_CAP
   if evs[1].type == 'refused' or evs[1].type == 'otp_failed' then key, cap = K_TRIES, TRIES_CAP end
   for i, ev in ipairs(evs) do
-    ev.at = ev.at or NOW
+    ev.at = ev.at or NOW_S
     if ev.reasons then ev.reasons = table.concat(ev.reasons, ',') end
     evs[i] = event_encode(ev)
   end
@@ -64,7 +64,7 @@ local function events_append(...)
   end
   -- Attempts are noise next to state changes: their list expires
   -- AUDIT_RETENTION after it began, which saves a refusal a command.
-  if key == K_AUDIT or n == #evs then redis.call('PEXPIRE', key, AUDIT_RETENTION) end
+  if key == K_AUDIT or n == #evs then redis.call('PEXPIRE', key, AUDIT_RETENTION_S) end
 end
 
 -- checked is the event of a hold's placing. It is appended when the hold
@@ -99,7 +99,7 @@ local function record_put(c)
       if old.status ~= 'held' and tonumber(old.ended or 0) + RETENTION < NOW then redis.call('HDEL', K_CHECKS, all[i]) end
     end
   end
-  redis.call('PEXPIRE', K_CHECKS, RETENTION)
+  redis.call('PEXPIRE', K_CHECKS, RETENTION_S)
 end
 
 -- ## grants: the ledger (K_GRANTS: check id -> the redeemed check)
@@ -150,7 +150,7 @@ local META_RENEW = 86400000
 local function meta_ttl(m, fields, hold_ttl)
   if m.ttl_at and NOW >= m.ttl_at and NOW < m.ttl_at + META_RENEW and hold_ttl < META_RENEW then return end
   table.insert(fields, 'ttl_at')
-  table.insert(fields, NOW)
+  table.insert(fields, NOW_S)
   return true
 end
 
@@ -215,11 +215,12 @@ local function shadow_drop()
   redis.call('HDEL', K_META, 'open', 'lastv', unpack(HELD_KEYS))
 end
 
--- hold_place writes the hold and makes it the newest check in meta.
-local function hold_place(c, ttl, m)
-  redis.call('SET', K_HOLD, check_encode(c), 'PX', ttl)
-  local fields = hold_shadow({'fence', c.fence, 'last', c.id, 'open', '1', 'last:' .. c.product, c.id, 'fails', 0}, c)
-  local renew = meta_ttl(m, fields, ttl)
+-- hold_place writes the hold, for ttl_s ms, and makes it the newest check
+-- in meta.
+local function hold_place(c, ttl_s, m)
+  redis.call('SET', K_HOLD, check_encode(c), 'PX', ttl_s)
+  local fields = hold_shadow({'fence', c.fence, 'last', c.id, 'open', '1', 'last:' .. c.product, c.id, 'fails', '0'}, c)
+  local renew = meta_ttl(m, fields, tonumber(ttl_s))
   redis.call('HSET', K_META, unpack(fields))
   if renew then redis.call('PEXPIRE', K_META, AUDIT_RETENTION + 2 * META_RENEW) end
 end
@@ -241,7 +242,7 @@ end
 local function hold_finish(c, status, actor, ev)
   redis.call('DEL', K_HOLD)
   shadow_drop()
-  c.status, c.ended, c.ended_by = status, NOW, actor
+  c.status, c.ended, c.ended_by = status, NOW_S, actor
   if ev.reason and status ~= 'redeemed' then c.end_reason = ev.reason end
   ev.product, ev.check_id, ev.actor, ev.fence = c.product, c.id, actor, c.fence
   local enc
