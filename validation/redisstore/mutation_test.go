@@ -178,7 +178,7 @@ var mutants = []mutant{
 		bug:   "off by one: the hold burns on the 6th wrong code, not the 5th",
 		tests: []string{"TestContractOTPLockout"}},
 	{name: "redeem-fails-not-reset", file: "prelude.lua",
-		from: "'last:' .. c.product, c.id, 'fails', '0'}", to: "'last:' .. c.product, c.id}",
+		from: "'last:' .. c.product, c.id, 'fails', '0',\n", to: "'last:' .. c.product, c.id,\n",
 		bug:   "a new hold inherits the wrong codes of the customer's previous hold",
 		tests: []string{"TestContractOTPLockout"}},
 	{name: "redeem-no-policy-recheck", file: "redeem.lua",

@@ -22,7 +22,8 @@ local TRIES_CAP = 100
 -- shadows the live hold field by field, see hold). check_encode(c) and
 -- check_fields(v) are generated from checkFields in codec.go (luaCodec),
 -- straight-line code with no table of names, and put in front of this
--- prelude; a field is added there (and to HELD, if a held check has it).
+-- prelude; a field is added there (and to heldFields, if a held check
+-- has it).
 -- Numbers are kept as written (milliseconds and fences print exactly).
 -- Values written by earlier versions are JSON ('{'), read by check_decode.
 
@@ -131,7 +132,7 @@ end
 
 -- ## meta: K_META, a hash: fence (the newest fence), last (newest check
 -- id), open ('1' while its hold may be live) and h.<field> (that hold's
--- check, see hold_shadow), last:<product> (newest check of each product),
+-- check, see hold), last:<product> (newest check of each product),
 -- fails (wrong codes on the live hold), otp_fails and otp_since (wrong
 -- codes of the customer in the current window), t:<id> (tombstones, see
 -- abandon). Every value is short, so meta stays a listpack: a hash with
@@ -140,18 +141,17 @@ end
 -- after the newest hold.
 local function meta_read(...)
   local r = redis.call('HMGET', K_META, 'open', 'lastv', 'last', 'fence', 'ttl_at', ...)
-  return {open = r[1], lastv = r[2], last = r[3], fence = tonumber(r[4]), ttl_at = tonumber(r[5]), extra = {select(6, unpack(r))}}
+  return {open = r[1], lastv = r[2], last = r[3], fence = tonumber(r[4]), ttl_at = tonumber(r[5]), ttl_at_s = r[5],
+    extra = {select(6, unpack(r))}}
 end
 
--- meta_ttl renews meta's expiry at most once a day (ttl_at: when it last
--- did), so that most holds cost no PEXPIRE: meta then lives at least
--- AUDIT_RETENTION after every hold of less than a day.
+-- meta_ttl says whether a hold of hold_ttl ms renews meta's expiry, which
+-- happens at most once a day (ttl_at: when it last did), so that most holds
+-- cost no PEXPIRE: meta then lives at least AUDIT_RETENTION after every
+-- hold of less than a day.
 local META_RENEW = 86400000
-local function meta_ttl(m, fields, hold_ttl)
-  if m.ttl_at and NOW >= m.ttl_at and NOW < m.ttl_at + META_RENEW and hold_ttl < META_RENEW then return end
-  table.insert(fields, 'ttl_at')
-  table.insert(fields, NOW_S)
-  return true
+local function meta_ttl(m, hold_ttl)
+  return not (m.ttl_at and NOW >= m.ttl_at and NOW < m.ttl_at + META_RENEW and hold_ttl < META_RENEW)
 end
 
 -- next_fence: fences never decrease. Within meta's life each is one more
@@ -180,24 +180,12 @@ end
 
 -- While its hold may be live, meta keeps what settle needs of the check
 -- once Redis has dropped the hold on its own: the check's fields but the
--- secret (meta outlives the hold), each in a field h.<name> of its own.
--- HELD lists every field a held check can have (its status is held);
--- TestSettleKeepsEveryField fails when a field set on holds is missing.
+-- secret (meta outlives the hold), each in a field h.<name> of its own,
+-- short, so that meta stays a listpack. HELD (the names), HELD_KEYS (the
+-- meta fields) and held_fields(c) (the HSET's list) are generated from
+-- heldFields in codec.go, which lists every field a held check can have.
 -- Versions before kept one encoded copy in lastv instead, which settle
 -- still reads.
--- (HELD_KEYS is HELD with h. in front, written out: a function library's
--- top level, where this runs once, has no ipairs.)
-local HELD = {'id', 'product', 'fence', 'created', 'expires', 'by', 'agent', 'delivered', 'token'}
-local HELD_KEYS = {'h.id', 'h.product', 'h.fence', 'h.created', 'h.expires', 'h.by', 'h.agent', 'h.delivered', 'h.token'}
-
--- hold_shadow appends check c's h.<name> fields to a meta HSET's fields.
-local function hold_shadow(fields, c)
-  for i, f in ipairs(HELD) do
-    fields[#fields + 1] = HELD_KEYS[i]
-    fields[#fields + 1] = c[f] or ''
-  end
-  return fields
-end
 
 -- shadow_read returns the check meta's h.<name> fields describe, or nil.
 local function shadow_read()
@@ -219,9 +207,11 @@ end
 -- in meta.
 local function hold_place(c, ttl_s, m)
   redis.call('SET', K_HOLD, check_encode(c), 'PX', ttl_s)
-  local fields = hold_shadow({'fence', c.fence, 'last', c.id, 'open', '1', 'last:' .. c.product, c.id, 'fails', '0'}, c)
-  local renew = meta_ttl(m, fields, tonumber(ttl_s))
-  redis.call('HSET', K_META, unpack(fields))
+  -- ttl_at is written either way (unchanged unless renewed), so that one
+  -- HSET ends in held_fields.
+  local renew = meta_ttl(m, tonumber(ttl_s))
+  redis.call('HSET', K_META, 'fence', c.fence, 'last', c.id, 'open', '1', 'last:' .. c.product, c.id, 'fails', '0',
+    'ttl_at', renew and NOW_S or m.ttl_at_s, held_fields(c))
   if renew then redis.call('PEXPIRE', K_META, AUDIT_RETENTION + 2 * META_RENEW) end
 end
 
@@ -233,7 +223,7 @@ local function hold_update(c)
     return record_put(c)
   end
   redis.call('SET', K_HOLD, check_encode(c), 'KEEPTTL')
-  redis.call('HSET', K_META, 'lastv', '', unpack(hold_shadow({}, c)))
+  redis.call('HSET', K_META, 'lastv', '', held_fields(c))
 end
 
 -- hold_finish ends the live hold c: status redeemed makes it a grant
@@ -309,9 +299,11 @@ end
 -- appending to vs: already_holds_product, then conflicting_product (oldest
 -- grant first).
 local function grant_violations(vs, product, max, conflicts_csv)
-  local conflicts = split(conflicts_csv)
   local same, other = {}, {}
-  for _, raw in ipairs(redis.call('HVALS', K_GRANTS)) do
+  local grants = redis.call('HVALS', K_GRANTS)
+  -- Most customers hold nothing: the list is split only for a grant.
+  local conflicts = grants[1] and split(conflicts_csv)
+  for _, raw in ipairs(grants) do
     local p = grant_product(raw)
     if p == product then
       table.insert(same, check_decode(raw))
