@@ -157,7 +157,11 @@ R FLUSHALL >/dev/null
 # (SHA, keys, ARGV) is captured with MONITOR from one real check, the
 # customer id made __rand_int__, so every call places a hold on fresh keys.
 log "redis-benchmark: arbiter's check script"
-R MONITOR >"$W/monitor.txt" 2>/dev/null &
+# redis-cli itself, not R: $! of a backgrounded shell function is its
+# subshell, and killing that left MONITOR attached for the rest of the run,
+# which then made Redis format every command it ran (runs before 15:50 UTC
+# on 2026-12-02 measured that).
+redis-cli -p "$RP" MONITOR >"$W/monitor.txt" 2>/dev/null &
 MPID=$!
 PIDS+=($MPID)
 sleep 0.3
@@ -165,6 +169,9 @@ curl -fs -o /dev/null -X POST "$BASE/v1/checks" -H "Authorization: Bearer $KCARD
   -d '{"customer_id":"ceilingprobe","product":"credit_card"}'
 sleep 0.3
 kill "$MPID" 2>/dev/null || true
+wait "$MPID" 2>/dev/null || true
+for _ in $(seq 50); do [ "$(R CLIENT LIST | grep -c "cmd=monitor")" = 0 ] && break; sleep 0.1; done
+[ "$(R CLIENT LIST | grep -c "cmd=monitor")" = 0 ] || { echo "run.sh: MONITOR is still attached" >&2; exit 1; }
 PROBE=$(grep -m1 -iE '"evalsha"|"fcall"' "$W/monitor.txt" | sed -e 's/^[^"]*//' -e 's/ceilingprobe/b__rand_int__/g')
 [ -n "$PROBE" ] || { echo "run.sh: no EVALSHA seen for a check" >&2; exit 1; }
 eval "CEIL_ARGS=($PROBE)"   # MONITOR quotes every argument

@@ -68,11 +68,16 @@ func holdValue(tb testing.TB, rdb redis.UniversalClient, customer string) stored
 	if err != nil {
 		tb.Fatal(err)
 	}
-	h, err := parseCheck(raw)
+	return mustParse(tb, raw)
+}
+
+func mustParse(tb testing.TB, raw string) storedCheck {
+	tb.Helper()
+	c, err := parseCheck(raw)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return h
+	return c
 }
 
 // settled drops customer's hold as its TTL would and returns the record
@@ -86,15 +91,7 @@ func settled(tb testing.TB, s *Store, rdb redis.UniversalClient, customer, id st
 	if c, err := s.Check(ctx, customer, id, now); err != nil || c.Status != validation.StatusExpired {
 		tb.Fatalf("check after the hold's expiry = %+v, %v", c, err)
 	}
-	raw, err := rdb.HGet(ctx, "arb:{"+customer+"}:checks", id).Result()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	c, err := parseCheck(raw)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return c
+	return mustParse(tb, mustHGet(tb, rdb, "arb:{"+customer+"}:checks", id))
 }
 
 // wantSettledFrom fails unless record is hold expired: every field the
