@@ -18,7 +18,7 @@ import (
 // A check is one string wherever it lives (the live hold, an ended record,
 // a grant): "c2" and checkFields joined by sep. Values written by earlier
 // versions are JSON, and are read as well. (Meta shadows the live hold
-// field by field: HELD in the prelude's hold section.)
+// field by field: heldFields below.)
 
 const sep = "\x1f"
 
