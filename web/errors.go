@@ -42,7 +42,7 @@ var problemTypes = map[validation.Reason]struct {
 	validation.ReasonRatingTooLow:          {http.StatusConflict, "Credit rating too low for this product"},
 	validation.ReasonRatingUnavailable:     {http.StatusServiceUnavailable, "Credit rating bureau unavailable"},
 	validation.ReasonUnavailable:           {http.StatusServiceUnavailable, "Temporarily unavailable"},
-	validation.ReasonNotDurable:            {http.StatusServiceUnavailable, "Redemption not yet replicated; retry it"},
+	validation.ReasonNotDurable:            {http.StatusServiceUnavailable, "Not yet replicated; retry"},
 	validation.ReasonStoreFull:             {http.StatusServiceUnavailable, "Store full: new data refused"},
 	validation.ReasonReconciliationRunning: {http.StatusConflict, "A reconciliation is running"},
 	reasonPayloadTooLarge:                  {http.StatusRequestEntityTooLarge, "Request body too large"},

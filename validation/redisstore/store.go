@@ -427,7 +427,7 @@ func (s *Store) Unblock(ctx context.Context, customerID, actor string, now time.
 // Check implements validation.Store.
 func (s *Store) Check(ctx context.Context, customerID, checkID string, now time.Time) (validation.Check, error) {
 	var r checkOpReply
-	if err := s.run(ctx, getScript, customerID, now, nil, idArgs{ID: checkID}, &r); err != nil {
+	if err := s.runRead(ctx, getScript, customerID, now, idArgs{ID: checkID}, &r); err != nil {
 		return validation.Check{}, err
 	}
 	if r.Check == "" {
@@ -458,7 +458,7 @@ func (s *Store) Cancel(ctx context.Context, req validation.CancelRequest) (valid
 // Customer implements validation.Store.
 func (s *Store) Customer(ctx context.Context, customerID string, now time.Time) (validation.Customer, error) {
 	var r customerReply
-	if err := s.run(ctx, customerScript, customerID, now, nil, noArgs{}, &r); err != nil {
+	if err := s.runRead(ctx, customerScript, customerID, now, noArgs{}, &r); err != nil {
 		return validation.Customer{}, err
 	}
 	cust := validation.Customer{ID: customerID, Grants: []validation.Grant{}}

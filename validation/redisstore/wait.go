@@ -70,7 +70,7 @@ func (s *Store) runDurable(ctx context.Context, sc *luaScript, customer string, 
 	keys := append(customerKeys(customer), extraKeys...)
 	argv := argv(argv(nil, s.common(now)), args)
 	start := time.Now()
-	res, acked, err := s.evalWait(ctx, sc, keys, argv)
+	res, acked, err := s.evalWait(ctx, sc, keys, argv, "")
 	if err == nil {
 		res, err = s.unwrap(sc.name, res)
 	}
@@ -93,10 +93,49 @@ func (s *Store) runDurable(ctx context.Context, sc *luaScript, customer string, 
 	return decodeReply(reply, res)
 }
 
+// runRead runs a script that reads the ledger for a caller who may act on
+// what it reads: a product service settles its pending applications on
+// GET /v1/customers/{id}, and issuing a product on a grant that a failover
+// can still lose would break the invariant across systems. So, when
+// Options.WaitReplicas is set, the answer is given only once the replicas
+// have every write the master had made when the script ran: the sync
+// marker is written right after the script on the same connection, and
+// WAIT waits for it (Redis replicates in order), all in one pipeline, one
+// round trip. Fewer replicas than WaitReplicas within WaitTimeout is
+// validation.ReasonNotDurable; the caller retries.
+func (s *Store) runRead(ctx context.Context, sc *luaScript, customer string, now time.Time, args, reply any) error {
+	if s.opts.WaitReplicas <= 0 {
+		return s.run(ctx, sc, customer, now, nil, args, reply)
+	}
+	keys := customerKeys(customer)
+	argv := argv(argv(nil, s.common(now)), args)
+	start := time.Now()
+	res, acked, err := s.evalWait(ctx, sc, keys, argv, syncKey(customer))
+	if err == nil {
+		res, err = s.unwrap(sc.name, res)
+	}
+	if s.opts.Observe != nil {
+		s.opts.Observe(sc.name, time.Since(start), err)
+	}
+	if err != nil {
+		return unavailable(sc.name, err)
+	}
+	if acked < int64(s.opts.WaitReplicas) {
+		return &validation.Error{
+			Reason: validation.ReasonNotDurable,
+			Detail: fmt.Sprintf("only %d of %d replicas confirmed the ledger this read shows within %s, so it may still be lost in a failover; retry",
+				acked, s.opts.WaitReplicas, s.waitTimeout()),
+		}
+	}
+	return decodeReply(reply, res)
+}
+
 // evalWait runs the script (as its function where fcall would) then WAIT
 // on one connection to the master of keys[0]'s slot, and returns the
-// script's reply and WAIT's count.
-func (s *Store) evalWait(ctx context.Context, sc *luaScript, keys []string, argv []any) ([]any, int64, error) {
+// script's reply and WAIT's count. A marker key, when given, is written
+// between the two, so that WAIT has a write of this connection to wait for
+// even when the script wrote nothing (a read).
+func (s *Store) evalWait(ctx context.Context, sc *luaScript, keys []string, argv []any, marker string) ([]any, int64, error) {
 	function, evalsha := s.useFunction(sc), true
 	var ask string
 	var lastErr error
@@ -117,6 +156,10 @@ func (s *Store) evalWait(ctx context.Context, sc *luaScript, keys []string, argv
 		default:
 			ev = sc.Eval(ctx, pipe, keys, argv...)
 		}
+		var set *redis.StatusCmd
+		if marker != "" {
+			set = pipe.Set(ctx, marker, time.Now().UnixMilli(), syncTTL)
+		}
 		wait := pipe.Do(ctx, "wait", s.opts.WaitReplicas, s.waitTimeout().Milliseconds())
 		_, _ = pipe.Exec(ctx) // every command carries its own error
 		err = ev.Err()
@@ -124,6 +167,11 @@ func (s *Store) evalWait(ctx context.Context, sc *luaScript, keys []string, argv
 			res, err := ev.Slice()
 			if err != nil {
 				return nil, 0, err
+			}
+			if set != nil {
+				if err := set.Err(); err != nil {
+					return nil, 0, fmt.Errorf("sync marker: %w", err)
+				}
 			}
 			n, err := wait.Int64()
 			return res, n, err

@@ -104,9 +104,17 @@ func TestWaitReplicas(t *testing.T) {
 		if !errors.Is(err, validation.ErrNotDurable) {
 			t.Fatalf("redeem without replica = %v, want %v", err, validation.ErrNotDurable)
 		}
-		cust, err := s.Customer(ctx, "W-2", time.Now())
-		if err != nil || len(cust.Grants) != 1 {
-			t.Fatalf("customer on the master = %+v, %v; want the grant applied", cust, err)
+		if n, err := rdb.HLen(ctx, "arb:{W-2}:grants").Result(); err != nil || n != 1 {
+			t.Fatalf("grants on the master = %d, %v; want the grant applied", n, err)
+		}
+		// A settling product service must not see it either: a read that
+		// shows a grant no replica has would let it issue a product that a
+		// failover then takes the grant of.
+		if _, err := s.Customer(ctx, "W-2", time.Now()); !errors.Is(err, validation.ErrNotDurable) {
+			t.Fatalf("customer read without replica = %v, want %v", err, validation.ErrNotDurable)
+		}
+		if _, err := s.Check(ctx, "W-2", c.ID, time.Now()); !errors.Is(err, validation.ErrNotDurable) {
+			t.Fatalf("check read without replica = %v, want %v", err, validation.ErrNotDurable)
 		}
 		// Still not durable: the retry must not answer before replication.
 		if _, _, err := redeemToken(s, c, "card-service", time.Now()); !errors.Is(err, validation.ErrNotDurable) {
@@ -125,6 +133,58 @@ func TestWaitReplicas(t *testing.T) {
 		}
 		if n, err := replicaRDB.HLen(ctx, "arb:{W-2}:grants").Result(); err != nil || n != 1 {
 			t.Fatalf("grants on the replica = %d, %v; want 1", n, err)
+		}
+		if cust, err := s.Customer(ctx, "W-2", time.Now()); err != nil || len(cust.Grants) != 1 {
+			t.Fatalf("customer read with replica = %+v, %v; want the durable grant", cust, err)
+		}
+	})
+
+	t.Run("a read waits for the replica in the same round trip", func(t *testing.T) {
+		before, stats := hook.snapshot(), master.CommandStats(t)
+		if _, err := s.Customer(ctx, "W-1", time.Now()); err != nil {
+			t.Fatalf("customer read: %v", err)
+		}
+		after, statsAfter := hook.snapshot(), master.CommandStats(t)
+		if got, want := after.pipelines-before.pipelines, int64(1); got != want {
+			t.Errorf("round trips = %d, want %d", got, want)
+		}
+		ran := func(st map[string]int64) int64 { return st["fcall"] + st["evalsha"] }
+		if got, want := ran(statsAfter)-ran(stats), int64(1); got != want {
+			t.Errorf("server ran the read script %d times, want %d", got, want)
+		}
+		for _, cmd := range []string{"set", "wait"} {
+			if got, want := statsAfter[cmd]-stats[cmd], int64(1); got != want {
+				t.Errorf("server ran %s %d times, want %d", cmd, got, want)
+			}
+		}
+	})
+
+	t.Run("a stalled replica link makes reads not durable", func(t *testing.T) {
+		// SIGSTOP: the link stays up and no error is seen; bytes just stop.
+		c := hold(t, s, "W-5", "credit_card", time.Now())
+		replica.Pause(t)
+		_, _, err := redeemToken(s, c, "card-service", time.Now())
+		if !errors.Is(err, validation.ErrNotDurable) {
+			replica.Resume(t)
+			t.Fatalf("redeem with a stalled replica = %v, want %v", err, validation.ErrNotDurable)
+		}
+		_, rerr := s.Customer(ctx, "W-5", time.Now())
+		replica.Resume(t)
+		if !errors.Is(rerr, validation.ErrNotDurable) {
+			t.Fatalf("customer read with a stalled replica = %v, want %v", rerr, validation.ErrNotDurable)
+		}
+		waitInSync(t, master)
+		for deadline := time.Now().Add(10 * time.Second); ; {
+			cust, err := s.Customer(ctx, "W-5", time.Now())
+			if err == nil {
+				if len(cust.Grants) != 1 {
+					t.Fatalf("customer read after the stall = %+v; want the grant", cust)
+				}
+				break
+			}
+			if !errors.Is(err, validation.ErrNotDurable) || time.Now().After(deadline) {
+				t.Fatalf("customer read after the stall: %v", err)
+			}
 		}
 	})
 
