@@ -1,6 +1,7 @@
 package e2e_test
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -39,24 +40,60 @@ exclusive:
 
 // TestCrossSystemModel drives a seeded random workload through the whole
 // system a bank runs — arbiter on a real redis-server (AOF, restarted during
-// the run), and the card and loan services, each as three processes on one
-// SQLite file: a healthy one, one whose local insert always fails (so it
-// compensates) and one that crashes between arbiter's grant and its insert
-// (restarted each time). Applications come by token, by OTP read out at the
-// branch and online; customers close products; every call is sometimes
-// retried with the same credentials, also after a close or compensation;
-// checks are cancelled or left to expire. After quiescence (every pending
-// row settled by the services' reconciliation) it asserts from all three
-// systems that:
+// the run, and reached through a network link that stalls and is cut), and
+// the card and loan services, each as three processes on one SQLite file: a
+// healthy one, one whose local insert always fails (so it compensates) and
+// one that crashes between arbiter's grant and its insert (restarted each
+// time). Applications come by token, by OTP read out at the branch and
+// online; customers close products; every call is sometimes retried with
+// the same credentials, also after a close or compensation; checks are
+// cancelled or left to expire. After quiescence (every pending row settled
+// by the services' reconciliation) it asserts from all three systems that:
 //
 //	(a) no customer holds two products of one exclusive group across card.db and loan.db;
 //	(b) every product at a service has a live grant at arbiter with the same check id;
 //	(c) every grant at arbiter has its product, from the same check, at its service.
 //
+// Its siblings run the same workload and assertions under other faults:
+// TestCrossSystemModelFailover (a replica whose link stalls, then a
+// Sentinel failover, WAIT on) and TestCrossSystemModelLyingFeeds (holdings
+// feeds that skip customers, drop their last page or redirect, under
+// on_orphan: release).
+//
 // Each worker's schedule comes from ARBITER_MODEL_SEED (printed on failure);
 // the interleaving of workers is the machine's. ARBITER_MODEL_DURATION runs
 // it longer than CI's budget.
 func TestCrossSystemModel(t *testing.T) {
+	runModel(t, faultModel{
+		redis: func(t *testing.T, m *model) {
+			m.redis = redistest.MustStartRedis(t, "--appendonly", "yes", "--appendfsync", "always")
+			m.redisLink = redistest.StartLink(t, m.redis.Addr)
+			m.arbiterArgs = []string{"-redis-url", "redis://" + m.redisLink.Addr + "/0"}
+		},
+		nemeses: []nemesis{restartRedis, stallRedisLink},
+	})
+}
+
+// faultModel is what a run of the model varies: the data store arbiter
+// runs on, the policy's extra blocks, and the nemeses that break things
+// while the workload runs.
+type faultModel struct {
+	// redis starts the store and sets m.arbiterArgs (and m.arbiterEnv).
+	redis func(t *testing.T, m *model)
+	// policy is appended to modelPolicy; feeds, when set, starts what the
+	// policy names before arbiter starts (its feeds' URLs).
+	policy func(t *testing.T, m *model) string
+	// seed decides the default budget when ARBITER_MODEL_DURATION is unset.
+	budget  time.Duration
+	nemeses []nemesis
+}
+
+// A nemesis breaks something while the workload runs, from its own
+// goroutine, until ctx ends; budget is the workload's whole length, so a
+// nemesis can act at fixed fractions of it.
+type nemesis func(ctx context.Context, t *testing.T, m *model, rng *rand.Rand, budget time.Duration)
+
+func runModel(t *testing.T, fm faultModel) {
 	seed := uint64(time.Now().UnixNano())
 	if v := os.Getenv(modelSeedEnv); v != "" {
 		n, err := strconv.ParseUint(v, 10, 64)
@@ -65,7 +102,7 @@ func TestCrossSystemModel(t *testing.T) {
 		}
 		seed = n
 	}
-	budget := 40 * time.Second
+	budget := cmp.Or(fm.budget, 40*time.Second)
 	if v := os.Getenv(modelDurationEnv); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil {
@@ -80,7 +117,7 @@ func TestCrossSystemModel(t *testing.T) {
 	})
 	t.Logf("seed %d, budget %v", seed, budget)
 
-	m := startModel(t)
+	m := startModel(t, fm)
 	ctx, stop := context.WithTimeout(context.Background(), budget)
 	defer stop()
 	const workers = 6
@@ -100,35 +137,102 @@ func TestCrossSystemModel(t *testing.T) {
 		defer wg.Done()
 		m.monitor(ctx, t)
 	}()
-	// Redis restarts (SIGKILL; AOF with fsync always keeps every write) at
-	// fixed points of the budget, from the test goroutine.
-	start := time.Now()
-	for _, frac := range []float64{0.3, 0.65} {
-		select {
-		case <-ctx.Done():
-		case <-time.After(time.Until(start.Add(time.Duration(frac * float64(budget))))):
-		}
-		if ctx.Err() == nil {
-			m.redis.Restart(t)
-			m.stats.add("redis restart")
-		}
+	for i, n := range fm.nemeses {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			n(ctx, t, m, rand.New(rand.NewPCG(seed, uint64(1000+i))), budget)
+		}()
 	}
 	wg.Wait()
 	m.stopSupervisors()
+	m.heal(t)
 	t.Logf("operations: %s", m.stats)
 
 	m.quiesce(t)
 	m.assertInvariant(t)
 }
 
+// atFraction waits until frac of the budget has passed since start; false
+// if ctx ended first.
+func atFraction(ctx context.Context, start time.Time, budget time.Duration, frac float64) bool {
+	t := time.NewTimer(time.Until(start.Add(time.Duration(frac * float64(budget)))))
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// restartRedis SIGKILLs and restarts redis-server (AOF with fsync always
+// keeps every write) at fixed points of the budget.
+func restartRedis(ctx context.Context, t *testing.T, m *model, _ *rand.Rand, budget time.Duration) {
+	start := time.Now()
+	for _, frac := range []float64{0.3, 0.65} {
+		if !atFraction(ctx, start, budget, frac) {
+			return
+		}
+		m.redis.Restart(t)
+		m.stats.add("nemesis: redis restart")
+	}
+}
+
+// stallRedisLink stalls the network between arbiter and Redis for 0.2–2 s
+// at random moments (scripts sent meanwhile run late or never; replies
+// arrive after arbiter gave up), and sometimes cuts every connection at
+// the end of a stall, losing what was in flight.
+func stallRedisLink(ctx context.Context, t *testing.T, m *model, rng *rand.Rand, _ time.Duration) {
+	for {
+		if !pause(ctx, time.Duration(2000+rng.IntN(3000))*time.Millisecond) {
+			return
+		}
+		m.redisLink.Stall()
+		m.stats.add("nemesis: redis link stalled")
+		pause(ctx, time.Duration(200+rng.IntN(1800))*time.Millisecond)
+		if rng.IntN(3) == 0 {
+			m.redisLink.Cut()
+			m.stats.add("nemesis: redis link cut")
+		}
+		m.redisLink.Heal()
+	}
+}
+
+// pause waits d or until ctx ends; false if ctx ended.
+func pause(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
 // model is the system under test.
 type model struct {
-	redis   *redistest.Server
-	sys     *system
-	fleets  map[string]*fleet // by product
-	stats   *counter
-	stopped atomic.Bool
-	sup     sync.WaitGroup
+	redis       *redistest.Server    // single node; nil under Sentinel
+	redisLink   *redistest.Link      // between arbiter and redis, when the fault model has one
+	sentinels   *redistest.Sentinels // Sentinel fault model
+	arbiterArgs []string             // how arbiter reaches Redis
+	arbiterEnv  []string
+	dir         string
+	sys         *system
+	fleets      map[string]*fleet // by product
+	stats       *counter
+	stopped     atomic.Bool
+	sup         sync.WaitGroup
+}
+
+// heal ends every fault a nemesis may have left on before quiescence: the
+// system must then settle by itself.
+func (m *model) heal(t *testing.T) {
+	t.Helper()
+	if m.redisLink != nil {
+		m.redisLink.Heal()
+	}
 }
 
 // fleet is one product service run as several processes on one database.
@@ -139,25 +243,29 @@ type fleet struct {
 	crashing             *proctest.Proc // crash-after-redeem; restarted after each crash
 }
 
-func startModel(t *testing.T) *model {
+func startModel(t *testing.T, fm faultModel) *model {
 	t.Helper()
-	rds := redistest.MustStartRedis(t, "--appendonly", "yes", "--appendfsync", "always")
 	dir := t.TempDir()
+	m := &model{dir: dir, stats: &counter{n: map[string]int{}}, fleets: map[string]*fleet{}}
+	fm.redis(t, m)
 	clients := filepath.Join(dir, "clients.yaml")
 	policy := filepath.Join(dir, "policy.yaml")
 	key := filepath.Join(dir, "signing.pem")
-	for path, body := range map[string]string{clients: clientsYAML, policy: modelPolicy} {
+	extra := ""
+	if fm.policy != nil {
+		extra = fm.policy(t, m)
+	}
+	for path, body := range map[string]string{clients: clientsYAML + modelClientsExtra, policy: modelPolicy + extra} {
 		if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
 	writeSigningKey(t, key)
-	arb := proctest.Start(t, arbiterBin, []string{"-addr", "127.0.0.1:0", "-redis-url", rds.URL(),
-		"-clients", clients, "-signing-key", key, "-policy", policy, "-log-level", "error"}, nil)
+	arb := proctest.Start(t, arbiterBin, append([]string{"-addr", "127.0.0.1:0",
+		"-clients", clients, "-signing-key", key, "-policy", policy, "-log-level", "error"}, m.arbiterArgs...), m.arbiterEnv)
 	proctest.WaitReady(t, arb.URL)
-	m := &model{redis: rds, stats: &counter{n: map[string]int{}}, fleets: map[string]*fleet{},
-		sys: &system{dir: dir, arbiter: arb, branch: newClient(t, arb.URL, branchKey, "branch-portal"),
-			ledger: newClient(t, arb.URL, cardKey, "card-service")}}
+	m.sys = &system{dir: dir, arbiter: arb, branch: newClient(t, arb.URL, branchKey, "branch-portal"),
+		ledger: newClient(t, arb.URL, cardKey, "card-service")}
 	for _, f := range []*fleet{
 		{product: "credit_card", id: "card-service", key: cardKey, db: filepath.Join(dir, "card.db")},
 		{product: "personal_loan", id: "loan-service", key: loanKey, db: filepath.Join(dir, "loan.db")},
@@ -172,14 +280,30 @@ func startModel(t *testing.T) *model {
 	return m
 }
 
-// startInstance starts one process of fleet f with fault ("" for none). Its
+// modelClientsExtra adds the reconciliation's admin to the clients file.
+const modelClientsExtra = "  - {id: ops, key: " + opsKey + ", roles: [admin]}\n"
+
+// instanceArgs is the command line of one process of fleet f. Its
 // reconciliation runs every 300ms on rows older than its request timeout.
+func (m *model) instanceArgs(f *fleet) []string {
+	return []string{"-addr", "127.0.0.1:0", "-product", f.product, "-id", f.id,
+		"-db", f.db, "-arbiter-url", m.sys.arbiter.URL, "-log-level", "error",
+		"-request-timeout", "3s", "-reconcile-interval", "300ms", "-reconcile-min-age", "4s"}
+}
+
+// instanceEnv is the environment of one process of fleet f with fault.
+func (f *fleet) instanceEnv(fault string) []string {
+	feedKey := cardFeedKey
+	if f.product == "personal_loan" {
+		feedKey = loanFeedKey
+	}
+	return []string{"PRODUCTSVC_ARBITER_KEY=" + f.key, "PRODUCTSVC_FAULT=" + fault, "PRODUCTSVC_FEED_KEY=" + feedKey}
+}
+
+// startInstance starts one process of fleet f with fault ("" for none).
 func (m *model) startInstance(tb testing.TB, f *fleet, fault string) *proctest.Proc {
 	tb.Helper()
-	env := []string{"PRODUCTSVC_ARBITER_KEY=" + f.key, "PRODUCTSVC_FAULT=" + fault}
-	p := proctest.Start(tb, productsvcBin, []string{"-addr", "127.0.0.1:0", "-product", f.product, "-id", f.id,
-		"-db", f.db, "-arbiter-url", m.sys.arbiter.URL, "-log-level", "error",
-		"-request-timeout", "3s", "-reconcile-interval", "300ms", "-reconcile-min-age", "4s"}, env)
+	p := proctest.Start(tb, productsvcBin, m.instanceArgs(f), f.instanceEnv(fault))
 	proctest.WaitReady(tb, p.URL)
 	return p
 }
@@ -196,10 +320,7 @@ func (m *model) supervise(tb testing.TB, f *fleet) {
 			continue
 		}
 		m.stats.add("crash " + f.id)
-		np, err := proctest.StartNoCleanup(productsvcBin, []string{"-addr", "127.0.0.1:0", "-product", f.product, "-id", f.id,
-			"-db", f.db, "-arbiter-url", m.sys.arbiter.URL, "-log-level", "error",
-			"-request-timeout", "3s", "-reconcile-interval", "300ms", "-reconcile-min-age", "4s"},
-			[]string{"PRODUCTSVC_ARBITER_KEY=" + f.key, "PRODUCTSVC_FAULT=crash-after-redeem"})
+		np, err := proctest.StartNoCleanup(productsvcBin, m.instanceArgs(f), f.instanceEnv("crash-after-redeem"))
 		if err != nil {
 			tb.Errorf("restart %s after its crash: %v", f.id, err)
 			return

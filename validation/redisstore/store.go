@@ -427,7 +427,7 @@ func (s *Store) Unblock(ctx context.Context, customerID, actor string, now time.
 // Check implements validation.Store.
 func (s *Store) Check(ctx context.Context, customerID, checkID string, now time.Time) (validation.Check, error) {
 	var r checkOpReply
-	if err := s.runRead(ctx, getScript, customerID, now, idArgs{ID: checkID}, &r); err != nil {
+	if err := s.runConfirmed(ctx, getScript, customerID, now, idArgs{ID: checkID}, &r); err != nil {
 		return validation.Check{}, err
 	}
 	if r.Check == "" {
@@ -458,7 +458,7 @@ func (s *Store) Cancel(ctx context.Context, req validation.CancelRequest) (valid
 // Customer implements validation.Store.
 func (s *Store) Customer(ctx context.Context, customerID string, now time.Time) (validation.Customer, error) {
 	var r customerReply
-	if err := s.runRead(ctx, customerScript, customerID, now, noArgs{}, &r); err != nil {
+	if err := s.runConfirmed(ctx, customerScript, customerID, now, noArgs{}, &r); err != nil {
 		return validation.Customer{}, err
 	}
 	cust := validation.Customer{ID: customerID, Grants: []validation.Grant{}}
@@ -491,7 +491,7 @@ func (s *Store) Customer(ctx context.Context, customerID string, now time.Time) 
 // Release implements validation.Store.
 func (s *Store) Release(ctx context.Context, req validation.ReleaseRequest) (validation.Grant, error) {
 	var r grantReply
-	if err := s.run(ctx, releaseScript, req.CustomerID, req.Now, nil, releaseArgs{Product: req.Product, Actor: req.Actor, Want: req.CheckID}, &r); err != nil {
+	if err := s.runConfirmed(ctx, releaseScript, req.CustomerID, req.Now, releaseArgs{Product: req.Product, Actor: req.Actor, Want: req.CheckID}, &r); err != nil {
 		return validation.Grant{}, err
 	}
 	if r.Kind == "ok" {

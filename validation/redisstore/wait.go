@@ -93,17 +93,20 @@ func (s *Store) runDurable(ctx context.Context, sc *luaScript, customer string, 
 	return decodeReply(reply, res)
 }
 
-// runRead runs a script that reads the ledger for a caller who may act on
-// what it reads: a product service settles its pending applications on
+// runConfirmed runs a script whose answer a caller may act on for good:
+// a read (a product service settles its pending applications on
 // GET /v1/customers/{id}, and issuing a product on a grant that a failover
-// can still lose would break the invariant across systems. So, when
-// Options.WaitReplicas is set, the answer is given only once the replicas
-// have every write the master had made when the script ran: the sync
-// marker is written right after the script on the same connection, and
-// WAIT waits for it (Redis replicates in order), all in one pipeline, one
-// round trip. Fewer replicas than WaitReplicas within WaitTimeout is
+// can still lose would break the invariant across systems) or a release (a
+// product service forgets its closed product once arbiter confirms; a
+// release a failover undoes would bring the grant back). So, when
+// Options.WaitReplicas is set, the answer — whatever it is, a refusal such
+// as grant_not_found included — is given only once the replicas have every
+// write the master had made when the script ran: the sync marker is
+// written right after the script on the same connection, and WAIT waits
+// for it (Redis replicates in order), all in one pipeline, one round trip.
+// Fewer replicas than WaitReplicas within WaitTimeout is
 // validation.ReasonNotDurable; the caller retries.
-func (s *Store) runRead(ctx context.Context, sc *luaScript, customer string, now time.Time, args, reply any) error {
+func (s *Store) runConfirmed(ctx context.Context, sc *luaScript, customer string, now time.Time, args, reply any) error {
 	if s.opts.WaitReplicas <= 0 {
 		return s.run(ctx, sc, customer, now, nil, args, reply)
 	}
@@ -123,7 +126,7 @@ func (s *Store) runRead(ctx context.Context, sc *luaScript, customer string, now
 	if acked < int64(s.opts.WaitReplicas) {
 		return &validation.Error{
 			Reason: validation.ReasonNotDurable,
-			Detail: fmt.Sprintf("only %d of %d replicas confirmed the ledger this read shows within %s, so it may still be lost in a failover; retry",
+			Detail: fmt.Sprintf("only %d of %d replicas confirmed what this answer shows within %s, so a failover could still undo it; retry",
 				acked, s.opts.WaitReplicas, s.waitTimeout()),
 		}
 	}

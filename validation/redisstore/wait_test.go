@@ -159,6 +159,41 @@ func TestWaitReplicas(t *testing.T) {
 		}
 	})
 
+	t.Run("a release is answered once replicated, also when retried", func(t *testing.T) {
+		c := hold(t, s, "W-6", "credit_card", time.Now())
+		if _, _, err := redeemToken(s, c, "card-service", time.Now()); err != nil {
+			t.Fatalf("redeem: %v", err)
+		}
+		replica.Pause(t)
+		req := validation.ReleaseRequest{CustomerID: "W-6", Product: "credit_card", CheckID: c.ID, Actor: "card-service", Now: time.Now()}
+		_, err := s.Release(ctx, req)
+		if !errors.Is(err, validation.ErrNotDurable) {
+			replica.Resume(t)
+			t.Fatalf("release with a stalled replica = %v, want %v", err, validation.ErrNotDurable)
+		}
+		// The retry finds the grant gone on the master; that answer too
+		// must wait, or the product service would forget a release that a
+		// failover undoes.
+		_, err = s.Release(ctx, req)
+		replica.Resume(t)
+		if !errors.Is(err, validation.ErrNotDurable) {
+			t.Fatalf("retried release with a stalled replica = %v, want %v", err, validation.ErrNotDurable)
+		}
+		waitInSync(t, master)
+		for deadline := time.Now().Add(10 * time.Second); ; {
+			_, err := s.Release(ctx, req)
+			if errors.Is(err, validation.ErrGrantNotFound) {
+				break
+			}
+			if !errors.Is(err, validation.ErrNotDurable) || time.Now().After(deadline) {
+				t.Fatalf("release after the stall = %v, want %v", err, validation.ErrGrantNotFound)
+			}
+		}
+		if n, err := replicaRDB.HLen(ctx, "arb:{W-6}:grants").Result(); err != nil || n != 0 {
+			t.Fatalf("grants on the replica = %d, %v; want the release replicated", n, err)
+		}
+	})
+
 	t.Run("a stalled replica link makes reads not durable", func(t *testing.T) {
 		// SIGSTOP: the link stays up and no error is seen; bytes just stop.
 		c := hold(t, s, "W-5", "credit_card", time.Now())

@@ -47,6 +47,20 @@ type Sentinels struct {
 	// Sentinels are the three Sentinel processes; each rewrites its own
 	// sentinel.conf in its Dir.
 	Sentinels []*Server
+	// ReplicaLink, set by MustStartSentinelsLinked, carries the first
+	// replica's replication stream from Nodes[0] until a failover; a test
+	// stalls or cuts it as a partition would.
+	ReplicaLink *Link
+}
+
+// MustStartSentinelsLinked is MustStartSentinels with the replica
+// replicating from the first master through a Link (ReplicaLink), so a
+// test can stall replication without either process noticing and then
+// lose what the link held. After a failover the Sentinels point replicas
+// at masters directly; the link matters until then.
+func MustStartSentinelsLinked(tb testing.TB, extraArgs ...string) *Sentinels {
+	tb.Helper()
+	return mustStartSentinels(tb, true, extraArgs)
 }
 
 // MustStartSentinels starts a master, a replica of it (--replicaof) and
@@ -56,6 +70,11 @@ type Sentinels struct {
 // Missing binaries skip the test, or fail it when ARBITER_REQUIRE_REDIS is
 // set, as MustStartRedis does.
 func MustStartSentinels(tb testing.TB, extraArgs ...string) *Sentinels {
+	tb.Helper()
+	return mustStartSentinels(tb, false, extraArgs)
+}
+
+func mustStartSentinels(tb testing.TB, linked bool, extraArgs []string) *Sentinels {
 	tb.Helper()
 	bin, err := findRedisServer()
 	if err != nil {
@@ -81,8 +100,13 @@ func MustStartSentinels(tb testing.TB, extraArgs ...string) *Sentinels {
 	args := append([]string{"--repl-diskless-sync-delay", "0"}, extraArgs...)
 	master := mustStartNode(tb, bin, filepath.Join(root, "node0"), func(n *Server) []string { return append(n.args, args...) })
 	s.Nodes = append(s.Nodes, master)
+	upstream := master.Port
+	if linked {
+		s.ReplicaLink = StartLink(tb, master.Addr)
+		upstream = s.ReplicaLink.Port
+	}
 	s.Nodes = append(s.Nodes, mustStartNode(tb, bin, filepath.Join(root, "node1"), func(n *Server) []string {
-		return append(append(n.args, "--replicaof", "127.0.0.1", strconv.Itoa(master.Port)), args...)
+		return append(append(n.args, "--replicaof", "127.0.0.1", strconv.Itoa(upstream)), args...)
 	}))
 	ctx, cancel := context.WithTimeout(context.Background(), sentinelReadyTimeout)
 	defer cancel()
@@ -292,7 +316,8 @@ func (s *Sentinels) replicasInSync(ctx context.Context, m *Server, want int) err
 		if err != nil {
 			return fmt.Errorf("%s: %v", d.Addr, err)
 		}
-		if !strings.Contains(repl, "master_port:"+strconv.Itoa(m.Port)+"\r\n") ||
+		linked := s.ReplicaLink != nil && m == s.Nodes[0] && strings.Contains(repl, "master_port:"+strconv.Itoa(s.ReplicaLink.Port)+"\r\n")
+		if !(linked || strings.Contains(repl, "master_port:"+strconv.Itoa(m.Port)+"\r\n")) ||
 			!strings.Contains(repl, "master_link_status:up") || strings.Contains(repl, "master_sync_in_progress:1") {
 			return fmt.Errorf("%s is not an in-sync replica of %s", d.Addr, m.Addr)
 		}
