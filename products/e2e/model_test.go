@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -80,18 +81,34 @@ func TestCrossSystemModel(t *testing.T) {
 type faultModel struct {
 	// redis starts the store and sets m.arbiterArgs (and m.arbiterEnv).
 	redis func(t *testing.T, m *model)
-	// policy is appended to modelPolicy; feeds, when set, starts what the
-	// policy names before arbiter starts (its feeds' URLs).
+	// policy, when set, returns what is appended to modelPolicy (a
+	// reconcile: block); it runs before arbiter starts.
 	policy func(t *testing.T, m *model) string
-	// seed decides the default budget when ARBITER_MODEL_DURATION is unset.
-	budget  time.Duration
+	// budget is the workload's length unless ARBITER_MODEL_DURATION is
+	// set; default 40s.
+	budget time.Duration
+	// settled is how many long-standing customers (Z-00, Z-01, ...: last
+	// in every feed's order) are issued a card or a loan before the
+	// workload starts and keep it; the workload only ever applies for the
+	// other product for them, which arbiter must refuse throughout.
+	settled int
 	nemeses []nemesis
 }
 
 // A nemesis breaks something while the workload runs, from its own
 // goroutine, until ctx ends; budget is the workload's whole length, so a
-// nemesis can act at fixed fractions of it.
-type nemesis func(ctx context.Context, t *testing.T, m *model, rng *rand.Rand, budget time.Duration)
+// nemesis can act at fixed fractions of it. Its tb's Fatal ends the nemesis
+// only (nemesisTB); the workload runs on and the test fails.
+type nemesis func(ctx context.Context, tb testing.TB, m *model, rng *rand.Rand, budget time.Duration)
+
+// nemesisTB is the testing.TB of a nemesis goroutine: FailNow may only be
+// called from the test's own goroutine, so here it marks the test failed
+// and ends the calling goroutine.
+type nemesisTB struct{ testing.TB }
+
+func (n nemesisTB) FailNow()                  { n.TB.Fail(); runtime.Goexit() }
+func (n nemesisTB) Fatal(args ...any)         { n.TB.Helper(); n.TB.Error(args...); runtime.Goexit() }
+func (n nemesisTB) Fatalf(f string, a ...any) { n.TB.Helper(); n.TB.Errorf(f, a...); runtime.Goexit() }
 
 func runModel(t *testing.T, fm faultModel) {
 	seed := uint64(time.Now().UnixNano())
@@ -118,6 +135,7 @@ func runModel(t *testing.T, fm faultModel) {
 	t.Logf("seed %d, budget %v", seed, budget)
 
 	m := startModel(t, fm)
+	m.settle(t, fm.settled)
 	ctx, stop := context.WithTimeout(context.Background(), budget)
 	defer stop()
 	const workers = 6
@@ -141,7 +159,7 @@ func runModel(t *testing.T, fm faultModel) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			n(ctx, t, m, rand.New(rand.NewPCG(seed, uint64(1000+i))), budget)
+			n(ctx, nemesisTB{t}, m, rand.New(rand.NewPCG(seed, uint64(1000+i))), budget)
 		}()
 	}
 	wg.Wait()
@@ -168,13 +186,13 @@ func atFraction(ctx context.Context, start time.Time, budget time.Duration, frac
 
 // restartRedis SIGKILLs and restarts redis-server (AOF with fsync always
 // keeps every write) at fixed points of the budget.
-func restartRedis(ctx context.Context, t *testing.T, m *model, _ *rand.Rand, budget time.Duration) {
+func restartRedis(ctx context.Context, tb testing.TB, m *model, _ *rand.Rand, budget time.Duration) {
 	start := time.Now()
 	for _, frac := range []float64{0.3, 0.65} {
 		if !atFraction(ctx, start, budget, frac) {
 			return
 		}
-		m.redis.Restart(t)
+		m.redis.Restart(tb)
 		m.stats.add("nemesis: redis restart")
 	}
 }
@@ -183,7 +201,7 @@ func restartRedis(ctx context.Context, t *testing.T, m *model, _ *rand.Rand, bud
 // at random moments (scripts sent meanwhile run late or never; replies
 // arrive after arbiter gave up), and sometimes cuts every connection at
 // the end of a stall, losing what was in flight.
-func stallRedisLink(ctx context.Context, t *testing.T, m *model, rng *rand.Rand, _ time.Duration) {
+func stallRedisLink(ctx context.Context, _ testing.TB, m *model, rng *rand.Rand, _ time.Duration) {
 	for {
 		if !pause(ctx, time.Duration(2000+rng.IntN(3000))*time.Millisecond) {
 			return
@@ -218,6 +236,8 @@ type model struct {
 	sentinels   *redistest.Sentinels // Sentinel fault model
 	arbiterArgs []string             // how arbiter reaches Redis
 	arbiterEnv  []string
+	feeds       map[string]*lyingFeed // by product, when reconciliation reads them
+	settled     map[string]string     // long-standing customer -> the product they hold
 	dir         string
 	sys         *system
 	fleets      map[string]*fleet // by product
@@ -232,6 +252,9 @@ func (m *model) heal(t *testing.T) {
 	t.Helper()
 	if m.redisLink != nil {
 		m.redisLink.Heal()
+	}
+	if m.sentinels != nil {
+		m.sentinels.WaitHealthy(t)
 	}
 }
 
@@ -353,6 +376,36 @@ func (f *fleet) url(rng *rand.Rand) string {
 // modelCustomers is the pool: small, so operations collide.
 const modelCustomers = 16
 
+// settle issues each of n long-standing customers a card or a loan
+// (alternately) through the online channel, before the workload.
+func (m *model) settle(t *testing.T, n int) {
+	t.Helper()
+	m.settled = map[string]string{}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for i := range n {
+		customer, product := fmt.Sprintf("Z-%02d", i), []string{"credit_card", "personal_loan"}[i%2]
+		f := m.fleets[product]
+		if a := call(ctx, http.MethodPost, f.healthy.URL+"/v1/applications/online", map[string]string{"customer_id": customer}); a.Status != http.StatusCreated {
+			t.Fatalf("settle %s with %s: %s", customer, product, a)
+		}
+		m.settled[customer] = product
+	}
+}
+
+// customers returns every customer the model may have touched.
+func (m *model) customers() []string {
+	out := make([]string, 0, modelCustomers+len(m.settled))
+	for i := range modelCustomers {
+		out = append(out, fmt.Sprintf("M-%02d", i))
+	}
+	for c := range m.settled {
+		out = append(out, c)
+	}
+	slices.Sort(out)
+	return out
+}
+
 // worker runs random operations; it remembers its recent applications so
 // it can retry them with the same credentials.
 type worker struct {
@@ -374,6 +427,17 @@ func (w *worker) step(ctx context.Context) {
 	products := []string{"credit_card", "personal_loan"}
 	f := w.m.fleets[products[w.rng.IntN(2)]]
 	customer := fmt.Sprintf("M-%02d", w.rng.IntN(modelCustomers))
+	if len(w.m.settled) > 0 && w.rng.IntN(100) < 5 {
+		// A long-standing customer applies online for the product that
+		// excludes the one they hold.
+		customer = fmt.Sprintf("Z-%02d", w.rng.IntN(len(w.m.settled)))
+		other := w.m.fleets["credit_card"]
+		if w.m.settled[customer] == "credit_card" {
+			other = w.m.fleets["personal_loan"]
+		}
+		w.send(ctx, other, application{other.product, "/v1/applications/online", map[string]string{"customer_id": customer}})
+		return
+	}
 	switch n := w.rng.IntN(100); {
 	case n < 20: // a branch check; the customer reads the OTP out to the service
 		if ch := w.check(ctx, f, customer, "otp"); ch != nil {
@@ -443,6 +507,7 @@ func outcome(err error) string {
 // loan row read in between means the customer held both at that moment.
 func (m *model) monitor(ctx context.Context, t *testing.T) {
 	card, loan := m.fleets["credit_card"].db, m.fleets["personal_loan"].db
+	reported := map[string]bool{} // each double holding once
 	for ctx.Err() == nil {
 		before, err1 := queryDB(card, "products")
 		mid, err2 := queryDB(loan, "products")
@@ -452,7 +517,8 @@ func (m *model) monitor(ctx context.Context, t *testing.T) {
 			return
 		}
 		for c, r := range before {
-			if l, ok := mid[c]; ok && after[c].CheckID == r.CheckID {
+			if l, ok := mid[c]; ok && after[c].CheckID == r.CheckID && !reported[r.CheckID+l.CheckID] {
+				reported[r.CheckID+l.CheckID] = true
 				t.Errorf("(a) during the run %s held a card (check %s) and a loan (check %s)", c, r.CheckID, l.CheckID)
 			}
 		}
@@ -489,8 +555,7 @@ func (m *model) assertInvariant(t *testing.T) {
 		rows[p] = readDB(t, f.db, "products")
 	}
 	total := 0
-	for i := range modelCustomers {
-		customer := fmt.Sprintf("M-%02d", i)
+	for _, customer := range m.customers() {
 		var local []string
 		for p := range rows {
 			if _, ok := rows[p][customer]; ok {
@@ -543,9 +608,11 @@ type counter struct {
 	n  map[string]int
 }
 
-func (c *counter) add(k string) {
+func (c *counter) add(k string) { c.addN(k, 1) }
+
+func (c *counter) addN(k string, n int) {
 	c.mu.Lock()
-	c.n[k]++
+	c.n[k] += n
 	c.mu.Unlock()
 }
 
