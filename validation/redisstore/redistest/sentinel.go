@@ -22,7 +22,9 @@ const (
 	SentinelQuorum     = 2
 	SentinelDownAfter  = 1000 * time.Millisecond
 	sentinelFailover   = 5000 * time.Millisecond
-	sentinelCount      = 3
+	// sentinelLinkedFailover is MustStartSentinelsLinked's failover-timeout.
+	sentinelLinkedFailover = 10 * time.Minute
+	sentinelCount          = 3
 	// sentinelReadyTimeout bounds every wait for a healthy set. A killed
 	// master that comes back is demoted by the Sentinels only once it has
 	// been up for 8 s (4 hello periods) and reported its role to them, so a
@@ -100,8 +102,13 @@ func mustStartSentinels(tb testing.TB, linked bool, extraArgs []string) *Sentine
 	args := append([]string{"--repl-diskless-sync-delay", "0"}, extraArgs...)
 	master := mustStartNode(tb, bin, filepath.Join(root, "node0"), func(n *Server) []string { return append(n.args, args...) })
 	s.Nodes = append(s.Nodes, master)
-	upstream := master.Port
+	upstream, failover := master.Port, sentinelFailover
 	if linked {
+		// A Sentinel points a replica that replicates from another
+		// address than the master's at the master itself once
+		// failover-timeout has passed (+fix-slave-config), which would
+		// bypass the link: keep it longer than any test.
+		failover = sentinelLinkedFailover
 		s.ReplicaLink = StartLink(tb, master.Addr)
 		upstream = s.ReplicaLink.Port
 	}
@@ -116,7 +123,7 @@ func mustStartSentinels(tb testing.TB, linked bool, extraArgs []string) *Sentine
 	for i := range sentinelCount {
 		dir := filepath.Join(root, fmt.Sprintf("sentinel%d", i))
 		s.Sentinels = append(s.Sentinels, mustStartNode(tb, sentinelBin, dir, func(n *Server) []string {
-			return sentinelCommandLine(tb, n, master, sentinelArgs)
+			return sentinelCommandLine(tb, n, master, failover, sentinelArgs)
 		}))
 	}
 	s.WaitHealthy(tb)
@@ -152,7 +159,7 @@ func mustStartNode(tb testing.TB, bin, dir string, args func(*Server) []string) 
 // sentinelCommandLine writes n's sentinel.conf (Sentinel refuses to run
 // without a writable config file: it records the current master, replicas
 // and peers there) and returns the command line that runs it.
-func sentinelCommandLine(tb testing.TB, n, master *Server, modeArgs []string) []string {
+func sentinelCommandLine(tb testing.TB, n, master *Server, failover time.Duration, modeArgs []string) []string {
 	tb.Helper()
 	name := SentinelMasterName
 	conf := strings.Join([]string{
@@ -161,7 +168,7 @@ func sentinelCommandLine(tb testing.TB, n, master *Server, modeArgs []string) []
 		"dir " + n.Dir,
 		fmt.Sprintf("sentinel monitor %s 127.0.0.1 %d %d", name, master.Port, SentinelQuorum),
 		fmt.Sprintf("sentinel down-after-milliseconds %s %d", name, SentinelDownAfter.Milliseconds()),
-		fmt.Sprintf("sentinel failover-timeout %s %d", name, sentinelFailover.Milliseconds()),
+		fmt.Sprintf("sentinel failover-timeout %s %d", name, failover.Milliseconds()),
 		fmt.Sprintf("sentinel parallel-syncs %s 1", name),
 		"",
 	}, "\n")
