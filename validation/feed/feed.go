@@ -3,12 +3,14 @@
 //	GET {url}?after={customer_id}&limit={n}   Authorization: Bearer {key}
 //	→ {"holdings":[{"customer_id","product","check_id","issued_at"}], "next":"<customer_id or empty>"}
 //
-// Members the interface does not name are ignored (a product system may
+// A redirect is never followed (the source fails, naming it). Members the
+// interface does not name are ignored (a product system may
 // say more); a body that is not that document is an error, so the
 // reconciler treats the source as failed and releases nothing of it.
 package feed
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -44,7 +46,14 @@ type page struct {
 	Next string `json:"next"`
 }
 
-// Page implements validation.Feed.
+// refuseRedirect makes the client answer a redirect itself, unfollowed: a
+// redirect would carry the key to another host, or from https to http
+// (around production mode's refusal of a key in clear text), and the data
+// from there would be trusted as the feed's.
+func refuseRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
+// Page implements validation.Feed. It never follows a redirect: a 3xx is
+// an error naming the status and the Location.
 func (c *Client) Page(ctx context.Context, after string, limit int) (validation.HoldingsPage, error) {
 	u, err := url.Parse(c.URL)
 	if err != nil {
@@ -62,10 +71,8 @@ func (c *Client) Page(ctx context.Context, after string, limit int) (validation.
 	if c.Key != "" {
 		req.Header.Set("Authorization", "Bearer "+c.Key)
 	}
-	hc := c.HTTP
-	if hc == nil {
-		hc = http.DefaultClient
-	}
+	hc := *cmp.Or(c.HTTP, http.DefaultClient) // a copy: the caller's client keeps its own policy
+	hc.CheckRedirect = refuseRedirect
 	resp, err := hc.Do(req)
 	if err != nil {
 		return validation.HoldingsPage{}, err
@@ -73,6 +80,9 @@ func (c *Client) Page(ctx context.Context, after string, limit int) (validation.
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		if loc := resp.Header.Get("Location"); loc != "" {
+			return validation.HoldingsPage{}, fmt.Errorf("status %s, a redirect to %s: refused (the feed's key and trust go to the configured URL only; configure the URL it redirects to)", resp.Status, loc)
+		}
 		return validation.HoldingsPage{}, fmt.Errorf("status %s", resp.Status)
 	}
 	var p page

@@ -53,3 +53,41 @@ func TestPage(t *testing.T) {
 		})
 	}
 }
+
+// TestPageRefusesRedirects: a redirect is never followed, to another host
+// or from https to http: the key would go where the URL does not say, and
+// the data from there would be trusted. The error names status and Location.
+func TestPageRefusesRedirects(t *testing.T) {
+	reached := make(chan string, 4)
+	elsewhere := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		reached <- r.Header.Get("Authorization")
+		w.Write([]byte(`{"holdings":[],"next":""}`))
+	}))
+	defer elsewhere.Close()
+	redirect := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, elsewhere.URL+"/v1/holdings?"+r.URL.RawQuery, http.StatusFound)
+	})
+	plain := httptest.NewServer(redirect)
+	defer plain.Close()
+	tls := httptest.NewTLSServer(redirect)
+	defer tls.Close()
+	for _, tc := range []struct {
+		name string
+		c    *feed.Client
+	}{
+		{"to another host", &feed.Client{URL: plain.URL + "/v1/holdings", Key: "k"}},
+		{"from https to http", &feed.Client{URL: tls.URL + "/v1/holdings", Key: "k", HTTP: tls.Client()}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := tc.c.Page(context.Background(), "", 2)
+			if err == nil || !strings.Contains(err.Error(), "302") || !strings.Contains(err.Error(), elsewhere.URL) {
+				t.Errorf("Page error = %v, want the 302 and its Location refused", err)
+			}
+			select {
+			case auth := <-reached:
+				t.Errorf("the redirect was followed (Authorization %q reached the other server)", auth)
+			default:
+			}
+		})
+	}
+}
