@@ -117,8 +117,11 @@ func (c *cursor) checkPage(p HoldingsPage, limit int) error {
 		}
 		last = h.CustomerID
 	}
-	if p.Next != "" && p.Next < last {
-		return fmt.Errorf("next %q is before the page's last customer %s", p.Next, last)
+	// The cursor is exact: a next after the page's last customer (the
+	// next page's first, say) skips every customer in between, page after
+	// page, and their grants would be found orphan and released.
+	if p.Next != "" && p.Next != last {
+		return fmt.Errorf("next %q is not the page's last customer %s (next must be exactly the page's last customer id)", p.Next, last)
 	}
 	return nil
 }
