@@ -24,8 +24,13 @@ import (
 	"github.com/arbiter-bank/arbiter/validation"
 )
 
-// MaxPageBytes bounds one page's body.
-const MaxPageBytes = 32 << 20
+// MaxHoldingBytes is what one holding may take on average: a page of
+// limit holdings may be at most (limit+16) × MaxHoldingBytes bytes (4 MiB
+// at the largest limit, 1000), and fails as soon as more arrives.
+const MaxHoldingBytes = 4 << 10
+
+// maxPageBytes bounds a page asked for limit holdings.
+func maxPageBytes(limit int) int64 { return int64(limit+16) * MaxHoldingBytes }
 
 // Client is one feed. It implements validation.Feed.
 type Client struct {
@@ -36,14 +41,11 @@ type Client struct {
 
 var _ validation.Feed = (*Client)(nil)
 
-type page struct {
-	Holdings *[]struct {
-		CustomerID string `json:"customer_id"`
-		Product    string `json:"product"`
-		CheckID    string `json:"check_id"`
-		IssuedAt   string `json:"issued_at"`
-	} `json:"holdings"`
-	Next string `json:"next"`
+type holding struct {
+	CustomerID string `json:"customer_id"`
+	Product    string `json:"product"`
+	CheckID    string `json:"check_id"`
+	IssuedAt   string `json:"issued_at"`
 }
 
 // refuseRedirect makes the client answer a redirect itself, unfollowed: a
@@ -85,23 +87,112 @@ func (c *Client) Page(ctx context.Context, after string, limit int) (validation.
 		}
 		return validation.HoldingsPage{}, fmt.Errorf("status %s", resp.Status)
 	}
-	var p page
-	dec := json.NewDecoder(io.LimitReader(resp.Body, MaxPageBytes))
-	if err := dec.Decode(&p); err != nil {
-		return validation.HoldingsPage{}, fmt.Errorf("garbage: %w", err)
+	return decodePage(&boundedReader{r: resp.Body, left: maxPageBytes(limit)}, limit)
+}
+
+// errPageTooLarge: the body went past maxPageBytes.
+var errPageTooLarge = errors.New("page too large")
+
+// boundedReader fails once more than left bytes arrive.
+type boundedReader struct {
+	r    io.Reader
+	left int64
+}
+
+func (b *boundedReader) Read(p []byte) (int, error) {
+	if int64(len(p)) > b.left+1 {
+		p = p[:b.left+1]
 	}
-	if p.Holdings == nil {
-		return validation.HoldingsPage{}, errors.New(`garbage: no "holdings" array`)
+	n, err := b.r.Read(p)
+	if b.left -= int64(n); b.left < 0 {
+		return n, errPageTooLarge
 	}
-	out := validation.HoldingsPage{Next: p.Next, Holdings: make([]validation.Holding, 0, len(*p.Holdings))}
-	for _, h := range *p.Holdings {
-		var at time.Time
-		if h.IssuedAt != "" {
-			if at, err = time.Parse(time.RFC3339Nano, h.IssuedAt); err != nil {
-				return validation.HoldingsPage{}, fmt.Errorf("garbage: customer %s: issued_at %q is not RFC 3339", h.CustomerID, h.IssuedAt)
+	return n, err
+}
+
+// decodePage reads the page's document as it streams in, one holding at a
+// time, so that a page too large (more holdings than limit, more bytes
+// than they may take) fails before it is held whole. A member named twice
+// is garbage (which one would count?).
+func decodePage(r *boundedReader, limit int) (validation.HoldingsPage, error) {
+	dec := json.NewDecoder(r)
+	out := validation.HoldingsPage{}
+	err := func() error {
+		if err := delim(dec, '{'); err != nil {
+			return err
+		}
+		seen := map[string]bool{}
+		for dec.More() {
+			t, err := dec.Token()
+			if err != nil {
+				return err
+			}
+			key, _ := t.(string)
+			if seen[key] && (key == "holdings" || key == "next") {
+				return fmt.Errorf("member %q twice", key)
+			}
+			seen[key] = true
+			switch key {
+			case "holdings":
+				out.Holdings, err = decodeHoldings(dec, limit)
+			case "next":
+				err = dec.Decode(&out.Next)
+			default:
+				err = dec.Decode(new(json.RawMessage)) // a member the interface does not name
+			}
+			if err != nil {
+				return err
 			}
 		}
-		out.Holdings = append(out.Holdings, validation.Holding{CustomerID: h.CustomerID, Product: h.Product, CheckID: h.CheckID, IssuedAt: at})
+		if !seen["holdings"] {
+			return errors.New(`no "holdings" array`)
+		}
+		return delim(dec, '}')
+	}()
+	switch {
+	case errors.Is(err, errPageTooLarge):
+		return validation.HoldingsPage{}, fmt.Errorf("garbage: the page is over %d bytes (%d holdings asked, at most %d bytes each on average)", maxPageBytes(limit), limit, MaxHoldingBytes)
+	case err != nil:
+		return validation.HoldingsPage{}, fmt.Errorf("garbage: %w", err)
 	}
 	return out, nil
+}
+
+// decodeHoldings reads the holdings array, failing at the first holding
+// past limit.
+func decodeHoldings(dec *json.Decoder, limit int) ([]validation.Holding, error) {
+	if err := delim(dec, '['); err != nil {
+		return nil, fmt.Errorf(`"holdings" is not an array: %w`, err)
+	}
+	out := []validation.Holding{}
+	for dec.More() {
+		if len(out) == limit {
+			return nil, fmt.Errorf("more than the %d holdings asked", limit)
+		}
+		var h holding
+		if err := dec.Decode(&h); err != nil {
+			return nil, err
+		}
+		var at time.Time
+		if h.IssuedAt != "" {
+			var err error
+			if at, err = time.Parse(time.RFC3339Nano, h.IssuedAt); err != nil {
+				return nil, fmt.Errorf("customer %s: issued_at %q is not RFC 3339", h.CustomerID, h.IssuedAt)
+			}
+		}
+		out = append(out, validation.Holding{CustomerID: h.CustomerID, Product: h.Product, CheckID: h.CheckID, IssuedAt: at})
+	}
+	return out, delim(dec, ']')
+}
+
+// delim reads the next token and fails unless it is d.
+func delim(dec *json.Decoder, d json.Delim) error {
+	t, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	if t != d {
+		return fmt.Errorf("%v where %q belongs", t, d)
+	}
+	return nil
 }

@@ -1,9 +1,11 @@
 package feed_test
 
 import (
+	"bytes"
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -87,6 +89,46 @@ func TestPageRefusesRedirects(t *testing.T) {
 			case auth := <-reached:
 				t.Errorf("the redirect was followed (Authorization %q reached the other server)", auth)
 			default:
+			}
+		})
+	}
+}
+
+// TestPageBoundsItsSize: a page is decoded as it streams in and fails once
+// it holds more holdings than asked or more bytes than a page of them may
+// take, without first reading (and allocating) the whole of it.
+func TestPageBoundsItsSize(t *testing.T) {
+	const pageBytes = 64 << 20
+	holding := []byte(`{"customer_id":"C-1","product":"credit_card","issued_at":"2019-03-01T00:00:00Z"},`)
+	filler := bytes.Repeat([]byte("x"), 64<<10)
+	for _, tc := range []struct {
+		name       string
+		head, fill []byte // the page: head, then fill repeated to pageBytes
+		want       string
+	}{
+		{"more holdings than asked", []byte(`{"next":"","holdings":[`), holding, "more than the 2 holdings asked"},
+		{"a holding of 64 MiB", []byte(`{"next":"","holdings":[{"customer_id":"C-1","notes":"`), filler, "bytes"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Write(tc.head)
+				for n := len(tc.head); n < pageBytes; n += len(tc.fill) {
+					if _, err := w.Write(tc.fill); err != nil {
+						return // the client hung up
+					}
+				}
+			}))
+			defer srv.Close()
+			c := &feed.Client{URL: srv.URL}
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			_, err := c.Page(context.Background(), "", 2)
+			runtime.ReadMemStats(&after)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Page error = %v, want %q", err, tc.want)
+			}
+			if got := after.TotalAlloc - before.TotalAlloc; got > pageBytes/16 {
+				t.Errorf("Page allocated %d MiB for a %d MiB page, want it stopped long before", got>>20, pageBytes>>20)
 			}
 		})
 	}
