@@ -1,8 +1,11 @@
 // Package feed reads a product system's holdings feed over HTTP:
 //
 //	GET {url}?after={customer_id}&limit={n}   Authorization: Bearer {key}
-//	→ {"holdings":[{"customer_id","product","check_id","issued_at"}], "next":"<customer_id or empty>"}
+//	→ {"holdings":[{"customer_id","product","check_id","issued_at"}], "next":"<customer_id or empty>",
+//	   "proof":{"customers","holdings","digest"}}
 //
+// The proof (optional) is the feed's count and digest of the range the page
+// covers; the reconciler compares it with the page (validation.ProofOf).
 // A redirect is never followed (the source fails, naming it). Members the
 // interface does not name are ignored (a product system may
 // say more); a body that is not that document is an error, so the
@@ -18,6 +21,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strconv"
 	"time"
 
@@ -128,7 +132,7 @@ func decodePage(r *boundedReader, limit int) (validation.HoldingsPage, error) {
 				return err
 			}
 			key, _ := t.(string)
-			if seen[key] && (key == "holdings" || key == "next") {
+			if seen[key] && (key == "holdings" || key == "next" || key == "proof") {
 				return fmt.Errorf("member %q twice", key)
 			}
 			seen[key] = true
@@ -137,6 +141,8 @@ func decodePage(r *boundedReader, limit int) (validation.HoldingsPage, error) {
 				out.Holdings, err = decodeHoldings(dec, limit)
 			case "next":
 				err = dec.Decode(&out.Next)
+			case "proof":
+				out.Proof, err = decodeProof(dec)
 			default:
 				err = dec.Decode(new(json.RawMessage)) // a member the interface does not name
 			}
@@ -183,6 +189,31 @@ func decodeHoldings(dec *json.Decoder, limit int) ([]validation.Holding, error) 
 		out = append(out, validation.Holding{CustomerID: h.CustomerID, Product: h.Product, CheckID: h.CheckID, IssuedAt: at})
 	}
 	return out, delim(dec, ']')
+}
+
+// proofDigest is how a proof's digest is written.
+var proofDigest = regexp.MustCompile(`^sha256:[0-9a-fA-F]{64}$`)
+
+// decodeProof reads the page's completeness proof: null or absent is
+// none; one that is there must be whole, or the page is garbage.
+func decodeProof(dec *json.Decoder) (*validation.Proof, error) {
+	var p *struct {
+		Customers *int   `json:"customers"`
+		Holdings  *int   `json:"holdings"`
+		Digest    string `json:"digest"`
+	}
+	if err := dec.Decode(&p); err != nil {
+		return nil, fmt.Errorf("proof: %w", err)
+	}
+	switch {
+	case p == nil:
+		return nil, nil
+	case p.Customers == nil || p.Holdings == nil || *p.Customers < 0 || *p.Holdings < *p.Customers:
+		return nil, errors.New(`proof: "customers" and "holdings" must be counts, holdings at least customers`)
+	case !proofDigest.MatchString(p.Digest):
+		return nil, fmt.Errorf(`proof: digest %q is not "sha256:" and 64 hex digits`, p.Digest)
+	}
+	return &validation.Proof{Customers: *p.Customers, Holdings: *p.Holdings, Digest: p.Digest}, nil
 }
 
 // delim reads the next token and fails unless it is d.

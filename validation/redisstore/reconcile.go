@@ -243,6 +243,7 @@ type sourceJSON struct {
 	Status    string `json:"status"`
 	Holdings  int    `json:"holdings"`
 	Customers int    `json:"customers"`
+	Proven    bool   `json:"proven,omitempty"`
 	Error     string `json:"error,omitempty"`
 }
 
@@ -281,7 +282,7 @@ func (s *Store) SaveRun(ctx context.Context, r validation.Run) error {
 	j := runJSON{ID: r.ID, Status: string(r.Status), StartedAt: msOf(r.StartedAt), FinishedAt: msOf(r.FinishedAt),
 		StartedBy: r.StartedBy, Counts: r.Counts, Findings: r.Findings, Error: r.Error}
 	for _, p := range r.Sources {
-		j.Sources = append(j.Sources, sourceJSON{Product: p.Product, Name: p.Name, Status: string(p.Status), Holdings: p.Holdings, Customers: p.Customers, Error: p.Error})
+		j.Sources = append(j.Sources, sourceJSON{Product: p.Product, Name: p.Name, Status: string(p.Status), Holdings: p.Holdings, Customers: p.Customers, Proven: p.Proven, Error: p.Error})
 	}
 	raw, err := json.Marshal(j)
 	if err != nil {
@@ -310,7 +311,7 @@ func (s *Store) Run(ctx context.Context, id string) (validation.Run, error) {
 		StartedBy: j.StartedBy, Counts: j.Counts, Findings: j.Findings, Error: j.Error}
 	for _, p := range j.Sources {
 		run.Sources = append(run.Sources, validation.SourceProgress{Product: p.Product, Name: p.Name, Status: validation.SourceStatus(p.Status),
-			Holdings: p.Holdings, Customers: p.Customers, Error: p.Error})
+			Holdings: p.Holdings, Customers: p.Customers, Proven: p.Proven, Error: p.Error})
 	}
 	return run, nil
 }

@@ -102,6 +102,8 @@ func TestReconcileLyingFeedReleasesNothing(t *testing.T) {
 		action string // of the orphans it leaves
 	}{
 		{"a cursor off by one", httpFeed{offByOne: true}, validation.SourceFailed, `next "C-05" is not the page's last customer C-04`, ""},
+		{"the last page dropped", httpFeed{truncate: true}, validation.SourceFailed, `proof of ("C-29", the end) states 10 customers, 10 holdings`, ""},
+		{"the last page dropped, without a proof", httpFeed{truncate: true, noProof: true}, validation.SourceDone, "", validation.ActionUnproven},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
