@@ -2,6 +2,8 @@ package validation
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"net"
 	"net/url"
@@ -190,10 +192,42 @@ type Holding struct {
 }
 
 // HoldingsPage is one answer of a holdings feed: holdings ordered by
-// customer id, and Next, the after of the next page ("" when done).
+// customer id, Next, the after of the next page ("" when done), and the
+// feed's proof of the range the page covers (nil when the feed sends none).
 type HoldingsPage struct {
 	Holdings []Holding
 	Next     string
+	Proof    *Proof
+}
+
+// Proof is a feed's completeness proof of one page (README "The
+// completeness proof"): what the product system's own listing holds in the
+// range the page covers, (after, Next], or (after, end) on the last page,
+// counted apart from the page's rows. A page that lists anything else than
+// its proof skipped, invented or repeated a customer.
+type Proof struct {
+	Customers int    // distinct customer ids in the range
+	Holdings  int    // holdings in the range
+	Digest    string // "sha256:" + hex SHA-256 of each distinct customer id + "\n", in order
+}
+
+// ProofOf returns the proof of holdings (ordered by customer id): what a
+// page that lists exactly them must carry.
+func ProofOf(holdings []Holding) Proof {
+	h, p := sha256.New(), Proof{Holdings: len(holdings)}
+	for i, x := range holdings {
+		if i == 0 || x.CustomerID != holdings[i-1].CustomerID {
+			h.Write([]byte(x.CustomerID + "\n"))
+			p.Customers++
+		}
+	}
+	p.Digest = "sha256:" + hex.EncodeToString(h.Sum(nil))
+	return p
+}
+
+// String words the proof for an error.
+func (p Proof) String() string {
+	return fmt.Sprintf("%d customers, %d holdings, %s", p.Customers, p.Holdings, p.Digest)
 }
 
 // Feed is a product system's holdings feed (validation/feed is the HTTP one).
@@ -231,6 +265,10 @@ const (
 	ActionReported   = "reported"
 	// ActionOverCap: more orphans than the cap: none released, an admin decides.
 	ActionOverCap = "reported_over_cap"
+	// ActionUnproven: on_orphan: release, but the feed sent no completeness
+	// proof, so a customer it skipped cannot be told from one it does not
+	// hold: reported, never released.
+	ActionUnproven = "reported_unproven"
 )
 
 // Finding is one thing a reconciliation found, and what it did.
@@ -258,7 +296,7 @@ type SourceStatus string
 // The states of a source within a run.
 const (
 	SourceReading SourceStatus = "reading"
-	SourceDone    SourceStatus = "done"   // read completely and trusted: its orphans may be released
+	SourceDone    SourceStatus = "done"   // read completely and trusted: its orphans may be released if Proven
 	SourceFailed  SourceStatus = "failed" // partial, garbage, or far fewer customers: nothing released
 )
 
@@ -269,7 +307,10 @@ type SourceProgress struct {
 	Status    SourceStatus
 	Holdings  int
 	Customers int
-	Error     string
+	// Proven: every page carried a completeness proof and matched it
+	// (only then are a done source's orphans released).
+	Proven bool
+	Error  string
 }
 
 // Run is one reconciliation: its progress, its counts, and where its

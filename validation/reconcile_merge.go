@@ -21,8 +21,11 @@ type cursor struct {
 	after string // the after of the next page
 	last  string // the last customer id read
 	done  bool   // every page read
-	dead  bool   // failed: dropped from the merge
-	store error  // the store failed while reading: the run fails
+	// unproven says which page came without a completeness proof ("" while
+	// every page had one): the source may import and report, not release.
+	unproven string
+	dead     bool  // failed: dropped from the merge
+	store    error // the store failed while reading: the run fails
 }
 
 // head returns the next holding, reading the next page when needed.
@@ -66,6 +69,9 @@ func (c *cursor) fetch(ctx context.Context, st *runState) error {
 	}
 	if err := c.checkPage(p, cfg.PageSize); err != nil {
 		return fmt.Errorf("page after %q: garbage: %w", c.after, err)
+	}
+	if err := c.checkProof(p); err != nil {
+		return fmt.Errorf("page after %q: %w", c.after, err)
 	}
 	var fresh []string
 	for _, h := range p.Holdings {
@@ -117,8 +123,33 @@ func (c *cursor) checkPage(p HoldingsPage, limit int) error {
 		}
 		last = h.CustomerID
 	}
-	if p.Next != "" && p.Next < last {
-		return fmt.Errorf("next %q is before the page's last customer %s", p.Next, last)
+	// The cursor is exact: a next after the page's last customer (the
+	// next page's first, say) skips every customer in between, page after
+	// page, and their grants would be found orphan and released.
+	if p.Next != "" && p.Next != last {
+		return fmt.Errorf("next %q is not the page's last customer %s (next must be exactly the page's last customer id)", p.Next, last)
+	}
+	return nil
+}
+
+// checkProof compares the page with its completeness proof: the feed's
+// own count and digest of the range the page covers. A page without one
+// leaves the source unproven.
+func (c *cursor) checkProof(p HoldingsPage) error {
+	if p.Proof == nil {
+		if c.unproven == "" {
+			c.unproven = fmt.Sprintf("the page after %q carried no completeness proof", c.after)
+		}
+		return nil
+	}
+	end := "the end)"
+	if p.Next != "" {
+		end = p.Next + "]"
+	}
+	if read := ProofOf(p.Holdings); read.Customers != p.Proof.Customers || read.Holdings != p.Proof.Holdings ||
+		!strings.EqualFold(read.Digest, p.Proof.Digest) {
+		return fmt.Errorf("proof mismatch: the feed's proof of (%q, %s states %s; its page lists %s: the feed skipped, dropped or invented customers",
+			c.after, end, p.Proof, read)
 	}
 	return nil
 }
@@ -179,7 +210,11 @@ func (st *runState) merge(ctx context.Context) error {
 	}
 	for _, c := range cs {
 		if !c.dead {
-			c.prog.Status = SourceDone
+			c.prog.Status, c.prog.Proven = SourceDone, c.unproven == ""
+			if !c.prog.Proven && st.r.cfg().OnOrphan == OnOrphanRelease {
+				st.r.log().Warn("holdings feed without completeness proof: its orphans are reported, never released",
+					"reconciliation", st.run.ID, "product", c.src.Product, "why", c.unproven)
+			}
 		}
 	}
 	return st.flush(ctx)
@@ -414,18 +449,26 @@ func (st *runState) orphans(ctx context.Context) error {
 		return nil
 	}
 	release := st.r.cfg().OnOrphan == OnOrphanRelease
+	// proven: the trusted products whose feeds proved every page; only
+	// their orphans may be released.
+	proven := map[string]bool{}
+	for _, s := range st.run.Sources {
+		if s.Status == SourceDone && s.Proven && release {
+			proven[s.Product] = true
+		}
+	}
 	allowed := map[string]bool{}
-	if release {
+	if len(proven) > 0 {
 		total, orphans := map[string]int{}, map[string]int{}
 		err := st.r.Recon.ScanGrants(ctx, func(batch map[string][]Grant) error {
-			return st.eachOrphan(ctx, batch, trusted, total, func(string, Grant) error {
+			return st.eachOrphan(ctx, batch, proven, total, func(string, Grant) error {
 				return nil
 			}, orphans)
 		})
 		if err != nil {
 			return err
 		}
-		for p := range trusted {
+		for p := range proven {
 			limit := max(MinReleaseCap, total[p]/10)
 			if c := st.r.cfg().ReleaseCap; c > 0 {
 				limit = c
@@ -440,25 +483,31 @@ func (st *runState) orphans(ctx context.Context) error {
 	// Two-run confirmation: an orphan is released only if an earlier
 	// complete run, at least grace before this one started, found the same
 	// grant orphan too (see README "Why an orphan is released only on a
-	// second sighting"). This run's candidates replace the earlier ones.
+	// second sighting"). This run's candidates replace the earlier ones;
+	// an unproven feed's run sights nothing, so it drops them.
 	prior, next := map[string]map[string]time.Time{}, map[string]map[string]time.Time{}
-	if release {
-		for p := range trusted {
-			c, err := st.r.Recon.OrphanCandidates(ctx, p)
-			if err != nil {
-				return err
-			}
-			prior[p], next[p] = c, map[string]time.Time{}
+	for p := range trusted {
+		if !release {
+			continue
 		}
+		next[p] = map[string]time.Time{}
+		if !proven[p] {
+			continue
+		}
+		c, err := st.r.Recon.OrphanCandidates(ctx, p)
+		if err != nil {
+			return err
+		}
+		prior[p] = c
 	}
 	err := st.r.Recon.ScanGrants(ctx, func(batch map[string][]Grant) error {
 		err := st.eachOrphan(ctx, batch, trusted, nil, func(customer string, g Grant) error {
 			var first time.Time
-			if release {
+			if proven[g.Product] {
 				first = cmp.Or(prior[g.Product][g.CheckID], st.run.StartedAt)
 				next[g.Product][g.CheckID] = first
 			}
-			return st.orphan(ctx, customer, g, release, allowed[g.Product], first)
+			return st.orphan(ctx, customer, g, release, proven[g.Product], allowed[g.Product], first)
 		}, nil)
 		if err != nil {
 			return err
@@ -521,9 +570,9 @@ func (st *runState) eachOrphan(ctx context.Context, batch map[string][]Grant, tr
 }
 
 // orphan releases or reports one orphan grant; first is when a run
-// first found it orphan (release mode): it is released only once that is
-// at least grace before this run started.
-func (st *runState) orphan(ctx context.Context, customer string, g Grant, release, allowed bool, first time.Time) error {
+// first found it orphan (release mode, a proven feed): it is released only
+// once that is at least grace before this run started.
+func (st *runState) orphan(ctx context.Context, customer string, g Grant, release, proven, allowed bool, first time.Time) error {
 	grace := st.r.cfg().Grace
 	title := st.r.Policy.TitleOf(g.Product)
 	detail := fmt.Sprintf("arbiter's grant %s of a %s to customer %s, since %s, is not listed by the %s feed",
@@ -532,6 +581,8 @@ func (st *runState) orphan(ctx context.Context, customer string, g Grant, releas
 	switch {
 	case !release:
 		f.Detail = detail + ": reported (on_orphan: report)."
+	case !proven:
+		f.Action, f.Detail = ActionUnproven, detail+": not released, the feed sent no completeness proof (a customer it skipped looks the same); serve the proof to let runs release."
 	case st.cased[customer]:
 		f.Detail = detail + ": not released, the customer has an open case."
 	case !allowed:

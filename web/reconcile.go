@@ -55,7 +55,8 @@ type sourceView struct {
 	Status    string `json:"status"`
 	Holdings  int    `json:"holdings"`
 	Customers int    `json:"customers"`
-	Error     string `json:"error"` // "" when none
+	Proven    bool   `json:"proven"` // every page matched its completeness proof
+	Error     string `json:"error"`  // "" when none
 }
 
 type findingView struct {
@@ -106,7 +107,7 @@ func (s *Server) handleGetReconciliation() echo.HandlerFunc {
 			Findings: []findingView{}, FindingsTotal: run.Findings}
 		for _, src := range run.Sources {
 			resp.Sources = append(resp.Sources, sourceView{Product: src.Product, Name: src.Name, Status: string(src.Status),
-				Holdings: src.Holdings, Customers: src.Customers, Error: src.Error})
+				Holdings: src.Holdings, Customers: src.Customers, Proven: src.Proven, Error: src.Error})
 		}
 		for _, k := range validation.FindingKinds {
 			resp.Counts[string(k)] = run.Counts[k]

@@ -98,7 +98,7 @@ func TestReconciliationShapeWhileRunning(t *testing.T) {
 	run := a.do(t, "GET", "/v1/reconciliations/"+started.str("id"), adminKey, nil)
 	close(release)
 	wantStatus(t, run, http.StatusOK)
-	for _, want := range []string{`"finished_at":null`, `"status":"running"`, `"holdings":0,"customers":0,"error":""`, `"error":"","sources"`} {
+	for _, want := range []string{`"finished_at":null`, `"status":"running"`, `"holdings":0,"customers":0,"proven":false,"error":""`, `"error":"","sources"`} {
 		if !strings.Contains(string(run.raw), want) {
 			t.Errorf("run = %s\nwant it to contain %s", run.raw, want)
 		}

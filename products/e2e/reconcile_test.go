@@ -280,8 +280,13 @@ func reconcileScenario(t *testing.T, sys *reconSystem) {
 			t.Errorf("%s holds %v at arbiter, want nothing", customer, got)
 		}
 	}
-	if src := sourceOf(run, "overdraft"); src["holdings"] != float64(3) || src["status"] != "done" {
-		t.Errorf("overdraft source = %v", src)
+	if src := sourceOf(run, "overdraft"); src["holdings"] != float64(3) || src["status"] != "done" || src["proven"] != false {
+		t.Errorf("overdraft source = %v, want done, unproven (the fake feed sends no proof)", src)
+	}
+	for _, product := range []string{"credit_card", "personal_loan"} { // productsvc proves every page
+		if src := sourceOf(run, product); src["status"] != "done" || src["proven"] != true {
+			t.Errorf("%s source = %v, want done and proven", product, src)
+		}
 	}
 	t.Run("metrics count the findings and each source's success", func(t *testing.T) {
 		resp, err := http.Get(sys.arbiter + "/metrics")

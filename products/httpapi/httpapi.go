@@ -142,7 +142,7 @@ func handleHoldings(svc *issuing.Service) func(w http.ResponseWriter, r *http.Re
 			}
 			limit = n
 		}
-		ps, err := svc.Holdings(r.Context(), r.URL.Query().Get("after"), limit)
+		page, err := svc.Holdings(r.Context(), r.URL.Query().Get("after"), limit)
 		if err != nil {
 			return err
 		}
@@ -150,16 +150,16 @@ func handleHoldings(svc *issuing.Service) func(w http.ResponseWriter, r *http.Re
 			Product  string    `json:"product"`
 			Holdings []holding `json:"holdings"`
 			Next     string    `json:"next"` // pass as ?after= for the next page; "" on the last
-		}{Product: svc.Product, Holdings: make([]holding, 0, len(ps))}
-		for _, p := range ps {
+			// Proof: the listing's own count and digest of the range the
+			// page covers (README "The completeness proof").
+			Proof issuing.HoldingsProof `json:"proof"`
+		}{Product: svc.Product, Holdings: make([]holding, 0, len(page.Products)), Next: page.Next, Proof: page.Proof}
+		for _, p := range page.Products {
 			h := holding{CustomerID: p.CustomerID, Product: p.Product, CheckID: p.CheckID, IssuedAt: p.IssuedAt, Fence: p.Fence, Channel: p.Channel}
 			if p.Channel == issuing.ChannelLegacy {
 				h.CheckID = ""
 			}
 			resp.Holdings = append(resp.Holdings, h)
-		}
-		if len(ps) == limit {
-			resp.Next = ps[len(ps)-1].CustomerID
 		}
 		writeJSON(w, http.StatusOK, resp)
 		return nil

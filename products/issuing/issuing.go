@@ -124,10 +124,32 @@ type Store interface {
 	// a pending release, in one transaction; ErrNotFound if there is none.
 	CloseProduct(ctx context.Context, customerID string, at time.Time) (Product, Pending, error)
 	// Holdings returns up to limit issued products with customer ids after
-	// after, in customer id order.
-	Holdings(ctx context.Context, after string, limit int) ([]Product, error)
+	// after, in customer id order, and the page's completeness proof, read
+	// together (one snapshot).
+	Holdings(ctx context.Context, after string, limit int) (Holdings, error)
 	// Ping reports whether the database answers.
 	Ping(ctx context.Context) error
+}
+
+// Holdings is one page of the holdings feed (arbiter's reconciler reads
+// it; README "Reconciliation and onboarding" fixes its contract).
+type Holdings struct {
+	Products []Product
+	// Next is the page's last customer id, the after of the next page; ""
+	// on the last page.
+	Next string
+	// Proof is the listing's count and digest of the range the page covers,
+	// (after, Next], or every customer after after on the last page,
+	// counted by its own query, not from Products: a paging mistake then
+	// shows as a page that differs from its proof.
+	Proof HoldingsProof
+}
+
+// HoldingsProof is README's completeness proof of a range of the listing.
+type HoldingsProof struct {
+	Customers int    `json:"customers"` // distinct customer ids
+	Holdings  int    `json:"holdings"`  // products
+	Digest    string `json:"digest"`    // "sha256:" + hex SHA-256 of each distinct customer id + "\n", in order
 }
 
 // Arbiter is the part of arbiter's API a product service uses;

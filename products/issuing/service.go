@@ -282,7 +282,8 @@ func (s *Service) release(ctx context.Context, p Pending) bool {
 	return true
 }
 
-// Holdings returns up to limit issued products after customer id after.
-func (s *Service) Holdings(ctx context.Context, after string, limit int) ([]Product, error) {
+// Holdings returns up to limit issued products after customer id after,
+// with the page's completeness proof.
+func (s *Service) Holdings(ctx context.Context, after string, limit int) (Holdings, error) {
 	return s.Store.Holdings(ctx, after, limit)
 }

@@ -48,10 +48,11 @@ func TestREADMELegacyInserts(t *testing.T) {
 			n++
 		}
 		conn.Close()
-		hs, err := s.Holdings(ctx, "", 100)
+		page, err := s.Holdings(ctx, "", 100)
 		if err != nil {
 			t.Fatal(err)
 		}
+		hs := page.Products
 		if len(hs) != n {
 			t.Errorf("%s.db holdings = %+v, want %d", db, hs, n)
 		}

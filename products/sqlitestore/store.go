@@ -12,8 +12,10 @@ package sqlitestore
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
 	_ "embed"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/url"
@@ -319,20 +321,61 @@ func (s *Store) CloseProduct(ctx context.Context, customerID string, at time.Tim
 	return p, pp, err
 }
 
-// Holdings returns up to limit products with customer_id > after.
-func (s *Store) Holdings(ctx context.Context, after string, limit int) ([]issuing.Product, error) {
-	rows, err := s.db.QueryContext(ctx, selectProduct+` WHERE customer_id > ? ORDER BY customer_id LIMIT ?`, after, limit)
+// Holdings implements issuing.Store: the page and its proof in one read
+// transaction (a WAL snapshot), so writers between pages never make a page
+// differ from its own proof. The proof is counted by a range query of its
+// own, not from the page's rows.
+func (s *Store) Holdings(ctx context.Context, after string, limit int) (issuing.Holdings, error) {
+	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
-		return nil, err
+		return issuing.Holdings{}, fmt.Errorf("sqlite: begin: %w", err)
 	}
-	defer rows.Close()
-	out := []issuing.Product{}
+	defer tx.Rollback()
+	page := issuing.Holdings{Products: []issuing.Product{}}
+	rows, err := tx.QueryContext(ctx, selectProduct+` WHERE customer_id > ? ORDER BY customer_id LIMIT ?`, after, limit)
+	if err != nil {
+		return issuing.Holdings{}, err
+	}
 	for rows.Next() {
 		p, err := scanProduct(rows)
 		if err != nil {
-			return nil, err
+			rows.Close()
+			return issuing.Holdings{}, err
 		}
-		out = append(out, p)
+		page.Products = append(page.Products, p)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return issuing.Holdings{}, err
+	}
+	if n := len(page.Products); n == limit {
+		page.Next = page.Products[n-1].CustomerID
+	}
+	page.Proof, err = proofOf(ctx, tx, after, page.Next)
+	return page, err
+}
+
+// proofOf counts and digests the customers in (after, next], or after
+// after when next is "" (README "The completeness proof").
+func proofOf(ctx context.Context, tx *sql.Tx, after, next string) (issuing.HoldingsProof, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT customer_id FROM products
+		WHERE customer_id > ? AND (? = '' OR customer_id <= ?) ORDER BY customer_id`, after, next, next)
+	if err != nil {
+		return issuing.HoldingsProof{}, err
+	}
+	defer rows.Close()
+	var p issuing.HoldingsProof
+	h, last := sha256.New(), ""
+	for rows.Next() {
+		var c string
+		if err := rows.Scan(&c); err != nil {
+			return issuing.HoldingsProof{}, err
+		}
+		if p.Holdings++; p.Holdings == 1 || c != last {
+			h.Write([]byte(c + "\n"))
+			p.Customers++
+		}
+		last = c
+	}
+	p.Digest = "sha256:" + hex.EncodeToString(h.Sum(nil))
+	return p, rows.Err()
 }

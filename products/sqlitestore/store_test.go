@@ -2,9 +2,13 @@ package sqlitestore_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -119,14 +123,97 @@ func TestStore(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			all = append(all, page...)
-			if len(page) < 20 {
+			all = append(all, page.Products...)
+			if page.Next == "" {
 				break
 			}
-			after = page[len(page)-1].CustomerID
+			after = page.Next
 		}
 		if got, want := len(all), 50; got != want {
 			t.Fatalf("holdings = %d, want %d", got, want)
+		}
+	})
+}
+
+func issue(tb testing.TB, s *sqlitestore.Store, customer string) {
+	tb.Helper()
+	ctx := context.Background()
+	p, err := s.Begin(ctx, issuing.Pending{Action: issuing.ActionIssue, CustomerID: customer, CheckID: "chk_" + customer, Fence: 1})
+	if err == nil {
+		_, _, err = s.Issue(ctx, product(customer, "chk_"+customer, 1), p.ID)
+	}
+	if err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// digestOf is README's digest, written from README's words.
+func digestOf(ids ...string) string {
+	h := sha256.New()
+	for _, id := range ids {
+		h.Write([]byte(id + "\n"))
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil))
+}
+
+// TestHoldingsProof: every page carries the proof of the range it covers,
+// README's worked example among them, and a page matches its proof even
+// while customers are issued behind and ahead of the cursor.
+func TestHoldingsProof(t *testing.T) {
+	ctx := context.Background()
+	t.Run("README's example", func(t *testing.T) {
+		s := open(t)
+		for _, c := range []string{"C-3", "C-1", "C-2"} {
+			issue(t, s, c)
+		}
+		readme, err := os.ReadFile("../../README.md")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range []struct {
+			after, next string
+			ids         []string
+		}{{"", "C-2", []string{"C-1", "C-2"}}, {"C-2", "", []string{"C-3"}}} {
+			page, err := s.Holdings(ctx, tc.after, 2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := issuing.HoldingsProof{Customers: len(tc.ids), Holdings: len(tc.ids), Digest: digestOf(tc.ids...)}
+			if page.Next != tc.next || page.Proof != want {
+				t.Errorf("page after %q: next %q, proof %+v; want %q, %+v", tc.after, page.Next, page.Proof, tc.next, want)
+			}
+			if !strings.Contains(string(readme), want.Digest) {
+				t.Errorf("README's worked example lacks %s", want.Digest)
+			}
+		}
+	})
+	t.Run("under pagination while customers are issued", func(t *testing.T) {
+		s := open(t)
+		for i := range 30 {
+			issue(t, s, fmt.Sprintf("C-%02d", 2*i))
+		}
+		after := ""
+		for pages := 0; ; pages++ {
+			page, err := s.Holdings(ctx, after, 7)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ids []string
+			for _, p := range page.Products {
+				ids = append(ids, p.CustomerID)
+			}
+			if want := (issuing.HoldingsProof{Customers: len(ids), Holdings: len(ids), Digest: digestOf(ids...)}); page.Proof != want {
+				t.Fatalf("page after %q lists %v, its proof %+v, want %+v", after, ids, page.Proof, want)
+			}
+			if page.Next == "" {
+				break
+			}
+			if page.Next != ids[len(ids)-1] {
+				t.Fatalf("next %q, want the page's last customer %s", page.Next, ids[len(ids)-1])
+			}
+			issue(t, s, fmt.Sprintf("C-%02d", 2*pages+1))  // behind the cursor (or just ahead)
+			issue(t, s, fmt.Sprintf("C-%02d", 59-2*pages)) // ahead of it
+			after = page.Next
 		}
 	})
 }

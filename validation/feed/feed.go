@@ -1,14 +1,19 @@
 // Package feed reads a product system's holdings feed over HTTP:
 //
 //	GET {url}?after={customer_id}&limit={n}   Authorization: Bearer {key}
-//	→ {"holdings":[{"customer_id","product","check_id","issued_at"}], "next":"<customer_id or empty>"}
+//	→ {"holdings":[{"customer_id","product","check_id","issued_at"}], "next":"<customer_id or empty>",
+//	   "proof":{"customers","holdings","digest"}}
 //
-// Members the interface does not name are ignored (a product system may
+// The proof (optional) is the feed's count and digest of the range the page
+// covers; the reconciler compares it with the page (validation.ProofOf).
+// A redirect is never followed (the source fails, naming it). Members the
+// interface does not name are ignored (a product system may
 // say more); a body that is not that document is an error, so the
 // reconciler treats the source as failed and releases nothing of it.
 package feed
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -16,14 +21,20 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strconv"
 	"time"
 
 	"github.com/arbiter-bank/arbiter/validation"
 )
 
-// MaxPageBytes bounds one page's body.
-const MaxPageBytes = 32 << 20
+// MaxHoldingBytes is what one holding may take on average: a page of
+// limit holdings may be at most (limit+16) × MaxHoldingBytes bytes (4 MiB
+// at the largest limit, 1000), and fails as soon as more arrives.
+const MaxHoldingBytes = 4 << 10
+
+// maxPageBytes bounds a page asked for limit holdings.
+func maxPageBytes(limit int) int64 { return int64(limit+16) * MaxHoldingBytes }
 
 // Client is one feed. It implements validation.Feed.
 type Client struct {
@@ -34,17 +45,21 @@ type Client struct {
 
 var _ validation.Feed = (*Client)(nil)
 
-type page struct {
-	Holdings *[]struct {
-		CustomerID string `json:"customer_id"`
-		Product    string `json:"product"`
-		CheckID    string `json:"check_id"`
-		IssuedAt   string `json:"issued_at"`
-	} `json:"holdings"`
-	Next string `json:"next"`
+type holding struct {
+	CustomerID string `json:"customer_id"`
+	Product    string `json:"product"`
+	CheckID    string `json:"check_id"`
+	IssuedAt   string `json:"issued_at"`
 }
 
-// Page implements validation.Feed.
+// refuseRedirect makes the client answer a redirect itself, unfollowed: a
+// redirect would carry the key to another host, or from https to http
+// (around production mode's refusal of a key in clear text), and the data
+// from there would be trusted as the feed's.
+func refuseRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
+// Page implements validation.Feed. It never follows a redirect: a 3xx is
+// an error naming the status and the Location.
 func (c *Client) Page(ctx context.Context, after string, limit int) (validation.HoldingsPage, error) {
 	u, err := url.Parse(c.URL)
 	if err != nil {
@@ -62,10 +77,8 @@ func (c *Client) Page(ctx context.Context, after string, limit int) (validation.
 	if c.Key != "" {
 		req.Header.Set("Authorization", "Bearer "+c.Key)
 	}
-	hc := c.HTTP
-	if hc == nil {
-		hc = http.DefaultClient
-	}
+	hc := *cmp.Or(c.HTTP, http.DefaultClient) // a copy: the caller's client keeps its own policy
+	hc.CheckRedirect = refuseRedirect
 	resp, err := hc.Do(req)
 	if err != nil {
 		return validation.HoldingsPage{}, err
@@ -73,25 +86,144 @@ func (c *Client) Page(ctx context.Context, after string, limit int) (validation.
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		if loc := resp.Header.Get("Location"); loc != "" {
+			return validation.HoldingsPage{}, fmt.Errorf("status %s, a redirect to %s: refused (the feed's key and trust go to the configured URL only; configure the URL it redirects to)", resp.Status, loc)
+		}
 		return validation.HoldingsPage{}, fmt.Errorf("status %s", resp.Status)
 	}
-	var p page
-	dec := json.NewDecoder(io.LimitReader(resp.Body, MaxPageBytes))
-	if err := dec.Decode(&p); err != nil {
-		return validation.HoldingsPage{}, fmt.Errorf("garbage: %w", err)
+	return decodePage(&boundedReader{r: resp.Body, left: maxPageBytes(limit)}, limit)
+}
+
+// errPageTooLarge: the body went past maxPageBytes.
+var errPageTooLarge = errors.New("page too large")
+
+// boundedReader fails once more than left bytes arrive.
+type boundedReader struct {
+	r    io.Reader
+	left int64
+}
+
+func (b *boundedReader) Read(p []byte) (int, error) {
+	if int64(len(p)) > b.left+1 {
+		p = p[:b.left+1]
 	}
-	if p.Holdings == nil {
-		return validation.HoldingsPage{}, errors.New(`garbage: no "holdings" array`)
+	n, err := b.r.Read(p)
+	if b.left -= int64(n); b.left < 0 {
+		return n, errPageTooLarge
 	}
-	out := validation.HoldingsPage{Next: p.Next, Holdings: make([]validation.Holding, 0, len(*p.Holdings))}
-	for _, h := range *p.Holdings {
-		var at time.Time
-		if h.IssuedAt != "" {
-			if at, err = time.Parse(time.RFC3339Nano, h.IssuedAt); err != nil {
-				return validation.HoldingsPage{}, fmt.Errorf("garbage: customer %s: issued_at %q is not RFC 3339", h.CustomerID, h.IssuedAt)
+	return n, err
+}
+
+// decodePage reads the page's document as it streams in, one holding at a
+// time, so that a page too large (more holdings than limit, more bytes
+// than they may take) fails before it is held whole. A member named twice
+// is garbage (which one would count?).
+func decodePage(r *boundedReader, limit int) (validation.HoldingsPage, error) {
+	dec := json.NewDecoder(r)
+	out := validation.HoldingsPage{}
+	err := func() error {
+		if err := delim(dec, '{'); err != nil {
+			return err
+		}
+		seen := map[string]bool{}
+		for dec.More() {
+			t, err := dec.Token()
+			if err != nil {
+				return err
+			}
+			key, _ := t.(string)
+			if seen[key] && (key == "holdings" || key == "next" || key == "proof") {
+				return fmt.Errorf("member %q twice", key)
+			}
+			seen[key] = true
+			switch key {
+			case "holdings":
+				out.Holdings, err = decodeHoldings(dec, limit)
+			case "next":
+				err = dec.Decode(&out.Next)
+			case "proof":
+				out.Proof, err = decodeProof(dec)
+			default:
+				err = dec.Decode(new(json.RawMessage)) // a member the interface does not name
+			}
+			if err != nil {
+				return err
 			}
 		}
-		out.Holdings = append(out.Holdings, validation.Holding{CustomerID: h.CustomerID, Product: h.Product, CheckID: h.CheckID, IssuedAt: at})
+		if !seen["holdings"] {
+			return errors.New(`no "holdings" array`)
+		}
+		return delim(dec, '}')
+	}()
+	switch {
+	case errors.Is(err, errPageTooLarge):
+		return validation.HoldingsPage{}, fmt.Errorf("garbage: the page is over %d bytes (%d holdings asked, at most %d bytes each on average)", maxPageBytes(limit), limit, MaxHoldingBytes)
+	case err != nil:
+		return validation.HoldingsPage{}, fmt.Errorf("garbage: %w", err)
 	}
 	return out, nil
+}
+
+// decodeHoldings reads the holdings array, failing at the first holding
+// past limit.
+func decodeHoldings(dec *json.Decoder, limit int) ([]validation.Holding, error) {
+	if err := delim(dec, '['); err != nil {
+		return nil, fmt.Errorf(`"holdings" is not an array: %w`, err)
+	}
+	out := []validation.Holding{}
+	for dec.More() {
+		if len(out) == limit {
+			return nil, fmt.Errorf("more than the %d holdings asked", limit)
+		}
+		var h holding
+		if err := dec.Decode(&h); err != nil {
+			return nil, err
+		}
+		var at time.Time
+		if h.IssuedAt != "" {
+			var err error
+			if at, err = time.Parse(time.RFC3339Nano, h.IssuedAt); err != nil {
+				return nil, fmt.Errorf("customer %s: issued_at %q is not RFC 3339", h.CustomerID, h.IssuedAt)
+			}
+		}
+		out = append(out, validation.Holding{CustomerID: h.CustomerID, Product: h.Product, CheckID: h.CheckID, IssuedAt: at})
+	}
+	return out, delim(dec, ']')
+}
+
+// proofDigest is how a proof's digest is written.
+var proofDigest = regexp.MustCompile(`^sha256:[0-9a-fA-F]{64}$`)
+
+// decodeProof reads the page's completeness proof: null or absent is
+// none; one that is there must be whole, or the page is garbage.
+func decodeProof(dec *json.Decoder) (*validation.Proof, error) {
+	var p *struct {
+		Customers *int   `json:"customers"`
+		Holdings  *int   `json:"holdings"`
+		Digest    string `json:"digest"`
+	}
+	if err := dec.Decode(&p); err != nil {
+		return nil, fmt.Errorf("proof: %w", err)
+	}
+	switch {
+	case p == nil:
+		return nil, nil
+	case p.Customers == nil || p.Holdings == nil || *p.Customers < 0 || *p.Holdings < *p.Customers:
+		return nil, errors.New(`proof: "customers" and "holdings" must be counts, holdings at least customers`)
+	case !proofDigest.MatchString(p.Digest):
+		return nil, fmt.Errorf(`proof: digest %q is not "sha256:" and 64 hex digits`, p.Digest)
+	}
+	return &validation.Proof{Customers: *p.Customers, Holdings: *p.Holdings, Digest: p.Digest}, nil
+}
+
+// delim reads the next token and fails unless it is d.
+func delim(dec *json.Decoder, d json.Delim) error {
+	t, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	if t != d {
+		return fmt.Errorf("%v where %q belongs", t, d)
+	}
+	return nil
 }

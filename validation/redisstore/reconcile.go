@@ -23,6 +23,7 @@ import (
 //
 //	arb:recon:lease                    string  the running run's id (PX, renewed)
 //	arb:recon:schedule                 string  claims the interval's scheduled run (PX = interval)
+//	arb:recon:runs                     zset    run id → started at (ms): the stored runs, for retention
 //	arb:recon:run:<id>                 string  run JSON: status, progress, counts (PX = RunRetention)
 //	arb:recon:run:<id>:findings        list    finding JSON, at most MaxStoredFindings (PX = RunRetention)
 //	arb:recon:run:<id>:seen:<product>  set     customers the product's feed listed (PX = seenTTL; dropped at the end)
@@ -34,10 +35,21 @@ const (
 	leaseKey    = "arb:recon:lease"
 	scheduleKey = "arb:recon:schedule"
 	casesKey    = "arb:recon:cases"
+	runsKey     = "arb:recon:runs"
 	// RunRetention is how long a run and its findings stay readable.
 	RunRetention = 7 * 24 * time.Hour
-	seenTTL      = 24 * time.Hour
-	scanCount    = 1000 // keys per SCAN step
+	// MaxStoredRuns bounds the runs kept (the newest); older ones are
+	// deleted, findings and all, when a run starts.
+	MaxStoredRuns = 1000
+	// MaxStoredFindingsTotal bounds the findings kept of earlier runs when a
+	// run starts: the newest runs' are kept while their sum stays within it,
+	// the older runs' lists are deleted (their counts stay). With the
+	// running run's own (at most validation.MaxStoredFindings), the store
+	// never holds more than 110,000 findings, about 40 MB, however often
+	// runs are started or a broken feed keeps producing findings.
+	MaxStoredFindingsTotal = 100_000
+	seenTTL                = 24 * time.Hour
+	scanCount              = 1000 // keys per SCAN step
 )
 
 func runKey(id string) string            { return "arb:recon:run:" + id }
@@ -243,6 +255,7 @@ type sourceJSON struct {
 	Status    string `json:"status"`
 	Holdings  int    `json:"holdings"`
 	Customers int    `json:"customers"`
+	Proven    bool   `json:"proven,omitempty"`
 	Error     string `json:"error,omitempty"`
 }
 
@@ -276,19 +289,119 @@ func timeOf(ms int64) time.Time {
 	return time.UnixMilli(ms).UTC()
 }
 
-// SaveRun implements validation.ReconcileStore.
-func (s *Store) SaveRun(ctx context.Context, r validation.Run) error {
+func runJSONOf(r validation.Run) runJSON {
 	j := runJSON{ID: r.ID, Status: string(r.Status), StartedAt: msOf(r.StartedAt), FinishedAt: msOf(r.FinishedAt),
 		StartedBy: r.StartedBy, Counts: r.Counts, Findings: r.Findings, Error: r.Error}
 	for _, p := range r.Sources {
-		j.Sources = append(j.Sources, sourceJSON{Product: p.Product, Name: p.Name, Status: string(p.Status), Holdings: p.Holdings, Customers: p.Customers, Error: p.Error})
+		j.Sources = append(j.Sources, sourceJSON{Product: p.Product, Name: p.Name, Status: string(p.Status), Holdings: p.Holdings, Customers: p.Customers, Proven: p.Proven, Error: p.Error})
 	}
-	raw, err := json.Marshal(j)
+	return j
+}
+
+// SaveRun implements validation.ReconcileStore; a run's first save bounds
+// what the earlier runs keep (trimRuns).
+func (s *Store) SaveRun(ctx context.Context, r validation.Run) error {
+	raw, err := json.Marshal(runJSONOf(r))
 	if err != nil {
 		return err
 	}
-	if err := s.rdb.Set(ctx, runKey(r.ID), raw, RunRetention).Err(); err != nil {
+	var added *redis.IntCmd
+	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, runKey(r.ID), raw, RunRetention)
+		added = p.ZAddNX(ctx, runsKey, redis.Z{Score: float64(msOf(r.StartedAt)), Member: r.ID})
+		return nil
+	})
+	if err != nil {
 		return unavailable("save run", err)
+	}
+	if added.Val() == 1 { // the run's first save: it starts
+		return s.trimRuns(ctx, r)
+	}
+	return nil
+}
+
+// trimRuns bounds what earlier runs keep, as a run starts (it holds the
+// lease, so no other run writes meanwhile): runs past MaxStoredRuns are
+// deleted (and leave the index; one past RunRetention expired already); the findings of runs
+// past MaxStoredFindingsTotal (newest first) are deleted and their run
+// says findings 0. The seen sets of the run before (dropped at its end,
+// unless its process died) are deleted too.
+func (s *Store) trimRuns(ctx context.Context, started validation.Run) error {
+	ids, err := s.rdb.ZRangeArgs(ctx, redis.ZRangeArgs{Key: runsKey, Start: 0, Stop: -1, Rev: true}).Result()
+	if err != nil {
+		return unavailable("trim runs", err)
+	}
+	lens := make([]*redis.IntCmd, len(ids))
+	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, id := range ids {
+			lens[i] = p.LLen(ctx, findingsKey(id))
+		}
+		return nil
+	})
+	if err != nil {
+		return unavailable("trim runs", err)
+	}
+	kept, runs, prev := 0, 0, ""
+	var drop, emptied []string
+	for i, id := range ids {
+		if id == started.ID {
+			continue
+		}
+		if prev == "" {
+			prev = id
+		}
+		switch runs++; {
+		case runs > MaxStoredRuns:
+			drop = append(drop, id)
+		case lens[i].Val() > 0 && kept+int(lens[i].Val()) > MaxStoredFindingsTotal:
+			emptied, kept = append(emptied, id), MaxStoredFindingsTotal // older runs' go too
+		default:
+			kept += int(lens[i].Val())
+		}
+	}
+	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, id := range drop {
+			p.Del(ctx, runKey(id), findingsKey(id))
+			p.ZRem(ctx, runsKey, id)
+		}
+		for _, id := range emptied {
+			p.Del(ctx, findingsKey(id))
+		}
+		for _, src := range started.Sources {
+			if prev != "" {
+				p.Del(ctx, seenKey(prev, src.Product))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return unavailable("trim runs", err)
+	}
+	for _, id := range emptied {
+		if err := s.zeroFindings(ctx, id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// zeroFindings makes a run whose findings were deleted say it has none
+// (its counts stay).
+func (s *Store) zeroFindings(ctx context.Context, id string) error {
+	r, err := s.Run(ctx, id)
+	if errors.Is(err, validation.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	r.Findings = 0
+	raw, err := json.Marshal(runJSONOf(r))
+	if err != nil {
+		return err
+	}
+	if err := s.rdb.SetArgs(ctx, runKey(id), raw, redis.SetArgs{KeepTTL: true, Mode: "XX"}).Err(); err != nil && !errors.Is(err, redis.Nil) {
+		return unavailable("trim runs", err)
 	}
 	return nil
 }
@@ -310,7 +423,7 @@ func (s *Store) Run(ctx context.Context, id string) (validation.Run, error) {
 		StartedBy: j.StartedBy, Counts: j.Counts, Findings: j.Findings, Error: j.Error}
 	for _, p := range j.Sources {
 		run.Sources = append(run.Sources, validation.SourceProgress{Product: p.Product, Name: p.Name, Status: validation.SourceStatus(p.Status),
-			Holdings: p.Holdings, Customers: p.Customers, Error: p.Error})
+			Holdings: p.Holdings, Customers: p.Customers, Proven: p.Proven, Error: p.Error})
 	}
 	return run, nil
 }

@@ -21,8 +21,8 @@ import (
 	"github.com/arbiter-bank/arbiter/validation/redisstore/redistest"
 )
 
-// memFeed is a holdings feed in memory, paged as the interface says; it
-// can fail on a given page or answer out of order.
+// memFeed is a holdings feed in memory, paged as the interface says, with
+// a proof on every page; it can fail on a given page or answer out of order.
 type memFeed struct {
 	holdings  []validation.Holding // sorted by customer id
 	failPage  int                  // 1-based page that fails; 0: none
@@ -46,6 +46,15 @@ func (f *memFeed) Page(ctx context.Context, after string, limit int) (validation
 	if end < len(f.holdings) {
 		page.Next = f.holdings[end-1].CustomerID
 	}
+	// The proof of the range the page claims, from the whole list.
+	var in []validation.Holding
+	for _, h := range f.holdings {
+		if h.CustomerID > after && (page.Next == "" || h.CustomerID <= page.Next) {
+			in = append(in, h)
+		}
+	}
+	proof := validation.ProofOf(in)
+	page.Proof = &proof
 	if f.unordered {
 		slices.Reverse(page.Holdings)
 	}
