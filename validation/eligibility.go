@@ -35,6 +35,7 @@ type EligibilityResult struct {
 // Rule names of an eligibility verdict, in evaluation order.
 const (
 	RuleBlocklist    = "blocklist"
+	RuleCase         = "case" // an open reconciliation case of the product's group
 	RuleRating       = "rating"
 	RuleProductLimit = "product_limit"
 	RuleExclusivity  = "exclusivity"
@@ -69,6 +70,7 @@ type Eligibility struct {
 // ruleOf maps a violation to the rule that produced it.
 var ruleOf = map[Reason]string{
 	ReasonCustomerBlocked:     RuleBlocklist,
+	ReasonCaseOpen:            RuleCase,
 	ReasonRatingTooLow:        RuleRating,
 	ReasonAlreadyHoldsProduct: RuleProductLimit,
 	ReasonConflictingProduct:  RuleExclusivity,
@@ -100,7 +102,7 @@ func (s *Service) Eligibility(ctx context.Context, customerID, product string) (
 	}
 	e := Eligibility{CustomerID: customerID, Product: product, Allowed: len(res.Violations) == 0, Violations: res.Violations}
 	s.word(e.Violations)
-	for _, name := range []string{RuleBlocklist, RuleRating, RuleProductLimit, RuleExclusivity, RuleHold} {
+	for _, name := range []string{RuleBlocklist, RuleCase, RuleRating, RuleProductLimit, RuleExclusivity, RuleHold} {
 		v := RuleVerdict{Rule: name, Verdict: VerdictPass}
 		for _, viol := range e.Violations {
 			if ruleOf[viol.Reason] == name {

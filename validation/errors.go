@@ -42,6 +42,11 @@ const (
 	// ReasonReconciliationRunning: a reconciliation is already running
 	// (on this or another instance); wait for it.
 	ReasonReconciliationRunning Reason = "reconciliation_running"
+	// ReasonCaseOpen: the customer has an open reconciliation case (a
+	// double holding) that concerns the product, which is one of the
+	// case's or excludes one of them: its checks and redemptions are
+	// refused until an admin resolves the case.
+	ReasonCaseOpen Reason = "case_open"
 )
 
 // Sentinel errors, one per reason, for errors.Is. An *Error matches the
@@ -69,6 +74,7 @@ var (
 	ErrOTPRateLimited       = &Error{Reason: ReasonOTPRateLimited}
 	ErrNotFound             = &Error{Reason: ReasonNotFound}
 	ErrCustomerBlocked      = &Error{Reason: ReasonCustomerBlocked}
+	ErrCaseOpen             = &Error{Reason: ReasonCaseOpen}
 	ErrRatingTooLow         = &Error{Reason: ReasonRatingTooLow}
 	ErrRatingUnavailable    = &Error{Reason: ReasonRatingUnavailable}
 	ErrUnavailable          = &Error{Reason: ReasonUnavailable}
@@ -122,7 +128,10 @@ type Violation struct {
 	Since   time.Time `json:"since,omitzero"` // when the product was granted
 	Until   time.Time `json:"until,omitzero"` // when the hold expires
 	By      string    `json:"by,omitempty"`   // who placed the hold or the block
-	Note    string    `json:"note,omitempty"` // customer_blocked: the block's reason
+	Note    string    `json:"note,omitempty"` // customer_blocked: the block's reason; case_open: the case's own words
+
+	// case_open: the products of the case (Since: when it was opened).
+	Products []string `json:"products,omitempty"`
 
 	// rating_too_low: the numbers, shown to admins only.
 	RequiredRating *int `json:"required_rating,omitempty"`

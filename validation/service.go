@@ -96,9 +96,9 @@ type CheckInput struct {
 }
 
 // Check decides whether the customer may take the product now and, if so,
-// places a hold. Refusals are *Error (ErrCustomerBlocked, ErrRatingTooLow,
-// ErrAlreadyHoldsProduct, ErrConflictingProduct, ErrHoldExists) with every
-// failed rule in Violations; ErrRatingUnavailable when the bureau is needed,
+// places a hold. Refusals are *Error (ErrCustomerBlocked, ErrCaseOpen,
+// ErrRatingTooLow, ErrAlreadyHoldsProduct, ErrConflictingProduct,
+// ErrHoldExists) with every failed rule in Violations; ErrRatingUnavailable when the bureau is needed,
 // unavailable, and the policy says refuse.
 func (s *Service) Check(ctx context.Context, actor Actor, in CheckInput) (Check, bool, error) {
 	rule, err := s.rule(in.Product)
@@ -425,6 +425,23 @@ func (s *Service) sentence(v Violation) string {
 		return fmt.Sprintf("Customer is blocked until %s: %s.", v.Until.UTC().Format(DateLayout+" "+TimeLayout), v.Note)
 	case ReasonRatingTooLow:
 		return fmt.Sprintf("Customer's credit rating is below what a %s requires.", title)
+	case ReasonCaseOpen:
+		return s.caseSentence(v)
 	}
 	return string(v.Reason)
+}
+
+// caseSentence words a case_open violation: which products the case is
+// about, since when, and what to do; then the case's own words.
+func (s *Service) caseSentence(v Violation) string {
+	titles := make([]string, len(v.Products))
+	for i, p := range v.Products {
+		titles[i] = s.Policy.TitleOf(p)
+	}
+	msg := fmt.Sprintf("Customer has an open case since %s about their %s: resolve the case first.",
+		v.Since.UTC().Format(DateLayout), joinAnd(titles))
+	if v.Note != "" {
+		msg += " " + v.Note
+	}
+	return msg
 }

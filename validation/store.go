@@ -14,8 +14,10 @@ import (
 // depends on time can be tested without waiting; key expiry itself is the
 // store's own clock.
 type Store interface {
-	// Hold applies the rule to the customer's block, rating, grants and live
-	// hold and, only if every rule passes, places a hold for req.Rule.HoldTTL.
+	// Hold applies the rule to the customer's block, open case, rating,
+	// grants and live hold and, only if every rule passes, places a hold for
+	// req.Rule.HoldTTL. An open reconciliation case refuses (ErrCaseOpen) a
+	// product of the case and every product that excludes one of them.
 	// With a MinRating and no cached score it returns ErrRatingNeeded. With an
 	// idempotency key, a repeat of the same request returns the first
 	// outcome (replayed true); a different request under the same key is
@@ -27,7 +29,9 @@ type Store interface {
 	// a grant that would break the policy is never written. A repeat by the
 	// client that redeemed returns the grant with replayed true. Errors:
 	// ErrHoldExpired, ErrAlreadyRedeemed, ErrOTPInvalid, ErrOTPLocked,
-	// ErrCheckNotFound, and the refusals of Hold.
+	// ErrCheckNotFound, and the refusals of Hold. ErrCaseOpen, as Hold
+	// decides it, comes before any OTP is counted and keeps the hold, so
+	// the same redemption succeeds once the case is resolved.
 	Redeem(ctx context.Context, req RedeemRequest) (g Grant, replayed bool, err error)
 
 	// Check returns a check by id (ErrCheckNotFound), with its Secret while held.

@@ -39,6 +39,7 @@ var problemTypes = map[validation.Reason]struct {
 	validation.ReasonOTPRateLimited:        {http.StatusTooManyRequests, "Too many wrong codes for this customer"},
 	validation.ReasonNotFound:              {http.StatusNotFound, "Not found"},
 	validation.ReasonCustomerBlocked:       {http.StatusConflict, "Customer is blocked"},
+	validation.ReasonCaseOpen:              {http.StatusConflict, "Customer has an open case to resolve first"},
 	validation.ReasonRatingTooLow:          {http.StatusConflict, "Credit rating too low for this product"},
 	validation.ReasonRatingUnavailable:     {http.StatusServiceUnavailable, "Credit rating bureau unavailable"},
 	validation.ReasonUnavailable:           {http.StatusServiceUnavailable, "Temporarily unavailable"},

@@ -2,7 +2,9 @@ package web_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -103,4 +105,77 @@ func TestReconciliationShapeWhileRunning(t *testing.T) {
 			t.Errorf("run = %s\nwant it to contain %s", run.raw, want)
 		}
 	}
+}
+
+// TestCaseOpenHoldsTheLine: a reconciliation finds R-3 holding a card at
+// the card service and a loan at the loan service while a card check of
+// arbiter's is held. Until an admin resolves the case, a check of either
+// product is 409 case_open, the held card is not redeemed (409 case_open,
+// the hold kept) and the dry run says refuse, naming the case; after the
+// resolution the same token redeems.
+func TestCaseOpenHoldsTheLine(t *testing.T) {
+	since := time.Date(2019, 3, 1, 0, 0, 0, 0, time.UTC)
+	rec := &validation.Reconciler{Sources: []validation.Source{
+		{Product: "credit_card", Name: "card-service", Feed: onePageFeed{{CustomerID: "R-3", Product: "credit_card", IssuedAt: since}}},
+		{Product: "personal_loan", Name: "loan-service", Feed: onePageFeed{{CustomerID: "R-3", Product: "personal_loan", IssuedAt: since}}},
+	}}
+	a := newAPI(t, func(cfg *web.Config, _ *string) { cfg.Reconciler = rec })
+	spec := validateAgainstSpec(t, a.client.Transport)
+	a.client.Transport = spec
+
+	held := a.mustCheck(t, "R-3", "credit_card")
+	if run, err := rec.Reconcile(context.Background(), "test"); err != nil || run.Counts[validation.FindingDoubleHolding] != 1 {
+		t.Fatalf("reconcile: %+v, %v", run, err)
+	}
+	const caseWords = "Customer R-3 holds a Credit card at card-service since 1 Mar 2019 and a Personal loan at loan-service since 1 Mar 2019: contact the customer."
+	wantCase := func(t *testing.T, r reply) {
+		t.Helper()
+		wantStatus(t, r, http.StatusConflict, validation.ReasonCaseOpen)
+		var p struct {
+			Title      string                 `json:"title"`
+			Detail     string                 `json:"detail"`
+			Violations []validation.Violation `json:"violations"`
+		}
+		if err := json.Unmarshal(r.raw, &p); err != nil {
+			t.Fatal(err)
+		}
+		today := time.Now().UTC().Format(validation.DateLayout)
+		want := "Customer has an open case since " + today + " about their Credit card and Personal loan: resolve the case first. " + caseWords
+		if p.Detail != want || len(p.Violations) == 0 || p.Violations[0].Detail != want {
+			t.Errorf("detail = %q\nwant     %q", p.Detail, want)
+		}
+		if v := p.Violations[0]; v.Reason != validation.ReasonCaseOpen || !slices.Equal(v.Products, []string{"credit_card", "personal_loan"}) ||
+			v.Note != caseWords || v.Since.IsZero() {
+			t.Errorf("violation = %+v", v)
+		}
+	}
+
+	t.Run("checks of the case's products are refused", func(t *testing.T) {
+		wantCase(t, a.check(t, checkerKey, "R-3", "personal_loan"))
+		wantCase(t, a.check(t, cardKey, "R-3", "credit_card"))
+	})
+	t.Run("the dry run refuses, naming the case", func(t *testing.T) {
+		e := a.do(t, "GET", "/v1/customers/R-3/eligibility?product=personal_loan", checkerKey, nil)
+		wantStatus(t, e, http.StatusOK)
+		for _, want := range []string{`"decision":"refuse"`, `{"rule":"case","verdict":"fail"`, `"reason":"case_open"`, caseWords} {
+			if !strings.Contains(string(e.raw), want) {
+				t.Errorf("eligibility = %s\nwant it to contain %s", e.raw, want)
+			}
+		}
+	})
+	redeem := func() reply {
+		return a.do(t, "POST", "/v1/redemptions", cardKey, map[string]string{"token": held.str("token")})
+	}
+	t.Run("the card held before the case is not redeemed while it is open", func(t *testing.T) {
+		wantCase(t, redeem())
+		cust := a.do(t, "GET", "/v1/customers/R-3", checkerKey, nil)
+		if !strings.Contains(string(cust.raw), held.str("check_id")) {
+			t.Errorf("the refused redemption dropped the hold: %s", cust.raw)
+		}
+	})
+	t.Run("resolving the case lifts it", func(t *testing.T) {
+		wantStatus(t, a.do(t, "POST", "/v1/cases/R-3/resolution", adminKey, map[string]string{"note": "customer closed the loan"}), http.StatusOK)
+		wantStatus(t, redeem(), http.StatusCreated)
+	})
+	spec.covered(t, "createCheck 409", "redeem 409", "getEligibility 200")
 }

@@ -42,6 +42,11 @@ const (
 	ReasonInternal             Reason = "internal"
 	// ReasonReconciliationRunning: 409, a reconciliation is running already.
 	ReasonReconciliationRunning Reason = "reconciliation_running"
+	// ReasonCaseOpen: 409, the customer has an open reconciliation case
+	// about this product or one it excludes; checks and redemptions of it
+	// are refused until an admin resolves the case (a refused redemption
+	// keeps its hold).
+	ReasonCaseOpen Reason = "case_open"
 	// ReasonUnexpected is set by the client when arbiter (or a proxy in
 	// front of it) answered with a status and body it does not document.
 	ReasonUnexpected Reason = "unexpected_response"
@@ -71,6 +76,7 @@ var (
 	ErrOTPRateLimited       = &Error{Reason: ReasonOTPRateLimited}
 	ErrNotFound             = &Error{Reason: ReasonNotFound}
 	ErrCustomerBlocked      = &Error{Reason: ReasonCustomerBlocked}
+	ErrCaseOpen             = &Error{Reason: ReasonCaseOpen}
 	ErrRatingTooLow         = &Error{Reason: ReasonRatingTooLow}
 	ErrRatingUnavailable    = &Error{Reason: ReasonRatingUnavailable}
 	ErrNotDurable           = &Error{Reason: ReasonNotDurable}
@@ -121,6 +127,9 @@ type Violation struct {
 	Since   time.Time `json:"since,omitzero"`
 	Until   time.Time `json:"until,omitzero"`
 	By      string    `json:"by,omitempty"`
+	// Products: case_open, the products of the customer's open case
+	// (Since: when it was opened).
+	Products []string `json:"products,omitempty"`
 }
 
 func (e *Error) Error() string {

@@ -19,13 +19,18 @@ import (
 // machine; timings stay out of CI (TestScriptCost measures them). When a
 // change is meant, update the row and say why in the commit.
 var commandsPerPath = map[string]map[string]float64{
-	"check placed":             {"get": 1, "hmget": 2, "hvals": 1, "set": 1, "hset": 1, "pexpire": 1},
-	"check refused, live hold": {"get": 1, "hmget": 1, "hvals": 1, "lpush": 1, "pexpire": 1},
-	"check refused, grant":     {"get": 1, "hmget": 2, "hvals": 1, "lpush": 1},          // the attempts list exists: no PEXPIRE
-	"check placed, returning":  {"get": 1, "hmget": 2, "hvals": 1, "set": 1, "hset": 1}, // meta's expiry renewed today: no PEXPIRE
-	"token redemption":         {"get": 1, "hvals": 1, "del": 1, "hdel": 1, "hset": 1, "lpush": 1, "pexpire": 1},
-	"otp redemption":           {"get": 1, "hmget": 1, "hincrby": 1, "hvals": 1, "del": 1, "hdel": 1, "hset": 1, "lpush": 1, "pexpire": 1},
-	"otp wrong code":           {"get": 1, "hmget": 1, "hincrby": 1, "hset": 1, "lpush": 1, "pexpire": 1},
+	// Every check and redemption of a live hold reads the customer's
+	// reconciliation case (one GET, see the prelude's "case" section).
+	"check placed":             {"get": 2, "hmget": 2, "hvals": 1, "set": 1, "hset": 1, "pexpire": 1},
+	"check refused, live hold": {"get": 2, "hmget": 1, "hvals": 1, "lpush": 1, "pexpire": 1},
+	"check refused, grant":     {"get": 2, "hmget": 2, "hvals": 1, "lpush": 1},          // the attempts list exists: no PEXPIRE
+	"check placed, returning":  {"get": 2, "hmget": 2, "hvals": 1, "set": 1, "hset": 1}, // meta's expiry renewed today: no PEXPIRE
+	"check refused, case":      {"get": 2, "hmget": 2, "hvals": 1, "lpush": 1, "pexpire": 1},
+	"token redemption":         {"get": 2, "hvals": 1, "del": 1, "hdel": 1, "hset": 1, "lpush": 1, "pexpire": 1},
+	"token refused, case":      {"get": 2, "lpush": 1, "pexpire": 1}, // the hold is kept
+	"otp redemption":           {"get": 2, "hmget": 1, "hincrby": 1, "hvals": 1, "del": 1, "hdel": 1, "hset": 1, "lpush": 1, "pexpire": 1},
+	"otp refused, case":        {"get": 2, "lpush": 1}, // before the code: nothing counted
+	"otp wrong code":           {"get": 2, "hmget": 1, "hincrby": 1, "hset": 1, "lpush": 1, "pexpire": 1},
 	"token replay":             {"get": 1, "hmget": 1, "hget": 1},
 	"cancel":                   {"get": 1, "del": 1, "hdel": 1, "hset": 1, "hlen": 1, "pexpire": 2, "lpush": 1},
 	"read after an expiry":     {"get": 1, "hmget": 2, "hget": 2, "hdel": 1, "hset": 1, "hlen": 1, "pexpire": 2, "lpush": 1}, // settle (meta, then the hold's shadow), then the read
@@ -111,6 +116,27 @@ func TestScriptCommands(t *testing.T) {
 		if got, err := s.Check(ctx, "C-4", e.ID, now); err != nil || got.Status != validation.StatusExpired {
 			t.Fatal(got.Status, err)
 		}
+	}).commands
+	// An open case refuses a check, then both redemptions of a hold placed
+	// before it.
+	f := hold(t, s, "C-5", "personal_loan", now)
+	if err := s.OpenCase(ctx, validation.Case{CustomerID: "C-5", Products: []string{"credit_card"}, OpenedAt: now}, now); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.OpenCase(ctx, validation.Case{CustomerID: "C-6", Products: []string{"credit_card"}, OpenedAt: now}, now); err != nil {
+		t.Fatal(err)
+	}
+	got["check refused, case"] = measureOp(t, rdb, 1, func(int) {
+		_, _, err := s.Hold(ctx, holdRequest(t, "C-6", "personal_loan", now))
+		wantReason(t, err, validation.ReasonCaseOpen)
+	}).commands
+	got["token refused, case"] = measureOp(t, rdb, 1, func(int) {
+		_, _, err := redeemToken(s, f, "loan-service", now)
+		wantReason(t, err, validation.ReasonCaseOpen)
+	}).commands
+	got["otp refused, case"] = measureOp(t, rdb, 1, func(int) {
+		_, _, err := redeemOTP(s, "C-5", "personal_loan", bad, "loan-service", now)
+		wantReason(t, err, validation.ReasonCaseOpen)
 	}).commands
 	for name, want := range commandsPerPath {
 		if !maps.Equal(got[name], want) {

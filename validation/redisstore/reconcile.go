@@ -57,7 +57,7 @@ func findingsKey(id string) string       { return "arb:recon:run:" + id + ":find
 func seenKey(id, product string) string  { return "arb:recon:run:" + id + ":seen:" + product }
 func lastCountKey(product string) string { return "arb:recon:last:" + product }
 func orphansKey(product string) string   { return "arb:recon:orphans:" + product }
-func caseKey(customer string) string     { return "arb:{" + customer + "}:case" }
+func caseKey(customer string) string     { return customerKeys(customer)[8] }
 func grantsKey(customer string) string   { return customerKeys(customer)[2] }
 func customerOfGrantsKey(key string) string {
 	return strings.TrimSuffix(strings.TrimPrefix(key, "arb:{"), "}:grants")
@@ -74,8 +74,7 @@ var (
 
 func init() { scripts = append(scripts, caseScript) }
 
-// caseArgs and caseReply are case.lua's contract (see contract.go); the
-// case's own key comes after the customer's keys.
+// caseArgs and caseReply are case.lua's contract (see contract.go).
 type caseArgs struct {
 	Op    string `lua:"op"`    // open | resolve
 	Case  string `lua:"case"`  // open: the case, JSON
@@ -601,7 +600,7 @@ func (s *Store) OpenCase(ctx context.Context, c validation.Case, now time.Time) 
 		return err
 	}
 	var r caseReply
-	err = s.run(ctx, caseScript, c.CustomerID, now, []string{caseKey(c.CustomerID)},
+	err = s.run(ctx, caseScript, c.CustomerID, now, nil,
 		caseArgs{Op: "open", Case: string(raw), Actor: validation.ReconcilerActor}, &r)
 	if err != nil {
 		return err
@@ -661,7 +660,7 @@ func (s *Store) Cases(ctx context.Context, limit int) ([]validation.Case, error)
 // ResolveCase implements validation.ReconcileStore.
 func (s *Store) ResolveCase(ctx context.Context, customerID, actor, note string, now time.Time) (validation.Case, error) {
 	var r caseReply
-	err := s.run(ctx, caseScript, customerID, now, []string{caseKey(customerID)},
+	err := s.run(ctx, caseScript, customerID, now, nil,
 		caseArgs{Op: "resolve", Actor: actor, Note: note}, &r)
 	if err != nil {
 		return validation.Case{}, err

@@ -62,7 +62,7 @@ var (
 // under the customer's hash tag (customerKeys); Lua names them K_<NAME>.
 // A check with an Idempotency-Key adds K_IDEM. README.md's key layout
 // table describes each.
-var customerKeyNames = []string{"meta", "hold", "grants", "checks", "audit", "block", "rating", "tries"}
+var customerKeyNames = []string{"meta", "hold", "grants", "checks", "audit", "block", "rating", "tries", "case"}
 
 // keysBinding returns the Lua names of KEYS (K_META, ..., then K_IDEM,
 // nil unless a check has an Idempotency-Key) and the KEYS entries they are.

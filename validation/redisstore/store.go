@@ -583,6 +583,7 @@ type violationJSON struct {
 	Until    float64  `json:"until"`
 	By       string   `json:"by"`
 	Note     string   `json:"note"`
+	Products []string `json:"products"`
 	Required *float64 `json:"required"`
 	Score    *float64 `json:"score"`
 }
@@ -597,7 +598,7 @@ func decodeViolations(raw string) ([]validation.Violation, error) {
 	for _, v := range vs {
 		out = append(out, validation.Violation{
 			Reason: validation.Reason(v.Reason), Product: v.Product, CheckID: v.CheckID,
-			Since: ms(v.Since), Until: ms(v.Until), By: v.By, Note: v.Note,
+			Since: ms(v.Since), Until: ms(v.Until), By: v.By, Note: v.Note, Products: v.Products,
 			RequiredRating: intPtr(v.Required), Rating: intPtr(v.Score),
 		})
 	}

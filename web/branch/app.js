@@ -17,6 +17,7 @@
     view: null,       // last GET /v1/customers/{id}
     check: null,      // the check this page placed and watches
     cases: [],        // open cases, GET /v1/cases
+    caseSeen: null,   // {customer, note}: the open case the dry run refused with
     pollTimer: 0,
     customerTimer: 0,
     gen: 0,           // bumps on every customer change; stale answers are dropped
@@ -96,6 +97,7 @@
     hold_exists: 'another check was in progress',
     conflicting_product: 'the customer holds a product that excludes it',
     already_holds_product: 'the customer already holds it',
+    case_open: 'the customer has an open case to resolve first',
     otp_locked: 'too many wrong codes',
     cancelled: 'cancelled',
   };
@@ -104,7 +106,10 @@
     const by = who(e.actor, e.agent);
     switch (e.type) {
       case 'checked': return by + ' requested a ' + t + ' check: hold placed';
-      case 'refused': return by + ' requested a ' + t + ' check: refused, ' + (reasonWords[e.reason] || e.reason);
+      case 'refused':
+        // A refused redemption names its check; a refused check has none.
+        return by + (e.check_id ? ' tried to redeem the ' + t + ' check' : ' requested a ' + t + ' check') +
+          ': refused, ' + (reasonWords[e.reason] || e.reason);
       case 'redeemed': return by + ' redeemed the ' + t + ' check: the customer now holds a ' + t;
       case 'otp_failed': return by + ' entered a wrong code for the ' + t + ' check';
       case 'cancelled':
@@ -196,11 +201,16 @@
     renderCustomerCase();
   }
 
+  // renderCustomerCase shows the customer's open case: from the list of
+  // cases, or, when the list lacks it (it was not readable, or is longer
+  // than one page), from the case_open refusal of the dry run.
   function renderCustomerCase() {
     const box = $('customer-case');
     const c = (state.cases || []).find((x) => x.customer_id === state.customer);
-    box.textContent = c ? 'Open case: ' + c.detail : '';
-    box.hidden = !c;
+    const seen = state.caseSeen && state.caseSeen.customer === state.customer ? state.caseSeen.note : '';
+    const detail = c ? c.detail : seen;
+    box.textContent = detail ? 'Open case: ' + detail : '';
+    box.hidden = !detail;
   }
 
   function renderChoices() {
@@ -324,11 +334,14 @@
   // before asking for a check. It places nothing and audits nothing.
   async function loadEligibility(id, gen) {
     const list = $('eligibility');
+    state.caseSeen = null;
     const rows = await Promise.all(state.products.map(async (p) => {
       try {
         const e = await api('GET', '/v1/customers/' + encodeURIComponent(id) + '/eligibility?product=' + encodeURIComponent(p.id));
         const v = e.violations || [];
-        return el('li', { dataset: { product: p.id, decision: e.decision } },
+        const open = v.find((x) => x.reason === 'case_open');
+        if (open) state.caseSeen = { customer: id, note: open.note || '' };
+        return el('li', { dataset: { product: p.id, decision: e.decision, reason: (v[0] || {}).reason || '' } },
           el('b', { text: p.title + ': ' }),
           el('span', { text: e.decision === 'allow' ? 'eligible now.' : 'a check would be refused. ' + (sentence(v[0] || {}) || '') }));
       } catch (err) {
@@ -337,6 +350,7 @@
     }));
     if (gen !== state.gen) return;
     list.replaceChildren(...rows);
+    renderCustomerCase();
   }
 
   function renderHold(h) {
@@ -423,6 +437,13 @@
         break;
       case 'already_holds_product':
         if (v.since) return 'Customer already holds a ' + t + ' since ' + fmtDate(v.since) + '.';
+        break;
+      case 'case_open':
+        if (v.since && v.products) {
+          const ts = v.products.map(title);
+          const about = ts.length > 1 ? ts.slice(0, -1).join(', ') + ' and ' + ts[ts.length - 1] : ts.join('');
+          return 'Customer has an open case since ' + fmtDate(v.since) + ' about their ' + about + ': resolve the case first.';
+        }
         break;
     }
     return v.detail;

@@ -331,9 +331,36 @@ local function block_read()
   return nil
 end
 
+-- ## case: K_CASE, the customer's open reconciliation case (JSON; opened
+-- and resolved by case.lua): a double holding found across the product
+-- systems. While it is open it holds the line: no check or redemption of a
+-- product of the case, or of one that shares an exclusive group with one
+-- of them (the product's conflicts), until an admin resolves it.
+local function case_raw() return redis.call('GET', K_CASE) end
+local function case_put(enc) redis.call('SET', K_CASE, enc) end
+local function case_drop() redis.call('DEL', K_CASE) end
+
+-- case_violation returns the case_open violation of product, whose rule
+-- excludes the products in conflicts_csv, while the customer's open case
+-- concerns it; nil otherwise.
+local function case_violation(product, conflicts_csv)
+  local raw = case_raw()
+  if not raw then return nil end
+  local c = cjson.decode(raw)
+  if type(c.products) ~= 'table' then return nil end
+  local conflicts = split(conflicts_csv)
+  for _, p in ipairs(c.products) do
+    if p == product or conflicts[p] then
+      return {reason = 'case_open', products = c.products, since = c.opened, note = c.detail}
+    end
+  end
+  return nil
+end
+
 -- evaluate applies every rule of a check to the customer and its live
 -- hold h, returning the failed ones in a fixed order: customer_blocked,
--- rating_too_low, already_holds_product, conflicting_product, hold_exists.
+-- case_open, rating_too_low, already_holds_product, conflicting_product,
+-- hold_exists.
 -- The rating rule (min_rating > 0) uses score_arg: '' reads the cached
 -- score, a number is a fresh score from the bureau (cached here for
 -- rating_ttl ms), 'skip' passes the rule unevaluated. The bureau is asked
@@ -349,6 +376,8 @@ local function evaluate(h, product, max, conflicts_csv, min_rating, score_arg, r
     b.reason = 'customer_blocked'
     table.insert(vs, b)
   end
+  local case_open = case_violation(product, conflicts_csv)
+  if case_open then table.insert(vs, case_open) end
   local rating_at = #vs + 1
   grant_violations(vs, product, max, conflicts_csv)
   if h then

@@ -35,6 +35,19 @@ local function ended(id, actor, code, product, accept)
   return reply{kind = 'error', reason = 'hold_expired', detail = c.status}
 end
 
+-- case_refusal refuses the redemption of the live hold h while the
+-- customer's open case concerns its product (case_violation, the check's
+-- rule): a hold placed before the case opened must not become a grant
+-- while it is open. The hold is kept as it was, so the same redemption
+-- succeeds once an admin resolves the case within the hold's TTL; the
+-- attempt is audited. nil when no case is in the way.
+local function case_refusal(h, actor)
+  local v = case_violation(h.product, conflicts)
+  if not v then return nil end
+  events_append({type = 'refused', product = h.product, check_id = h.id, actor = actor, fence = h.fence, reason = v.reason, reasons = {v.reason}})
+  return reply{kind = 'refused', violations = cjson.encode({v})}
+end
+
 -- grant turns the live hold h into a grant, unless the rule now refuses it.
 local function grant(h, actor, otp)
   local vs = grant_violations({}, h.product, max, conflicts)

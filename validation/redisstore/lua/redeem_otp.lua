@@ -11,6 +11,10 @@ if not h or h.product ~= product then
   m = m or meta_read('last:' .. product)
   return ended(m.extra[1] or m.last, actor, code, product)
 end
+-- An open case refuses before the code is looked at: no attempt is
+-- counted, the hold is kept for after the case.
+local refused = case_refusal(h, actor)
+if refused then return refused end
 -- Wrong codes also count per customer, across holds (meta otp_fails
 -- since otp_since), so check, guess, cancel, repeat gains nothing.
 local mo = redis.call('HMGET', K_META, 'otp_fails', 'otp_since')
