@@ -37,6 +37,12 @@ const demoAgentUsername, demoAgentPassword = "demo", "demo"
 // run is the whole program; main only calls it. It returns when ctx is
 // cancelled (after a graceful shutdown) or when the server fails.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	return runOn(ctx, time.Now, args, getenv, stdout, stderr)
+}
+
+// runOn is run on the host clock local: tests give two instances clocks
+// that disagree, as two hosts' may.
+func runOn(ctx context.Context, local func() time.Time, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	cfg, err := parseConfig(args[1:], getenv, stderr)
 	if errors.Is(err, errHelp) {
 		return nil
@@ -72,7 +78,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	issuer, err := loadIssuer(cfg)
+	issuer, err := loadIssuer(cfg, local)
 	if err != nil {
 		return err
 	}
@@ -111,9 +117,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	_ = sessions.Load(loadCtx)
 	cancel()
 
-	abandoner := &validation.Abandoner{Store: store, Log: log}
+	abandoner := &validation.Abandoner{Store: store, Log: log, Now: local}
 	go abandoner.Run(ctx)
-	svc := &validation.Service{Store: store, Policy: policy, Abandoner: abandoner,
+	svc := &validation.Service{Store: store, Policy: policy, Abandoner: abandoner, Now: local,
 		OTPFailures: cfg.OTPFailures, OTPWindow: cfg.OTPWindow}
 	if policy.Rating != nil {
 		svc.Ratings = bureau.New(*policy.Rating, &http.Client{})
@@ -122,11 +128,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
+	rec.Now = local
 	go rec.Schedule(ctx, instanceID())
 	handler := web.New(web.Config{
 		Reconciler: rec,
 		Service:    svc, Tokens: issuer, Policy: policy, Clients: clients,
-		Ready:  store.Ping,
+		Ready:  store.Ping, Now: local,
 		Logger: log, RequestTimeout: cfg.RequestTimeout,
 		Metrics:       metrics,
 		SecureCookies: cfg.SecureCookies, SessionIdle: cfg.SessionIdle,
@@ -248,7 +255,9 @@ func loadClients(cfg config) (*web.Clients, error) {
 	return cs, nil
 }
 
-func loadIssuer(cfg config) (*tokens.Issuer, error) {
+// loadIssuer loads the signing and verify keys; now is the clock tokens
+// to redeem are checked against.
+func loadIssuer(cfg config, now func() time.Time) (*tokens.Issuer, error) {
 	var key []byte
 	if cfg.SigningKeyFile != "" {
 		pem, err := os.ReadFile(cfg.SigningKeyFile)
@@ -257,7 +266,7 @@ func loadIssuer(cfg config) (*tokens.Issuer, error) {
 		}
 		key = pem
 	}
-	ic := tokens.IssuerConfig{Issuer: cfg.Issuer}
+	ic := tokens.IssuerConfig{Issuer: cfg.Issuer, Now: now}
 	if key == nil {
 		k, err := tokens.GenerateKey() // demo mode only: cfg.check refuses this in production
 		if err != nil {
