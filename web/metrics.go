@@ -40,6 +40,7 @@ type Metrics struct {
 	storeFull     *prometheus.CounterVec
 	findings      *prometheus.CounterVec
 	lastSuccess   *prometheus.GaugeVec
+	clockOffset   prometheus.Gauge
 }
 
 // NewMetrics registers arbiter's metrics, the Go runtime's and the
@@ -98,8 +99,12 @@ func NewMetrics(reg *prometheus.Registry) *Metrics {
 		Name: "arbiter_reconcile_last_success_timestamp_seconds",
 		Help: "When a reconciliation last read the product's holdings feed completely and trusted it (Unix seconds).",
 	}, []string{"product"})
+	m.clockOffset = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "arbiter_clock_offset_seconds",
+		Help: "Redis's clock minus this host's, last measured (TIME, midpoint of the round trip); arbiter runs on Redis's.",
+	})
 	reg.MustRegister(m.checks, m.redemptions, m.cancellations, m.releases, m.imports, m.requests, m.scripts, m.expiries, m.storeFull,
-		m.findings, m.lastSuccess,
+		m.findings, m.lastSuccess, m.clockOffset,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		buildInfo())
@@ -140,6 +145,10 @@ func (m *Metrics) ReconcileSourceDone(product string, at time.Time) {
 
 // Registry returns the registry the metrics are on, for adding more.
 func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// ClockOffset records the measured offset of Redis's clock to this
+// host's; it has the signature of redisstore.ClockOptions.Observe.
+func (m *Metrics) ClockOffset(d time.Duration) { m.clockOffset.Set(d.Seconds()) }
 
 // HoldExpired counts one expired hold; it has the signature of
 // redisstore.Options.OnExpiry.

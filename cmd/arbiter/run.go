@@ -78,10 +78,6 @@ func runOn(ctx context.Context, local func() time.Time, args []string, getenv fu
 	if err != nil {
 		return err
 	}
-	issuer, err := loadIssuer(cfg, local)
-	if err != nil {
-		return err
-	}
 	metrics := web.NewMetrics(nil)
 	if tlsCert != nil {
 		metrics.ObserveCertificate("listener", tlsCert.Leaf)
@@ -117,9 +113,18 @@ func runOn(ctx context.Context, local func() time.Time, args []string, getenv fu
 	_ = sessions.Load(loadCtx)
 	cancel()
 
-	abandoner := &validation.Abandoner{Store: store, Log: log, Now: local}
+	// One clock for every instance: Redis's (see "Why the invariant
+	// holds"). /readyz is 503 until its offset has been measured.
+	clock := newClock(ctx, cfg, rdb, local, log, metrics)
+	now := clock.Now
+	issuer, err := loadIssuer(cfg, now)
+	if err != nil {
+		return err
+	}
+
+	abandoner := &validation.Abandoner{Store: store, Log: log, Now: now}
 	go abandoner.Run(ctx)
-	svc := &validation.Service{Store: store, Policy: policy, Abandoner: abandoner, Now: local,
+	svc := &validation.Service{Store: store, Policy: policy, Abandoner: abandoner, Now: now,
 		OTPFailures: cfg.OTPFailures, OTPWindow: cfg.OTPWindow}
 	if policy.Rating != nil {
 		svc.Ratings = bureau.New(*policy.Rating, &http.Client{})
@@ -128,12 +133,13 @@ func runOn(ctx context.Context, local func() time.Time, args []string, getenv fu
 	if err != nil {
 		return err
 	}
-	rec.Now = local
+	rec.Now = now
 	go rec.Schedule(ctx, instanceID())
 	handler := web.New(web.Config{
 		Reconciler: rec,
 		Service:    svc, Tokens: issuer, Policy: policy, Clients: clients,
-		Ready:  store.Ping, Now: local,
+		Ready:  ready(clock, store),
+		Now:    now,
 		Logger: log, RequestTimeout: cfg.RequestTimeout,
 		Metrics:       metrics,
 		SecureCookies: cfg.SecureCookies, SessionIdle: cfg.SessionIdle,
@@ -255,8 +261,8 @@ func loadClients(cfg config) (*web.Clients, error) {
 	return cs, nil
 }
 
-// loadIssuer loads the signing and verify keys; now is the clock tokens
-// to redeem are checked against.
+// loadIssuer loads the signing and verify keys; now is the clock the
+// tokens redeemed are checked against.
 func loadIssuer(cfg config, now func() time.Time) (*tokens.Issuer, error) {
 	var key []byte
 	if cfg.SigningKeyFile != "" {
@@ -314,4 +320,32 @@ func poolStats(rdb redis.UniversalClient) func() web.PoolStats {
 		return web.PoolStats{Hits: uint64(s.Hits), Misses: uint64(s.Misses), Timeouts: uint64(s.Timeouts),
 			TotalConns: uint64(s.TotalConns), IdleConns: uint64(s.IdleConns), StaleConns: uint64(s.StaleConns)}
 	}
+}
+
+// ready is /readyz's test: the clock offset to Redis is known (and
+// recent), and Redis answers.
+func ready(clock *redisstore.Clock, store *redisstore.Store) func(context.Context) error {
+	return func(ctx context.Context) error {
+		if err := clock.Ready(); err != nil {
+			return err
+		}
+		return store.Ping(ctx)
+	}
+}
+
+// newClock is the clock of the Redis behind rdb (the host clock itself in
+// embedded mode, where Redis is this process), measured once now and then
+// every redisstore.DefaultClockInterval until ctx ends.
+func newClock(ctx context.Context, cfg config, rdb redis.UniversalClient, local func() time.Time, log *slog.Logger, metrics *web.Metrics) *redisstore.Clock {
+	if !cfg.production() {
+		rdb = nil
+	}
+	clock := redisstore.NewClock(rdb, redisstore.ClockOptions{Local: local, Log: log, Observe: metrics.ClockOffset})
+	syncCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := clock.Sync(syncCtx); err != nil {
+		log.Warn("could not measure the clock offset to Redis at start; /readyz says 503 until it is measured", "err", err)
+	}
+	go clock.Run(ctx)
+	return clock
 }
