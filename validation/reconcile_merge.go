@@ -63,6 +63,9 @@ func (c *cursor) fetch(ctx context.Context, st *runState) error {
 		if p.Holdings[i].Product == "" {
 			p.Holdings[i].Product = c.src.Product // a feed lists one product; it may leave it out
 		}
+		// Ids are case-insensitive: merged, ordered and imported in their
+		// canonical form, so a feed's c-1 is arbiter's C-1.
+		p.Holdings[i].CustomerID = CanonicalCustomerID(p.Holdings[i].CustomerID)
 	}
 	if err := c.checkPage(p, cfg.PageSize); err != nil {
 		return fmt.Errorf("page after %q: garbage: %w", c.after, err)
@@ -112,12 +115,12 @@ func (c *cursor) checkPage(p HoldingsPage, limit int) error {
 			return fmt.Errorf("customer %s: product %q, but this feed lists %s", h.CustomerID, h.Product, c.src.Product)
 		case !ValidCustomerID(h.CustomerID):
 			return fmt.Errorf("customer id %q is malformed", h.CustomerID)
-		case h.CustomerID < last || (c.after != "" && h.CustomerID <= c.after):
-			return fmt.Errorf("customer %s is out of order (after %q)", h.CustomerID, max(last, c.after))
+		case h.CustomerID < last || (c.after != "" && h.CustomerID <= CanonicalCustomerID(c.after)):
+			return fmt.Errorf("customer %s is out of order (after %q; a feed lists ids in the order of their upper-case form)", h.CustomerID, max(last, CanonicalCustomerID(c.after)))
 		}
 		last = h.CustomerID
 	}
-	if p.Next != "" && p.Next < last {
+	if p.Next != "" && CanonicalCustomerID(p.Next) < last {
 		return fmt.Errorf("next %q is before the page's last customer %s", p.Next, last)
 	}
 	return nil

@@ -373,7 +373,7 @@ func (s *Server) handleAudit() echo.HandlerFunc {
 			}
 			out = append(out, v)
 		}
-		return c.JSON(http.StatusOK, map[string]any{"customer_id": c.Param("customer_id"), "events": out})
+		return c.JSON(http.StatusOK, map[string]any{"customer_id": validation.CanonicalCustomerID(c.Param("customer_id")), "events": out})
 	}
 }
 
