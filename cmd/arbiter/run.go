@@ -168,6 +168,7 @@ func runOn(ctx context.Context, local func() time.Time, args []string, getenv fu
 		TLSConfig:         tlsCfg,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn), // e.g. failed TLS handshakes
 	}
+	limitConnections(srv, cfg, local, metrics, log) // conns.go
 	scheme := "http"
 	if tlsCfg != nil {
 		scheme = "https"
