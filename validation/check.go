@@ -128,6 +128,31 @@ var customerIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$`)
 // are excluded on purpose: ids become Redis Cluster hash tags.
 func ValidCustomerID(id string) bool { return customerIDPattern.MatchString(id) }
 
+// CanonicalCustomerID returns the one form under which arbiter knows the
+// customer id: its ASCII letters upper-cased, everything else as it is.
+// Customer ids are case-insensitive (C-1 and c-1 are one customer), so
+// every id that enters arbiter, through the API, the branch UI or a
+// holdings feed, passes through here before it names any key, check id,
+// audit entry or case. Only ASCII is folded: a well-formed id is ASCII,
+// and Unicode case mapping would turn some malformed ids into well-formed
+// ones (U+017F, the long s, upper-cases to S). Surrounding white space is
+// not trimmed: ValidCustomerID refuses it, as it refuses any other
+// character outside the pattern.
+func CanonicalCustomerID(id string) string {
+	for i := 0; i < len(id); i++ {
+		if 'a' <= id[i] && id[i] <= 'z' {
+			b := []byte(id)
+			for j := i; j < len(b); j++ {
+				if 'a' <= b[j] && b[j] <= 'z' {
+					b[j] -= 'a' - 'A'
+				}
+			}
+			return string(b)
+		}
+	}
+	return id
+}
+
 // MaxAgentIDLen is the most characters (not bytes) an agent id may have.
 const MaxAgentIDLen = 64
 
@@ -172,8 +197,9 @@ func newID(prefix, customerID string) (string, error) {
 	return prefix + idEncoding.EncodeToString(b[:])[:idRandLen] + "_" + customerID, nil
 }
 
-// CustomerOfCheck returns the customer id a check id carries; false when id
-// is not a well-formed check id.
+// CustomerOfCheck returns the customer id a check id carries, in its
+// canonical form (CanonicalCustomerID), whose keys hold the check; false
+// when id is not a well-formed check id.
 func CustomerOfCheck(id string) (string, bool) {
 	head := len(checkPrefix) + idRandLen + 1
 	if len(id) <= head || !(strings.HasPrefix(id, checkPrefix) || strings.HasPrefix(id, importPrefix)) || id[head-1] != '_' {
@@ -185,5 +211,5 @@ func CustomerOfCheck(id string) (string, bool) {
 		}
 	}
 	customer := id[head:]
-	return customer, ValidCustomerID(customer)
+	return CanonicalCustomerID(customer), ValidCustomerID(customer)
 }

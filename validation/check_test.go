@@ -68,8 +68,8 @@ func TestCheckIDCarriesCustomer(t *testing.T) {
 			t.Fatal(err)
 		}
 		got, ok := validation.CustomerOfCheck(id)
-		if !ok || got != customer {
-			t.Errorf("CustomerOfCheck(%q) = %q, %v; want %q", id, got, ok, customer)
+		if want := validation.CanonicalCustomerID(customer); !ok || got != want {
+			t.Errorf("CustomerOfCheck(%q) = %q, %v; want %q", id, got, ok, want)
 		}
 		other, _ := validation.NewCheckID(customer)
 		if other == id {
@@ -130,5 +130,32 @@ func TestActorPlaced(t *testing.T) {
 		if got, want := tc.actor.Placed(tc.check), tc.want; got != want {
 			t.Errorf("%+v.Placed(%+v) = %v, want %v", tc.actor, tc.check, got, want)
 		}
+	}
+}
+
+func TestCanonicalCustomerID(t *testing.T) {
+	tests := []struct{ id, want string }{
+		{"C-1", "C-1"},
+		{"c-1", "C-1"},
+		{"aBc.d_e:f-9", "ABC.D_E:F-9"},
+		{"\u017f-1", "\u017f-1"}, // the long s: Unicode upper-cases it to S, and ſ-1 is no id
+		{"C-\u0131", "C-\u0131"}, // the dotless i, likewise to I
+		{" c-1", " C-1"},         // not trimmed: ValidCustomerID refuses it
+	}
+	for _, tt := range tests {
+		if got := validation.CanonicalCustomerID(tt.id); got != tt.want {
+			t.Errorf("CanonicalCustomerID(%q) = %q, want %q", tt.id, got, tt.want)
+		}
+	}
+	// A check id carries its customer's canonical id.
+	id, err := validation.NewCheckID(validation.CanonicalCustomerID("c-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, ok := validation.CustomerOfCheck(id); !ok || c != "C-1" {
+		t.Fatalf("CustomerOfCheck(%q) = %q, %v", id, c, ok)
+	}
+	if c, ok := validation.CustomerOfCheck(strings.TrimSuffix(id, "C-1") + "c-1"); !ok || c != "C-1" {
+		t.Fatalf("CustomerOfCheck of a check id naming c-1 = %q, %v, want C-1", c, ok)
 	}
 }

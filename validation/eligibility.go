@@ -86,7 +86,8 @@ func (s *Service) Eligibility(ctx context.Context, customerID, product string) (
 	if err != nil {
 		return Eligibility{}, err
 	}
-	if err := validCustomer(customerID); err != nil {
+	customerID, err = canonicalCustomer(customerID)
+	if err != nil {
 		return Eligibility{}, err
 	}
 	req := EligibilityRequest{Rule: rule, CustomerID: customerID, Now: s.now(), Rating: s.ratingInput()}
@@ -129,7 +130,8 @@ func (s *Service) Block(ctx context.Context, actor Actor, customerID, reason str
 	if !actor.Has(RoleAdmin) {
 		return nil, Errorf(ReasonForbidden, "only admins block customers")
 	}
-	if err := validCustomer(customerID); err != nil {
+	customerID, err := canonicalCustomer(customerID)
+	if err != nil {
 		return nil, err
 	}
 	switch {
@@ -146,7 +148,8 @@ func (s *Service) Unblock(ctx context.Context, actor Actor, customerID string) e
 	if !actor.Has(RoleAdmin) {
 		return Errorf(ReasonForbidden, "only admins unblock customers")
 	}
-	if err := validCustomer(customerID); err != nil {
+	customerID, err := canonicalCustomer(customerID)
+	if err != nil {
 		return err
 	}
 	return s.Store.Unblock(ctx, customerID, actor.ID, s.now())

@@ -62,16 +62,19 @@ func (c *cursor) fetch(ctx context.Context, st *runState) error {
 	if err != nil {
 		return fmt.Errorf("page after %q: %w", c.after, err)
 	}
+	if err := c.checkServed(p); err != nil {
+		return fmt.Errorf("page after %q: %w", c.after, err)
+	}
 	for i := range p.Holdings {
 		if p.Holdings[i].Product == "" {
 			p.Holdings[i].Product = c.src.Product // a feed lists one product; it may leave it out
 		}
+		// Ids are case-insensitive: merged, ordered and imported in their
+		// canonical form, so a feed's c-1 is arbiter's C-1.
+		p.Holdings[i].CustomerID = CanonicalCustomerID(p.Holdings[i].CustomerID)
 	}
 	if err := c.checkPage(p, cfg.PageSize); err != nil {
 		return fmt.Errorf("page after %q: garbage: %w", c.after, err)
-	}
-	if err := c.checkProof(p); err != nil {
-		return fmt.Errorf("page after %q: %w", c.after, err)
 	}
 	var fresh []string
 	for _, h := range p.Holdings {
@@ -118,24 +121,25 @@ func (c *cursor) checkPage(p HoldingsPage, limit int) error {
 			return fmt.Errorf("customer %s: product %q, but this feed lists %s", h.CustomerID, h.Product, c.src.Product)
 		case !ValidCustomerID(h.CustomerID):
 			return fmt.Errorf("customer id %q is malformed", h.CustomerID)
-		case h.CustomerID < last || (c.after != "" && h.CustomerID <= c.after):
-			return fmt.Errorf("customer %s is out of order (after %q)", h.CustomerID, max(last, c.after))
+		case h.CustomerID < last || (c.after != "" && h.CustomerID <= CanonicalCustomerID(c.after)):
+			return fmt.Errorf("customer %s is out of order (after %q; a feed lists ids in the order of their upper-case form)", h.CustomerID, max(last, CanonicalCustomerID(c.after)))
 		}
 		last = h.CustomerID
-	}
-	// The cursor is exact: a next after the page's last customer (the
-	// next page's first, say) skips every customer in between, page after
-	// page, and their grants would be found orphan and released.
-	if p.Next != "" && p.Next != last {
-		return fmt.Errorf("next %q is not the page's last customer %s (next must be exactly the page's last customer id)", p.Next, last)
 	}
 	return nil
 }
 
-// checkProof compares the page with its completeness proof: the feed's
-// own count and digest of the range the page covers. A page without one
-// leaves the source unproven.
-func (c *cursor) checkProof(p HoldingsPage) error {
+// checkServed checks the page as the feed served it, before ids are
+// folded: the cursor is exact — a next after the page's last customer
+// (the next page's first, say) skips every customer in between, page
+// after page, and their grants would be found orphan and released — and
+// the page matches its completeness proof, the feed's own count and digest
+// of the range the page covers, over the ids as the feed wrote them. A
+// page without a proof leaves the source unproven.
+func (c *cursor) checkServed(p HoldingsPage) error {
+	if n := len(p.Holdings); p.Next != "" && n > 0 && p.Next != p.Holdings[n-1].CustomerID {
+		return fmt.Errorf("garbage: next %q is not the page's last customer %s (next must be exactly the page's last customer id)", p.Next, p.Holdings[n-1].CustomerID)
+	}
 	if p.Proof == nil {
 		if c.unproven == "" {
 			c.unproven = fmt.Sprintf("the page after %q carried no completeness proof", c.after)

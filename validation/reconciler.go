@@ -191,7 +191,8 @@ func (r *Reconciler) Resolve(ctx context.Context, actor Actor, customerID, note 
 	if !actor.Has(RoleAdmin) {
 		return Case{}, Errorf(ReasonForbidden, "only admins resolve cases")
 	}
-	if err := validCustomer(customerID); err != nil {
+	customerID, err := canonicalCustomer(customerID)
+	if err != nil {
 		return Case{}, err
 	}
 	if strings.TrimSpace(note) == "" || utf8.RuneCountInString(note) > MaxNoteLen || !plainText(note) {

@@ -105,7 +105,8 @@ func (s *Service) Check(ctx context.Context, actor Actor, in CheckInput) (Check,
 	if err != nil {
 		return Check{}, false, err
 	}
-	if err := validCustomer(in.CustomerID); err != nil {
+	in.CustomerID, err = canonicalCustomer(in.CustomerID)
+	if err != nil {
 		return Check{}, false, err
 	}
 	if !ValidAgentID(in.AgentID) {
@@ -156,12 +157,13 @@ func (s *Service) Check(ctx context.Context, actor Actor, in CheckInput) (Check,
 	return c, replayed, s.explain(err)
 }
 
-// RedeemToken redeems the hold named by an approval token's claims. The
+// RedeemToken redeems the hold named by an approval token's claims (the
+// customer claimed, the product and the check id). The
 // token's audience, issuer and expiry are the caller's to verify (package
 // tokens), and its signature too unless proof carries the token's secret,
 // which the store compares with the check's digest in the redemption
 // itself; this checks the policy and the hold.
-func (s *Service) RedeemToken(ctx context.Context, actor Actor, customerID, product, checkID string, proof TokenProof) (Grant, bool, error) {
+func (s *Service) RedeemToken(ctx context.Context, actor Actor, claimed, product, checkID string, proof TokenProof) (Grant, bool, error) {
 	if proof.Secret == "" && !proof.Verified {
 		return Grant{}, false, Errorf(ReasonTokenInvalid, "the token has no secret and its signature was not verified")
 	}
@@ -169,7 +171,8 @@ func (s *Service) RedeemToken(ctx context.Context, actor Actor, customerID, prod
 	if err != nil {
 		return Grant{}, false, err
 	}
-	if c, ok := CustomerOfCheck(checkID); !ok || c != customerID {
+	customerID, ok := CustomerOfCheck(checkID)
+	if !ok || customerID != CanonicalCustomerID(claimed) {
 		return Grant{}, false, Errorf(ReasonTokenInvalid, "the token's check id does not belong to its customer")
 	}
 	g, replayed, err := s.Store.Redeem(ctx, RedeemRequest{
@@ -191,7 +194,8 @@ func (s *Service) RedeemOTP(ctx context.Context, actor Actor, customerID, produc
 	if err != nil {
 		return Grant{}, false, err
 	}
-	if err := validCustomer(customerID); err != nil {
+	customerID, err = canonicalCustomer(customerID)
+	if err != nil {
 		return Grant{}, false, err
 	}
 	if !wellFormedOTP(code) {
@@ -255,7 +259,8 @@ func (s *Service) redeemable(actor Actor) []string {
 
 // Customer returns what the customer holds and any live hold.
 func (s *Service) Customer(ctx context.Context, customerID string) (Customer, error) {
-	if err := validCustomer(customerID); err != nil {
+	customerID, err := canonicalCustomer(customerID)
+	if err != nil {
 		return Customer{}, err
 	}
 	return s.Store.Customer(ctx, customerID, s.now())
@@ -268,7 +273,8 @@ func (s *Service) Release(ctx context.Context, actor Actor, customerID, product,
 	if _, err := s.redeemRule(actor, product); err != nil {
 		return Grant{}, err
 	}
-	if err := validCustomer(customerID); err != nil {
+	customerID, err := canonicalCustomer(customerID)
+	if err != nil {
 		return Grant{}, err
 	}
 	return s.Store.Release(ctx, ReleaseRequest{CustomerID: customerID, Product: product, CheckID: checkID, Actor: actor.ID, Now: s.now()})
@@ -285,7 +291,8 @@ func (s *Service) Import(ctx context.Context, actor Actor, customerID, product s
 	if err != nil {
 		return Grant{}, err
 	}
-	if err := validCustomer(customerID); err != nil {
+	customerID, err = canonicalCustomer(customerID)
+	if err != nil {
 		return Grant{}, err
 	}
 	id, err := newImportID(customerID)
@@ -311,7 +318,8 @@ func (s *Service) Import(ctx context.Context, actor Actor, customerID, product s
 
 // Audit returns the customer's most recent events, newest first.
 func (s *Service) Audit(ctx context.Context, customerID string, limit int, types ...EventType) ([]Event, error) {
-	if err := validCustomer(customerID); err != nil {
+	customerID, err := canonicalCustomer(customerID)
+	if err != nil {
 		return nil, err
 	}
 	if limit <= 0 || limit > 200 {
@@ -364,11 +372,14 @@ func (s *Service) maxAttempts() int {
 	return DefaultMaxOTPAttempts
 }
 
-func validCustomer(id string) error {
+// canonicalCustomer returns the canonical form of a customer id
+// (CanonicalCustomerID), or ErrInvalidRequest when it is malformed. Every
+// method that takes a customer id calls it first.
+func canonicalCustomer(id string) (string, error) {
 	if !ValidCustomerID(id) {
-		return Errorf(ReasonInvalidRequest, "customer_id %q must match ^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$", id)
+		return "", Errorf(ReasonInvalidRequest, "customer_id %q must match ^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$ (case does not matter)", id)
 	}
-	return nil
+	return CanonicalCustomerID(id), nil
 }
 
 // fingerprint hashes its parts unambiguously (length-prefixed).

@@ -105,7 +105,7 @@ func (s *Server) handleBlock() echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		resp := blockResponse{CustomerID: c.Param("customer_id"), Reason: req.Reason, Until: req.Until}
+		resp := blockResponse{CustomerID: validation.CanonicalCustomerID(c.Param("customer_id")), Reason: req.Reason, Until: req.Until}
 		if cancelled != nil {
 			resp.CancelledCheckID = cancelled.ID
 		}

@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -36,6 +37,9 @@ type readyResponse struct {
 func handleReadyz(ready func(ctx context.Context) error, full *storeFull) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		if err := ready(c.Request().Context()); err != nil {
+			if ve := (*validation.Error)(nil); errors.As(err, &ve) {
+				return ve // it says why: Redis unreachable, or the clock offset to Redis not measured yet
+			}
 			return &validation.Error{Reason: validation.ReasonUnavailable, Detail: "the store is not reachable", Err: err}
 		}
 		resp := readyResponse{Status: "ready"}
@@ -369,7 +373,7 @@ func (s *Server) handleAudit() echo.HandlerFunc {
 			}
 			out = append(out, v)
 		}
-		return c.JSON(http.StatusOK, map[string]any{"customer_id": c.Param("customer_id"), "events": out})
+		return c.JSON(http.StatusOK, map[string]any{"customer_id": validation.CanonicalCustomerID(c.Param("customer_id")), "events": out})
 	}
 }
 

@@ -24,7 +24,7 @@ func TestLogsKeepSecrets(t *testing.T) {
 		r := a.mustCheck(t, customer, product)
 		// The hold is one stored check (redisstore's codec.go): the
 		// secret is its ninth field.
-		v, err := a.redis.Client(t).Get(ctx, "arb:{"+customer+"}:hold").Result()
+		v, err := a.redis.Client(t).Get(ctx, "arb:{"+validation.CanonicalCustomerID(customer)+"}:hold").Result()
 		if err != nil {
 			t.Fatalf("read the hold's secret: %v", err)
 		}

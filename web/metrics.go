@@ -40,6 +40,8 @@ type Metrics struct {
 	storeFull     *prometheus.CounterVec
 	findings      *prometheus.CounterVec
 	lastSuccess   *prometheus.GaugeVec
+	clockOffset   prometheus.Gauge
+	connsClosed   *prometheus.CounterVec
 }
 
 // NewMetrics registers arbiter's metrics, the Go runtime's and the
@@ -98,8 +100,16 @@ func NewMetrics(reg *prometheus.Registry) *Metrics {
 		Name: "arbiter_reconcile_last_success_timestamp_seconds",
 		Help: "When a reconciliation last read the product's holdings feed completely and trusted it (Unix seconds).",
 	}, []string{"product"})
+	m.clockOffset = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "arbiter_clock_offset_seconds",
+		Help: "Redis's clock minus this host's, last measured (TIME, midpoint of the round trip); arbiter runs on Redis's.",
+	})
+	m.connsClosed = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "arbiter_http_connections_closed_for_cap_total",
+		Help: "Client connections closed to stay under the connection cap, by kind: silent (no request within its grace), idle (keep-alive), new (a flood of new ones), incoming (refused: every other one busy).",
+	}, []string{"kind"})
 	reg.MustRegister(m.checks, m.redemptions, m.cancellations, m.releases, m.imports, m.requests, m.scripts, m.expiries, m.storeFull,
-		m.findings, m.lastSuccess,
+		m.findings, m.lastSuccess, m.clockOffset, m.connsClosed,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		buildInfo())
@@ -140,6 +150,28 @@ func (m *Metrics) ReconcileSourceDone(product string, at time.Time) {
 
 // Registry returns the registry the metrics are on, for adding more.
 func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// ClockOffset records the measured offset of Redis's clock to this
+// host's; it has the signature of redisstore.ClockOptions.Observe.
+func (m *Metrics) ClockOffset(d time.Duration) { m.clockOffset.Set(d.Seconds()) }
+
+// ObserveConnections exports the open client connections and the cap,
+// read at every scrape, as arbiter_http_connections_open and
+// arbiter_http_connections_max.
+func (m *Metrics) ObserveConnections(open func() int, max int) {
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "arbiter_http_connections_open",
+		Help: "Client connections open now (the API's listener).",
+	}, func() float64 { return float64(open()) }))
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "arbiter_http_connections_max",
+		Help: "The cap on open client connections (ARBITER_MAX_CONNECTIONS).",
+	}, func() float64 { return float64(max) }))
+}
+
+// ConnectionClosed counts one connection closed for the cap; it has the
+// signature of connlimit.Limiter's OnClose.
+func (m *Metrics) ConnectionClosed(kind string) { m.connsClosed.WithLabelValues(kind).Inc() }
 
 // HoldExpired counts one expired hold; it has the signature of
 // redisstore.Options.OnExpiry.

@@ -28,6 +28,7 @@ type config struct {
 	PprofAddr       string        // Go profiler listener; empty: off
 	OTPFailures     int           // wrong codes per customer per OTPWindow, across holds
 	OTPWindow       time.Duration
+	MaxConnections  int // open client connections; 0: from the open-file limit (conns.go)
 
 	// Redis topology and durability (see redis.go).
 	RedisSentinelMaster string
@@ -66,6 +67,7 @@ func flags(c *config, getenv func(string) string, stderr io.Writer) *envflag.Set
 	fs.Duration(&c.SessionIdle, "session-idle", "ARBITER_SESSION_IDLE", "15m", "branch UI sessions end after this long without a request")
 	fs.Int(&c.OTPFailures, "otp-max-failures", "ARBITER_OTP_MAX_FAILURES", "10", "wrong one-time codes per customer per -otp-failure-window, across holds, before OTP redemptions for that customer are refused (429 otp_rate_limited)")
 	fs.Duration(&c.OTPWindow, "otp-failure-window", "ARBITER_OTP_FAILURE_WINDOW", "1h", "the window of -otp-max-failures")
+	fs.Int(&c.MaxConnections, "max-connections", "ARBITER_MAX_CONNECTIONS", "0", "most client connections kept open; at the cap idle and silent ones are closed to make room; 0: three quarters of the open-file limit, at most 4096")
 	fs.String(&c.PprofAddr, "pprof-addr", "ARBITER_PPROF_ADDR", "", "serve Go's profiler (/debug/pprof/) on this separate address, e.g. 127.0.0.1:6060; empty: off")
 	fs.String(&c.TLSCert, "tls-cert", "ARBITER_TLS_CERT", "", "PEM certificate chain of the listener; set (with -tls-key) to serve HTTPS only, TLS 1.2 or later; reloaded on SIGHUP and when the files change")
 	fs.String(&c.TLSKey, "tls-key", "ARBITER_TLS_KEY", "", "PEM private key of -tls-cert")
@@ -95,6 +97,9 @@ func (c config) production() bool { return c.RedisURL != "" }
 func (c config) check() error {
 	if c.OTPFailures < 1 || c.OTPWindow < time.Second {
 		return fmt.Errorf("ARBITER_OTP_MAX_FAILURES must be at least 1 and ARBITER_OTP_FAILURE_WINDOW at least 1s")
+	}
+	if c.MaxConnections < 0 {
+		return fmt.Errorf("ARBITER_MAX_CONNECTIONS must be 0 (from the open-file limit) or positive")
 	}
 	if err := c.checkTLS(); err != nil {
 		return err

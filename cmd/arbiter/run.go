@@ -37,6 +37,12 @@ const demoAgentUsername, demoAgentPassword = "demo", "demo"
 // run is the whole program; main only calls it. It returns when ctx is
 // cancelled (after a graceful shutdown) or when the server fails.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	return runOn(ctx, time.Now, args, getenv, stdout, stderr)
+}
+
+// runOn is run on the host clock local: tests give two instances clocks
+// that disagree, as two hosts' may.
+func runOn(ctx context.Context, local func() time.Time, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	cfg, err := parseConfig(args[1:], getenv, stderr)
 	if errors.Is(err, errHelp) {
 		return nil
@@ -69,10 +75,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	tlsCfg, tlsCert, err := serverTLS(cfg)
-	if err != nil {
-		return err
-	}
-	issuer, err := loadIssuer(cfg)
 	if err != nil {
 		return err
 	}
@@ -111,9 +113,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	_ = sessions.Load(loadCtx)
 	cancel()
 
-	abandoner := &validation.Abandoner{Store: store, Log: log}
+	// One clock for every instance: Redis's (see "Why the invariant
+	// holds"). /readyz is 503 until its offset has been measured.
+	clock := newClock(ctx, cfg, rdb, local, log, metrics)
+	now := clock.Now
+	issuer, err := loadIssuer(cfg, now)
+	if err != nil {
+		return err
+	}
+
+	abandoner := &validation.Abandoner{Store: store, Log: log, Now: now}
 	go abandoner.Run(ctx)
-	svc := &validation.Service{Store: store, Policy: policy, Abandoner: abandoner,
+	svc := &validation.Service{Store: store, Policy: policy, Abandoner: abandoner, Now: now,
 		OTPFailures: cfg.OTPFailures, OTPWindow: cfg.OTPWindow}
 	if policy.Rating != nil {
 		svc.Ratings = bureau.New(*policy.Rating, &http.Client{})
@@ -122,11 +133,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
+	rec.Now = now
 	go rec.Schedule(ctx, instanceID())
 	handler := web.New(web.Config{
 		Reconciler: rec,
 		Service:    svc, Tokens: issuer, Policy: policy, Clients: clients,
-		Ready:  store.Ping,
+		Ready:  ready(clock, store),
+		Now:    now,
 		Logger: log, RequestTimeout: cfg.RequestTimeout,
 		Metrics:       metrics,
 		SecureCookies: cfg.SecureCookies, SessionIdle: cfg.SessionIdle,
@@ -155,6 +168,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		TLSConfig:         tlsCfg,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn), // e.g. failed TLS handshakes
 	}
+	limitConnections(srv, cfg, local, metrics, log) // conns.go
 	scheme := "http"
 	if tlsCfg != nil {
 		scheme = "https"
@@ -248,7 +262,9 @@ func loadClients(cfg config) (*web.Clients, error) {
 	return cs, nil
 }
 
-func loadIssuer(cfg config) (*tokens.Issuer, error) {
+// loadIssuer loads the signing and verify keys; now is the clock the
+// tokens redeemed are checked against.
+func loadIssuer(cfg config, now func() time.Time) (*tokens.Issuer, error) {
 	var key []byte
 	if cfg.SigningKeyFile != "" {
 		pem, err := os.ReadFile(cfg.SigningKeyFile)
@@ -257,7 +273,7 @@ func loadIssuer(cfg config) (*tokens.Issuer, error) {
 		}
 		key = pem
 	}
-	ic := tokens.IssuerConfig{Issuer: cfg.Issuer}
+	ic := tokens.IssuerConfig{Issuer: cfg.Issuer, Now: now}
 	if key == nil {
 		k, err := tokens.GenerateKey() // demo mode only: cfg.check refuses this in production
 		if err != nil {
@@ -305,4 +321,32 @@ func poolStats(rdb redis.UniversalClient) func() web.PoolStats {
 		return web.PoolStats{Hits: uint64(s.Hits), Misses: uint64(s.Misses), Timeouts: uint64(s.Timeouts),
 			TotalConns: uint64(s.TotalConns), IdleConns: uint64(s.IdleConns), StaleConns: uint64(s.StaleConns)}
 	}
+}
+
+// ready is /readyz's test: the clock offset to Redis is known (and
+// recent), and Redis answers.
+func ready(clock *redisstore.Clock, store *redisstore.Store) func(context.Context) error {
+	return func(ctx context.Context) error {
+		if err := clock.Ready(); err != nil {
+			return err
+		}
+		return store.Ping(ctx)
+	}
+}
+
+// newClock is the clock of the Redis behind rdb (the host clock itself in
+// embedded mode, where Redis is this process), measured once now and then
+// every redisstore.DefaultClockInterval until ctx ends.
+func newClock(ctx context.Context, cfg config, rdb redis.UniversalClient, local func() time.Time, log *slog.Logger, metrics *web.Metrics) *redisstore.Clock {
+	if !cfg.production() {
+		rdb = nil
+	}
+	clock := redisstore.NewClock(rdb, redisstore.ClockOptions{Local: local, Log: log, Observe: metrics.ClockOffset})
+	syncCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := clock.Sync(syncCtx); err != nil {
+		log.Warn("could not measure the clock offset to Redis at start; /readyz says 503 until it is measured", "err", err)
+	}
+	go clock.Run(ctx)
+	return clock
 }

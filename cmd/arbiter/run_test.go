@@ -55,13 +55,19 @@ func startRun(tb testing.TB, env map[string]string) *started {
 // and waiting for it only if waitReady.
 func startRunWith(tb testing.TB, env map[string]string, hc *http.Client, waitReady bool) *started {
 	tb.Helper()
+	return startRunOn(tb, env, hc, waitReady, time.Now)
+}
+
+// startRunOn is startRunWith on the host clock local (runOn).
+func startRunOn(tb testing.TB, env map[string]string, hc *http.Client, waitReady bool, local func() time.Time) *started {
+	tb.Helper()
 	env["ARBITER_ADDR"] = "127.0.0.1:0"
 	getenv := func(k string) string { return env[k] }
 	ctx, cancel := context.WithCancel(context.Background())
 	outR, outW := io.Pipe()
 	s := &started{stderr: &syncBuffer{}, exited: make(chan struct{}), cancel: cancel}
 	go func() {
-		s.err = run(ctx, []string{"arbiter"}, getenv, outW, s.stderr)
+		s.err = runOn(ctx, local, []string{"arbiter"}, getenv, outW, s.stderr)
 		outW.CloseWithError(io.EOF)
 		close(s.exited)
 	}()

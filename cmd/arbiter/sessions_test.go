@@ -45,7 +45,13 @@ type instance struct {
 // waits for /readyz and stops it when the test ends.
 func startInstance(tb testing.TB, env map[string]string) *instance {
 	tb.Helper()
-	cmd := exec.Command(os.Args[0], "-addr", "127.0.0.1:0", "-log-level", "warn")
+	return startInstanceCmd(tb, env, exec.Command(os.Args[0], "-addr", "127.0.0.1:0", "-log-level", "warn"))
+}
+
+// startInstanceCmd is startInstance running cmd, which runs this test
+// binary (through a shell, say).
+func startInstanceCmd(tb testing.TB, env map[string]string, cmd *exec.Cmd) *instance {
+	tb.Helper()
 	for _, kv := range os.Environ() { // the child reads only what the test gives it
 		if !strings.HasPrefix(kv, "ARBITER_") {
 			cmd.Env = append(cmd.Env, kv)

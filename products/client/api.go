@@ -118,6 +118,7 @@ type Event struct {
 // with every failed rule in Violations. The request always carries an
 // Idempotency-Key, so it is retried safely.
 func (c *Client) Check(ctx context.Context, r CheckRequest) (*Check, error) {
+	r.CustomerID = CanonicalCustomerID(r.CustomerID)
 	key := r.IdempotencyKey
 	if key == "" {
 		key = newIdempotencyKey()
@@ -175,6 +176,7 @@ type Redemption struct {
 // (the hold was burnt by wrong codes), ErrTokenInvalid, ErrNotRedeemer,
 // ErrAlreadyRedeemed (by another client) and ErrConflictingProduct.
 func (c *Client) Redeem(ctx context.Context, r Redemption) (*Grant, error) {
+	r.CustomerID = CanonicalCustomerID(r.CustomerID)
 	if (r.Token == "") == (r.OTP == "") {
 		return nil, &Error{Op: "redeem", Reason: ReasonInvalidRequest, Detail: "give either Token or CustomerID, Product and OTP"}
 	}
@@ -190,6 +192,7 @@ func (c *Client) Redeem(ctx context.Context, r Redemption) (*Grant, error) {
 // Customer returns the customer's grants and live hold as arbiter's ledger
 // has them now. An unknown customer is one with no products and no hold.
 func (c *Client) Customer(ctx context.Context, customerID string) (*Customer, error) {
+	customerID = CanonicalCustomerID(customerID)
 	var cu Customer
 	if _, err := c.do(ctx, request{op: "customer", method: http.MethodGet,
 		path: "/v1/customers/" + url.PathEscape(customerID), retry: retrySafe}, &cu); err != nil {
@@ -208,6 +211,7 @@ func (c *Client) Customer(ctx context.Context, customerID string) (*Customer, er
 // product. It returns ErrGrantNotFound when the customer holds no such grant
 // and ErrNotRedeemer when this client may not release it.
 func (c *Client) Release(ctx context.Context, customerID, product, checkID string) error {
+	customerID = CanonicalCustomerID(customerID)
 	path := "/v1/customers/" + url.PathEscape(customerID) + "/products/" + url.PathEscape(product)
 	if checkID != "" {
 		path += "?check_id=" + url.QueryEscape(checkID)
@@ -219,6 +223,7 @@ func (c *Client) Release(ctx context.Context, customerID, product, checkID strin
 // Audit returns up to limit of the customer's most recent events, newest
 // first; limit 0 means arbiter's default (50), the most is 200.
 func (c *Client) Audit(ctx context.Context, customerID string, limit int) ([]Event, error) {
+	customerID = CanonicalCustomerID(customerID)
 	path := "/v1/customers/" + url.PathEscape(customerID) + "/audit"
 	if limit > 0 {
 		path += "?limit=" + strconv.Itoa(limit)

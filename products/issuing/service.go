@@ -70,6 +70,7 @@ func (s *Service) fault(point string) error {
 // failed after arbiter granted, and arbiter_unavailable with Pending when
 // arbiter's answer was lost (Reconcile settles it).
 func (s *Service) Apply(ctx context.Context, a Application) (Product, bool, error) {
+	a.CustomerID = client.CanonicalCustomerID(a.CustomerID) // arbiter's form: tokens carry it
 	switch {
 	case a.CustomerID == "":
 		return Product{}, false, &Error{Reason: ReasonInvalidRequest, Detail: "customer_id is required"}
@@ -231,6 +232,7 @@ func (s *Service) done(ctx context.Context, id int64) {
 // those of Apply, arbiter's check refusals (hold_exists, conflicting_product,
 // already_holds_product) and declined.
 func (s *Service) ApplyOnline(ctx context.Context, customerID string) (Product, bool, error) {
+	customerID = client.CanonicalCustomerID(customerID)
 	if customerID == "" {
 		return Product{}, false, &Error{Reason: ReasonInvalidRequest, Detail: "customer_id is required"}
 	}

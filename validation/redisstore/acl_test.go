@@ -249,6 +249,13 @@ func TestProductionRedisConfig(t *testing.T) {
 	}
 	svc := &validation.Service{Store: store, Policy: validation.DefaultPolicy()}
 
+	t.Run("the clock measures its offset", func(t *testing.T) {
+		clock := redisstore.NewClock(rdb, redisstore.ClockOptions{})
+		if err := clock.Sync(ctx); err != nil {
+			t.Fatalf("Sync (TIME) as the arbiter user: %v; users.acl must grant +time", err)
+		}
+	})
+
 	t.Run("EVAL fallback when scripts are not cached", func(t *testing.T) {
 		if err := admin.ScriptFlush(ctx).Err(); err != nil {
 			t.Fatal(err)

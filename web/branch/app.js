@@ -264,14 +264,19 @@
 
   async function lookUp(ev) {
     ev.preventDefault();
-    const id = $('customer-id').value.trim();
+    const typed = $('customer-id').value.trim();
     const errBox = $('lookup-error');
     errBox.textContent = '';
-    if (!/^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/.test(id)) {
+    if (!/^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/.test(typed)) {
       errBox.textContent = 'A customer id is letters, digits and _ . : - (up to 64 characters).';
       $('customer-id').focus();
       return;
     }
+    // Ids are case-insensitive; arbiter knows them upper-cased (the
+    // server folds too). The pattern admits ASCII only, so toUpperCase
+    // folds nothing else.
+    const id = typed.toUpperCase();
+    $('customer-id').value = id;
     if (id !== state.customer) {
       stopWatching();
       $('outcome').replaceChildren();
