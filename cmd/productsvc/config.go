@@ -60,7 +60,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.String(&c.LogLevel, "log-level", "PRODUCTSVC_LOG_LEVEL", "info", "debug, info, warn or error")
 	fs.String(&c.TLSCert, "tls-cert", "PRODUCTSVC_TLS_CERT", "", "PEM certificate chain of the listener; set (with -tls-key) to serve HTTPS only, TLS 1.2 or later; reloaded on SIGHUP and when the files change")
 	fs.String(&c.TLSKey, "tls-key", "PRODUCTSVC_TLS_KEY", "", "PEM private key of -tls-cert")
-	fs.String(&c.TLSClientCA, "tls-client-ca", "PRODUCTSVC_TLS_CLIENT_CA", "", "PEM CA file; set: every connection must present a client certificate it verifies (the service has no other authentication)")
+	fs.String(&c.TLSClientCA, "tls-client-ca", "PRODUCTSVC_TLS_CLIENT_CA", "", "PEM CA file; set: every connection must present a client certificate it verifies (cert_names in -clients then identify the caller)")
 	fs.Duration(&c.TLSReloadInterval, "tls-reload-interval", "PRODUCTSVC_TLS_RELOAD_INTERVAL", "5s", "how often the certificate files are checked for a change")
 	fs.String(&c.ArbiterCA, "arbiter-ca", "PRODUCTSVC_ARBITER_CA", "", "PEM CA file verifying arbiter's certificate (an https:// -arbiter-url); empty: the system's roots")
 	fs.String(&c.ArbiterCert, "arbiter-cert", "PRODUCTSVC_ARBITER_CERT", "", "PEM client certificate presented to arbiter; it may identify this service instead of -arbiter-key")
