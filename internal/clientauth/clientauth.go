@@ -300,8 +300,9 @@ func (cs *Clients) Authenticate(key string) (Client, bool) {
 	return cs.Clients[found], true
 }
 
-// HasCertNames reports whether any client is identified by certificate, so
-// that a service can refuse to start without a client CA to verify them.
+// HasCertNames reports whether any client is identified by certificate,
+// and the first such client's id, so that a service can refuse to start
+// without a client CA to verify them.
 func (cs *Clients) HasCertNames() (string, bool) {
 	for _, c := range cs.Clients {
 		if len(c.CertNames) > 0 {
