@@ -19,6 +19,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/arbiter-bank/arbiter/internal/clientauth"
 	"github.com/arbiter-bank/arbiter/validation"
 )
 
@@ -40,7 +41,7 @@ const (
 	SessionMaxAge = 12 * time.Hour
 	// BranchClientID is the client id of calls made through the branch UI;
 	// the agent's username goes with it as the actor's Agent.
-	BranchClientID = "branch-ui"
+	BranchClientID = clientauth.ReservedID
 	// CSRFHeader carries the session's CSRF token on every state-changing
 	// request authenticated by the session cookie.
 	CSRFHeader = "X-CSRF-Token"

@@ -3,8 +3,10 @@ package web_test
 import (
 	"context"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -137,39 +139,82 @@ func pingServer(tb testing.TB, tp trace.TracerProvider) http.Handler {
 
 // TestTracingOffAllocatesNothing is the deterministic guard of "no cost
 // when off": with tracing off, a request that carries a traceparent
-// allocates exactly what one without it does (nothing reads the header,
-// no span or context is made), while tracing on visibly allocates more
-// (so the measurement can see instrumentation at all).
+// allocates what one without it does (nothing reads the header, no span or
+// context is made), while tracing on visibly allocates more (so the
+// measurement can see instrumentation at all).
+//
+// It used to compare testing.AllocsPerRun counts exactly, and failed about
+// one run in three on two shared cores: a ping's true count is not a whole
+// number (between 41.6 and 42 here: some pooled object is missed by a
+// varying share of requests), and AllocsPerRun rounds it down, so the same
+// code measured 41 or 42. So the means are kept unrounded (allocsPerRun),
+// the two variants take turns over 20 short measurements (whatever drifts
+// meanwhile drifts for both), the least of each is taken (a goroutine of
+// another test allocating meanwhile only ever adds), and the variants must
+// agree within half an allocation per request: reading the header costs at
+// least one whole allocation on every request, far outside the pools'
+// wobble of a tenth or two.
 func TestTracingOffAllocatesNothing(t *testing.T) {
-	allocs := func(h http.Handler, traceparent string) float64 {
-		return testing.AllocsPerRun(200, func() {
-			req := httptest.NewRequest("GET", "/v1/ping", nil)
-			req.Header.Set("Authorization", "Bearer "+checkerKey)
-			// The same allocations for the header either way: only
-			// whether the server reads it differs.
-			if traceparent != "" {
-				req.Header.Set("Traceparent", traceparent)
-			} else {
-				req.Header.Set("X-Not-Traceparent", callerTraceparent)
+	ping := func(h http.Handler, traceparent string) {
+		req := httptest.NewRequest("GET", "/v1/ping", nil)
+		req.Header.Set("Authorization", "Bearer "+checkerKey)
+		// The same allocations for the header either way: only
+		// whether the server reads it differs.
+		if traceparent != "" {
+			req.Header.Set("Traceparent", traceparent)
+		} else {
+			req.Header.Set("X-Not-Traceparent", callerTraceparent)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != http.StatusNoContent {
+			t.Fatalf("ping = %d %s", rec.Code, rec.Body)
+		}
+	}
+	// least returns, per traceparent, the fewest allocations per ping any
+	// of the measurements saw. Different handlers are measured apart:
+	// taking turns between them changes what the shared pools hold.
+	least := func(h http.Handler, traceparents ...string) []float64 {
+		out := make([]float64, len(traceparents))
+		for i, tp := range traceparents {
+			out[i] = math.Inf(1)
+			ping(h, tp) // warm-up: pools and first-use caches filled
+		}
+		runtime.GC()
+		for range 20 {
+			for i, tp := range traceparents {
+				out[i] = min(out[i], allocsPerRun(50, func() { ping(h, tp) }))
 			}
-			rec := httptest.NewRecorder()
-			h.ServeHTTP(rec, req)
-			if rec.Code != http.StatusNoContent {
-				t.Fatalf("ping = %d %s", rec.Code, rec.Body)
-			}
-		})
+		}
+		return out
 	}
 	off := pingServer(t, nil)
 	tp, _ := memoryTracing(t)
 	on := pingServer(t, tp)
-	plain, traced, withTracing := allocs(off, ""), allocs(off, callerTraceparent), allocs(on, callerTraceparent)
-	t.Logf("allocations per GET /v1/ping: tracing off %.0f (with a traceparent %.0f), on %.0f", plain, traced, withTracing)
-	if traced != plain {
-		t.Errorf("tracing off: %.0f allocations with a traceparent, %.0f without; want equal", traced, plain)
+	offs := least(off, "", callerTraceparent)
+	plain, traced, withTracing := offs[0], offs[1], least(on, callerTraceparent)[0]
+	t.Logf("allocations per GET /v1/ping: tracing off %.2f (with a traceparent %.2f), on %.2f", plain, traced, withTracing)
+	if math.Abs(traced-plain) >= 0.5 {
+		t.Errorf("tracing off: %.2f allocations with a traceparent, %.2f without; want the same", traced, plain)
 	}
-	if withTracing <= plain {
-		t.Errorf("tracing on: %.0f allocations, not more than off's %.0f: is the span recorded at all?", withTracing, plain)
+	if withTracing < plain+1 {
+		t.Errorf("tracing on: %.2f allocations, not more than off's %.2f: is the span recorded at all?", withTracing, plain)
 	}
+}
+
+// allocsPerRun is testing.AllocsPerRun without its rounding down: the mean
+// number of allocations of f over runs calls, after one warm-up call, on
+// one P.
+func allocsPerRun(runs int, f func()) float64 {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	f()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for range runs {
+		f()
+	}
+	runtime.ReadMemStats(&after)
+	return float64(after.Mallocs-before.Mallocs) / float64(runs)
 }
 
 // BenchmarkPingTracing is the instrumentation's cost alone: GET /v1/ping

@@ -32,6 +32,7 @@ type config struct {
 	ArbiterCert       string        // client certificate presented to arbiter
 	ArbiterCertKey    string        // its private key
 	FeedKey           string        // the bearer key GET /v1/holdings requires; "" leaves it open
+	ClientsFile       string        // clients file (arbiter's format) of the callers of the API; "" leaves it open
 	// Fault is a test-only hook (env PRODUCTSVC_FAULT only): crash-after-redeem
 	// exits with status 3 right after arbiter granted, before the insert;
 	// fail-insert makes every local insert fail, forcing compensation.
@@ -59,12 +60,13 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.String(&c.LogLevel, "log-level", "PRODUCTSVC_LOG_LEVEL", "info", "debug, info, warn or error")
 	fs.String(&c.TLSCert, "tls-cert", "PRODUCTSVC_TLS_CERT", "", "PEM certificate chain of the listener; set (with -tls-key) to serve HTTPS only, TLS 1.2 or later; reloaded on SIGHUP and when the files change")
 	fs.String(&c.TLSKey, "tls-key", "PRODUCTSVC_TLS_KEY", "", "PEM private key of -tls-cert")
-	fs.String(&c.TLSClientCA, "tls-client-ca", "PRODUCTSVC_TLS_CLIENT_CA", "", "PEM CA file; set: every connection must present a client certificate it verifies (the service has no other authentication)")
+	fs.String(&c.TLSClientCA, "tls-client-ca", "PRODUCTSVC_TLS_CLIENT_CA", "", "PEM CA file; set: every connection must present a client certificate it verifies (cert_names in -clients then identify the caller)")
 	fs.Duration(&c.TLSReloadInterval, "tls-reload-interval", "PRODUCTSVC_TLS_RELOAD_INTERVAL", "5s", "how often the certificate files are checked for a change")
 	fs.String(&c.ArbiterCA, "arbiter-ca", "PRODUCTSVC_ARBITER_CA", "", "PEM CA file verifying arbiter's certificate (an https:// -arbiter-url); empty: the system's roots")
 	fs.String(&c.ArbiterCert, "arbiter-cert", "PRODUCTSVC_ARBITER_CERT", "", "PEM client certificate presented to arbiter; it may identify this service instead of -arbiter-key")
 	fs.String(&c.ArbiterCertKey, "arbiter-cert-key", "PRODUCTSVC_ARBITER_CERT_KEY", "", "PEM private key of -arbiter-cert")
 	fs.String(&c.FeedKey, "feed-key", "PRODUCTSVC_FEED_KEY", "", "bearer key the holdings feed (GET /v1/holdings) requires, as arbiter's reconciler sends it; empty: open (prefer the env var)")
+	fs.String(&c.ClientsFile, "clients", "PRODUCTSVC_CLIENTS", "", "clients file, in arbiter's ARBITER_CLIENTS format, of who may apply and close: each request needs a listed key (Authorization: Bearer) or certificate (cert_names, with -tls-client-ca); empty: the API is open to anyone who reaches it")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}

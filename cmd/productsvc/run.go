@@ -49,6 +49,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		// productsvc has no production mode to refuse in; say it loudly.
 		log.Warn("holdings feed open: GET /v1/holdings lists every customer holding the product to anyone who asks; set PRODUCTSVC_FEED_KEY (arbiter's reconciler sends it)")
 	}
+	callers, err := loadCallers(cfg) // see clients.go
+	if err != nil {
+		return err
+	}
+	if callers == nil {
+		log.Warn("API open: anyone who reaches the service may apply with a customer's OTP (wrong codes burn the customer's hold and lock its redemptions) and close products; set PRODUCTSVC_CLIENTS")
+	}
 	defer flushTracing(tracing, log)
 	if tracing.Enabled() {
 		log.Info("tracing on", "endpoint", tcfg.RedactedEndpoint(), "protocol", tcfg.Protocol, "service", tcfg.ServiceName, "sampler", tcfg.SamplerName)
@@ -80,7 +87,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	cancel()
 
-	handler := httpapi.New(httpapi.Config{Service: svc, Logger: log, FeedKey: cfg.FeedKey, Ready: func(ctx context.Context) error {
+	handler := httpapi.New(httpapi.Config{Service: svc, Logger: log, FeedKey: cfg.FeedKey, Authenticate: callers, Ready: func(ctx context.Context) error {
 		if !reconciled.Load() {
 			return errors.New("start-up reconciliation not done")
 		}

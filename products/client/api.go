@@ -174,14 +174,17 @@ type Redemption struct {
 // Refusals include ErrHoldExpired (no live hold: expired, cancelled or never
 // placed), ErrOTPInvalid (see AttemptsLeft), ErrOTPLocked
 // (the hold was burnt by wrong codes), ErrTokenInvalid, ErrNotRedeemer,
-// ErrAlreadyRedeemed (by another client) and ErrConflictingProduct.
+// ErrAlreadyRedeemed (by another client), ErrConflictingProduct and
+// ErrOTPRateLimited (429, with RetryAfter: it is returned at once, never
+// slept on). No retry starts after a token's hold has expired.
 func (c *Client) Redeem(ctx context.Context, r Redemption) (*Grant, error) {
 	r.CustomerID = CanonicalCustomerID(r.CustomerID)
 	if (r.Token == "") == (r.OTP == "") {
 		return nil, &Error{Op: "redeem", Reason: ReasonInvalidRequest, Detail: "give either Token or CustomerID, Product and OTP"}
 	}
 	var g Grant
-	resp, err := c.do(ctx, request{op: "redeem", method: http.MethodPost, path: "/v1/redemptions", body: r, retry: retrySafe}, &g)
+	resp, err := c.do(ctx, request{op: "redeem", method: http.MethodPost, path: "/v1/redemptions", body: r, retry: retrySafe,
+		notAfter: tokenExpiry(r.Token)}, &g)
 	if err != nil {
 		return nil, err
 	}

@@ -60,7 +60,10 @@ type Config struct {
 	// RetryBackoff is the first pause between tries, doubled at each retry
 	// with full jitter; default 50ms.
 	RetryBackoff time.Duration
-	// MaxBackoff caps one pause, Retry-After included; default 2s.
+	// MaxBackoff caps one pause; default 2s. An answer whose Retry-After
+	// asks for more (an OTP rate limit says an hour) is returned at once,
+	// not retried, and so is one whose pause would reach the context's
+	// deadline or, for a token's redemption, the hold's expiry.
 	MaxBackoff time.Duration
 	// KeyRefreshInterval is the least time between two JWKS fetches caused by
 	// unknown key ids; default 10s.
@@ -159,6 +162,9 @@ type request struct {
 	body   any
 	header http.Header
 	retry  retryPolicy
+	// notAfter, when set, is when a retry stops being useful: the end of
+	// the hold a redemption's token names. No try is started after it.
+	notAfter time.Time
 }
 
 // response is a successful answer: 2xx.
@@ -168,7 +174,8 @@ type response struct {
 }
 
 // do sends r, retrying as its policy allows, and decodes a 2xx body into out
-// (when out is not nil). Any other answer is an *Error.
+// (when out is not nil). Any other answer is an *Error. A retry whose pause
+// would outlast the call's budget is not made: see retryPause.
 func (c *Client) do(ctx context.Context, r request, out any) (response, error) {
 	var body []byte
 	if r.body != nil {
@@ -180,14 +187,19 @@ func (c *Client) do(ctx context.Context, r request, out any) (response, error) {
 	}
 	for attempt := 1; ; attempt++ {
 		resp, wait, err := c.once(ctx, r, body, out)
-		if err == nil || attempt >= c.cfg.MaxAttempts || !c.retryable(r.retry, err) {
+		var d time.Duration
+		retry := err != nil && attempt < c.cfg.MaxAttempts && c.retryable(r.retry, err)
+		if retry {
+			d, retry = c.retryPause(ctx, r, attempt, wait)
+		}
+		if !retry {
 			var e *Error
 			if attempt > 1 && errors.As(err, &e) {
 				e.Retried = true
 			}
 			return resp, err
 		}
-		if perr := c.pause(ctx, attempt, wait); perr != nil {
+		if perr := sleep(ctx, d); perr != nil {
 			return resp, fmt.Errorf("arbiter: %s: gave up after %d tries: %w (last error: %w)", r.op, attempt, perr, err)
 		}
 	}
@@ -231,7 +243,7 @@ func (c *Client) once(ctx context.Context, r request, body []byte, out any) (res
 		}
 		return resp, 0, nil
 	}
-	retryAfter := parseRetryAfter(hr.Header.Get("Retry-After"))
+	retryAfter := parseRetryAfter(hr.Header.Get("Retry-After"), c.cfg.Now())
 	var p problem
 	_ = json.Unmarshal(data, &p) // a body that is not a problem becomes ReasonUnexpected
 	e := p.err(r.op, hr.StatusCode, retryAfter)
@@ -267,17 +279,34 @@ func (c *Client) retryable(p retryPolicy, err error) bool {
 	return errors.As(err, &op) && op.Op == "dial"
 }
 
-// pause sleeps before retry number attempt: full jitter over an exponential
-// backoff, at least the server's Retry-After, at most MaxBackoff.
-func (c *Client) pause(ctx context.Context, attempt int, retryAfter time.Duration) error {
+// retryPause returns the pause before retry number attempt — full jitter
+// over an exponential backoff, at least the server's Retry-After, at most
+// MaxBackoff — and whether to retry at all. It does not when the server
+// asks for a longer wait than MaxBackoff (otp_rate_limited says an hour:
+// its 429 is the answer, not something to sleep on), nor when the pause
+// would reach the context's deadline or r.notAfter (the hold would be gone
+// by then, and a late retry would only report hold_expired instead of the
+// real refusal).
+func (c *Client) retryPause(ctx context.Context, r request, attempt int, retryAfter time.Duration) (time.Duration, bool) {
+	if retryAfter > c.cfg.MaxBackoff {
+		return 0, false
+	}
 	d := c.cfg.RetryBackoff << (attempt - 1)
 	if d > c.cfg.MaxBackoff || d <= 0 {
 		d = c.cfg.MaxBackoff
 	}
-	d = time.Duration(rand.Int64N(int64(d)) + 1)
-	if retryAfter > d {
-		d = min(retryAfter, c.cfg.MaxBackoff)
+	d = max(time.Duration(rand.Int64N(int64(d))+1), min(retryAfter, c.cfg.MaxBackoff))
+	if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) <= d {
+		return 0, false
 	}
+	if !r.notAfter.IsZero() && !c.cfg.Now().Add(d).Before(r.notAfter) {
+		return 0, false
+	}
+	return d, true
+}
+
+// sleep waits d or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
@@ -288,15 +317,27 @@ func (c *Client) pause(ctx context.Context, attempt int, retryAfter time.Duratio
 	}
 }
 
-func parseRetryAfter(v string) time.Duration {
+// maxRetryAfter bounds a parsed Retry-After, so that no header overflows a
+// Duration; any wait that long is refused by retryPause anyway.
+const maxRetryAfter = 365 * 24 * time.Hour
+
+// parseRetryAfter reads a Retry-After header (RFC 9110 §10.2.3): a number
+// of seconds, or an HTTP-date taken relative to now. A value that is
+// neither, has a sign or a fraction, or is a date in the past is 0: no
+// advice. A number of seconds too large for a Duration is maxRetryAfter.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
 	if v == "" {
 		return 0
 	}
-	if s, err := strconv.Atoi(v); err == nil && s >= 0 {
+	if s, err := strconv.ParseUint(v, 10, 64); err == nil || errors.Is(err, strconv.ErrRange) {
+		if err != nil || s > uint64(maxRetryAfter/time.Second) {
+			return maxRetryAfter
+		}
 		return time.Duration(s) * time.Second
 	}
 	if t, err := http.ParseTime(v); err == nil {
-		return max(0, time.Until(t))
+		return max(0, t.Sub(now))
 	}
 	return 0
 }

@@ -27,9 +27,9 @@ func newClient(tb testing.TB, base, key, id string) *client.Client {
 
 func TestRefusalDetails(t *testing.T) {
 	ctx := context.Background()
-	portal := newClient(t, arbiterURL, checkerKey, "")
-	cards := newClient(t, arbiterURL, cardKey, "card-service")
-	loans := newClient(t, arbiterURL, loanKey, "loan-service")
+	portal := newClient(t, arbiterURL(), checkerKey, "")
+	cards := newClient(t, arbiterURL(), cardKey, "card-service")
+	loans := newClient(t, arbiterURL(), loanKey, "loan-service")
 
 	t.Run("hold_exists carries the hold and Retry-After", func(t *testing.T) {
 		customer := newCustomer("T-hold")

@@ -45,6 +45,13 @@
 // refused) or arbiter answered 503; a retry that finds the work done returns
 // ErrCheckNotHeld or ErrGrantNotFound, which cleanup code may treat as done.
 //
+// A retry is never slept on past the call's budget: a 429 or 503 whose
+// Retry-After exceeds Config.MaxBackoff (an OTP rate limit asks for an
+// hour), or whose pause would reach the context's deadline or, when
+// redeeming a token, the expiry of its hold, is returned at once with
+// Error.RetryAfter set, so the caller sees the real refusal and not the
+// hold_expired a late retry would meet.
+//
 // # Approval tokens
 //
 // VerifyToken checks an approval token offline against arbiter's JWKS: the

@@ -14,7 +14,7 @@ import (
 // with the details a branch agent needs.
 func ExampleClient_Check() {
 	ctx := context.Background()
-	portal, err := client.New(client.Config{BaseURL: arbiterURL, APIKey: checkerKey})
+	portal, err := client.New(client.Config{BaseURL: arbiterURL(), APIKey: checkerKey})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -41,8 +41,8 @@ func ExampleClient_Check() {
 // grant.
 func ExampleClient_Redeem() {
 	ctx := context.Background()
-	portal, _ := client.New(client.Config{BaseURL: arbiterURL, APIKey: checkerKey})
-	cards, _ := client.New(client.Config{BaseURL: arbiterURL, APIKey: cardKey, ClientID: "card-service"})
+	portal, _ := client.New(client.Config{BaseURL: arbiterURL(), APIKey: checkerKey})
+	cards, _ := client.New(client.Config{BaseURL: arbiterURL(), APIKey: cardKey, ClientID: "card-service"})
 	customer := newCustomer("C-1002")
 
 	ch, err := portal.Check(ctx, client.CheckRequest{CustomerID: customer, Product: "credit_card"})
@@ -71,8 +71,8 @@ func ExampleClient_Redeem() {
 // here.
 func ExampleClient_VerifyToken() {
 	ctx := context.Background()
-	cards, _ := client.New(client.Config{BaseURL: arbiterURL, APIKey: cardKey, ClientID: "card-service"})
-	loans, _ := client.New(client.Config{BaseURL: arbiterURL, APIKey: loanKey, ClientID: "loan-service"})
+	cards, _ := client.New(client.Config{BaseURL: arbiterURL(), APIKey: cardKey, ClientID: "card-service"})
+	loans, _ := client.New(client.Config{BaseURL: arbiterURL(), APIKey: loanKey, ClientID: "loan-service"})
 	customer := newCustomer("C-1003")
 
 	ch, err := cards.Check(ctx, client.CheckRequest{CustomerID: customer, Product: "credit_card"})
@@ -98,8 +98,8 @@ func ExampleClient_VerifyToken() {
 // was closed) frees the customer again.
 func ExampleClient_Release() {
 	ctx := context.Background()
-	cards, _ := client.New(client.Config{BaseURL: arbiterURL, APIKey: cardKey, ClientID: "card-service"})
-	loans, _ := client.New(client.Config{BaseURL: arbiterURL, APIKey: loanKey, ClientID: "loan-service"})
+	cards, _ := client.New(client.Config{BaseURL: arbiterURL(), APIKey: cardKey, ClientID: "card-service"})
+	loans, _ := client.New(client.Config{BaseURL: arbiterURL(), APIKey: loanKey, ClientID: "loan-service"})
 	customer := newCustomer("C-1004")
 
 	ch, err := cards.Check(ctx, client.CheckRequest{CustomerID: customer, Product: "credit_card"})

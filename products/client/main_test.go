@@ -5,14 +5,39 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
+	"sync"
 	"testing"
 
 	"github.com/arbiter-bank/arbiter/products/internal/proctest"
 )
 
-// arbiterURL is the base URL of a real arbiter process (embedded mode, demo
-// keys) that the tests and examples of this package share.
-var arbiterURL string
+// arbiter is a real arbiter process (embedded mode, demo keys) that the
+// tests and examples of this package share. It is built and started by the
+// first test that asks for arbiterURL, so the tests that need none (the
+// retry tests, which the mutation run repeats) do not wait for a build.
+var arbiter struct {
+	once sync.Once
+	dir  string
+	proc *proctest.Proc
+	err  error
+}
+
+// arbiterURL returns the shared arbiter's base URL, starting it on first
+// use; it panics if arbiter cannot be built or started.
+func arbiterURL() string {
+	arbiter.once.Do(func() {
+		bin, err := proctest.Build(arbiter.dir, "github.com/arbiter-bank/arbiter/cmd/arbiter")
+		if err != nil {
+			arbiter.err = err
+			return
+		}
+		arbiter.proc, arbiter.err = proctest.StartNoCleanup(bin, []string{"-addr", "127.0.0.1:0", "-log-level", "warn"}, nil)
+	})
+	if arbiter.err != nil {
+		panic(fmt.Sprintf("arbiter for the client tests: %v", arbiter.err))
+	}
+	return arbiter.proc.URL
+}
 
 // The demo API keys of arbiter's embedded mode.
 const (
@@ -32,18 +57,12 @@ func runMain(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	bin, err := proctest.Build(dir, "github.com/arbiter-bank/arbiter/cmd/arbiter")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	p, err := proctest.StartNoCleanup(bin, []string{"-addr", "127.0.0.1:0", "-log-level", "warn"}, nil)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer p.Stop()
-	arbiterURL = p.URL
+	arbiter.dir = dir
+	defer func() {
+		if arbiter.proc != nil {
+			arbiter.proc.Stop()
+		}
+	}()
 	return m.Run()
 }
 

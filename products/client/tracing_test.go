@@ -26,7 +26,7 @@ type traceparents struct {
 
 func (tp *traceparents) proxy(tb testing.TB) string {
 	tb.Helper()
-	target, err := url.Parse(arbiterURL)
+	target, err := url.Parse(arbiterURL())
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -79,6 +79,27 @@ func keyID(token string) (string, error) {
 	return h.Kid, nil
 }
 
+// tokenExpiry is a token's "exp", read without verifying the token (zero
+// when it has none or is not a JWT): it only bounds this client's own
+// retries of a redemption, which arbiter decides on the verified token.
+func tokenExpiry(token string) time.Time {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 || len(parts[1]) > 8192 {
+		return time.Time{}
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return time.Time{}
+	}
+	var claims struct {
+		Exp int64 `json:"exp"`
+	}
+	if json.Unmarshal(raw, &claims) != nil || claims.Exp <= 0 {
+		return time.Time{}
+	}
+	return time.Unix(claims.Exp, 0)
+}
+
 // keyCache holds the verifier built from the last JWKS fetched. It fetches
 // again when the keys are older than KeyMaxAge, or when a token names an
 // unknown kid and the last fetch is older than KeyRefreshInterval. One fetch

@@ -32,7 +32,9 @@ var statuses = map[string]int{
 // reasonPayloadTooLarge refuses a body over MaxBodyBytes.
 const reasonPayloadTooLarge = "payload_too_large"
 
-// reasonUnauthorized: the holdings feed needs its key (PRODUCTSVC_FEED_KEY).
+// reasonUnauthorized: the holdings feed needs its key (PRODUCTSVC_FEED_KEY),
+// or the caller of an application is not one of the service's clients
+// (PRODUCTSVC_CLIENTS).
 const reasonUnauthorized = "unauthorized"
 
 // problem is the RFC 9457 document of every error answer.

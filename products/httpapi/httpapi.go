@@ -12,6 +12,11 @@
 // keep arbiter's reason and status and add "arbiter": the whole refusal;
 // "compensated": true says arbiter's grant was released after a failed local
 // write, and "pending": true that reconciliation will settle the outcome.
+//
+// With Config.Authenticate set, the application and close routes answer
+// only identified callers (401 unauthorized otherwise), and each
+// application carries its caller's id, so that every OTP attempt is
+// attributed; the holdings feed keeps its own key (Config.FeedKey).
 package httpapi
 
 import (
@@ -45,6 +50,12 @@ type Config struct {
 	// FeedKey, when set, is the bearer key GET /v1/holdings requires (the
 	// key arbiter's reconciler sends); empty: the feed is open.
 	FeedKey string
+	// Authenticate, when set, identifies the caller of the application and
+	// close routes from its request (API key, verified client certificate)
+	// and returns its id; an error refuses the request with 401
+	// unauthorized, its message as the detail. nil: those routes are open
+	// and every caller is anonymous.
+	Authenticate func(r *http.Request) (callerID string, err error)
 }
 
 // New returns the service's HTTP handler.
@@ -58,9 +69,12 @@ func New(cfg Config) http.Handler {
 			}
 		}
 	}
-	mux.HandleFunc("POST /v1/applications", h(handleApply(svc)))
-	mux.HandleFunc("POST /v1/applications/online", h(handleApplyOnline(svc)))
-	mux.HandleFunc("DELETE /v1/products/{customer_id}", h(handleClose(svc)))
+	auth := func(next func(w http.ResponseWriter, r *http.Request, caller string) error) http.HandlerFunc {
+		return h(requireCaller(cfg.Authenticate, next))
+	}
+	mux.HandleFunc("POST /v1/applications", auth(handleApply(svc)))
+	mux.HandleFunc("POST /v1/applications/online", auth(handleApplyOnline(svc)))
+	mux.HandleFunc("DELETE /v1/products/{customer_id}", auth(handleClose(svc)))
 	mux.HandleFunc("GET /v1/holdings", h(requireKey(cfg.FeedKey, handleHoldings(svc))))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -78,12 +92,13 @@ func New(cfg Config) http.Handler {
 	return mux
 }
 
-func handleApply(svc *issuing.Service) func(w http.ResponseWriter, r *http.Request) error {
-	return func(w http.ResponseWriter, r *http.Request) error {
+func handleApply(svc *issuing.Service) func(w http.ResponseWriter, r *http.Request, caller string) error {
+	return func(w http.ResponseWriter, r *http.Request, caller string) error {
 		var a issuing.Application
 		if err := decode(w, r, &a); err != nil {
 			return err
 		}
+		a.Caller = caller
 		p, replayed, err := svc.Apply(r.Context(), a)
 		if err != nil {
 			return err
@@ -93,8 +108,8 @@ func handleApply(svc *issuing.Service) func(w http.ResponseWriter, r *http.Reque
 	}
 }
 
-func handleApplyOnline(svc *issuing.Service) func(w http.ResponseWriter, r *http.Request) error {
-	return func(w http.ResponseWriter, r *http.Request) error {
+func handleApplyOnline(svc *issuing.Service) func(w http.ResponseWriter, r *http.Request, caller string) error {
+	return func(w http.ResponseWriter, r *http.Request, _ string) error {
 		var req struct {
 			CustomerID string `json:"customer_id"`
 		}
@@ -110,8 +125,8 @@ func handleApplyOnline(svc *issuing.Service) func(w http.ResponseWriter, r *http
 	}
 }
 
-func handleClose(svc *issuing.Service) func(w http.ResponseWriter, r *http.Request) error {
-	return func(w http.ResponseWriter, r *http.Request) error {
+func handleClose(svc *issuing.Service) func(w http.ResponseWriter, r *http.Request, caller string) error {
+	return func(w http.ResponseWriter, r *http.Request, _ string) error {
 		c, err := svc.Close(r.Context(), r.PathValue("customer_id"))
 		if err != nil {
 			return err
@@ -179,6 +194,24 @@ func requireKey(key string, next func(w http.ResponseWriter, r *http.Request) er
 			return &issuing.Error{Reason: reasonUnauthorized, Detail: "the holdings feed needs its key: Authorization: Bearer <key>"}
 		}
 		return next(w, r)
+	}
+}
+
+// requireCaller identifies the request's caller with authenticate and
+// passes its id on; a request it cannot identify is refused with 401
+// unauthorized before its body is read. A nil authenticate lets every
+// request through as the anonymous caller "".
+func requireCaller(authenticate func(*http.Request) (string, error), next func(w http.ResponseWriter, r *http.Request, caller string) error) func(w http.ResponseWriter, r *http.Request) error {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		if authenticate == nil {
+			return next(w, r, "")
+		}
+		caller, err := authenticate(r)
+		if err != nil {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="productsvc"`)
+			return &issuing.Error{Reason: reasonUnauthorized, Detail: err.Error()}
+		}
+		return next(w, r, caller)
 	}
 }
 

@@ -40,6 +40,11 @@ type Application struct {
 	CustomerID string `json:"customer_id"`
 	Token      string `json:"token,omitempty"`
 	OTP        string `json:"otp,omitempty"`
+	// Caller is the id of the authenticated client that sent the
+	// application ("" when the service's API is open). It is logged with
+	// every OTP attempt, since wrong codes burn the hold and then block the
+	// customer's redemptions. It is never read from the request body.
+	Caller string `json:"-"`
 }
 
 func (s *Service) now() time.Time {
@@ -114,7 +119,15 @@ func (s *Service) applyOTP(ctx context.Context, a Application) (Product, bool, e
 	if err != nil {
 		return Product{}, false, err
 	}
-	return s.redeem(ctx, p, client.Redemption{CustomerID: a.CustomerID, Product: s.Product, OTP: a.OTP})
+	prod, replayed, err := s.redeem(ctx, p, client.Redemption{CustomerID: a.CustomerID, Product: s.Product, OTP: a.OTP})
+	outcome := "issued"
+	if err != nil {
+		outcome = ReasonOf(err)
+	}
+	// arbiter's redemption API has no field for whom a product service acts,
+	// so the attribution of each code tried is this line (never the code).
+	s.log().InfoContext(ctx, "otp attempt", "customer", a.CustomerID, "caller", a.Caller, "outcome", outcome)
+	return prod, replayed, err
 }
 
 // redeem redeems with arbiter for pending row p, then issues.
