@@ -37,7 +37,30 @@ const demoAgentUsername, demoAgentPassword = "demo", "demo"
 // run is the whole program; main only calls it. It returns when ctx is
 // cancelled (after a graceful shutdown) or when the server fails.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	return runOn(ctx, time.Now, args, getenv, stdout, stderr)
+	local, err := hostClock(getenv)
+	if err != nil {
+		return err
+	}
+	return runOn(ctx, local, args, getenv, stdout, stderr)
+}
+
+// faultClockSkewEnv shifts the host clock by a duration (e.g. 5m): a fault
+// hook, like productsvc's PRODUCTSVC_FAULT, for tests that run instances
+// whose host clocks disagree as real processes (the cross-system model's
+// skewed instance). Never set it in a deployment.
+const faultClockSkewEnv = "ARBITER_FAULT_CLOCK_SKEW"
+
+// hostClock is time.Now, shifted by ARBITER_FAULT_CLOCK_SKEW when set.
+func hostClock(getenv func(string) string) (func() time.Time, error) {
+	v := getenv(faultClockSkewEnv)
+	if v == "" {
+		return time.Now, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return nil, fmt.Errorf("%s=%q: %w", faultClockSkewEnv, v, err)
+	}
+	return func() time.Time { return time.Now().Add(d) }, nil
 }
 
 // runOn is run on the host clock local: tests give two instances clocks

@@ -71,6 +71,10 @@ func TestCrossSystemModel(t *testing.T) {
 			m.redisLink = redistest.StartLink(t, m.redis.Addr)
 			m.arbiterArgs = []string{"-redis-url", "redis://" + m.redisLink.Addr + "/0"}
 		},
+		// A second arbiter whose host is five minutes ahead serves the
+		// services' faulty instances: holds, codes, tokens and expiries
+		// must still be decided on one clock (Redis's).
+		skew:    5 * time.Minute,
 		nemeses: []nemesis{restartRedis, stallRedisLink},
 	})
 }
@@ -92,6 +96,10 @@ type faultModel struct {
 	// workload starts and keep it; the workload only ever applies for the
 	// other product for them, which arbiter must refuse throughout.
 	settled int
+	// skew, when set, starts a second arbiter on the same store whose host
+	// clock is that far ahead (ARBITER_FAULT_CLOCK_SKEW); the services'
+	// faulty instances use it, the healthy ones and the branch the first.
+	skew    time.Duration
 	nemeses []nemesis
 }
 
@@ -240,6 +248,7 @@ type model struct {
 	settled     map[string]string     // long-standing customer -> the product they hold
 	dir         string
 	sys         *system
+	skewed      *proctest.Proc    // the arbiter the faulty instances use: sys.arbiter unless the model skews one
 	fleets      map[string]*fleet // by product
 	stats       *counter
 	stopped     atomic.Bool
@@ -284,9 +293,17 @@ func startModel(t *testing.T, fm faultModel) *model {
 		}
 	}
 	writeSigningKey(t, key)
-	arb := proctest.Start(t, arbiterBin, append([]string{"-addr", "127.0.0.1:0",
-		"-clients", clients, "-signing-key", key, "-policy", policy, "-log-level", "error"}, m.arbiterArgs...), m.arbiterEnv)
-	proctest.WaitReady(t, arb.URL)
+	startArbiter := func(env []string) *proctest.Proc {
+		arb := proctest.Start(t, arbiterBin, append([]string{"-addr", "127.0.0.1:0",
+			"-clients", clients, "-signing-key", key, "-policy", policy, "-log-level", "error"}, m.arbiterArgs...), env)
+		proctest.WaitReady(t, arb.URL)
+		return arb
+	}
+	arb := startArbiter(m.arbiterEnv)
+	m.skewed = arb
+	if fm.skew != 0 {
+		m.skewed = startArbiter(append(slices.Clone(m.arbiterEnv), "ARBITER_FAULT_CLOCK_SKEW="+fm.skew.String()))
+	}
 	m.sys = &system{dir: dir, arbiter: arb, branch: newClient(t, arb.URL, branchKey, "branch-portal"),
 		ledger: newClient(t, arb.URL, cardKey, "card-service")}
 	for _, f := range []*fleet{
@@ -306,11 +323,16 @@ func startModel(t *testing.T, fm faultModel) *model {
 // modelClientsExtra adds the reconciliation's admin to the clients file.
 const modelClientsExtra = "  - {id: ops, key: " + opsKey + ", roles: [admin]}\n"
 
-// instanceArgs is the command line of one process of fleet f. Its
-// reconciliation runs every 300ms on rows older than its request timeout.
-func (m *model) instanceArgs(f *fleet) []string {
+// instanceArgs is the command line of one process of fleet f with fault.
+// Its reconciliation runs every 300ms on rows older than its request
+// timeout.
+func (m *model) instanceArgs(f *fleet, fault string) []string {
+	arbiter := m.sys.arbiter.URL
+	if fault != "" {
+		arbiter = m.skewed.URL
+	}
 	return []string{"-addr", "127.0.0.1:0", "-product", f.product, "-id", f.id,
-		"-db", f.db, "-arbiter-url", m.sys.arbiter.URL, "-log-level", "error",
+		"-db", f.db, "-arbiter-url", arbiter, "-log-level", "error",
 		"-request-timeout", "3s", "-reconcile-interval", "300ms", "-reconcile-min-age", "4s"}
 }
 
@@ -326,7 +348,7 @@ func (f *fleet) instanceEnv(fault string) []string {
 // startInstance starts one process of fleet f with fault ("" for none).
 func (m *model) startInstance(tb testing.TB, f *fleet, fault string) *proctest.Proc {
 	tb.Helper()
-	p := proctest.Start(tb, productsvcBin, m.instanceArgs(f), f.instanceEnv(fault))
+	p := proctest.Start(tb, productsvcBin, m.instanceArgs(f, fault), f.instanceEnv(fault))
 	proctest.WaitReady(tb, p.URL)
 	return p
 }
@@ -343,7 +365,7 @@ func (m *model) supervise(tb testing.TB, f *fleet) {
 			continue
 		}
 		m.stats.add("crash " + f.id)
-		np, err := proctest.StartNoCleanup(productsvcBin, m.instanceArgs(f), f.instanceEnv("crash-after-redeem"))
+		np, err := proctest.StartNoCleanup(productsvcBin, m.instanceArgs(f, "crash-after-redeem"), f.instanceEnv("crash-after-redeem"))
 		if err != nil {
 			tb.Errorf("restart %s after its crash: %v", f.id, err)
 			return
