@@ -62,7 +62,7 @@ func footprint(ctx context.Context, f *scenarioFlags, stdout io.Writer) error {
 	if err := load.WaitReady(ctx, c.Base, 10*time.Second); err != nil {
 		return err
 	}
-	prefix := fmt.Sprintf("F%x", time.Now().UnixNano()&0xffffffffff)
+	prefix := fmt.Sprintf("F%X", time.Now().UnixNano()&0xffffffffff) // upper case: ids are folded to it
 	var out []customerCost
 	for _, sc := range []struct {
 		name, what string

@@ -168,7 +168,7 @@ func (l *faultLoad) worker(ctx context.Context, tb testing.TB, client int, custo
 			continue
 		}
 		in = opInput{Kind: "redeem", Product: product, CheckID: id}
-		out := l.definite(ctx, func() string { return l.redeem(tb, customer, product, key, id, token) })
+		out := l.definite(ctx, redeemPatience, func() string { return l.redeem(tb, customer, product, key, id, token) })
 		if out.Result == "replay" {
 			out.Result = "granted" // the retry of an attempt that was applied
 		}
@@ -177,19 +177,30 @@ func (l *faultLoad) worker(ctx context.Context, tb testing.TB, client int, custo
 			continue
 		}
 		in, call = opInput{Kind: "release", Product: product}, time.Now()
-		l.note(client, customer, in, l.definite(ctx, func() string { return l.release(tb, customer, product, key) }), call)
+		l.note(client, customer, in, l.definite(ctx, releasePatience, func() string { return l.release(tb, customer, product, key) }), call)
 	}
 }
 
-// definite retries op until its answer is definite, for at most 5 s, and
-// returns the outcome of the whole retried operation: the definite answer,
-// or unknown when there was none. A redemption retried by the same client
-// is one operation (the script replays it once applied); a release whose
-// first attempts were unknown and last one "not found" may have been applied
-// by an earlier attempt, so it is unknown, but bounded in time.
-func (l *faultLoad) definite(ctx context.Context, op func() string) opOutput {
+// How long a worker retries an operation for a definite answer. A
+// release under WAIT is answered not_durable for as long as the master has
+// no replica (after a failover, until the old master rejoins: 10–25 s), and
+// an operation that never gets a definite answer is unknown without bound
+// (concurrent with the rest of the history), which Porcupine pays for
+// dearly; so a release waits out the rejoin.
+const (
+	redeemPatience  = 5 * time.Second
+	releasePatience = 40 * time.Second
+)
+
+// definite retries op until its answer is definite, for at most patience,
+// and returns the outcome of the whole retried operation: the definite
+// answer, or unknown when there was none. A redemption retried by the same
+// client is one operation (the script replays it once applied); a release
+// whose first attempts were unknown and last one "not found" may have been
+// applied by an earlier attempt, so it is unknown, but bounded in time.
+func (l *faultLoad) definite(ctx context.Context, patience time.Duration, op func() string) opOutput {
 	var tries []string
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline) && ctx.Err() == nil; {
+	for deadline := time.Now().Add(patience); time.Now().Before(deadline) && ctx.Err() == nil; {
 		res := op()
 		tries = append(tries, res)
 		if res != "unknown" {
