@@ -3,8 +3,9 @@
 // redemption (token or OTP) and each cancellation is one Lua script, so one
 // atomic step and one round trip: the check and the two redemptions run as
 // functions of arbiter's library (FCALL, library.go), the other scripts,
-// and those three on a server without functions, with EVALSHA. Which packages import go-redis is in
-// docs/architecture.md's import rules, checked against go list.
+// and those three on a server without functions, with EVALSHA. Which
+// packages import go-redis is in docs/architecture.md's import rules,
+// checked against go list.
 //
 // # Key layout
 //
