@@ -97,7 +97,7 @@ const (
 	EventCaseResolved EventType = "case_resolved"
 )
 
-// EventTypes lists every event type, in the order README documents them.
+// EventTypes lists every event type, in the order docs/api.md documents them.
 var EventTypes = []EventType{EventChecked, EventRedeemed, EventCancelled, EventExpired, EventReleased,
 	EventImported, EventBlocked, EventUnblocked, EventOTPRateLimited, EventCaseOpened, EventCaseResolved,
 	EventRefused, EventOTPFailed}

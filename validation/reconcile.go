@@ -200,7 +200,7 @@ type HoldingsPage struct {
 	Proof    *Proof
 }
 
-// Proof is a feed's completeness proof of one page (README "The
+// Proof is a feed's completeness proof of one page (docs/reconciliation.md "The
 // completeness proof"): what the product system's own listing holds in the
 // range the page covers, (after, Next], or (after, end) on the last page,
 // counted apart from the page's rows. A page that lists anything else than
@@ -254,7 +254,7 @@ const (
 	FindingCheckMismatch FindingKind = "check_mismatch" // the system's check id is not arbiter's grant
 )
 
-// FindingKinds lists every kind, in the order README documents them.
+// FindingKinds lists every kind, in the order docs/reconciliation.md documents them.
 var FindingKinds = []FindingKind{FindingImported, FindingDoubleHolding, FindingOrphanGrant, FindingCheckMismatch}
 
 // What a reconciliation did about a finding.

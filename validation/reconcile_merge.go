@@ -486,7 +486,7 @@ func (st *runState) orphans(ctx context.Context) error {
 	}
 	// Two-run confirmation: an orphan is released only if an earlier
 	// complete run, at least grace before this one started, found the same
-	// grant orphan too (see README "Why an orphan is released only on a
+	// grant orphan too (see docs/reconciliation.md "Why an orphan is released only on a
 	// second sighting"). This run's candidates replace the earlier ones;
 	// an unproven feed's run sights nothing, so it drops them.
 	prior, next := map[string]map[string]time.Time{}, map[string]map[string]time.Time{}

@@ -12,7 +12,7 @@ import (
 )
 
 // TestRouteRoles calls every route as a client of each role, and with no
-// key, and asserts the roles README.md's API table documents: a client
+// key, and asserts the roles docs/api.md's tables document: a client
 // with none of the route's roles gets 403 forbidden, one with a role (or
 // admin, which has them all) gets past the role check to the route's own
 // answer. The table must list every operation of openapi.yaml, which

@@ -26,7 +26,7 @@ const storeFullRetryAfter = 10
 
 // storeFullMsg is the log line's message.
 const storeFullMsg = "redis is full (maxmemory reached): writes that add data answer 503 store_full, " +
-	"redemptions of live holds still work; raise maxmemory and find what grows (README: Operating arbiter)"
+	"redemptions of live holds still work; raise maxmemory and find what grows (docs/operations.md: A full Redis)"
 
 // storeFull watches the requests refused because the store is full.
 type storeFull struct {

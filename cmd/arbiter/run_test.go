@@ -127,7 +127,7 @@ func post(tb testing.TB, url, key, body string) (int, map[string]any) {
 	return resp.StatusCode, out
 }
 
-// flow runs the README walk-through: check, redeem, refused.
+// flow runs README's walk-through: check, redeem, refused.
 func flow(tb testing.TB, base, checkerKey, cardKey string) {
 	tb.Helper()
 	status, chk := post(tb, base+"/v1/checks", checkerKey, `{"customer_id":"C-1001","product":"credit_card"}`)

@@ -535,11 +535,7 @@ EOF
 echo
 cat "$W/tracing.md"
 } >"$OUT.tmp"
-# The hand-written reading of the run (rewrite it for each new run) and the reconciliation
-# measurement (TestReconcileScale), which needs no HTTP load, are appended as they are.
-[ -f deploy/bench/findings.md ] && cat deploy/bench/findings.md >>"$OUT.tmp"
-[ -f deploy/bench/reconcile.md ] && cat deploy/bench/reconcile.md >>"$OUT.tmp"
-# So is the Go benchmark of token redemptions with and without the signature check (BenchmarkRedeemToken).
-[ -f deploy/bench/redeem.md ] && cat deploy/bench/redeem.md >>"$OUT.tmp"
+# Readings written by hand (of this run, of TestReconcileScale, of BenchmarkRedeemToken)
+# live in docs/benchmarks.md: this file holds only what the run measured.
 mv "$OUT.tmp" "$OUT"
 log "wrote $OUT and $PLOTS/*.svg in ${ELAPSED}s"

@@ -27,7 +27,7 @@ const (
 	loanFeedKey = "e2e-loan-feed-key"
 )
 
-// LegacyInsert is the statement README shows for a product issued outside
+// LegacyInsert is the statement docs/reconciliation.md shows for a product issued outside
 // arbiter: channel 'legacy', a unique placeholder check id (the feed
 // reports none), fence 1.
 const legacyInsert = `INSERT INTO products (customer_id, product, check_id, fence, issued_at, channel)

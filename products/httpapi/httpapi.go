@@ -166,7 +166,7 @@ func handleHoldings(svc *issuing.Service) func(w http.ResponseWriter, r *http.Re
 			Holdings []holding `json:"holdings"`
 			Next     string    `json:"next"` // pass as ?after= for the next page; "" on the last
 			// Proof: the listing's own count and digest of the range the
-			// page covers (README "The completeness proof").
+			// page covers (docs/reconciliation.md, "The completeness proof").
 			Proof issuing.HoldingsProof `json:"proof"`
 		}{Product: svc.Product, Holdings: make([]holding, 0, len(page.Products)), Next: page.Next, Proof: page.Proof}
 		for _, p := range page.Products {

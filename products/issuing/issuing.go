@@ -132,7 +132,7 @@ type Store interface {
 }
 
 // Holdings is one page of the holdings feed (arbiter's reconciler reads
-// it; README "Reconciliation and onboarding" fixes its contract).
+// it; docs/reconciliation.md fixes its contract).
 type Holdings struct {
 	Products []Product
 	// Next is the page's last customer id, the after of the next page; ""
@@ -145,7 +145,7 @@ type Holdings struct {
 	Proof HoldingsProof
 }
 
-// HoldingsProof is README's completeness proof of a range of the listing.
+// HoldingsProof is docs/reconciliation.md's completeness proof of a range of the listing.
 type HoldingsProof struct {
 	Customers int    `json:"customers"` // distinct customer ids
 	Holdings  int    `json:"holdings"`  // products

@@ -355,7 +355,7 @@ func (s *Store) Holdings(ctx context.Context, after string, limit int) (issuing.
 }
 
 // proofOf counts and digests the customers in (after, next], or after
-// after when next is "" (README "The completeness proof").
+// after when next is "" (docs/reconciliation.md, "The completeness proof").
 func proofOf(ctx context.Context, tx *sql.Tx, after, next string) (issuing.HoldingsProof, error) {
 	rows, err := tx.QueryContext(ctx, `SELECT customer_id FROM products
 		WHERE customer_id > ? AND (? = '' OR customer_id <= ?) ORDER BY customer_id`, after, next, next)

@@ -147,7 +147,7 @@ func issue(tb testing.TB, s *sqlitestore.Store, customer string) {
 	}
 }
 
-// digestOf is README's digest, written from README's words.
+// digestOf is docs/reconciliation.md's digest, written from its words.
 func digestOf(ids ...string) string {
 	h := sha256.New()
 	for _, id := range ids {
@@ -157,16 +157,16 @@ func digestOf(ids ...string) string {
 }
 
 // TestHoldingsProof: every page carries the proof of the range it covers,
-// README's worked example among them, and a page matches its proof even
+// docs/reconciliation.md's worked example among them, and a page matches its proof even
 // while customers are issued behind and ahead of the cursor.
 func TestHoldingsProof(t *testing.T) {
 	ctx := context.Background()
-	t.Run("README's example", func(t *testing.T) {
+	t.Run("the documented example", func(t *testing.T) {
 		s := open(t)
 		for _, c := range []string{"C-3", "C-1", "C-2"} {
 			issue(t, s, c)
 		}
-		readme, err := os.ReadFile("../../README.md")
+		doc, err := os.ReadFile("../../docs/reconciliation.md")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -182,8 +182,8 @@ func TestHoldingsProof(t *testing.T) {
 			if page.Next != tc.next || page.Proof != want {
 				t.Errorf("page after %q: next %q, proof %+v; want %q, %+v", tc.after, page.Next, page.Proof, tc.next, want)
 			}
-			if !strings.Contains(string(readme), want.Digest) {
-				t.Errorf("README's worked example lacks %s", want.Digest)
+			if !strings.Contains(string(doc), want.Digest) {
+				t.Errorf("docs/reconciliation.md's worked example lacks %s", want.Digest)
 			}
 		}
 	})

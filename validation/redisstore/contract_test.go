@@ -145,7 +145,7 @@ func TestContractCheck(t *testing.T) {
 				t.Fatalf("status = %s, want %s", got, want)
 			}
 			// A customer's first fence is the clock (ms): fences never
-			// decrease, even once a customer's keys expired (README, Fence).
+			// decrease, even once a customer's keys expired (docs/api.md, Fence).
 			if got, want := c.Fence, t0.UnixMilli(); got != want {
 				t.Fatalf("fence = %d, want %d", got, want)
 			}

@@ -1,15 +1,17 @@
 // Package redisstore is arbiter's Store on Redis, and the branch UI's
-// session store (Sessions): all of arbiter's Redis calls. go-redis is
-// imported only here, by cmd/ (clients built from config) and by redistest.
-// Every Store operation is one Lua script run with EVALSHA, so each check,
-// each redemption (token or OTP) and each cancellation is one atomic step
-// and one round trip.
+// session store (Sessions): all of arbiter's Redis calls. Each check, each
+// redemption (token or OTP) and each cancellation is one Lua script, so one
+// atomic step and one round trip: the check and the two redemptions run as
+// functions of arbiter's library (FCALL, library.go), the other scripts,
+// and those three on a server without functions, with EVALSHA. Which
+// packages import go-redis is in docs/architecture.md's import rules,
+// checked against go list.
 //
 // # Key layout
 //
 // All keys of one customer share the hash tag {customer} (arb:{C}:hold,
 // arb:{C}:meta, ...), so every script touches one Redis Cluster slot and
-// runs unchanged on a cluster. README.md's "Key layout" table describes
+// runs unchanged on a cluster. docs/architecture.md's key layout table describes
 // each key, once; customerKeyNames lists them in KEYS order, codec.go
 // holds the encodings and lua/prelude.lua one section per key.
 //

@@ -44,7 +44,7 @@ import (
 // instances of two versions of arbiter on one Redis each call their own
 // functions instead of replacing each other's. A library stays loaded
 // after the last instance of its version is gone; FUNCTION DELETE removes
-// it (README.md, Operations).
+// it (docs/operations.md, Functions).
 var functions = newLibrary(checkScript, redeemTokenScript, redeemOTPScript)
 
 // library is the function library's name and code.

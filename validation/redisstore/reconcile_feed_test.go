@@ -70,9 +70,9 @@ func (f *httpFeed) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_ = json.NewEncoder(w).Encode(resp)
 }
 
-// rangeProof is README's proof of the customers in (after, next], or
+// rangeProof is docs/reconciliation.md's proof of the customers in (after, next], or
 // (after, ∞) when next is empty, one holding each: written here from the
-// README's words, apart from arbiter's code.
+// the doc's words, apart from arbiter's code.
 func rangeProof(customers []string, after, next string) map[string]any {
 	h, n := sha256.New(), 0
 	for _, c := range customers {

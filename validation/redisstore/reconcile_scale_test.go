@@ -48,7 +48,7 @@ func (g genFeed) Page(ctx context.Context, after string, limit int) (validation.
 // holdings on a real redis-server (skipped without it): an onboarding run
 // that imports half of them, then a steady-state run that finds nothing,
 // each with holdings/s, Redis commands per holding and the Go heap's peak
-// above its level before the run. BENCHMARKS.md quotes it.
+// above its level before the run. docs/benchmarks.md quotes it.
 func TestReconcileScale(t *testing.T) {
 	n, _ := strconv.Atoi(os.Getenv("ARBITER_RECON_SCALE"))
 	if n <= 0 {

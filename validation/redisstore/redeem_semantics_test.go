@@ -23,7 +23,7 @@ var (
 	callers     = []string{"redeemer", "another redeemer"}
 )
 
-// redemptionSemantics is README's table "Redemption: what each attempt gets"
+// redemptionSemantics is docs/api.md's table "Redemption: what each attempt gets"
 // (state of the check × credential × caller → answer): "201" grants, "200"
 // replays the grant, anything else is the refusal's reason. The columns
 // follow credentials × callers.

@@ -60,8 +60,8 @@ var (
 
 // customerKeyNames are the keys every script gets, in KEYS order, all
 // under the customer's hash tag (customerKeys); Lua names them K_<NAME>.
-// A check with an Idempotency-Key adds K_IDEM. README.md's key layout
-// table describes each.
+// A check with an Idempotency-Key adds K_IDEM. docs/architecture.md's key
+// layout table describes each.
 var customerKeyNames = []string{"meta", "hold", "grants", "checks", "audit", "block", "rating", "tries", "case"}
 
 // keysBinding returns the Lua names of KEYS (K_META, ..., then K_IDEM,

@@ -1,5 +1,5 @@
 -- cancel: end a live hold. Arguments and reply: cancelArgs, checkOpReply
--- (store.go). allowed: the products the actor may cancel (csv) or '*';
+-- (contract.go). allowed: the products the actor may cancel (csv) or '*';
 -- placer: the client whose own checks the actor may cancel too, or ''.
 local h = live_hold()
 local c = (h and h.id == id and h) or check_find(id)

@@ -1,5 +1,5 @@
 -- check: apply the policy and, only if the customer is free, place a hold.
--- Arguments and reply: checkArgs, checkReply (store.go).
+-- Arguments and reply: checkArgs, checkReply (contract.go).
 -- Idempotency records exist only for placed holds: a refusal has no side
 -- effect to protect, so a retry under the same key decides again (a hold
 -- cancelled since no longer refuses it). Records of refusals written by

@@ -3,7 +3,7 @@
 -- ...: every key of one customer, under its hash tag, so each script runs
 -- unchanged on Redis Cluster) and the common ARGV (NOW, AUDIT_CAP,
 -- RETENTION, AUDIT_RETENTION); a script's own ARGV are named the same way
--- from its Go argument struct (contract.go). The key layout is in README.md.
+-- from its Go argument struct (contract.go). The key layout is in docs/architecture.md.
 --
 -- Each section below owns one key's encoding: no script reads or writes a
 -- key except through its section. Changing how a check (and so the hold

@@ -1,6 +1,6 @@
 -- redeem_otp: turn the customer's live hold of product into a grant with
 -- its TOTP code, verified here so that an OTP redemption is one round trip
--- too. Arguments and reply: redeemOTPArgs, redeemReply (store.go).
+-- too. Arguments and reply: redeemOTPArgs, redeemReply (contract.go).
 -- A redemption stores otp_digest(check id, code) in the grant, so that the
 -- same client's retry with the same code can be told from a guess once the
 -- hold (and its secret) is gone.

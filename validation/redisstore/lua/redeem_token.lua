@@ -1,5 +1,5 @@
 -- redeem_token: turn the live hold of check id into a grant. Arguments and
--- reply: redeemTokenArgs, redeemReply (store.go).
+-- reply: redeemTokenArgs, redeemReply (contract.go).
 -- The caller verified the approval token's audience, issuer and expiry, but
 -- not its signature when the token carries the check's secret: token is
 -- then the secret's digest, which must be the one the check keeps (only

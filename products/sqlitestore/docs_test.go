@@ -13,17 +13,17 @@ import (
 	"github.com/arbiter-bank/arbiter/products/sqlitestore"
 )
 
-// TestREADMELegacyInserts runs README's sqlite3 INSERTs of products issued
+// TestDocLegacyInserts runs docs/reconciliation.md's sqlite3 INSERTs of products issued
 // outside arbiter against the real schema, and reads them back as the
-// holdings feed does: the README example cannot drift from the schema.
-func TestREADMELegacyInserts(t *testing.T) {
-	readme, err := os.ReadFile("../../README.md")
+// holdings feed does: the documented example cannot drift from the schema.
+func TestDocLegacyInserts(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/reconciliation.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	stmts := regexp.MustCompile(`(?s)sqlite3 (card|loan)\.db "(INSERT INTO products .*?)"`).FindAllStringSubmatch(string(readme), -1)
+	stmts := regexp.MustCompile(`(?s)sqlite3 (card|loan)\.db "(INSERT INTO products .*?)"`).FindAllStringSubmatch(string(doc), -1)
 	if len(stmts) < 3 {
-		t.Fatalf("README shows %d sqlite3 INSERTs, want the three of the reconciliation walk-through", len(stmts))
+		t.Fatalf("docs/reconciliation.md shows %d sqlite3 INSERTs, want the three of the reconciliation walk-through", len(stmts))
 	}
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -43,7 +43,7 @@ func TestREADMELegacyInserts(t *testing.T) {
 				continue
 			}
 			if _, err := conn.Exec(strings.Join(strings.Fields(m[2]), " ")); err != nil {
-				t.Errorf("README's INSERT into %s.db fails on the real schema: %v\n%s", db, err, m[2])
+				t.Errorf("docs/reconciliation.md's INSERT into %s.db fails on the real schema: %v\n%s", db, err, m[2])
 			}
 			n++
 		}
