@@ -1,16 +1,16 @@
 package redisstore_test
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/arbiter-bank/arbiter/internal/mutation"
 )
 
 // mutant is a realistic one-line bug in one of the Lua scripts: the exact
@@ -253,7 +253,7 @@ var mutants = []mutant{
 }
 
 // mutantsEnv turns TestMutants on: each mutant costs a build and a test run.
-const mutantsEnv = "ARBITER_MUTANTS"
+const mutantsEnv = mutation.Env
 
 // mutantBackends are the contract backends the mutation run uses: the real
 // thing and the embedded one; the cluster and ACL backends run the same
@@ -264,7 +264,7 @@ const mutantBackends = "^(redis|miniredis)$"
 // exactly once and every test named to kill it exists, so the list fails
 // loudly, not silently, when a script or a test changes under it.
 func TestMutantSnippets(t *testing.T) {
-	tests := testFuncs(t)
+	tests := mutation.TestFuncs(t, ".")
 	names := map[string]bool{}
 	for _, m := range mutants {
 		if names[m.name] {
@@ -288,27 +288,6 @@ func TestMutantSnippets(t *testing.T) {
 			}
 		}
 	}
-}
-
-// testFuncs lists the Test functions of this package's test files.
-func testFuncs(tb testing.TB) map[string]bool {
-	tb.Helper()
-	files, err := filepath.Glob("*_test.go")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	re := regexp.MustCompile(`(?m)^func (Test\w+)\(t \*testing\.T\)`)
-	out := map[string]bool{}
-	for _, f := range files {
-		src, err := os.ReadFile(f)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		for _, m := range re.FindAllStringSubmatch(string(src), -1) {
-			out[m[1]] = true
-		}
-	}
-	return out
 }
 
 // TestMutants applies each mutant at build time (go test -overlay, which
@@ -347,8 +326,8 @@ func TestMutants(t *testing.T) {
 	for _, m := range mutants {
 		t.Run(m.name, func(t *testing.T) {
 			run = append(run, m.name)
-			out, ok := goTest(t, goTool, overlay(t, dir, m), m.tests)
-			fails := failures(out)
+			out, ok := goTest(t, goTool, mutation.Overlay(t, filepath.Join(dir, "lua", m.file), m.from, m.to), m.tests)
+			fails := mutation.Failures(out)
 			switch {
 			case ok:
 				survived = append(survived, m.name)
@@ -366,34 +345,6 @@ func TestMutants(t *testing.T) {
 	}
 }
 
-// overlay writes m's mutated script and the go build overlay that puts it
-// in place of lua/<file>, returning the overlay's path.
-func overlay(tb testing.TB, dir string, m mutant) string {
-	tb.Helper()
-	path := filepath.Join(dir, "lua", m.file)
-	src, err := os.ReadFile(path)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if strings.Count(string(src), m.from) != 1 {
-		tb.Fatalf("lua/%s no longer contains the snippet of %s exactly once (see TestMutantSnippets)", m.file, m.name)
-	}
-	tmp := tb.TempDir()
-	mutated := filepath.Join(tmp, m.file)
-	if err := os.WriteFile(mutated, []byte(strings.Replace(string(src), m.from, m.to, 1)), 0o644); err != nil {
-		tb.Fatal(err)
-	}
-	doc, err := json.Marshal(map[string]map[string]string{"Replace": {path: mutated}})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	ov := filepath.Join(tmp, "overlay.json")
-	if err := os.WriteFile(ov, doc, 0o644); err != nil {
-		tb.Fatal(err)
-	}
-	return ov
-}
-
 // goTest runs the named contract tests of this package on mutantBackends
 // (with the overlay, unless it is ""), without -race for speed, and returns
 // the output and whether they passed. Tests that match nothing never pass.
@@ -406,40 +357,10 @@ func goTest(tb testing.TB, goTool, overlay string, tests []string) (string, bool
 	pattern := fmt.Sprintf("^(%s)$/%s", strings.Join(tests, "|"), mutantBackends)
 	args = append(args, "-run="+pattern, ".")
 	cmd := exec.Command(goTool, args...)
-	cmd.Env = withoutEnv(os.Environ(), mutantsEnv)
+	cmd.Env = mutation.Environ()
 	out, err := cmd.CombinedOutput()
 	if strings.Contains(string(out), "no tests to run") {
 		tb.Fatalf("go test -run %q matched no test:\n%s", pattern, out)
 	}
 	return string(out), err == nil
-}
-
-// failures lists the innermost failing (sub)tests that go test printed.
-func failures(out string) []string {
-	var all []string
-	for _, line := range strings.Split(out, "\n") {
-		if name, ok := strings.CutPrefix(strings.TrimSpace(line), "--- FAIL: "); ok {
-			all = append(all, strings.Fields(name)[0])
-		}
-	}
-	var leaves []string
-	for _, name := range all {
-		if !slices.ContainsFunc(all, func(other string) bool { return strings.HasPrefix(other, name+"/") }) {
-			leaves = append(leaves, name)
-		}
-	}
-	if len(leaves) > 3 {
-		leaves = append(leaves[:3], fmt.Sprintf("and %d more", len(leaves)-3))
-	}
-	return leaves
-}
-
-func withoutEnv(env []string, name string) []string {
-	out := env[:0:0]
-	for _, kv := range env {
-		if !strings.HasPrefix(kv, name+"=") {
-			out = append(out, kv)
-		}
-	}
-	return out
 }

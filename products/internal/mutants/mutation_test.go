@@ -1,17 +1,17 @@
 package mutants
 
 import (
-	"encoding/json"
 	"fmt"
 	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/arbiter-bank/arbiter/internal/mutation"
 )
 
 // mutant is a realistic one-line bug in the product side's settlement or
@@ -109,7 +109,7 @@ var mutants = []mutant{
 }
 
 // mutantsEnv turns TestMutants on: each mutant costs a build and a test run.
-const mutantsEnv = "ARBITER_MUTANTS"
+const mutantsEnv = mutation.Env
 
 // root is the module's root, from this package's directory.
 const root = "../../.."
@@ -137,7 +137,7 @@ func TestMutantSnippets(t *testing.T) {
 			t.Errorf("mutant %s: needs a change, a bug and the tests that kill it", m.name)
 		}
 		if tests[m.pkg] == nil {
-			tests[m.pkg] = testFuncs(t, filepath.Join(root, "products", m.pkg))
+			tests[m.pkg] = mutation.TestFuncs(t, filepath.Join(root, "products", m.pkg))
 		}
 		for _, name := range m.tests {
 			if !tests[m.pkg][name] {
@@ -145,27 +145,6 @@ func TestMutantSnippets(t *testing.T) {
 			}
 		}
 	}
-}
-
-// testFuncs lists the Test functions of the test files in dir.
-func testFuncs(tb testing.TB, dir string) map[string]bool {
-	tb.Helper()
-	files, err := filepath.Glob(filepath.Join(dir, "*_test.go"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	re := regexp.MustCompile(`(?m)^func (Test\w+)\(t \*testing\.T\)`)
-	out := map[string]bool{}
-	for _, f := range files {
-		src, err := os.ReadFile(f)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		for _, m := range re.FindAllStringSubmatch(string(src), -1) {
-			out[m[1]] = true
-		}
-	}
-	return out
 }
 
 // TestMutants applies each mutant at build time (go test -overlay: nothing
@@ -201,8 +180,8 @@ func TestMutants(t *testing.T) {
 	for _, m := range mutants {
 		t.Run(m.name, func(t *testing.T) {
 			run = append(run, m.name)
-			out, ok := goTest(t, goTool, overlay(t, m), m.pkg, m.tests)
-			fails := failures(out)
+			out, ok := goTest(t, goTool, mutation.Overlay(t, filepath.Join(root, "products", m.pkg, m.file), m.from, m.to), m.pkg, m.tests)
+			fails := mutation.Failures(out)
 			switch {
 			case ok:
 				survived = append(survived, m.name)
@@ -220,37 +199,6 @@ func TestMutants(t *testing.T) {
 	}
 }
 
-// overlay writes m's mutated file and the go build overlay that puts it in
-// place of the original, returning the overlay's path.
-func overlay(tb testing.TB, m mutant) string {
-	tb.Helper()
-	path, err := filepath.Abs(filepath.Join(root, "products", m.pkg, m.file))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	src, err := os.ReadFile(path)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if strings.Count(string(src), m.from) != 1 {
-		tb.Fatalf("products/%s/%s no longer contains the snippet of %s exactly once (see TestMutantSnippets)", m.pkg, m.file, m.name)
-	}
-	tmp := tb.TempDir()
-	mutated := filepath.Join(tmp, m.file)
-	if err := os.WriteFile(mutated, []byte(strings.Replace(string(src), m.from, m.to, 1)), 0o644); err != nil {
-		tb.Fatal(err)
-	}
-	doc, err := json.Marshal(map[string]map[string]string{"Replace": {path: mutated}})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	ov := filepath.Join(tmp, "overlay.json")
-	if err := os.WriteFile(ov, doc, 0o644); err != nil {
-		tb.Fatal(err)
-	}
-	return ov
-}
-
 // goTest runs the named tests of products/<pkg> (with the overlay, unless
 // it is ""), without -race for speed, and returns the output and whether
 // they passed. Tests that match nothing never pass.
@@ -266,40 +214,10 @@ func goTest(tb testing.TB, goTool, overlay, pkg string, tests []string) (string,
 	args = append(args, "-run="+pattern, "./products/"+pkg)
 	cmd := exec.Command(goTool, args...)
 	cmd.Dir = root
-	cmd.Env = withoutEnv(os.Environ(), mutantsEnv)
+	cmd.Env = mutation.Environ()
 	out, err := cmd.CombinedOutput()
 	if strings.Contains(string(out), "no tests to run") {
 		tb.Fatalf("go test -run %q matched no test:\n%s", pattern, out)
 	}
 	return string(out), err == nil
-}
-
-// failures lists the innermost failing (sub)tests that go test printed.
-func failures(out string) []string {
-	var all []string
-	for _, line := range strings.Split(out, "\n") {
-		if name, ok := strings.CutPrefix(strings.TrimSpace(line), "--- FAIL: "); ok {
-			all = append(all, strings.Fields(name)[0])
-		}
-	}
-	var leaves []string
-	for _, name := range all {
-		if !slices.ContainsFunc(all, func(other string) bool { return strings.HasPrefix(other, name+"/") }) {
-			leaves = append(leaves, name)
-		}
-	}
-	if len(leaves) > 3 {
-		leaves = append(leaves[:3], fmt.Sprintf("and %d more", len(leaves)-3))
-	}
-	return leaves
-}
-
-func withoutEnv(env []string, name string) []string {
-	out := env[:0:0]
-	for _, kv := range env {
-		if !strings.HasPrefix(kv, name+"=") {
-			out = append(out, kv)
-		}
-	}
-	return out
 }
