@@ -62,7 +62,9 @@ func footprint(ctx context.Context, f *scenarioFlags, stdout io.Writer) error {
 	if err := load.WaitReady(ctx, c.Base, 10*time.Second); err != nil {
 		return err
 	}
-	prefix := fmt.Sprintf("F%X", time.Now().UnixNano()&0xffffffffff) // upper case: ids are folded to it
+	// Upper case throughout: arbiter folds customer ids to it, and the
+	// keys are scanned by the id as stored.
+	prefix := fmt.Sprintf("F%X", time.Now().UnixNano()&0xffffffffff)
 	var out []customerCost
 	for _, sc := range []struct {
 		name, what string
@@ -85,7 +87,7 @@ func footprint(ctx context.Context, f *scenarioFlags, stdout io.Writer) error {
 			return nil
 		}},
 	} {
-		id := prefix + "-" + sc.name
+		id := prefix + "-" + strings.ToUpper(sc.name)
 		if err := sc.run(id); err != nil {
 			return fmt.Errorf("footprint %s: %w", sc.name, err)
 		}
