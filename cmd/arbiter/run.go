@@ -34,9 +34,16 @@ var demoClients = []web.Client{
 // The demo branch agent of embedded mode, printed at start.
 const demoAgentUsername, demoAgentPassword = "demo", "demo"
 
-// run is the whole program; main only calls it. It returns when ctx is
-// cancelled (after a graceful shutdown) or when the server fails.
-func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+// run is the whole program; main only calls it. A subcommand (keygen,
+// hash) returns when done; the service returns when ctx is cancelled (after
+// a graceful shutdown) or when the server fails.
+func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if ok, err := runCommand(args[1:], stdin, stdout, stderr); ok {
+		if errors.Is(err, errHelp) {
+			return nil
+		}
+		return err
+	}
 	local, err := hostClock(getenv)
 	if err != nil {
 		return err
