@@ -87,6 +87,7 @@ func runOn(ctx context.Context, local func() time.Time, args []string, getenv fu
 	if err != nil {
 		return err
 	}
+	redisstore.SetLogger(log)                      // go-redis's own lines, JSON like the rest
 	tracing, err := startTracing(ctx, getenv, log) // OTEL_* variables; off without an endpoint
 	if err != nil {
 		return err

@@ -1,6 +1,7 @@
 // Package redisstore is arbiter's Store on Redis, and the branch UI's
 // session store (Sessions): all of arbiter's Redis calls. go-redis is
-// imported only here, by cmd/ (clients built from config) and by redistest.
+// imported only here, by cmd/ (clients built from config) and by redistest;
+// SetLogger sends go-redis's own log lines through slog.
 // Every Store operation is one Lua script run with EVALSHA, so each check,
 // each redemption (token or OTP) and each cancellation is one atomic step
 // and one round trip.
