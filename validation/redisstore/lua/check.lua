@@ -37,15 +37,15 @@ if #vs > 0 then
 end
 
 -- A tombstone: arbiter gave this check up as lost before Redis ran it.
-if m.extra[1] then return reply{kind = 'error', reason = 'check_abandoned'} end
+if m.asked['t:' .. id] then return reply{kind = 'error', reason = 'check_abandoned'} end
 
 -- Its numbers are strings from here on, as a stored check's are: each is
 -- written three times (the hold, meta's shadow, the reply) and turned into
 -- a string once.
-local c = {id = id, product = product, status = 'held', fence = tostring(next_fence(m)), created = NOW_S,
+local c = {id = id, product = product, status = 'held', fence = tostring(next_fence(m)), created = NOW_STR,
   expires = tostring(NOW + ttl), by = actor, agent = agent, secret = secret, token = token}
-hold_place(c, ttl_s, m)
+hold_place(c, ttl_str, m)
 if K_IDEM then
-  redis.call('SET', K_IDEM, cjson.encode({req = req_hash, check_id = id}), 'PX', idem_ttl_s)
+  redis.call('SET', K_IDEM, cjson.encode({req = req_hash, check_id = id}), 'PX', idem_ttl_str)
 end
 return reply{kind = 'held', fence = c.fence}
