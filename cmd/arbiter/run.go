@@ -134,7 +134,7 @@ func runOn(ctx context.Context, local func() time.Time, args []string, getenv fu
 		// call) when they are not loaded yet.
 		log.Warn("redis not reachable at start; serving 503 until it is", "err", hideCredentials(err, cfg.RedisURL))
 	} else if !store.Functions() {
-		log.Info("redis has no functions (before 7, or an ACL without FUNCTION): the check and the redemptions run as scripts, about 13 µs more Redis time each")
+		log.Info("redis has no functions (before 7, or an ACL without FUNCTION): the check and the redemptions run as scripts, which cost more Redis time per call")
 	}
 	// Branch sessions and the sign-in throttle live in the same Redis (the
 	// embedded one in demo mode), so every instance shares them. Not fatal

@@ -2,8 +2,8 @@
 -- Arguments and reply: checkArgs, checkReply (store.go).
 -- Idempotency records exist only for placed holds: a refusal has no side
 -- effect to protect, so a retry under the same key decides again (a hold
--- cancelled since no longer refuses it). Records of refusals written by
--- earlier versions are ignored the same way. A key is scoped to its client
+-- cancelled since no longer refuses it). A record of a refusal (the v1
+-- layout wrote them) is ignored the same way. A key is scoped to its client
 -- (in the key's hash) and to the customer (the record lives under the
 -- customer's hash tag, the only place one script can reach on a cluster).
 local h, m = live_hold('t:' .. id)

@@ -25,7 +25,7 @@ local TRIES_CAP = 100
 -- prelude; a field is added there (and to heldFields, if a held check
 -- has it).
 -- Numbers are kept as written (milliseconds and fences print exactly).
--- Values written by earlier versions are JSON ('{'), read by check_decode.
+-- Values in the v1 layout's JSON form ('{') are read by check_decode.
 
 -- check_decode returns the check a value encodes (nil for none); empty
 -- fields are nil. A v1 check or grant (JSON) is read as its v2 fields.
