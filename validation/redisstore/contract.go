@@ -34,7 +34,7 @@ import (
 // commonArgs start every script's ARGV; the prelude reads them.
 type commonArgs struct {
 	Now            int64 `lua:"NOW,num,raw=NOW_STR"`                         // the caller's clock, ms
-	AuditCap       int   `lua:"AUDIT_CAP,num"`                             // state changes kept per customer
+	AuditCap       int   `lua:"AUDIT_CAP,num"`                               // state changes kept per customer
 	Retention      int64 `lua:"RETENTION,num,raw=RETENTION_STR"`             // ms an ended check stays readable
 	AuditRetention int64 `lua:"AUDIT_RETENTION,num,raw=AUDIT_RETENTION_STR"` // ms the audit and meta outlive the last write
 }
