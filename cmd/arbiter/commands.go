@@ -25,8 +25,8 @@ import (
 
 // commandUsage is what -h lists besides the service's flags.
 var commandUsage = []string{
-	"keygen -o FILE [-force]     write a new Ed25519 signing key (PKCS#8 PEM, mode 0600) and print its kid",
-	"hash [-password] < SECRET   read one API key (or, with -password, an agent password) on standard input and print its clients-file line",
+	"keygen -o FILE [-pub FILE] [-force]   write a new Ed25519 signing key (PKCS#8 PEM, mode 0600) and print its kid",
+	"hash [-password] < SECRET             read one API key (or, with -password, an agent password) on standard input and print its clients-file line",
 }
 
 // runCommand runs the subcommand args[0] when it names one; ok is false
@@ -72,12 +72,20 @@ func parseCommand(fs *flag.FlagSet, args []string) error {
 func keygen(args []string, stdout, stderr io.Writer) error {
 	fs := commandFlags("keygen", stderr)
 	out := fs.String("o", "", "the key file to write (required)")
-	force := fs.Bool("force", false, "replace the file if it exists")
+	force := fs.Bool("force", false, "replace the files if they exist")
+	pub := fs.String("pub", "", "also write the public key (PKIX PEM, for ARBITER_VERIFY_KEYS during a rotation) to this file")
 	if err := parseCommand(fs, args); err != nil {
 		return err
 	}
 	if *out == "" {
 		return errors.New("arbiter keygen: -o FILE is required")
+	}
+	if *pub == *out {
+		return errors.New("arbiter keygen: -pub must name another file than -o")
+	}
+	if _, err := os.Lstat(*pub); *pub != "" && !*force && err == nil {
+		// Checked first, so that a refusal writes neither file.
+		return fmt.Errorf("arbiter keygen: %s exists: not replacing it (add -force to replace it)", *pub)
 	}
 	key, err := tokens.GenerateKey()
 	if err != nil {
@@ -87,10 +95,23 @@ func keygen(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	public := key.Public().(ed25519.PublicKey)
+	pubPEM, err := tokens.MarshalPublicKeyPEM(public)
+	if err != nil {
+		return err
+	}
 	if err := writeSecretFile(*out, pem, *force); err != nil {
 		return fmt.Errorf("arbiter keygen: %w", err)
 	}
-	fmt.Fprintf(stdout, "wrote %s (Ed25519, PKCS#8 PEM, mode 0600)\nkid: %s\n", *out, tokens.KeyID(key.Public().(ed25519.PublicKey)))
+	fmt.Fprintf(stdout, "wrote %s (Ed25519, PKCS#8 PEM, mode 0600)\n", *out)
+	if *pub != "" {
+		// Not secret, but written the same way: never over a file by mistake.
+		if err := writeSecretFile(*pub, pubPEM, *force); err != nil {
+			return fmt.Errorf("arbiter keygen: %w", err)
+		}
+		fmt.Fprintf(stdout, "wrote %s (its public key, PKIX PEM)\n", *pub)
+	}
+	fmt.Fprintf(stdout, "kid: %s\n", tokens.KeyID(public))
 	return nil
 }
 

@@ -26,7 +26,8 @@ func command(tb testing.TB, stdin string, args ...string) (string, error) {
 
 func TestKeygen(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "signing.pem")
-	out, err := command(t, "", "keygen", "-o", path)
+	pubPath := filepath.Join(filepath.Dir(path), "signing.pub.pem")
+	out, err := command(t, "", "keygen", "-o", path, "-pub", pubPath)
 	if err != nil {
 		t.Fatalf("keygen: %v", err)
 	}
@@ -52,6 +53,26 @@ func TestKeygen(t *testing.T) {
 		}
 		if want := "kid: " + iss.KeyID() + "\n"; !strings.Contains(out, want) {
 			t.Fatalf("keygen printed %q, want it to hold %q, the kid the issuer signs with", out, want)
+		}
+		pubPEM, err := os.ReadFile(pubPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pubs, err := tokens.ParsePublicKeysPEM(pubPEM)
+		if err != nil || len(pubs) != 1 || !pubs[0].Equal(key.Public()) {
+			t.Fatalf("-pub file holds %v, %v; want the signing key's public key", pubs, err)
+		}
+		if strings.Contains(string(pubPEM), "PRIVATE") {
+			t.Fatal("-pub file holds a private key")
+		}
+	})
+	t.Run("refuses to overwrite -pub, writing neither file", func(t *testing.T) {
+		other := filepath.Join(t.TempDir(), "new.pem")
+		if _, err := command(t, "", "keygen", "-o", other, "-pub", pubPath); err == nil || !strings.Contains(err.Error(), "-force") {
+			t.Fatalf("keygen over an existing -pub: error = %v, want a refusal naming -force", err)
+		}
+		if _, err := os.Stat(other); !os.IsNotExist(err) {
+			t.Fatalf("the refused keygen wrote %s: %v", other, err)
 		}
 	})
 	t.Run("refuses to overwrite", func(t *testing.T) {
