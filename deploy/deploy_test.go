@@ -1,8 +1,9 @@
 // Package deploy_test checks the deployment files in this folder: the
 // Kubernetes manifests parse and say what production needs, the systemd
 // unit is sandboxed and verifies, the Dockerfile builds a static non-root
-// image, and the Redis ACL grants every command the Lua scripts call. The
-// folder holds no Go besides this test; deploy/redis.conf itself is run by
+// image, the Redis ACL grants every command the Lua scripts call, and the
+// example clients file and policy parse and start arbiter
+// (examples_test.go). The folder holds no Go besides these tests; deploy/redis.conf itself is run by
 // validation/redisstore/acl_test.go on a real redis-server.
 package deploy_test
 

@@ -16,6 +16,9 @@ import (
 // callers compare with errors.Is only.
 var ErrTokenInvalid = errors.New("tokens: invalid token")
 
+// wrongAudienceDetail is Detail's sentence for ErrWrongAudience.
+const wrongAudienceDetail = "the token is for another audience: it was not issued to this client"
+
 // ErrWrongAudience is returned when a token is otherwise acceptable to parse
 // but was not issued for the audience asked of Verify (or no audience was
 // asked). It wraps ErrTokenInvalid, so errors.Is(err, ErrTokenInvalid) holds
@@ -304,9 +307,9 @@ func (v *Verifier) Verify(token, audience string) (Claims, error) {
 	var w wireClaims
 	if tok, err := jwt.NewParser(opts...).ParseWithClaims(token, &w, v.key); err != nil {
 		if tok != nil && tok.Method != nil && tok.Method.Alg() != algEdDSA {
-			return Claims{}, refuse("algorithm not allowed")
+			return Claims{}, refuse("algorithm not allowed", "the token is signed with an algorithm other than EdDSA")
 		}
-		return Claims{}, refusalOf(err)
+		return Claims{}, expiredAt(refusalOf(err), w.ExpiresAt)
 	}
 	return w.check()
 }
@@ -327,14 +330,14 @@ func (v *Verifier) parseOwn(token, audience string) (Claims, error) {
 		return v.Verify(token, audience)
 	}
 	if tok.Method == nil || tok.Method.Alg() != algEdDSA {
-		return Claims{}, refuse("algorithm not allowed")
+		return Claims{}, refuse("algorithm not allowed", "the token is signed with an algorithm other than EdDSA")
 	}
 	if _, err := v.key(tok); err != nil {
 		return Claims{}, err
 	}
 	opts := append(slices.Clip(v.opts), jwt.WithAudience(audience))
 	if err := jwt.NewValidator(opts...).Validate(&w); err != nil {
-		return Claims{}, refusalOf(err)
+		return Claims{}, expiredAt(refusalOf(err), w.ExpiresAt)
 	}
 	return w.check()
 }
@@ -345,13 +348,13 @@ func (w *wireClaims) check() (Claims, error) {
 	c := w.claims()
 	switch {
 	case c.CheckID == "":
-		return Claims{}, refuse("missing jti")
+		return Claims{}, refuse("missing jti", "the token names no check (jti)")
 	case c.CustomerID == "":
-		return Claims{}, refuse("missing sub")
+		return Claims{}, refuse("missing sub", "the token names no customer (sub)")
 	case c.Product == "":
-		return Claims{}, refuse("missing product")
+		return Claims{}, refuse("missing product", "the token names no product")
 	case c.Fence <= 0:
-		return Claims{}, refuse("fence not above 0")
+		return Claims{}, refuse("fence not above 0", "the token's fence is not above 0")
 	}
 	return c, nil
 }
@@ -360,24 +363,25 @@ func (w *wireClaims) check() (Claims, error) {
 // parser has already refused any algorithm but EdDSA when it calls key.
 func (v *Verifier) key(t *jwt.Token) (any, error) {
 	if typ, _ := t.Header["typ"].(string); typ != tokenType {
-		return nil, refuse("wrong typ")
+		return nil, refuse("wrong typ", "the token is not an approval token (its typ header)")
 	}
 	if _, ok := t.Header["crit"]; ok {
-		return nil, refuse("unsupported crit header")
+		return nil, refuse("unsupported crit header", "the token has a crit header, which is not supported")
 	}
 	kid, _ := t.Header["kid"].(string)
 	k, ok := v.keys[kid]
 	if !ok {
-		return nil, refuse("unknown key id")
+		return nil, refuse("unknown key id", "the token is signed with a key this service does not know (its kid)")
 	}
 	return k, nil
 }
 
-// refusal is a verification failure with a fixed, short reason. Reasons
-// never quote the token, which is attacker-controlled input.
-type refusal struct{ reason string }
+// refusal is a verification failure with a fixed, short reason for logs
+// and a sentence for the client that sent the token (Detail). Neither
+// quotes the token, which is attacker-controlled input.
+type refusal struct{ reason, detail string }
 
-func refuse(reason string) error { return &refusal{reason} }
+func refuse(reason, detail string) error { return &refusal{reason, detail} }
 
 func (r *refusal) Error() string { return ErrTokenInvalid.Error() + ": " + r.reason }
 func (r *refusal) Unwrap() error { return ErrTokenInvalid }
@@ -388,15 +392,40 @@ var jwtReasons = []struct {
 	jwtErr error
 	err    error
 }{
-	{jwt.ErrTokenMalformed, refuse("malformed")},
-	{jwt.ErrTokenSignatureInvalid, refuse("bad signature")},
-	{jwt.ErrTokenUnverifiable, refuse("unverifiable")},
+	{jwt.ErrTokenMalformed, refuse("malformed", "the token is not a well-formed JWT")},
+	{jwt.ErrTokenSignatureInvalid, refuse("bad signature", "the token's signature does not verify")},
+	{jwt.ErrTokenUnverifiable, refuse("unverifiable", "the token's signature cannot be verified")},
 	{jwt.ErrTokenInvalidAudience, ErrWrongAudience},
-	{jwt.ErrTokenExpired, refuse("expired")},
-	{jwt.ErrTokenNotValidYet, refuse("not valid yet")},
-	{jwt.ErrTokenUsedBeforeIssued, refuse("issued in the future")},
-	{jwt.ErrTokenInvalidIssuer, refuse("wrong issuer")},
-	{jwt.ErrTokenRequiredClaimMissing, refuse("missing required claim")},
+	{jwt.ErrTokenExpired, refuse("expired", "the token expired")},
+	{jwt.ErrTokenNotValidYet, refuse("not valid yet", "the token is not valid yet (its nbf)")},
+	{jwt.ErrTokenUsedBeforeIssued, refuse("issued in the future", "the token's issue time (iat) is in the future")},
+	{jwt.ErrTokenInvalidIssuer, refuse("wrong issuer", "the token was issued by another issuer")},
+	{jwt.ErrTokenRequiredClaimMissing, refuse("missing required claim", "the token lacks a required claim")},
+}
+
+// Detail returns a sentence saying why err refused a token, for the client
+// that sent it: plain words that name no Go package (unlike err.Error(),
+// which is for logs) and never quote the token. For an error that refused
+// no token it returns a general sentence.
+func Detail(err error) string {
+	var r *refusal
+	switch {
+	case errors.As(err, &r):
+		return r.detail
+	case errors.Is(err, ErrWrongAudience):
+		return wrongAudienceDetail
+	}
+	return "the token is not a valid approval token"
+}
+
+// expiredAt is the refusal of a token that expired at exp (the exp claim,
+// when the token had one), so the client learns when.
+func expiredAt(err error, exp *jwt.NumericDate) error {
+	var r *refusal
+	if exp == nil || !errors.As(err, &r) || r.reason != "expired" {
+		return err
+	}
+	return refuse(r.reason, "the token expired at "+exp.UTC().Format(time.RFC3339))
 }
 
 // refusalOf turns a jwt parse error into an error wrapping ErrTokenInvalid.
@@ -410,5 +439,5 @@ func refusalOf(err error) error {
 			return m.err
 		}
 	}
-	return refuse("invalid")
+	return refuse("invalid", "the token is not a valid approval token")
 }

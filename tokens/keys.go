@@ -88,6 +88,20 @@ func MarshalPrivateKeyPEM(k ed25519.PrivateKey) ([]byte, error) {
 	return pem.EncodeToMemory(&pem.Block{Type: pemPrivateKey, Bytes: der}), nil
 }
 
+// MarshalPublicKeyPEM encodes pub as a PKIX "PUBLIC KEY" PEM block, the
+// format ParsePublicKeysPEM reads (ARBITER_VERIFY_KEYS). A key of the wrong
+// size gives an error wrapping ErrKey.
+func MarshalPublicKeyPEM(pub ed25519.PublicKey) ([]byte, error) {
+	if len(pub) != ed25519.PublicKeySize {
+		return nil, fmt.Errorf("%w: Ed25519 public key is %d bytes, want %d", ErrKey, len(pub), ed25519.PublicKeySize)
+	}
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrKey, err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: pemPublicKey, Bytes: der}), nil
+}
+
 // KeyID returns the RFC 7638 JWK thumbprint of pub: the unpadded base64url
 // SHA-256 of its canonical JWK {"crv":"Ed25519","kty":"OKP","x":"..."}. It is
 // the "kid" of every token signed with the matching private key. Equal keys

@@ -83,7 +83,7 @@ func (c *cursor) fetch(ctx context.Context, st *runState) error {
 			c.last = h.CustomerID
 		}
 	}
-	if err := st.r.Recon.MarkSeen(ctx, st.run.ID, c.src.Product, fresh); err != nil {
+	if err := st.r.ReconcileStore.MarkSeen(ctx, st.run.ID, c.src.Product, fresh); err != nil {
 		return &storeErr{err}
 	}
 	c.page, c.i = p.Holdings, 0
@@ -95,7 +95,7 @@ func (c *cursor) fetch(ctx context.Context, st *runState) error {
 	c.after = p.Next
 	// Progress per page, so an operator watching a long first onboarding
 	// sees every source move even while another one is slow.
-	if err := st.r.Recon.SaveRun(ctx, st.run); err != nil {
+	if err := st.r.ReconcileStore.SaveRun(ctx, st.run); err != nil {
 		return &storeErr{err}
 	}
 	return nil
@@ -243,7 +243,7 @@ func (st *runState) classify(ctx context.Context, batch []customerHoldings) erro
 	for i, ch := range batch {
 		ids[i] = ch.customer
 	}
-	grants, err := st.r.Recon.Grants(ctx, ids)
+	grants, err := st.r.ReconcileStore.Grants(ctx, ids)
 	if err != nil {
 		return err
 	}
@@ -415,7 +415,7 @@ func (st *runState) openCase(ctx context.Context, customer string, ch customerHo
 		detail = fmt.Sprintf("Customer %s holds %s (%s): contact the customer.", customer, joinAnd(parts), clash)
 	}
 	c := Case{CustomerID: customer, Products: products, Detail: detail, OpenedAt: st.r.now(), RunID: st.run.ID}
-	if err := st.r.Recon.OpenCase(ctx, c, c.OpenedAt); err != nil {
+	if err := st.r.ReconcileStore.OpenCase(ctx, c, c.OpenedAt); err != nil {
 		return err
 	}
 	st.cased[customer] = true
@@ -464,7 +464,7 @@ func (st *runState) orphans(ctx context.Context) error {
 	allowed := map[string]bool{}
 	if len(proven) > 0 {
 		total, orphans := map[string]int{}, map[string]int{}
-		err := st.r.Recon.ScanGrants(ctx, func(batch map[string][]Grant) error {
+		err := st.r.ReconcileStore.ScanGrants(ctx, func(batch map[string][]Grant) error {
 			return st.eachOrphan(ctx, batch, proven, total, func(string, Grant) error {
 				return nil
 			}, orphans)
@@ -498,13 +498,13 @@ func (st *runState) orphans(ctx context.Context) error {
 		if !proven[p] {
 			continue
 		}
-		c, err := st.r.Recon.OrphanCandidates(ctx, p)
+		c, err := st.r.ReconcileStore.OrphanCandidates(ctx, p)
 		if err != nil {
 			return err
 		}
 		prior[p] = c
 	}
-	err := st.r.Recon.ScanGrants(ctx, func(batch map[string][]Grant) error {
+	err := st.r.ReconcileStore.ScanGrants(ctx, func(batch map[string][]Grant) error {
 		err := st.eachOrphan(ctx, batch, trusted, nil, func(customer string, g Grant) error {
 			var first time.Time
 			if proven[g.Product] {
@@ -522,7 +522,7 @@ func (st *runState) orphans(ctx context.Context) error {
 		return err
 	}
 	for p, c := range next {
-		if err := st.r.Recon.SetOrphanCandidates(ctx, p, c); err != nil {
+		if err := st.r.ReconcileStore.SetOrphanCandidates(ctx, p, c); err != nil {
 			return err
 		}
 	}
@@ -549,7 +549,7 @@ func (st *runState) eachOrphan(ctx context.Context, batch map[string][]Grant, tr
 	}
 	for p, customers := range old {
 		slices.Sort(customers)
-		seen, err := st.r.Recon.Seen(ctx, st.run.ID, p, customers)
+		seen, err := st.r.ReconcileStore.Seen(ctx, st.run.ID, p, customers)
 		if err != nil {
 			return err
 		}

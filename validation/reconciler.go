@@ -39,11 +39,13 @@ const (
 // bounded by the page size times the sources, not by the customers.
 // Imports and releases go through Store's atomic scripts, as the API's do.
 type Reconciler struct {
-	Store   Store
-	Recon   ReconcileStore
-	Policy  *Policy
-	Config  ReconcileConfig // WithDefaults is applied by the Reconciler
-	Sources []Source
+	Store Store
+	// ReconcileStore keeps the runs, their leases and the cases, and reads
+	// grants in bulk for them (redisstore.Store is both).
+	ReconcileStore ReconcileStore
+	Policy         *Policy
+	Config         ReconcileConfig // WithDefaults is applied by the Reconciler
+	Sources        []Source
 	// Base is the context runs started on demand live in (not the
 	// request's); default context.Background().
 	Base context.Context
@@ -126,7 +128,7 @@ func (r *Reconciler) begin(ctx context.Context, by string) (Run, error) {
 	}
 	id := "rec_" + hex.EncodeToString(b[:])
 	ttl := cmp.Or(r.LeaseTTL, DefaultLeaseTTL)
-	ok, holder, err := r.Recon.AcquireLease(ctx, id, ttl)
+	ok, holder, err := r.ReconcileStore.AcquireLease(ctx, id, ttl)
 	if err != nil {
 		return Run{}, err
 	}
@@ -137,8 +139,8 @@ func (r *Reconciler) begin(ctx context.Context, by string) (Run, error) {
 	for _, s := range r.Sources {
 		run.Sources = append(run.Sources, SourceProgress{Product: s.Product, Name: s.Name, Status: SourceReading})
 	}
-	if err := r.Recon.SaveRun(ctx, run); err != nil {
-		_ = r.Recon.ReleaseLease(context.WithoutCancel(ctx), id)
+	if err := r.ReconcileStore.SaveRun(ctx, run); err != nil {
+		_ = r.ReconcileStore.ReleaseLease(context.WithoutCancel(ctx), id)
 		return Run{}, err
 	}
 	r.runs.Add(1) // Done when execute has saved the final state
@@ -153,7 +155,7 @@ func (r *Reconciler) Run(ctx context.Context, actor Actor, id string, offset, li
 	if !runID.MatchString(id) {
 		return Run{}, nil, Errorf(ReasonNotFound, "no reconciliation %q", id)
 	}
-	run, err := r.Recon.Run(ctx, id)
+	run, err := r.ReconcileStore.Run(ctx, id)
 	if err != nil {
 		return Run{}, nil, err
 	}
@@ -161,9 +163,9 @@ func (r *Reconciler) Run(ctx context.Context, actor Actor, id string, offset, li
 		// A run saves its final state before it gives the lease up, so a
 		// run still "running" once the lease is not its own has no process
 		// behind it any more (killed, or its instance lost Redis).
-		holder, err := r.Recon.LeaseHolder(ctx)
+		holder, err := r.ReconcileStore.LeaseHolder(ctx)
 		if err == nil && holder != id {
-			if run, err = r.Recon.Run(ctx, id); err != nil {
+			if run, err = r.ReconcileStore.Run(ctx, id); err != nil {
 				return Run{}, nil, err
 			}
 			if run.Status == RunRunning {
@@ -171,7 +173,7 @@ func (r *Reconciler) Run(ctx context.Context, actor Actor, id string, offset, li
 			}
 		}
 	}
-	fs, err := r.Recon.Findings(ctx, id, offset, limit)
+	fs, err := r.ReconcileStore.Findings(ctx, id, offset, limit)
 	return run, fs, err
 }
 
@@ -179,7 +181,7 @@ var runID = regexp.MustCompile(`^rec_[0-9a-f]{16}$`)
 
 // Cases returns the open cases, oldest first.
 func (r *Reconciler) Cases(ctx context.Context, limit int) ([]Case, error) {
-	return r.Recon.Cases(ctx, limit)
+	return r.ReconcileStore.Cases(ctx, limit)
 }
 
 // MaxNoteLen bounds a case resolution's note (characters).
@@ -198,7 +200,7 @@ func (r *Reconciler) Resolve(ctx context.Context, actor Actor, customerID, note 
 	if strings.TrimSpace(note) == "" || utf8.RuneCountInString(note) > MaxNoteLen || !plainText(note) {
 		return Case{}, Errorf(ReasonInvalidRequest, "note must say how the case was resolved: 1 to %d characters of text without control or format characters", MaxNoteLen)
 	}
-	return r.Recon.ResolveCase(ctx, customerID, actor.ID, note, r.now())
+	return r.ReconcileStore.ResolveCase(ctx, customerID, actor.ID, note, r.now())
 }
 
 // plainText reports whether s is UTF-8 without control, format or
@@ -226,7 +228,7 @@ func (r *Reconciler) Schedule(ctx context.Context, instance string) {
 	t := time.NewTicker(min(every/4, time.Minute))
 	defer t.Stop()
 	for {
-		ok, err := r.Recon.ClaimSchedule(ctx, instance, every)
+		ok, err := r.ReconcileStore.ClaimSchedule(ctx, instance, every)
 		if err == nil && ok {
 			if _, err := r.Reconcile(ctx, ReconcilerActor); err != nil && !errors.Is(err, ErrReconciliationRunning) {
 				r.log().Warn("scheduled reconciliation did not start", "err", err)
@@ -272,7 +274,7 @@ func (r *Reconciler) execute(parent context.Context, run Run) Run {
 	if err == nil {
 		st.judgeCounts(ctx)
 		// The release phase starts only on a lease known to be held.
-		if ok, lerr := r.Recon.RenewLease(ctx, run.ID, ttl); lerr == nil && !ok {
+		if ok, lerr := r.ReconcileStore.RenewLease(ctx, run.ID, ttl); lerr == nil && !ok {
 			cancel(ErrLeaseLost)
 		}
 		if err = context.Cause(ctx); err == nil {
@@ -305,7 +307,7 @@ func (r *Reconciler) execute(parent context.Context, run Run) Run {
 			if s.Status != SourceDone {
 				continue
 			}
-			if err := r.Recon.SetLastCount(done, s.Product, s.Customers, st.run.FinishedAt); err != nil {
+			if err := r.ReconcileStore.SetLastCount(done, s.Product, s.Customers, st.run.FinishedAt); err != nil {
 				log.Warn("last count not recorded", "product", s.Product, "err", err)
 			}
 			if r.OnSourceDone != nil {
@@ -313,14 +315,14 @@ func (r *Reconciler) execute(parent context.Context, run Run) Run {
 			}
 		}
 	}
-	if err := r.Recon.SaveRun(done, st.run); err != nil {
+	if err := r.ReconcileStore.SaveRun(done, st.run); err != nil {
 		log.Error("reconciliation state not saved", "err", err)
 	}
 	products := make([]string, len(r.Sources))
 	for i, s := range r.Sources {
 		products[i] = s.Product
 	}
-	if err := r.Recon.DropRun(done, run.ID, products); err != nil {
+	if err := r.ReconcileStore.DropRun(done, run.ID, products); err != nil {
 		log.Warn("reconciliation temporary data not dropped (it expires)", "err", err)
 	}
 	log.Info("reconciliation finished", "status", st.run.Status, "counts", st.run.Counts)
@@ -341,7 +343,7 @@ func (r *Reconciler) keepLease(ctx context.Context, id string, ttl time.Duration
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				ok, err := r.Recon.RenewLease(ctx, id, ttl)
+				ok, err := r.ReconcileStore.RenewLease(ctx, id, ttl)
 				switch {
 				case err != nil:
 					r.log().Warn("reconciliation lease not renewed: another run may start", "reconciliation", id, "err", err)
@@ -356,7 +358,7 @@ func (r *Reconciler) keepLease(ctx context.Context, id string, ttl time.Duration
 	return func() {
 		cancel()
 		<-done
-		_ = r.Recon.ReleaseLease(context.WithoutCancel(ctx), id)
+		_ = r.ReconcileStore.ReleaseLease(context.WithoutCancel(ctx), id)
 	}
 }
 
@@ -374,13 +376,13 @@ func (st *runState) record(f Finding) {
 // flush stores the pending findings and the run's progress.
 func (st *runState) flush(ctx context.Context) error {
 	if len(st.pending) > 0 {
-		if err := st.r.Recon.AddFindings(ctx, st.run.ID, st.pending); err != nil {
+		if err := st.r.ReconcileStore.AddFindings(ctx, st.run.ID, st.pending); err != nil {
 			return err
 		}
 		st.run.Findings += len(st.pending)
 		st.pending = st.pending[:0]
 	}
-	return st.r.Recon.SaveRun(ctx, st.run)
+	return st.r.ReconcileStore.SaveRun(ctx, st.run)
 }
 
 // judgeCounts fails, for releases, every source that listed no customer or
@@ -397,7 +399,7 @@ func (st *runState) judgeCounts(ctx context.Context) {
 			p.Status, p.Error = SourceFailed, "the feed listed no customers: treated as partial, nothing released"
 			continue
 		}
-		last, err := st.r.Recon.LastCount(ctx, s.Product)
+		last, err := st.r.ReconcileStore.LastCount(ctx, s.Product)
 		if err != nil {
 			p.Status, p.Error = SourceFailed, "last successful count unreadable: "+err.Error()
 			continue

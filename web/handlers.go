@@ -10,6 +10,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/arbiter-bank/arbiter/tokens"
 	"github.com/arbiter-bank/arbiter/validation"
 )
 
@@ -216,7 +217,8 @@ func (s *Server) handleRedeem() echo.HandlerFunc {
 			// compares the secret with the check's digest instead.
 			claims, verr := s.cfg.Tokens.ParseOwn(req.Token, actor.ID)
 			if verr != nil {
-				return validation.Errorf(validation.ReasonTokenInvalid, "%s", verr.Error())
+				// The client reads plain words; the log keeps the error.
+				return &validation.Error{Reason: validation.ReasonTokenInvalid, Detail: tokens.Detail(verr), Err: verr}
 			}
 			proof := validation.TokenProof{Secret: claims.Secret, Verified: claims.Secret == ""}
 			g, replayed, err = s.cfg.Service.RedeemToken(ctx, actor, claims.CustomerID, claims.Product, claims.CheckID, proof)

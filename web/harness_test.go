@@ -113,7 +113,7 @@ agents:
 	if rec == nil {
 		rec = &validation.Reconciler{}
 	}
-	rec.Store, rec.Recon, rec.Policy = store, store, policy
+	rec.Store, rec.ReconcileStore, rec.Policy = store, store, policy
 	cfg.Reconciler = rec
 	ts := httptest.NewServer(web.New(cfg))
 	tb.Cleanup(ts.Close)

@@ -39,7 +39,7 @@ func TestBrowserShowsCase(t *testing.T) {
 		svc := cfg.Service.(*validation.Service)
 		store := svc.Store.(*redisstore.Store)
 		since := time.Date(2019, 3, 1, 0, 0, 0, 0, time.UTC)
-		rec = &validation.Reconciler{Store: store, Recon: store, Policy: cfg.Policy, Now: func() time.Time { return opened }, Sources: []validation.Source{
+		rec = &validation.Reconciler{Store: store, ReconcileStore: store, Policy: cfg.Policy, Now: func() time.Time { return opened }, Sources: []validation.Source{
 			{Product: "credit_card", Name: "card-service", Feed: onePageFeed{{CustomerID: "C-77", Product: "credit_card", IssuedAt: since}}},
 			{Product: "personal_loan", Name: "loan-service", Feed: onePageFeed{{CustomerID: "C-77", Product: "personal_loan", IssuedAt: since.AddDate(2, 1, 1)}}},
 		}}

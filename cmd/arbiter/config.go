@@ -49,6 +49,7 @@ type config struct {
 // flags binds every setting of c to its flag and environment variable.
 func flags(c *config, getenv func(string) string, stderr io.Writer) *envflag.Set {
 	fs := envflag.New("arbiter", getenv, stderr)
+	fs.Commands(commandUsage...)
 	fs.String(&c.Addr, "addr", "ARBITER_ADDR", "127.0.0.1:8080", "listen address")
 	fs.String(&c.RedisURL, "redis-url", "ARBITER_REDIS_URL", "", "redis:// or rediss:// URL (a cluster: several seeds, comma-separated or as addr= parameters); empty runs an embedded in-memory Redis (demo mode)")
 	fs.String(&c.PolicyFile, "policy", "ARBITER_POLICY", "", "policy YAML file; empty uses the built-in policy")

@@ -4,7 +4,8 @@
 // With no ARBITER_REDIS_URL it runs on an embedded in-memory Redis with demo
 // clients and an ephemeral signing key (data is lost at exit). With
 // ARBITER_REDIS_URL it runs in production mode and requires ARBITER_CLIENTS
-// and ARBITER_SIGNING_KEY. `arbiter -h` lists every setting.
+// and ARBITER_SIGNING_KEY, which `arbiter keygen` and `arbiter hash` make.
+// `arbiter -h` lists every setting and subcommand.
 package main
 
 import (
@@ -18,7 +19,7 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args, os.Getenv, os.Stdout, os.Stderr); err != nil {
+	if err := run(ctx, os.Args, os.Getenv, os.Stdin, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "arbiter:", err)
 		os.Exit(1)
 	}

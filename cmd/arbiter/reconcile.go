@@ -22,7 +22,7 @@ import (
 // source that would send its key in clear text (http:// to a host that is
 // not loopback).
 func newReconciler(ctx context.Context, policy *validation.Policy, store *redisstore.Store, metrics *web.Metrics, log *slog.Logger, production bool) (*validation.Reconciler, error) {
-	rec := &validation.Reconciler{Store: store, Recon: store, Policy: policy, Base: ctx, Log: log,
+	rec := &validation.Reconciler{Store: store, ReconcileStore: store, Policy: policy, Base: ctx, Log: log,
 		OnFinding: metrics.ReconcileFinding, OnSourceDone: metrics.ReconcileSourceDone}
 	if policy.Reconcile == nil {
 		return rec, nil

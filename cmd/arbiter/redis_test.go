@@ -1,8 +1,12 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
+	"strings"
 	"testing"
 )
 
@@ -62,5 +66,36 @@ func TestWaitSettings(t *testing.T) {
 		if err == nil {
 			t.Errorf("ARBITER_REDIS_WAIT_REPLICAS=%s was accepted", bad)
 		}
+	}
+}
+
+// TestLogIsJSONWithRedisDown: with Redis unreachable at start, go-redis's
+// own complaint (its pool cannot dial) is a JSON record of arbiter's log,
+// component go-redis, like every other line of stderr.
+func TestLogIsJSONWithRedisDown(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := ln.Addr().String()
+	ln.Close()
+	env := map[string]string{
+		"ARBITER_REDIS_URL":   "redis://" + closed,
+		"ARBITER_SIGNING_KEY": signingKeyFile(t),
+		"ARBITER_CLIENTS":     writeFile(t, "clients.yaml", "clients:\n  - { id: ops, key: prod-admin-key-123456, roles: [admin] }\n"),
+	}
+	// It listens after its first attempt to load the scripts has failed,
+	// so go-redis has logged by then.
+	s := startRunWith(t, env, http.DefaultClient, false)
+	var fromGoRedis bool
+	for _, line := range strings.Split(strings.TrimSpace(s.stderr.String()), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("stderr line is not JSON: %q", line)
+		}
+		fromGoRedis = fromGoRedis || rec["component"] == "go-redis"
+	}
+	if !fromGoRedis {
+		t.Fatalf("no record with component=go-redis in stderr:\n%s", s.stderr)
 	}
 }

@@ -34,9 +34,16 @@ var demoClients = []web.Client{
 // The demo branch agent of embedded mode, printed at start.
 const demoAgentUsername, demoAgentPassword = "demo", "demo"
 
-// run is the whole program; main only calls it. It returns when ctx is
-// cancelled (after a graceful shutdown) or when the server fails.
-func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+// run is the whole program; main only calls it. A subcommand (keygen,
+// hash) returns when done; the service returns when ctx is cancelled (after
+// a graceful shutdown) or when the server fails.
+func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if ok, err := runCommand(args[1:], stdin, stdout, stderr); ok {
+		if errors.Is(err, errHelp) {
+			return nil
+		}
+		return err
+	}
 	local, err := hostClock(getenv)
 	if err != nil {
 		return err
@@ -80,6 +87,7 @@ func runOn(ctx context.Context, local func() time.Time, args []string, getenv fu
 	if err != nil {
 		return err
 	}
+	redisstore.SetLogger(log)                      // go-redis's own lines, JSON like the rest
 	tracing, err := startTracing(ctx, getenv, log) // OTEL_* variables; off without an endpoint
 	if err != nil {
 		return err
@@ -126,7 +134,7 @@ func runOn(ctx context.Context, local func() time.Time, args []string, getenv fu
 		// call) when they are not loaded yet.
 		log.Warn("redis not reachable at start; serving 503 until it is", "err", hideCredentials(err, cfg.RedisURL))
 	} else if !store.Functions() {
-		log.Info("redis has no functions (before 7, or an ACL without FUNCTION): the check and the redemptions run as scripts, about 13 µs more Redis time each")
+		log.Info("redis has no functions (before 7, or an ACL without FUNCTION): the check and the redemptions run as scripts, which cost more Redis time per call")
 	}
 	// Branch sessions and the sign-in throttle live in the same Redis (the
 	// embedded one in demo mode), so every instance shares them. Not fatal

@@ -230,7 +230,7 @@ func TestRunRefusesToStart(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var stderr bytes.Buffer
-			err := run(context.Background(), append([]string{"arbiter"}, tt.args...), func(k string) string { return tt.env[k] }, io.Discard, &stderr)
+			err := run(context.Background(), append([]string{"arbiter"}, tt.args...), func(k string) string { return tt.env[k] }, nil, io.Discard, &stderr)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("run error = %v, want it to mention %q", err, tt.want)
 			}
@@ -250,7 +250,7 @@ func without(env map[string]string, key string) map[string]string {
 
 func TestHelpListsEverySetting(t *testing.T) {
 	var stderr bytes.Buffer
-	if err := run(context.Background(), []string{"arbiter", "-h"}, func(string) string { return "" }, io.Discard, &stderr); err != nil {
+	if err := run(context.Background(), []string{"arbiter", "-h"}, func(string) string { return "" }, nil, io.Discard, &stderr); err != nil {
 		t.Fatalf("-h returned %v", err)
 	}
 	var c config

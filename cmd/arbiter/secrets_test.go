@@ -85,7 +85,7 @@ func TestStartupNeverPrintsTheRedisPassword(t *testing.T) {
 			defer cancel()
 			stdout := &cancelOnListen{cancel: cancel}
 			var stderr syncBuffer
-			err := run(ctx, []string{"arbiter"}, func(k string) string { return env[k] }, stdout, &stderr)
+			err := run(ctx, []string{"arbiter"}, func(k string) string { return env[k] }, nil, stdout, &stderr)
 			said := stdout.String() + stderr.String()
 			if err != nil {
 				said += err.Error()

@@ -230,7 +230,7 @@ func TestTLSConfigurationErrors(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.env["ARBITER_ADDR"] = "127.0.0.1:0"
-			err := run(context.Background(), []string{"arbiter"}, func(k string) string { return tc.env[k] }, io.Discard, io.Discard)
+			err := run(context.Background(), []string{"arbiter"}, func(k string) string { return tc.env[k] }, nil, io.Discard, io.Discard)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("run = %v, want an error with %q", err, tc.want)
 			}
@@ -309,7 +309,7 @@ func TestRedisSkipVerifyRefused(t *testing.T) {
 			maps.Copy(env, tc.env)
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second) // not refused: it would run
 			defer cancel()
-			err := run(ctx, []string{"arbiter"}, func(k string) string { return env[k] }, io.Discard, io.Discard)
+			err := run(ctx, []string{"arbiter"}, func(k string) string { return env[k] }, nil, io.Discard, io.Discard)
 			if err == nil || !strings.Contains(err.Error(), "skip_verify=true") {
 				t.Fatalf("run = %v, want an error naming skip_verify=true", err)
 			}

@@ -197,7 +197,7 @@ func TestTracingMisconfigured(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.env["ARBITER_ADDR"] = "127.0.0.1:0"
 			var stdout, stderr bytes.Buffer
-			err := run(context.Background(), []string{"arbiter"}, func(k string) string { return tt.env[k] }, &stdout, &stderr)
+			err := run(context.Background(), []string{"arbiter"}, func(k string) string { return tt.env[k] }, nil, &stdout, &stderr)
 			if err == nil || !strings.Contains(err.Error(), tt.variable) {
 				t.Fatalf("run = %v, want an error naming %s", err, tt.variable)
 			}

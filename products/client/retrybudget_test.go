@@ -40,9 +40,10 @@ func problemAnswer(status int, reason, retryAfter string) func(w http.ResponseWr
 	}
 }
 
-// TestRetryBudget: the client never sleeps past what the call can use. An
-// OTP rate limit (429, Retry-After an hour) used to be retried for seconds
-// until the hold was gone, and the caller was told hold_expired instead.
+// TestRetryBudget: the client never sleeps past what the call can use, so
+// an OTP rate limit (429, Retry-After an hour) reaches the caller as such,
+// rather than being retried until the hold is gone and answered
+// hold_expired.
 func TestRetryBudget(t *testing.T) {
 	holdGone := problemAnswer(http.StatusGone, "hold_expired", "")
 

@@ -11,23 +11,36 @@ import (
 	"github.com/arbiter-bank/arbiter/products/issuing"
 )
 
-// statuses maps the service's own reasons to HTTP statuses; arbiter's
-// refusals keep arbiter's status.
-var statuses = map[string]int{
-	issuing.ReasonInvalidRequest:     http.StatusBadRequest,
-	issuing.ReasonTokenInvalid:       http.StatusForbidden,
-	issuing.ReasonStaleFence:         http.StatusConflict,
-	issuing.ReasonAlreadyIssued:      http.StatusConflict,
-	issuing.ReasonApplicationClosed:  http.StatusConflict,
-	issuing.ReasonCompensated:        http.StatusConflict,
-	issuing.ReasonDeclined:           http.StatusUnprocessableEntity,
-	issuing.ReasonNotFound:           http.StatusNotFound,
-	issuing.ReasonIssueFailed:        http.StatusInternalServerError,
-	issuing.ReasonArbiterUnavailable: http.StatusServiceUnavailable,
-	"unavailable":                    http.StatusServiceUnavailable,
-	reasonPayloadTooLarge:            http.StatusRequestEntityTooLarge,
-	reasonUnauthorized:               http.StatusUnauthorized,
+// problemTypes is the one table from the service's own reasons to their
+// HTTP status and title: a title names the reason in words an applicant's
+// screen can show, which the status text ("Conflict") does not. Arbiter's
+// refusals keep arbiter's status and title. A reason missing here is a 500.
+var problemTypes = map[string]struct {
+	status int
+	title  string
+}{
+	issuing.ReasonInvalidRequest:     {http.StatusBadRequest, "Invalid application"},
+	issuing.ReasonTokenInvalid:       {http.StatusForbidden, "Approval token is not valid"},
+	issuing.ReasonStaleFence:         {http.StatusConflict, "A newer approval exists for this customer"},
+	issuing.ReasonAlreadyIssued:      {http.StatusConflict, "Customer already holds this product"},
+	issuing.ReasonApplicationClosed:  {http.StatusConflict, "Application already closed: apply anew"},
+	issuing.ReasonCompensated:        {http.StatusConflict, "Approval released after a failed issue: apply anew"},
+	issuing.ReasonDeclined:           {http.StatusUnprocessableEntity, "Application declined"},
+	issuing.ReasonNotFound:           {http.StatusNotFound, "No such product or route"},
+	issuing.ReasonIssueFailed:        {http.StatusInternalServerError, "Product could not be issued"},
+	issuing.ReasonArbiterUnavailable: {http.StatusServiceUnavailable, "Arbiter could not be reached"},
+	reasonUnavailable:                {http.StatusServiceUnavailable, "Service not ready"},
+	reasonPayloadTooLarge:            {http.StatusRequestEntityTooLarge, "Request body too large"},
+	reasonUnauthorized:               {http.StatusUnauthorized, "Missing or unknown credentials"},
+	reasonInternal:                   {http.StatusInternalServerError, "Internal error"},
 }
+
+// reasonInternal is a failure that carries no reason of its own.
+const reasonInternal = "internal"
+
+// reasonUnavailable: the service is not ready (its database or arbiter's
+// keys are not loaded yet).
+const reasonUnavailable = "unavailable"
 
 // reasonPayloadTooLarge refuses a body over MaxBodyBytes.
 const reasonPayloadTooLarge = "payload_too_large"
@@ -64,15 +77,22 @@ type arbiterError struct {
 const ProblemTypeURI = "urn:productsvc:problem:"
 
 func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
-	p := problem{Reason: "internal", Status: http.StatusInternalServerError, Detail: "the service failed; see its log"}
+	p := problem{Reason: reasonInternal, Detail: "the service failed; see its log"}
 	var e *issuing.Error
 	if errors.As(err, &e) {
 		p.Reason, p.Detail, p.Compensated, p.Pending = e.Reason, e.Detail, e.Compensated, e.Pending
-		if st, ok := statuses[e.Reason]; ok {
-			p.Status = st
-		}
+	}
+	pt, ok := problemTypes[p.Reason]
+	if !ok {
+		pt = problemTypes[reasonInternal]
+	}
+	p.Status, p.Title = pt.status, pt.title
+	if e != nil {
 		if a := e.Arbiter; a != nil {
-			p.Status = a.Status
+			p.Status, p.Title = a.Status, a.Title
+			if p.Title == "" {
+				p.Title = "Refused by arbiter"
+			}
 			p.Arbiter = &arbiterError{Status: a.Status, Reason: a.Reason, Detail: a.Detail, HeldProduct: a.HeldProduct,
 				HeldProducts: a.HeldProducts, AttemptsLeft: a.AttemptsLeft, Violations: a.Violations}
 			if a.RetryAfter > 0 {
@@ -81,7 +101,6 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 		}
 	}
 	p.Type = ProblemTypeURI + p.Reason
-	p.Title = http.StatusText(p.Status)
 	if p.Status >= 500 {
 		log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "status", p.Status, "reason", p.Reason, "err", err)
 	}

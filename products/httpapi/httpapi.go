@@ -81,7 +81,7 @@ func New(cfg Config) http.Handler {
 	})
 	mux.HandleFunc("GET /readyz", h(func(w http.ResponseWriter, r *http.Request) error {
 		if err := cfg.Ready(r.Context()); err != nil {
-			return &issuing.Error{Reason: "unavailable", Detail: "not ready: " + err.Error()}
+			return &issuing.Error{Reason: reasonUnavailable, Detail: "not ready: " + err.Error()}
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 		return nil

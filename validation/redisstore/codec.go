@@ -243,8 +243,8 @@ func luaCodec() string {
 		fmt.Fprintf(&b, "%s = %s ~= '' and %s or nil", f, vars[i], vars[i])
 	}
 	b.WriteString("}\nend\n")
-	// held_fields(c) is the flat list of meta's shadow of c, straight-line
-	// (a loop building it cost 2.4 µs more per check).
+	// held_fields(c) is the flat list of meta's shadow of c, straight-line:
+	// a loop building it would run on every check.
 	quoted := func(prefix string) string {
 		q := make([]string, len(heldFields))
 		for i, f := range heldFields {

@@ -21,21 +21,22 @@ import (
 //     fills the reply struct from that array.
 //
 // Tag options: `lua:"name,num"` makes the argument a number in Lua
-// (tonumber), and `lua:"name,num,raw=name_s"` also names the argument as
-// it arrived, a string, for the scripts to write: Lua turns a number into a
-// string with printf, about 0.9 µs each time (a concatenation, an argument
-// to redis.call), where writing the string the caller sent costs nothing.
+// (tonumber), and `lua:"name,num,raw=name_str"` also names the argument as
+// it arrived, a string (name_str: the same value, not another unit), for
+// the scripts to write: Lua turns a number into a string with printf each
+// time it writes one (a concatenation, an argument to redis.call), where
+// writing the string the caller sent costs nothing.
 // A reply field may be a string, an int64 or a []string (a Lua table of
 // strings). A missing reply field arrives as its zero value.
 // Positional ARGV cost nothing over hand-written ones; a cjson table would
-// have cost a decode per call (measured, TestScriptCost).
+// cost a decode per call.
 
 // commonArgs start every script's ARGV; the prelude reads them.
 type commonArgs struct {
-	Now            int64 `lua:"NOW,num,raw=NOW_S"`                         // the caller's clock, ms
-	AuditCap       int   `lua:"AUDIT_CAP,num"`                             // state changes kept per customer
-	Retention      int64 `lua:"RETENTION,num,raw=RETENTION_S"`             // ms an ended check stays readable
-	AuditRetention int64 `lua:"AUDIT_RETENTION,num,raw=AUDIT_RETENTION_S"` // ms the audit and meta outlive the last write
+	Now            int64 `lua:"NOW,num,raw=NOW_STR"`                         // the caller's clock, ms
+	AuditCap       int   `lua:"AUDIT_CAP,num"`                               // state changes kept per customer
+	Retention      int64 `lua:"RETENTION,num,raw=RETENTION_STR"`             // ms an ended check stays readable
+	AuditRetention int64 `lua:"AUDIT_RETENTION,num,raw=AUDIT_RETENTION_STR"` // ms the audit and meta outlive the last write
 }
 
 type luaField struct {
@@ -189,11 +190,11 @@ type checkArgs struct {
 	ID        string `lua:"id"`
 	Secret    string `lua:"secret"` // hex
 	Token     string `lua:"token"`  // digest of the approval token's secret, kept by the check
-	TTL       int64  `lua:"ttl,num,raw=ttl_s"`
+	TTL       int64  `lua:"ttl,num,raw=ttl_str"`
 	Actor     string `lua:"actor"`
 	Agent     string `lua:"agent"`
 	ReqHash   string `lua:"req_hash"`
-	IdemTTL   int64  `lua:"idem_ttl,num,raw=idem_ttl_s"`
+	IdemTTL   int64  `lua:"idem_ttl,num,raw=idem_ttl_str"`
 	MinRating int    `lua:"min_rating,num"` // 0: none
 	ScoreArg  string `lua:"score_arg"`      // see scoreArg
 	RatingTTL int64  `lua:"rating_ttl,num"`

@@ -5,7 +5,8 @@
 // functions of arbiter's library (FCALL, library.go), the other scripts,
 // and those three on a server without functions, with EVALSHA. Which
 // packages import go-redis is in docs/architecture.md's import rules,
-// checked against go list.
+// checked against go list. SetLogger sends go-redis's own log lines
+// through slog.
 //
 // # Key layout
 //

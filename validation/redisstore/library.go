@@ -17,9 +17,9 @@ import (
 // The hot scripts run as Redis functions (FCALL) where the server has
 // them (Redis 7+), and as scripts (EVALSHA) elsewhere. A script is one Lua
 // chunk that Redis runs whole on every call, so every call first defines
-// the prelude's 30-odd functions again: measured on redis 7.0, that is
-// about 13 µs of a check's 50–65, more than the whole minimal hold script
-// (10 µs). A function library is run once, when it is loaded; FCALL then
+// the prelude's functions again, which costs more than the work of a
+// minimal hold (BENCHMARKS.md has the figures). A function library is run
+// once, when it is loaded; FCALL then
 // only calls the function it registered. The library is composed from the
 // same parts as the scripts (script and luaMain in scripts.go): the
 // prelude once, at its top, with the names of KEYS and the common ARGV as

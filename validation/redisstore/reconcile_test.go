@@ -88,7 +88,7 @@ func newRecon(tb testing.TB, rdb redis.UniversalClient, card, loan validation.Fe
 	policy := validation.DefaultPolicy()
 	f := &reconFixture{store: store, svc: &validation.Service{Store: store, Policy: policy}}
 	f.rec = &validation.Reconciler{
-		Store: store, Recon: store, Policy: policy,
+		Store: store, ReconcileStore: store, Policy: policy,
 		Config:  validation.ReconcileConfig{OnOrphan: onOrphan, PageSize: 2},
 		Sources: []validation.Source{{Product: "credit_card", Name: "card-service", Feed: card}, {Product: "personal_loan", Name: "loan-service", Feed: loan}},
 		Batch:   3,
@@ -454,7 +454,7 @@ func TestReconcileGrantAppearingMeanwhile(t *testing.T) {
 	rdb := redistest.MustStartRedis(t).Client(t)
 	f := newRecon(t, rdb, feedOf("credit_card", "C-1"), feedOf("personal_loan"), validation.OnOrphanReport)
 	f.grant(t, "C-1", "credit_card", time.Now().Add(-time.Hour))
-	f.rec.Recon = staleGrants{f.store}
+	f.rec.ReconcileStore = staleGrants{f.store}
 	run := f.reconcile(t)
 	if len(run.Counts) != 0 {
 		t.Errorf("counts = %v, want no finding", run.Counts)
@@ -608,7 +608,7 @@ func TestReconcileStopsWhenTheLeaseIsLost(t *testing.T) {
 	card.hangPage = card.pages + 2 // the second page of the next run hangs until its context ends
 	f.rec.Config.Timeout = 2 * time.Second
 	f.rec.LeaseTTL = 60 * time.Millisecond
-	f.rec.Recon = lostLease{f.store}
+	f.rec.ReconcileStore = lostLease{f.store}
 	run, err := f.rec.Reconcile(context.Background(), "test")
 	if err != nil {
 		t.Fatal(err)
@@ -659,7 +659,7 @@ func TestReconcileInterruptedRunIsNotLeftRunning(t *testing.T) {
 }
 
 // TestReconcileMinShareZeroTurnsTheCheckOff: min_share: 0 in the policy
-// means no share check (it used to become the default 0.5).
+// means no share check, not the default 0.5.
 func TestReconcileMinShareZeroTurnsTheCheckOff(t *testing.T) {
 	p, err := validation.ParsePolicy([]byte(`products:
   credit_card:   { redeemers: [card-service] }

@@ -26,6 +26,7 @@ type Set struct {
 	err    error // the first malformed environment value
 	vars   []Var
 	checks []func() error
+	cmds   []string // usage lines of the binary's subcommands, for -h
 }
 
 // Var names one setting: its flag and its environment variable.
@@ -38,11 +39,19 @@ func New(name string, getenv func(string) string, stderr io.Writer) *Set {
 	fs.SetOutput(stderr)
 	s := &Set{fs: fs, getenv: getenv}
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: %s [flags]\n\nEvery flag can also be set by its environment variable; a flag wins.\n", name)
+		fmt.Fprintf(stderr, "Usage: %s [flags]\n", name)
+		for _, c := range s.cmds {
+			fmt.Fprintf(stderr, "       %s %s\n", name, c)
+		}
+		fmt.Fprintf(stderr, "\nEvery flag can also be set by its environment variable; a flag wins.\n")
 		fs.PrintDefaults()
 	}
 	return s
 }
+
+// Commands lists the binary's subcommands in -h, one usage line each
+// (without the binary's name), such as "keygen -o FILE   write a key".
+func (s *Set) Commands(usage ...string) { s.cmds = append(s.cmds, usage...) }
 
 // def returns the environment's value of env, or def.
 func (s *Set) def(env, def string) string {

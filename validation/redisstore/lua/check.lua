@@ -2,8 +2,8 @@
 -- Arguments and reply: checkArgs, checkReply (contract.go).
 -- Idempotency records exist only for placed holds: a refusal has no side
 -- effect to protect, so a retry under the same key decides again (a hold
--- cancelled since no longer refuses it). Records of refusals written by
--- earlier versions are ignored the same way. A key is scoped to its client
+-- cancelled since no longer refuses it). A record of a refusal (the v1
+-- layout wrote them) is ignored the same way. A key is scoped to its client
 -- (in the key's hash) and to the customer (the record lives under the
 -- customer's hash tag, the only place one script can reach on a cluster).
 local h, m = live_hold('t:' .. id)
@@ -37,15 +37,15 @@ if #vs > 0 then
 end
 
 -- A tombstone: arbiter gave this check up as lost before Redis ran it.
-if m.extra[1] then return reply{kind = 'error', reason = 'check_abandoned'} end
+if m.asked['t:' .. id] then return reply{kind = 'error', reason = 'check_abandoned'} end
 
 -- Its numbers are strings from here on, as a stored check's are: each is
 -- written three times (the hold, meta's shadow, the reply) and turned into
 -- a string once.
-local c = {id = id, product = product, status = 'held', fence = tostring(next_fence(m)), created = NOW_S,
+local c = {id = id, product = product, status = 'held', fence = tostring(next_fence(m)), created = NOW_STR,
   expires = tostring(NOW + ttl), by = actor, agent = agent, secret = secret, token = token}
-hold_place(c, ttl_s, m)
+hold_place(c, ttl_str, m)
 if K_IDEM then
-  redis.call('SET', K_IDEM, cjson.encode({req = req_hash, check_id = id}), 'PX', idem_ttl_s)
+  redis.call('SET', K_IDEM, cjson.encode({req = req_hash, check_id = id}), 'PX', idem_ttl_str)
 end
 return reply{kind = 'held', fence = c.fence}

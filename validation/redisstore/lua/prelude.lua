@@ -25,7 +25,7 @@ local TRIES_CAP = 100
 -- prelude; a field is added there (and to heldFields, if a held check
 -- has it).
 -- Numbers are kept as written (milliseconds and fences print exactly).
--- Values written by earlier versions are JSON ('{'), read by check_decode.
+-- Values in the v1 layout's JSON form ('{') are read by check_decode.
 
 -- check_decode returns the check a value encodes (nil for none); empty
 -- fields are nil. A v1 check or grant (JSON) is read as its v2 fields.
@@ -55,7 +55,7 @@ local function events_append(...)
   local key, cap = K_AUDIT, AUDIT_CAP
   if evs[1].type == 'refused' or evs[1].type == 'otp_failed' then key, cap = K_TRIES, TRIES_CAP end
   for i, ev in ipairs(evs) do
-    ev.at = ev.at or NOW_S
+    ev.at = ev.at or NOW_STR
     if ev.reasons then ev.reasons = table.concat(ev.reasons, ',') end
     evs[i] = event_encode(ev)
   end
@@ -65,7 +65,7 @@ local function events_append(...)
   end
   -- Attempts are noise next to state changes: their list expires
   -- AUDIT_RETENTION after it began, which saves a refusal a command.
-  if key == K_AUDIT or n == #evs then redis.call('PEXPIRE', key, AUDIT_RETENTION_S) end
+  if key == K_AUDIT or n == #evs then redis.call('PEXPIRE', key, AUDIT_RETENTION_STR) end
 end
 
 -- checked is the event of a hold's placing. It is appended when the hold
@@ -100,7 +100,7 @@ local function record_put(c)
       if old.status ~= 'held' and tonumber(old.ended or 0) + RETENTION < NOW then redis.call('HDEL', K_CHECKS, all[i]) end
     end
   end
-  redis.call('PEXPIRE', K_CHECKS, RETENTION_S)
+  redis.call('PEXPIRE', K_CHECKS, RETENTION_STR)
 end
 
 -- ## grants: the ledger (K_GRANTS: check id -> the redeemed check)
@@ -139,10 +139,15 @@ end
 -- one value over hash-max-listpack-value (64 bytes by default) becomes a
 -- hash table for good, three times the bytes. It expires AUDIT_RETENTION
 -- after the newest hold.
+--
+-- meta_read reads open, lastv, last, fence and ttl_at, and the fields its
+-- arguments name, by name in asked: meta_read('t:x').asked['t:x'].
 local function meta_read(...)
   local r = redis.call('HMGET', K_META, 'open', 'lastv', 'last', 'fence', 'ttl_at', ...)
-  return {open = r[1], lastv = r[2], last = r[3], fence = tonumber(r[4]), ttl_at = tonumber(r[5]), ttl_at_s = r[5],
-    extra = {select(6, unpack(r))}}
+  local asked = {}
+  for i, field in ipairs({...}) do asked[field] = r[5 + i] end
+  return {open = r[1], lastv = r[2], last = r[3], fence = tonumber(r[4]), ttl_at = tonumber(r[5]), ttl_at_str = r[5],
+    asked = asked}
 end
 
 -- meta_ttl says whether a hold of hold_ttl ms renews meta's expiry, which
@@ -203,15 +208,15 @@ local function shadow_drop()
   redis.call('HDEL', K_META, 'open', 'lastv', unpack(HELD_KEYS))
 end
 
--- hold_place writes the hold, for ttl_s ms, and makes it the newest check
+-- hold_place writes the hold, for ttl_str ms, and makes it the newest check
 -- in meta.
-local function hold_place(c, ttl_s, m)
-  redis.call('SET', K_HOLD, check_encode(c), 'PX', ttl_s)
+local function hold_place(c, ttl_str, m)
+  redis.call('SET', K_HOLD, check_encode(c), 'PX', ttl_str)
   -- ttl_at is written either way (unchanged unless renewed), so that one
   -- HSET ends in held_fields.
-  local renew = meta_ttl(m, tonumber(ttl_s))
+  local renew = meta_ttl(m, tonumber(ttl_str))
   redis.call('HSET', K_META, 'fence', c.fence, 'last', c.id, 'open', '1', 'last:' .. c.product, c.id, 'fails', '0',
-    'ttl_at', renew and NOW_S or m.ttl_at_s, held_fields(c))
+    'ttl_at', renew and NOW_STR or m.ttl_at_str, held_fields(c))
   if renew then redis.call('PEXPIRE', K_META, AUDIT_RETENTION + 2 * META_RENEW) end
 end
 
@@ -232,7 +237,7 @@ end
 local function hold_finish(c, status, actor, ev)
   redis.call('DEL', K_HOLD)
   shadow_drop()
-  c.status, c.ended, c.ended_by = status, NOW_S, actor
+  c.status, c.ended, c.ended_by = status, NOW_STR, actor
   if ev.reason and status ~= 'redeemed' then c.end_reason = ev.reason end
   ev.product, ev.check_id, ev.actor, ev.fence = c.product, c.id, actor, c.fence
   local enc
@@ -274,7 +279,7 @@ end
 
 -- live_hold reads the hold and settles the newest check when it is gone;
 -- it returns the hold (or nil) and meta (read only when there is no hold,
--- with the extra fields asked for).
+-- with the fields its arguments name in meta.asked).
 local function live_hold(...)
   local h = hold_read()
   if h then return h, nil end

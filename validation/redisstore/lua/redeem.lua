@@ -55,6 +55,6 @@ local function grant(h, actor, otp)
     hold_finish(h, 'cancelled', actor, {type = 'cancelled', reason = vs[1].reason})
     return reply{kind = 'refused', violations = cjson.encode(vs)}
   end
-  h.redeemed_by, h.granted, h.otp = actor, NOW_S, otp
+  h.redeemed_by, h.granted, h.otp = actor, NOW_STR, otp
   return reply{kind = 'granted', grant = hold_finish(h, 'redeemed', actor, {type = 'redeemed'})}
 end

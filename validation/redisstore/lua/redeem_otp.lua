@@ -9,7 +9,7 @@ if not h or h.product ~= product then
   -- The product's newest check (last:<product>; 'last' for data written
   -- before that field existed).
   m = m or meta_read('last:' .. product)
-  return ended(m.extra[1] or m.last, actor, code, product)
+  return ended(m.asked['last:' .. product] or m.last, actor, code, product)
 end
 -- An open case refuses before the code is looked at: no attempt is
 -- counted, the hold is kept for after the case.

@@ -11,9 +11,9 @@ import (
 
 // TestContractOTPReplayAfterAnotherProductsCheck: the replay of an OTP
 // redemption finds its check even when a check of another product (one in
-// no exclusive group) was placed since; it used to answer hold_expired
-// while the grant was in the ledger, and the product service then dropped
-// its pending row, leaving a grant no product row stood for.
+// no exclusive group) was placed since. Answered hold_expired while the
+// grant is in the ledger, the product service would drop its pending row,
+// leaving a grant no product row stands for.
 func TestContractOTPReplayAfterAnotherProductsCheck(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b backend) {
 		s, ctx := b.store, context.Background()
