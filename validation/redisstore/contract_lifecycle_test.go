@@ -109,7 +109,7 @@ func TestContractHoldExpires(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b backend) { storetest.HoldExpires(t, b.shared()) })
 }
 
-// TestContractBlockLifecycle: see storetest.Block.
+// TestContractBlockLifecycle: see storetest.BlockLifecycle.
 func TestContractBlockLifecycle(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, b backend) { storetest.Block(t, b.shared()) })
+	forEachBackend(t, func(t *testing.T, b backend) { storetest.BlockLifecycle(t, b.shared()) })
 }

@@ -48,9 +48,9 @@ func HoldExpires(t *testing.T, b Backend) {
 	}
 }
 
-// Block: a block cancels the live hold (reason customer_blocked), keeps the
+// BlockLifecycle: a block cancels the live hold (reason customer_blocked), keeps the
 // grants, refuses checks naming the block, and is lifted once.
-func Block(t *testing.T, b Backend) {
+func BlockLifecycle(t *testing.T, b Backend) {
 	s, ctx := b.Store, context.Background()
 	card := hold(t, s, "C-1", "credit_card", t0)
 	if _, _, err := redeemToken(s, card, "card-service", t0); err != nil {

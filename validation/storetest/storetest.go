@@ -48,7 +48,10 @@ var Tests = []struct {
 	{"AuditAndFence", AuditAndFence}, {"ReleaseByCheck", ReleaseByCheck}, {"FenceNeverDecreases", FenceNeverDecreases},
 	{"StaleToken", StaleToken}, {"StaleCancel", StaleCancel}, {"ReplayOfAnEndedCheck", ReplayOfAnEndedCheck},
 	{"ExpirySettledByCheck", ExpirySettledByCheck}, {"RedeemOtherProduct", RedeemOtherProduct},
-	{"ReleaseMostRecent", ReleaseMostRecent}, {"HoldExpires", HoldExpires}, {"Block", Block},
+	{"ReleaseMostRecent", ReleaseMostRecent}, {"HoldExpires", HoldExpires}, {"BlockLifecycle", BlockLifecycle},
+	{"OTPLimitAcrossHolds", OTPLimitAcrossHolds}, {"RedemptionSemantics", RedemptionSemantics}, {"Block", Block},
+	{"BlockUntil", BlockUntil}, {"Rating", Rating}, {"RatingBoundary", RatingBoundary},
+	{"EligibilityMatchesCheck", EligibilityMatchesCheck}, {"Abandon", Abandon},
 }
 
 // Run runs every contract test as a parallel subtest, each on a fresh
