@@ -324,7 +324,10 @@ func TestServiceRefusals(t *testing.T) {
 			return err
 		}},
 		{"an open case", validation.ReasonCaseOpen, func(t *testing.T, e *env) error {
-			e.store.OpenCase("C-1", []string{"credit_card", "personal_loan"}, "double holding", svcT0)
+			kase := validation.Case{CustomerID: "C-1", Products: []string{"credit_card", "personal_loan"}, Detail: "double holding", OpenedAt: svcT0}
+			if err := e.store.OpenCase(ctx, kase, svcT0); err != nil {
+				t.Fatal(err)
+			}
 			_, _, err := e.svc.Check(ctx, portal, validation.CheckInput{CustomerID: "C-1", Product: "personal_loan"})
 			return err
 		}},

@@ -12,7 +12,8 @@
 // validation/storetest pins the semantics shared with redisstore.
 //
 // Not modelled: Redis's memory and replicas (store_full, not_durable,
-// unknown outcomes), key expiry of the audit trail and records (nothing is
-// pruned), idempotency records' TTL beyond IdempotencyTTL, and
-// reconciliation (ReconcileStore), save OpenCase for tests.
+// unknown outcomes), and freeing memory: ended checks stop being readable
+// after Options.Retention, but nothing is ever deleted, and the audit is
+// not capped. Of reconciliation (validation.ReconcileStore) it has only
+// OpenCase and ResolveCase.
 package inmem

@@ -67,6 +67,7 @@ type openCase struct {
 	products []string
 	note     string
 	opened   time.Time
+	run      string
 }
 
 type idemKey struct{ customer, key string }
@@ -289,19 +290,35 @@ func public(e *entry) validation.Check {
 // Ping implements validation.Store: memory is always there.
 func (s *Store) Ping(context.Context) error { return nil }
 
-// OpenCase opens a reconciliation case for the customer, as redisstore's
-// case.lua does: until ResolveCase, checks and redemptions of the case's
-// products, and of the products that exclude one of them, are refused
-// (validation.ErrCaseOpen). For tests: inmem is no ReconcileStore.
-func (s *Store) OpenCase(customerID string, products []string, note string, now time.Time) {
-	c := s.begin(customerID, ms(now))
+// OpenCase opens the customer's reconciliation case, or refreshes it
+// (keeping when it was first opened), as redisstore's does: until
+// ResolveCase, checks and redemptions of the case's products, and of the
+// products that exclude one of them, are refused (validation.ErrCaseOpen).
+// With ResolveCase it is the part of validation.ReconcileStore that the
+// contract suite's case tests need; inmem implements no more of it.
+func (s *Store) OpenCase(_ context.Context, kase validation.Case, now time.Time) error {
+	c := s.begin(kase.CustomerID, ms(now))
 	defer s.mu.Unlock()
-	c.kase = &openCase{products: slices.Clone(products), note: note, opened: ms(now)}
+	opened := ms(kase.OpenedAt)
+	if c.kase != nil {
+		opened = c.kase.opened
+	} else {
+		c.appendEvents(validation.Event{At: ms(now), Type: validation.EventCaseOpened, Actor: validation.ReconcilerActor, Note: kase.Detail})
+	}
+	c.kase = &openCase{products: slices.Clone(kase.Products), note: kase.Detail, opened: opened, run: kase.RunID}
+	return nil
 }
 
-// ResolveCase closes the customer's open case.
-func (s *Store) ResolveCase(customerID string, now time.Time) {
+// ResolveCase closes the customer's case: validation.ErrNotFound when none
+// is open.
+func (s *Store) ResolveCase(_ context.Context, customerID, actor, note string, now time.Time) (validation.Case, error) {
 	c := s.begin(customerID, ms(now))
 	defer s.mu.Unlock()
+	if c.kase == nil {
+		return validation.Case{}, validation.Errorf(validation.ReasonNotFound, "customer %s has no open case", customerID)
+	}
+	k := c.kase
 	c.kase = nil
+	c.appendEvents(validation.Event{At: ms(now), Type: validation.EventCaseResolved, Actor: actor, Note: note})
+	return validation.Case{CustomerID: customerID, Products: k.products, Detail: k.note, OpenedAt: k.opened, RunID: k.run}, nil
 }

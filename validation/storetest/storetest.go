@@ -52,6 +52,7 @@ var Tests = []struct {
 	{"OTPLimitAcrossHolds", OTPLimitAcrossHolds}, {"RedemptionSemantics", RedemptionSemantics}, {"Block", Block},
 	{"BlockUntil", BlockUntil}, {"Rating", Rating}, {"RatingBoundary", RatingBoundary},
 	{"EligibilityMatchesCheck", EligibilityMatchesCheck}, {"Abandon", Abandon},
+	{"CaseHoldsTheLine", CaseHoldsTheLine},
 }
 
 // Run runs every contract test as a parallel subtest, each on a fresh
