@@ -11,6 +11,7 @@ import (
 	"github.com/arbiter-bank/arbiter/validation"
 	"github.com/arbiter-bank/arbiter/validation/redisstore"
 	"github.com/arbiter-bank/arbiter/validation/redisstore/redistest"
+	"github.com/arbiter-bank/arbiter/validation/storetest"
 )
 
 func abandon(tb testing.TB, s *redisstore.Store, customer, id string) validation.AbandonOutcome {
@@ -23,58 +24,7 @@ func abandon(tb testing.TB, s *redisstore.Store, customer, id string) validation
 }
 
 func TestContractAbandon(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, b backend) {
-		s, ctx := b.store, context.Background()
-
-		t.Run("a placed, undelivered hold is cancelled", func(t *testing.T) {
-			c := hold(t, s, "A-1", "credit_card", t0)
-			if got, want := abandon(t, s, "A-1", c.ID), validation.AbandonCancelled; got != want {
-				t.Fatalf("Abandon = %s, want %s", got, want)
-			}
-			got, err := s.Check(ctx, "A-1", c.ID, t0.Add(time.Minute))
-			if err != nil || got.Status != validation.StatusCancelled || got.EndReason != "unknown_outcome" {
-				t.Fatalf("check = %+v %v, want cancelled by unknown_outcome", got, err)
-			}
-			events, err := s.Audit(ctx, "A-1", 1, t0.Add(time.Minute))
-			if err != nil || len(events) != 1 || events[0].Type != validation.EventCancelled || events[0].Reason != "unknown_outcome" {
-				t.Fatalf("audit = %+v %v, want the cancel with reason unknown_outcome", events, err)
-			}
-			hold(t, s, "A-1", "personal_loan", t0.Add(time.Minute)) // the customer is free
-		})
-		t.Run("a hold its client got by an idempotent replay is kept", func(t *testing.T) {
-			first, _ := deliveredHold(t, s, "A-2", t0)
-			if got, want := abandon(t, s, "A-2", first.ID), validation.AbandonDelivered; got != want {
-				t.Fatalf("Abandon = %s, want %s", got, want)
-			}
-			if _, _, err := redeemToken(s, first, "card-service", t0.Add(time.Minute)); err != nil {
-				t.Fatalf("redeem the delivered hold: %v", err)
-			}
-		})
-		t.Run("a check abandoned before Redis ran it never places a hold", func(t *testing.T) {
-			req := holdRequest(t, "A-3", "credit_card", t0)
-			if got, want := abandon(t, s, "A-3", req.CheckID), validation.AbandonTombstone; got != want {
-				t.Fatalf("Abandon = %s, want %s", got, want)
-			}
-			_, _, err := s.Hold(ctx, req) // the late script
-			wantReason(t, err, validation.ReasonUnavailable)
-			cu, err := s.Customer(ctx, "A-3", t0)
-			if err != nil || cu.Hold != nil {
-				t.Fatalf("customer = %+v %v, want no hold", cu, err)
-			}
-		})
-		t.Run("an ended check is left alone", func(t *testing.T) {
-			c := hold(t, s, "A-4", "credit_card", t0)
-			if _, _, err := redeemToken(s, c, "card-service", t0); err != nil {
-				t.Fatal(err)
-			}
-			if got, want := abandon(t, s, "A-4", c.ID), validation.AbandonEnded; got != want {
-				t.Fatalf("Abandon = %s, want %s", got, want)
-			}
-			if got := grantsOf(t, s, "A-4"); len(got) != 1 {
-				t.Fatalf("grants = %v, want the grant kept", got)
-			}
-		})
-	})
+	forEachBackend(t, func(t *testing.T, b backend) { storetest.Abandon(t, b.shared()) })
 }
 
 // TestNoGhostHolds stalls a real redis-server (SIGSTOP) while a check is

@@ -2,12 +2,12 @@ package redisstore_test
 
 import (
 	"context"
-	"slices"
 	"testing"
 	"time"
 
 	"github.com/arbiter-bank/arbiter/validation"
 	"github.com/arbiter-bank/arbiter/validation/redisstore"
+	"github.com/arbiter-bank/arbiter/validation/storetest"
 )
 
 // Contract tests of what happens around a check's end: the id, token and
@@ -40,184 +40,38 @@ func wantHold(tb testing.TB, s *redisstore.Store, customer, id string, now time.
 }
 
 func TestContractStaleToken(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, b backend) {
-		s := b.store
-		first := hold(t, s, "C-1", "credit_card", t0)
-		cancel(t, s, first, t0.Add(time.Second))
-		second := hold(t, s, "C-1", "credit_card", t0.Add(2*time.Second))
-
-		t.Run("the cancelled check's token is refused", func(t *testing.T) {
-			_, _, err := redeemToken(s, first, "card-service", t0.Add(3*time.Second))
-			wantReason(t, err, validation.ReasonHoldExpired)
-		})
-		t.Run("the newer hold of the same product is untouched", func(t *testing.T) {
-			wantHold(t, s, "C-1", second.ID, t0.Add(3*time.Second))
-		})
-		t.Run("the newer hold's own token redeems it", func(t *testing.T) {
-			g, _, err := redeemToken(s, second, "card-service", t0.Add(4*time.Second))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got, want := g.CheckID, second.ID; got != want {
-				t.Fatalf("grant of check %s, want %s", got, want)
-			}
-		})
-	})
+	forEachBackend(t, func(t *testing.T, b backend) { storetest.StaleToken(t, b.shared()) })
 }
 
 func TestContractStaleCancel(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, b backend) {
-		s, ctx := b.store, context.Background()
-		first := hold(t, s, "C-1", "credit_card", t0)
-		cancel(t, s, first, t0.Add(time.Second))
-		second := hold(t, s, "C-1", "credit_card", t0.Add(2*time.Second))
-
-		_, err := s.Cancel(ctx, validation.CancelRequest{CustomerID: "C-1", CheckID: first.ID, Actor: "branch-portal", Now: t0.Add(3 * time.Second)})
-		wantReason(t, err, validation.ReasonCheckNotHeld)
-		wantHold(t, s, "C-1", second.ID, t0.Add(3*time.Second))
-	})
+	forEachBackend(t, func(t *testing.T, b backend) { storetest.StaleCancel(t, b.shared()) })
 }
 
 // TestContractReplayOfAnEndedCheck: a retry of a check whose hold has ended
 // replays that check, without the secret of the customer's newer hold (from
 // which arbiter would compute, and send, a live OTP).
 func TestContractReplayOfAnEndedCheck(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, b backend) {
-		s, ctx := b.store, context.Background()
-		req := holdRequest(t, "C-1", "credit_card", t0)
-		req.IdempotencyKey, req.RequestHash = "k1", "body-1"
-		first, _, err := s.Hold(ctx, req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cancel(t, s, first, t0.Add(time.Second))
-		next := holdRequest(t, "C-1", "credit_card", t0.Add(2*time.Second))
-		next.Secret = []byte("another-hold-secret!")
-		second, _, err := s.Hold(ctx, next)
-		if err != nil {
-			t.Fatal(err)
-		}
-
-		retry := req
-		retry.CheckID, retry.Now = mustID(t, "C-1"), t0.Add(3*time.Second)
-		got, replayed, err := s.Hold(ctx, retry)
-		if err != nil || !replayed {
-			t.Fatalf("retry = %v, replayed %v; want the first check replayed", err, replayed)
-		}
-		if got.ID != first.ID || got.Status != validation.StatusCancelled {
-			t.Fatalf("replay = %s %s, want %s cancelled", got.ID, got.Status, first.ID)
-		}
-		if got.Secret != nil {
-			t.Fatalf("replay of an ended check carries secret %q, want none", got.Secret)
-		}
-		wantHold(t, s, "C-1", second.ID, t0.Add(3*time.Second))
-	})
+	forEachBackend(t, func(t *testing.T, b backend) { storetest.ReplayOfAnEndedCheck(t, b.shared()) })
 }
 
 // TestContractExpirySettledByCheck: when the first script to touch a
 // customer after an expiry is a new check, that check settles the expired
 // hold (TestContractExpiry has a redemption do it).
 func TestContractExpirySettledByCheck(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, b backend) {
-		s, ctx := b.store, context.Background()
-		req := holdRequest(t, "C-1", "credit_card", time.Now())
-		req.Rule.HoldTTL = time.Second
-		first, _, err := s.Hold(ctx, req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b.expire(t, "C-1")
-		// miniredis's clock was fast-forwarded past the expiry; arbiter's
-		// clock is never behind the expiry it observes.
-		now := time.Now()
-		if now.Before(first.ExpiresAt) {
-			now = first.ExpiresAt.Add(time.Millisecond)
-		}
-		second := hold(t, s, "C-1", "credit_card", now)
-		if second.Fence <= first.Fence {
-			t.Fatalf("fence after expiry = %d, want more than %d", second.Fence, first.Fence)
-		}
-
-		t.Run("the expired check reads expired, at its expiry", func(t *testing.T) {
-			got, err := s.Check(ctx, "C-1", first.ID, now)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got, want := got.Status, validation.StatusExpired; got != want {
-				t.Fatalf("status = %s, want %s", got, want)
-			}
-			if !got.EndedAt.Equal(first.ExpiresAt) {
-				t.Fatalf("ended at %v, want the expiry %v", got.EndedAt, first.ExpiresAt)
-			}
-		})
-		t.Run("the audit has its expired event before the new check", func(t *testing.T) {
-			events, err := s.Audit(ctx, "C-1", 10, now)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var got []validation.EventType
-			for _, e := range events {
-				got = append(got, e.Type)
-			}
-			want := []validation.EventType{validation.EventChecked, validation.EventExpired, validation.EventChecked}
-			if !slices.Equal(got, want) {
-				t.Fatalf("audit = %v, want %v", got, want)
-			}
-			if e := events[1]; e.CheckID != first.ID || !e.At.Equal(first.ExpiresAt) {
-				t.Fatalf("expired event = %+v, want check %s at %v", e, first.ID, first.ExpiresAt)
-			}
-		})
-	})
+	forEachBackend(t, func(t *testing.T, b backend) { storetest.ExpirySettledByCheck(t, b.shared()) })
 }
 
 // TestContractRedeemOtherProduct: a redemption must name the product of the
 // hold it redeems (a token's product is in its claims); another product's
 // rule never turns the hold into a grant of that product.
 func TestContractRedeemOtherProduct(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, b backend) {
-		s, ctx := b.store, context.Background()
-		c := hold(t, s, "C-1", "credit_card", t0)
-		_, _, err := s.Redeem(ctx, validation.RedeemRequest{
-			Rule: rule(t, "personal_loan"), CustomerID: "C-1", CheckID: c.ID, Actor: "loan-service", Now: t0.Add(time.Second), MaxAttempts: 5,
-		})
-		wantReason(t, err, validation.ReasonTokenInvalid)
-		wantHold(t, s, "C-1", c.ID, t0.Add(time.Second))
-	})
+	forEachBackend(t, func(t *testing.T, b backend) { storetest.RedeemOtherProduct(t, b.shared()) })
 }
 
 // TestContractReleaseMostRecent: without a check id, release ends the most
 // recent grant of the product.
 func TestContractReleaseMostRecent(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, b backend) {
-		s, ctx := b.store, context.Background()
-		var ids []string
-		for i := range 2 {
-			req := holdRequest(t, "C-1", "credit_card", t0.Add(time.Duration(i)*time.Minute))
-			req.Rule.Max = 2
-			c, _, err := s.Hold(ctx, req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, _, err := s.Redeem(ctx, validation.RedeemRequest{Rule: req.Rule, CustomerID: "C-1", CheckID: c.ID, Actor: "card-service", Now: req.Now, MaxAttempts: 5}); err != nil {
-				t.Fatal(err)
-			}
-			ids = append(ids, c.ID)
-		}
-		g, err := s.Release(ctx, validation.ReleaseRequest{CustomerID: "C-1", Product: "credit_card", Actor: "card-service", Now: t0.Add(time.Hour)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got, want := g.CheckID, ids[1]; got != want {
-			t.Fatalf("released the grant of %s, want the most recent, %s", got, want)
-		}
-		cust, err := s.Customer(ctx, "C-1", t0.Add(time.Hour))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(cust.Grants) != 1 || cust.Grants[0].CheckID != ids[0] {
-			t.Fatalf("remaining grants = %+v, want the one of %s", cust.Grants, ids[0])
-		}
-	})
+	forEachBackend(t, func(t *testing.T, b backend) { storetest.ReleaseMostRecent(t, b.shared()) })
 }
 
 // TestContractAuditCap: a customer's audit keeps the newest AuditCap events.
@@ -247,4 +101,15 @@ func TestContractAuditCap(t *testing.T) {
 			t.Fatalf("audit list holds %d events (%v), want at most the cap, 3", len(stored), err)
 		}
 	})
+}
+
+// TestContractHoldExpires: see storetest.HoldExpires (TestContractExpiry
+// also counts the expiries the store reports).
+func TestContractHoldExpires(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) { storetest.HoldExpires(t, b.shared()) })
+}
+
+// TestContractBlockLifecycle: see storetest.BlockLifecycle.
+func TestContractBlockLifecycle(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) { storetest.BlockLifecycle(t, b.shared()) })
 }

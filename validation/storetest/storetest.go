@@ -1,0 +1,167 @@
+// Package storetest is the contract suite every validation.Store runs: the
+// store-agnostic behaviour of a check's life (hold, redeem by token and by
+// OTP, cancel, expiry, release, import, idempotency, fences, refusals), one
+// exported function per contract test, so that each store runs them under
+// its own test names and backends (redisstore on real Redis, miniredis and
+// a cluster; inmem in memory). Tests of one store's mechanics (scripts,
+// commands, WAIT, key layout) stay with that store.
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/arbiter-bank/arbiter/tokens"
+	"github.com/arbiter-bank/arbiter/validation"
+)
+
+// Backend is one Store under the suite.
+type Backend struct {
+	Store validation.Store
+	// Expire makes the customer's live hold run out on the store's own
+	// clock: real Redis waits for the TTL, miniredis fast-forwards. A store
+	// that decides expiry by the request's Now (inmem) needs nothing: the
+	// suite passes a Now at or after the hold's ExpiresAt once Expire
+	// returns. nil means nothing to do.
+	Expire func(tb testing.TB, customer string)
+}
+
+func (b Backend) expire(tb testing.TB, customer string) {
+	tb.Helper()
+	if b.Expire != nil {
+		b.Expire(tb, customer)
+	}
+}
+
+// Tests are the contract tests by name (the name without "TestContract"
+// that redisstore's tests carry), in the order Run runs them.
+var Tests = []struct {
+	Name string
+	Test func(t *testing.T, b Backend)
+}{
+	{"Check", Check}, {"RedeemToken", RedeemToken}, {"RefusalListsEveryFailedRule", RefusalListsEveryFailedRule},
+	{"RedeemOTP", RedeemOTP}, {"OTPLockout", OTPLockout}, {"Cancel", Cancel}, {"ReleaseAndImport", ReleaseAndImport},
+	{"RedeemReappliesThePolicy", RedeemReappliesThePolicy}, {"Max", Max}, {"Idempotency", Idempotency},
+	{"AuditAndFence", AuditAndFence}, {"ReleaseByCheck", ReleaseByCheck}, {"FenceNeverDecreases", FenceNeverDecreases},
+	{"StaleToken", StaleToken}, {"StaleCancel", StaleCancel}, {"ReplayOfAnEndedCheck", ReplayOfAnEndedCheck},
+	{"ExpirySettledByCheck", ExpirySettledByCheck}, {"RedeemOtherProduct", RedeemOtherProduct},
+	{"ReleaseMostRecent", ReleaseMostRecent}, {"HoldExpires", HoldExpires}, {"BlockLifecycle", BlockLifecycle},
+	{"OTPLimitAcrossHolds", OTPLimitAcrossHolds}, {"RedemptionSemantics", RedemptionSemantics}, {"Block", Block},
+	{"BlockUntil", BlockUntil}, {"Rating", Rating}, {"RatingBoundary", RatingBoundary},
+	{"EligibilityMatchesCheck", EligibilityMatchesCheck}, {"Abandon", Abandon},
+	{"CaseHoldsTheLine", CaseHoldsTheLine},
+}
+
+// Run runs every contract test as a parallel subtest, each on a fresh
+// backend from newBackend.
+func Run(t *testing.T, newBackend func(tb testing.TB) Backend) {
+	for _, tc := range Tests {
+		t.Run(tc.Name, func(t *testing.T) {
+			t.Parallel()
+			tc.Test(t, newBackend(t))
+		})
+	}
+}
+
+var t0 = time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)
+
+var policy = validation.DefaultPolicy()
+
+// rule returns the default policy's rule of a product (a test bug panics).
+func rule(_ testing.TB, product string) validation.Rule {
+	r, ok := policy.Rule(product)
+	if !ok {
+		panic("no rule for " + product)
+	}
+	return r
+}
+
+func hold(tb testing.TB, s validation.Store, customer, product string, now time.Time) validation.Check {
+	tb.Helper()
+	c, _, err := s.Hold(context.Background(), holdRequest(tb, customer, product, now))
+	if err != nil {
+		tb.Fatalf("Hold(%s, %s): %v", customer, product, err)
+	}
+	return c
+}
+
+func holdRequest(tb testing.TB, customer, product string, now time.Time) validation.HoldRequest {
+	tb.Helper()
+	return validation.HoldRequest{
+		Rule: rule(tb, product), CustomerID: customer, CheckID: mustID(tb, customer),
+		Secret: []byte("0123456789abcdefghij"), Actor: "branch-portal", AgentID: "ana", Now: now,
+		IdempotencyTTL: time.Hour,
+	}
+}
+
+func redeemToken(s validation.Store, c validation.Check, actor string, now time.Time) (validation.Grant, bool, error) {
+	return s.Redeem(context.Background(), validation.RedeemRequest{
+		Rule: rule(nil, c.Product), CustomerID: c.CustomerID, CheckID: c.ID, Actor: actor, Now: now, MaxAttempts: 5,
+	})
+}
+
+func redeemOTP(s validation.Store, customer, product, code, actor string, now time.Time) (validation.Grant, bool, error) {
+	return s.Redeem(context.Background(), validation.RedeemRequest{
+		Rule: rule(nil, product), CustomerID: customer, Code: code, Actor: actor, Now: now, MaxAttempts: 5,
+	})
+}
+
+func wantReason(tb testing.TB, err error, want validation.Reason) *validation.Error {
+	tb.Helper()
+	var e *validation.Error
+	if !errors.As(err, &e) {
+		tb.Fatalf("err = %v, want reason %s", err, want)
+	}
+	if e.Reason != want {
+		tb.Fatalf("reason = %s (%v), want %s", e.Reason, err, want)
+	}
+	return e
+}
+
+func mustID(tb testing.TB, customer string) string {
+	tb.Helper()
+	id, err := validation.NewCheckID(customer)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return id
+}
+
+// wrongCode returns a well-formed code that is not valid at now.
+func wrongCode(tb testing.TB, secret []byte, now time.Time) string {
+	tb.Helper()
+	for i := 0; i < 1000; i++ {
+		code := fmt.Sprintf("%06d", (123456+i*7919)%1000000)
+		if !tokens.OTPValid(secret, code, now) {
+			return code
+		}
+	}
+	tb.Fatal("no wrong code found")
+	return ""
+}
+
+// cancel ends a live hold, failing tb otherwise.
+func cancel(tb testing.TB, s validation.Store, c validation.Check, now time.Time) {
+	tb.Helper()
+	if _, err := s.Cancel(context.Background(), validation.CancelRequest{CustomerID: c.CustomerID, CheckID: c.ID, Actor: "branch-portal", Now: now}); err != nil {
+		tb.Fatalf("Cancel(%s): %v", c.ID, err)
+	}
+}
+
+// wantHold fails tb unless the customer's live hold is check id.
+func wantHold(tb testing.TB, s validation.Store, customer, id string, now time.Time) {
+	tb.Helper()
+	cust, err := s.Customer(context.Background(), customer, now)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if cust.Hold == nil {
+		tb.Fatalf("customer %s has no live hold, want %s (grants %+v)", customer, id, cust.Grants)
+	}
+	if got, want := cust.Hold.ID, id; got != want {
+		tb.Fatalf("live hold = %s, want %s", got, want)
+	}
+}
