@@ -10,6 +10,7 @@ import (
 	"github.com/arbiter-bank/arbiter/tokens"
 	"github.com/arbiter-bank/arbiter/validation"
 	"github.com/arbiter-bank/arbiter/validation/inmem"
+	"github.com/arbiter-bank/arbiter/validation/storetest"
 )
 
 // The Service's own tests, on the in-memory Store: no Redis, and time is
@@ -126,18 +127,6 @@ func (e *env) wrong(tb testing.TB, c validation.Check) string {
 	}
 	tb.Fatal("no wrong code")
 	return ""
-}
-
-func wantSvcReason(tb testing.TB, err error, want validation.Reason) *validation.Error {
-	tb.Helper()
-	var e *validation.Error
-	if !errors.As(err, &e) {
-		tb.Fatalf("err = %v, want reason %s", err, want)
-	}
-	if e.Reason != want {
-		tb.Fatalf("reason = %s (%v), want %s", e.Reason, err, want)
-	}
-	return e
 }
 
 // TestServiceRefusals drives the Service into every reason it returns
@@ -344,7 +333,7 @@ func TestServiceRefusals(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			wantSvcReason(t, tc.do(t, newEnv(t)), tc.want)
+			storetest.WantReason(t, tc.do(t, newEnv(t)), tc.want)
 		})
 	}
 }
@@ -362,7 +351,7 @@ func TestServiceLifecycle(t *testing.T) {
 			t.Fatalf("check = %+v", c)
 		}
 		_, _, err := svc.Check(ctx, portal, validation.CheckInput{CustomerID: "C-1", Product: "personal_loan"})
-		if e := wantSvcReason(t, err, validation.ReasonHoldExists); e.Detail == "" || e.HeldProduct != "credit_card" {
+		if e := storetest.WantReason(t, err, validation.ReasonHoldExists); e.Detail == "" || e.HeldProduct != "credit_card" {
 			t.Fatalf("refusal = %+v, want it worded and naming the card", e)
 		}
 	})
@@ -397,7 +386,7 @@ func TestServiceLifecycle(t *testing.T) {
 	})
 	t.Run("the grant excludes the loan", func(t *testing.T) {
 		_, _, err := svc.Check(ctx, portal, validation.CheckInput{CustomerID: "C-1", Product: "personal_loan"})
-		wantSvcReason(t, err, validation.ReasonConflictingProduct)
+		storetest.WantReason(t, err, validation.ReasonConflictingProduct)
 		elig, err := svc.Eligibility(ctx, "C-1", "personal_loan")
 		if err != nil || elig.Allowed {
 			t.Fatalf("eligibility = %+v, %v; want refused", elig, err)
@@ -416,7 +405,7 @@ func TestServiceLifecycle(t *testing.T) {
 	})
 	t.Run("an import is refused next to the loan, accepted once it is released", func(t *testing.T) {
 		_, err := svc.Import(ctx, admin, "C-1", "credit_card", card.GrantedAt)
-		wantSvcReason(t, err, validation.ReasonConflictingProduct)
+		storetest.WantReason(t, err, validation.ReasonConflictingProduct)
 		if _, err := svc.Release(ctx, loans, "C-1", "personal_loan", ""); err != nil {
 			t.Fatal(err)
 		}
@@ -432,7 +421,7 @@ func TestServiceLifecycle(t *testing.T) {
 			t.Fatalf("block = %+v, %v; want %s cancelled", ended, err, c.ID)
 		}
 		_, _, err = svc.Check(ctx, portal, validation.CheckInput{CustomerID: "C-2", Product: "credit_card"})
-		wantSvcReason(t, err, validation.ReasonCustomerBlocked)
+		storetest.WantReason(t, err, validation.ReasonCustomerBlocked)
 		if err := svc.Unblock(ctx, admin, "C-2"); err != nil {
 			t.Fatal(err)
 		}

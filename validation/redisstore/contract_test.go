@@ -2,8 +2,6 @@ package redisstore_test
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -11,7 +9,6 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/arbiter-bank/arbiter/tokens"
 	"github.com/arbiter-bank/arbiter/validation"
 	"github.com/arbiter-bank/arbiter/validation/redisstore"
 	"github.com/arbiter-bank/arbiter/validation/redisstore/redistest"
@@ -73,6 +70,18 @@ func (b backend) shared() storetest.Backend {
 }
 
 // forEachBackend runs the test against every backend as named subtests.
+// The Redis-specific tests call the shared suite's helpers by these names.
+var (
+	rule        = storetest.DefaultRule
+	hold        = storetest.NewHold
+	holdRequest = storetest.NewHoldRequest
+	redeemToken = storetest.TokenRedemption
+	redeemOTP   = storetest.OTPRedemption
+	wantReason  = storetest.WantReason
+	mustID      = storetest.NewCheckID
+	wrongCode   = storetest.WrongCode
+)
+
 func forEachBackend(t *testing.T, test func(t *testing.T, b backend)) {
 	for name, newBackend := range backends {
 		t.Run(name, func(t *testing.T) {
@@ -86,61 +95,6 @@ var t0 = time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)
 
 var policy = validation.DefaultPolicy()
 
-// rule returns the default policy's rule of a product (a test bug panics).
-func rule(_ testing.TB, product string) validation.Rule {
-	r, ok := policy.Rule(product)
-	if !ok {
-		panic("no rule for " + product)
-	}
-	return r
-}
-
-func hold(tb testing.TB, s *redisstore.Store, customer, product string, now time.Time) validation.Check {
-	tb.Helper()
-	c, _, err := s.Hold(context.Background(), holdRequest(tb, customer, product, now))
-	if err != nil {
-		tb.Fatalf("Hold(%s, %s): %v", customer, product, err)
-	}
-	return c
-}
-
-func holdRequest(tb testing.TB, customer, product string, now time.Time) validation.HoldRequest {
-	tb.Helper()
-	id, err := validation.NewCheckID(customer)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return validation.HoldRequest{
-		Rule: rule(tb, product), CustomerID: customer, CheckID: id,
-		Secret: []byte("0123456789abcdefghij"), Actor: "branch-portal", AgentID: "ana", Now: now,
-		IdempotencyTTL: time.Hour,
-	}
-}
-
-func redeemToken(s *redisstore.Store, c validation.Check, actor string, now time.Time) (validation.Grant, bool, error) {
-	return s.Redeem(context.Background(), validation.RedeemRequest{
-		Rule: rule(nil, c.Product), CustomerID: c.CustomerID, CheckID: c.ID, Actor: actor, Now: now, MaxAttempts: 5,
-	})
-}
-
-func redeemOTP(s *redisstore.Store, customer, product, code, actor string, now time.Time) (validation.Grant, bool, error) {
-	return s.Redeem(context.Background(), validation.RedeemRequest{
-		Rule: rule(nil, product), CustomerID: customer, Code: code, Actor: actor, Now: now, MaxAttempts: 5,
-	})
-}
-
-func wantReason(tb testing.TB, err error, want validation.Reason) *validation.Error {
-	tb.Helper()
-	var e *validation.Error
-	if !errors.As(err, &e) {
-		tb.Fatalf("err = %v, want reason %s", err, want)
-	}
-	if e.Reason != want {
-		tb.Fatalf("reason = %s (%v), want %s", e.Reason, err, want)
-	}
-	return e
-}
-
 func TestContractCheck(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b backend) { storetest.Check(t, b.shared()) })
 }
@@ -153,30 +107,8 @@ func TestContractRefusalListsEveryFailedRule(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b backend) { storetest.RefusalListsEveryFailedRule(t, b.shared()) })
 }
 
-func mustID(tb testing.TB, customer string) string {
-	tb.Helper()
-	id, err := validation.NewCheckID(customer)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return id
-}
-
 func TestContractRedeemOTP(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b backend) { storetest.RedeemOTP(t, b.shared()) })
-}
-
-// wrongCode returns a well-formed code that is not valid at now.
-func wrongCode(tb testing.TB, secret []byte, now time.Time) string {
-	tb.Helper()
-	for i := 0; i < 1000; i++ {
-		code := fmt.Sprintf("%06d", (123456+i*7919)%1000000)
-		if !tokens.OTPValid(secret, code, now) {
-			return code
-		}
-	}
-	tb.Fatal("no wrong code found")
-	return ""
 }
 
 func TestContractOTPLockout(t *testing.T) {

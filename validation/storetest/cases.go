@@ -40,7 +40,7 @@ func resolveCase(tb testing.TB, s CaseStore, customer string, now time.Time) {
 // wantCaseOpen fails tb unless err is a case_open refusal naming case c.
 func wantCaseOpen(tb testing.TB, err error, c validation.Case) {
 	tb.Helper()
-	e := wantReason(tb, err, validation.ReasonCaseOpen)
+	e := WantReason(tb, err, validation.ReasonCaseOpen)
 	if len(e.Violations) == 0 {
 		tb.Fatalf("case_open without violations: %v", err)
 	}
@@ -66,10 +66,10 @@ func CaseHoldsTheLine(t *testing.T, b Backend) {
 	t.Run("a check of a product of the case is refused until it is resolved", func(t *testing.T) {
 		c := openCase(t, cs, "C-1", opened, "credit_card", "personal_loan")
 		for _, p := range c.Products {
-			_, _, err := s.Hold(ctx, holdRequest(t, "C-1", p, t0))
+			_, _, err := s.Hold(ctx, NewHoldRequest(t, "C-1", p, t0))
 			wantCaseOpen(t, err, c)
 		}
-		e, err := s.Eligibility(ctx, validation.EligibilityRequest{Rule: rule(t, "credit_card"), CustomerID: "C-1", Now: t0})
+		e, err := s.Eligibility(ctx, validation.EligibilityRequest{Rule: DefaultRule(t, "credit_card"), CustomerID: "C-1", Now: t0})
 		if err != nil || len(e.Violations) != 1 {
 			t.Fatalf("eligibility = %+v, %v; want one case_open violation", e, err)
 		}
@@ -79,15 +79,15 @@ func CaseHoldsTheLine(t *testing.T, b Backend) {
 			t.Fatalf("refusals audited = %+v, %v; want two case_open", evs, err)
 		}
 		resolveCase(t, cs, "C-1", t0)
-		hold(t, s, "C-1", "credit_card", t0)
+		NewHold(t, s, "C-1", "credit_card", t0)
 	})
 
 	t.Run("a product that excludes one of the case's is refused too, another is not", func(t *testing.T) {
 		// A case about one product: more cards than the policy's max.
 		c := openCase(t, cs, "C-2", opened, "credit_card")
-		_, _, err := s.Hold(ctx, holdRequest(t, "C-2", "personal_loan", t0))
+		_, _, err := s.Hold(ctx, NewHoldRequest(t, "C-2", "personal_loan", t0))
 		wantCaseOpen(t, err, c)
-		req := holdRequest(t, "C-2", "credit_card", t0)
+		req := NewHoldRequest(t, "C-2", "credit_card", t0)
 		req.Rule = validation.Rule{Product: "savings", Title: "Savings account", HoldTTL: time.Minute, Max: 1}
 		if _, _, err := s.Hold(ctx, req); err != nil {
 			t.Fatalf("a product outside the case's groups: %v", err)
@@ -95,26 +95,26 @@ func CaseHoldsTheLine(t *testing.T, b Backend) {
 	})
 
 	t.Run("a token redemption of a hold placed before the case is refused, the hold kept", func(t *testing.T) {
-		h := hold(t, s, "C-3", "credit_card", t0)
+		h := NewHold(t, s, "C-3", "credit_card", t0)
 		c := openCase(t, cs, "C-3", t0.Add(time.Second), "credit_card", "personal_loan")
-		_, _, err := redeemToken(s, h, "card-service", t0.Add(2*time.Second))
+		_, _, err := TokenRedemption(s, h, "card-service", t0.Add(2*time.Second))
 		wantCaseOpen(t, err, c)
 		wantHold(t, s, "C-3", h.ID, t0.Add(2*time.Second))
 		resolveCase(t, cs, "C-3", t0.Add(3*time.Second))
-		if g, _, err := redeemToken(s, h, "card-service", t0.Add(4*time.Second)); err != nil || g.CheckID != h.ID {
+		if g, _, err := TokenRedemption(s, h, "card-service", t0.Add(4*time.Second)); err != nil || g.CheckID != h.ID {
 			t.Fatalf("redemption after the case was resolved = %+v, %v", g, err)
 		}
 	})
 
 	t.Run("a redemption of a product that excludes one of the case's is refused", func(t *testing.T) {
-		h := hold(t, s, "C-5", "personal_loan", t0)
+		h := NewHold(t, s, "C-5", "personal_loan", t0)
 		c := openCase(t, cs, "C-5", t0.Add(time.Second), "credit_card")
-		_, _, err := redeemToken(s, h, "loan-service", t0.Add(2*time.Second))
+		_, _, err := TokenRedemption(s, h, "loan-service", t0.Add(2*time.Second))
 		wantCaseOpen(t, err, c)
 	})
 
 	t.Run("an OTP redemption is refused before the code is looked at, the hold kept", func(t *testing.T) {
-		h := hold(t, s, "C-4", "personal_loan", t0)
+		h := NewHold(t, s, "C-4", "personal_loan", t0)
 		c := openCase(t, cs, "C-4", t0.Add(time.Second), "credit_card", "personal_loan")
 		now := t0.Add(40 * time.Second)
 		code, _, err := tokens.OTPCode(h.Secret, now)
@@ -123,14 +123,14 @@ func CaseHoldsTheLine(t *testing.T, b Backend) {
 		}
 		// More wrong codes than burn a hold: none is counted.
 		for range 6 {
-			_, _, err := redeemOTP(s, "C-4", "personal_loan", wrongCode(t, h.Secret, now), "loan-service", now)
+			_, _, err := OTPRedemption(s, "C-4", "personal_loan", WrongCode(t, h.Secret, now), "loan-service", now)
 			wantCaseOpen(t, err, c)
 		}
-		_, _, err = redeemOTP(s, "C-4", "personal_loan", code, "loan-service", now)
+		_, _, err = OTPRedemption(s, "C-4", "personal_loan", code, "loan-service", now)
 		wantCaseOpen(t, err, c)
 		wantHold(t, s, "C-4", h.ID, now)
 		resolveCase(t, cs, "C-4", now)
-		if g, _, err := redeemOTP(s, "C-4", "personal_loan", code, "loan-service", now); err != nil || g.CheckID != h.ID {
+		if g, _, err := OTPRedemption(s, "C-4", "personal_loan", code, "loan-service", now); err != nil || g.CheckID != h.ID {
 			t.Fatalf("redemption after the case was resolved = %+v, %v", g, err)
 		}
 	})

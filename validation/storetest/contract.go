@@ -15,7 +15,7 @@ func Check(t *testing.T, b Backend) {
 	s, ctx := b.Store, context.Background()
 
 	t.Run("places a hold with a fence and the secret", func(t *testing.T) {
-		c := hold(t, s, "C-1", "credit_card", t0)
+		c := NewHold(t, s, "C-1", "credit_card", t0)
 		if got, want := c.Status, validation.StatusHeld; got != want {
 			t.Fatalf("status = %s, want %s", got, want)
 		}
@@ -37,18 +37,18 @@ func Check(t *testing.T, b Backend) {
 	})
 
 	t.Run("refuses a competing check while the hold lives", func(t *testing.T) {
-		_, _, err := s.Hold(ctx, holdRequest(t, "C-1", "personal_loan", t0.Add(time.Second)))
-		e := wantReason(t, err, validation.ReasonHoldExists)
+		_, _, err := s.Hold(ctx, NewHoldRequest(t, "C-1", "personal_loan", t0.Add(time.Second)))
+		e := WantReason(t, err, validation.ReasonHoldExists)
 		if e.HeldProduct != "credit_card" || e.HeldBy != "branch-portal" || !e.HeldUntil.Equal(t0.Add(5*time.Minute)) {
 			t.Fatalf("refusal details = %+v", e)
 		}
 		// The same product is refused too: one live hold per customer.
-		_, _, err = s.Hold(ctx, holdRequest(t, "C-1", "credit_card", t0.Add(time.Second)))
-		wantReason(t, err, validation.ReasonHoldExists)
+		_, _, err = s.Hold(ctx, NewHoldRequest(t, "C-1", "credit_card", t0.Add(time.Second)))
+		WantReason(t, err, validation.ReasonHoldExists)
 	})
 
 	t.Run("other customers are independent", func(t *testing.T) {
-		c := hold(t, s, "C-2", "personal_loan", t0)
+		c := NewHold(t, s, "C-2", "personal_loan", t0)
 		if c.Fence != t0.UnixMilli() {
 			t.Fatalf("fence of a new customer = %d, want %d", c.Fence, t0.UnixMilli())
 		}
@@ -57,9 +57,9 @@ func Check(t *testing.T, b Backend) {
 
 func RedeemToken(t *testing.T, b Backend) {
 	s := b.Store
-	c := hold(t, s, "C-1", "credit_card", t0)
+	c := NewHold(t, s, "C-1", "credit_card", t0)
 
-	g, replayed, err := redeemToken(s, c, "card-service", t0.Add(time.Minute))
+	g, replayed, err := TokenRedemption(s, c, "card-service", t0.Add(time.Minute))
 	if err != nil || replayed {
 		t.Fatalf("redeem = %v, replayed %v", err, replayed)
 	}
@@ -68,14 +68,14 @@ func RedeemToken(t *testing.T, b Backend) {
 	}
 
 	t.Run("the same client repeating gets the same grant", func(t *testing.T) {
-		again, replayed, err := redeemToken(s, c, "card-service", t0.Add(2*time.Minute))
+		again, replayed, err := TokenRedemption(s, c, "card-service", t0.Add(2*time.Minute))
 		if err != nil || !replayed || again != g {
 			t.Fatalf("repeat = %+v, %v, %v; want %+v replayed", again, replayed, err, g)
 		}
 	})
 	t.Run("another client is told it was redeemed", func(t *testing.T) {
-		_, _, err := redeemToken(s, c, "ops", t0.Add(2*time.Minute))
-		wantReason(t, err, validation.ReasonAlreadyRedeemed)
+		_, _, err := TokenRedemption(s, c, "ops", t0.Add(2*time.Minute))
+		WantReason(t, err, validation.ReasonAlreadyRedeemed)
 	})
 	t.Run("the check reads redeemed", func(t *testing.T) {
 		got, err := s.Check(context.Background(), "C-1", c.ID, t0.Add(3*time.Minute))
@@ -87,15 +87,15 @@ func RedeemToken(t *testing.T, b Backend) {
 		}
 	})
 	t.Run("the exclusive product is refused, naming the grant", func(t *testing.T) {
-		_, _, err := s.Hold(context.Background(), holdRequest(t, "C-1", "personal_loan", t0.Add(time.Hour)))
-		e := wantReason(t, err, validation.ReasonConflictingProduct)
+		_, _, err := s.Hold(context.Background(), NewHoldRequest(t, "C-1", "personal_loan", t0.Add(time.Hour)))
+		e := WantReason(t, err, validation.ReasonConflictingProduct)
 		if !slices.Equal(e.HeldProducts, []string{"credit_card"}) || !e.Violations[0].Since.Equal(g.GrantedAt) {
 			t.Fatalf("refusal = %+v", e)
 		}
 	})
 	t.Run("the same product is refused", func(t *testing.T) {
-		_, _, err := s.Hold(context.Background(), holdRequest(t, "C-1", "credit_card", t0.Add(time.Hour)))
-		wantReason(t, err, validation.ReasonAlreadyHoldsProduct)
+		_, _, err := s.Hold(context.Background(), NewHoldRequest(t, "C-1", "credit_card", t0.Add(time.Hour)))
+		WantReason(t, err, validation.ReasonAlreadyHoldsProduct)
 	})
 	t.Run("a customer record lists the grant and no hold", func(t *testing.T) {
 		cust, err := s.Customer(context.Background(), "C-1", t0.Add(time.Hour))
@@ -111,21 +111,21 @@ func RedeemToken(t *testing.T, b Backend) {
 func RefusalListsEveryFailedRule(t *testing.T, b Backend) {
 	s, ctx := b.Store, context.Background()
 	// A policy where the loan may be held twice and conflicts with the card.
-	card := hold(t, s, "C-9", "credit_card", t0)
-	if _, _, err := redeemToken(s, card, "card-service", t0); err != nil {
+	card := NewHold(t, s, "C-9", "credit_card", t0)
+	if _, _, err := TokenRedemption(s, card, "card-service", t0); err != nil {
 		t.Fatal(err)
 	}
 	// Import a loan next to it by bypassing the policy through another rule
 	// (no conflicts), then place a live hold.
-	loose := rule(t, "personal_loan")
+	loose := DefaultRule(t, "personal_loan")
 	loose.Conflicts = nil
-	if _, err := s.Import(ctx, validation.ImportRequest{Rule: loose, CustomerID: "C-9", CheckID: mustID(t, "C-9"), Actor: "ops", GrantedAt: t0.Add(time.Minute), Now: t0.Add(time.Minute)}); err != nil {
+	if _, err := s.Import(ctx, validation.ImportRequest{Rule: loose, CustomerID: "C-9", CheckID: NewCheckID(t, "C-9"), Actor: "ops", GrantedAt: t0.Add(time.Minute), Now: t0.Add(time.Minute)}); err != nil {
 		t.Fatal(err)
 	}
-	req := holdRequest(t, "C-9", "credit_card", t0.Add(2*time.Minute))
+	req := NewHoldRequest(t, "C-9", "credit_card", t0.Add(2*time.Minute))
 	req.Rule.Conflicts = []string{"personal_loan"}
 	_, _, err := s.Hold(ctx, req)
-	e := wantReason(t, err, validation.ReasonAlreadyHoldsProduct)
+	e := WantReason(t, err, validation.ReasonAlreadyHoldsProduct)
 	var got []validation.Reason
 	for _, v := range e.Violations {
 		got = append(got, v.Reason)
@@ -137,13 +137,13 @@ func RefusalListsEveryFailedRule(t *testing.T, b Backend) {
 
 func RedeemOTP(t *testing.T, b Backend) {
 	s := b.Store
-	c := hold(t, s, "C-1", "personal_loan", t0)
+	c := NewHold(t, s, "C-1", "personal_loan", t0)
 	now := t0.Add(40 * time.Second)
 
 	t.Run("a wrong code counts down the attempts", func(t *testing.T) {
 		for left := 4; left >= 1; left-- {
-			_, _, err := redeemOTP(s, "C-1", "personal_loan", wrongCode(t, c.Secret, now), "loan-service", now)
-			e := wantReason(t, err, validation.ReasonOTPInvalid)
+			_, _, err := OTPRedemption(s, "C-1", "personal_loan", WrongCode(t, c.Secret, now), "loan-service", now)
+			e := WantReason(t, err, validation.ReasonOTPInvalid)
 			if e.AttemptsLeft == nil {
 				t.Fatalf("attempts left missing, want %d", left)
 			}
@@ -157,51 +157,51 @@ func RedeemOTP(t *testing.T, b Backend) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		g, replayed, err := redeemOTP(s, "C-1", "personal_loan", code, "loan-service", now)
+		g, replayed, err := OTPRedemption(s, "C-1", "personal_loan", code, "loan-service", now)
 		if err != nil || replayed || g.CheckID != c.ID {
 			t.Fatalf("redeem = %+v, %v, %v", g, replayed, err)
 		}
 		// A retry by the same client replays; the code can never grant twice.
-		g2, replayed, err := redeemOTP(s, "C-1", "personal_loan", code, "loan-service", now)
+		g2, replayed, err := OTPRedemption(s, "C-1", "personal_loan", code, "loan-service", now)
 		if err != nil || !replayed || g2 != g {
 			t.Fatalf("retry = %+v, %v, %v", g2, replayed, err)
 		}
 	})
 	t.Run("the previous period's code is accepted (skew 1)", func(t *testing.T) {
-		c := hold(t, s, "C-2", "credit_card", t0)
+		c := NewHold(t, s, "C-2", "credit_card", t0)
 		code, _, err := tokens.OTPCode(c.Secret, now.Add(-30*time.Second))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, _, err := redeemOTP(s, "C-2", "credit_card", code, "card-service", now); err != nil {
+		if _, _, err := OTPRedemption(s, "C-2", "credit_card", code, "card-service", now); err != nil {
 			t.Fatalf("previous-period code: %v", err)
 		}
 	})
 	t.Run("a code for another product finds no hold", func(t *testing.T) {
-		c := hold(t, s, "C-3", "credit_card", t0)
+		c := NewHold(t, s, "C-3", "credit_card", t0)
 		code, _, _ := tokens.OTPCode(c.Secret, now)
-		_, _, err := redeemOTP(s, "C-3", "personal_loan", code, "loan-service", now)
-		wantReason(t, err, validation.ReasonHoldExpired)
+		_, _, err := OTPRedemption(s, "C-3", "personal_loan", code, "loan-service", now)
+		WantReason(t, err, validation.ReasonHoldExpired)
 	})
 }
 
 func OTPLockout(t *testing.T, b Backend) {
 	s := b.Store
-	c := hold(t, s, "C-1", "credit_card", t0)
+	c := NewHold(t, s, "C-1", "credit_card", t0)
 	now := t0.Add(time.Minute)
 	for i := 1; i <= 4; i++ {
-		_, _, err := redeemOTP(s, "C-1", "credit_card", wrongCode(t, c.Secret, now), "card-service", now)
-		wantReason(t, err, validation.ReasonOTPInvalid)
+		_, _, err := OTPRedemption(s, "C-1", "credit_card", WrongCode(t, c.Secret, now), "card-service", now)
+		WantReason(t, err, validation.ReasonOTPInvalid)
 	}
-	_, _, err := redeemOTP(s, "C-1", "credit_card", wrongCode(t, c.Secret, now), "card-service", now)
-	wantReason(t, err, validation.ReasonOTPLocked)
+	_, _, err := OTPRedemption(s, "C-1", "credit_card", WrongCode(t, c.Secret, now), "card-service", now)
+	WantReason(t, err, validation.ReasonOTPLocked)
 
 	// The burnt hold is gone: even the right code fails, and so does the token.
 	code, _, _ := tokens.OTPCode(c.Secret, now)
-	_, _, err = redeemOTP(s, "C-1", "credit_card", code, "card-service", now)
-	wantReason(t, err, validation.ReasonOTPLocked)
-	_, _, err = redeemToken(s, c, "card-service", now)
-	wantReason(t, err, validation.ReasonOTPLocked)
+	_, _, err = OTPRedemption(s, "C-1", "credit_card", code, "card-service", now)
+	WantReason(t, err, validation.ReasonOTPLocked)
+	_, _, err = TokenRedemption(s, c, "card-service", now)
+	WantReason(t, err, validation.ReasonOTPLocked)
 
 	got, err := s.Check(context.Background(), "C-1", c.ID, now)
 	if err != nil {
@@ -212,9 +212,9 @@ func OTPLockout(t *testing.T, b Backend) {
 	}
 	// The customer is free again, and a new hold counts its own wrong
 	// codes from zero.
-	next := hold(t, s, "C-1", "credit_card", now)
-	_, _, err = redeemOTP(s, "C-1", "credit_card", wrongCode(t, next.Secret, now), "card-service", now)
-	if e := wantReason(t, err, validation.ReasonOTPInvalid); e.AttemptsLeft == nil || *e.AttemptsLeft != 4 {
+	next := NewHold(t, s, "C-1", "credit_card", now)
+	_, _, err = OTPRedemption(s, "C-1", "credit_card", WrongCode(t, next.Secret, now), "card-service", now)
+	if e := WantReason(t, err, validation.ReasonOTPInvalid); e.AttemptsLeft == nil || *e.AttemptsLeft != 4 {
 		t.Fatalf("first wrong code on a new hold: attempts left %v, want 4", e.AttemptsLeft)
 	}
 }
@@ -237,17 +237,17 @@ func Cancel(t *testing.T, b Backend) {
 		{products: nil, ok: true},
 	} {
 		customer := fmt.Sprintf("W-%d", i)
-		c := hold(t, s, customer, "credit_card", t0)
+		c := NewHold(t, s, customer, "credit_card", t0)
 		_, err := s.Cancel(ctx, validation.CancelRequest{CustomerID: customer, CheckID: c.ID, Actor: "x", Products: tc.products, Placer: tc.placer, Now: t0})
 		if tc.ok && err != nil {
 			t.Fatalf("cancel with products %q, placer %q = %v, want cancelled", tc.products, tc.placer, err)
 		}
 		if !tc.ok {
-			wantReason(t, err, validation.ReasonForbidden)
+			WantReason(t, err, validation.ReasonForbidden)
 		}
 	}
 
-	c := hold(t, s, "C-1", "credit_card", t0)
+	c := NewHold(t, s, "C-1", "credit_card", t0)
 	got, err := s.Cancel(ctx, validation.CancelRequest{CustomerID: "C-1", CheckID: c.ID, Actor: "branch-portal", Agent: "ana", Now: t0.Add(time.Second)})
 	if err != nil || got.Status != validation.StatusCancelled || got.EndedBy != "branch-portal" {
 		t.Fatalf("cancel = %+v, %v", got, err)
@@ -256,18 +256,18 @@ func Cancel(t *testing.T, b Backend) {
 		t.Fatalf("cancel event = %+v, want agent ana", ev[0])
 	}
 	_, err = s.Cancel(ctx, validation.CancelRequest{CustomerID: "C-1", CheckID: c.ID, Actor: "branch-portal", Now: t0.Add(time.Second)})
-	wantReason(t, err, validation.ReasonCheckNotHeld)
-	_, _, err = redeemToken(s, c, "card-service", t0.Add(2*time.Second))
-	wantReason(t, err, validation.ReasonHoldExpired)
-	_, err = s.Cancel(ctx, validation.CancelRequest{CustomerID: "C-1", CheckID: mustID(t, "C-1"), Actor: "branch-portal", Now: t0})
-	wantReason(t, err, validation.ReasonCheckNotFound)
-	hold(t, s, "C-1", "personal_loan", t0.Add(3*time.Second))
+	WantReason(t, err, validation.ReasonCheckNotHeld)
+	_, _, err = TokenRedemption(s, c, "card-service", t0.Add(2*time.Second))
+	WantReason(t, err, validation.ReasonHoldExpired)
+	_, err = s.Cancel(ctx, validation.CancelRequest{CustomerID: "C-1", CheckID: NewCheckID(t, "C-1"), Actor: "branch-portal", Now: t0})
+	WantReason(t, err, validation.ReasonCheckNotFound)
+	NewHold(t, s, "C-1", "personal_loan", t0.Add(3*time.Second))
 }
 
 func ReleaseAndImport(t *testing.T, b Backend) {
 	s, ctx := b.Store, context.Background()
-	c := hold(t, s, "C-1", "credit_card", t0)
-	if _, _, err := redeemToken(s, c, "card-service", t0); err != nil {
+	c := NewHold(t, s, "C-1", "credit_card", t0)
+	if _, _, err := TokenRedemption(s, c, "card-service", t0); err != nil {
 		t.Fatal(err)
 	}
 	rel := validation.ReleaseRequest{CustomerID: "C-1", Product: "credit_card", Actor: "card-service", Now: t0.Add(time.Hour)}
@@ -275,28 +275,28 @@ func ReleaseAndImport(t *testing.T, b Backend) {
 		t.Fatalf("release = %+v, %v", g, err)
 	}
 	_, err := s.Release(ctx, rel)
-	wantReason(t, err, validation.ReasonGrantNotFound)
+	WantReason(t, err, validation.ReasonGrantNotFound)
 
-	imp := validation.ImportRequest{Rule: rule(t, "personal_loan"), CustomerID: "C-1", CheckID: mustID(t, "C-1"), Actor: "ops", GrantedAt: t0.Add(-24 * time.Hour), Now: t0.Add(2 * time.Hour)}
+	imp := validation.ImportRequest{Rule: DefaultRule(t, "personal_loan"), CustomerID: "C-1", CheckID: NewCheckID(t, "C-1"), Actor: "ops", GrantedAt: t0.Add(-24 * time.Hour), Now: t0.Add(2 * time.Hour)}
 	g, err := s.Import(ctx, imp)
 	if err != nil || g.Fence <= c.Fence || !g.GrantedAt.Equal(imp.GrantedAt) {
 		t.Fatalf("import = %+v, %v (fence must continue from the hold's)", g, err)
 	}
-	imp.Rule, imp.CheckID = rule(t, "credit_card"), mustID(t, "C-1")
+	imp.Rule, imp.CheckID = DefaultRule(t, "credit_card"), NewCheckID(t, "C-1")
 	_, err = s.Import(ctx, imp)
-	wantReason(t, err, validation.ReasonConflictingProduct)
+	WantReason(t, err, validation.ReasonConflictingProduct)
 }
 
 func RedeemReappliesThePolicy(t *testing.T, b Backend) {
 	s, ctx := b.Store, context.Background()
 	// A live card hold, then a loan imported beside it: redeeming the
 	// card would break the policy, so it is refused and the hold ends.
-	c := hold(t, s, "C-1", "credit_card", t0)
-	if _, err := s.Import(ctx, validation.ImportRequest{Rule: rule(t, "personal_loan"), CustomerID: "C-1", CheckID: mustID(t, "C-1"), Actor: "ops", GrantedAt: t0, Now: t0}); err != nil {
+	c := NewHold(t, s, "C-1", "credit_card", t0)
+	if _, err := s.Import(ctx, validation.ImportRequest{Rule: DefaultRule(t, "personal_loan"), CustomerID: "C-1", CheckID: NewCheckID(t, "C-1"), Actor: "ops", GrantedAt: t0, Now: t0}); err != nil {
 		t.Fatal(err)
 	}
-	_, _, err := redeemToken(s, c, "card-service", t0.Add(time.Second))
-	wantReason(t, err, validation.ReasonConflictingProduct)
+	_, _, err := TokenRedemption(s, c, "card-service", t0.Add(time.Second))
+	WantReason(t, err, validation.ReasonConflictingProduct)
 	got, err := s.Check(ctx, "C-1", c.ID, t0.Add(time.Second))
 	if err != nil || got.Status != validation.StatusCancelled || got.EndReason != string(validation.ReasonConflictingProduct) {
 		t.Fatalf("check = %+v, %v", got, err)
@@ -310,11 +310,11 @@ func RedeemReappliesThePolicy(t *testing.T, b Backend) {
 func Max(t *testing.T, b Backend) {
 	s := b.Store
 	for i := 1; i <= 3; i++ {
-		req := holdRequest(t, "C-1", "credit_card", t0.Add(time.Duration(i)*time.Minute))
+		req := NewHoldRequest(t, "C-1", "credit_card", t0.Add(time.Duration(i)*time.Minute))
 		req.Rule.Max = 2
 		c, _, err := s.Hold(context.Background(), req)
 		if i == 3 {
-			wantReason(t, err, validation.ReasonAlreadyHoldsProduct)
+			WantReason(t, err, validation.ReasonAlreadyHoldsProduct)
 			return
 		}
 		if err != nil {
@@ -328,14 +328,14 @@ func Max(t *testing.T, b Backend) {
 
 func Idempotency(t *testing.T, b Backend) {
 	s, ctx := b.Store, context.Background()
-	req := holdRequest(t, "C-1", "credit_card", t0)
+	req := NewHoldRequest(t, "C-1", "credit_card", t0)
 	req.IdempotencyKey, req.RequestHash = "k1", "body-1"
 	first, replayed, err := s.Hold(ctx, req)
 	if err != nil || replayed {
 		t.Fatalf("first = %v, replayed %v", err, replayed)
 	}
 	retry := req
-	retry.CheckID = mustID(t, "C-1") // a retry makes a fresh id; the first one wins
+	retry.CheckID = NewCheckID(t, "C-1") // a retry makes a fresh id; the first one wins
 	again, replayed, err := s.Hold(ctx, retry)
 	if err != nil || !replayed || again.ID != first.ID || again.Fence != first.Fence || string(again.Secret) != string(first.Secret) {
 		t.Fatalf("replay = %+v, %v, %v; want check %s", again, replayed, err, first.ID)
@@ -343,27 +343,27 @@ func Idempotency(t *testing.T, b Backend) {
 	other := retry
 	other.RequestHash = "body-2"
 	_, _, err = s.Hold(ctx, other)
-	wantReason(t, err, validation.ReasonIdempotencyKeyReused)
+	WantReason(t, err, validation.ReasonIdempotencyKeyReused)
 
 	// A refusal is not recorded: the retry decides again, so once the
 	// hold in the way is gone the same key places a hold.
-	ref := holdRequest(t, "C-1", "personal_loan", t0)
+	ref := NewHoldRequest(t, "C-1", "personal_loan", t0)
 	ref.IdempotencyKey, ref.RequestHash = "k2", "body-3"
 	_, replayed, err = s.Hold(ctx, ref)
-	wantReason(t, err, validation.ReasonHoldExists)
+	WantReason(t, err, validation.ReasonHoldExists)
 	if replayed {
 		t.Fatal("first refusal marked replayed")
 	}
 	if _, err := s.Cancel(ctx, validation.CancelRequest{CustomerID: "C-1", CheckID: first.ID, Actor: "branch-portal", Now: t0}); err != nil {
 		t.Fatal(err)
 	}
-	ref.CheckID = mustID(t, "C-1")
+	ref.CheckID = NewCheckID(t, "C-1")
 	placed, replayed, err := s.Hold(ctx, ref)
 	if err != nil || replayed || placed.Product != "personal_loan" {
 		t.Fatalf("retry after the hold ended = %+v, %v, %v; want a new loan hold", placed, replayed, err)
 	}
 	// And that outcome is now the key's: a further retry replays it.
-	ref.CheckID = mustID(t, "C-1")
+	ref.CheckID = NewCheckID(t, "C-1")
 	again, replayed, err = s.Hold(ctx, ref)
 	if err != nil || !replayed || again.ID != placed.ID {
 		t.Fatalf("replay = %+v, %v, %v; want check %s", again, replayed, err, placed.ID)
@@ -371,7 +371,7 @@ func Idempotency(t *testing.T, b Backend) {
 
 	// The key is scoped to the customer: the same key (and client) for
 	// another customer is another request, and places its own hold.
-	elsewhere := holdRequest(t, "C-9", "credit_card", t0)
+	elsewhere := NewHoldRequest(t, "C-9", "credit_card", t0)
 	elsewhere.IdempotencyKey, elsewhere.RequestHash = "k1", "body-1"
 	c9, replayed, err := s.Hold(ctx, elsewhere)
 	if err != nil || replayed || c9.CustomerID != "C-9" {
@@ -384,7 +384,7 @@ func AuditAndFence(t *testing.T, b Backend) {
 	var fences []int64
 	for i := 0; i < 3; i++ {
 		now := t0.Add(time.Duration(i) * time.Hour)
-		c := hold(t, s, "C-1", "credit_card", now)
+		c := NewHold(t, s, "C-1", "credit_card", now)
 		fences = append(fences, c.Fence)
 		if _, err := s.Cancel(ctx, validation.CancelRequest{CustomerID: "C-1", CheckID: c.ID, Actor: "branch-portal", Now: now}); err != nil {
 			t.Fatal(err)
@@ -414,7 +414,7 @@ func ReleaseByCheck(t *testing.T, b Backend) {
 	s, ctx := b.Store, context.Background()
 	var ids []string
 	for i := 0; i < 2; i++ {
-		req := holdRequest(t, "C-1", "credit_card", t0.Add(time.Duration(i)*time.Minute))
+		req := NewHoldRequest(t, "C-1", "credit_card", t0.Add(time.Duration(i)*time.Minute))
 		req.Rule.Max = 2
 		c, _, err := s.Hold(ctx, req)
 		if err != nil {
@@ -431,7 +431,7 @@ func ReleaseByCheck(t *testing.T, b Backend) {
 		t.Fatalf("release of %s = %+v, %v", ids[0], g, err)
 	}
 	_, err = s.Release(ctx, validation.ReleaseRequest{CustomerID: "C-1", Product: "credit_card", CheckID: ids[0], Actor: "card-service", Now: t0.Add(time.Hour)})
-	wantReason(t, err, validation.ReasonGrantNotFound)
+	WantReason(t, err, validation.ReasonGrantNotFound)
 	cust, _ := s.Customer(ctx, "C-1", t0.Add(time.Hour))
 	if len(cust.Grants) != 1 || cust.Grants[0].CheckID != ids[1] {
 		t.Fatalf("remaining grants = %+v", cust.Grants)
@@ -445,7 +445,7 @@ func FenceNeverDecreases(t *testing.T, b Backend) {
 	s, ctx := b.Store, context.Background()
 	var last int64
 	for i, now := range []time.Time{t0, t0, t0.Add(-time.Hour), t0.Add(time.Hour)} {
-		c := hold(t, s, "C-1", "credit_card", now)
+		c := NewHold(t, s, "C-1", "credit_card", now)
 		if c.Fence <= last {
 			t.Fatalf("hold %d at %v: fence %d, want more than %d", i, now, c.Fence, last)
 		}
@@ -454,7 +454,7 @@ func FenceNeverDecreases(t *testing.T, b Backend) {
 			t.Fatal(err)
 		}
 	}
-	imp := validation.ImportRequest{Rule: rule(t, "personal_loan"), CustomerID: "C-1", CheckID: mustID(t, "C-1"), Actor: "ops", GrantedAt: t0.Add(-2 * time.Hour), Now: t0.Add(-2 * time.Hour)}
+	imp := validation.ImportRequest{Rule: DefaultRule(t, "personal_loan"), CustomerID: "C-1", CheckID: NewCheckID(t, "C-1"), Actor: "ops", GrantedAt: t0.Add(-2 * time.Hour), Now: t0.Add(-2 * time.Hour)}
 	if g, err := s.Import(ctx, imp); err != nil || g.Fence <= last {
 		t.Fatalf("import = %+v, %v; want a fence above %d", g, err, last)
 	}
@@ -462,19 +462,19 @@ func FenceNeverDecreases(t *testing.T, b Backend) {
 
 func StaleToken(t *testing.T, b Backend) {
 	s := b.Store
-	first := hold(t, s, "C-1", "credit_card", t0)
+	first := NewHold(t, s, "C-1", "credit_card", t0)
 	cancel(t, s, first, t0.Add(time.Second))
-	second := hold(t, s, "C-1", "credit_card", t0.Add(2*time.Second))
+	second := NewHold(t, s, "C-1", "credit_card", t0.Add(2*time.Second))
 
 	t.Run("the cancelled check's token is refused", func(t *testing.T) {
-		_, _, err := redeemToken(s, first, "card-service", t0.Add(3*time.Second))
-		wantReason(t, err, validation.ReasonHoldExpired)
+		_, _, err := TokenRedemption(s, first, "card-service", t0.Add(3*time.Second))
+		WantReason(t, err, validation.ReasonHoldExpired)
 	})
 	t.Run("the newer hold of the same product is untouched", func(t *testing.T) {
 		wantHold(t, s, "C-1", second.ID, t0.Add(3*time.Second))
 	})
 	t.Run("the newer hold's own token redeems it", func(t *testing.T) {
-		g, _, err := redeemToken(s, second, "card-service", t0.Add(4*time.Second))
+		g, _, err := TokenRedemption(s, second, "card-service", t0.Add(4*time.Second))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -486,12 +486,12 @@ func StaleToken(t *testing.T, b Backend) {
 
 func StaleCancel(t *testing.T, b Backend) {
 	s, ctx := b.Store, context.Background()
-	first := hold(t, s, "C-1", "credit_card", t0)
+	first := NewHold(t, s, "C-1", "credit_card", t0)
 	cancel(t, s, first, t0.Add(time.Second))
-	second := hold(t, s, "C-1", "credit_card", t0.Add(2*time.Second))
+	second := NewHold(t, s, "C-1", "credit_card", t0.Add(2*time.Second))
 
 	_, err := s.Cancel(ctx, validation.CancelRequest{CustomerID: "C-1", CheckID: first.ID, Actor: "branch-portal", Now: t0.Add(3 * time.Second)})
-	wantReason(t, err, validation.ReasonCheckNotHeld)
+	WantReason(t, err, validation.ReasonCheckNotHeld)
 	wantHold(t, s, "C-1", second.ID, t0.Add(3*time.Second))
 }
 
@@ -500,14 +500,14 @@ func StaleCancel(t *testing.T, b Backend) {
 // which arbiter would compute, and send, a live OTP).
 func ReplayOfAnEndedCheck(t *testing.T, b Backend) {
 	s, ctx := b.Store, context.Background()
-	req := holdRequest(t, "C-1", "credit_card", t0)
+	req := NewHoldRequest(t, "C-1", "credit_card", t0)
 	req.IdempotencyKey, req.RequestHash = "k1", "body-1"
 	first, _, err := s.Hold(ctx, req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cancel(t, s, first, t0.Add(time.Second))
-	next := holdRequest(t, "C-1", "credit_card", t0.Add(2*time.Second))
+	next := NewHoldRequest(t, "C-1", "credit_card", t0.Add(2*time.Second))
 	next.Secret = []byte("another-hold-secret!")
 	second, _, err := s.Hold(ctx, next)
 	if err != nil {
@@ -515,7 +515,7 @@ func ReplayOfAnEndedCheck(t *testing.T, b Backend) {
 	}
 
 	retry := req
-	retry.CheckID, retry.Now = mustID(t, "C-1"), t0.Add(3*time.Second)
+	retry.CheckID, retry.Now = NewCheckID(t, "C-1"), t0.Add(3*time.Second)
 	got, replayed, err := s.Hold(ctx, retry)
 	if err != nil || !replayed {
 		t.Fatalf("retry = %v, replayed %v; want the first check replayed", err, replayed)
@@ -534,7 +534,7 @@ func ReplayOfAnEndedCheck(t *testing.T, b Backend) {
 // hold (Expiry has a redemption do it).
 func ExpirySettledByCheck(t *testing.T, b Backend) {
 	s, ctx := b.Store, context.Background()
-	req := holdRequest(t, "C-1", "credit_card", time.Now())
+	req := NewHoldRequest(t, "C-1", "credit_card", time.Now())
 	req.Rule.HoldTTL = time.Second
 	first, _, err := s.Hold(ctx, req)
 	if err != nil {
@@ -547,7 +547,7 @@ func ExpirySettledByCheck(t *testing.T, b Backend) {
 	if now.Before(first.ExpiresAt) {
 		now = first.ExpiresAt.Add(time.Millisecond)
 	}
-	second := hold(t, s, "C-1", "credit_card", now)
+	second := NewHold(t, s, "C-1", "credit_card", now)
 	if second.Fence <= first.Fence {
 		t.Fatalf("fence after expiry = %d, want more than %d", second.Fence, first.Fence)
 	}
@@ -588,11 +588,11 @@ func ExpirySettledByCheck(t *testing.T, b Backend) {
 // rule never turns the hold into a grant of that product.
 func RedeemOtherProduct(t *testing.T, b Backend) {
 	s, ctx := b.Store, context.Background()
-	c := hold(t, s, "C-1", "credit_card", t0)
+	c := NewHold(t, s, "C-1", "credit_card", t0)
 	_, _, err := s.Redeem(ctx, validation.RedeemRequest{
-		Rule: rule(t, "personal_loan"), CustomerID: "C-1", CheckID: c.ID, Actor: "loan-service", Now: t0.Add(time.Second), MaxAttempts: 5,
+		Rule: DefaultRule(t, "personal_loan"), CustomerID: "C-1", CheckID: c.ID, Actor: "loan-service", Now: t0.Add(time.Second), MaxAttempts: 5,
 	})
-	wantReason(t, err, validation.ReasonTokenInvalid)
+	WantReason(t, err, validation.ReasonTokenInvalid)
 	wantHold(t, s, "C-1", c.ID, t0.Add(time.Second))
 }
 
@@ -602,7 +602,7 @@ func ReleaseMostRecent(t *testing.T, b Backend) {
 	s, ctx := b.Store, context.Background()
 	var ids []string
 	for i := range 2 {
-		req := holdRequest(t, "C-1", "credit_card", t0.Add(time.Duration(i)*time.Minute))
+		req := NewHoldRequest(t, "C-1", "credit_card", t0.Add(time.Duration(i)*time.Minute))
 		req.Rule.Max = 2
 		c, _, err := s.Hold(ctx, req)
 		if err != nil {

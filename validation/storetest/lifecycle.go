@@ -15,7 +15,7 @@ import (
 // TestContractExpiry also counts the expiries it reports.)
 func HoldExpires(t *testing.T, b Backend) {
 	s, ctx := b.Store, context.Background()
-	req := holdRequest(t, "C-1", "credit_card", time.Now())
+	req := NewHoldRequest(t, "C-1", "credit_card", time.Now())
 	req.Rule.HoldTTL = time.Second
 	c, _, err := s.Hold(ctx, req)
 	if err != nil {
@@ -27,8 +27,8 @@ func HoldExpires(t *testing.T, b Backend) {
 		now = c.ExpiresAt
 	}
 
-	_, _, err = redeemToken(s, c, "card-service", now)
-	wantReason(t, err, validation.ReasonHoldExpired)
+	_, _, err = TokenRedemption(s, c, "card-service", now)
+	WantReason(t, err, validation.ReasonHoldExpired)
 	got, err := s.Check(ctx, "C-1", c.ID, now)
 	if err != nil {
 		t.Fatal(err)
@@ -43,7 +43,7 @@ func HoldExpires(t *testing.T, b Backend) {
 	if len(events) != 2 || events[0].Type != validation.EventExpired || events[0].CheckID != c.ID || !events[0].At.Equal(c.ExpiresAt) {
 		t.Fatalf("audit = %+v, want expired then checked", events)
 	}
-	if next := hold(t, s, "C-1", "personal_loan", now); next.Fence <= c.Fence {
+	if next := NewHold(t, s, "C-1", "personal_loan", now); next.Fence <= c.Fence {
 		t.Fatalf("fence after expiry = %d, want more than %d", next.Fence, c.Fence)
 	}
 }
@@ -52,11 +52,11 @@ func HoldExpires(t *testing.T, b Backend) {
 // grants, refuses checks naming the block, and is lifted once.
 func BlockLifecycle(t *testing.T, b Backend) {
 	s, ctx := b.Store, context.Background()
-	card := hold(t, s, "C-1", "credit_card", t0)
-	if _, _, err := redeemToken(s, card, "card-service", t0); err != nil {
+	card := NewHold(t, s, "C-1", "credit_card", t0)
+	if _, _, err := TokenRedemption(s, card, "card-service", t0); err != nil {
 		t.Fatal(err)
 	}
-	loan := hold(t, s, "C-2", "personal_loan", t0)
+	loan := NewHold(t, s, "C-2", "personal_loan", t0)
 
 	for _, customer := range []string{"C-1", "C-2"} {
 		ended, err := s.Block(ctx, validation.BlockRequest{CustomerID: customer, Reason: "fraud review", Actor: "ops", Now: t0.Add(time.Minute)})
@@ -70,11 +70,11 @@ func BlockLifecycle(t *testing.T, b Backend) {
 			t.Fatalf("block cancelled %+v, want %s cancelled for customer_blocked", ended, loan.ID)
 		}
 	}
-	_, _, err := redeemToken(s, loan, "loan-service", t0.Add(2*time.Minute))
-	wantReason(t, err, validation.ReasonHoldExpired)
+	_, _, err := TokenRedemption(s, loan, "loan-service", t0.Add(2*time.Minute))
+	WantReason(t, err, validation.ReasonHoldExpired)
 
-	_, _, err = s.Hold(ctx, holdRequest(t, "C-1", "personal_loan", t0.Add(2*time.Minute)))
-	e := wantReason(t, err, validation.ReasonCustomerBlocked)
+	_, _, err = s.Hold(ctx, NewHoldRequest(t, "C-1", "personal_loan", t0.Add(2*time.Minute)))
+	e := WantReason(t, err, validation.ReasonCustomerBlocked)
 	if v := e.Violations[0]; v.Note != "fraud review" || v.By != "ops" {
 		t.Fatalf("violation = %+v, want the block's reason and author", v)
 	}
@@ -93,8 +93,8 @@ func BlockLifecycle(t *testing.T, b Backend) {
 	if err := s.Unblock(ctx, "C-2", "ops", t0.Add(3*time.Minute)); err != nil {
 		t.Fatal(err)
 	}
-	wantReason(t, s.Unblock(ctx, "C-2", "ops", t0.Add(3*time.Minute)), validation.ReasonNotFound)
-	hold(t, s, "C-2", "personal_loan", t0.Add(4*time.Minute))
+	WantReason(t, s.Unblock(ctx, "C-2", "ops", t0.Add(3*time.Minute)), validation.ReasonNotFound)
+	NewHold(t, s, "C-2", "personal_loan", t0.Add(4*time.Minute))
 	events, err := s.Audit(ctx, "C-2", 10, t0.Add(4*time.Minute), validation.EventBlocked, validation.EventUnblocked)
 	if err != nil || len(events) != 2 || events[0].Type != validation.EventUnblocked || events[1].Note != "fraud review" {
 		t.Fatalf("audit = %+v, %v; want unblocked, blocked", events, err)

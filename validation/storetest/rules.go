@@ -23,21 +23,21 @@ func OTPLimitAcrossHolds(t *testing.T, b Backend) {
 	s, ctx := b.Store, context.Background()
 	now := t0
 	for i := range 3 {
-		c := hold(t, s, "L-1", "credit_card", now)
-		_, _, err := redeemOTPLimited(s, "L-1", wrongCode(t, c.Secret, now), now)
-		wantReason(t, err, validation.ReasonOTPInvalid)
+		c := NewHold(t, s, "L-1", "credit_card", now)
+		_, _, err := redeemOTPLimited(s, "L-1", WrongCode(t, c.Secret, now), now)
+		WantReason(t, err, validation.ReasonOTPInvalid)
 		if _, err := s.Cancel(ctx, validation.CancelRequest{CustomerID: "L-1", CheckID: c.ID, Actor: "branch-portal", Now: now}); err != nil {
 			t.Fatalf("cancel %d: %v", i, err)
 		}
 		now = now.Add(time.Minute)
 	}
-	c := hold(t, s, "L-1", "credit_card", now)
+	c := NewHold(t, s, "L-1", "credit_card", now)
 	code, _, err := tokens.OTPCode(c.Secret, now)
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, _, err = redeemOTPLimited(s, "L-1", code, now)
-	e := wantReason(t, err, validation.ReasonOTPRateLimited)
+	e := WantReason(t, err, validation.ReasonOTPRateLimited)
 	if got, want := e.RetryAfter, time.Hour-3*time.Minute; got != want {
 		t.Fatalf("RetryAfter = %v, want %v (the window opened with the first wrong code)", got, want)
 	}
@@ -55,13 +55,13 @@ func OTPLimitAcrossHolds(t *testing.T, b Backend) {
 		t.Fatalf("otp_rate_limited events = %d, want 1: %+v", limited, events)
 	}
 	// Another customer is not affected, nor is the token.
-	other := hold(t, s, "L-2", "credit_card", now)
+	other := NewHold(t, s, "L-2", "credit_card", now)
 	if code, _, _ := tokens.OTPCode(other.Secret, now); true {
 		if _, _, err := redeemOTPLimited(s, "L-2", code, now); err != nil {
 			t.Fatalf("another customer's OTP: %v", err)
 		}
 	}
-	if _, _, err := redeemToken(s, c, "card-service", now); err != nil {
+	if _, _, err := TokenRedemption(s, c, "card-service", now); err != nil {
 		t.Fatalf("token redemption while OTPs are limited: %v", err)
 	}
 	// Once the window has ended, OTPs work again.
@@ -69,7 +69,7 @@ func OTPLimitAcrossHolds(t *testing.T, b Backend) {
 	if _, err := s.Release(ctx, validation.ReleaseRequest{CustomerID: "L-1", Product: "credit_card", Actor: "card-service", Now: later}); err != nil {
 		t.Fatal(err)
 	}
-	c = hold(t, s, "L-1", "credit_card", later)
+	c = NewHold(t, s, "L-1", "credit_card", later)
 	code, _, _ = tokens.OTPCode(c.Secret, later)
 	if _, _, err := redeemOTPLimited(s, "L-1", code, later); err != nil {
 		t.Fatalf("OTP after the window: %v", err)
@@ -117,21 +117,21 @@ func RedemptionSemantics(t *testing.T, b Backend) {
 
 func Block(t *testing.T, b Backend) {
 	s, ctx := b.Store, context.Background()
-	card := hold(t, s, "C-1", "credit_card", t0)
-	if _, _, err := redeemToken(s, card, "card-service", t0); err != nil {
+	card := NewHold(t, s, "C-1", "credit_card", t0)
+	if _, _, err := TokenRedemption(s, card, "card-service", t0); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Release(ctx, validation.ReleaseRequest{CustomerID: "C-1", Product: "credit_card", Actor: "card-service", Now: t0}); err != nil {
 		t.Fatal(err)
 	}
-	live := hold(t, s, "C-1", "personal_loan", t0.Add(time.Minute))
+	live := NewHold(t, s, "C-1", "personal_loan", t0.Add(time.Minute))
 
 	cancelled, err := s.Block(ctx, validation.BlockRequest{CustomerID: "C-1", Reason: "suspected fraud", Actor: "ops", Now: t0.Add(2 * time.Minute)})
 	if err != nil || cancelled == nil || cancelled.ID != live.ID || cancelled.Status != validation.StatusCancelled || cancelled.EndReason != "customer_blocked" {
 		t.Fatalf("block = %+v, %v; want the live hold cancelled", cancelled, err)
 	}
-	_, _, err = s.Hold(ctx, holdRequest(t, "C-1", "credit_card", t0.Add(3*time.Minute)))
-	e := wantReason(t, err, validation.ReasonCustomerBlocked)
+	_, _, err = s.Hold(ctx, NewHoldRequest(t, "C-1", "credit_card", t0.Add(3*time.Minute)))
+	e := WantReason(t, err, validation.ReasonCustomerBlocked)
 	if v := e.Violations[0]; v.Note != "suspected fraud" || v.By != "ops" || !v.Since.Equal(t0.Add(2*time.Minute)) {
 		t.Fatalf("violation = %+v", v)
 	}
@@ -148,8 +148,8 @@ func Block(t *testing.T, b Backend) {
 	if err := s.Unblock(ctx, "C-1", "ops", t0.Add(4*time.Minute)); err != nil {
 		t.Fatal(err)
 	}
-	wantReason(t, s.Unblock(ctx, "C-1", "ops", t0.Add(4*time.Minute)), validation.ReasonNotFound)
-	hold(t, s, "C-1", "credit_card", t0.Add(5*time.Minute))
+	WantReason(t, s.Unblock(ctx, "C-1", "ops", t0.Add(4*time.Minute)), validation.ReasonNotFound)
+	NewHold(t, s, "C-1", "credit_card", t0.Add(5*time.Minute))
 }
 
 func BlockUntil(t *testing.T, b Backend) {
@@ -158,18 +158,18 @@ func BlockUntil(t *testing.T, b Backend) {
 	if _, err := s.Block(ctx, validation.BlockRequest{CustomerID: "C-1", Reason: "dispute", Until: until, Actor: "ops", Now: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
-	_, _, err := s.Hold(ctx, holdRequest(t, "C-1", "credit_card", until.Add(-time.Minute)))
-	e := wantReason(t, err, validation.ReasonCustomerBlocked)
+	_, _, err := s.Hold(ctx, NewHoldRequest(t, "C-1", "credit_card", until.Add(-time.Minute)))
+	e := WantReason(t, err, validation.ReasonCustomerBlocked)
 	if !e.Violations[0].Until.Equal(until) {
 		t.Fatalf("until = %v, want %v", e.Violations[0].Until, until)
 	}
 	// Past its end the block no longer counts, even before Redis drops the key.
-	hold(t, s, "C-1", "credit_card", until.Add(time.Second))
+	NewHold(t, s, "C-1", "credit_card", until.Add(time.Second))
 }
 
 func Rating(t *testing.T, b Backend) {
 	s, ctx := b.Store, context.Background()
-	req := holdRequest(t, "C-1", "credit_card", t0)
+	req := NewHoldRequest(t, "C-1", "credit_card", t0)
 	req.Rule = ratingRule(t, 600)
 	req.Rating.CacheTTL = time.Hour
 
@@ -183,25 +183,25 @@ func Rating(t *testing.T, b Backend) {
 
 	req.Rating.Score = score(550)
 	_, _, err = s.Hold(ctx, req)
-	e := wantReason(t, err, validation.ReasonRatingTooLow)
+	e := WantReason(t, err, validation.ReasonRatingTooLow)
 	if v := e.Violations[0]; *v.RequiredRating != 600 || *v.Rating != 550 {
 		t.Fatalf("violation = %+v", v)
 	}
 	// The score is cached: no bureau needed for the next check.
 	req.Rating.Score = nil
-	req.CheckID = mustID(t, "C-1")
+	req.CheckID = NewCheckID(t, "C-1")
 	_, _, err = s.Hold(ctx, req)
-	wantReason(t, err, validation.ReasonRatingTooLow)
+	WantReason(t, err, validation.ReasonRatingTooLow)
 
 	// A fresh, higher score replaces the cached one.
 	req.Rating.Score = score(720)
-	req.CheckID = mustID(t, "C-1")
+	req.CheckID = NewCheckID(t, "C-1")
 	if _, _, err := s.Hold(ctx, req); err != nil {
 		t.Fatalf("score 720 ≥ 600: %v", err)
 	}
 
 	// Bureau unavailable and the policy allows: the rule is skipped.
-	skip := holdRequest(t, "C-2", "credit_card", t0)
+	skip := NewHoldRequest(t, "C-2", "credit_card", t0)
 	skip.Rule, skip.Rating.Skip = ratingRule(t, 600), true
 	if _, _, err := s.Hold(ctx, skip); err != nil {
 		t.Fatalf("skipped rating: %v", err)
@@ -236,7 +236,7 @@ func RatingBoundary(t *testing.T, b Backend) {
 			if got, want := dry.Rating, wantState; got != want {
 				t.Fatalf("dry run rating = %s, want %s (violations %+v)", got, want, dry.Violations)
 			}
-			req := holdRequest(t, fmt.Sprintf("R-%d-check", i), "credit_card", t0)
+			req := NewHoldRequest(t, fmt.Sprintf("R-%d-check", i), "credit_card", t0)
 			req.Rule, req.Rating = ratingRule(t, min), fresh
 			_, _, err = s.Hold(ctx, req)
 			if tt.pass {
@@ -245,7 +245,7 @@ func RatingBoundary(t *testing.T, b Backend) {
 				}
 				return
 			}
-			wantReason(t, err, validation.ReasonRatingTooLow)
+			WantReason(t, err, validation.ReasonRatingTooLow)
 		})
 	}
 }
@@ -268,7 +268,7 @@ func EligibilityMatchesCheck(t *testing.T, b Backend) {
 	grant := func(product string, max int) func(testing.TB, string) {
 		return func(tb testing.TB, c string) {
 			tb.Helper()
-			req := holdRequest(tb, c, product, t0)
+			req := NewHoldRequest(tb, c, product, t0)
 			req.Rule.Max = max
 			h, _, err := s.Hold(ctx, req)
 			if err != nil {
@@ -282,7 +282,7 @@ func EligibilityMatchesCheck(t *testing.T, b Backend) {
 	liveHold := func(product string, max int) func(testing.TB, string) {
 		return func(tb testing.TB, c string) {
 			tb.Helper()
-			req := holdRequest(tb, c, product, t0)
+			req := NewHoldRequest(tb, c, product, t0)
 			req.Rule.Max = max
 			if _, _, err := s.Hold(ctx, req); err != nil {
 				tb.Fatalf("hold %s: %v", product, err)
@@ -342,7 +342,7 @@ func EligibilityMatchesCheck(t *testing.T, b Backend) {
 				t.Fatalf("the dry run changed the customer: %s, was %s", got, want)
 			}
 
-			req := holdRequest(t, customer, "credit_card", now)
+			req := NewHoldRequest(t, customer, "credit_card", now)
 			req.Rule, req.Rating.CacheTTL = r, time.Hour
 			c, _, err := s.Hold(ctx, req)
 			if len(tt.want) == 0 {
@@ -367,7 +367,7 @@ func Abandon(t *testing.T, b Backend) {
 	s, ctx := b.Store, context.Background()
 
 	t.Run("a placed, undelivered hold is cancelled", func(t *testing.T) {
-		c := hold(t, s, "A-1", "credit_card", t0)
+		c := NewHold(t, s, "A-1", "credit_card", t0)
 		if got, want := abandon(t, s, "A-1", c.ID), validation.AbandonCancelled; got != want {
 			t.Fatalf("Abandon = %s, want %s", got, want)
 		}
@@ -379,32 +379,32 @@ func Abandon(t *testing.T, b Backend) {
 		if err != nil || len(events) != 1 || events[0].Type != validation.EventCancelled || events[0].Reason != "unknown_outcome" {
 			t.Fatalf("audit = %+v %v, want the cancel with reason unknown_outcome", events, err)
 		}
-		hold(t, s, "A-1", "personal_loan", t0.Add(time.Minute)) // the customer is free
+		NewHold(t, s, "A-1", "personal_loan", t0.Add(time.Minute)) // the customer is free
 	})
 	t.Run("a hold its client got by an idempotent replay is kept", func(t *testing.T) {
 		first, _ := deliveredHold(t, s, "A-2", t0)
 		if got, want := abandon(t, s, "A-2", first.ID), validation.AbandonDelivered; got != want {
 			t.Fatalf("Abandon = %s, want %s", got, want)
 		}
-		if _, _, err := redeemToken(s, first, "card-service", t0.Add(time.Minute)); err != nil {
+		if _, _, err := TokenRedemption(s, first, "card-service", t0.Add(time.Minute)); err != nil {
 			t.Fatalf("redeem the delivered hold: %v", err)
 		}
 	})
 	t.Run("a check abandoned before Redis ran it never places a hold", func(t *testing.T) {
-		req := holdRequest(t, "A-3", "credit_card", t0)
+		req := NewHoldRequest(t, "A-3", "credit_card", t0)
 		if got, want := abandon(t, s, "A-3", req.CheckID), validation.AbandonTombstone; got != want {
 			t.Fatalf("Abandon = %s, want %s", got, want)
 		}
 		_, _, err := s.Hold(ctx, req) // the late script
-		wantReason(t, err, validation.ReasonUnavailable)
+		WantReason(t, err, validation.ReasonUnavailable)
 		cu, err := s.Customer(ctx, "A-3", t0)
 		if err != nil || cu.Hold != nil {
 			t.Fatalf("customer = %+v %v, want no hold", cu, err)
 		}
 	})
 	t.Run("an ended check is left alone", func(t *testing.T) {
-		c := hold(t, s, "A-4", "credit_card", t0)
-		if _, _, err := redeemToken(s, c, "card-service", t0); err != nil {
+		c := NewHold(t, s, "A-4", "credit_card", t0)
+		if _, _, err := TokenRedemption(s, c, "card-service", t0); err != nil {
 			t.Fatal(err)
 		}
 		if got, want := abandon(t, s, "A-4", c.ID), validation.AbandonEnded; got != want {
@@ -418,7 +418,7 @@ func Abandon(t *testing.T, b Backend) {
 
 func redeemOTPLimited(s validation.Store, customer, code string, now time.Time) (validation.Grant, bool, error) {
 	return s.Redeem(context.Background(), validation.RedeemRequest{
-		Rule: rule(nil, "credit_card"), CustomerID: customer, Code: code, Actor: "card-service", Now: now,
+		Rule: DefaultRule(nil, "credit_card"), CustomerID: customer, Code: code, Actor: "card-service", Now: now,
 		MaxAttempts: 5, OTPFailures: 3, OTPWindow: time.Hour,
 	})
 }
@@ -467,11 +467,11 @@ func setUp(tb testing.TB, b Backend, state string, c *cell) {
 	tb.Helper()
 	s, ctx, now := b.Store, context.Background(), time.Now()
 	if state == "unknown" {
-		c.check = validation.Check{ID: mustID(tb, c.customer), CustomerID: c.customer, Product: "credit_card"}
+		c.check = validation.Check{ID: NewCheckID(tb, c.customer), CustomerID: c.customer, Product: "credit_card"}
 		c.code = "123456"
 		return
 	}
-	req := holdRequest(tb, c.customer, "credit_card", now)
+	req := NewHoldRequest(tb, c.customer, "credit_card", now)
 	if state == "expired" {
 		req.Rule.HoldTTL = time.Second
 	}
@@ -485,14 +485,14 @@ func setUp(tb testing.TB, b Backend, state string, c *cell) {
 	}
 	switch state {
 	case "redeemed by otp", "released":
-		_, _, err = redeemOTP(s, c.customer, "credit_card", c.code, "card-service", now)
+		_, _, err = OTPRedemption(s, c.customer, "credit_card", c.code, "card-service", now)
 	case "redeemed by token":
-		_, _, err = redeemToken(s, ch, "card-service", now)
+		_, _, err = TokenRedemption(s, ch, "card-service", now)
 	case "cancelled":
 		_, err = s.Cancel(ctx, validation.CancelRequest{CustomerID: c.customer, CheckID: ch.ID, Actor: "branch-portal", Now: now})
 	case "otp locked":
 		for range 5 {
-			_, _, err = redeemOTP(s, c.customer, "credit_card", wrongCode(tb, ch.Secret, now), "card-service", now)
+			_, _, err = OTPRedemption(s, c.customer, "credit_card", WrongCode(tb, ch.Secret, now), "card-service", now)
 		}
 		if validation.ReasonOf(err) == validation.ReasonOTPLocked {
 			err = nil
@@ -528,15 +528,15 @@ func redeemCell(t *testing.T, s validation.Store, state string, c *cell) {
 	)
 	switch c.cred {
 	case "token":
-		g, replayed, err = redeemToken(s, c.check, actor, now)
+		g, replayed, err = TokenRedemption(s, c.check, actor, now)
 	case "otp":
-		g, replayed, err = redeemOTP(s, c.customer, "credit_card", c.code, actor, now)
+		g, replayed, err = OTPRedemption(s, c.customer, "credit_card", c.code, actor, now)
 	case "other otp":
-		code := wrongCode(t, c.check.Secret, now)
+		code := WrongCode(t, c.check.Secret, now)
 		if c.check.Secret == nil {
 			code = "654321"
 		}
-		g, replayed, err = redeemOTP(s, c.customer, "credit_card", code, actor, now)
+		g, replayed, err = OTPRedemption(s, c.customer, "credit_card", code, actor, now)
 	}
 	switch c.wantOut {
 	case "201", "200":
@@ -553,7 +553,7 @@ func redeemCell(t *testing.T, s validation.Store, state string, c *cell) {
 			t.Fatalf("ledger = %v after a %s, want grant %s in it", after, c.wantOut, c.check.ID)
 		}
 	default:
-		e := wantReason(t, err, validation.Reason(c.wantOut))
+		e := WantReason(t, err, validation.Reason(c.wantOut))
 		if e.Reason == validation.ReasonOTPInvalid {
 			if live := state == "held"; (e.AttemptsLeft != nil) != live {
 				t.Fatalf("attempts_left = %v, want it only while a hold lives", e.AttemptsLeft)
@@ -580,7 +580,7 @@ func grantsOf(tb testing.TB, s validation.Store, customer string) []string {
 }
 
 func ratingRule(tb testing.TB, min int) validation.Rule {
-	r := rule(tb, "credit_card")
+	r := DefaultRule(tb, "credit_card")
 	r.MinRating = min
 	return r
 }
@@ -602,14 +602,14 @@ func abandon(tb testing.TB, s validation.Store, customer, id string) validation.
 // again, it replays the check without writing anything.
 func deliveredHold(t *testing.T, s validation.Store, customer string, now time.Time) (validation.Check, validation.HoldRequest) {
 	t.Helper()
-	req := holdRequest(t, customer, "credit_card", now)
+	req := NewHoldRequest(t, customer, "credit_card", now)
 	req.IdempotencyKey, req.RequestHash = "k", "h"
 	first, _, err := s.Hold(context.Background(), req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	retry := req
-	retry.CheckID = mustID(t, customer)
+	retry.CheckID = NewCheckID(t, customer)
 	if _, replayed, err := s.Hold(context.Background(), retry); err != nil || !replayed {
 		t.Fatalf("replay = %v, %v", replayed, err)
 	}

@@ -70,8 +70,8 @@ var t0 = time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)
 
 var policy = validation.DefaultPolicy()
 
-// rule returns the default policy's rule of a product (a test bug panics).
-func rule(_ testing.TB, product string) validation.Rule {
+// DefaultRule returns the default policy's rule of a product (a test bug panics).
+func DefaultRule(_ testing.TB, product string) validation.Rule {
 	r, ok := policy.Rule(product)
 	if !ok {
 		panic("no rule for " + product)
@@ -79,37 +79,43 @@ func rule(_ testing.TB, product string) validation.Rule {
 	return r
 }
 
-func hold(tb testing.TB, s validation.Store, customer, product string, now time.Time) validation.Check {
+// NewHold places a hold for customer on product at now, failing tb otherwise.
+func NewHold(tb testing.TB, s validation.Store, customer, product string, now time.Time) validation.Check {
 	tb.Helper()
-	c, _, err := s.Hold(context.Background(), holdRequest(tb, customer, product, now))
+	c, _, err := s.Hold(context.Background(), NewHoldRequest(tb, customer, product, now))
 	if err != nil {
 		tb.Fatalf("Hold(%s, %s): %v", customer, product, err)
 	}
 	return c
 }
 
-func holdRequest(tb testing.TB, customer, product string, now time.Time) validation.HoldRequest {
+// NewHoldRequest is the hold request the suite's checks send: the
+// default policy's rule, a fresh check id, a fixed secret.
+func NewHoldRequest(tb testing.TB, customer, product string, now time.Time) validation.HoldRequest {
 	tb.Helper()
 	return validation.HoldRequest{
-		Rule: rule(tb, product), CustomerID: customer, CheckID: mustID(tb, customer),
+		Rule: DefaultRule(tb, product), CustomerID: customer, CheckID: NewCheckID(tb, customer),
 		Secret: []byte("0123456789abcdefghij"), Actor: "branch-portal", AgentID: "ana", Now: now,
 		IdempotencyTTL: time.Hour,
 	}
 }
 
-func redeemToken(s validation.Store, c validation.Check, actor string, now time.Time) (validation.Grant, bool, error) {
+// TokenRedemption redeems check c by its token as actor.
+func TokenRedemption(s validation.Store, c validation.Check, actor string, now time.Time) (validation.Grant, bool, error) {
 	return s.Redeem(context.Background(), validation.RedeemRequest{
-		Rule: rule(nil, c.Product), CustomerID: c.CustomerID, CheckID: c.ID, Actor: actor, Now: now, MaxAttempts: 5,
+		Rule: DefaultRule(nil, c.Product), CustomerID: c.CustomerID, CheckID: c.ID, Actor: actor, Now: now, MaxAttempts: 5,
 	})
 }
 
-func redeemOTP(s validation.Store, customer, product, code, actor string, now time.Time) (validation.Grant, bool, error) {
+// OTPRedemption redeems the customer's live hold of product by code as actor.
+func OTPRedemption(s validation.Store, customer, product, code, actor string, now time.Time) (validation.Grant, bool, error) {
 	return s.Redeem(context.Background(), validation.RedeemRequest{
-		Rule: rule(nil, product), CustomerID: customer, Code: code, Actor: actor, Now: now, MaxAttempts: 5,
+		Rule: DefaultRule(nil, product), CustomerID: customer, Code: code, Actor: actor, Now: now, MaxAttempts: 5,
 	})
 }
 
-func wantReason(tb testing.TB, err error, want validation.Reason) *validation.Error {
+// WantReason fails tb unless err is a validation.Error with reason want.
+func WantReason(tb testing.TB, err error, want validation.Reason) *validation.Error {
 	tb.Helper()
 	var e *validation.Error
 	if !errors.As(err, &e) {
@@ -121,7 +127,8 @@ func wantReason(tb testing.TB, err error, want validation.Reason) *validation.Er
 	return e
 }
 
-func mustID(tb testing.TB, customer string) string {
+// NewCheckID returns a fresh check id of customer.
+func NewCheckID(tb testing.TB, customer string) string {
 	tb.Helper()
 	id, err := validation.NewCheckID(customer)
 	if err != nil {
@@ -130,8 +137,8 @@ func mustID(tb testing.TB, customer string) string {
 	return id
 }
 
-// wrongCode returns a well-formed code that is not valid at now.
-func wrongCode(tb testing.TB, secret []byte, now time.Time) string {
+// WrongCode returns a well-formed code that is not valid at now.
+func WrongCode(tb testing.TB, secret []byte, now time.Time) string {
 	tb.Helper()
 	for i := 0; i < 1000; i++ {
 		code := fmt.Sprintf("%06d", (123456+i*7919)%1000000)
