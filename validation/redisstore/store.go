@@ -558,21 +558,12 @@ func (s *Store) Audit(ctx context.Context, customerID string, limit int, now tim
 		}
 		lists[0] = append(lists[0], checkedEvent(c))
 	}
+	// The caps apply before the filter: they are what Redis keeps.
 	for i, cap := range [2]int{s.opts.AuditCap, triesCap} {
 		slices.SortStableFunc(lists[i], func(a, b validation.Event) int { return b.At.Compare(a.At) })
 		lists[i] = lists[i][:min(cap, len(lists[i]))]
-		lists[i] = slices.DeleteFunc(lists[i], func(e validation.Event) bool { return len(types) > 0 && !slices.Contains(types, e.Type) })
 	}
-	events := make([]validation.Event, 0, min(limit, len(lists[0])+len(lists[1])))
-	state, tries := lists[0], lists[1]
-	for len(events) < limit && (len(state) > 0 || len(tries) > 0) {
-		if len(tries) == 0 || len(state) > 0 && !state[0].At.Before(tries[0].At) {
-			events, state = append(events, state[0]), state[1:]
-		} else {
-			events, tries = append(events, tries[0]), tries[1:]
-		}
-	}
-	return events, nil
+	return validation.MergeAudit(lists[0], lists[1], limit, types...), nil
 }
 
 type violationJSON struct {
