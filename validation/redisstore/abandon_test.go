@@ -102,23 +102,3 @@ func TestAbandonerSkipsAFailingCheck(t *testing.T) {
 		t.Fatalf("customer A-9 = %+v %v, want its hold cancelled behind the failing one", cu.Hold, err)
 	}
 }
-
-// deliveredHold places a credit card check for customer with an
-// Idempotency-Key and replays it once, as a client's retry does, which
-// marks it delivered. It returns the check and the retry's request: sent
-// again, it replays the check without writing anything.
-func deliveredHold(t *testing.T, s *redisstore.Store, customer string, now time.Time) (validation.Check, validation.HoldRequest) {
-	t.Helper()
-	req := holdRequest(t, customer, "credit_card", now)
-	req.IdempotencyKey, req.RequestHash = "k", "h"
-	first, _, err := s.Hold(context.Background(), req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	retry := req
-	retry.CheckID = mustID(t, customer)
-	if _, replayed, err := s.Hold(context.Background(), retry); err != nil || !replayed {
-		t.Fatalf("replay = %v, %v", replayed, err)
-	}
-	return first, retry
-}

@@ -72,14 +72,15 @@ func (b backend) shared() storetest.Backend {
 // forEachBackend runs the test against every backend as named subtests.
 // The Redis-specific tests call the shared suite's helpers by these names.
 var (
-	rule        = storetest.DefaultRule
-	hold        = storetest.NewHold
-	holdRequest = storetest.NewHoldRequest
-	redeemToken = storetest.TokenRedemption
-	redeemOTP   = storetest.OTPRedemption
-	wantReason  = storetest.WantReason
-	mustID      = storetest.NewCheckID
-	wrongCode   = storetest.WrongCode
+	rule          = storetest.DefaultRule
+	hold          = storetest.NewHold
+	holdRequest   = storetest.NewHoldRequest
+	redeemToken   = storetest.TokenRedemption
+	redeemOTP     = storetest.OTPRedemption
+	wantReason    = storetest.WantReason
+	mustID        = storetest.NewCheckID
+	wrongCode     = storetest.WrongCode
+	deliveredHold = storetest.DeliveredHold
 )
 
 func forEachBackend(t *testing.T, test func(t *testing.T, b backend)) {

@@ -382,7 +382,7 @@ func Abandon(t *testing.T, b Backend) {
 		NewHold(t, s, "A-1", "personal_loan", t0.Add(time.Minute)) // the customer is free
 	})
 	t.Run("a hold its client got by an idempotent replay is kept", func(t *testing.T) {
-		first, _ := deliveredHold(t, s, "A-2", t0)
+		first, _ := DeliveredHold(t, s, "A-2", t0)
 		if got, want := abandon(t, s, "A-2", first.ID), validation.AbandonDelivered; got != want {
 			t.Fatalf("Abandon = %s, want %s", got, want)
 		}
@@ -596,11 +596,11 @@ func abandon(tb testing.TB, s validation.Store, customer, id string) validation.
 	return out
 }
 
-// deliveredHold places a credit card check for customer with an
+// DeliveredHold places a credit card check for customer with an
 // Idempotency-Key and replays it once, as a client's retry does, which
 // marks it delivered. It returns the check and the retry's request: sent
 // again, it replays the check without writing anything.
-func deliveredHold(t *testing.T, s validation.Store, customer string, now time.Time) (validation.Check, validation.HoldRequest) {
+func DeliveredHold(t *testing.T, s validation.Store, customer string, now time.Time) (validation.Check, validation.HoldRequest) {
 	t.Helper()
 	req := NewHoldRequest(t, customer, "credit_card", now)
 	req.IdempotencyKey, req.RequestHash = "k", "h"
