@@ -1,10 +1,6 @@
 package web
 
 import (
-	"crypto/x509"
-	"net/http"
-	"strings"
-
 	"github.com/labstack/echo/v4"
 
 	"github.com/arbiter-bank/arbiter/internal/clientauth"
@@ -53,14 +49,12 @@ func authenticate(cs *Clients) echo.MiddlewareFunc {
 			if _, ok := c.Get(actorKey).(validation.Actor); ok {
 				return next(c) // already signed in (branch UI session)
 			}
-			auth := c.Request().Header.Get(echo.HeaderAuthorization)
-			key, bearer := strings.CutPrefix(auth, "Bearer ")
-			key = strings.TrimSpace(key)
-			if auth != "" && (!bearer || key == "") {
+			key, cert, err := clientauth.Credentials(c.Request())
+			if err != nil {
 				c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="arbiter"`)
-				return validation.Errorf(validation.ReasonUnauthorized, "send Authorization: Bearer <api key>")
+				return err
 			}
-			client, err := cs.Identify(key, verifiedPeer(c.Request()))
+			client, err := cs.Identify(key, cert)
 			if err != nil {
 				if key == "" {
 					c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="arbiter"`)
@@ -73,15 +67,6 @@ func authenticate(cs *Clients) echo.MiddlewareFunc {
 			return next(c)
 		}
 	}
-}
-
-// verifiedPeer is the request's client certificate if the TLS handshake
-// verified it against the listener's client CA, else nil.
-func verifiedPeer(r *http.Request) *x509.Certificate {
-	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 || len(r.TLS.PeerCertificates) == 0 {
-		return nil
-	}
-	return r.TLS.PeerCertificates[0]
 }
 
 // require lets through actors holding any of the roles (admins hold all).

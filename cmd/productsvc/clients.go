@@ -1,12 +1,10 @@
 package main
 
 import (
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/http"
 	"os"
-	"strings"
 
 	"github.com/arbiter-bank/arbiter/internal/clientauth"
 	"github.com/arbiter-bank/arbiter/validation"
@@ -38,17 +36,11 @@ func loadCallers(cfg config) (func(*http.Request) (string, error), error) {
 // verified client certificate identify (clientauth.Clients.Identify: keys
 // compared as SHA-256 in constant time).
 func identify(cs *clientauth.Clients, r *http.Request) (string, error) {
-	auth := r.Header.Get("Authorization")
-	key, bearer := strings.CutPrefix(auth, "Bearer ")
-	key = strings.TrimSpace(key)
-	if auth != "" && (!bearer || key == "") {
-		return "", errors.New("send Authorization: Bearer <api key>")
+	key, cert, err := clientauth.Credentials(r)
+	var c clientauth.Client
+	if err == nil {
+		c, err = cs.Identify(key, cert)
 	}
-	var cert *x509.Certificate
-	if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 && len(r.TLS.PeerCertificates) > 0 {
-		cert = r.TLS.PeerCertificates[0]
-	}
-	c, err := cs.Identify(key, cert)
 	if ve := (*validation.Error)(nil); errors.As(err, &ve) {
 		return "", errors.New(ve.Detail) // the problem document carries the reason
 	}

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"slices"
 	"strings"
 
@@ -212,6 +213,24 @@ func certName(n string) string {
 		return n
 	}
 	return strings.ToLower(n)
+}
+
+// Credentials reads what Identify takes from a request: the bearer key
+// ("" without an Authorization header) and the client certificate the TLS
+// handshake verified against the listener's client CA (nil without one).
+// An Authorization header that is not "Bearer <key>" is refused with
+// reason unauthorized.
+func Credentials(r *http.Request) (key string, cert *x509.Certificate, err error) {
+	auth := r.Header.Get("Authorization")
+	key, bearer := strings.CutPrefix(auth, "Bearer ")
+	key = strings.TrimSpace(key)
+	if auth != "" && (!bearer || key == "") {
+		return "", nil, validation.Errorf(validation.ReasonUnauthorized, "send Authorization: Bearer <api key>")
+	}
+	if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 && len(r.TLS.PeerCertificates) > 0 {
+		cert = r.TLS.PeerCertificates[0]
+	}
+	return key, cert, nil
 }
 
 // Identify returns the client a request comes from, given its API key ("":
