@@ -67,21 +67,9 @@ func (s *Store) waitTimeout() time.Duration {
 // validation.ErrNotDurable and the grant stays applied on the master, so the
 // client's retry replays it.
 func (s *Store) runDurable(ctx context.Context, sc *luaScript, customer string, now time.Time, extraKeys []string, args, reply any) error {
-	keys := append(customerKeys(customer), extraKeys...)
-	argv := argv(argv(nil, s.common(now)), args)
-	start := time.Now()
-	res, acked, err := s.evalWait(ctx, sc, keys, argv, "")
-	if err == nil {
-		res, err = s.unwrap(sc.name, res)
-	}
-	if err == nil && str(res, 0) == "replay" {
-		acked, err = s.syncWait(ctx, customer)
-	}
-	if s.opts.Observe != nil {
-		s.opts.Observe(sc.name, time.Since(start), err)
-	}
+	res, acked, err := s.runWaited(ctx, sc, customer, now, extraKeys, args, "")
 	if err != nil {
-		return unavailable(sc.name, err)
+		return err
 	}
 	if k := str(res, 0); (k == "granted" || k == "replay") && acked < int64(s.opts.WaitReplicas) {
 		return &validation.Error{
@@ -110,18 +98,9 @@ func (s *Store) runConfirmed(ctx context.Context, sc *luaScript, customer string
 	if s.opts.WaitReplicas <= 0 {
 		return s.run(ctx, sc, customer, now, nil, args, reply)
 	}
-	keys := customerKeys(customer)
-	argv := argv(argv(nil, s.common(now)), args)
-	start := time.Now()
-	res, acked, err := s.evalWait(ctx, sc, keys, argv, syncKey(customer))
-	if err == nil {
-		res, err = s.unwrap(sc.name, res)
-	}
-	if s.opts.Observe != nil {
-		s.opts.Observe(sc.name, time.Since(start), err)
-	}
+	res, acked, err := s.runWaited(ctx, sc, customer, now, nil, args, syncKey(customer))
 	if err != nil {
-		return unavailable(sc.name, err)
+		return err
 	}
 	if acked < int64(s.opts.WaitReplicas) {
 		return &validation.Error{
@@ -131,6 +110,32 @@ func (s *Store) runConfirmed(ctx context.Context, sc *luaScript, customer string
 		}
 	}
 	return decodeReply(reply, res)
+}
+
+// runWaited is run without decoding: the script, then WAIT on the same
+// connection (evalWait; marker, when given, is written between them), and
+// for a replayed redemption, which wrote nothing of its own, the sync
+// marker and WAIT again (syncWait). It returns the script's unwrapped reply
+// and the replicas WAIT counted; a failure is already classified
+// (unavailable).
+func (s *Store) runWaited(ctx context.Context, sc *luaScript, customer string, now time.Time, extraKeys []string, args any, marker string) ([]any, int64, error) {
+	keys := append(customerKeys(customer), extraKeys...)
+	argv := argv(argv(nil, s.common(now)), args)
+	start := time.Now()
+	res, acked, err := s.evalWait(ctx, sc, keys, argv, marker)
+	if err == nil {
+		res, err = s.unwrap(sc.name, res)
+	}
+	if err == nil && marker == "" && str(res, 0) == "replay" {
+		acked, err = s.syncWait(ctx, customer)
+	}
+	if s.opts.Observe != nil {
+		s.opts.Observe(sc.name, time.Since(start), err)
+	}
+	if err != nil {
+		return nil, 0, unavailable(sc.name, err)
+	}
+	return res, acked, nil
 }
 
 // evalWait runs the script (as its function where fcall would) then WAIT
