@@ -187,7 +187,9 @@ var idEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadd
 // the id alone.
 func NewCheckID(customerID string) (string, error) { return newID(checkPrefix, customerID) }
 
-func newImportID(customerID string) (string, error) { return newID(importPrefix, customerID) }
+// NewImportID returns a fresh check id for a grant imported from a product
+// system (see NewCheckID); its prefix tells an import from a check.
+func NewImportID(customerID string) (string, error) { return newID(importPrefix, customerID) }
 
 func newID(prefix, customerID string) (string, error) {
 	var b [13]byte

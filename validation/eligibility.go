@@ -86,7 +86,7 @@ func (s *Service) Eligibility(ctx context.Context, customerID, product string) (
 	if err != nil {
 		return Eligibility{}, err
 	}
-	customerID, err = canonicalCustomer(customerID)
+	customerID, err = ParseCustomerID(customerID)
 	if err != nil {
 		return Eligibility{}, err
 	}
@@ -130,7 +130,7 @@ func (s *Service) Block(ctx context.Context, actor Actor, customerID, reason str
 	if !actor.Has(RoleAdmin) {
 		return nil, Errorf(ReasonForbidden, "only admins block customers")
 	}
-	customerID, err := canonicalCustomer(customerID)
+	customerID, err := ParseCustomerID(customerID)
 	if err != nil {
 		return nil, err
 	}
@@ -148,7 +148,7 @@ func (s *Service) Unblock(ctx context.Context, actor Actor, customerID string) e
 	if !actor.Has(RoleAdmin) {
 		return Errorf(ReasonForbidden, "only admins unblock customers")
 	}
-	customerID, err := canonicalCustomer(customerID)
+	customerID, err := ParseCustomerID(customerID)
 	if err != nil {
 		return err
 	}

@@ -105,7 +105,7 @@ func (s *Service) Check(ctx context.Context, actor Actor, in CheckInput) (Check,
 	if err != nil {
 		return Check{}, false, err
 	}
-	in.CustomerID, err = canonicalCustomer(in.CustomerID)
+	in.CustomerID, err = ParseCustomerID(in.CustomerID)
 	if err != nil {
 		return Check{}, false, err
 	}
@@ -194,7 +194,7 @@ func (s *Service) RedeemOTP(ctx context.Context, actor Actor, customerID, produc
 	if err != nil {
 		return Grant{}, false, err
 	}
-	customerID, err = canonicalCustomer(customerID)
+	customerID, err = ParseCustomerID(customerID)
 	if err != nil {
 		return Grant{}, false, err
 	}
@@ -259,7 +259,7 @@ func (s *Service) redeemable(actor Actor) []string {
 
 // Customer returns what the customer holds and any live hold.
 func (s *Service) Customer(ctx context.Context, customerID string) (Customer, error) {
-	customerID, err := canonicalCustomer(customerID)
+	customerID, err := ParseCustomerID(customerID)
 	if err != nil {
 		return Customer{}, err
 	}
@@ -273,7 +273,7 @@ func (s *Service) Release(ctx context.Context, actor Actor, customerID, product,
 	if _, err := s.redeemRule(actor, product); err != nil {
 		return Grant{}, err
 	}
-	customerID, err := canonicalCustomer(customerID)
+	customerID, err := ParseCustomerID(customerID)
 	if err != nil {
 		return Grant{}, err
 	}
@@ -291,11 +291,11 @@ func (s *Service) Import(ctx context.Context, actor Actor, customerID, product s
 	if err != nil {
 		return Grant{}, err
 	}
-	customerID, err = canonicalCustomer(customerID)
+	customerID, err = ParseCustomerID(customerID)
 	if err != nil {
 		return Grant{}, err
 	}
-	id, err := newImportID(customerID)
+	id, err := NewImportID(customerID)
 	if err != nil {
 		return Grant{}, err
 	}
@@ -318,7 +318,7 @@ func (s *Service) Import(ctx context.Context, actor Actor, customerID, product s
 
 // Audit returns the customer's most recent events, newest first.
 func (s *Service) Audit(ctx context.Context, customerID string, limit int, types ...EventType) ([]Event, error) {
-	customerID, err := canonicalCustomer(customerID)
+	customerID, err := ParseCustomerID(customerID)
 	if err != nil {
 		return nil, err
 	}
@@ -372,10 +372,10 @@ func (s *Service) maxAttempts() int {
 	return DefaultMaxOTPAttempts
 }
 
-// canonicalCustomer returns the canonical form of a customer id
+// ParseCustomerID returns the canonical form of a customer id
 // (CanonicalCustomerID), or ErrInvalidRequest when it is malformed. Every
 // method that takes a customer id calls it first.
-func canonicalCustomer(id string) (string, error) {
+func ParseCustomerID(id string) (string, error) {
 	if !ValidCustomerID(id) {
 		return "", Errorf(ReasonInvalidRequest, "customer_id %q must match ^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$ (case does not matter)", id)
 	}
@@ -455,4 +455,12 @@ func (s *Service) caseSentence(v Violation) string {
 		msg += " " + v.Note
 	}
 	return msg
+}
+
+// joinAnd joins words as a sentence lists them: "a, b and c".
+func joinAnd(parts []string) string {
+	if len(parts) <= 1 {
+		return strings.Join(parts, "")
+	}
+	return strings.Join(parts[:len(parts)-1], ", ") + " and " + parts[len(parts)-1]
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/arbiter-bank/arbiter/validation"
+	"github.com/arbiter-bank/arbiter/validation/reconcile"
 	"github.com/arbiter-bank/arbiter/web"
 )
 
@@ -81,7 +82,7 @@ func TestCustomerIDsAreCaseInsensitive(t *testing.T) {
 func TestFeedCustomerIDsAreCaseInsensitive(t *testing.T) {
 	since := time.Date(2019, 3, 1, 0, 0, 0, 0, time.UTC)
 	a := newAPI(t, func(cfg *web.Config, _ *string) {
-		cfg.Reconciler = &validation.Reconciler{Sources: []validation.Source{
+		cfg.Reconciler = &reconcile.Reconciler{Sources: []reconcile.Source{
 			{Product: "credit_card", Name: "card-service", Feed: onePageFeed{{CustomerID: "r-3", Product: "credit_card", IssuedAt: since}}},
 			{Product: "personal_loan", Name: "loan-service", Feed: onePageFeed{{CustomerID: "R-3", Product: "personal_loan", IssuedAt: since}}},
 		}}

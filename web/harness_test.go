@@ -20,6 +20,7 @@ import (
 
 	"github.com/arbiter-bank/arbiter/tokens"
 	"github.com/arbiter-bank/arbiter/validation"
+	"github.com/arbiter-bank/arbiter/validation/reconcile"
 	"github.com/arbiter-bank/arbiter/validation/redisstore"
 	"github.com/arbiter-bank/arbiter/validation/redisstore/redistest"
 	"github.com/arbiter-bank/arbiter/web"
@@ -108,12 +109,12 @@ agents:
 	}
 	svc.Store, svc.Policy = store, policy
 	cfg.Service = svc
-	// Likewise a *validation.Reconciler (its feeds); by default one with none.
-	rec, _ := cfg.Reconciler.(*validation.Reconciler)
+	// Likewise a *reconcile.Reconciler (its feeds); by default one with none.
+	rec, _ := cfg.Reconciler.(*reconcile.Reconciler)
 	if rec == nil {
-		rec = &validation.Reconciler{}
+		rec = &reconcile.Reconciler{}
 	}
-	rec.Store, rec.ReconcileStore, rec.Policy = store, store, policy
+	rec.Ledger, rec.Store, rec.Policy = store, store, policy
 	cfg.Reconciler = rec
 	ts := httptest.NewServer(web.New(cfg))
 	tb.Cleanup(ts.Close)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/arbiter-bank/arbiter/tokens"
 	"github.com/arbiter-bank/arbiter/validation"
+	"github.com/arbiter-bank/arbiter/validation/reconcile"
 )
 
 // Metrics are arbiter's Prometheus metrics, served at /metrics. Every label
@@ -137,13 +138,13 @@ func buildInfo() prometheus.Collector {
 }
 
 // ReconcileFinding counts one reconciliation finding; it has the
-// signature of validation.Reconciler's OnFinding.
-func (m *Metrics) ReconcileFinding(kind validation.FindingKind) {
+// signature of reconcile.Reconciler's OnFinding.
+func (m *Metrics) ReconcileFinding(kind reconcile.FindingKind) {
 	m.findings.WithLabelValues(string(kind)).Inc()
 }
 
 // ReconcileSourceDone records a product's feed read completely and
-// trusted; it has the signature of validation.Reconciler's OnSourceDone.
+// trusted; it has the signature of reconcile.Reconciler's OnSourceDone.
 func (m *Metrics) ReconcileSourceDone(product string, at time.Time) {
 	m.lastSuccess.WithLabelValues(product).Set(float64(at.UnixMilli()) / 1000)
 }

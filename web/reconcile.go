@@ -9,13 +9,14 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/arbiter-bank/arbiter/validation"
+	"github.com/arbiter-bank/arbiter/validation/reconcile"
 )
 
 // Reconciler is what the API needs of reconciliation;
-// *validation.Reconciler is one.
+// *reconcile.Reconciler is one.
 type Reconciler interface {
-	Start(ctx context.Context, actor validation.Actor) (validation.Run, error)
-	Run(ctx context.Context, actor validation.Actor, id string, offset, limit int) (validation.Run, []validation.Finding, error)
+	Start(ctx context.Context, actor validation.Actor) (reconcile.Run, error)
+	Run(ctx context.Context, actor validation.Actor, id string, offset, limit int) (reconcile.Run, []reconcile.Finding, error)
 	Cases(ctx context.Context, limit int) ([]validation.Case, error)
 	Resolve(ctx context.Context, actor validation.Actor, customerID, note string) (validation.Case, error)
 }
@@ -90,7 +91,7 @@ func (s *Server) handleGetReconciliation() echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		offset, err := intParam(c, "offset", 0, 0, validation.MaxStoredFindings)
+		offset, err := intParam(c, "offset", 0, 0, reconcile.MaxStoredFindings)
 		if err != nil {
 			return err
 		}
@@ -109,7 +110,7 @@ func (s *Server) handleGetReconciliation() echo.HandlerFunc {
 			resp.Sources = append(resp.Sources, sourceView{Product: src.Product, Name: src.Name, Status: string(src.Status),
 				Holdings: src.Holdings, Customers: src.Customers, Proven: src.Proven, Error: src.Error})
 		}
-		for _, k := range validation.FindingKinds {
+		for _, k := range reconcile.FindingKinds {
 			resp.Counts[string(k)] = run.Counts[k]
 		}
 		for _, f := range fs {

@@ -9,21 +9,22 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/arbiter-bank/arbiter/validation"
+	"github.com/arbiter-bank/arbiter/validation/reconcile"
 	"github.com/arbiter-bank/arbiter/validation/redisstore"
 	"github.com/arbiter-bank/arbiter/web"
 )
 
 // onePageFeed lists holdings of one product, all on one page.
-type onePageFeed []validation.Holding
+type onePageFeed []reconcile.Holding
 
-func (f onePageFeed) Page(ctx context.Context, after string, limit int) (validation.HoldingsPage, error) {
-	var out []validation.Holding
+func (f onePageFeed) Page(ctx context.Context, after string, limit int) (reconcile.HoldingsPage, error) {
+	var out []reconcile.Holding
 	for _, h := range f {
 		if h.CustomerID > after {
 			out = append(out, h)
 		}
 	}
-	return validation.HoldingsPage{Holdings: out}, nil
+	return reconcile.HoldingsPage{Holdings: out}, nil
 }
 
 // TestBrowserShowsCase: a reconciliation finds a customer holding a card at
@@ -34,19 +35,19 @@ func (f onePageFeed) Page(ctx context.Context, after string, limit int) (validat
 func TestBrowserShowsCase(t *testing.T) {
 	ctx := startBrowser(t)
 	opened := time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)
-	var rec *validation.Reconciler
+	var rec *reconcile.Reconciler
 	env := startUI(t, false, func(cfg *web.Config) {
 		svc := cfg.Service.(*validation.Service)
 		store := svc.Store.(*redisstore.Store)
 		since := time.Date(2019, 3, 1, 0, 0, 0, 0, time.UTC)
-		rec = &validation.Reconciler{Store: store, ReconcileStore: store, Policy: cfg.Policy, Now: func() time.Time { return opened }, Sources: []validation.Source{
+		rec = &reconcile.Reconciler{Ledger: store, Store: store, Policy: cfg.Policy, Now: func() time.Time { return opened }, Sources: []reconcile.Source{
 			{Product: "credit_card", Name: "card-service", Feed: onePageFeed{{CustomerID: "C-77", Product: "credit_card", IssuedAt: since}}},
 			{Product: "personal_loan", Name: "loan-service", Feed: onePageFeed{{CustomerID: "C-77", Product: "personal_loan", IssuedAt: since.AddDate(2, 1, 1)}}},
 		}}
 		cfg.Reconciler = rec
 	})
 	run, err := rec.Reconcile(context.Background(), "test")
-	if err != nil || run.Counts[validation.FindingDoubleHolding] != 1 {
+	if err != nil || run.Counts[reconcile.FindingDoubleHolding] != 1 {
 		t.Fatalf("reconcile: %+v, %v", run, err)
 	}
 	const want = "Customer C-77 holds a Credit card at card-service since 1 Mar 2019 and a Personal loan at loan-service since 2 Apr 2021: contact the customer."

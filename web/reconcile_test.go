@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/arbiter-bank/arbiter/validation"
+	"github.com/arbiter-bank/arbiter/validation/reconcile"
 	"github.com/arbiter-bank/arbiter/web"
 )
 
@@ -20,7 +21,7 @@ import (
 func TestOpenAPIContractReconciliation(t *testing.T) {
 	since := time.Date(2019, 3, 1, 0, 0, 0, 0, time.UTC)
 	a := newAPI(t, func(cfg *web.Config, _ *string) {
-		cfg.Reconciler = &validation.Reconciler{Sources: []validation.Source{
+		cfg.Reconciler = &reconcile.Reconciler{Sources: []reconcile.Source{
 			{Product: "credit_card", Name: "card-service", Feed: onePageFeed{
 				{CustomerID: "R-1", Product: "credit_card", IssuedAt: since},
 				{CustomerID: "R-2", Product: "credit_card", IssuedAt: since},
@@ -78,12 +79,12 @@ func TestOpenAPIContractReconciliation(t *testing.T) {
 // heldFeed answers its one (empty) page once release is closed.
 type heldFeed struct{ release chan struct{} }
 
-func (f heldFeed) Page(ctx context.Context, after string, limit int) (validation.HoldingsPage, error) {
+func (f heldFeed) Page(ctx context.Context, after string, limit int) (reconcile.HoldingsPage, error) {
 	select {
 	case <-f.release:
 	case <-ctx.Done():
 	}
-	return validation.HoldingsPage{}, nil
+	return reconcile.HoldingsPage{}, nil
 }
 
 // TestReconciliationShapeWhileRunning: the run's document has every
@@ -91,7 +92,7 @@ func (f heldFeed) Page(ctx context.Context, after string, limit int) (validation
 func TestReconciliationShapeWhileRunning(t *testing.T) {
 	release := make(chan struct{})
 	a := newAPI(t, func(cfg *web.Config, _ *string) {
-		cfg.Reconciler = &validation.Reconciler{Sources: []validation.Source{{Product: "credit_card", Name: "card-service", Feed: heldFeed{release}}}}
+		cfg.Reconciler = &reconcile.Reconciler{Sources: []reconcile.Source{{Product: "credit_card", Name: "card-service", Feed: heldFeed{release}}}}
 	})
 	spec := validateAgainstSpec(t, a.client.Transport)
 	a.client.Transport = spec
@@ -115,7 +116,7 @@ func TestReconciliationShapeWhileRunning(t *testing.T) {
 // resolution the same token redeems.
 func TestCaseOpenHoldsTheLine(t *testing.T) {
 	since := time.Date(2019, 3, 1, 0, 0, 0, 0, time.UTC)
-	rec := &validation.Reconciler{Sources: []validation.Source{
+	rec := &reconcile.Reconciler{Sources: []reconcile.Source{
 		{Product: "credit_card", Name: "card-service", Feed: onePageFeed{{CustomerID: "R-3", Product: "credit_card", IssuedAt: since}}},
 		{Product: "personal_loan", Name: "loan-service", Feed: onePageFeed{{CustomerID: "R-3", Product: "personal_loan", IssuedAt: since}}},
 	}}
@@ -124,7 +125,7 @@ func TestCaseOpenHoldsTheLine(t *testing.T) {
 	a.client.Transport = spec
 
 	held := a.mustCheck(t, "R-3", "credit_card")
-	if run, err := rec.Reconcile(context.Background(), "test"); err != nil || run.Counts[validation.FindingDoubleHolding] != 1 {
+	if run, err := rec.Reconcile(context.Background(), "test"); err != nil || run.Counts[reconcile.FindingDoubleHolding] != 1 {
 		t.Fatalf("reconcile: %+v, %v", run, err)
 	}
 	const caseWords = "Customer R-3 holds a Credit card at card-service since 1 Mar 2019 and a Personal loan at loan-service since 1 Mar 2019: contact the customer."

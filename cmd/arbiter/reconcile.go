@@ -11,7 +11,8 @@ import (
 	"strings"
 
 	"github.com/arbiter-bank/arbiter/validation"
-	"github.com/arbiter-bank/arbiter/validation/feed"
+	"github.com/arbiter-bank/arbiter/validation/reconcile"
+	"github.com/arbiter-bank/arbiter/validation/reconcile/feed"
 	"github.com/arbiter-bank/arbiter/validation/redisstore"
 	"github.com/arbiter-bank/arbiter/web"
 )
@@ -21,8 +22,8 @@ import (
 // can still be read, runs answer not_found). In production it refuses a
 // source that would send its key in clear text (http:// to a host that is
 // not loopback).
-func newReconciler(ctx context.Context, policy *validation.Policy, store *redisstore.Store, metrics *web.Metrics, log *slog.Logger, production bool) (*validation.Reconciler, error) {
-	rec := &validation.Reconciler{Store: store, ReconcileStore: store, Policy: policy, Base: ctx, Log: log,
+func newReconciler(ctx context.Context, policy *validation.Policy, store *redisstore.Store, metrics *web.Metrics, log *slog.Logger, production bool) (*reconcile.Reconciler, error) {
+	rec := &reconcile.Reconciler{Ledger: store, Store: store, Policy: policy, Base: ctx, Log: log,
 		OnFinding: metrics.ReconcileFinding, OnSourceDone: metrics.ReconcileSourceDone}
 	if policy.Reconcile == nil {
 		return rec, nil
@@ -43,7 +44,7 @@ func newReconciler(ctx context.Context, policy *validation.Policy, store *rediss
 				return nil, fmt.Errorf("reconcile source %s: key file %s is empty", s.Product, s.KeyFile)
 			}
 		}
-		rec.Sources = append(rec.Sources, validation.Source{Product: s.Product, Name: s.Name, Feed: &feed.Client{URL: s.URL, Key: key, HTTP: hc}})
+		rec.Sources = append(rec.Sources, reconcile.Source{Product: s.Product, Name: s.Name, Feed: &feed.Client{URL: s.URL, Key: key, HTTP: hc}})
 	}
 	return rec, nil
 }

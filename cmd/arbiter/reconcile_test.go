@@ -10,7 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/arbiter-bank/arbiter/validation"
-	"github.com/arbiter-bank/arbiter/validation/feed"
+	"github.com/arbiter-bank/arbiter/validation/reconcile/feed"
 	"github.com/arbiter-bank/arbiter/validation/redisstore"
 	"github.com/arbiter-bank/arbiter/web"
 )

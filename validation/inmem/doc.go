@@ -14,6 +14,6 @@
 // Not modelled: Redis's memory and replicas (store_full, not_durable,
 // unknown outcomes), and freeing memory: ended checks stop being readable
 // after Options.Retention, but nothing is ever deleted, and the audit is
-// not capped. Of reconciliation (validation.ReconcileStore) it has only
+// not capped. Of reconciliation (reconcile.Store) it has only
 // OpenCase and ResolveCase.
 package inmem

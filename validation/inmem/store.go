@@ -294,7 +294,7 @@ func (s *Store) Ping(context.Context) error { return nil }
 // (keeping when it was first opened), as redisstore's does: until
 // ResolveCase, checks and redemptions of the case's products, and of the
 // products that exclude one of them, are refused (validation.ErrCaseOpen).
-// With ResolveCase it is the part of validation.ReconcileStore that the
+// With ResolveCase it is the part of reconcile.Store that the
 // contract suite's case tests need; inmem implements no more of it.
 func (s *Store) OpenCase(_ context.Context, kase validation.Case, now time.Time) error {
 	c := s.begin(kase.CustomerID, ms(now))

@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/arbiter-bank/arbiter/validation"
+	"github.com/arbiter-bank/arbiter/validation/reconcile"
 )
 
 // Reconciliation keys. Runs, their findings, the seen sets, the lease and
@@ -44,7 +45,7 @@ const (
 	// MaxStoredFindingsTotal bounds the findings kept of earlier runs when a
 	// run starts: the newest runs' are kept while their sum stays within it,
 	// the older runs' lists are deleted (their counts stay). With the
-	// running run's own (at most validation.MaxStoredFindings), the store
+	// running run's own (at most reconcile.MaxStoredFindings), the store
 	// never holds more than 110,000 findings, about 40 MB, however often
 	// runs are started or a broken feed keeps producing findings.
 	MaxStoredFindingsTotal = 100_000
@@ -89,9 +90,9 @@ type caseReply struct {
 	Outcome string `lua:"outcome"` // opened | refreshed | resolved
 }
 
-var _ validation.ReconcileStore = (*Store)(nil)
+var _ reconcile.Store = (*Store)(nil)
 
-// Grants implements validation.ReconcileStore: one HVALS per customer, all
+// Grants implements reconcile.Store: one HVALS per customer, all
 // in one pipeline.
 func (s *Store) Grants(ctx context.Context, customers []string) (map[string][]validation.Grant, error) {
 	cmds := make([]*redis.StringSliceCmd, len(customers))
@@ -128,7 +129,7 @@ func decodeGrants(customer string, raws []string) ([]validation.Grant, error) {
 	return gs, nil
 }
 
-// ScanGrants implements validation.ReconcileStore: SCAN MATCH on every
+// ScanGrants implements reconcile.Store: SCAN MATCH on every
 // master (a Cluster's masters in parallel, fn called one batch at a time),
 // each step's keys read with one pipelined HVALS each.
 func (s *Store) ScanGrants(ctx context.Context, fn func(map[string][]validation.Grant) error) error {
@@ -188,7 +189,7 @@ func readGrants(ctx context.Context, node redis.Cmdable, keys []string) (map[str
 	return batch, nil
 }
 
-// MarkSeen implements validation.ReconcileStore: one SADD per page.
+// MarkSeen implements reconcile.Store: one SADD per page.
 func (s *Store) MarkSeen(ctx context.Context, run, product string, customers []string) error {
 	if len(customers) == 0 {
 		return nil
@@ -209,7 +210,7 @@ func (s *Store) MarkSeen(ctx context.Context, run, product string, customers []s
 	return nil
 }
 
-// Seen implements validation.ReconcileStore: one SMISMEMBER.
+// Seen implements reconcile.Store: one SMISMEMBER.
 func (s *Store) Seen(ctx context.Context, run, product string, customers []string) ([]bool, error) {
 	if len(customers) == 0 {
 		return nil, nil
@@ -225,7 +226,7 @@ func (s *Store) Seen(ctx context.Context, run, product string, customers []strin
 	return seen, nil
 }
 
-// DropRun implements validation.ReconcileStore.
+// DropRun implements reconcile.Store.
 func (s *Store) DropRun(ctx context.Context, run string, products []string) error {
 	for _, p := range products {
 		if err := s.rdb.Del(ctx, seenKey(run, p)).Err(); err != nil {
@@ -237,15 +238,15 @@ func (s *Store) DropRun(ctx context.Context, run string, products []string) erro
 
 // The JSON shapes of runs, findings and cases.
 type runJSON struct {
-	ID         string                         `json:"id"`
-	Status     string                         `json:"status"`
-	StartedAt  int64                          `json:"started_at"`
-	FinishedAt int64                          `json:"finished_at,omitempty"`
-	StartedBy  string                         `json:"started_by"`
-	Sources    []sourceJSON                   `json:"sources"`
-	Counts     map[validation.FindingKind]int `json:"counts"`
-	Findings   int                            `json:"findings"`
-	Error      string                         `json:"error,omitempty"`
+	ID         string                        `json:"id"`
+	Status     string                        `json:"status"`
+	StartedAt  int64                         `json:"started_at"`
+	FinishedAt int64                         `json:"finished_at,omitempty"`
+	StartedBy  string                        `json:"started_by"`
+	Sources    []sourceJSON                  `json:"sources"`
+	Counts     map[reconcile.FindingKind]int `json:"counts"`
+	Findings   int                           `json:"findings"`
+	Error      string                        `json:"error,omitempty"`
 }
 
 type sourceJSON struct {
@@ -288,7 +289,7 @@ func timeOf(ms int64) time.Time {
 	return time.UnixMilli(ms).UTC()
 }
 
-func runJSONOf(r validation.Run) runJSON {
+func runJSONOf(r reconcile.Run) runJSON {
 	j := runJSON{ID: r.ID, Status: string(r.Status), StartedAt: msOf(r.StartedAt), FinishedAt: msOf(r.FinishedAt),
 		StartedBy: r.StartedBy, Counts: r.Counts, Findings: r.Findings, Error: r.Error}
 	for _, p := range r.Sources {
@@ -297,9 +298,9 @@ func runJSONOf(r validation.Run) runJSON {
 	return j
 }
 
-// SaveRun implements validation.ReconcileStore; a run's first save bounds
+// SaveRun implements reconcile.Store; a run's first save bounds
 // what the earlier runs keep (trimRuns).
-func (s *Store) SaveRun(ctx context.Context, r validation.Run) error {
+func (s *Store) SaveRun(ctx context.Context, r reconcile.Run) error {
 	raw, err := json.Marshal(runJSONOf(r))
 	if err != nil {
 		return err
@@ -325,7 +326,7 @@ func (s *Store) SaveRun(ctx context.Context, r validation.Run) error {
 // past MaxStoredFindingsTotal (newest first) are deleted and their run
 // says findings 0. The seen sets of the run before (dropped at its end,
 // unless its process died) are deleted too.
-func (s *Store) trimRuns(ctx context.Context, started validation.Run) error {
+func (s *Store) trimRuns(ctx context.Context, started reconcile.Run) error {
 	ids, err := s.rdb.ZRangeArgs(ctx, redis.ZRangeArgs{Key: runsKey, Start: 0, Stop: -1, Rev: true}).Result()
 	if err != nil {
 		return unavailable("trim runs", err)
@@ -405,30 +406,30 @@ func (s *Store) zeroFindings(ctx context.Context, id string) error {
 	return nil
 }
 
-// Run implements validation.ReconcileStore.
-func (s *Store) Run(ctx context.Context, id string) (validation.Run, error) {
+// Run implements reconcile.Store.
+func (s *Store) Run(ctx context.Context, id string) (reconcile.Run, error) {
 	raw, err := s.rdb.Get(ctx, runKey(id)).Bytes()
 	if errors.Is(err, redis.Nil) {
-		return validation.Run{}, validation.Errorf(validation.ReasonNotFound, "no reconciliation %q (runs are kept %s)", id, RunRetention)
+		return reconcile.Run{}, validation.Errorf(validation.ReasonNotFound, "no reconciliation %q (runs are kept %s)", id, RunRetention)
 	}
 	if err != nil {
-		return validation.Run{}, unavailable("run", err)
+		return reconcile.Run{}, unavailable("run", err)
 	}
 	var j runJSON
 	if err := json.Unmarshal(raw, &j); err != nil {
-		return validation.Run{}, fmt.Errorf("decode run: %w", err)
+		return reconcile.Run{}, fmt.Errorf("decode run: %w", err)
 	}
-	run := validation.Run{ID: j.ID, Status: validation.RunStatus(j.Status), StartedAt: timeOf(j.StartedAt), FinishedAt: timeOf(j.FinishedAt),
+	run := reconcile.Run{ID: j.ID, Status: reconcile.RunStatus(j.Status), StartedAt: timeOf(j.StartedAt), FinishedAt: timeOf(j.FinishedAt),
 		StartedBy: j.StartedBy, Counts: j.Counts, Findings: j.Findings, Error: j.Error}
 	for _, p := range j.Sources {
-		run.Sources = append(run.Sources, validation.SourceProgress{Product: p.Product, Name: p.Name, Status: validation.SourceStatus(p.Status),
+		run.Sources = append(run.Sources, reconcile.SourceProgress{Product: p.Product, Name: p.Name, Status: reconcile.SourceStatus(p.Status),
 			Holdings: p.Holdings, Customers: p.Customers, Proven: p.Proven, Error: p.Error})
 	}
 	return run, nil
 }
 
-// AddFindings implements validation.ReconcileStore.
-func (s *Store) AddFindings(ctx context.Context, run string, fs []validation.Finding) error {
+// AddFindings implements reconcile.Store.
+func (s *Store) AddFindings(ctx context.Context, run string, fs []reconcile.Finding) error {
 	vals := make([]any, len(fs))
 	for i, f := range fs {
 		raw, err := json.Marshal(findingJSON{Kind: string(f.Kind), Customer: f.CustomerID, Products: f.Products, Detail: f.Detail, Action: f.Action})
@@ -449,19 +450,19 @@ func (s *Store) AddFindings(ctx context.Context, run string, fs []validation.Fin
 	return nil
 }
 
-// Findings implements validation.ReconcileStore.
-func (s *Store) Findings(ctx context.Context, run string, offset, limit int) ([]validation.Finding, error) {
+// Findings implements reconcile.Store.
+func (s *Store) Findings(ctx context.Context, run string, offset, limit int) ([]reconcile.Finding, error) {
 	raws, err := s.rdb.LRange(ctx, findingsKey(run), int64(offset), int64(offset+limit-1)).Result()
 	if err != nil {
 		return nil, unavailable("findings", err)
 	}
-	out := make([]validation.Finding, 0, len(raws))
+	out := make([]reconcile.Finding, 0, len(raws))
 	for _, raw := range raws {
 		var j findingJSON
 		if err := json.Unmarshal([]byte(raw), &j); err != nil {
 			return nil, fmt.Errorf("decode finding: %w", err)
 		}
-		out = append(out, validation.Finding{Kind: validation.FindingKind(j.Kind), CustomerID: j.Customer, Products: j.Products, Detail: j.Detail, Action: j.Action})
+		out = append(out, reconcile.Finding{Kind: reconcile.FindingKind(j.Kind), CustomerID: j.Customer, Products: j.Products, Detail: j.Detail, Action: j.Action})
 	}
 	return out, nil
 }
@@ -473,7 +474,7 @@ var (
 	releaseLease = redis.NewScript(`if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`)
 )
 
-// AcquireLease implements validation.ReconcileStore (SET NX PX).
+// AcquireLease implements reconcile.Store (SET NX PX).
 func (s *Store) AcquireLease(ctx context.Context, holder string, ttl time.Duration) (bool, string, error) {
 	ok, err := s.rdb.SetNX(ctx, leaseKey, holder, ttl).Result()
 	if err != nil {
@@ -489,7 +490,7 @@ func (s *Store) AcquireLease(ctx context.Context, holder string, ttl time.Durati
 	return false, cur, nil
 }
 
-// RenewLease implements validation.ReconcileStore.
+// RenewLease implements reconcile.Store.
 func (s *Store) RenewLease(ctx context.Context, holder string, ttl time.Duration) (bool, error) {
 	n, err := renewLease.Run(ctx, s.rdb, []string{leaseKey}, holder, ttl.Milliseconds()).Int()
 	if err != nil {
@@ -498,7 +499,7 @@ func (s *Store) RenewLease(ctx context.Context, holder string, ttl time.Duration
 	return n == 1, nil
 }
 
-// LeaseHolder implements validation.ReconcileStore.
+// LeaseHolder implements reconcile.Store.
 func (s *Store) LeaseHolder(ctx context.Context) (string, error) {
 	cur, err := s.rdb.Get(ctx, leaseKey).Result()
 	if errors.Is(err, redis.Nil) {
@@ -510,7 +511,7 @@ func (s *Store) LeaseHolder(ctx context.Context) (string, error) {
 	return cur, nil
 }
 
-// ReleaseLease implements validation.ReconcileStore.
+// ReleaseLease implements reconcile.Store.
 func (s *Store) ReleaseLease(ctx context.Context, holder string) error {
 	if err := releaseLease.Run(ctx, s.rdb, []string{leaseKey}, holder).Err(); err != nil {
 		return unavailable("lease", err)
@@ -518,7 +519,7 @@ func (s *Store) ReleaseLease(ctx context.Context, holder string) error {
 	return nil
 }
 
-// ClaimSchedule implements validation.ReconcileStore (SET NX PX).
+// ClaimSchedule implements reconcile.Store (SET NX PX).
 func (s *Store) ClaimSchedule(ctx context.Context, holder string, every time.Duration) (bool, error) {
 	ok, err := s.rdb.SetNX(ctx, scheduleKey, holder, every).Result()
 	if err != nil {
@@ -527,7 +528,7 @@ func (s *Store) ClaimSchedule(ctx context.Context, holder string, every time.Dur
 	return ok, nil
 }
 
-// LastCount implements validation.ReconcileStore.
+// LastCount implements reconcile.Store.
 func (s *Store) LastCount(ctx context.Context, product string) (int, error) {
 	v, err := s.rdb.HGet(ctx, lastCountKey(product), "customers").Result()
 	if errors.Is(err, redis.Nil) {
@@ -539,7 +540,7 @@ func (s *Store) LastCount(ctx context.Context, product string) (int, error) {
 	return strconv.Atoi(v)
 }
 
-// SetLastCount implements validation.ReconcileStore.
+// SetLastCount implements reconcile.Store.
 func (s *Store) SetLastCount(ctx context.Context, product string, n int, at time.Time) error {
 	if err := s.rdb.HSet(ctx, lastCountKey(product), "customers", n, "at", at.UnixMilli()).Err(); err != nil {
 		return unavailable("last count", err)
@@ -547,7 +548,7 @@ func (s *Store) SetLastCount(ctx context.Context, product string, n int, at time
 	return nil
 }
 
-// OrphanCandidates implements validation.ReconcileStore (one GET).
+// OrphanCandidates implements reconcile.Store (one GET).
 func (s *Store) OrphanCandidates(ctx context.Context, product string) (map[string]time.Time, error) {
 	raw, err := s.rdb.Get(ctx, orphansKey(product)).Bytes()
 	if errors.Is(err, redis.Nil) {
@@ -567,7 +568,7 @@ func (s *Store) OrphanCandidates(ctx context.Context, product string) (map[strin
 	return out, nil
 }
 
-// SetOrphanCandidates implements validation.ReconcileStore: one SET PX
+// SetOrphanCandidates implements reconcile.Store: one SET PX
 // (or DEL when none), so the replacement is atomic.
 func (s *Store) SetOrphanCandidates(ctx context.Context, product string, c map[string]time.Time) error {
 	k := orphansKey(product)
@@ -591,7 +592,7 @@ func (s *Store) SetOrphanCandidates(ctx context.Context, product string, c map[s
 	return nil
 }
 
-// OpenCase implements validation.ReconcileStore: the case and its audit
+// OpenCase implements reconcile.Store: the case and its audit
 // event in one script, then its index entry (idempotent: a lost ZADD is
 // made again by the next run that finds the case).
 func (s *Store) OpenCase(ctx context.Context, c validation.Case, now time.Time) error {
@@ -623,7 +624,7 @@ func decodeCase(raw string) (validation.Case, error) {
 	return validation.Case{CustomerID: j.Customer, Products: j.Products, Detail: j.Detail, OpenedAt: timeOf(j.Opened), RunID: j.Run}, nil
 }
 
-// Cases implements validation.ReconcileStore: the index, then each case
+// Cases implements reconcile.Store: the index, then each case
 // (pipelined); an index entry whose case is gone (a resolution whose ZREM
 // was lost) is dropped.
 func (s *Store) Cases(ctx context.Context, limit int) ([]validation.Case, error) {
@@ -657,7 +658,7 @@ func (s *Store) Cases(ctx context.Context, limit int) ([]validation.Case, error)
 	return out, nil
 }
 
-// ResolveCase implements validation.ReconcileStore.
+// ResolveCase implements reconcile.Store.
 func (s *Store) ResolveCase(ctx context.Context, customerID, actor, note string, now time.Time) (validation.Case, error) {
 	var r caseReply
 	err := s.run(ctx, caseScript, customerID, now, nil,

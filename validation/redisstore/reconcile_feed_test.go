@@ -14,7 +14,8 @@ import (
 	"time"
 
 	"github.com/arbiter-bank/arbiter/validation"
-	"github.com/arbiter-bank/arbiter/validation/feed"
+	"github.com/arbiter-bank/arbiter/validation/reconcile"
+	"github.com/arbiter-bank/arbiter/validation/reconcile/feed"
 	"github.com/arbiter-bank/arbiter/validation/redisstore/redistest"
 )
 
@@ -97,13 +98,13 @@ func TestReconcileLyingFeedReleasesNothing(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		feed   httpFeed
-		status validation.SourceStatus
+		status reconcile.SourceStatus
 		error  string // the source's error names the lie
 		action string // of the orphans it leaves
 	}{
-		{"a cursor off by one", httpFeed{offByOne: true}, validation.SourceFailed, `next "C-05" is not the page's last customer C-04`, ""},
-		{"the last page dropped", httpFeed{truncate: true}, validation.SourceFailed, `proof of ("C-29", the end) states 10 customers, 10 holdings`, ""},
-		{"the last page dropped, without a proof", httpFeed{truncate: true, noProof: true}, validation.SourceDone, "", validation.ActionUnproven},
+		{"a cursor off by one", httpFeed{offByOne: true}, reconcile.SourceFailed, `next "C-05" is not the page's last customer C-04`, ""},
+		{"the last page dropped", httpFeed{truncate: true}, reconcile.SourceFailed, `proof of ("C-29", the end) states 10 customers, 10 holdings`, ""},
+		{"the last page dropped, without a proof", httpFeed{truncate: true, noProof: true}, reconcile.SourceDone, "", reconcile.ActionUnproven},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -123,7 +124,7 @@ func TestReconcileLyingFeedReleasesNothing(t *testing.T) {
 					t.Errorf("run at +%s: card source %+v, want %s with %q", later, src, tc.status, tc.error)
 				}
 				for key, x := range f.findings(t, run) {
-					if x.Kind == validation.FindingOrphanGrant && x.Action != tc.action {
+					if x.Kind == reconcile.FindingOrphanGrant && x.Action != tc.action {
 						t.Errorf("run at +%s: %s: %q, want %q (%s)", later, key, x.Action, tc.action, x.Detail)
 					}
 				}

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/arbiter-bank/arbiter/validation"
+	"github.com/arbiter-bank/arbiter/validation/reconcile"
 	"github.com/arbiter-bank/arbiter/validation/redisstore"
 	"github.com/arbiter-bank/arbiter/validation/redisstore/redistest"
 )
@@ -21,25 +21,25 @@ func TestReconcileFindingsBoundedInTotal(t *testing.T) {
 	rdb := redistest.MustStartRedis(t).Client(t)
 	store := redisstore.New(rdb, redisstore.Options{})
 	ctx := context.Background()
-	per := validation.MaxStoredFindings
-	fs := make([]validation.Finding, per)
+	per := reconcile.MaxStoredFindings
+	fs := make([]reconcile.Finding, per)
 	for i := range fs {
-		fs[i] = validation.Finding{Kind: validation.FindingOrphanGrant, CustomerID: fmt.Sprintf("C-%05d", i), Products: []string{"credit_card"},
-			Detail: strings.Repeat("a grant no feed lists ", 10), Action: validation.ActionReported}
+		fs[i] = reconcile.Finding{Kind: reconcile.FindingOrphanGrant, CustomerID: fmt.Sprintf("C-%05d", i), Products: []string{"credit_card"},
+			Detail: strings.Repeat("a grant no feed lists ", 10), Action: reconcile.ActionReported}
 	}
 	runs := redisstore.MaxStoredFindingsTotal/per + 3
 	start := time.Now().Add(-24 * time.Hour)
 	var ids []string
 	for i := range runs {
-		run := validation.Run{ID: fmt.Sprintf("rec_%016x", i), Status: validation.RunRunning, StartedAt: start.Add(time.Duration(i) * 10 * time.Minute),
-			Counts: map[validation.FindingKind]int{}, Sources: []validation.SourceProgress{{Product: "credit_card", Name: "card-service"}}}
+		run := reconcile.Run{ID: fmt.Sprintf("rec_%016x", i), Status: reconcile.RunRunning, StartedAt: start.Add(time.Duration(i) * 10 * time.Minute),
+			Counts: map[reconcile.FindingKind]int{}, Sources: []reconcile.SourceProgress{{Product: "credit_card", Name: "card-service"}}}
 		if err := store.SaveRun(ctx, run); err != nil {
 			t.Fatal(err)
 		}
 		if err := store.AddFindings(ctx, run.ID, fs); err != nil {
 			t.Fatal(err)
 		}
-		run.Status, run.Findings, run.Counts[validation.FindingOrphanGrant] = validation.RunDone, per, per
+		run.Status, run.Findings, run.Counts[reconcile.FindingOrphanGrant] = reconcile.RunDone, per, per
 		if err := store.SaveRun(ctx, run); err != nil {
 			t.Fatal(err)
 		}
@@ -57,7 +57,7 @@ func TestReconcileFindingsBoundedInTotal(t *testing.T) {
 		}
 		total += len(got)
 		kept := i >= runs-1-redisstore.MaxStoredFindingsTotal/per // the newest runs' findings, within the bound, and the last run's
-		if want := map[bool]int{true: per, false: 0}[kept]; len(got) != want || run.Findings != want || run.Counts[validation.FindingOrphanGrant] != per {
+		if want := map[bool]int{true: per, false: 0}[kept]; len(got) != want || run.Findings != want || run.Counts[reconcile.FindingOrphanGrant] != per {
 			t.Errorf("run %d of %d: %d findings stored, run says %d (counts %v); want %d, counts kept", i+1, runs, len(got), run.Findings, run.Counts, want)
 		}
 	}
@@ -70,8 +70,8 @@ func TestReconcileFindingsBoundedInTotal(t *testing.T) {
 		if err := store.MarkSeen(ctx, dead, "credit_card", []string{"C-1"}); err != nil {
 			t.Fatal(err)
 		}
-		next := validation.Run{ID: "rec_ffffffffffffffff", Status: validation.RunRunning, StartedAt: time.Now(),
-			Sources: []validation.SourceProgress{{Product: "credit_card"}}}
+		next := reconcile.Run{ID: "rec_ffffffffffffffff", Status: reconcile.RunRunning, StartedAt: time.Now(),
+			Sources: []reconcile.SourceProgress{{Product: "credit_card"}}}
 		if err := store.SaveRun(ctx, next); err != nil {
 			t.Fatal(err)
 		}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/arbiter-bank/arbiter/validation"
+	"github.com/arbiter-bank/arbiter/validation/reconcile"
 	"github.com/arbiter-bank/arbiter/validation/redisstore/redistest"
 )
 
@@ -24,19 +25,19 @@ type genFeed struct {
 
 func scaleCustomer(i int) string { return fmt.Sprintf("S-%08d", i) }
 
-func (g genFeed) Page(ctx context.Context, after string, limit int) (validation.HoldingsPage, error) {
+func (g genFeed) Page(ctx context.Context, after string, limit int) (reconcile.HoldingsPage, error) {
 	start := 0
 	if after != "" {
 		i, err := strconv.Atoi(after[2:])
 		if err != nil {
-			return validation.HoldingsPage{}, err
+			return reconcile.HoldingsPage{}, err
 		}
 		start = i + 1
 	}
 	end := min(start+limit, g.n)
-	p := validation.HoldingsPage{Holdings: make([]validation.Holding, 0, end-start)}
+	p := reconcile.HoldingsPage{Holdings: make([]reconcile.Holding, 0, end-start)}
 	for i := start; i < end; i++ {
-		p.Holdings = append(p.Holdings, validation.Holding{CustomerID: scaleCustomer(i), Product: g.product, IssuedAt: time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)})
+		p.Holdings = append(p.Holdings, reconcile.Holding{CustomerID: scaleCustomer(i), Product: g.product, IssuedAt: time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)})
 	}
 	if end < g.n {
 		p.Next = scaleCustomer(end - 1)
@@ -120,7 +121,7 @@ func TestReconcileScale(t *testing.T) {
 		for k, v := range cmdsAfter {
 			cmds += v - cmdsBefore[k]
 		}
-		if got := run.Counts[validation.FindingImported]; got != phase.imports {
+		if got := run.Counts[reconcile.FindingImported]; got != phase.imports {
 			t.Fatalf("%s: imported %d, want %d", phase.name, got, phase.imports)
 		}
 		heap := int64(peak.Load()) - int64(before.HeapInuse)

@@ -17,6 +17,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/arbiter-bank/arbiter/validation"
+	"github.com/arbiter-bank/arbiter/validation/reconcile"
 	"github.com/arbiter-bank/arbiter/validation/redisstore"
 	"github.com/arbiter-bank/arbiter/validation/redisstore/redistest"
 )
@@ -24,36 +25,36 @@ import (
 // memFeed is a holdings feed in memory, paged as the interface says, with
 // a proof on every page; it can fail on a given page or answer out of order.
 type memFeed struct {
-	holdings  []validation.Holding // sorted by customer id
-	failPage  int                  // 1-based page that fails; 0: none
-	unordered bool                 // answer the first page in reverse
-	hangPage  int                  // 1-based page that never answers (until its context ends)
+	holdings  []reconcile.Holding // sorted by customer id
+	failPage  int                 // 1-based page that fails; 0: none
+	unordered bool                // answer the first page in reverse
+	hangPage  int                 // 1-based page that never answers (until its context ends)
 	pages     int
 }
 
-func (f *memFeed) Page(ctx context.Context, after string, limit int) (validation.HoldingsPage, error) {
+func (f *memFeed) Page(ctx context.Context, after string, limit int) (reconcile.HoldingsPage, error) {
 	f.pages++
 	if f.failPage == f.pages {
-		return validation.HoldingsPage{}, errors.New("feed: 502 bad gateway")
+		return reconcile.HoldingsPage{}, errors.New("feed: 502 bad gateway")
 	}
 	if f.hangPage == f.pages {
 		<-ctx.Done()
-		return validation.HoldingsPage{}, ctx.Err()
+		return reconcile.HoldingsPage{}, ctx.Err()
 	}
 	i := sort.Search(len(f.holdings), func(i int) bool { return f.holdings[i].CustomerID > after })
 	end := min(i+limit, len(f.holdings))
-	page := validation.HoldingsPage{Holdings: slices.Clone(f.holdings[i:end])}
+	page := reconcile.HoldingsPage{Holdings: slices.Clone(f.holdings[i:end])}
 	if end < len(f.holdings) {
 		page.Next = f.holdings[end-1].CustomerID
 	}
 	// The proof of the range the page claims, from the whole list.
-	var in []validation.Holding
+	var in []reconcile.Holding
 	for _, h := range f.holdings {
 		if h.CustomerID > after && (page.Next == "" || h.CustomerID <= page.Next) {
 			in = append(in, h)
 		}
 	}
-	proof := validation.ProofOf(in)
+	proof := reconcile.ProofOf(in)
 	page.Proof = &proof
 	if f.unordered {
 		slices.Reverse(page.Holdings)
@@ -68,9 +69,9 @@ func feedOf(product string, customers ...string) *memFeed {
 		if id, ok := strings.CutPrefix(c, "check="); ok { // "check=<id>@<customer>"
 			check, c, _ = strings.Cut(id, "@")
 		}
-		f.holdings = append(f.holdings, validation.Holding{CustomerID: c, Product: product, CheckID: check, IssuedAt: time.Now().Add(-48 * time.Hour)})
+		f.holdings = append(f.holdings, reconcile.Holding{CustomerID: c, Product: product, CheckID: check, IssuedAt: time.Now().Add(-48 * time.Hour)})
 	}
-	slices.SortFunc(f.holdings, func(a, b validation.Holding) int { return strings.Compare(a.CustomerID, b.CustomerID) })
+	slices.SortFunc(f.holdings, func(a, b reconcile.Holding) int { return strings.Compare(a.CustomerID, b.CustomerID) })
 	return f
 }
 
@@ -79,18 +80,18 @@ func feedOf(product string, customers ...string) *memFeed {
 type reconFixture struct {
 	store *redisstore.Store
 	svc   *validation.Service
-	rec   *validation.Reconciler
+	rec   *reconcile.Reconciler
 }
 
-func newRecon(tb testing.TB, rdb redis.UniversalClient, card, loan validation.Feed, onOrphan string) *reconFixture {
+func newRecon(tb testing.TB, rdb redis.UniversalClient, card, loan reconcile.Feed, onOrphan string) *reconFixture {
 	tb.Helper()
 	store := redisstore.New(rdb, redisstore.Options{})
 	policy := validation.DefaultPolicy()
 	f := &reconFixture{store: store, svc: &validation.Service{Store: store, Policy: policy}}
-	f.rec = &validation.Reconciler{
-		Store: store, ReconcileStore: store, Policy: policy,
+	f.rec = &reconcile.Reconciler{
+		Ledger: store, Store: store, Policy: policy,
 		Config:  validation.ReconcileConfig{OnOrphan: onOrphan, PageSize: 2},
-		Sources: []validation.Source{{Product: "credit_card", Name: "card-service", Feed: card}, {Product: "personal_loan", Name: "loan-service", Feed: loan}},
+		Sources: []reconcile.Source{{Product: "credit_card", Name: "card-service", Feed: card}, {Product: "personal_loan", Name: "loan-service", Feed: loan}},
 		Batch:   3,
 		Log:     slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
@@ -114,25 +115,25 @@ func (f *reconFixture) later(d time.Duration) {
 	f.rec.Now = func() time.Time { return time.Now().Add(d) }
 }
 
-func (f *reconFixture) reconcile(tb testing.TB) validation.Run {
+func (f *reconFixture) reconcile(tb testing.TB) reconcile.Run {
 	tb.Helper()
 	run, err := f.rec.Reconcile(context.Background(), "test")
 	if err != nil {
 		tb.Fatalf("reconcile: %v", err)
 	}
-	if run.Status != validation.RunDone {
+	if run.Status != reconcile.RunDone {
 		tb.Fatalf("run %s: %s", run.Status, run.Error)
 	}
 	return run
 }
 
-func (f *reconFixture) findings(tb testing.TB, run validation.Run) map[string]validation.Finding {
+func (f *reconFixture) findings(tb testing.TB, run reconcile.Run) map[string]reconcile.Finding {
 	tb.Helper()
 	fs, err := f.store.Findings(context.Background(), run.ID, 0, 1000)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	out := map[string]validation.Finding{}
+	out := map[string]reconcile.Finding{}
 	for _, x := range fs {
 		out[x.CustomerID+"/"+string(x.Kind)] = x
 	}
@@ -152,13 +153,13 @@ func (f *reconFixture) products(tb testing.TB, customer string) []string {
 	return ps
 }
 
-func sourceStatus(run validation.Run, product string) validation.SourceProgress {
+func sourceStatus(run reconcile.Run, product string) reconcile.SourceProgress {
 	for _, s := range run.Sources {
 		if s.Product == product {
 			return s
 		}
 	}
-	return validation.SourceProgress{}
+	return reconcile.SourceProgress{}
 }
 
 // everyKind sets up one customer per finding kind (and two that must
@@ -175,18 +176,18 @@ func everyKind(t *testing.T, rdb redis.UniversalClient) {
 	f.grant(t, "C-7", "personal_loan", old) // importing C-7's card breaks the policy: a case
 
 	run := f.reconcile(t)
-	want := map[validation.FindingKind]int{validation.FindingImported: 1, validation.FindingDoubleHolding: 2,
-		validation.FindingOrphanGrant: 2, validation.FindingCheckMismatch: 1}
-	for _, k := range validation.FindingKinds {
+	want := map[reconcile.FindingKind]int{reconcile.FindingImported: 1, reconcile.FindingDoubleHolding: 2,
+		reconcile.FindingOrphanGrant: 2, reconcile.FindingCheckMismatch: 1}
+	for _, k := range reconcile.FindingKinds {
 		if got := run.Counts[k]; got != want[k] {
 			t.Errorf("counts[%s] = %d, want %d (all: %v)", k, got, want[k], run.Counts)
 		}
 	}
 	fs := f.findings(t, run)
 	for key, action := range map[string]string{
-		"C-1/imported": validation.ActionImported, "C-2/double_holding": validation.ActionCaseOpened,
-		"C-3/orphan_grant": validation.ActionReported, "C-4/check_mismatch": validation.ActionReported,
-		"C-7/double_holding": validation.ActionCaseOpened, "C-7/orphan_grant": validation.ActionReported,
+		"C-1/imported": reconcile.ActionImported, "C-2/double_holding": reconcile.ActionCaseOpened,
+		"C-3/orphan_grant": reconcile.ActionReported, "C-4/check_mismatch": reconcile.ActionReported,
+		"C-7/double_holding": reconcile.ActionCaseOpened, "C-7/orphan_grant": reconcile.ActionReported,
 	} {
 		if got := fs[key].Action; got != action {
 			t.Errorf("finding %s: action %q, want %q (%+v)", key, got, action, fs[key])
@@ -218,7 +219,7 @@ func everyKind(t *testing.T, rdb redis.UniversalClient) {
 		t.Errorf("open cases = %v, want C-2 and C-7", cased)
 	}
 	for _, s := range run.Sources {
-		if s.Status != validation.SourceDone || s.Error != "" {
+		if s.Status != reconcile.SourceDone || s.Error != "" {
 			t.Errorf("source %+v, want done", s)
 		}
 	}
@@ -229,13 +230,13 @@ func everyKind(t *testing.T, rdb redis.UniversalClient) {
 	t.Run("a second run finds only what is still wrong, and releases the confirmed orphan", func(t *testing.T) {
 		f.later(16 * time.Minute) // more than the grace after the first sighting
 		again := f.reconcile(t)
-		want := map[validation.FindingKind]int{validation.FindingDoubleHolding: 2, validation.FindingOrphanGrant: 3, validation.FindingCheckMismatch: 1} // C-5 is past the grace now: first sighting
-		for _, k := range validation.FindingKinds {
+		want := map[reconcile.FindingKind]int{reconcile.FindingDoubleHolding: 2, reconcile.FindingOrphanGrant: 3, reconcile.FindingCheckMismatch: 1} // C-5 is past the grace now: first sighting
+		for _, k := range reconcile.FindingKinds {
 			if got := again.Counts[k]; got != want[k] {
 				t.Errorf("counts[%s] = %d, want %d", k, got, want[k])
 			}
 		}
-		if got := f.findings(t, again)["C-3/orphan_grant"].Action; got != validation.ActionReleased {
+		if got := f.findings(t, again)["C-3/orphan_grant"].Action; got != reconcile.ActionReleased {
 			t.Errorf("C-3's orphan on its second sighting: %q, want released", got)
 		}
 		if got := f.products(t, "C-3"); len(got) != 0 {
@@ -309,10 +310,10 @@ func TestReconcileNeverReleasesOnAPartialFeed(t *testing.T) {
 			*card = *tc.card()
 			run := f.reconcile(t)
 			src := sourceStatus(run, "credit_card")
-			if src.Status != validation.SourceFailed || !strings.Contains(src.Error, tc.error) {
+			if src.Status != reconcile.SourceFailed || !strings.Contains(src.Error, tc.error) {
 				t.Errorf("card source = %+v, want failed with %q", src, tc.error)
 			}
-			if run.Counts[validation.FindingOrphanGrant] != 0 {
+			if run.Counts[reconcile.FindingOrphanGrant] != 0 {
 				t.Errorf("orphans found on a partial feed: %v", run.Counts)
 			}
 			if got := f.products(t, "C-99"); !slices.Equal(got, []string{"credit_card"}) {
@@ -333,10 +334,10 @@ func TestReconcileReleaseCap(t *testing.T) {
 		onOrphan string
 		action   string
 	}{
-		{"at the cap: released", 10, validation.OnOrphanRelease, validation.ActionReleased},
-		{"over the cap: reported", 11, validation.OnOrphanRelease, validation.ActionOverCap},
-		{"report mode: reported", 3, validation.OnOrphanReport, validation.ActionReported},
-		{"over a configured cap of 2: reported", 3, validation.OnOrphanRelease + ":2", validation.ActionOverCap},
+		{"at the cap: released", 10, validation.OnOrphanRelease, reconcile.ActionReleased},
+		{"over the cap: reported", 11, validation.OnOrphanRelease, reconcile.ActionOverCap},
+		{"report mode: reported", 3, validation.OnOrphanReport, reconcile.ActionReported},
+		{"over a configured cap of 2: reported", 3, validation.OnOrphanRelease + ":2", reconcile.ActionOverCap},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -349,19 +350,19 @@ func TestReconcileReleaseCap(t *testing.T) {
 				f.grant(t, fmt.Sprintf("O-%02d", i), "credit_card", old)
 			}
 			run := f.reconcile(t)
-			if tc.action == validation.ActionReleased { // first sighting: reported; confirmed by a run past the grace
+			if tc.action == reconcile.ActionReleased { // first sighting: reported; confirmed by a run past the grace
 				f.later(16 * time.Minute)
 				run = f.reconcile(t)
 			}
-			if got := run.Counts[validation.FindingOrphanGrant]; got != tc.orphans {
+			if got := run.Counts[reconcile.FindingOrphanGrant]; got != tc.orphans {
 				t.Fatalf("orphans = %d, want %d", got, tc.orphans)
 			}
 			for key, x := range f.findings(t, run) {
-				if x.Kind == validation.FindingOrphanGrant && x.Action != tc.action {
+				if x.Kind == reconcile.FindingOrphanGrant && x.Action != tc.action {
 					t.Errorf("%s: action %q, want %q", key, x.Action, tc.action)
 				}
 			}
-			released := tc.action == validation.ActionReleased
+			released := tc.action == reconcile.ActionReleased
 			if got := len(f.products(t, "O-00")) == 0; got != released {
 				t.Errorf("O-00 released = %v, want %v", got, released)
 			}
@@ -379,14 +380,14 @@ func TestReconcileLease(t *testing.T) {
 		t.Fatal(err)
 	}
 	<-started
-	if _, err := f.rec.Start(context.Background(), admin); !errors.Is(err, validation.ErrReconciliationRunning) {
+	if _, err := f.rec.Start(context.Background(), admin); !errors.Is(err, reconcile.ErrRunning) {
 		t.Errorf("second start while running: %v, want reconciliation_running", err)
 	}
 	got, _, err := f.rec.Run(context.Background(), admin, run.ID, 0, 10)
-	if err != nil || got.Status != validation.RunRunning {
+	if err != nil || got.Status != reconcile.RunRunning {
 		t.Errorf("run while running = %+v, %v", got, err)
 	}
-	if src := sourceStatus(got, "credit_card"); src.Status != validation.SourceReading || src.Holdings != 1 || src.Customers != 1 {
+	if src := sourceStatus(got, "credit_card"); src.Status != reconcile.SourceReading || src.Holdings != 1 || src.Customers != 1 {
 		t.Errorf("card progress while its second page is awaited = %+v, want reading, 1 holding read", src)
 	}
 	close(block)
@@ -404,23 +405,23 @@ type blockingFeed struct {
 	once             sync.Once
 }
 
-func (b *blockingFeed) Page(ctx context.Context, after string, limit int) (validation.HoldingsPage, error) {
+func (b *blockingFeed) Page(ctx context.Context, after string, limit int) (reconcile.HoldingsPage, error) {
 	if after == "" {
-		return validation.HoldingsPage{Holdings: []validation.Holding{{CustomerID: "C-1", Product: "credit_card"}}, Next: "C-1"}, nil
+		return reconcile.HoldingsPage{Holdings: []reconcile.Holding{{CustomerID: "C-1", Product: "credit_card"}}, Next: "C-1"}, nil
 	}
 	b.once.Do(func() { close(b.started) })
 	<-b.release
-	return validation.HoldingsPage{Holdings: []validation.Holding{{CustomerID: "C-2", Product: "credit_card"}}}, nil
+	return reconcile.HoldingsPage{Holdings: []reconcile.Holding{{CustomerID: "C-2", Product: "credit_card"}}}, nil
 }
 
 // waitRun polls the run's state (written by another goroutine to Redis)
 // until it ends.
-func waitRun(tb testing.TB, rec *validation.Reconciler, id string) validation.Run {
+func waitRun(tb testing.TB, rec *reconcile.Reconciler, id string) reconcile.Run {
 	tb.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		run, _, err := rec.Run(context.Background(), admin, id, 0, 1)
-		if err == nil && run.Status != validation.RunRunning {
+		if err == nil && run.Status != reconcile.RunRunning {
 			return run
 		}
 		if time.Now().After(deadline) {
@@ -454,7 +455,7 @@ func TestReconcileGrantAppearingMeanwhile(t *testing.T) {
 	rdb := redistest.MustStartRedis(t).Client(t)
 	f := newRecon(t, rdb, feedOf("credit_card", "C-1"), feedOf("personal_loan"), validation.OnOrphanReport)
 	f.grant(t, "C-1", "credit_card", time.Now().Add(-time.Hour))
-	f.rec.ReconcileStore = staleGrants{f.store}
+	f.rec.Store = staleGrants{f.store}
 	run := f.reconcile(t)
 	if len(run.Counts) != 0 {
 		t.Errorf("counts = %v, want no finding", run.Counts)
@@ -530,19 +531,19 @@ func TestReconcileOrphanNeedsTwoSightings(t *testing.T) {
 		if got.Action != action {
 			t.Errorf("%s: C-1's orphan finding %+v, want action %q", name, got, action)
 		}
-		if action == validation.ActionReported && !strings.Contains(got.Detail, "will be released if still missing") {
+		if action == reconcile.ActionReported && !strings.Contains(got.Detail, "will be released if still missing") {
 			t.Errorf("%s: detail %q does not say what happens next", name, got.Detail)
 		}
 		held := len(f.products(t, "C-1")) == 1
-		if want := action != validation.ActionReleased; held != want {
+		if want := action != reconcile.ActionReleased; held != want {
 			t.Errorf("%s: C-1 holds its card = %v, want %v", name, held, want)
 		}
 	}
-	step("first sighting", 0, false, validation.ActionReported)
+	step("first sighting", 0, false, reconcile.ActionReported)
 	step("listed meanwhile (settled late)", 20*time.Minute, true, "")
-	step("missing again: a new first sighting", 40*time.Minute, false, validation.ActionReported)
-	step("again within the grace", 50*time.Minute, false, validation.ActionReported)
-	step("again after the grace: released", 56*time.Minute, false, validation.ActionReleased)
+	step("missing again: a new first sighting", 40*time.Minute, false, reconcile.ActionReported)
+	step("again within the grace", 50*time.Minute, false, reconcile.ActionReported)
+	step("again after the grace: released", 56*time.Minute, false, reconcile.ActionReleased)
 }
 
 // TestReconcileArbiterCheckWithoutGrantIsNotImported: a holding naming one
@@ -570,7 +571,7 @@ func TestReconcileArbiterCheckWithoutGrantIsNotImported(t *testing.T) {
 	f.grant(t, "C-2", "personal_loan", time.Now().Add(-time.Hour)) // one of C-2's two loans is known
 	run := f.reconcile(t)
 	fs := f.findings(t, run)
-	if x := fs["C-1/check_mismatch"]; x.Action != validation.ActionReported || !strings.Contains(x.Detail, "lists customer C-1's Credit card from check "+stale+", arbiter holds no grant of it") {
+	if x := fs["C-1/check_mismatch"]; x.Action != reconcile.ActionReported || !strings.Contains(x.Detail, "lists customer C-1's Credit card from check "+stale+", arbiter holds no grant of it") {
 		t.Errorf("C-1's finding = %+v, want check_mismatch reported", x)
 	}
 	if _, ok := fs["C-1/imported"]; ok || len(f.products(t, "C-1")) != 0 {
@@ -582,7 +583,7 @@ func TestReconcileArbiterCheckWithoutGrantIsNotImported(t *testing.T) {
 	if got := f.products(t, "C-3"); len(got) != 2 {
 		t.Errorf("C-3 holds %v at arbiter, want 2 loans imported", got)
 	}
-	if got := run.Counts[validation.FindingImported]; got != 3 {
+	if got := run.Counts[reconcile.FindingImported]; got != 3 {
 		t.Errorf("imported = %d, want 3", got)
 	}
 }
@@ -608,12 +609,12 @@ func TestReconcileStopsWhenTheLeaseIsLost(t *testing.T) {
 	card.hangPage = card.pages + 2 // the second page of the next run hangs until its context ends
 	f.rec.Config.Timeout = 2 * time.Second
 	f.rec.LeaseTTL = 60 * time.Millisecond
-	f.rec.ReconcileStore = lostLease{f.store}
+	f.rec.Store = lostLease{f.store}
 	run, err := f.rec.Reconcile(context.Background(), "test")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if run.Status != validation.RunFailed || !strings.Contains(run.Error, "lease was lost") {
+	if run.Status != reconcile.RunFailed || !strings.Contains(run.Error, "lease was lost") {
 		t.Errorf("run = %s %q, want failed: lease was lost", run.Status, run.Error)
 	}
 	if got := f.products(t, "C-99"); len(got) != 1 {
@@ -644,16 +645,16 @@ func TestReconcileInterruptedRunIsNotLeftRunning(t *testing.T) {
 		t.Fatalf("wait: %v", err)
 	}
 	got, err := f.store.Run(context.Background(), run.ID)
-	if err != nil || got.Status != validation.RunFailed || got.Error != "interrupted by shutdown" {
+	if err != nil || got.Status != reconcile.RunFailed || got.Error != "interrupted by shutdown" {
 		t.Errorf("interrupted run = %s %q, %v; want failed, interrupted by shutdown", got.Status, got.Error, err)
 	}
 
-	dead := validation.Run{ID: "rec_00000000000000aa", Status: validation.RunRunning, StartedAt: time.Now(), Counts: map[validation.FindingKind]int{}}
+	dead := reconcile.Run{ID: "rec_00000000000000aa", Status: reconcile.RunRunning, StartedAt: time.Now(), Counts: map[reconcile.FindingKind]int{}}
 	if err := f.store.SaveRun(context.Background(), dead); err != nil {
 		t.Fatal(err)
 	}
 	got, _, err = f.rec.Run(context.Background(), admin, dead.ID, 0, 10)
-	if err != nil || got.Status != validation.RunFailed || got.Error != "the instance running it stopped" {
+	if err != nil || got.Status != reconcile.RunFailed || got.Error != "the instance running it stopped" {
 		t.Errorf("a running run without its lease = %s %q, %v; want failed, the instance running it stopped", got.Status, got.Error, err)
 	}
 }
@@ -679,7 +680,7 @@ reconcile:
 	f.rec.Config = *p.Reconcile
 	f.reconcile(t)
 	*card = *feedOf("credit_card", "C-1")
-	if src := sourceStatus(f.reconcile(t), "credit_card"); src.Status != validation.SourceDone {
+	if src := sourceStatus(f.reconcile(t), "credit_card"); src.Status != reconcile.SourceDone {
 		t.Errorf("card source with min_share 0 = %+v, want done", src)
 	}
 }

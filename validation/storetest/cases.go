@@ -12,7 +12,7 @@ import (
 
 // CaseStore is what the case tests need of a Store beyond
 // validation.Store: opening and resolving a reconciliation case, with
-// validation.ReconcileStore's signatures. A Store without it skips them.
+// reconcile.Store's signatures. A Store without it skips them.
 type CaseStore interface {
 	OpenCase(ctx context.Context, c validation.Case, now time.Time) error
 	ResolveCase(ctx context.Context, customerID, actor, note string, now time.Time) (validation.Case, error)

@@ -1,4 +1,4 @@
-package validation
+package reconcile
 
 import (
 	"cmp"
@@ -14,12 +14,14 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/arbiter-bank/arbiter/validation"
 )
 
 // Defaults and limits of Reconciler.
 const (
-	DefaultReconcileBatch = 256              // customers per pipelined read of grants
-	DefaultLeaseTTL       = 30 * time.Second // renewed every third of it while a run lasts
+	DefaultBatch    = 256              // customers per pipelined read of grants
+	DefaultLeaseTTL = 30 * time.Second // renewed every third of it while a run lasts
 	// MaxStoredFindings bounds the findings kept per run (counts stay
 	// exact): a first onboarding imports millions, and each import is in
 	// its customer's audit trail already.
@@ -28,8 +30,6 @@ const (
 	// run may release; the cap is the larger of it and a tenth of the
 	// product's grants.
 	MinReleaseCap = 10
-	// ReconcilerActor is the actor of imports, releases and cases.
-	ReconcilerActor = "reconciler"
 )
 
 // Reconciler compares what the product systems hold (their holdings
@@ -37,15 +37,17 @@ const (
 // double holdings, and releases or reports orphan grants. Each run reads
 // every feed completely, in one merged customer-id order, so its memory is
 // bounded by the page size times the sources, not by the customers.
-// Imports and releases go through Store's atomic scripts, as the API's do.
+// Imports and releases go through the Ledger's atomic scripts, as the
+// API's do, so a run is held to the same policy as a check.
 type Reconciler struct {
-	Store Store
-	// ReconcileStore keeps the runs, their leases and the cases, and reads
-	// grants in bulk for them (redisstore.Store is both).
-	ReconcileStore ReconcileStore
-	Policy         *Policy
-	Config         ReconcileConfig // WithDefaults is applied by the Reconciler
-	Sources        []Source
+	// Ledger is the domain's store: imports and releases.
+	Ledger validation.Store
+	// Store keeps the runs, their leases and the cases, and reads grants
+	// in bulk for them.
+	Store   Store
+	Policy  *validation.Policy
+	Config  validation.ReconcileConfig // WithDefaults is applied by the Reconciler
+	Sources []Source
 	// Base is the context runs started on demand live in (not the
 	// request's); default context.Background().
 	Base context.Context
@@ -55,7 +57,7 @@ type Reconciler struct {
 	// read completely and trusted (the metrics).
 	OnFinding    func(FindingKind)
 	OnSourceDone func(product string, at time.Time)
-	Batch        int           // default DefaultReconcileBatch
+	Batch        int           // default DefaultBatch
 	LeaseTTL     time.Duration // default DefaultLeaseTTL
 
 	runs sync.WaitGroup // runs begun and not yet saved finished (Wait)
@@ -90,13 +92,13 @@ func (r *Reconciler) log() *slog.Logger {
 	return slog.Default()
 }
 
-func (r *Reconciler) cfg() ReconcileConfig { return r.Config.WithDefaults() }
+func (r *Reconciler) cfg() validation.ReconcileConfig { return r.Config.WithDefaults() }
 
 // Start begins a run in the background and returns it (status running).
-// Admins only; ErrReconciliationRunning while another run holds the lease.
-func (r *Reconciler) Start(ctx context.Context, actor Actor) (Run, error) {
-	if !actor.Has(RoleAdmin) {
-		return Run{}, Errorf(ReasonForbidden, "only admins start reconciliations")
+// Admins only; ErrRunning while another run holds the lease.
+func (r *Reconciler) Start(ctx context.Context, actor validation.Actor) (Run, error) {
+	if !actor.Has(validation.RoleAdmin) {
+		return Run{}, validation.Errorf(validation.ReasonForbidden, "only admins start reconciliations")
 	}
 	run, err := r.begin(ctx, actor.ID)
 	if err != nil {
@@ -107,7 +109,7 @@ func (r *Reconciler) Start(ctx context.Context, actor Actor) (Run, error) {
 }
 
 // Reconcile runs a reconciliation to its end and returns it (the
-// scheduler's and the tests' way); ErrReconciliationRunning while another
+// scheduler's and the tests' way); ErrRunning while another
 // run holds the lease.
 func (r *Reconciler) Reconcile(ctx context.Context, by string) (Run, error) {
 	run, err := r.begin(ctx, by)
@@ -120,7 +122,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, by string) (Run, error) {
 // begin takes the lease and stores the new run.
 func (r *Reconciler) begin(ctx context.Context, by string) (Run, error) {
 	if len(r.Sources) == 0 {
-		return Run{}, Errorf(ReasonNotFound, "no holdings feeds are configured (the policy's reconcile: sources)")
+		return Run{}, validation.Errorf(validation.ReasonNotFound, "no holdings feeds are configured (the policy's reconcile: sources)")
 	}
 	var b [8]byte
 	if _, err := rand.Read(b[:]); err != nil {
@@ -128,19 +130,19 @@ func (r *Reconciler) begin(ctx context.Context, by string) (Run, error) {
 	}
 	id := "rec_" + hex.EncodeToString(b[:])
 	ttl := cmp.Or(r.LeaseTTL, DefaultLeaseTTL)
-	ok, holder, err := r.ReconcileStore.AcquireLease(ctx, id, ttl)
+	ok, holder, err := r.Store.AcquireLease(ctx, id, ttl)
 	if err != nil {
 		return Run{}, err
 	}
 	if !ok {
-		return Run{}, Errorf(ReasonReconciliationRunning, "reconciliation %s is running; wait for it to finish", holder)
+		return Run{}, validation.Errorf(validation.ReasonReconciliationRunning, "reconciliation %s is running; wait for it to finish", holder)
 	}
 	run := Run{ID: id, Status: RunRunning, StartedAt: r.now(), StartedBy: by, Counts: map[FindingKind]int{}}
 	for _, s := range r.Sources {
 		run.Sources = append(run.Sources, SourceProgress{Product: s.Product, Name: s.Name, Status: SourceReading})
 	}
-	if err := r.ReconcileStore.SaveRun(ctx, run); err != nil {
-		_ = r.ReconcileStore.ReleaseLease(context.WithoutCancel(ctx), id)
+	if err := r.Store.SaveRun(ctx, run); err != nil {
+		_ = r.Store.ReleaseLease(context.WithoutCancel(ctx), id)
 		return Run{}, err
 	}
 	r.runs.Add(1) // Done when execute has saved the final state
@@ -148,14 +150,14 @@ func (r *Reconciler) begin(ctx context.Context, by string) (Run, error) {
 }
 
 // Run returns a run and up to limit of its findings from offset.
-func (r *Reconciler) Run(ctx context.Context, actor Actor, id string, offset, limit int) (Run, []Finding, error) {
-	if !actor.Has(RoleAdmin) {
-		return Run{}, nil, Errorf(ReasonForbidden, "only admins read reconciliations")
+func (r *Reconciler) Run(ctx context.Context, actor validation.Actor, id string, offset, limit int) (Run, []Finding, error) {
+	if !actor.Has(validation.RoleAdmin) {
+		return Run{}, nil, validation.Errorf(validation.ReasonForbidden, "only admins read reconciliations")
 	}
 	if !runID.MatchString(id) {
-		return Run{}, nil, Errorf(ReasonNotFound, "no reconciliation %q", id)
+		return Run{}, nil, validation.Errorf(validation.ReasonNotFound, "no reconciliation %q", id)
 	}
-	run, err := r.ReconcileStore.Run(ctx, id)
+	run, err := r.Store.Run(ctx, id)
 	if err != nil {
 		return Run{}, nil, err
 	}
@@ -163,9 +165,9 @@ func (r *Reconciler) Run(ctx context.Context, actor Actor, id string, offset, li
 		// A run saves its final state before it gives the lease up, so a
 		// run still "running" once the lease is not its own has no process
 		// behind it any more (killed, or its instance lost Redis).
-		holder, err := r.ReconcileStore.LeaseHolder(ctx)
+		holder, err := r.Store.LeaseHolder(ctx)
 		if err == nil && holder != id {
-			if run, err = r.ReconcileStore.Run(ctx, id); err != nil {
+			if run, err = r.Store.Run(ctx, id); err != nil {
 				return Run{}, nil, err
 			}
 			if run.Status == RunRunning {
@@ -173,38 +175,38 @@ func (r *Reconciler) Run(ctx context.Context, actor Actor, id string, offset, li
 			}
 		}
 	}
-	fs, err := r.ReconcileStore.Findings(ctx, id, offset, limit)
+	fs, err := r.Store.Findings(ctx, id, offset, limit)
 	return run, fs, err
 }
 
 var runID = regexp.MustCompile(`^rec_[0-9a-f]{16}$`)
 
 // Cases returns the open cases, oldest first.
-func (r *Reconciler) Cases(ctx context.Context, limit int) ([]Case, error) {
-	return r.ReconcileStore.Cases(ctx, limit)
+func (r *Reconciler) Cases(ctx context.Context, limit int) ([]validation.Case, error) {
+	return r.Store.Cases(ctx, limit)
 }
 
 // MaxNoteLen bounds a case resolution's note (characters).
 const MaxNoteLen = 500
 
 // Resolve closes a customer's case (admins only), audited case_resolved
-// with the admin and the note: ErrNotFound when none is open.
-func (r *Reconciler) Resolve(ctx context.Context, actor Actor, customerID, note string) (Case, error) {
-	if !actor.Has(RoleAdmin) {
-		return Case{}, Errorf(ReasonForbidden, "only admins resolve cases")
+// with the admin and the note: validation.ErrNotFound when none is open.
+func (r *Reconciler) Resolve(ctx context.Context, actor validation.Actor, customerID, note string) (validation.Case, error) {
+	if !actor.Has(validation.RoleAdmin) {
+		return validation.Case{}, validation.Errorf(validation.ReasonForbidden, "only admins resolve cases")
 	}
-	customerID, err := canonicalCustomer(customerID)
+	customerID, err := validation.ParseCustomerID(customerID)
 	if err != nil {
-		return Case{}, err
+		return validation.Case{}, err
 	}
 	if strings.TrimSpace(note) == "" || utf8.RuneCountInString(note) > MaxNoteLen || !plainText(note) {
-		return Case{}, Errorf(ReasonInvalidRequest, "note must say how the case was resolved: 1 to %d characters of text without control or format characters", MaxNoteLen)
+		return validation.Case{}, validation.Errorf(validation.ReasonInvalidRequest, "note must say how the case was resolved: 1 to %d characters of text without control or format characters", MaxNoteLen)
 	}
-	return r.ReconcileStore.ResolveCase(ctx, customerID, actor.ID, note, r.now())
+	return r.Store.ResolveCase(ctx, customerID, actor.ID, note, r.now())
 }
 
 // plainText reports whether s is UTF-8 without control, format or
-// separator characters (as ValidAgentID, whatever the length).
+// separator characters (as validation.ValidAgentID, whatever the length).
 func plainText(s string) bool {
 	if !utf8.ValidString(s) {
 		return false
@@ -228,9 +230,9 @@ func (r *Reconciler) Schedule(ctx context.Context, instance string) {
 	t := time.NewTicker(min(every/4, time.Minute))
 	defer t.Stop()
 	for {
-		ok, err := r.ReconcileStore.ClaimSchedule(ctx, instance, every)
+		ok, err := r.Store.ClaimSchedule(ctx, instance, every)
 		if err == nil && ok {
-			if _, err := r.Reconcile(ctx, ReconcilerActor); err != nil && !errors.Is(err, ErrReconciliationRunning) {
+			if _, err := r.Reconcile(ctx, validation.ReconcilerActor); err != nil && !errors.Is(err, ErrRunning) {
 				r.log().Warn("scheduled reconciliation did not start", "err", err)
 			}
 		}
@@ -242,8 +244,8 @@ func (r *Reconciler) Schedule(ctx context.Context, instance string) {
 	}
 }
 
-// ErrReconciliationRunning: another run holds the lease.
-var ErrReconciliationRunning = &Error{Reason: ReasonReconciliationRunning}
+// ErrRunning: another run holds the lease.
+var ErrRunning = &validation.Error{Reason: validation.ReasonReconciliationRunning}
 
 // runState is one run in progress.
 type runState struct {
@@ -274,7 +276,7 @@ func (r *Reconciler) execute(parent context.Context, run Run) Run {
 	if err == nil {
 		st.judgeCounts(ctx)
 		// The release phase starts only on a lease known to be held.
-		if ok, lerr := r.ReconcileStore.RenewLease(ctx, run.ID, ttl); lerr == nil && !ok {
+		if ok, lerr := r.Store.RenewLease(ctx, run.ID, ttl); lerr == nil && !ok {
 			cancel(ErrLeaseLost)
 		}
 		if err = context.Cause(ctx); err == nil {
@@ -307,7 +309,7 @@ func (r *Reconciler) execute(parent context.Context, run Run) Run {
 			if s.Status != SourceDone {
 				continue
 			}
-			if err := r.ReconcileStore.SetLastCount(done, s.Product, s.Customers, st.run.FinishedAt); err != nil {
+			if err := r.Store.SetLastCount(done, s.Product, s.Customers, st.run.FinishedAt); err != nil {
 				log.Warn("last count not recorded", "product", s.Product, "err", err)
 			}
 			if r.OnSourceDone != nil {
@@ -315,14 +317,14 @@ func (r *Reconciler) execute(parent context.Context, run Run) Run {
 			}
 		}
 	}
-	if err := r.ReconcileStore.SaveRun(done, st.run); err != nil {
+	if err := r.Store.SaveRun(done, st.run); err != nil {
 		log.Error("reconciliation state not saved", "err", err)
 	}
 	products := make([]string, len(r.Sources))
 	for i, s := range r.Sources {
 		products[i] = s.Product
 	}
-	if err := r.ReconcileStore.DropRun(done, run.ID, products); err != nil {
+	if err := r.Store.DropRun(done, run.ID, products); err != nil {
 		log.Warn("reconciliation temporary data not dropped (it expires)", "err", err)
 	}
 	log.Info("reconciliation finished", "status", st.run.Status, "counts", st.run.Counts)
@@ -343,7 +345,7 @@ func (r *Reconciler) keepLease(ctx context.Context, id string, ttl time.Duration
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				ok, err := r.ReconcileStore.RenewLease(ctx, id, ttl)
+				ok, err := r.Store.RenewLease(ctx, id, ttl)
 				switch {
 				case err != nil:
 					r.log().Warn("reconciliation lease not renewed: another run may start", "reconciliation", id, "err", err)
@@ -358,7 +360,7 @@ func (r *Reconciler) keepLease(ctx context.Context, id string, ttl time.Duration
 	return func() {
 		cancel()
 		<-done
-		_ = r.ReconcileStore.ReleaseLease(context.WithoutCancel(ctx), id)
+		_ = r.Store.ReleaseLease(context.WithoutCancel(ctx), id)
 	}
 }
 
@@ -376,13 +378,13 @@ func (st *runState) record(f Finding) {
 // flush stores the pending findings and the run's progress.
 func (st *runState) flush(ctx context.Context) error {
 	if len(st.pending) > 0 {
-		if err := st.r.ReconcileStore.AddFindings(ctx, st.run.ID, st.pending); err != nil {
+		if err := st.r.Store.AddFindings(ctx, st.run.ID, st.pending); err != nil {
 			return err
 		}
 		st.run.Findings += len(st.pending)
 		st.pending = st.pending[:0]
 	}
-	return st.r.ReconcileStore.SaveRun(ctx, st.run)
+	return st.r.Store.SaveRun(ctx, st.run)
 }
 
 // judgeCounts fails, for releases, every source that listed no customer or
@@ -399,7 +401,7 @@ func (st *runState) judgeCounts(ctx context.Context) {
 			p.Status, p.Error = SourceFailed, "the feed listed no customers: treated as partial, nothing released"
 			continue
 		}
-		last, err := st.r.ReconcileStore.LastCount(ctx, s.Product)
+		last, err := st.r.Store.LastCount(ctx, s.Product)
 		if err != nil {
 			p.Status, p.Error = SourceFailed, "last successful count unreadable: "+err.Error()
 			continue

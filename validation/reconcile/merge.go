@@ -1,4 +1,4 @@
-package validation
+package reconcile
 
 import (
 	"cmp"
@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/arbiter-bank/arbiter/validation"
 )
 
 // cursor reads one source page by page and checks every page: a feed
@@ -71,7 +73,7 @@ func (c *cursor) fetch(ctx context.Context, st *runState) error {
 		}
 		// Ids are case-insensitive: merged, ordered and imported in their
 		// canonical form, so a feed's c-1 is arbiter's C-1.
-		p.Holdings[i].CustomerID = CanonicalCustomerID(p.Holdings[i].CustomerID)
+		p.Holdings[i].CustomerID = validation.CanonicalCustomerID(p.Holdings[i].CustomerID)
 	}
 	if err := c.checkPage(p, cfg.PageSize); err != nil {
 		return fmt.Errorf("page after %q: garbage: %w", c.after, err)
@@ -83,7 +85,7 @@ func (c *cursor) fetch(ctx context.Context, st *runState) error {
 			c.last = h.CustomerID
 		}
 	}
-	if err := st.r.ReconcileStore.MarkSeen(ctx, st.run.ID, c.src.Product, fresh); err != nil {
+	if err := st.r.Store.MarkSeen(ctx, st.run.ID, c.src.Product, fresh); err != nil {
 		return &storeErr{err}
 	}
 	c.page, c.i = p.Holdings, 0
@@ -95,7 +97,7 @@ func (c *cursor) fetch(ctx context.Context, st *runState) error {
 	c.after = p.Next
 	// Progress per page, so an operator watching a long first onboarding
 	// sees every source move even while another one is slow.
-	if err := st.r.ReconcileStore.SaveRun(ctx, st.run); err != nil {
+	if err := st.r.Store.SaveRun(ctx, st.run); err != nil {
 		return &storeErr{err}
 	}
 	return nil
@@ -119,10 +121,10 @@ func (c *cursor) checkPage(p HoldingsPage, limit int) error {
 		switch {
 		case h.Product != c.src.Product:
 			return fmt.Errorf("customer %s: product %q, but this feed lists %s", h.CustomerID, h.Product, c.src.Product)
-		case !ValidCustomerID(h.CustomerID):
+		case !validation.ValidCustomerID(h.CustomerID):
 			return fmt.Errorf("customer id %q is malformed", h.CustomerID)
-		case h.CustomerID < last || (c.after != "" && h.CustomerID <= CanonicalCustomerID(c.after)):
-			return fmt.Errorf("customer %s is out of order (after %q; a feed lists ids in the order of their upper-case form)", h.CustomerID, max(last, CanonicalCustomerID(c.after)))
+		case h.CustomerID < last || (c.after != "" && h.CustomerID <= validation.CanonicalCustomerID(c.after)):
+			return fmt.Errorf("customer %s is out of order (after %q; a feed lists ids in the order of their upper-case form)", h.CustomerID, max(last, validation.CanonicalCustomerID(c.after)))
 		}
 		last = h.CustomerID
 	}
@@ -173,7 +175,7 @@ func (st *runState) merge(ctx context.Context) error {
 	for i, s := range st.r.Sources {
 		cs[i] = &cursor{src: s, prog: &st.run.Sources[i]}
 	}
-	batchSize := cmp.Or(st.r.Batch, DefaultReconcileBatch)
+	batchSize := cmp.Or(st.r.Batch, DefaultBatch)
 	var batch []customerHoldings
 	for {
 		next, any := "", false
@@ -215,7 +217,7 @@ func (st *runState) merge(ctx context.Context) error {
 	for _, c := range cs {
 		if !c.dead {
 			c.prog.Status, c.prog.Proven = SourceDone, c.unproven == ""
-			if !c.prog.Proven && st.r.cfg().OnOrphan == OnOrphanRelease {
+			if !c.prog.Proven && st.r.cfg().OnOrphan == validation.OnOrphanRelease {
 				st.r.log().Warn("holdings feed without completeness proof: its orphans are reported, never released",
 					"reconciliation", st.run.ID, "product", c.src.Product, "why", c.unproven)
 			}
@@ -243,7 +245,7 @@ func (st *runState) classify(ctx context.Context, batch []customerHoldings) erro
 	for i, ch := range batch {
 		ids[i] = ch.customer
 	}
-	grants, err := st.r.ReconcileStore.Grants(ctx, ids)
+	grants, err := st.r.Store.Grants(ctx, ids)
 	if err != nil {
 		return err
 	}
@@ -258,7 +260,7 @@ func (st *runState) classify(ctx context.Context, batch []customerHoldings) erro
 // customer classifies one customer: a double holding across the feeds is
 // a case; otherwise each product arbiter lacks is imported (a refusal is a
 // case too) and each check id that differs from arbiter's is reported.
-func (st *runState) customer(ctx context.Context, ch customerHoldings, grants []Grant) error {
+func (st *runState) customer(ctx context.Context, ch customerHoldings, grants []validation.Grant) error {
 	if clash := st.feedClash(ch); clash != "" {
 		return st.openCase(ctx, ch.customer, ch, nil, clash)
 	}
@@ -272,7 +274,7 @@ func (st *runState) customer(ctx context.Context, ch customerHoldings, grants []
 	}
 	slices.Sort(products)
 	for _, p := range products {
-		var held []Grant
+		var held []validation.Grant
 		for _, g := range grants {
 			if g.Product == p {
 				held = append(held, g)
@@ -289,8 +291,8 @@ func (st *runState) customer(ctx context.Context, ch customerHoldings, grants []
 		var importable []int
 		for _, i := range idx {
 			h := ch.holdings[i]
-			switch _, ours := CustomerOfCheck(h.CheckID); {
-			case h.CheckID != "" && slices.ContainsFunc(held, func(g Grant) bool { return g.CheckID == h.CheckID }):
+			switch _, ours := validation.CustomerOfCheck(h.CheckID); {
+			case h.CheckID != "" && slices.ContainsFunc(held, func(g validation.Grant) bool { return g.CheckID == h.CheckID }):
 				if !matched[h.CheckID] { // a check listed twice matches its grant once
 					matched[h.CheckID] = true
 					unmatched--
@@ -326,7 +328,7 @@ func (st *runState) customer(ctx context.Context, ch customerHoldings, grants []
 	return nil
 }
 
-func checkIDs(gs []Grant) string {
+func checkIDs(gs []validation.Grant) string {
 	ids := make([]string, len(gs))
 	for i, g := range gs {
 		ids[i] = g.CheckID
@@ -360,7 +362,7 @@ func (st *runState) feedClash(ch customerHoldings) string {
 func (st *runState) importHolding(ctx context.Context, ch customerHoldings, i int) (done bool, err error) {
 	h := ch.holdings[i]
 	rule, _ := st.r.Policy.Rule(h.Product)
-	id, err := newImportID(ch.customer)
+	id, err := validation.NewImportID(ch.customer)
 	if err != nil {
 		return false, err
 	}
@@ -369,20 +371,20 @@ func (st *runState) importHolding(ctx context.Context, ch customerHoldings, i in
 	if at.IsZero() || at.After(now) {
 		at = now
 	}
-	g, err := st.r.Store.Import(ctx, ImportRequest{Rule: rule, CustomerID: ch.customer, CheckID: id, Actor: ReconcilerActor, GrantedAt: at, Now: now})
-	var ve *Error
+	g, err := st.r.Ledger.Import(ctx, validation.ImportRequest{Rule: rule, CustomerID: ch.customer, CheckID: id, Actor: validation.ReconcilerActor, GrantedAt: at, Now: now})
+	var ve *validation.Error
 	switch {
 	case err == nil:
 		detail := fmt.Sprintf("Customer %s holds a %s at %s since %s that arbiter did not know: imported as grant %s.",
-			ch.customer, rule.Title, ch.sources[i], at.UTC().Format(DateLayout), g.CheckID)
+			ch.customer, rule.Title, ch.sources[i], at.UTC().Format(validation.DateLayout), g.CheckID)
 		if h.CheckID != "" {
 			detail += " " + ch.sources[i] + " names check " + h.CheckID + ", not one of arbiter's."
 		}
 		st.record(Finding{Kind: FindingImported, CustomerID: ch.customer, Products: []string{h.Product}, Action: ActionImported, Detail: detail})
 		return false, nil
 	case errors.As(err, &ve) && len(ve.Violations) > 0:
-		if !slices.ContainsFunc(ve.Violations, func(v Violation) bool {
-			return v.Reason != ReasonAlreadyHoldsProduct || v.Product != h.Product
+		if !slices.ContainsFunc(ve.Violations, func(v validation.Violation) bool {
+			return v.Reason != validation.ReasonAlreadyHoldsProduct || v.Product != h.Product
 		}) {
 			// The grant appeared since the batch was read (a redemption, or
 			// another run's import): arbiter knows the product now.
@@ -395,7 +397,7 @@ func (st *runState) importHolding(ctx context.Context, ch customerHoldings, i in
 
 // openCase records a double holding as a case and a finding: the feeds'
 // holdings, and the arbiter grants that refused an import.
-func (st *runState) openCase(ctx context.Context, customer string, ch customerHoldings, vs []Violation, clash string) error {
+func (st *runState) openCase(ctx context.Context, customer string, ch customerHoldings, vs []validation.Violation, clash string) error {
 	var parts, products []string
 	for i, h := range ch.holdings {
 		parts = append(parts, fmt.Sprintf("a %s at %s%s", st.r.Policy.TitleOf(h.Product), ch.sources[i], since(h.IssuedAt)))
@@ -414,8 +416,8 @@ func (st *runState) openCase(ctx context.Context, customer string, ch customerHo
 	if clash != "" && strings.HasPrefix(clash, "more than") {
 		detail = fmt.Sprintf("Customer %s holds %s (%s): contact the customer.", customer, joinAnd(parts), clash)
 	}
-	c := Case{CustomerID: customer, Products: products, Detail: detail, OpenedAt: st.r.now(), RunID: st.run.ID}
-	if err := st.r.ReconcileStore.OpenCase(ctx, c, c.OpenedAt); err != nil {
+	c := validation.Case{CustomerID: customer, Products: products, Detail: detail, OpenedAt: st.r.now(), RunID: st.run.ID}
+	if err := st.r.Store.OpenCase(ctx, c, c.OpenedAt); err != nil {
 		return err
 	}
 	st.cased[customer] = true
@@ -427,7 +429,7 @@ func since(t time.Time) string {
 	if t.IsZero() {
 		return ""
 	}
-	return " since " + t.UTC().Format(DateLayout)
+	return " since " + t.UTC().Format(validation.DateLayout)
 }
 
 func joinAnd(parts []string) string {
@@ -452,7 +454,7 @@ func (st *runState) orphans(ctx context.Context) error {
 	if len(trusted) == 0 {
 		return nil
 	}
-	release := st.r.cfg().OnOrphan == OnOrphanRelease
+	release := st.r.cfg().OnOrphan == validation.OnOrphanRelease
 	// proven: the trusted products whose feeds proved every page; only
 	// their orphans may be released.
 	proven := map[string]bool{}
@@ -464,8 +466,8 @@ func (st *runState) orphans(ctx context.Context) error {
 	allowed := map[string]bool{}
 	if len(proven) > 0 {
 		total, orphans := map[string]int{}, map[string]int{}
-		err := st.r.ReconcileStore.ScanGrants(ctx, func(batch map[string][]Grant) error {
-			return st.eachOrphan(ctx, batch, proven, total, func(string, Grant) error {
+		err := st.r.Store.ScanGrants(ctx, func(batch map[string][]validation.Grant) error {
+			return st.eachOrphan(ctx, batch, proven, total, func(string, validation.Grant) error {
 				return nil
 			}, orphans)
 		})
@@ -498,14 +500,14 @@ func (st *runState) orphans(ctx context.Context) error {
 		if !proven[p] {
 			continue
 		}
-		c, err := st.r.ReconcileStore.OrphanCandidates(ctx, p)
+		c, err := st.r.Store.OrphanCandidates(ctx, p)
 		if err != nil {
 			return err
 		}
 		prior[p] = c
 	}
-	err := st.r.ReconcileStore.ScanGrants(ctx, func(batch map[string][]Grant) error {
-		err := st.eachOrphan(ctx, batch, trusted, nil, func(customer string, g Grant) error {
+	err := st.r.Store.ScanGrants(ctx, func(batch map[string][]validation.Grant) error {
+		err := st.eachOrphan(ctx, batch, trusted, nil, func(customer string, g validation.Grant) error {
 			var first time.Time
 			if proven[g.Product] {
 				first = cmp.Or(prior[g.Product][g.CheckID], st.run.StartedAt)
@@ -522,7 +524,7 @@ func (st *runState) orphans(ctx context.Context) error {
 		return err
 	}
 	for p, c := range next {
-		if err := st.r.ReconcileStore.SetOrphanCandidates(ctx, p, c); err != nil {
+		if err := st.r.Store.SetOrphanCandidates(ctx, p, c); err != nil {
 			return err
 		}
 	}
@@ -532,7 +534,7 @@ func (st *runState) orphans(ctx context.Context) error {
 // eachOrphan calls fn for every orphan grant in the batch, counting the
 // trusted products' grants in total and their orphans in orphans (each
 // when non-nil).
-func (st *runState) eachOrphan(ctx context.Context, batch map[string][]Grant, trusted map[string]bool, total map[string]int, fn func(string, Grant) error, orphans map[string]int) error {
+func (st *runState) eachOrphan(ctx context.Context, batch map[string][]validation.Grant, trusted map[string]bool, total map[string]int, fn func(string, validation.Grant) error, orphans map[string]int) error {
 	old := map[string][]string{} // product → customers with an old grant of it
 	for c, gs := range batch {
 		for _, g := range gs {
@@ -549,7 +551,7 @@ func (st *runState) eachOrphan(ctx context.Context, batch map[string][]Grant, tr
 	}
 	for p, customers := range old {
 		slices.Sort(customers)
-		seen, err := st.r.ReconcileStore.Seen(ctx, st.run.ID, p, customers)
+		seen, err := st.r.Store.Seen(ctx, st.run.ID, p, customers)
 		if err != nil {
 			return err
 		}
@@ -576,11 +578,11 @@ func (st *runState) eachOrphan(ctx context.Context, batch map[string][]Grant, tr
 // orphan releases or reports one orphan grant; first is when a run
 // first found it orphan (release mode, a proven feed): it is released only
 // once that is at least grace before this run started.
-func (st *runState) orphan(ctx context.Context, customer string, g Grant, release, proven, allowed bool, first time.Time) error {
+func (st *runState) orphan(ctx context.Context, customer string, g validation.Grant, release, proven, allowed bool, first time.Time) error {
 	grace := st.r.cfg().Grace
 	title := st.r.Policy.TitleOf(g.Product)
 	detail := fmt.Sprintf("arbiter's grant %s of a %s to customer %s, since %s, is not listed by the %s feed",
-		g.CheckID, title, customer, g.GrantedAt.UTC().Format(DateLayout), g.Product)
+		g.CheckID, title, customer, g.GrantedAt.UTC().Format(validation.DateLayout), g.Product)
 	f := Finding{Kind: FindingOrphanGrant, CustomerID: customer, Products: []string{g.Product}, Action: ActionReported}
 	switch {
 	case !release:
@@ -595,9 +597,9 @@ func (st *runState) orphan(ctx context.Context, customer string, g Grant, releas
 		f.Detail = fmt.Sprintf("%s: not released yet, first found orphan at %s; it will be released if still missing from the feed at the next run at least %s after that.",
 			detail, first.UTC().Format(time.RFC3339), grace)
 	default:
-		_, err := st.r.Store.Release(ctx, ReleaseRequest{CustomerID: customer, Product: g.Product, CheckID: g.CheckID, Actor: ReconcilerActor, Now: st.r.now()})
+		_, err := st.r.Ledger.Release(ctx, validation.ReleaseRequest{CustomerID: customer, Product: g.Product, CheckID: g.CheckID, Actor: validation.ReconcilerActor, Now: st.r.now()})
 		switch {
-		case errors.Is(err, ErrGrantNotFound):
+		case errors.Is(err, validation.ErrGrantNotFound):
 			return nil // released meanwhile (or seen twice by the scan)
 		case err != nil:
 			return err

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/arbiter-bank/arbiter/validation/feed"
+	"github.com/arbiter-bank/arbiter/validation/reconcile/feed"
 )
 
 func TestPage(t *testing.T) {

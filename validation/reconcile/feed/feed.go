@@ -5,7 +5,7 @@
 //	   "proof":{"customers","holdings","digest"}}
 //
 // The proof (optional) is the feed's count and digest of the range the page
-// covers; the reconciler compares it with the page (validation.ProofOf).
+// covers; the reconciler compares it with the page (reconcile.ProofOf).
 // A redirect is never followed (the source fails, naming it). Members the
 // interface does not name are ignored (a product system may
 // say more); a body that is not that document is an error, so the
@@ -25,7 +25,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/arbiter-bank/arbiter/validation"
+	"github.com/arbiter-bank/arbiter/validation/reconcile"
 )
 
 // MaxHoldingBytes is what one holding may take on average: a page of
@@ -36,14 +36,14 @@ const MaxHoldingBytes = 4 << 10
 // maxPageBytes bounds a page asked for limit holdings.
 func maxPageBytes(limit int) int64 { return int64(limit+16) * MaxHoldingBytes }
 
-// Client is one feed. It implements validation.Feed.
+// Client is one feed. It implements reconcile.Feed.
 type Client struct {
 	URL  string
 	Key  string       // bearer key; "" sends no Authorization
 	HTTP *http.Client // default http.DefaultClient (the reconciler bounds each page's context)
 }
 
-var _ validation.Feed = (*Client)(nil)
+var _ reconcile.Feed = (*Client)(nil)
 
 type holding struct {
 	CustomerID string `json:"customer_id"`
@@ -58,12 +58,12 @@ type holding struct {
 // from there would be trusted as the feed's.
 func refuseRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
-// Page implements validation.Feed. It never follows a redirect: a 3xx is
+// Page implements reconcile.Feed. It never follows a redirect: a 3xx is
 // an error naming the status and the Location.
-func (c *Client) Page(ctx context.Context, after string, limit int) (validation.HoldingsPage, error) {
+func (c *Client) Page(ctx context.Context, after string, limit int) (reconcile.HoldingsPage, error) {
 	u, err := url.Parse(c.URL)
 	if err != nil {
-		return validation.HoldingsPage{}, err
+		return reconcile.HoldingsPage{}, err
 	}
 	q := u.Query()
 	q.Set("after", after)
@@ -71,7 +71,7 @@ func (c *Client) Page(ctx context.Context, after string, limit int) (validation.
 	u.RawQuery = q.Encode()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
-		return validation.HoldingsPage{}, err
+		return reconcile.HoldingsPage{}, err
 	}
 	req.Header.Set("Accept", "application/json")
 	if c.Key != "" {
@@ -81,15 +81,15 @@ func (c *Client) Page(ctx context.Context, after string, limit int) (validation.
 	hc.CheckRedirect = refuseRedirect
 	resp, err := hc.Do(req)
 	if err != nil {
-		return validation.HoldingsPage{}, err
+		return reconcile.HoldingsPage{}, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 		if loc := resp.Header.Get("Location"); loc != "" {
-			return validation.HoldingsPage{}, fmt.Errorf("status %s, a redirect to %s: refused (the feed's key and trust go to the configured URL only; configure the URL it redirects to)", resp.Status, loc)
+			return reconcile.HoldingsPage{}, fmt.Errorf("status %s, a redirect to %s: refused (the feed's key and trust go to the configured URL only; configure the URL it redirects to)", resp.Status, loc)
 		}
-		return validation.HoldingsPage{}, fmt.Errorf("status %s", resp.Status)
+		return reconcile.HoldingsPage{}, fmt.Errorf("status %s", resp.Status)
 	}
 	return decodePage(&boundedReader{r: resp.Body, left: maxPageBytes(limit)}, limit)
 }
@@ -118,9 +118,9 @@ func (b *boundedReader) Read(p []byte) (int, error) {
 // time, so that a page too large (more holdings than limit, more bytes
 // than they may take) fails before it is held whole. A member named twice
 // is garbage (which one would count?).
-func decodePage(r *boundedReader, limit int) (validation.HoldingsPage, error) {
+func decodePage(r *boundedReader, limit int) (reconcile.HoldingsPage, error) {
 	dec := json.NewDecoder(r)
-	out := validation.HoldingsPage{}
+	out := reconcile.HoldingsPage{}
 	err := func() error {
 		if err := delim(dec, '{'); err != nil {
 			return err
@@ -157,20 +157,20 @@ func decodePage(r *boundedReader, limit int) (validation.HoldingsPage, error) {
 	}()
 	switch {
 	case errors.Is(err, errPageTooLarge):
-		return validation.HoldingsPage{}, fmt.Errorf("garbage: the page is over %d bytes (%d holdings asked, at most %d bytes each on average)", maxPageBytes(limit), limit, MaxHoldingBytes)
+		return reconcile.HoldingsPage{}, fmt.Errorf("garbage: the page is over %d bytes (%d holdings asked, at most %d bytes each on average)", maxPageBytes(limit), limit, MaxHoldingBytes)
 	case err != nil:
-		return validation.HoldingsPage{}, fmt.Errorf("garbage: %w", err)
+		return reconcile.HoldingsPage{}, fmt.Errorf("garbage: %w", err)
 	}
 	return out, nil
 }
 
 // decodeHoldings reads the holdings array, failing at the first holding
 // past limit.
-func decodeHoldings(dec *json.Decoder, limit int) ([]validation.Holding, error) {
+func decodeHoldings(dec *json.Decoder, limit int) ([]reconcile.Holding, error) {
 	if err := delim(dec, '['); err != nil {
 		return nil, fmt.Errorf(`"holdings" is not an array: %w`, err)
 	}
-	out := []validation.Holding{}
+	out := []reconcile.Holding{}
 	for dec.More() {
 		if len(out) == limit {
 			return nil, fmt.Errorf("more than the %d holdings asked", limit)
@@ -186,7 +186,7 @@ func decodeHoldings(dec *json.Decoder, limit int) ([]validation.Holding, error) 
 				return nil, fmt.Errorf("customer %s: issued_at %q is not RFC 3339", h.CustomerID, h.IssuedAt)
 			}
 		}
-		out = append(out, validation.Holding{CustomerID: h.CustomerID, Product: h.Product, CheckID: h.CheckID, IssuedAt: at})
+		out = append(out, reconcile.Holding{CustomerID: h.CustomerID, Product: h.Product, CheckID: h.CheckID, IssuedAt: at})
 	}
 	return out, delim(dec, ']')
 }
@@ -196,7 +196,7 @@ var proofDigest = regexp.MustCompile(`^sha256:[0-9a-fA-F]{64}$`)
 
 // decodeProof reads the page's completeness proof: null or absent is
 // none; one that is there must be whole, or the page is garbage.
-func decodeProof(dec *json.Decoder) (*validation.Proof, error) {
+func decodeProof(dec *json.Decoder) (*reconcile.Proof, error) {
 	var p *struct {
 		Customers *int   `json:"customers"`
 		Holdings  *int   `json:"holdings"`
@@ -213,7 +213,7 @@ func decodeProof(dec *json.Decoder) (*validation.Proof, error) {
 	case !proofDigest.MatchString(p.Digest):
 		return nil, fmt.Errorf(`proof: digest %q is not "sha256:" and 64 hex digits`, p.Digest)
 	}
-	return &validation.Proof{Customers: *p.Customers, Holdings: *p.Holdings, Digest: p.Digest}, nil
+	return &reconcile.Proof{Customers: *p.Customers, Holdings: *p.Holdings, Digest: p.Digest}, nil
 }
 
 // delim reads the next token and fails unless it is d.
