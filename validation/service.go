@@ -77,7 +77,14 @@ type Service struct {
 	IdempotencyTTL time.Duration // default 24h
 	// Abandoner, when set, gives up checks whose outcome is unknown (see
 	// Abandoner); nil leaves their holds to expire.
-	Abandoner *Abandoner
+	Abandoner Abandoner
+}
+
+// Abandoner takes a check whose Hold failed with ErrOutcomeUnknown and
+// gives it up through Store.Abandon once the store answers again (package
+// abandon's Queue). Add must not block: it is called on the request path.
+type Abandoner interface {
+	Add(customerID, checkID string)
 }
 
 func (s *Service) now() time.Time {

@@ -18,6 +18,7 @@ import (
 	"github.com/arbiter-bank/arbiter/cmd/internal/certs"
 	"github.com/arbiter-bank/arbiter/tokens"
 	"github.com/arbiter-bank/arbiter/validation"
+	"github.com/arbiter-bank/arbiter/validation/abandon"
 	"github.com/arbiter-bank/arbiter/validation/bureau"
 	"github.com/arbiter-bank/arbiter/validation/redisstore"
 	"github.com/arbiter-bank/arbiter/web"
@@ -153,7 +154,7 @@ func runOn(ctx context.Context, local func() time.Time, args []string, getenv fu
 		return err
 	}
 
-	abandoner := &validation.Abandoner{Store: store, Log: log, Now: now}
+	abandoner := &abandon.Queue{Store: store, Log: log, Now: now}
 	go abandoner.Run(ctx)
 	svc := &validation.Service{Store: store, Policy: policy, Abandoner: abandoner, Now: now,
 		OTPFailures: cfg.OTPFailures, OTPWindow: cfg.OTPWindow}

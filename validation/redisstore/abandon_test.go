@@ -9,12 +9,13 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/arbiter-bank/arbiter/validation"
+	"github.com/arbiter-bank/arbiter/validation/abandon"
 	"github.com/arbiter-bank/arbiter/validation/redisstore"
 	"github.com/arbiter-bank/arbiter/validation/redisstore/redistest"
 	"github.com/arbiter-bank/arbiter/validation/storetest"
 )
 
-func abandon(tb testing.TB, s *redisstore.Store, customer, id string) validation.AbandonOutcome {
+func abandonCheck(tb testing.TB, s *redisstore.Store, customer, id string) validation.AbandonOutcome {
 	tb.Helper()
 	out, err := s.Abandon(context.Background(), validation.AbandonRequest{CustomerID: customer, CheckID: id, Actor: "arbiter", Now: t0.Add(time.Minute)})
 	if err != nil {
@@ -29,7 +30,7 @@ func TestContractAbandon(t *testing.T) {
 
 // TestNoGhostHolds stalls a real redis-server (SIGSTOP) while a check is
 // sent: the check fails as unavailable with an unknown outcome, Redis runs
-// the script when it resumes, and the Abandoner cancels the hold nobody
+// the script when it resumes, and the abandon Queue cancels the hold nobody
 // knows of, so the client's retry without an Idempotency-Key succeeds
 // instead of being refused hold_exists by its own ghost.
 func TestNoGhostHolds(t *testing.T) {
@@ -43,7 +44,7 @@ func TestNoGhostHolds(t *testing.T) {
 		t.Fatal(err)
 	}
 	settled := make(chan validation.AbandonOutcome, 1)
-	ab := &validation.Abandoner{Store: store, Retry: 20 * time.Millisecond, OnOutcome: func(o validation.AbandonOutcome) { settled <- o }}
+	ab := &abandon.Queue{Store: store, Retry: 20 * time.Millisecond, OnOutcome: func(o validation.AbandonOutcome) { settled <- o }}
 	svc := &validation.Service{Store: store, Policy: validation.DefaultPolicy(), Abandoner: ab}
 	branch := validation.Actor{ID: "branch-portal", Roles: []validation.Role{validation.RoleChecker}}
 	in := validation.CheckInput{CustomerID: "G-1", Product: "credit_card"}
@@ -70,35 +71,5 @@ func TestNoGhostHolds(t *testing.T) {
 	}
 	if _, _, err := svc.Check(ctx, branch, in); err != nil {
 		t.Fatalf("the client's retry = %v, want a hold", err)
-	}
-}
-
-// failingStore fails Abandon for one check with a bug-like error.
-type failingStore struct {
-	*redisstore.Store
-	bad string
-}
-
-func (f failingStore) Abandon(ctx context.Context, req validation.AbandonRequest) (validation.AbandonOutcome, error) {
-	if req.CheckID == f.bad {
-		return "", errors.New("redis abandon: unexpected reply")
-	}
-	return f.Store.Abandon(ctx, req)
-}
-
-// TestAbandonerSkipsAFailingCheck: a check the store keeps failing on goes
-// to the back of the line instead of blocking the others.
-func TestAbandonerSkipsAFailingCheck(t *testing.T) {
-	b := backends["miniredis"](t)
-	c := hold(t, b.store, "A-9", "credit_card", time.Now())
-	ab := &validation.Abandoner{Store: failingStore{b.store, "chk_bad"}}
-	ab.Add("A-8", "chk_bad")
-	ab.Add("A-9", c.ID)
-	if got, want := ab.Flush(context.Background()), 1; got != want {
-		t.Fatalf("left after a flush = %d, want only the failing check", got)
-	}
-	cu, err := b.store.Customer(context.Background(), "A-9", time.Now())
-	if err != nil || cu.Hold != nil {
-		t.Fatalf("customer A-9 = %+v %v, want its hold cancelled behind the failing one", cu.Hold, err)
 	}
 }

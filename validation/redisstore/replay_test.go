@@ -50,7 +50,7 @@ func TestContractIdempotentRetryOfAnAbandonedCheck(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := abandon(t, s, "F-2", first.ID); got != validation.AbandonCancelled {
+		if got := abandonCheck(t, s, "F-2", first.ID); got != validation.AbandonCancelled {
 			t.Fatalf("abandon = %s", got)
 		}
 		retry := req

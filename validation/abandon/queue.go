@@ -1,4 +1,4 @@
-package validation
+package abandon
 
 import (
 	"context"
@@ -6,60 +6,62 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/arbiter-bank/arbiter/validation"
 )
 
-// Defaults of Abandoner.
+// Defaults of Queue.
 const (
-	DefaultAbandonRetry = 250 * time.Millisecond
-	// MaxAbandoned bounds the checks an Abandoner keeps trying to settle;
-	// past it the oldest is dropped (and logged): its hold then only
-	// expires.
-	MaxAbandoned = 10000
+	DefaultRetry = 250 * time.Millisecond
+	// MaxPending bounds the checks a Queue keeps trying to settle; past it
+	// the oldest is dropped (and logged): its hold then only expires.
+	MaxPending = 10000
 )
 
-// Abandoner gives up checks whose outcome is unknown. When a check's
+// Queue gives up checks whose outcome is unknown. When a check's
 // script was sent and its reply lost (ErrOutcomeUnknown: Redis stalled, a
 // connection dropped), the client got 503 and never learns of a hold the
 // script may have placed; left alone, that ghost hold would lock the
 // customer for its whole TTL and refuse the client's own retry as
-// hold_exists. Service.Check hands such checks to Add; Run settles each
-// with Store.Abandon as soon as the store answers again, retrying until it
+// hold_exists. validation.Service.Check hands such checks to Add; Run settles each
+// with validation.Store.Abandon as soon as the store answers again, retrying until it
 // does. It is safe for concurrent use.
-type Abandoner struct {
-	Store Store
+type Queue struct {
+	Store validation.Store
 	Now   func() time.Time // default time.Now
 	Log   *slog.Logger     // default slog.Default()
 	// Retry is the pause between two attempts while the store is
-	// unavailable; default DefaultAbandonRetry.
+	// unavailable; default DefaultRetry.
 	Retry time.Duration
 	// OnOutcome, when set, is called once per settled check.
-	OnOutcome func(AbandonOutcome)
+	OnOutcome func(validation.AbandonOutcome)
 
 	mu      sync.Mutex
-	pending []AbandonRequest // oldest first
+	pending []validation.AbandonRequest // oldest first
 	wake    chan struct{}
 }
 
-// Add schedules the check for Store.Abandon.
-func (a *Abandoner) Add(customerID, checkID string) {
+// Add schedules the check for validation.Store.Abandon; it implements
+// validation.Abandoner.
+func (a *Queue) Add(customerID, checkID string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if len(a.pending) >= MaxAbandoned {
+	if len(a.pending) >= MaxPending {
 		a.log().Error("too many checks of unknown outcome; the oldest is left to expire", "check", a.pending[0].CheckID)
 		a.pending = a.pending[1:]
 	}
-	a.pending = append(a.pending, AbandonRequest{CustomerID: customerID, CheckID: checkID, Actor: "arbiter"})
+	a.pending = append(a.pending, validation.AbandonRequest{CustomerID: customerID, CheckID: checkID, Actor: "arbiter"})
 	a.signal()
 }
 
 // Pending returns how many checks are still to settle.
-func (a *Abandoner) Pending() int {
+func (a *Queue) Pending() int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return len(a.pending)
 }
 
-func (a *Abandoner) signal() {
+func (a *Queue) signal() {
 	if a.wake == nil {
 		a.wake = make(chan struct{}, 1)
 	}
@@ -70,14 +72,14 @@ func (a *Abandoner) signal() {
 }
 
 // Run settles scheduled checks until ctx ends.
-func (a *Abandoner) Run(ctx context.Context) {
+func (a *Queue) Run(ctx context.Context) {
 	a.mu.Lock()
 	a.signal() // creates wake; nothing may be pending yet
 	wake := a.wake
 	a.mu.Unlock()
 	retry := a.Retry
 	if retry <= 0 {
-		retry = DefaultAbandonRetry
+		retry = DefaultRetry
 	}
 	for {
 		var after <-chan time.Time
@@ -97,7 +99,7 @@ func (a *Abandoner) Run(ctx context.Context) {
 // many are left. It stops at the first unavailable or full store (the rest
 // would fail too); a check that fails otherwise goes to the back of the
 // line, so it cannot block the others.
-func (a *Abandoner) settle(ctx context.Context) int {
+func (a *Queue) settle(ctx context.Context) int {
 	for range a.Pending() {
 		a.mu.Lock()
 		if len(a.pending) == 0 {
@@ -109,7 +111,7 @@ func (a *Abandoner) settle(ctx context.Context) int {
 		req.Now = a.now()
 		out, err := a.Store.Abandon(ctx, req)
 		switch {
-		case errors.Is(err, ErrUnavailable), errors.Is(err, ErrStoreFull), ctx.Err() != nil:
+		case errors.Is(err, validation.ErrUnavailable), errors.Is(err, validation.ErrStoreFull), ctx.Err() != nil:
 			return a.Pending()
 		case err != nil:
 			a.log().Error("abandon a check of unknown outcome; retrying later", "check", req.CheckID, "err", err)
@@ -136,7 +138,7 @@ func (a *Abandoner) settle(ctx context.Context) int {
 // Flush makes one last attempt at every pending check, for a shutdown
 // (Run has stopped, requests have drained), and returns how many are left:
 // their holds will only expire.
-func (a *Abandoner) Flush(ctx context.Context) int {
+func (a *Queue) Flush(ctx context.Context) int {
 	left := a.settle(ctx)
 	if left > 0 {
 		a.log().Error("shutting down with checks of unknown outcome not settled; their holds will expire", "checks", left)
@@ -144,14 +146,14 @@ func (a *Abandoner) Flush(ctx context.Context) int {
 	return left
 }
 
-func (a *Abandoner) now() time.Time {
+func (a *Queue) now() time.Time {
 	if a.Now != nil {
 		return a.Now()
 	}
 	return time.Now()
 }
 
-func (a *Abandoner) log() *slog.Logger {
+func (a *Queue) log() *slog.Logger {
 	if a.Log != nil {
 		return a.Log
 	}
