@@ -21,6 +21,7 @@ import (
 	"github.com/arbiter-bank/arbiter/tokens"
 	"github.com/arbiter-bank/arbiter/validation"
 	"github.com/arbiter-bank/arbiter/validation/reconcile"
+	"github.com/arbiter-bank/arbiter/validation/reconcile/redisrecon"
 	"github.com/arbiter-bank/arbiter/validation/redisstore"
 	"github.com/arbiter-bank/arbiter/validation/redisstore/redistest"
 	"github.com/arbiter-bank/arbiter/web"
@@ -114,7 +115,7 @@ agents:
 	if rec == nil {
 		rec = &reconcile.Reconciler{}
 	}
-	rec.Ledger, rec.Store, rec.Policy = store, store, policy
+	rec.Ledger, rec.Store, rec.Policy = store, redisrecon.New(rdb, store), policy
 	cfg.Reconciler = rec
 	ts := httptest.NewServer(web.New(cfg))
 	tb.Cleanup(ts.Close)

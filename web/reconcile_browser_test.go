@@ -10,7 +10,9 @@ import (
 
 	"github.com/arbiter-bank/arbiter/validation"
 	"github.com/arbiter-bank/arbiter/validation/reconcile"
+	"github.com/arbiter-bank/arbiter/validation/reconcile/redisrecon"
 	"github.com/arbiter-bank/arbiter/validation/redisstore"
+	"github.com/arbiter-bank/arbiter/validation/redisstore/redistest"
 	"github.com/arbiter-bank/arbiter/web"
 )
 
@@ -36,11 +38,12 @@ func TestBrowserShowsCase(t *testing.T) {
 	ctx := startBrowser(t)
 	opened := time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)
 	var rec *reconcile.Reconciler
-	env := startUI(t, false, func(cfg *web.Config) {
+	rdb := redistest.MustStartRedis(t).Client(t)
+	env := startUIOn(t, rdb, false, func(cfg *web.Config) {
 		svc := cfg.Service.(*validation.Service)
 		store := svc.Store.(*redisstore.Store)
 		since := time.Date(2019, 3, 1, 0, 0, 0, 0, time.UTC)
-		rec = &reconcile.Reconciler{Ledger: store, Store: store, Policy: cfg.Policy, Now: func() time.Time { return opened }, Sources: []reconcile.Source{
+		rec = &reconcile.Reconciler{Ledger: store, Store: redisrecon.New(rdb, store), Policy: cfg.Policy, Now: func() time.Time { return opened }, Sources: []reconcile.Source{
 			{Product: "credit_card", Name: "card-service", Feed: onePageFeed{{CustomerID: "C-77", Product: "credit_card", IssuedAt: since}}},
 			{Product: "personal_loan", Name: "loan-service", Feed: onePageFeed{{CustomerID: "C-77", Product: "personal_loan", IssuedAt: since.AddDate(2, 1, 1)}}},
 		}}

@@ -22,8 +22,8 @@ import (
 // can still be read, runs answer not_found). In production it refuses a
 // source that would send its key in clear text (http:// to a host that is
 // not loopback).
-func newReconciler(ctx context.Context, policy *validation.Policy, store *redisstore.Store, metrics *web.Metrics, log *slog.Logger, production bool) (*reconcile.Reconciler, error) {
-	rec := &reconcile.Reconciler{Ledger: store, Store: store, Policy: policy, Base: ctx, Log: log,
+func newReconciler(ctx context.Context, policy *validation.Policy, store *redisstore.Store, runs reconcile.Store, metrics *web.Metrics, log *slog.Logger, production bool) (*reconcile.Reconciler, error) {
+	rec := &reconcile.Reconciler{Ledger: store, Store: runs, Policy: policy, Base: ctx, Log: log,
 		OnFinding: metrics.ReconcileFinding, OnSourceDone: metrics.ReconcileSourceDone}
 	if policy.Reconcile == nil {
 		return rec, nil

@@ -11,6 +11,7 @@ import (
 
 	"github.com/arbiter-bank/arbiter/validation"
 	"github.com/arbiter-bank/arbiter/validation/reconcile/feed"
+	"github.com/arbiter-bank/arbiter/validation/reconcile/redisrecon"
 	"github.com/arbiter-bank/arbiter/validation/redisstore"
 	"github.com/arbiter-bank/arbiter/web"
 )
@@ -36,12 +37,14 @@ func TestNewReconciler(t *testing.T) {
 		return p
 	}
 	policy := func(keyFile string) *validation.Policy { return policyAt("http://card.internal/v1/holdings", keyFile) }
-	store := redisstore.New(redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"}), redisstore.Options{})
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
+	store := redisstore.New(rdb, redisstore.Options{})
+	runs := redisrecon.New(rdb, store)
 	metrics := web.NewMetrics(nil)
 	ctx := context.Background()
 
 	t.Run("reads and trims the key file", func(t *testing.T) {
-		rec, err := newReconciler(ctx, policy(key), store, metrics, nil, false)
+		rec, err := newReconciler(ctx, policy(key), store, runs, metrics, nil, false)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -54,28 +57,28 @@ func TestNewReconciler(t *testing.T) {
 	})
 	for name, file := range map[string]string{"a missing key file": filepath.Join(dir, "nope.key"), "an empty key file": empty} {
 		t.Run(name+" stops the start", func(t *testing.T) {
-			_, err := newReconciler(ctx, policy(file), store, metrics, nil, false)
+			_, err := newReconciler(ctx, policy(file), store, runs, metrics, nil, false)
 			if err == nil || !strings.Contains(err.Error(), "reconcile source credit_card") || strings.Contains(err.Error(), "s3cret") {
 				t.Errorf("error = %v", err)
 			}
 		})
 	}
 	t.Run("production refuses a feed key over plain http, except to loopback", func(t *testing.T) {
-		_, err := newReconciler(ctx, policy(key), store, metrics, nil, true)
+		_, err := newReconciler(ctx, policy(key), store, runs, metrics, nil, true)
 		if err == nil || !strings.Contains(err.Error(), "over plain http") {
 			t.Errorf("http://card.internal with a key in production: %v, want refused", err)
 		}
 		for _, url := range []string{"https://card.internal/v1/holdings", "http://127.0.0.1:8081/v1/holdings", "http://localhost:8081/v1/holdings", "http://[::1]:8081/v1/holdings"} {
-			if _, err := newReconciler(ctx, policyAt(url, key), store, metrics, nil, true); err != nil {
+			if _, err := newReconciler(ctx, policyAt(url, key), store, runs, metrics, nil, true); err != nil {
 				t.Errorf("%s with a key in production: %v", url, err)
 			}
 		}
-		if _, err := newReconciler(ctx, policyAt("http://card.internal/v1/holdings", `""`), store, metrics, nil, true); err != nil {
+		if _, err := newReconciler(ctx, policyAt("http://card.internal/v1/holdings", `""`), store, runs, metrics, nil, true); err != nil {
 			t.Errorf("plain http without a key in production: %v", err)
 		}
 	})
 	t.Run("without a reconcile block: no sources, cases still served", func(t *testing.T) {
-		rec, err := newReconciler(ctx, validation.DefaultPolicy(), store, metrics, nil, false)
+		rec, err := newReconciler(ctx, validation.DefaultPolicy(), store, runs, metrics, nil, false)
 		if err != nil || rec == nil || len(rec.Sources) != 0 {
 			t.Errorf("reconciler = %+v, %v", rec, err)
 		}

@@ -20,6 +20,7 @@ import (
 	"github.com/arbiter-bank/arbiter/validation"
 	"github.com/arbiter-bank/arbiter/validation/abandon"
 	"github.com/arbiter-bank/arbiter/validation/bureau"
+	"github.com/arbiter-bank/arbiter/validation/reconcile/redisrecon"
 	"github.com/arbiter-bank/arbiter/validation/redisstore"
 	"github.com/arbiter-bank/arbiter/web"
 )
@@ -161,7 +162,7 @@ func runOn(ctx context.Context, local func() time.Time, args []string, getenv fu
 	if policy.Rating != nil {
 		svc.Ratings = bureau.New(*policy.Rating, &http.Client{})
 	}
-	rec, err := newReconciler(ctx, policy, store, metrics, log, cfg.production()) // reconcile.go
+	rec, err := newReconciler(ctx, policy, store, redisrecon.New(rdb, store), metrics, log, cfg.production()) // reconcile.go
 	if err != nil {
 		return err
 	}

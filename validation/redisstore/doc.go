@@ -1,5 +1,7 @@
 // Package redisstore is arbiter's Store on Redis, and the branch UI's
-// session store (Sessions): all of arbiter's Redis calls. Each check, each
+// session store (Sessions): all of arbiter's Redis calls but those of
+// reconciliation's own state (runs, findings, lease: package redisrecon),
+// which touch no customer's keys. Each check, each
 // redemption (token or OTP) and each cancellation is one Lua script, so one
 // atomic step and one round trip: the check and the two redemptions run as
 // functions of arbiter's library (FCALL, library.go), the other scripts,

@@ -1,4 +1,4 @@
-package redisstore_test
+package redisrecon_test
 
 import (
 	"context"
@@ -18,6 +18,7 @@ import (
 
 	"github.com/arbiter-bank/arbiter/validation"
 	"github.com/arbiter-bank/arbiter/validation/reconcile"
+	"github.com/arbiter-bank/arbiter/validation/reconcile/redisrecon"
 	"github.com/arbiter-bank/arbiter/validation/redisstore"
 	"github.com/arbiter-bank/arbiter/validation/redisstore/redistest"
 )
@@ -79,6 +80,7 @@ func feedOf(product string, customers ...string) *memFeed {
 // over card and loan feeds.
 type reconFixture struct {
 	store *redisstore.Store
+	recon *redisrecon.Store
 	svc   *validation.Service
 	rec   *reconcile.Reconciler
 }
@@ -87,9 +89,9 @@ func newRecon(tb testing.TB, rdb redis.UniversalClient, card, loan reconcile.Fee
 	tb.Helper()
 	store := redisstore.New(rdb, redisstore.Options{})
 	policy := validation.DefaultPolicy()
-	f := &reconFixture{store: store, svc: &validation.Service{Store: store, Policy: policy}}
+	f := &reconFixture{store: store, recon: redisrecon.New(rdb, store), svc: &validation.Service{Store: store, Policy: policy}}
 	f.rec = &reconcile.Reconciler{
-		Ledger: store, Store: store, Policy: policy,
+		Ledger: store, Store: f.recon, Policy: policy,
 		Config:  validation.ReconcileConfig{OnOrphan: onOrphan, PageSize: 2},
 		Sources: []reconcile.Source{{Product: "credit_card", Name: "card-service", Feed: card}, {Product: "personal_loan", Name: "loan-service", Feed: loan}},
 		Batch:   3,
@@ -129,7 +131,7 @@ func (f *reconFixture) reconcile(tb testing.TB) reconcile.Run {
 
 func (f *reconFixture) findings(tb testing.TB, run reconcile.Run) map[string]reconcile.Finding {
 	tb.Helper()
-	fs, err := f.store.Findings(context.Background(), run.ID, 0, 1000)
+	fs, err := f.recon.Findings(context.Background(), run.ID, 0, 1000)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -431,18 +433,10 @@ func waitRun(tb testing.TB, rec *reconcile.Reconciler, id string) reconcile.Run 
 	}
 }
 
-// TestReconcileAsLimitedUser runs every finding kind as deploy/users.acl's
-// arbiter user on a redis-server started from deploy/redis.conf, so the
-// ACL is known to allow everything a reconciliation does.
-func TestReconcileAsLimitedUser(t *testing.T) {
-	r := startProdRedis(t)
-	everyKind(t, r.client(t, "arbiter", aclArbiterPassword))
-}
-
 // staleGrants answers Grants as if read before the customers' grants were
 // made: a redemption, or another run's import, landing between a batch's
 // read and its imports.
-type staleGrants struct{ *redisstore.Store }
+type staleGrants struct{ *redisrecon.Store }
 
 func (staleGrants) Grants(ctx context.Context, customers []string) (map[string][]validation.Grant, error) {
 	return map[string][]validation.Grant{}, nil
@@ -455,54 +449,13 @@ func TestReconcileGrantAppearingMeanwhile(t *testing.T) {
 	rdb := redistest.MustStartRedis(t).Client(t)
 	f := newRecon(t, rdb, feedOf("credit_card", "C-1"), feedOf("personal_loan"), validation.OnOrphanReport)
 	f.grant(t, "C-1", "credit_card", time.Now().Add(-time.Hour))
-	f.rec.Store = staleGrants{f.store}
+	f.rec.Store = staleGrants{f.recon}
 	run := f.reconcile(t)
 	if len(run.Counts) != 0 {
 		t.Errorf("counts = %v, want no finding", run.Counts)
 	}
 	if cases, _ := f.rec.Cases(context.Background(), 10); len(cases) != 0 {
 		t.Errorf("cases = %+v", cases)
-	}
-}
-
-// TestCaseScriptCost pins what opening, refreshing and resolving a case
-// cost on the server, in-script commands included (INFO commandstats).
-func TestCaseScriptCost(t *testing.T) {
-	srv := redistest.MustStartRedis(t)
-	store := redisstore.New(srv.Client(t), redisstore.Options{})
-	ctx := context.Background()
-	if err := store.Load(ctx); err != nil {
-		t.Fatal(err)
-	}
-	c := validation.Case{CustomerID: "C-1", Products: []string{"credit_card", "personal_loan"}, Detail: "d", OpenedAt: time.Now(), RunID: "rec_1"}
-	for _, step := range []struct {
-		name string
-		do   func() error
-		want map[string]int64
-	}{
-		{"open", func() error { return store.OpenCase(ctx, c, time.Now()) },
-			map[string]int64{"evalsha": 1, "hmget": 1, "get": 2, "set": 1, "lpush": 1, "pexpire": 1, "zadd": 1}}, // get: the hold, the case
-		{"refresh", func() error { return store.OpenCase(ctx, c, time.Now()) },
-			map[string]int64{"evalsha": 1, "hmget": 1, "get": 2, "set": 1, "zadd": 1}},
-		{"resolve", func() error { _, err := store.ResolveCase(ctx, "C-1", "ops", "n", time.Now()); return err },
-			map[string]int64{"evalsha": 1, "hmget": 1, "get": 3, "del": 1, "lpush": 1, "pexpire": 1, "zrem": 1}}, // get: the hold, the case, the re-check after the zrem
-	} {
-		t.Run(step.name, func(t *testing.T) {
-			before := srv.CommandStats(t)
-			if err := step.do(); err != nil {
-				t.Fatal(err)
-			}
-			after := srv.CommandStats(t)
-			got := map[string]int64{}
-			for k, v := range after {
-				if d := v - before[k]; d > 0 && k != "info" && k != "hello" { // CommandStats's own connection
-					got[k] = d
-				}
-			}
-			if fmt.Sprint(got) != fmt.Sprint(step.want) {
-				t.Errorf("commands = %v, want %v", got, step.want)
-			}
-		})
 	}
 }
 
@@ -589,7 +542,7 @@ func TestReconcileArbiterCheckWithoutGrantIsNotImported(t *testing.T) {
 }
 
 // lostLease answers every renewal as if another run held the lease.
-type lostLease struct{ *redisstore.Store }
+type lostLease struct{ *redisrecon.Store }
 
 func (lostLease) RenewLease(ctx context.Context, holder string, ttl time.Duration) (bool, error) {
 	return false, nil
@@ -609,7 +562,7 @@ func TestReconcileStopsWhenTheLeaseIsLost(t *testing.T) {
 	card.hangPage = card.pages + 2 // the second page of the next run hangs until its context ends
 	f.rec.Config.Timeout = 2 * time.Second
 	f.rec.LeaseTTL = 60 * time.Millisecond
-	f.rec.Store = lostLease{f.store}
+	f.rec.Store = lostLease{f.recon}
 	run, err := f.rec.Reconcile(context.Background(), "test")
 	if err != nil {
 		t.Fatal(err)
@@ -644,13 +597,13 @@ func TestReconcileInterruptedRunIsNotLeftRunning(t *testing.T) {
 	if err := f.rec.Wait(wctx); err != nil {
 		t.Fatalf("wait: %v", err)
 	}
-	got, err := f.store.Run(context.Background(), run.ID)
+	got, err := f.recon.Run(context.Background(), run.ID)
 	if err != nil || got.Status != reconcile.RunFailed || got.Error != "interrupted by shutdown" {
 		t.Errorf("interrupted run = %s %q, %v; want failed, interrupted by shutdown", got.Status, got.Error, err)
 	}
 
 	dead := reconcile.Run{ID: "rec_00000000000000aa", Status: reconcile.RunRunning, StartedAt: time.Now(), Counts: map[reconcile.FindingKind]int{}}
-	if err := f.store.SaveRun(context.Background(), dead); err != nil {
+	if err := f.recon.SaveRun(context.Background(), dead); err != nil {
 		t.Fatal(err)
 	}
 	got, _, err = f.rec.Run(context.Background(), admin, dead.ID, 0, 10)
@@ -682,52 +635,5 @@ reconcile:
 	*card = *feedOf("credit_card", "C-1")
 	if src := sourceStatus(f.reconcile(t), "credit_card"); src.Status != reconcile.SourceDone {
 		t.Errorf("card source with min_share 0 = %+v, want done", src)
-	}
-}
-
-// reopenBeforeZRem opens a case (through another client) just before the
-// first ZREM of the case index is sent: a run reopening the customer's
-// case between the resolve script and its index removal.
-type reopenBeforeZRem struct {
-	other *redisstore.Store
-	c     validation.Case
-	once  sync.Once
-}
-
-func (h *reopenBeforeZRem) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (h *reopenBeforeZRem) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return next
-}
-func (h *reopenBeforeZRem) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		if cmd.Name() == "zrem" {
-			h.once.Do(func() {
-				if err := h.other.OpenCase(ctx, h.c, time.Now()); err != nil {
-					panic(err)
-				}
-			})
-		}
-		return next(ctx, cmd)
-	}
-}
-
-// TestResolveCaseRacingAReopen: a case reopened while it is being
-// resolved stays listed in the open cases.
-func TestResolveCaseRacingAReopen(t *testing.T) {
-	srv := redistest.MustStartRedis(t)
-	ctx := context.Background()
-	rdb := srv.Client(t)
-	store := redisstore.New(rdb, redisstore.Options{})
-	c := validation.Case{CustomerID: "C-1", Products: []string{"credit_card", "personal_loan"}, Detail: "d", OpenedAt: time.Now(), RunID: "rec_1"}
-	if err := store.OpenCase(ctx, c, time.Now()); err != nil {
-		t.Fatal(err)
-	}
-	rdb.AddHook(&reopenBeforeZRem{other: redisstore.New(srv.Client(t), redisstore.Options{}), c: c})
-	if _, err := store.ResolveCase(ctx, "C-1", "ops", "resolved", time.Now()); err != nil {
-		t.Fatal(err)
-	}
-	cases, err := store.Cases(ctx, 10)
-	if err != nil || len(cases) != 1 || cases[0].CustomerID != "C-1" {
-		t.Errorf("open cases = %+v, %v; want C-1's reopened case", cases, err)
 	}
 }

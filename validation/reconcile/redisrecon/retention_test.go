@@ -1,4 +1,4 @@
-package redisstore_test
+package redisrecon_test
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/arbiter-bank/arbiter/validation/reconcile"
+	"github.com/arbiter-bank/arbiter/validation/reconcile/redisrecon"
 	"github.com/arbiter-bank/arbiter/validation/redisstore"
 	"github.com/arbiter-bank/arbiter/validation/redisstore/redistest"
 )
@@ -19,7 +20,7 @@ import (
 // reconciliation never fills Redis within the 7 days runs are kept.
 func TestReconcileFindingsBoundedInTotal(t *testing.T) {
 	rdb := redistest.MustStartRedis(t).Client(t)
-	store := redisstore.New(rdb, redisstore.Options{})
+	store := redisrecon.New(rdb, redisstore.New(rdb, redisstore.Options{}))
 	ctx := context.Background()
 	per := reconcile.MaxStoredFindings
 	fs := make([]reconcile.Finding, per)
@@ -27,7 +28,7 @@ func TestReconcileFindingsBoundedInTotal(t *testing.T) {
 		fs[i] = reconcile.Finding{Kind: reconcile.FindingOrphanGrant, CustomerID: fmt.Sprintf("C-%05d", i), Products: []string{"credit_card"},
 			Detail: strings.Repeat("a grant no feed lists ", 10), Action: reconcile.ActionReported}
 	}
-	runs := redisstore.MaxStoredFindingsTotal/per + 3
+	runs := redisrecon.MaxStoredFindingsTotal/per + 3
 	start := time.Now().Add(-24 * time.Hour)
 	var ids []string
 	for i := range runs {
@@ -56,12 +57,12 @@ func TestReconcileFindingsBoundedInTotal(t *testing.T) {
 			t.Fatal(err)
 		}
 		total += len(got)
-		kept := i >= runs-1-redisstore.MaxStoredFindingsTotal/per // the newest runs' findings, within the bound, and the last run's
+		kept := i >= runs-1-redisrecon.MaxStoredFindingsTotal/per // the newest runs' findings, within the bound, and the last run's
 		if want := map[bool]int{true: per, false: 0}[kept]; len(got) != want || run.Findings != want || run.Counts[reconcile.FindingOrphanGrant] != per {
 			t.Errorf("run %d of %d: %d findings stored, run says %d (counts %v); want %d, counts kept", i+1, runs, len(got), run.Findings, run.Counts, want)
 		}
 	}
-	if max := redisstore.MaxStoredFindingsTotal + per; total > max {
+	if max := redisrecon.MaxStoredFindingsTotal + per; total > max {
 		t.Errorf("%d findings stored across %d runs, want at most %d", total, runs, max)
 	}
 

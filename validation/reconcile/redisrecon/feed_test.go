@@ -1,4 +1,4 @@
-package redisstore_test
+package redisrecon_test
 
 import (
 	"crypto/sha256"

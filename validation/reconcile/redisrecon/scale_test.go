@@ -1,4 +1,4 @@
-package redisstore_test
+package redisrecon_test
 
 import (
 	"context"
@@ -136,7 +136,7 @@ func TestReconcileScale(t *testing.T) {
 	ids := make([]string, 0, 1000)
 	for i := range n {
 		if ids = append(ids, scaleCustomer(i)); len(ids) == cap(ids) || i == n-1 {
-			if err := f.store.MarkSeen(ctx, "measure", "credit_card", ids); err != nil {
+			if err := f.recon.MarkSeen(ctx, "measure", "credit_card", ids); err != nil {
 				t.Fatal(err)
 			}
 			ids = ids[:0]
