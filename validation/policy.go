@@ -32,7 +32,7 @@ type Policy struct {
 	Products  map[string]Product `yaml:"products"`
 	Exclusive [][]string         `yaml:"exclusive"`
 	Rating    *RatingConfig      `yaml:"rating"`    // the credit bureau; required when a product sets min_rating
-	Reconcile *ReconcileConfig   `yaml:"reconcile"` // the product systems' holdings feeds (reconcile.go); nil: none
+	Reconcile *ReconcileConfig   `yaml:"reconcile"` // the product systems' holdings feeds (policy_reconcile.go); nil: none
 }
 
 // RatingConfig declares the credit rating provider (a bureau answering
