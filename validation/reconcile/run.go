@@ -73,7 +73,7 @@ type SourceProgress struct {
 }
 
 // Run is one reconciliation: its progress, its counts, and where its
-// findings are (Reconciler.Findings pages them).
+// findings are (Reconciler.Run pages them).
 type Run struct {
 	ID         string
 	Status     RunStatus

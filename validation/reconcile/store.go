@@ -9,7 +9,7 @@ import (
 
 // Store is what a Reconciler needs beyond the Ledger (validation.Store):
 // pipelined reads of grants, a scan of every grant, the run's state and the
-// open cases. redisstore.Store implements it.
+// open cases. redisrecon.Store implements it on Redis.
 type Store interface {
 	// Grants returns the grants of each customer (pipelined: one round trip).
 	Grants(ctx context.Context, customers []string) (map[string][]validation.Grant, error)
