@@ -18,14 +18,14 @@ const (
 	MaxPending = 10000
 )
 
-// Queue gives up checks whose outcome is unknown. When a check's
-// script was sent and its reply lost (ErrOutcomeUnknown: Redis stalled, a
-// connection dropped), the client got 503 and never learns of a hold the
+// Queue gives up checks whose outcome is unknown. When a check's script
+// was sent and its reply lost (validation.ErrOutcomeUnknown: Redis stalled,
+// a connection dropped), the client got 503 and never learns of a hold the
 // script may have placed; left alone, that ghost hold would lock the
 // customer for its whole TTL and refuse the client's own retry as
-// hold_exists. validation.Service.Check hands such checks to Add; Run settles each
-// with validation.Store.Abandon as soon as the store answers again, retrying until it
-// does. It is safe for concurrent use.
+// hold_exists. validation.Service.Check hands such checks to Add; Run
+// settles each with validation.Store.Abandon as soon as the store answers
+// again, retrying until it does. It is safe for concurrent use.
 type Queue struct {
 	Store validation.Store
 	Now   func() time.Time // default time.Now
@@ -40,6 +40,8 @@ type Queue struct {
 	pending []validation.AbandonRequest // oldest first
 	wake    chan struct{}
 }
+
+var _ validation.Abandoner = (*Queue)(nil)
 
 // Add schedules the check for validation.Store.Abandon; it implements
 // validation.Abandoner.
