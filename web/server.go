@@ -66,7 +66,7 @@ type Config struct {
 	// request; default DefaultSessionIdle (15m).
 	SessionIdle time.Duration
 	// Sessions keeps the branch UI's sessions and sign-in throttle; give
-	// every instance the same one (redisstore.Sessions) so that they all
+	// every instance the same one (redissessions.Store) so that they all
 	// know every session. Default: this process's memory, where a restart
 	// signs every agent out.
 	Sessions SessionStore

@@ -21,6 +21,7 @@ import (
 	"github.com/arbiter-bank/arbiter/validation/bureau"
 	"github.com/arbiter-bank/arbiter/validation/redisstore"
 	"github.com/arbiter-bank/arbiter/web"
+	"github.com/arbiter-bank/arbiter/web/redissessions"
 )
 
 // Demo clients of embedded mode, printed at start.
@@ -140,7 +141,7 @@ func runOn(ctx context.Context, local func() time.Time, args []string, getenv fu
 	// embedded one in demo mode), so every instance shares them. Not fatal
 	// either, and an unreachable Redis was just logged: a script not loaded
 	// is sent whole once (EVAL), then runs as EVALSHA.
-	sessions := redisstore.NewSessions(rdb, redisstore.SessionOptions{Observe: metrics.ObserveScript})
+	sessions := redissessions.New(rdb, redissessions.Options{Observe: metrics.ObserveScript})
 	_ = sessions.Load(loadCtx)
 	cancel()
 

@@ -1,5 +1,5 @@
-// Package redisstore is arbiter's Store on Redis, and the branch UI's
-// session store (Sessions): all of arbiter's Redis calls. Each check, each
+// Package redisstore is arbiter's Store on Redis: the customers' holds,
+// grants and audit, and the Redis clock. Each check, each
 // redemption (token or OTP) and each cancellation is one Lua script, so one
 // atomic step and one round trip: the check and the two redemptions run as
 // functions of arbiter's library (FCALL, library.go), the other scripts,
@@ -16,10 +16,7 @@
 // each key, once; customerKeyNames lists them in KEYS order, codec.go
 // holds the encodings and lua/prelude.lua one section per key.
 //
-// The branch UI's sessions and sign-in throttle (Sessions, sessions.go) are
-// one key each, outside every customer, touched one key per operation:
-//
-//	arb:session:K      hash    v (web's encoding), seen, exp; K: SHA-256 of the cookie (PEXPIRE = idle, ≤ exp)
-//	arb:signin:user:U  hash    n failed sign-ins of username U, until: the window's end (PEXPIRE = window)
-//	arb:signin:addr:A  hash    the same for client address A
+// Script runs another adapter's standalone script (the branch UI's
+// sessions, web/redissessions) by the same rule: sent once, never resent
+// after its reply may have been lost.
 package redisstore
