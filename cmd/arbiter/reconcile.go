@@ -10,10 +10,10 @@ import (
 	"os"
 	"strings"
 
+	"github.com/arbiter-bank/arbiter/internal/metrics"
 	"github.com/arbiter-bank/arbiter/validation"
 	"github.com/arbiter-bank/arbiter/validation/feed"
 	"github.com/arbiter-bank/arbiter/validation/redisstore"
-	"github.com/arbiter-bank/arbiter/web"
 )
 
 // newReconciler builds the reconciler of the policy's reconcile: block,
@@ -21,7 +21,7 @@ import (
 // can still be read, runs answer not_found). In production it refuses a
 // source that would send its key in clear text (http:// to a host that is
 // not loopback).
-func newReconciler(ctx context.Context, policy *validation.Policy, store *redisstore.Store, metrics *web.Metrics, log *slog.Logger, production bool) (*validation.Reconciler, error) {
+func newReconciler(ctx context.Context, policy *validation.Policy, store *redisstore.Store, metrics *metrics.Set, log *slog.Logger, production bool) (*validation.Reconciler, error) {
 	rec := &validation.Reconciler{Store: store, ReconcileStore: store, Policy: policy, Base: ctx, Log: log,
 		OnFinding: metrics.ReconcileFinding, OnSourceDone: metrics.ReconcileSourceDone}
 	if policy.Reconcile == nil {

@@ -9,10 +9,10 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/arbiter-bank/arbiter/internal/metrics"
 	"github.com/arbiter-bank/arbiter/validation"
 	"github.com/arbiter-bank/arbiter/validation/feed"
 	"github.com/arbiter-bank/arbiter/validation/redisstore"
-	"github.com/arbiter-bank/arbiter/web"
 )
 
 func TestNewReconciler(t *testing.T) {
@@ -37,7 +37,7 @@ func TestNewReconciler(t *testing.T) {
 	}
 	policy := func(keyFile string) *validation.Policy { return policyAt("http://card.internal/v1/holdings", keyFile) }
 	store := redisstore.New(redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"}), redisstore.Options{})
-	metrics := web.NewMetrics(nil)
+	metrics := metrics.New(nil)
 	ctx := context.Background()
 
 	t.Run("reads and trims the key file", func(t *testing.T) {

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/arbiter-bank/arbiter/cmd/internal/certs"
+	"github.com/arbiter-bank/arbiter/internal/metrics"
 	"github.com/arbiter-bank/arbiter/tokens"
 	"github.com/arbiter-bank/arbiter/validation"
 	"github.com/arbiter-bank/arbiter/validation/bureau"
@@ -110,7 +111,7 @@ func runOn(ctx context.Context, local func() time.Time, args []string, getenv fu
 	if err != nil {
 		return err
 	}
-	metrics := web.NewMetrics(nil)
+	metrics := metrics.New(nil)
 	if tlsCert != nil {
 		metrics.ObserveCertificate("listener", tlsCert.Leaf)
 	}
@@ -173,7 +174,7 @@ func runOn(ctx context.Context, local func() time.Time, args []string, getenv fu
 		Ready:  ready(clock, store),
 		Now:    now,
 		Logger: log, RequestTimeout: cfg.RequestTimeout,
-		Metrics:       metrics,
+		Registry:      metrics.Registry(),
 		SecureCookies: cfg.SecureCookies, SessionIdle: cfg.SessionIdle,
 		Sessions:       sessions,
 		TracerProvider: tracing.Provider, Propagator: tracing.Propagator,
@@ -347,10 +348,10 @@ func printDemo(w io.Writer, base string) {
 }
 
 // poolStats reads go-redis's pool figures for the metrics.
-func poolStats(rdb redis.UniversalClient) func() web.PoolStats {
-	return func() web.PoolStats {
+func poolStats(rdb redis.UniversalClient) func() metrics.PoolStats {
+	return func() metrics.PoolStats {
 		s := rdb.PoolStats()
-		return web.PoolStats{Hits: uint64(s.Hits), Misses: uint64(s.Misses), Timeouts: uint64(s.Timeouts),
+		return metrics.PoolStats{Hits: uint64(s.Hits), Misses: uint64(s.Misses), Timeouts: uint64(s.Timeouts),
 			TotalConns: uint64(s.TotalConns), IdleConns: uint64(s.IdleConns), StaleConns: uint64(s.StaleConns)}
 	}
 }
@@ -369,7 +370,7 @@ func ready(clock *redisstore.Clock, store *redisstore.Store) func(context.Contex
 // newClock is the clock of the Redis behind rdb (the host clock itself in
 // embedded mode, where Redis is this process), measured once now and then
 // every redisstore.DefaultClockInterval until ctx ends.
-func newClock(ctx context.Context, cfg config, rdb redis.UniversalClient, local func() time.Time, log *slog.Logger, metrics *web.Metrics) *redisstore.Clock {
+func newClock(ctx context.Context, cfg config, rdb redis.UniversalClient, local func() time.Time, log *slog.Logger, metrics *metrics.Set) *redisstore.Clock {
 	if !cfg.production() {
 		rdb = nil
 	}
