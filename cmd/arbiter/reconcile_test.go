@@ -10,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/arbiter-bank/arbiter/internal/metrics"
+	"github.com/arbiter-bank/arbiter/internal/policyfile"
 	"github.com/arbiter-bank/arbiter/validation"
 	"github.com/arbiter-bank/arbiter/validation/feed"
 	"github.com/arbiter-bank/arbiter/validation/redisstore"
@@ -26,7 +27,7 @@ func TestNewReconciler(t *testing.T) {
 		t.Fatal(err)
 	}
 	policyAt := func(url, keyFile string) *validation.Policy {
-		p, err := validation.ParsePolicy([]byte(validation.DefaultPolicyYAML + `reconcile:
+		p, err := policyfile.Parse([]byte(policyfile.DefaultYAML + `reconcile:
   sources:
     - { product: credit_card, url: "` + url + `", key_file: ` + keyFile + ` }
 `))

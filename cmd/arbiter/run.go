@@ -16,7 +16,9 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/arbiter-bank/arbiter/cmd/internal/certs"
+	"github.com/arbiter-bank/arbiter/internal/clientauth"
 	"github.com/arbiter-bank/arbiter/internal/metrics"
+	"github.com/arbiter-bank/arbiter/internal/policyfile"
 	"github.com/arbiter-bank/arbiter/tokens"
 	"github.com/arbiter-bank/arbiter/validation"
 	"github.com/arbiter-bank/arbiter/validation/bureau"
@@ -268,7 +270,7 @@ func loadPolicy(path string) (*validation.Policy, error) {
 	if err != nil {
 		return nil, fmt.Errorf("policy: %w", err)
 	}
-	p, err := validation.ParsePolicy(data)
+	p, err := policyfile.Parse(data)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -288,7 +290,7 @@ func loadClients(cfg config) (*web.Clients, error) {
 	if err != nil {
 		return nil, fmt.Errorf("clients: %w", err)
 	}
-	cs, err := web.ParseClients(data)
+	cs, err := clientauth.Parse(data)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", cfg.ClientsFile, err)
 	}
