@@ -75,7 +75,7 @@ func TestParseErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := policyfile.Parse([]byte(tt.yaml))
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
-				t.Fatalf("ParsePolicy error = %v, want it to contain %q", err, tt.want)
+				t.Fatalf("Parse error = %v, want it to contain %q", err, tt.want)
 			}
 		})
 	}
