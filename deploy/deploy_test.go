@@ -416,9 +416,13 @@ func TestACLCoversTheScripts(t *testing.T) {
 	if !slices.Contains(rules, "-@all") || !slices.Contains(rules, "~arb:*") {
 		t.Fatalf("arbiter's rules %v must start from -@all and be limited to ~arb:*", rules)
 	}
-	scripts, err := filepath.Glob("../validation/redisstore/lua/*.lua")
-	if err != nil || len(scripts) == 0 {
-		t.Fatalf("no Lua scripts found (%v)", err)
+	var scripts []string
+	for _, dir := range []string{"../validation/redisstore/lua", "../web/redissessions/lua"} {
+		found, err := filepath.Glob(dir + "/*.lua")
+		if err != nil || len(found) == 0 {
+			t.Fatalf("no Lua scripts found in %s (%v)", dir, err)
+		}
+		scripts = append(scripts, found...)
 	}
 	call := regexp.MustCompile(`redis\.p?call\(\s*'([A-Za-z]+)'`)
 	for _, s := range scripts {

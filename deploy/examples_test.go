@@ -17,6 +17,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/arbiter-bank/arbiter/internal/clientauth"
+	"github.com/arbiter-bank/arbiter/internal/policyfile"
 	"github.com/arbiter-bank/arbiter/validation"
 	"github.com/arbiter-bank/arbiter/validation/redisstore/redistest"
 )
@@ -37,7 +38,7 @@ func readExamples(tb testing.TB) (*clientauth.Clients, *validation.Policy) {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	policy, err := validation.ParsePolicy(raw)
+	policy, err := policyfile.Parse(raw)
 	if err != nil {
 		tb.Fatalf("policy.example.yaml: %v", err)
 	}

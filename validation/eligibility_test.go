@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/arbiter-bank/arbiter/internal/policyfile"
 	"github.com/arbiter-bank/arbiter/validation"
 	"github.com/arbiter-bank/arbiter/validation/redisstore"
 	"github.com/arbiter-bank/arbiter/validation/redisstore/redistest"
@@ -42,7 +43,7 @@ var (
 
 func newService(tb testing.TB, onUnavailable string, r validation.RatingSource) *validation.Service {
 	tb.Helper()
-	policy, err := validation.ParsePolicy([]byte(strings.Replace(ratedPolicy, "%s", onUnavailable, 1)))
+	policy, err := policyfile.Parse([]byte(strings.Replace(ratedPolicy, "%s", onUnavailable, 1)))
 	if err != nil {
 		tb.Fatal(err)
 	}

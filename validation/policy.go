@@ -1,33 +1,24 @@
 package validation
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"net/url"
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
-
-	"gopkg.in/yaml.v3"
 )
-
-// DefaultPolicyYAML is the policy arbiter runs with when none is configured.
-const DefaultPolicyYAML = `products:
-  credit_card:   { hold_ttl: 5m,  redeemers: [card-service] }
-  personal_loan: { hold_ttl: 10m, redeemers: [loan-service] }
-exclusive:
-  - [credit_card, personal_loan]
-`
 
 // DefaultHoldTTL is the hold TTL of a product whose policy sets none.
 const DefaultHoldTTL = 5 * time.Minute
 
 // Policy says which products exist, how long a hold on each lasts, who may
-// redeem it, and which products exclude each other.
+// redeem it, and which products exclude each other. The yaml tags name
+// each field in the policy file, which package policyfile decodes; this
+// package imports no YAML library.
 type Policy struct {
 	Products  map[string]Product `yaml:"products"`
 	Exclusive [][]string         `yaml:"exclusive"`
@@ -100,44 +91,45 @@ type Rule struct {
 
 var productName = regexp.MustCompile(`^[a-z][a-z0-9_]{0,47}$`)
 
-// DefaultPolicy returns the built-in policy (DefaultPolicyYAML).
+// DefaultPolicy returns the built-in policy, the one arbiter runs with
+// when none is configured: a credit card and a personal loan, exclusive.
 func DefaultPolicy() *Policy {
-	p, err := ParsePolicy([]byte(DefaultPolicyYAML))
-	if err != nil {
+	p := &Policy{
+		Products: map[string]Product{
+			"credit_card":   {HoldTTL: 5 * time.Minute, Redeemers: []string{"card-service"}},
+			"personal_loan": {HoldTTL: 10 * time.Minute, Redeemers: []string{"loan-service"}},
+		},
+		Exclusive: [][]string{{"credit_card", "personal_loan"}},
+	}
+	if err := p.Validate(nil); err != nil {
 		panic(err) // the built-in policy is tested
 	}
 	return p
 }
 
-// ParsePolicy decodes and validates a YAML policy. Unknown keys, unknown
-// products in exclusive groups, negative durations and malformed names are
-// errors that name the line.
-func ParsePolicy(data []byte) (*Policy, error) {
-	var root yaml.Node
-	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, fmt.Errorf("policy: %w", err)
+// Lines says on which line of its source each part of a policy was
+// written, so that Validate's errors name it: path is mapping keys and
+// sequence indexes from the top ("products", "credit_card"; "exclusive",
+// "0"). It returns 0 when it does not know; a nil Lines knows nothing.
+type Lines func(path ...string) int
+
+func (l Lines) of(path ...string) int {
+	if l == nil {
+		return 0
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	var p Policy
-	if err := dec.Decode(&p); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, errors.New("policy: empty document")
-		}
-		return nil, fmt.Errorf("policy: %w", err)
-	}
-	if err := p.validate(&root); err != nil {
-		return nil, fmt.Errorf("policy: %w", err)
-	}
-	return &p, nil
+	return l(path...)
 }
 
-func (p *Policy) validate(root *yaml.Node) error {
+// Validate checks every rule a policy must follow before arbiter runs
+// with it: names, durations, counts, redeemers, the rating provider, the
+// exclusive groups and the reconcile: block. Its error names the line
+// lines gives for the offending part ("line 0" when unknown).
+func (p *Policy) Validate(lines Lines) error {
 	if len(p.Products) == 0 {
 		return errors.New("no products defined")
 	}
 	for name, prod := range p.Products {
-		line := nodeLine(root, "products", name)
+		line := lines.of("products", name)
 		switch {
 		case !productName.MatchString(name):
 			return fmt.Errorf("line %d: product %q: names are lowercase letters, digits and _", line, name)
@@ -156,21 +148,17 @@ func (p *Policy) validate(root *yaml.Node) error {
 		}
 	}
 	if p.Rating != nil {
-		if err := p.Rating.validate(nodeLine(root, "rating")); err != nil {
+		if err := p.Rating.validate(lines.of("rating")); err != nil {
 			return err
 		}
 	}
 	if p.Reconcile != nil {
-		if err := p.Reconcile.validate(p, root); err != nil {
+		if err := p.Reconcile.validate(p, lines); err != nil {
 			return err
 		}
 	}
-	groups := nodeAt(root, "exclusive")
 	for i, g := range p.Exclusive {
-		line := 0
-		if groups != nil && i < len(groups.Content) {
-			line = groups.Content[i].Line
-		}
+		line := lines.of("exclusive", strconv.Itoa(i))
 		if len(g) < 2 {
 			return fmt.Errorf("line %d: exclusive group %v needs at least two products", line, g)
 		}
@@ -196,38 +184,6 @@ func (r *RatingConfig) validate(line int) error {
 		return fmt.Errorf("line %d: rating: on_unavailable %q must be refuse or allow", line, r.OnUnavailable)
 	}
 	return nil
-}
-
-// nodeAt walks mapping keys from the document root; nil when absent.
-func nodeAt(root *yaml.Node, path ...string) *yaml.Node {
-	n := root
-	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
-		n = n.Content[0]
-	}
-	for _, key := range path {
-		if n.Kind != yaml.MappingNode {
-			return nil
-		}
-		var next *yaml.Node
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			if n.Content[i].Value == key {
-				next = n.Content[i+1]
-				break
-			}
-		}
-		if next == nil {
-			return nil
-		}
-		n = next
-	}
-	return n
-}
-
-func nodeLine(root *yaml.Node, path ...string) int {
-	if n := nodeAt(root, path...); n != nil {
-		return n.Line
-	}
-	return 0
 }
 
 // Names returns the product ids, sorted.

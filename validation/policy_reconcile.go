@@ -5,10 +5,8 @@ import (
 	"net"
 	"net/url"
 	"slices"
-	"strings"
+	"strconv"
 	"time"
-
-	"gopkg.in/yaml.v3"
 )
 
 // ReconcileConfig is the policy's reconcile: block: where the product
@@ -84,48 +82,8 @@ func (r ReconcileConfig) WithDefaults() ReconcileConfig {
 	return r
 }
 
-// UnmarshalYAML reads the block strictly, as the rest of the policy is
-// read (a key it does not know is an error naming its line; yaml.v3 does
-// not carry its decoder's strictness into a custom unmarshaller), and lets
-// a duration be written 0, as in "interval: 0" (only on demand), which
-// yaml.v3 would refuse for a time.Duration.
-func (r *ReconcileConfig) UnmarshalYAML(n *yaml.Node) error {
-	if err := knownKeys(n, "reconcile", "interval", "grace", "on_orphan", "page_size", "timeout", "min_share", "release_cap", "sources"); err != nil {
-		return err
-	}
-	for i := 0; n.Kind == yaml.MappingNode && i+1 < len(n.Content); i += 2 {
-		switch k, v := n.Content[i].Value, n.Content[i+1]; k {
-		case "interval", "grace", "timeout":
-			if v.Kind == yaml.ScalarNode && v.Tag == "!!int" && v.Value == "0" {
-				v.Tag, v.Value = "!!str", "0s"
-			}
-		}
-	}
-	type plain ReconcileConfig
-	return n.Decode((*plain)(r))
-}
-
-// UnmarshalYAML reads a source strictly (see ReconcileConfig.UnmarshalYAML).
-func (s *SourceConfig) UnmarshalYAML(n *yaml.Node) error {
-	if err := knownKeys(n, "reconcile source", "product", "url", "key_file", "name"); err != nil {
-		return err
-	}
-	type plain SourceConfig
-	return n.Decode((*plain)(s))
-}
-
-// knownKeys fails on a mapping key not in keys.
-func knownKeys(n *yaml.Node, what string, keys ...string) error {
-	for i := 0; n.Kind == yaml.MappingNode && i+1 < len(n.Content); i += 2 {
-		if k := n.Content[i]; !slices.Contains(keys, k.Value) {
-			return fmt.Errorf("line %d: %s: field %s not found (known: %s)", k.Line, what, k.Value, strings.Join(keys, ", "))
-		}
-	}
-	return nil
-}
-
-func (r *ReconcileConfig) validate(p *Policy, root *yaml.Node) error {
-	line := nodeLine(root, "reconcile")
+func (r *ReconcileConfig) validate(p *Policy, lines Lines) error {
+	line := lines.of("reconcile")
 	switch {
 	case r.Interval < 0 || r.Grace < 0 || r.Timeout < 0:
 		return fmt.Errorf("line %d: reconcile: durations must not be negative", line)
@@ -141,10 +99,9 @@ func (r *ReconcileConfig) validate(p *Policy, root *yaml.Node) error {
 		return fmt.Errorf("line %d: reconcile: interval %s is under a minute", line, r.Interval)
 	}
 	seen := map[string]bool{}
-	srcs := nodeAt(root, "reconcile", "sources")
 	for i, s := range r.Sources {
-		if srcs != nil && i < len(srcs.Content) {
-			line = srcs.Content[i].Line
+		if l := lines.of("reconcile", "sources", strconv.Itoa(i)); l != 0 {
+			line = l
 		}
 		u, err := url.Parse(s.URL)
 		switch {

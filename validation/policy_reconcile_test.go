@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/arbiter-bank/arbiter/internal/policyfile"
 	"github.com/arbiter-bank/arbiter/validation"
 )
 
@@ -16,7 +17,7 @@ exclusive:
 `
 
 func TestParsePolicyReconcile(t *testing.T) {
-	p, err := validation.ParsePolicy([]byte(reconcileProducts + `reconcile:
+	p, err := policyfile.Parse([]byte(reconcileProducts + `reconcile:
   interval: 10m
   grace: 0
   on_orphan: release
@@ -38,7 +39,7 @@ func TestParsePolicyReconcile(t *testing.T) {
 	if got, want := r.Sources[1].Name, "loan-service"; got != want {
 		t.Errorf("source name = %q, want %q", got, want)
 	}
-	if p, err := validation.ParsePolicy([]byte(reconcileProducts + "reconcile:\n  interval: 0\n")); err != nil || p.Reconcile.Interval != 0 {
+	if p, err := policyfile.Parse([]byte(reconcileProducts + "reconcile:\n  interval: 0\n")); err != nil || p.Reconcile.Interval != 0 {
 		t.Errorf("interval: 0 = %v, %v; want on demand only", p, err)
 	}
 	if got := validation.DefaultPolicy().Reconcile; got != nil {
@@ -62,7 +63,7 @@ func TestParsePolicyReconcileErrors(t *testing.T) {
 		{"page_size over the feed's maximum", "reconcile:\n  page_size: 1001\n", "page_size 1001 must be 1..1000"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := validation.ParsePolicy([]byte(reconcileProducts + tc.block))
+			_, err := policyfile.Parse([]byte(reconcileProducts + tc.block))
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("error = %v, want it to contain %q", err, tc.want)
 			}

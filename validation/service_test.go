@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/arbiter-bank/arbiter/internal/policyfile"
 	"github.com/arbiter-bank/arbiter/tokens"
 	"github.com/arbiter-bank/arbiter/validation"
 	"github.com/arbiter-bank/arbiter/validation/inmem"
@@ -58,7 +59,7 @@ type env struct {
 
 func newEnv(tb testing.TB) *env {
 	tb.Helper()
-	p, err := validation.ParsePolicy([]byte(testPolicy))
+	p, err := policyfile.Parse([]byte(testPolicy))
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -30,9 +30,6 @@ const (
 // MinKeyLength is the shortest API key accepted in a clients file.
 const MinKeyLength = clientauth.MinKeyLength
 
-// ParseClients decodes and validates a clients file (clientauth.Parse).
-func ParseClients(data []byte) (*Clients, error) { return clientauth.Parse(data) }
-
 // NewClients returns validated Clients built in code (clientauth.New).
 func NewClients(clients []Client, agents []Agent) (*Clients, error) {
 	return clientauth.New(clients, agents)

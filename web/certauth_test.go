@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/arbiter-bank/arbiter/internal/clientauth"
 	"github.com/arbiter-bank/arbiter/internal/testca"
 	"github.com/arbiter-bank/arbiter/tokens"
 	"github.com/arbiter-bank/arbiter/validation"
@@ -53,19 +54,19 @@ func TestClientsCertNames(t *testing.T) {
 		{"an unknown credential", `clients: [{id: a, key: aaaaaaaaaaaaaaaa, require: [password], roles: [checker]}]`, "unknown credential"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := web.ParseClients([]byte(tc.yaml))
+			_, err := clientauth.Parse([]byte(tc.yaml))
 			switch {
 			case tc.wantErr == "" && err != nil:
-				t.Fatalf("ParseClients = %v, want no error", err)
+				t.Fatalf("clientauth.Parse = %v, want no error", err)
 			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
-				t.Fatalf("ParseClients = %v, want an error with %q", err, tc.wantErr)
+				t.Fatalf("clientauth.Parse = %v, want an error with %q", err, tc.wantErr)
 			}
 		})
 	}
 }
 
 func TestIdentify(t *testing.T) {
-	cs, err := web.ParseClients([]byte(mtlsClientsYAML))
+	cs, err := clientauth.Parse([]byte(mtlsClientsYAML))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +122,7 @@ func startMTLS(tb testing.TB, ca *testca.CA) string {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	clients, err := web.ParseClients([]byte(mtlsClientsYAML))
+	clients, err := clientauth.Parse([]byte(mtlsClientsYAML))
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -18,6 +18,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/arbiter-bank/arbiter/internal/clientauth"
+	"github.com/arbiter-bank/arbiter/internal/policyfile"
 	"github.com/arbiter-bank/arbiter/tokens"
 	"github.com/arbiter-bank/arbiter/validation"
 	"github.com/arbiter-bank/arbiter/validation/reconcile"
@@ -76,7 +78,7 @@ func newAPIOn(tb testing.TB, rdb redis.UniversalClient, opts ...apiOption) *api 
 	if err != nil {
 		tb.Fatal(err)
 	}
-	clients, err := web.ParseClients([]byte(`clients:
+	clients, err := clientauth.Parse([]byte(`clients:
   - { id: branch-portal, key: ` + checkerKey + `, roles: [checker] }
   - { id: card-service, key: ` + cardKey + `, roles: [checker, redeemer] }
   - { id: loan-service, key: ` + loanKey + `, roles: [checker, redeemer] }
@@ -93,11 +95,11 @@ agents:
 		Tokens: issuer, Clients: clients, Ready: store.Ping,
 		Logger: slog.New(slog.NewJSONHandler(logs, nil)),
 	}
-	policyYAML := validation.DefaultPolicyYAML
+	policyYAML := policyfile.DefaultYAML
 	for _, o := range opts {
 		o(&cfg, &policyYAML)
 	}
-	policy, err := validation.ParsePolicy([]byte(policyYAML))
+	policy, err := policyfile.Parse([]byte(policyYAML))
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -1,21 +1,18 @@
 package web_test
 
 import (
-	"context"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
-	"github.com/redis/go-redis/v9"
 
+	"github.com/arbiter-bank/arbiter/internal/metrics"
 	"github.com/arbiter-bank/arbiter/validation"
-	"github.com/arbiter-bank/arbiter/validation/redisstore"
-	"github.com/arbiter-bank/arbiter/validation/redisstore/redistest"
 	"github.com/arbiter-bank/arbiter/web"
 )
 
@@ -76,14 +73,15 @@ func value(fams map[string]*dto.MetricFamily, name string, want map[string]strin
 	return sum
 }
 
-func withMetrics(m *web.Metrics) apiOption {
-	return func(c *web.Config, _ *string) { c.Metrics = m }
+func withRegistry(reg *prometheus.Registry) apiOption {
+	return func(c *web.Config, _ *string) { c.Registry = reg }
 }
 
 // TestMetricsCountAFlow runs a flow through the API and checks that each
-// counter moved by exactly what the flow did.
+// counter moved by exactly what the flow did, and that /metrics serves the
+// registry it was given whole, the process's metrics beside the API's.
 func TestMetricsCountAFlow(t *testing.T) {
-	a := newAPI(t, withMetrics(web.NewMetrics(nil)))
+	a := newAPI(t, withRegistry(metrics.New(nil).Registry()))
 	before, _ := scrape(t, a)
 
 	card := a.mustCheck(t, "C-m-1", "credit_card")
@@ -148,7 +146,7 @@ func TestMetricsCountAFlow(t *testing.T) {
 }
 
 func TestMetricsUnmatchedRoutesShareOneLabel(t *testing.T) {
-	a := newAPI(t, withMetrics(web.NewMetrics(nil)))
+	a := newAPI(t, withRegistry(nil))
 	for _, p := range []string{"/no/such/path-1", "/no/such/path-2", "/v1/checks/x/y/z"} {
 		wantStatus(t, a.do(t, "GET", p, checkerKey, nil), http.StatusNotFound)
 	}
@@ -158,91 +156,5 @@ func TestMetricsUnmatchedRoutesShareOneLabel(t *testing.T) {
 	}
 	if got := value(fams, "arbiter_http_request_duration_seconds", map[string]string{"code": "404"}); got != 3 {
 		t.Errorf("404s observed = %v, want 3", got)
-	}
-}
-
-// TestMetricsRedisScriptsAndPool checks the hooks cmd/arbiter wires: the
-// store's Observe and the pool's stats.
-func TestMetricsRedisScriptsAndPool(t *testing.T) {
-	m := web.NewMetrics(nil)
-	srv := redistest.MustStartRedis(t)
-	rdb := srv.Client(t)
-	store := redisstore.New(rdb, redisstore.Options{Observe: m.ObserveScript})
-	m.ObservePool(func() web.PoolStats {
-		s := rdb.PoolStats()
-		return web.PoolStats{Hits: uint64(s.Hits), Misses: uint64(s.Misses), Timeouts: uint64(s.Timeouts),
-			TotalConns: uint64(s.TotalConns), IdleConns: uint64(s.IdleConns), StaleConns: uint64(s.StaleConns)}
-	})
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	for range 3 {
-		if _, err := store.Customer(ctx, "C-m-9", time.Now()); err != nil {
-			t.Fatal(err)
-		}
-	}
-	srv.Kill()
-	if _, err := store.Customer(ctx, "C-m-9", time.Now()); err == nil {
-		t.Fatal("Customer on a dead Redis succeeded")
-	}
-	fams, err := m.Registry().Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	byName := map[string]*dto.MetricFamily{}
-	for _, f := range fams {
-		byName[f.GetName()] = f
-	}
-	if got := value(byName, "arbiter_redis_script_duration_seconds", map[string]string{"script": "customer", "outcome": "ok"}); got != 3 {
-		t.Errorf("customer script ok count = %v, want 3", got)
-	}
-	if got := value(byName, "arbiter_redis_script_duration_seconds", map[string]string{"script": "customer", "outcome": "error"}); got != 1 {
-		t.Errorf("customer script error count = %v, want 1", got)
-	}
-	if got := value(byName, "arbiter_redis_pool_requests_total", map[string]string{"result": "miss"}); got < 1 {
-		t.Errorf("pool misses = %v, want ≥ 1 (the first connection was dialled)", got)
-	}
-	if _, ok := byName["arbiter_redis_pool_connections"]; !ok {
-		t.Error("no arbiter_redis_pool_connections")
-	}
-}
-
-// TestMetricsHoldExpiries: an expired hold is counted once, when the
-// customer's next operation settles it (the store's OnExpiry hook, as
-// cmd/arbiter wires it).
-func TestMetricsHoldExpiries(t *testing.T) {
-	m := web.NewMetrics(nil)
-	mr := redistest.MustStartMiniredis(t)
-	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
-	t.Cleanup(func() { rdb.Close() })
-	store := redisstore.New(rdb, redisstore.Options{OnExpiry: m.HoldExpired})
-	svc := &validation.Service{Store: store, Policy: validation.DefaultPolicy()}
-	ctx := context.Background()
-	actor := validation.Actor{ID: "branch-portal", Roles: []validation.Role{validation.RoleChecker}}
-	if _, _, err := svc.Check(ctx, actor, validation.CheckInput{CustomerID: "C-x", Product: "credit_card"}); err != nil {
-		t.Fatal(err)
-	}
-	expiries := func() float64 {
-		t.Helper()
-		fams, err := m.Registry().Gather()
-		if err != nil {
-			t.Fatal(err)
-		}
-		byName := map[string]*dto.MetricFamily{}
-		for _, f := range fams {
-			byName[f.GetName()] = f
-		}
-		return value(byName, "arbiter_hold_expiries_total", nil)
-	}
-	if got := expiries(); got != 0 {
-		t.Fatalf("expiries = %v while the hold lives", got)
-	}
-	mr.FastForward(10 * time.Minute) // past the 5 min hold TTL
-	for range 2 {
-		if _, err := svc.Customer(ctx, "C-x"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if got := expiries(); got != 1 {
-		t.Fatalf("expiries = %v after two reads, want the one expiry counted once", got)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/arbiter-bank/arbiter/internal/clientauth"
 	"github.com/arbiter-bank/arbiter/validation"
 	"github.com/arbiter-bank/arbiter/web"
 )
@@ -230,8 +231,8 @@ func TestCheckOwnership(t *testing.T) {
 // client, which would make it the placer of every agent's checks (and
 // show it their codes).
 func TestClientsReserveTheBranchID(t *testing.T) {
-	_, err := web.ParseClients([]byte("clients:\n  - { id: " + web.BranchClientID + ", key: test-branch-ui-key-01, roles: [checker] }\n"))
+	_, err := clientauth.Parse([]byte("clients:\n  - { id: " + web.BranchClientID + ", key: test-branch-ui-key-01, roles: [checker] }\n"))
 	if err == nil || !strings.Contains(err.Error(), "reserved") {
-		t.Fatalf("ParseClients(id %s) = %v, want reserved", web.BranchClientID, err)
+		t.Fatalf("clientauth.Parse(id %s) = %v, want reserved", web.BranchClientID, err)
 	}
 }

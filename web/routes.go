@@ -18,13 +18,13 @@ func (s *Server) routes() {
 	e := s.echo
 	e.Use(recoverPanics(s.cfg.Logger), requestID)
 	e.Use(s.tracing()...) // none when tracing is off (tracing.go)
-	e.Use(s.cfg.Metrics.observeRequests, accessLog(s.cfg.Logger), timeout(s.cfg.RequestTimeout))
+	e.Use(s.metrics.observeRequests, accessLog(s.cfg.Logger), timeout(s.cfg.RequestTimeout))
 
 	get(e, "/healthz", handleHealthz())
 	get(e, "/readyz", handleReadyz(s.cfg.Ready, s.full))
 	get(e, "/.well-known/jwks.json", handleJWKS(s.cfg.Tokens))
-	get(e, "/openapi.yaml", handleOpenAPI())    // the API's contract (openapi.go)
-	get(e, "/metrics", s.cfg.Metrics.handler()) // Prometheus; keep it off public ingress
+	get(e, "/openapi.yaml", handleOpenAPI()) // the API's contract (openapi.go)
+	get(e, "/metrics", s.metrics.handler())  // Prometheus; keep it off public ingress
 
 	const (
 		checker  = validation.RoleChecker

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
@@ -66,16 +67,18 @@ type Config struct {
 	// request; default DefaultSessionIdle (15m).
 	SessionIdle time.Duration
 	// Sessions keeps the branch UI's sessions and sign-in throttle; give
-	// every instance the same one (redisstore.Sessions) so that they all
+	// every instance the same one (redissessions.Store) so that they all
 	// know every session. Default: this process's memory, where a restart
 	// signs every agent out.
 	Sessions SessionStore
 	// Reconciler runs reconciliations and keeps their cases; nil: those
 	// routes answer 404 not_found.
 	Reconciler Reconciler
-	// Metrics counts the domain outcomes and times requests, served at
-	// /metrics; default NewMetrics(nil), on a registry of its own.
-	Metrics *Metrics
+	// Registry is what /metrics serves: the API registers its own metrics
+	// on it (request durations, domain outcomes, store_full refusals), beside
+	// whatever the caller registered (cmd/arbiter: internal/metrics, the
+	// process's). Default: a registry of the API's metrics alone.
+	Registry *prometheus.Registry
 	// TracerProvider traces every API request (OpenTelemetry), continuing
 	// the caller's W3C traceparent; nil, the default, traces nothing and
 	// installs no tracing middleware at all.
@@ -90,9 +93,10 @@ const MaxBodyBytes = 64 << 10
 
 // Server is arbiter's HTTP handler.
 type Server struct {
-	cfg  Config
-	echo *echo.Echo
-	full *storeFull // store_full refusals: counted, logged per minute, shown by /readyz
+	cfg     Config
+	echo    *echo.Echo
+	full    *storeFull // store_full refusals: counted, logged per minute, shown by /readyz
+	metrics *apiMetrics
 }
 
 // New returns the HTTP handler of the API.
@@ -112,18 +116,19 @@ func New(cfg Config) *Server {
 	if cfg.RequestTimeout <= 0 {
 		cfg.RequestTimeout = 3 * time.Second
 	}
-	if cfg.Metrics == nil {
-		cfg.Metrics = NewMetrics(nil)
+	if cfg.Registry == nil {
+		cfg.Registry = prometheus.NewRegistry()
 	}
-	cfg.Metrics.instrument(&cfg)
+	metrics := newAPIMetrics(cfg.Registry)
+	metrics.instrument(&cfg)
 	if cfg.TracerProvider != nil {
 		cfg.Service = tracedService{Service: cfg.Service, policy: cfg.Policy}
 	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
-	full := &storeFull{log: cfg.Logger, now: cfg.Now, count: cfg.Metrics.storeFullRefused}
+	full := &storeFull{log: cfg.Logger, now: cfg.Now, count: metrics.storeFullRefused}
 	e.HTTPErrorHandler = errorHandler(cfg.Logger, full)
-	s := &Server{cfg: cfg, echo: e, full: full}
+	s := &Server{cfg: cfg, echo: e, full: full, metrics: metrics}
 	s.routes()
 	return s
 }

@@ -15,7 +15,6 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/arbiter-bank/arbiter/validation"
-	"github.com/arbiter-bank/arbiter/validation/redisstore"
 	"github.com/arbiter-bank/arbiter/web"
 )
 
@@ -166,5 +165,3 @@ func (f *flakySessions) TouchSession(ctx context.Context, key string, now time.T
 	}
 	return f.SessionStore.TouchSession(ctx, key, now, idle)
 }
-
-var _ web.SessionStore = (*redisstore.Sessions)(nil)

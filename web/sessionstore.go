@@ -7,7 +7,7 @@ import (
 )
 
 // SessionStore keeps the branch UI's sessions and its sign-in failure
-// counts. With a store every instance shares (redisstore.Sessions), a
+// counts. With a store every instance shares (redissessions.Store), a
 // sign-in on one arbiter instance is valid on all of them, survives
 // restarts and deploys, and sign-out or the throttle apply everywhere.
 //
@@ -49,7 +49,7 @@ type SessionStore interface {
 
 // memorySessions is the SessionStore of Config's zero value: this process's
 // memory. A restart then signs every agent out and several instances do
-// not share sessions; arbiter itself always runs with redisstore.Sessions.
+// not share sessions; arbiter itself always runs with redissessions.Store.
 type memorySessions struct {
 	mu       sync.Mutex
 	sessions map[string]memorySession

@@ -15,6 +15,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/arbiter-bank/arbiter/internal/clientauth"
 	"github.com/arbiter-bank/arbiter/tokens"
 	"github.com/arbiter-bank/arbiter/validation"
 	"github.com/arbiter-bank/arbiter/web"
@@ -128,7 +129,7 @@ func pingServer(tb testing.TB, tp trace.TracerProvider) http.Handler {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	clients, err := web.ParseClients([]byte("clients:\n  - { id: branch-portal, key: " + checkerKey + ", roles: [checker] }\n"))
+	clients, err := clientauth.Parse([]byte("clients:\n  - { id: branch-portal, key: " + checkerKey + ", roles: [checker] }\n"))
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/arbiter-bank/arbiter/validation/redisstore"
 	"github.com/arbiter-bank/arbiter/validation/redisstore/redistest"
 	"github.com/arbiter-bank/arbiter/web"
+	"github.com/arbiter-bank/arbiter/web/redissessions"
 )
 
 // Credentials of the branch test server.
@@ -111,7 +112,7 @@ func startUIOn(tb testing.TB, rdb *redis.Client, useTLS bool, mod func(*web.Conf
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		// Sessions in Redis, as arbiter runs them (the API harness keeps
 		// web's in-memory default, so both stores are exercised).
-		Sessions: redisstore.NewSessions(rdb, redisstore.SessionOptions{}),
+		Sessions: redissessions.New(rdb, redissessions.Options{}),
 	}
 	if mod != nil {
 		mod(&cfg)

@@ -5,7 +5,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/arbiter-bank/arbiter/web"
+	"github.com/arbiter-bank/arbiter/internal/metrics"
 	"github.com/arbiter-bank/arbiter/web/connlimit"
 )
 
@@ -26,7 +26,7 @@ func autoMaxConnections(nofile uint64) int {
 // limitConnections caps srv's open client connections (connlimit): at
 // the cap, idle and silent connections are closed to make room, so checks
 // keep flowing however many idle connections clients leave open.
-func limitConnections(srv *http.Server, cfg config, local func() time.Time, metrics *web.Metrics, log *slog.Logger) {
+func limitConnections(srv *http.Server, cfg config, local func() time.Time, metrics *metrics.Set, log *slog.Logger) {
 	max := cfg.MaxConnections
 	if max == 0 {
 		max = autoMaxConnections(openFileLimit())

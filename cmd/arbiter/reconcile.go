@@ -10,11 +10,11 @@ import (
 	"os"
 	"strings"
 
+	"github.com/arbiter-bank/arbiter/internal/metrics"
 	"github.com/arbiter-bank/arbiter/validation"
 	"github.com/arbiter-bank/arbiter/validation/reconcile"
 	"github.com/arbiter-bank/arbiter/validation/reconcile/feed"
 	"github.com/arbiter-bank/arbiter/validation/redisstore"
-	"github.com/arbiter-bank/arbiter/web"
 )
 
 // newReconciler builds the reconciler of the policy's reconcile: block,
@@ -22,7 +22,7 @@ import (
 // can still be read, runs answer not_found). In production it refuses a
 // source that would send its key in clear text (http:// to a host that is
 // not loopback).
-func newReconciler(ctx context.Context, policy *validation.Policy, store *redisstore.Store, runs reconcile.Store, metrics *web.Metrics, log *slog.Logger, production bool) (*reconcile.Reconciler, error) {
+func newReconciler(ctx context.Context, policy *validation.Policy, store *redisstore.Store, runs reconcile.Store, metrics *metrics.Set, log *slog.Logger, production bool) (*reconcile.Reconciler, error) {
 	rec := &reconcile.Reconciler{Ledger: store, Store: runs, Policy: policy, Base: ctx, Log: log,
 		OnFinding: metrics.ReconcileFinding, OnSourceDone: metrics.ReconcileSourceDone}
 	if policy.Reconcile == nil {

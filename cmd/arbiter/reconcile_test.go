@@ -9,11 +9,12 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/arbiter-bank/arbiter/internal/metrics"
+	"github.com/arbiter-bank/arbiter/internal/policyfile"
 	"github.com/arbiter-bank/arbiter/validation"
 	"github.com/arbiter-bank/arbiter/validation/reconcile/feed"
 	"github.com/arbiter-bank/arbiter/validation/reconcile/redisrecon"
 	"github.com/arbiter-bank/arbiter/validation/redisstore"
-	"github.com/arbiter-bank/arbiter/web"
 )
 
 func TestNewReconciler(t *testing.T) {
@@ -27,7 +28,7 @@ func TestNewReconciler(t *testing.T) {
 		t.Fatal(err)
 	}
 	policyAt := func(url, keyFile string) *validation.Policy {
-		p, err := validation.ParsePolicy([]byte(validation.DefaultPolicyYAML + `reconcile:
+		p, err := policyfile.Parse([]byte(policyfile.DefaultYAML + `reconcile:
   sources:
     - { product: credit_card, url: "` + url + `", key_file: ` + keyFile + ` }
 `))
@@ -40,7 +41,7 @@ func TestNewReconciler(t *testing.T) {
 	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
 	store := redisstore.New(rdb, redisstore.Options{})
 	runs := redisrecon.New(rdb, store)
-	metrics := web.NewMetrics(nil)
+	metrics := metrics.New(nil)
 	ctx := context.Background()
 
 	t.Run("reads and trims the key file", func(t *testing.T) {

@@ -6,10 +6,7 @@ import (
 	"log/slog"
 	"net/url"
 	"strings"
-	"sync"
-	"time"
 
-	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/arbiter-bank/arbiter/validation/redisstore"
@@ -24,7 +21,8 @@ const clusterMaxRedirects = 8
 // openRedis connects to the configured Redis, or starts the embedded one,
 // and returns one redis.UniversalClient whatever the topology:
 //
-//   - empty URL: an embedded miniredis (demo mode);
+//   - empty URL: an embedded miniredis (demo mode; embedded.go), unless
+//     the build has none (-tags noembedded);
 //   - ARBITER_REDIS_SENTINEL_MASTER set: the URL names the Sentinels
 //     (redis://[user:pass@]sentinel1:26379?addr=sentinel2:26379), and the
 //     client follows the master they elect;
@@ -41,25 +39,24 @@ const clusterMaxRedirects = 8
 // client certificate arbiter presents to Redis, when it has one (metrics).
 func openRedis(cfg config, log *slog.Logger, observeCert func(name string, leaf func() *x509.Certificate)) (redis.UniversalClient, func(), error) {
 	raw := cfg.RedisURL
-	var mr *miniredis.Miniredis
-	stopClock := func() {}
+	stopEmbedded := func() {}
 	if raw == "" {
-		mr = miniredis.NewMiniRedis()
-		if err := mr.StartAddr("127.0.0.1:0"); err != nil {
-			return nil, nil, fmt.Errorf("embedded redis: %w", err)
+		addr, stop, err := startEmbedded() // embedded.go; a noembedded build refuses
+		if err != nil {
+			return nil, nil, err
 		}
-		stopClock = driveClock(mr, embeddedTick)
-		raw = "redis://" + mr.Addr()
+		stopEmbedded = stop
+		raw = "redis://" + addr
 		log.Warn("EMBEDDED MODE: data lives in memory only and is lost at exit; set ARBITER_REDIS_URL for a real Redis")
 	}
 	rt, err := loadRedisTLS(cfg) // see redistls.go
 	if err != nil {
-		stopClock()
+		stopEmbedded()
 		return nil, nil, err
 	}
 	rdb, err := newRedisClientTLS(cfg, raw, rt)
 	if err != nil {
-		stopClock()
+		stopEmbedded()
 		return nil, nil, hideCredentials(err, raw) // see credentials.go
 	}
 	if rt != nil && rt.client != nil {
@@ -69,44 +66,8 @@ func openRedis(cfg config, log *slog.Logger, observeCert func(name string, leaf 
 	return rdb, func() {
 		_ = rdb.Close()
 		stopWatch()
-		stopClock()
-		if mr != nil {
-			mr.Close()
-		}
+		stopEmbedded()
 	}, nil
-}
-
-// embeddedTick is how often the embedded Redis's TTLs advance: holds
-// expire at most this late.
-const embeddedTick = 100 * time.Millisecond
-
-// driveClock advances miniredis's TTLs with the real clock every tick, until
-// the returned stop is called. miniredis never expires keys on its own, and
-// its per-command clock (ClockTTL) walks every key on every command, which
-// makes embedded mode slow down as data accumulates; a ticker costs one walk
-// per tick instead.
-func driveClock(mr *miniredis.Miniredis, tick time.Duration) (stop func()) {
-	done := make(chan struct{})
-	finished := make(chan struct{})
-	go func() {
-		defer close(finished)
-		t := time.NewTicker(tick)
-		defer t.Stop()
-		last := time.Now()
-		for {
-			select {
-			case <-done:
-				return
-			case now := <-t.C:
-				mr.FastForward(now.Sub(last))
-				last = now
-			}
-		}
-	}()
-	var once sync.Once
-	return func() {
-		once.Do(func() { close(done); <-finished })
-	}
 }
 
 // redisTopology names the topology of a Redis URL: "single", "sentinel" or

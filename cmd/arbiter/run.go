@@ -16,6 +16,9 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/arbiter-bank/arbiter/cmd/internal/certs"
+	"github.com/arbiter-bank/arbiter/internal/clientauth"
+	"github.com/arbiter-bank/arbiter/internal/metrics"
+	"github.com/arbiter-bank/arbiter/internal/policyfile"
 	"github.com/arbiter-bank/arbiter/tokens"
 	"github.com/arbiter-bank/arbiter/validation"
 	"github.com/arbiter-bank/arbiter/validation/abandon"
@@ -23,6 +26,7 @@ import (
 	"github.com/arbiter-bank/arbiter/validation/reconcile/redisrecon"
 	"github.com/arbiter-bank/arbiter/validation/redisstore"
 	"github.com/arbiter-bank/arbiter/web"
+	"github.com/arbiter-bank/arbiter/web/redissessions"
 )
 
 // Demo clients of embedded mode, printed at start.
@@ -111,7 +115,7 @@ func runOn(ctx context.Context, local func() time.Time, args []string, getenv fu
 	if err != nil {
 		return err
 	}
-	metrics := web.NewMetrics(nil)
+	metrics := metrics.New(nil)
 	if tlsCert != nil {
 		metrics.ObserveCertificate("listener", tlsCert.Leaf)
 	}
@@ -142,7 +146,7 @@ func runOn(ctx context.Context, local func() time.Time, args []string, getenv fu
 	// embedded one in demo mode), so every instance shares them. Not fatal
 	// either, and an unreachable Redis was just logged: a script not loaded
 	// is sent whole once (EVAL), then runs as EVALSHA.
-	sessions := redisstore.NewSessions(rdb, redisstore.SessionOptions{Observe: metrics.ObserveScript})
+	sessions := redissessions.New(rdb, redissessions.Options{Observe: metrics.ObserveScript})
 	_ = sessions.Load(loadCtx)
 	cancel()
 
@@ -174,7 +178,7 @@ func runOn(ctx context.Context, local func() time.Time, args []string, getenv fu
 		Ready:  ready(clock, store),
 		Now:    now,
 		Logger: log, RequestTimeout: cfg.RequestTimeout,
-		Metrics:       metrics,
+		Registry:      metrics.Registry(),
 		SecureCookies: cfg.SecureCookies, SessionIdle: cfg.SessionIdle,
 		Sessions:       sessions,
 		TracerProvider: tracing.Provider, Propagator: tracing.Propagator,
@@ -268,7 +272,7 @@ func loadPolicy(path string) (*validation.Policy, error) {
 	if err != nil {
 		return nil, fmt.Errorf("policy: %w", err)
 	}
-	p, err := validation.ParsePolicy(data)
+	p, err := policyfile.Parse(data)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -288,7 +292,7 @@ func loadClients(cfg config) (*web.Clients, error) {
 	if err != nil {
 		return nil, fmt.Errorf("clients: %w", err)
 	}
-	cs, err := web.ParseClients(data)
+	cs, err := clientauth.Parse(data)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", cfg.ClientsFile, err)
 	}
@@ -348,10 +352,10 @@ func printDemo(w io.Writer, base string) {
 }
 
 // poolStats reads go-redis's pool figures for the metrics.
-func poolStats(rdb redis.UniversalClient) func() web.PoolStats {
-	return func() web.PoolStats {
+func poolStats(rdb redis.UniversalClient) func() metrics.PoolStats {
+	return func() metrics.PoolStats {
 		s := rdb.PoolStats()
-		return web.PoolStats{Hits: uint64(s.Hits), Misses: uint64(s.Misses), Timeouts: uint64(s.Timeouts),
+		return metrics.PoolStats{Hits: uint64(s.Hits), Misses: uint64(s.Misses), Timeouts: uint64(s.Timeouts),
 			TotalConns: uint64(s.TotalConns), IdleConns: uint64(s.IdleConns), StaleConns: uint64(s.StaleConns)}
 	}
 }
@@ -370,7 +374,7 @@ func ready(clock *redisstore.Clock, store *redisstore.Store) func(context.Contex
 // newClock is the clock of the Redis behind rdb (the host clock itself in
 // embedded mode, where Redis is this process), measured once now and then
 // every redisstore.DefaultClockInterval until ctx ends.
-func newClock(ctx context.Context, cfg config, rdb redis.UniversalClient, local func() time.Time, log *slog.Logger, metrics *web.Metrics) *redisstore.Clock {
+func newClock(ctx context.Context, cfg config, rdb redis.UniversalClient, local func() time.Time, log *slog.Logger, metrics *metrics.Set) *redisstore.Clock {
 	if !cfg.production() {
 		rdb = nil
 	}

@@ -1,5 +1,5 @@
 // Package mutation is the machinery of the repository's mutation runs (the
-// Lua scripts' in validation/redisstore, the product side's settlement in
+// Lua scripts' in validation/redisstore and web/redissessions, the product side's settlement in
 // products/internal/mutants): a mutant is one exact snippet of a source
 // file replaced by another, applied at build time through go test -overlay
 // so the tree is never modified, and killed when a named test fails.

@@ -1,7 +1,7 @@
-// Package redisstore is arbiter's Store on Redis, and the branch UI's
-// session store (Sessions): all of arbiter's Redis calls but those of
-// reconciliation's own state (runs, findings, lease: package redisrecon),
-// which touch no customer's keys. Each check, each
+// Package redisstore is arbiter's Store on Redis: the customers' holds,
+// grants and audit, their cases, and the Redis clock; reconciliation's own
+// state (runs, findings, lease) is package redisrecon's, and the branch
+// UI's sessions are package redissessions'. Each check, each
 // redemption (token or OTP) and each cancellation is one Lua script, so one
 // atomic step and one round trip: the check and the two redemptions run as
 // functions of arbiter's library (FCALL, library.go), the other scripts,
@@ -18,10 +18,7 @@
 // each key, once; customerKeyNames lists them in KEYS order, codec.go
 // holds the encodings and lua/prelude.lua one section per key.
 //
-// The branch UI's sessions and sign-in throttle (Sessions, sessions.go) are
-// one key each, outside every customer, touched one key per operation:
-//
-//	arb:session:K      hash    v (web's encoding), seen, exp; K: SHA-256 of the cookie (PEXPIRE = idle, ≤ exp)
-//	arb:signin:user:U  hash    n failed sign-ins of username U, until: the window's end (PEXPIRE = window)
-//	arb:signin:addr:A  hash    the same for client address A
+// Script runs another adapter's standalone script (the branch UI's
+// sessions, web/redissessions) by the same rule: sent once, never resent
+// after its reply may have been lost.
 package redisstore

@@ -232,24 +232,6 @@ var mutants = []mutant{
 		from: "if c.delivered then return reply{kind = 'ok', detail = 'delivered'} end\n", to: "",
 		bug:   "abandoning cancels a hold an idempotent replay already gave its client",
 		tests: []string{"TestContractAbandon"}},
-
-	// session_touch.lua, signin_fail.lua (branch UI sessions and throttle)
-	{name: "session-expiry-ignored", file: "session_touch.lua",
-		from: " or now >= expires then", to: " then",
-		bug:   "a session kept busy outlives its absolute expiry (12 h) on the caller's clock",
-		tests: []string{"TestContractSessions"}},
-	{name: "session-idle-not-restarted", file: "session_touch.lua",
-		from: "redis.call('HSET', KEYS[1], 'seen', math.max(seen, now))\n", to: "",
-		bug:   "a use does not restart the idle time: busy agents are signed out after 15 minutes",
-		tests: []string{"TestContractSessions"}},
-	{name: "signin-window-never-ends", file: "signin_fail.lua",
-		from: "if not untilms or now >= untilms then", to: "if not untilms then",
-		bug:   "failed sign-ins keep counting into an ended window: a blocked user stays blocked",
-		tests: []string{"TestContractSessions"}},
-	{name: "signin-no-limit", file: "signin_fail.lua",
-		from: "if (n or 0) >= max then return {n or 0, untilms, 0} end\n", to: "",
-		bug:   "attempts past the limit are admitted: parallel guesses all get a bcrypt comparison",
-		tests: []string{"TestContractSessions"}},
 }
 
 // mutantsEnv turns TestMutants on: each mutant costs a build and a test run.

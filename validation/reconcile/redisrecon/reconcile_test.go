@@ -16,6 +16,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/arbiter-bank/arbiter/internal/policyfile"
 	"github.com/arbiter-bank/arbiter/validation"
 	"github.com/arbiter-bank/arbiter/validation/reconcile"
 	"github.com/arbiter-bank/arbiter/validation/reconcile/redisrecon"
@@ -513,7 +514,7 @@ func TestReconcileArbiterCheckWithoutGrantIsNotImported(t *testing.T) {
 	card := feedOf("credit_card", "check="+stale+"@C-1")
 	loan := feedOf("personal_loan", "C-2", "C-2", "C-3", "C-3")
 	f := newRecon(t, rdb, card, loan, validation.OnOrphanReport)
-	policy, err := validation.ParsePolicy([]byte(`products:
+	policy, err := policyfile.Parse([]byte(`products:
   credit_card:   { redeemers: [card-service] }
   personal_loan: { redeemers: [loan-service], max: 2 }
 `))
@@ -615,7 +616,7 @@ func TestReconcileInterruptedRunIsNotLeftRunning(t *testing.T) {
 // TestReconcileMinShareZeroTurnsTheCheckOff: min_share: 0 in the policy
 // means no share check, not the default 0.5.
 func TestReconcileMinShareZeroTurnsTheCheckOff(t *testing.T) {
-	p, err := validation.ParsePolicy([]byte(`products:
+	p, err := policyfile.Parse([]byte(`products:
   credit_card:   { redeemers: [card-service] }
   personal_loan: { redeemers: [loan-service] }
 reconcile:

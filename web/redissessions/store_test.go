@@ -1,18 +1,86 @@
-package redisstore_test
+package redissessions_test
 
 import (
 	"context"
 	"maps"
+	"os"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/arbiter-bank/arbiter/validation"
-	"github.com/arbiter-bank/arbiter/validation/redisstore"
 	"github.com/arbiter-bank/arbiter/validation/redisstore/redistest"
+	"github.com/arbiter-bank/arbiter/validation/storetest"
+	"github.com/arbiter-bank/arbiter/web"
+	"github.com/arbiter-bank/arbiter/web/redissessions"
 )
+
+var _ web.SessionStore = (*redissessions.Store)(nil)
+
+var (
+	t0         = time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)
+	wantReason = storetest.WantReason
+)
+
+// backends are the Redis deployments the session store's contract runs
+// on: a redis-server, miniredis (embedded mode), deploy/users.acl's
+// limited arbiter user, and a 3-master cluster.
+var backends = map[string]func(tb testing.TB) redis.UniversalClient{
+	"redis": func(tb testing.TB) redis.UniversalClient { return redistest.MustStartRedis(tb).Client(tb) },
+	"miniredis": func(tb testing.TB) redis.UniversalClient {
+		rdb := redis.NewClient(&redis.Options{Addr: redistest.MustStartMiniredis(tb).Addr()})
+		tb.Cleanup(func() { rdb.Close() })
+		return rdb
+	},
+	"redis-acl": aclClient,
+	"cluster": func(tb testing.TB) redis.UniversalClient {
+		return redistest.MustStartCluster(tb).Client(tb)
+	},
+}
+
+func forEachBackend(t *testing.T, test func(t *testing.T, rdb redis.UniversalClient)) {
+	for name, newBackend := range backends {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			test(t, newBackend(t))
+		})
+	}
+}
+
+// aclClient connects to a redis-server as deploy/users.acl's "arbiter"
+// user, its rules read from the file, so the ACL is known to allow
+// everything the session store does.
+func aclClient(tb testing.TB) redis.UniversalClient {
+	tb.Helper()
+	data, err := os.ReadFile("../../deploy/users.acl")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var rules []string
+	for line := range strings.Lines(string(data)) {
+		if r, ok := strings.CutPrefix(strings.TrimSpace(line), "user arbiter "); ok {
+			rules = strings.Fields(r)
+		}
+	}
+	if len(rules) == 0 {
+		tb.Fatal("deploy/users.acl has no arbiter user")
+	}
+	srv := redistest.MustStartRedis(tb)
+	const password = "arbiter-test-password"
+	args := []any{"ACL", "SETUSER", "arbiter"}
+	for _, r := range append(rules, ">"+password) {
+		args = append(args, r)
+	}
+	if err := srv.Client(tb).Do(context.Background(), args...).Err(); err != nil {
+		tb.Fatalf("ACL SETUSER arbiter: %v", err)
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr, Username: "arbiter", Password: password})
+	tb.Cleanup(func() { rdb.Close() })
+	return rdb
+}
 
 // sessionKey is a session's key as package web makes it: the hex SHA-256
 // of a cookie's id (any 64 hex digits will do here).
@@ -25,8 +93,8 @@ func TestContractSessions(t *testing.T) {
 	const idle = 10 * time.Minute
 	value := []byte(`{"agent":"ana","csrf":"token"}`)
 
-	forEachBackend(t, func(t *testing.T, b backend) {
-		s := redisstore.NewSessions(b.rdb, redisstore.SessionOptions{})
+	forEachBackend(t, func(t *testing.T, rdb redis.UniversalClient) {
+		s := redissessions.New(rdb, redissessions.Options{})
 
 		touch := func(t *testing.T, at time.Duration) bool {
 			t.Helper()
@@ -56,7 +124,7 @@ func TestContractSessions(t *testing.T) {
 			if touch(t, 37*time.Minute) {
 				t.Fatal("session alive 10 minutes after its last use")
 			}
-			if v, err := b.rdb.HGet(ctx, "arb:session:"+sessionKey, "v").Result(); err == nil {
+			if v, err := rdb.HGet(ctx, "arb:session:"+sessionKey, "v").Result(); err == nil {
 				t.Fatalf("an idle session is still stored: %q", v)
 			}
 		})
@@ -135,7 +203,7 @@ func TestSessionsUnavailable(t *testing.T) {
 	srv := redistest.MustStartRedis(t)
 	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr, DialTimeout: 200 * time.Millisecond, MaxRetries: -1})
 	t.Cleanup(func() { rdb.Close() })
-	s := redisstore.NewSessions(rdb, redisstore.SessionOptions{})
+	s := redissessions.New(rdb, redissessions.Options{})
 	srv.Kill()
 	ctx, now := context.Background(), time.Now()
 	_, _, touchErr := s.TouchSession(ctx, sessionKey, now, time.Minute)
@@ -154,12 +222,12 @@ func TestSessionsUnavailable(t *testing.T) {
 // TestSessionsCost pins each operation's round trips and in-script
 // commands on a real redis-server, the TTLs they leave (the idle time,
 // capped at the session's expiry, and the throttle's window) and the
-// scripts it reports to SessionOptions.Observe.
+// scripts it reports to Options.Observe.
 func TestSessionsCost(t *testing.T) {
 	srv := redistest.MustStartRedis(t)
 	rdb := srv.Client(t)
 	var observed []string
-	s := redisstore.NewSessions(rdb, redisstore.SessionOptions{Observe: func(script string, _ time.Duration, err error) {
+	s := redissessions.New(rdb, redissessions.Options{Observe: func(script string, _ time.Duration, err error) {
 		if err != nil {
 			t.Errorf("observed %s: %v", script, err)
 		}
@@ -245,7 +313,7 @@ func TestSessionsCost(t *testing.T) {
 func TestSessionsStoreFull(t *testing.T) {
 	srv := redistest.MustStartRedis(t)
 	rdb := srv.Client(t)
-	s := redisstore.NewSessions(rdb, redisstore.SessionOptions{})
+	s := redissessions.New(rdb, redissessions.Options{})
 	ctx, now := context.Background(), time.Now()
 	if err := s.Load(ctx); err != nil {
 		t.Fatal(err)
