@@ -87,7 +87,7 @@ func New(rdb redis.UniversalClient, ledger Ledger) *Store {
 
 // unavailable words a failed Redis call as redisstore does, so a failure
 // reads the same whichever package made the call.
-func unavailable(op string, err error) error { return redisstore.ErrorOf(op, err) }
+func unavailable(op string, err error) error { return redisstore.CallError(op, err) }
 
 // MarkSeen implements reconcile.Store: one SADD per page.
 func (s *Store) MarkSeen(ctx context.Context, run, product string, customers []string) error {
@@ -360,10 +360,11 @@ func (s *Store) Findings(ctx context.Context, run string, offset, limit int) ([]
 }
 
 // The lease is compared before it is renewed or given up, so a run whose
-// lease lapsed never extends or deletes its successor's.
+// lease lapsed never extends or deletes its successor's. They run as every
+// script of arbiter's does (redisstore.Script: sent once, never resent).
 var (
-	renewLease   = redis.NewScript(`if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0`)
-	releaseLease = redis.NewScript(`if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`)
+	renewLease   = redisstore.NewScript("renew_lease", `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0`)
+	releaseLease = redisstore.NewScript("release_lease", `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`)
 )
 
 // AcquireLease implements reconcile.Store (SET NX PX).
