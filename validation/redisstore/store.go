@@ -259,13 +259,12 @@ func (s *Store) unwrap(name string, res []any) ([]any, error) {
 func unavailable(name string, err error) error {
 	var rerr redis.Error
 	if errors.As(err, &rerr) && isOOM(rerr.Error()) {
-		return &validation.Error{Reason: validation.ReasonStoreFull, Err: fmt.Errorf("redis %s: %w", name, err),
-			Detail: "the store is full (Redis reached its maxmemory) and refuses new data; nothing was changed; retry later"}
+		return validation.StoreFull(fmt.Errorf("redis %s: %w", name, err))
 	}
 	if errors.As(err, &rerr) && !isTransient(rerr.Error()) {
 		return fmt.Errorf("redis %s: %w", name, err)
 	}
-	return &validation.Error{Reason: validation.ReasonUnavailable, Detail: "the store is unavailable; retry later", Err: fmt.Errorf("redis %s: %w", name, err)}
+	return validation.StoreUnavailable(fmt.Errorf("redis %s: %w", name, err))
 }
 
 // isOOM matches Redis's "OOM command not allowed when used memory >
@@ -421,7 +420,7 @@ func (s *Store) Unblock(ctx context.Context, customerID, actor string, now time.
 	if r.Kind == "ok" {
 		return nil
 	}
-	return validation.Errorf(validation.ReasonNotFound, "customer %s is not blocked", customerID)
+	return validation.NotBlocked(customerID)
 }
 
 // Check implements validation.Store.
@@ -431,7 +430,7 @@ func (s *Store) Check(ctx context.Context, customerID, checkID string, now time.
 		return validation.Check{}, err
 	}
 	if r.Check == "" {
-		return validation.Check{}, validation.Errorf(validation.ReasonCheckNotFound, "no check %q (checks are kept %s after they end)", checkID, s.opts.Retention)
+		return validation.Check{}, validation.CheckGone(checkID, s.opts.Retention)
 	}
 	return decodeCheck(customerID, r.Check)
 }
@@ -497,7 +496,7 @@ func (s *Store) Release(ctx context.Context, req validation.ReleaseRequest) (val
 	if r.Kind == "ok" {
 		return decodeGrant(req.CustomerID, r.Grant)
 	}
-	return validation.Grant{}, validation.Errorf(validation.ReasonGrantNotFound, "customer %s holds no %s", req.CustomerID, req.Product)
+	return validation.Grant{}, validation.GrantNotFound(req.CustomerID, req.Product)
 }
 
 // Abandon implements validation.Store.
@@ -613,63 +612,49 @@ func refusal(raw string) error {
 	if len(vs) == 0 {
 		return fmt.Errorf("refusal without violations")
 	}
-	e := &validation.Error{Reason: vs[0].Reason, Violations: vs}
-	for _, v := range vs {
-		switch v.Reason {
-		case validation.ReasonHoldExists:
-			e.HeldProduct, e.HeldUntil, e.HeldBy = v.Product, v.Until, v.By
-		case validation.ReasonConflictingProduct:
-			e.HeldProducts = append(e.HeldProducts, v.Product)
-		}
-	}
-	return e
+	return validation.Refusal(vs)
 }
 
 // scriptError turns a script's error reply (kind 'error', a reason, its
-// detail and, for a wrong code, the attempts left) into the domain's error.
+// detail and, for a wrong code, the attempts left) into the domain's error:
+// the reply carries the facts, package validation words them.
 func scriptError(name, kind, reason, detail string, attemptsLeft int) error {
 	if kind != "error" {
 		return fmt.Errorf("redis %s: unexpected reply kind %q", name, kind)
 	}
-	e := &validation.Error{Reason: validation.Reason(reason)}
-	switch e.Reason {
+	switch validation.Reason(reason) {
 	case validation.ReasonHoldExpired:
-		e.Detail = "the hold is no longer live (" + detail + "); request a new check"
+		return validation.HoldExpired(detail)
 	case validation.ReasonAlreadyRedeemed:
-		e.Detail = "the check was already redeemed by " + detail
+		return validation.AlreadyRedeemed(detail)
 	case validation.ReasonOTPLocked:
-		e.Detail = "too many wrong codes: the hold is burnt; request a new check"
+		return validation.OTPLocked()
 	case validation.ReasonOTPRateLimited:
 		ms, _ := strconv.ParseInt(detail, 10, 64)
-		e.RetryAfter = time.Duration(ms) * time.Millisecond
-		e.Detail = fmt.Sprintf("too many wrong codes for this customer; one-time codes are refused for %s (approval tokens still work)", e.RetryAfter.Round(time.Second))
+		return validation.OTPRateLimited(time.Duration(ms) * time.Millisecond)
 	case validation.ReasonGrantReleased:
-		e.Detail = "check " + detail + " was redeemed, but its grant has been released since; a new application needs a new check"
+		return validation.GrantReleased(detail)
 	case validation.ReasonOTPInvalid:
 		if detail == "replay" {
-			e.Detail = "the check was redeemed, and not with this code"
-			break
+			return validation.NotTheRedeemingCode()
 		}
-		e.AttemptsLeft = &attemptsLeft
-		e.Detail = fmt.Sprintf("wrong code; %d attempts left", attemptsLeft)
+		return validation.WrongCode(attemptsLeft)
 	case validation.ReasonTokenInvalid:
-		e.Detail = "the token's product does not match its check"
+		return validation.TokenMismatch(detail)
 	case validation.ReasonCheckNotHeld:
-		e.Detail = "the check is " + detail + ", not held"
+		return validation.CheckNotHeld(validation.CheckStatus(detail))
 	case validation.ReasonCheckNotFound:
-		e.Detail = "no such check"
+		return validation.CheckNotFound()
 	case validation.ReasonForbidden:
-		e.Detail = "this client may cancel only the checks it placed and those of the products it redeems, not this check for " + detail
+		return validation.CancelForbidden(detail)
 	case "check_abandoned":
 		// Only a check script Redis ran after arbiter gave it up gets this,
 		// and nobody waits for its answer.
-		return &validation.Error{Reason: validation.ReasonUnavailable, Detail: "the check was given up as lost; retry"}
+		return validation.CheckAbandoned()
 	case validation.ReasonIdempotencyKeyReused:
-		e.Detail = "this Idempotency-Key was used with another request body"
-	default:
-		return fmt.Errorf("redis %s: unexpected error reply %s (%s)", name, reason, detail)
+		return validation.IdempotencyKeyReused()
 	}
-	return e
+	return fmt.Errorf("redis %s: unexpected error reply %s (%s)", name, reason, detail)
 }
 
 func str(res []any, i int) string {
