@@ -300,9 +300,9 @@ func (s *Store) Hold(ctx context.Context, req validation.HoldRequest) (validatio
 		return validation.Check{}, false, err
 	}
 	switch r.Kind {
-	case "need_rating":
+	case kindNeedRating:
 		return validation.Check{}, false, validation.ErrRatingNeeded
-	case "held":
+	case kindHeld:
 		// The script returns only what it decided; the rest is the request.
 		now := time.UnixMilli(req.Now.UnixMilli()).UTC()
 		return validation.Check{
@@ -310,10 +310,10 @@ func (s *Store) Hold(ctx context.Context, req validation.HoldRequest) (validatio
 			Fence: r.Fence, CreatedAt: now, ExpiresAt: now.Add(time.Duration(req.Rule.HoldTTL.Milliseconds()) * time.Millisecond),
 			PlacedBy: req.Actor, AgentID: req.AgentID, Secret: req.Secret,
 		}, false, nil
-	case "replay":
+	case kindReplay:
 		c, err := decodeCheck(req.CustomerID, r.Check)
 		return c, true, err
-	case "refused":
+	case kindRefused:
 		return validation.Check{}, false, refusal(r.Violations)
 	}
 	return validation.Check{}, false, scriptError(checkScript.name, r.Kind, r.Reason, "", 0)
@@ -346,10 +346,10 @@ func (s *Store) Redeem(ctx context.Context, req validation.RedeemRequest) (valid
 		return validation.Grant{}, false, err
 	}
 	switch r.Kind {
-	case "granted", "replay":
+	case kindGranted, kindReplay:
 		g, err := decodeGrant(req.CustomerID, r.Grant)
-		return g, r.Kind == "replay", err
-	case "refused":
+		return g, r.Kind == kindReplay, err
+	case kindRefused:
 		return validation.Grant{}, false, refusal(r.Violations)
 	}
 	return validation.Grant{}, false, scriptError("redeem", r.Kind, r.Reason, r.Detail, int(r.AttemptsLeft))
@@ -379,9 +379,9 @@ func (s *Store) Eligibility(ctx context.Context, req validation.EligibilityReque
 		return validation.EligibilityResult{}, err
 	}
 	switch r.Kind {
-	case "need_rating":
+	case kindNeedRating:
 		return validation.EligibilityResult{}, validation.ErrRatingNeeded
-	case "ok":
+	case kindOK:
 		vs, err := decodeViolations(r.Violations)
 		return validation.EligibilityResult{Violations: vs, Rating: validation.RatingState(r.Rating)}, err
 	}
@@ -398,7 +398,7 @@ func (s *Store) Block(ctx context.Context, req validation.BlockRequest) (*valida
 	if err := s.run(ctx, blockScript, req.CustomerID, req.Now, nil, blockArgs{Reason: req.Reason, UntilMS: until, Actor: req.Actor}, &r); err != nil {
 		return nil, err
 	}
-	if r.Kind != "ok" {
+	if r.Kind != kindOK {
 		return nil, scriptError(blockScript.name, r.Kind, r.Reason, r.Detail, 0)
 	}
 	if r.Check == "" {
@@ -417,7 +417,7 @@ func (s *Store) Unblock(ctx context.Context, customerID, actor string, now time.
 	if err := s.run(ctx, unblockScript, customerID, now, nil, actorArgs{Actor: actor}, &r); err != nil {
 		return err
 	}
-	if r.Kind == "ok" {
+	if r.Kind == kindOK {
 		return nil
 	}
 	return validation.NotBlocked(customerID)
@@ -448,7 +448,7 @@ func (s *Store) Cancel(ctx context.Context, req validation.CancelRequest) (valid
 	if err != nil {
 		return validation.Check{}, err
 	}
-	if r.Kind == "ok" {
+	if r.Kind == kindOK {
 		return decodeCheck(req.CustomerID, r.Check)
 	}
 	return validation.Check{}, scriptError(cancelScript.name, r.Kind, r.Reason, r.Detail, 0)
@@ -470,7 +470,7 @@ func (s *Store) Customer(ctx context.Context, customerID string, now time.Time) 
 		cust.Hold = &c
 	}
 	if r.Block != "" {
-		var v violationJSON
+		var v wireViolation
 		if err := json.Unmarshal([]byte(r.Block), &v); err != nil {
 			return cust, fmt.Errorf("decode block: %w", err)
 		}
@@ -493,7 +493,7 @@ func (s *Store) Release(ctx context.Context, req validation.ReleaseRequest) (val
 	if err := s.runConfirmed(ctx, releaseScript, req.CustomerID, req.Now, releaseArgs{Product: req.Product, Actor: req.Actor, Want: req.CheckID}, &r); err != nil {
 		return validation.Grant{}, err
 	}
-	if r.Kind == "ok" {
+	if r.Kind == kindOK {
 		return decodeGrant(req.CustomerID, r.Grant)
 	}
 	return validation.Grant{}, validation.GrantNotFound(req.CustomerID, req.Product)
@@ -505,7 +505,7 @@ func (s *Store) Abandon(ctx context.Context, req validation.AbandonRequest) (val
 	if err := s.run(ctx, abandonScript, req.CustomerID, req.Now, nil, abandonArgs{ID: req.CheckID, Actor: req.Actor}, &r); err != nil {
 		return "", err
 	}
-	if r.Kind != "ok" {
+	if r.Kind != kindOK {
 		return "", scriptError(abandonScript.name, r.Kind, r.Reason, r.Detail, 0)
 	}
 	return validation.AbandonOutcome(r.Detail), nil
@@ -522,9 +522,9 @@ func (s *Store) Import(ctx context.Context, req validation.ImportRequest) (valid
 		return validation.Grant{}, err
 	}
 	switch r.Kind {
-	case "ok":
+	case kindOK:
 		return decodeGrant(req.CustomerID, r.Grant)
-	case "refused":
+	case kindRefused:
 		return validation.Grant{}, refusal(r.Violations)
 	}
 	return validation.Grant{}, scriptError(importScript.name, r.Kind, r.Reason, "", 0)
@@ -565,29 +565,16 @@ func (s *Store) Audit(ctx context.Context, customerID string, limit int, now tim
 	return validation.MergeAudit(lists[0], lists[1], limit, types...), nil
 }
 
-type violationJSON struct {
-	Reason   string   `json:"reason"`
-	Product  string   `json:"product"`
-	CheckID  string   `json:"check_id"`
-	Since    float64  `json:"since"`
-	Until    float64  `json:"until"`
-	By       string   `json:"by"`
-	Note     string   `json:"note"`
-	Products []string `json:"products"`
-	Required *float64 `json:"required"`
-	Score    *float64 `json:"score"`
-}
-
 // decodeViolations turns the scripts' violations into the domain's.
 func decodeViolations(raw string) ([]validation.Violation, error) {
-	var vs []violationJSON
+	var vs []wireViolation
 	if err := json.Unmarshal([]byte(raw), &vs); err != nil {
 		return nil, fmt.Errorf("decode violations %q: %w", raw, err)
 	}
 	out := make([]validation.Violation, 0, len(vs))
 	for _, v := range vs {
 		out = append(out, validation.Violation{
-			Reason: validation.Reason(v.Reason), Product: v.Product, CheckID: v.CheckID,
+			Reason: v.Reason, Product: v.Product, CheckID: v.CheckID,
 			Since: ms(v.Since), Until: ms(v.Until), By: v.By, Note: v.Note, Products: v.Products,
 			RequiredRating: intPtr(v.Required), Rating: intPtr(v.Score),
 		})
@@ -618,8 +605,8 @@ func refusal(raw string) error {
 // scriptError turns a script's error reply (kind 'error', a reason, its
 // detail and, for a wrong code, the attempts left) into the domain's error:
 // the reply carries the facts, package validation words them.
-func scriptError(name, kind, reason, detail string, attemptsLeft int) error {
-	if kind != "error" {
+func scriptError(name string, kind replyKind, reason, detail string, attemptsLeft int) error {
+	if kind != kindError {
 		return fmt.Errorf("redis %s: unexpected reply kind %q", name, kind)
 	}
 	switch validation.Reason(reason) {
@@ -647,7 +634,7 @@ func scriptError(name, kind, reason, detail string, attemptsLeft int) error {
 		return validation.CheckNotFound()
 	case validation.ReasonForbidden:
 		return validation.CancelForbidden(detail)
-	case "check_abandoned":
+	case reasonCheckAbandoned:
 		// Only a check script Redis ran after arbiter gave it up gets this,
 		// and nobody waits for its answer.
 		return validation.CheckAbandoned()

@@ -318,11 +318,11 @@ local function grant_violations(vs, product, max, conflicts_csv)
   end
   if #same >= max then
     table.sort(same, by_granted)
-    table.insert(vs, {reason = 'already_holds_product', product = product, check_id = same[1].id, since = tonumber(same[1].granted)})
+    table.insert(vs, violation(REASON.already_holds_product, {product = product, check_id = same[1].id, since = tonumber(same[1].granted)}))
   end
   table.sort(other, by_granted)
   for _, g in ipairs(other) do
-    table.insert(vs, {reason = 'conflicting_product', product = g.product, check_id = g.id, since = tonumber(g.granted)})
+    table.insert(vs, violation(REASON.conflicting_product, {product = g.product, check_id = g.id, since = tonumber(g.granted)}))
   end
   return vs
 end
@@ -356,7 +356,7 @@ local function case_violation(product, conflicts_csv)
   local conflicts = split(conflicts_csv)
   for _, p in ipairs(c.products) do
     if p == product or conflicts[p] then
-      return {reason = 'case_open', products = c.products, since = c.opened, note = c.detail}
+      return violation(REASON.case_open, {products = c.products, since = c.opened, note = c.detail})
     end
   end
   return nil
@@ -377,16 +377,13 @@ end
 local function evaluate(h, product, max, conflicts_csv, min_rating, score_arg, rating_ttl)
   local vs = {}
   local b = block_read()
-  if b then
-    b.reason = 'customer_blocked'
-    table.insert(vs, b)
-  end
+  if b then table.insert(vs, violation(REASON.customer_blocked, b)) end
   local case_open = case_violation(product, conflicts_csv)
   if case_open then table.insert(vs, case_open) end
   local rating_at = #vs + 1
   grant_violations(vs, product, max, conflicts_csv)
   if h then
-    table.insert(vs, {reason = 'hold_exists', product = h.product, check_id = h.id, ['until'] = tonumber(h.expires), by = h.by})
+    table.insert(vs, violation(REASON.hold_exists, {product = h.product, check_id = h.id, ['until'] = tonumber(h.expires), by = h.by}))
   end
   if min_rating == 0 then return vs, nil, 'none' end
   if score_arg == 'skip' then return vs, nil, 'skip' end
@@ -397,12 +394,12 @@ local function evaluate(h, product, max, conflicts_csv, min_rating, score_arg, r
   else
     score = tonumber(redis.call('GET', K_RATING))
     if not score then
-      if #vs == 0 then return nil, 'need_rating' end
+      if #vs == 0 then return nil, KIND.need_rating end
       return vs, nil, 'unknown'
     end
   end
   if score < min_rating then
-    table.insert(vs, rating_at, {reason = 'rating_too_low', product = product, required = min_rating, score = score})
+    table.insert(vs, rating_at, violation(REASON.rating_too_low, {product = product, required = min_rating, score = score}))
     return vs, nil, 'fail'
   end
   return vs, nil, 'pass'
