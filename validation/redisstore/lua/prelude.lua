@@ -7,7 +7,7 @@
 --
 -- Each section below owns one key's encoding: no script reads or writes a
 -- key except through its section. Changing how a check (and so the hold
--- and a grant) is stored touches the "check" section here and codec.go.
+-- and a grant) is stored touches storedCheck in codec.go.
 
 -- EXPIRED becomes 1 when settle records an expiry; every reply carries it
 -- (scripts.go wraps each script's body), so arbiter can count expiries.
@@ -20,10 +20,10 @@ local TRIES_CAP = 100
 -- exclude control characters). The live hold, an ended check and a grant
 -- are all this encoding, so a check never changes shape as it moves (meta
 -- shadows the live hold field by field, see hold). check_encode(c) and
--- check_fields(v) are generated from checkFields in codec.go (luaCodec),
+-- check_fields(v) are generated from storedCheck in codec.go (luaCodec),
 -- straight-line code with no table of names, and put in front of this
--- prelude; a field is added there (and to heldFields, if a held check
--- has it).
+-- prelude; a field is added there (tagged held, if a held check has
+-- it).
 -- Numbers are kept as written (milliseconds and fences print exactly).
 -- Values in the v1 layout's JSON form ('{') are read by check_decode.
 
@@ -44,7 +44,7 @@ end
 
 -- ## events: the audit trail (K_AUDIT state changes, K_TRIES attempts)
 -- An event is one string, 'e2' and its fields joined by SEP
--- (event_encode, generated from eventFields in codec.go). State changes
+-- (event_encode, generated from storedEvent in codec.go). State changes
 -- and attempts that changed nothing (refused, otp_failed) are kept apart,
 -- each capped, so no number of refusals can evict the record of a grant;
 -- state changes expire AUDIT_RETENTION after the newest, attempts
@@ -188,7 +188,7 @@ end
 -- secret (meta outlives the hold), each in a field h.<name> of its own,
 -- short, so that meta stays a listpack. HELD (the names), HELD_KEYS (the
 -- meta fields) and held_fields(c) (the HSET's list) are generated from
--- heldFields in codec.go, which lists every field a held check can have.
+-- storedCheck's held fields in codec.go: every field a held check can have.
 -- Versions before kept one encoded copy in lastv instead, which settle
 -- still reads.
 
