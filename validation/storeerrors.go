@@ -138,3 +138,31 @@ func StoreFull(cause error) *Error {
 func StoreUnavailable(cause error) *Error {
 	return &Error{Reason: ReasonUnavailable, Detail: "the store is unavailable; retry later", Err: cause}
 }
+
+// RedemptionNotDurable is a redemption the store recorded but only acked
+// of the want replicas confirmed within timeout; its retry replays it.
+func RedemptionNotDurable(acked, want int64, timeout time.Duration) *Error {
+	return &Error{Reason: ReasonNotDurable,
+		Detail: fmt.Sprintf("the redemption is recorded but only %d of %d replicas confirmed it within %s; retry the same request, it returns the grant once replicated",
+			acked, want, timeout)}
+}
+
+// AnswerNotDurable is an answer (a read, a release) that only acked of the
+// want replicas confirmed within timeout, so a failover could undo it.
+func AnswerNotDurable(acked, want int64, timeout time.Duration) *Error {
+	return &Error{Reason: ReasonNotDurable,
+		Detail: fmt.Sprintf("only %d of %d replicas confirmed what this answer shows within %s, so a failover could still undo it; retry",
+			acked, want, timeout)}
+}
+
+// ClockNotMeasured is a request that depends on time before the store's
+// clock offset was first measured.
+func ClockNotMeasured() *Error {
+	return &Error{Reason: ReasonUnavailable, Detail: "the clock offset to Redis has not been measured yet"}
+}
+
+// ClockStale is a request that depends on time while the store's clock
+// offset was last measured age ago, longer than allowed.
+func ClockStale(age time.Duration) *Error {
+	return &Error{Reason: ReasonUnavailable, Detail: fmt.Sprintf("the clock offset to Redis was last measured %s ago", age.Round(time.Second))}
+}

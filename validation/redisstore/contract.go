@@ -197,6 +197,11 @@ const (
 
 var replyKinds = []replyKind{kindOK, kindHeld, kindGranted, kindReplay, kindRefused, kindNeedRating, kindError}
 
+// kindOf reads the kind of a reply not yet decoded (a redemption's, in
+// runWaited): a reply struct with a kind has it first
+// (TestRepliesStartWithTheirKind).
+func kindOf(res []any) replyKind { return replyKind(str(res, 0)) }
+
 // violationReasons are the rules a script may refuse with, in the order
 // evaluate applies them. A script builds each with violation(REASON.<reason>,
 // {...}), whose fields are wireViolation's.

@@ -301,3 +301,16 @@ func TestScriptErrorsAreWorded(t *testing.T) {
 		}
 	}
 }
+
+// TestRepliesStartWithTheirKind: kindOf reads a reply's kind from its first
+// field, so every reply struct with a kind has it there.
+func TestRepliesStartWithTheirKind(t *testing.T) {
+	for _, sc := range scripts {
+		rt := reflect.TypeOf(sc.reply)
+		for i := range rt.NumField() {
+			if f := rt.Field(i); f.Type == reflect.TypeOf(replyKind("")) && i != 0 {
+				t.Errorf("%s.%s is field %d, want the first", rt.Name(), f.Name, i)
+			}
+		}
+	}
+}
