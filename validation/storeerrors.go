@@ -10,8 +10,9 @@ import (
 // memory) calls these, so that both say the same thing in the same words,
 // and a Store's adapter reports facts without writing sentences.
 
-// Refusal is the error of a refused check, redemption or import: vs are
-// every failed rule, in evaluation order, and the first is its Reason. The
+// Refusal is the error of a refused check, redemption or import: vs (at
+// least one) are every failed rule, in evaluation order, and the first is
+// its Reason. The
 // Service words each violation (Service.explain).
 func Refusal(vs []Violation) *Error {
 	e := &Error{Reason: vs[0].Reason, Violations: vs}

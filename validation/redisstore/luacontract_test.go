@@ -288,16 +288,22 @@ func TestLuaSpeaksOnlyWhatGoDeclares(t *testing.T) {
 }
 
 // TestScriptErrorsAreWorded: every reason of an error reply is worded by
-// validation (scriptError), but the two the methods running their scripts
-// word themselves.
+// validation (scriptError) and keeps its reason, but the two the methods
+// running their scripts word themselves and check_abandoned, which is
+// unavailable to a client.
 func TestScriptErrorsAreWorded(t *testing.T) {
 	for _, r := range errorReasons {
 		if r == validation.ReasonGrantNotFound || r == validation.ReasonNotFound {
 			continue
 		}
 		err := scriptError("test", kindError, string(r), "facts", 1)
-		if e, ok := err.(*validation.Error); !ok || e.Detail == "" {
+		e, ok := err.(*validation.Error)
+		if !ok || e.Detail == "" {
 			t.Errorf("scriptError(%s) = %v, want a worded *validation.Error", r, err)
+			continue
+		}
+		if e.Reason != r && r != reasonCheckAbandoned {
+			t.Errorf("scriptError(%s) has reason %s", r, e.Reason)
 		}
 	}
 }
