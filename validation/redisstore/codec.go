@@ -26,8 +26,9 @@ const sep = "\x1f"
 
 // storedCheck is a check as the scripts store it. Its fields, in this
 // order, are the wire format (wireCodec); luaCodec generates the Lua
-// encoder and decoder from the same declaration, so adding a field here is
-// all either side needs to carry it. Tag options: held, the fields a held
+// encoder and decoder from the same declaration, so a field added here is
+// stored and read by both sides (docs/architecture.md, "Adding a field to
+// the hold", says what else sets it). Tag options: held, the fields a held
 // check can have, its status (held) and secret aside: what meta shadows of
 // the live hold, one field h.<name> each, so that an expiry can be settled
 // once Redis has dropped the hold (the prelude's "hold" section;
@@ -50,10 +51,8 @@ type storedCheck struct {
 	Ended      int64  `lua:"ended"`
 	EndedBy    string `lua:"ended_by"`
 	EndReason  string `lua:"end_reason"`
-	OTP        string `lua:"otp"` // otp_digest of the code that redeemed it
-	// Token is the digest of the approval token's secret (see
-	// redeem_token.lua); it came after the rest.
-	Token string `lua:"token,held,optional"`
+	OTP        string `lua:"otp"`                 // otp_digest of the code that redeemed it
+	Token      string `lua:"token,held,optional"` // digest of the approval token's secret (redeem_token.lua)
 }
 
 // storedEvent is an audit event as the scripts store it, in wire order
