@@ -4,6 +4,9 @@
 -- unchanged on Redis Cluster) and the common ARGV (NOW, AUDIT_CAP,
 -- RETENTION, AUDIT_RETENTION); a script's own ARGV are named the same way
 -- from its Go argument struct (contract.go). The key layout is in docs/architecture.md.
+-- What a reply may say is declared in contract.go too, and generated in
+-- front of this prelude: KIND.<kind>, REASON.<reason> and violation(reason,
+-- v); a script writes no kind, error reason or violation any other way.
 --
 -- Each section below owns one key's encoding: no script reads or writes a
 -- key except through its section. Changing how a check (and so the hold
