@@ -3,7 +3,6 @@ package inmem
 import (
 	"cmp"
 	"context"
-	"fmt"
 	"slices"
 	"time"
 
@@ -22,10 +21,10 @@ func (s *Store) Hold(_ context.Context, req validation.HoldRequest) (validation.
 		// A check given up as lost was never delivered: decide again.
 		if e == nil || e.c.EndReason != "unknown_outcome" {
 			if p.req != req.RequestHash {
-				return validation.Check{}, false, errorf(validation.ReasonIdempotencyKeyReused, "")
+				return validation.Check{}, false, validation.IdempotencyKeyReused()
 			}
 			if e == nil {
-				return validation.Check{}, false, errorf(validation.ReasonCheckNotFound, "")
+				return validation.Check{}, false, validation.CheckNotFound()
 			}
 			if e == c.hold {
 				e.delivered = true
@@ -41,10 +40,10 @@ func (s *Store) Hold(_ context.Context, req validation.HoldRequest) (validation.
 	if len(vs) > 0 {
 		c.appendEvents(validation.Event{At: now, Type: validation.EventRefused, Product: req.Rule.Product, Actor: req.Actor,
 			Agent: req.AgentID, Reason: vs[0].Reason, Reasons: reasons(vs)})
-		return validation.Check{}, false, refusal(vs)
+		return validation.Check{}, false, validation.Refusal(vs)
 	}
 	if c.tombstones[req.CheckID] {
-		return validation.Check{}, false, &validation.Error{Reason: validation.ReasonUnavailable, Detail: "the check was given up as lost; retry"}
+		return validation.Check{}, false, validation.CheckAbandoned()
 	}
 	ttl := time.Duration(req.Rule.HoldTTL.Milliseconds()) * time.Millisecond
 	h := &entry{token: req.TokenHash, c: validation.Check{
@@ -78,10 +77,10 @@ func (s *Store) redeemToken(c *customer, req validation.RedeemRequest, now time.
 		return s.ended(c, req.CheckID, req.Actor, "", "", tokenOK, now)
 	}
 	if !tokenOK(h) {
-		return validation.Grant{}, false, errorf(validation.ReasonTokenInvalid, "secret")
+		return validation.Grant{}, false, validation.TokenMismatch("secret")
 	}
 	if h.c.Product != req.Rule.Product {
-		return validation.Grant{}, false, errorf(validation.ReasonTokenInvalid, "product")
+		return validation.Grant{}, false, validation.TokenMismatch("product")
 	}
 	if err := c.caseRefusal(req.Rule, req.Actor, now); err != nil {
 		return validation.Grant{}, false, err
@@ -104,9 +103,7 @@ func (s *Store) redeemOTP(c *customer, req validation.RedeemRequest, now time.Ti
 		cfails, since = 0, now
 	}
 	if cfails >= budget {
-		retry := since.Add(window).Sub(now)
-		return validation.Grant{}, false, &validation.Error{Reason: validation.ReasonOTPRateLimited, RetryAfter: retry,
-			Detail: fmt.Sprintf("too many wrong codes for this customer; one-time codes are refused for %s (approval tokens still work)", retry.Round(time.Second))}
+		return validation.Grant{}, false, validation.OTPRateLimited(since.Add(window).Sub(now))
 	}
 	// Counted before it is verified, as the script does.
 	c.fails++
@@ -121,19 +118,17 @@ func (s *Store) redeemOTP(c *customer, req validation.RedeemRequest, now time.Ti
 	}
 	if c.fails >= req.MaxAttempts {
 		c.finish(validation.StatusCancelled, req.Actor, validation.Event{Type: validation.EventCancelled, Reason: validation.ReasonOTPLocked}, now)
-		return validation.Grant{}, false, errorf(validation.ReasonOTPLocked, "locked")
+		return validation.Grant{}, false, validation.OTPLocked()
 	}
 	c.appendEvents(validation.Event{At: now, Type: validation.EventOTPFailed, Product: req.Rule.Product, CheckID: h.c.ID, Actor: req.Actor, Fence: h.c.Fence})
-	left := req.MaxAttempts - c.fails
-	return validation.Grant{}, false, &validation.Error{Reason: validation.ReasonOTPInvalid, AttemptsLeft: &left,
-		Detail: fmt.Sprintf("wrong code; %d attempts left", left)}
+	return validation.Grant{}, false, validation.WrongCode(req.MaxAttempts - c.fails)
 }
 
 // ended answers a redemption of check id, which is not the live hold
 // (redeem.lua's ended): a replay for the client that redeemed it while the
 // grant exists (over OTP only with the same code), never for a released one.
 func (s *Store) ended(c *customer, id, actor, code, product string, accept func(*entry) bool, now time.Time) (validation.Grant, bool, error) {
-	unknown := errorf(validation.ReasonHoldExpired, "unknown")
+	unknown := validation.HoldExpired("unknown")
 	if id == "" {
 		return validation.Grant{}, false, unknown
 	}
@@ -142,11 +137,11 @@ func (s *Store) ended(c *customer, id, actor, code, product string, accept func(
 		case product != "" && g.c.Product != product:
 			return validation.Grant{}, false, unknown
 		case accept != nil && !accept(g):
-			return validation.Grant{}, false, errorf(validation.ReasonTokenInvalid, "secret")
+			return validation.Grant{}, false, validation.TokenMismatch("secret")
 		case g.c.RedeemedBy != actor:
-			return validation.Grant{}, false, errorf(validation.ReasonAlreadyRedeemed, g.c.RedeemedBy)
+			return validation.Grant{}, false, validation.AlreadyRedeemed(g.c.RedeemedBy)
 		case code != "" && g.otp != otpDigest(id, code):
-			return validation.Grant{}, false, errorf(validation.ReasonOTPInvalid, "replay")
+			return validation.Grant{}, false, validation.NotTheRedeemingCode()
 		}
 		return grantOf(g), true, nil
 	}
@@ -155,13 +150,13 @@ func (s *Store) ended(c *customer, id, actor, code, product string, accept func(
 	case r == nil || product != "" && r.c.Product != product:
 		return validation.Grant{}, false, unknown
 	case accept != nil && !accept(r):
-		return validation.Grant{}, false, errorf(validation.ReasonTokenInvalid, "secret")
+		return validation.Grant{}, false, validation.TokenMismatch("secret")
 	case r.c.Status == validation.StatusRedeemed:
-		return validation.Grant{}, false, errorf(validation.ReasonGrantReleased, id)
+		return validation.Grant{}, false, validation.GrantReleased(id)
 	case r.c.EndReason == string(validation.ReasonOTPLocked):
-		return validation.Grant{}, false, errorf(validation.ReasonOTPLocked, "locked")
+		return validation.Grant{}, false, validation.OTPLocked()
 	}
-	return validation.Grant{}, false, errorf(validation.ReasonHoldExpired, string(r.c.Status))
+	return validation.Grant{}, false, validation.HoldExpired(string(r.c.Status))
 }
 
 // caseRefusal refuses the redemption of the live hold while an open case
@@ -174,7 +169,7 @@ func (c *customer) caseRefusal(r validation.Rule, actor string, now time.Time) e
 	h := c.hold.c
 	c.appendEvents(validation.Event{At: now, Type: validation.EventRefused, Product: h.Product, CheckID: h.ID, Actor: actor,
 		Fence: h.Fence, Reason: v.Reason, Reasons: []validation.Reason{v.Reason}})
-	return refusal([]validation.Violation{*v})
+	return validation.Refusal([]validation.Violation{*v})
 }
 
 // grant turns the live hold into a grant, unless the rule now refuses it
@@ -182,7 +177,7 @@ func (c *customer) caseRefusal(r validation.Rule, actor string, now time.Time) e
 func (c *customer) grant(r validation.Rule, actor, otp string, now time.Time) (validation.Grant, bool, error) {
 	if vs := c.grantViolations(nil, r); len(vs) > 0 {
 		c.finish(validation.StatusCancelled, actor, validation.Event{Type: validation.EventCancelled, Reason: vs[0].Reason}, now)
-		return validation.Grant{}, false, refusal(vs)
+		return validation.Grant{}, false, validation.Refusal(vs)
 	}
 	h := c.hold
 	h.c.RedeemedBy, h.c.GrantedAt, h.otp = actor, now, otp
@@ -196,7 +191,7 @@ func (s *Store) Check(_ context.Context, customerID, checkID string, now time.Ti
 	defer s.mu.Unlock()
 	e := c.find(checkID, now, s.opts.Retention)
 	if e == nil {
-		return validation.Check{}, validation.Errorf(validation.ReasonCheckNotFound, "no check %q (checks are kept %s after they end)", checkID, s.opts.Retention)
+		return validation.Check{}, validation.CheckGone(checkID, s.opts.Retention)
 	}
 	return public(e), nil
 }
@@ -208,13 +203,13 @@ func (s *Store) Cancel(_ context.Context, req validation.CancelRequest) (validat
 	defer s.mu.Unlock()
 	e := c.find(req.CheckID, now, s.opts.Retention)
 	if e == nil {
-		return validation.Check{}, errorf(validation.ReasonCheckNotFound, "")
+		return validation.Check{}, validation.CheckNotFound()
 	}
 	if req.Products != nil && !slices.Contains(req.Products, e.c.Product) && (req.Placer == "" || e.c.PlacedBy != req.Placer) {
-		return validation.Check{}, errorf(validation.ReasonForbidden, e.c.Product)
+		return validation.Check{}, validation.CancelForbidden(e.c.Product)
 	}
 	if e != c.hold {
-		return validation.Check{}, errorf(validation.ReasonCheckNotHeld, string(e.c.Status))
+		return validation.Check{}, validation.CheckNotHeld(e.c.Status)
 	}
 	ev := validation.Event{Type: validation.EventCancelled, Agent: req.Agent, Reason: "cancelled"}
 	return public(c.finish(validation.StatusCancelled, req.Actor, ev, now)), nil
@@ -259,7 +254,7 @@ func (s *Store) Release(_ context.Context, req validation.ReleaseRequest) (valid
 		}
 	}
 	if latest == nil {
-		return validation.Grant{}, validation.Errorf(validation.ReasonGrantNotFound, "customer %s holds no %s", req.CustomerID, req.Product)
+		return validation.Grant{}, validation.GrantNotFound(req.CustomerID, req.Product)
 	}
 	delete(c.grants, latest.c.ID)
 	if !latest.imported {
@@ -276,7 +271,7 @@ func (s *Store) Import(_ context.Context, req validation.ImportRequest) (validat
 	c := s.begin(req.CustomerID, now)
 	defer s.mu.Unlock()
 	if vs := c.grantViolations(nil, req.Rule); len(vs) > 0 {
-		return validation.Grant{}, refusal(vs)
+		return validation.Grant{}, validation.Refusal(vs)
 	}
 	g := &entry{imported: true, c: validation.Check{ID: req.CheckID, CustomerID: req.CustomerID, Product: req.Rule.Product,
 		Status: "imported", Fence: c.nextFence(now), GrantedAt: ms(req.GrantedAt), RedeemedBy: req.Actor}}
@@ -321,7 +316,7 @@ func (s *Store) Unblock(_ context.Context, customerID, actor string, now time.Ti
 	c := s.begin(customerID, now)
 	defer s.mu.Unlock()
 	if c.liveBlock(now) == nil {
-		return validation.Errorf(validation.ReasonNotFound, "customer %s is not blocked", customerID)
+		return validation.NotBlocked(customerID)
 	}
 	c.block = nil
 	c.appendEvents(validation.Event{At: now, Type: validation.EventUnblocked, Actor: actor})
@@ -364,33 +359,4 @@ func (s *Store) Audit(_ context.Context, customerID string, limit int, now time.
 		slices.Reverse(lists[i]) // kept oldest first; MergeAudit's stable sort keeps ties newest first
 	}
 	return validation.MergeAudit(lists[0], lists[1], limit, types...), nil
-}
-
-// errorf is the domain's error for a reason, worded as redisstore's
-// scriptError words it from the script's detail.
-func errorf(r validation.Reason, detail string) error {
-	e := &validation.Error{Reason: r}
-	switch r {
-	case validation.ReasonHoldExpired:
-		e.Detail = "the hold is no longer live (" + detail + "); request a new check"
-	case validation.ReasonAlreadyRedeemed:
-		e.Detail = "the check was already redeemed by " + detail
-	case validation.ReasonOTPLocked:
-		e.Detail = "too many wrong codes: the hold is burnt; request a new check"
-	case validation.ReasonGrantReleased:
-		e.Detail = "check " + detail + " was redeemed, but its grant has been released since; a new application needs a new check"
-	case validation.ReasonOTPInvalid:
-		e.Detail = "the check was redeemed, and not with this code"
-	case validation.ReasonTokenInvalid:
-		e.Detail = "the token's product does not match its check"
-	case validation.ReasonCheckNotHeld:
-		e.Detail = "the check is " + detail + ", not held"
-	case validation.ReasonCheckNotFound:
-		e.Detail = "no such check"
-	case validation.ReasonForbidden:
-		e.Detail = "this client may cancel only the checks it placed and those of the products it redeems, not this check for " + detail
-	case validation.ReasonIdempotencyKeyReused:
-		e.Detail = "this Idempotency-Key was used with another request body"
-	}
-	return e
 }

@@ -253,20 +253,6 @@ func (c *customer) evaluate(r validation.Rule, rating validation.RatingInput, no
 
 func ptr(n int) *int { return &n }
 
-// refusal is the domain's error for violations, as redisstore's refusal.
-func refusal(vs []validation.Violation) error {
-	e := &validation.Error{Reason: vs[0].Reason, Violations: vs}
-	for _, v := range vs {
-		switch v.Reason {
-		case validation.ReasonHoldExists:
-			e.HeldProduct, e.HeldUntil, e.HeldBy = v.Product, v.Until, v.By
-		case validation.ReasonConflictingProduct:
-			e.HeldProducts = append(e.HeldProducts, v.Product)
-		}
-	}
-	return e
-}
-
 func reasons(vs []validation.Violation) []validation.Reason {
 	out := make([]validation.Reason, len(vs))
 	for i, v := range vs {
@@ -315,7 +301,7 @@ func (s *Store) ResolveCase(_ context.Context, customerID, actor, note string, n
 	c := s.begin(customerID, ms(now))
 	defer s.mu.Unlock()
 	if c.kase == nil {
-		return validation.Case{}, validation.Errorf(validation.ReasonNotFound, "customer %s has no open case", customerID)
+		return validation.Case{}, validation.NoOpenCase(customerID)
 	}
 	k := c.kase
 	c.kase = nil

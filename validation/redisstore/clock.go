@@ -116,10 +116,9 @@ func (c *Clock) Ready() error {
 	c.mu.Unlock()
 	switch {
 	case measured.IsZero():
-		return &validation.Error{Reason: validation.ReasonUnavailable, Detail: "the clock offset to Redis has not been measured yet"}
+		return validation.ClockNotMeasured()
 	case c.opts.Local().Sub(measured) > c.opts.MaxAge:
-		return &validation.Error{Reason: validation.ReasonUnavailable,
-			Detail: fmt.Sprintf("the clock offset to Redis was last measured %s ago", c.opts.Local().Sub(measured).Round(time.Second))}
+		return validation.ClockStale(c.opts.Local().Sub(measured))
 	}
 	return nil
 }

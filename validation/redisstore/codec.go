@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -13,43 +14,194 @@ import (
 )
 
 // The Go side of the data model's encodings (the "check" and "events"
-// sections of lua/prelude.lua): a change to one is a change to both.
+// sections of lua/prelude.lua), declared once for both sides.
 //
 // A check is one string wherever it lives (the live hold, an ended record,
-// a grant): "c2" and checkFields joined by sep. Values written by earlier
-// versions are JSON, and are read as well. (Meta shadows the live hold
-// field by field: heldFields below.)
+// a grant): "c2" and the fields of storedCheck joined by sep. Values written
+// by earlier versions are JSON, and are read as well. (Meta shadows the
+// live hold field by field: the fields tagged held.) An audit event is
+// "e2" and the fields of storedEvent, the same way.
 
 const sep = "\x1f"
 
-// checkFields is the order of a check's fields, for both sides (luaCodec).
-var checkFields = [...]string{"id", "product", "status", "fence", "created", "expires", "by", "agent", "secret", "delivered",
-	"redeemed_by", "granted", "ended", "ended_by", "end_reason", "otp", "token"}
-
-// heldFields are the fields a held check can have, its status (held) and
-// secret aside: what meta shadows of the live hold, one field h.<name> each,
-// so that an expiry can be settled once Redis has dropped the hold (the
-// prelude's "hold" section). luaCodec generates HELD, HELD_KEYS and
-// held_fields(c) from it; TestSettleKeepsEveryField fails when a field set
-// on holds is missing.
-var heldFields = [...]string{"id", "product", "fence", "created", "expires", "by", "agent", "delivered", "token"}
-
-// optionalFields are the last fields of checkFields that values written
-// before they existed lack: such a value decodes with them empty. token
-// (the digest of the approval token's secret, see redeem_token.lua) came
-// after the rest.
-const optionalFields = 1
-
-// storedCheck is a check as the scripts store it.
+// storedCheck is a check as the scripts store it. Its fields, in this
+// order, are the wire format (wireCodec); luaCodec generates the Lua
+// encoder and decoder from the same declaration, so a field added here is
+// stored and read by both sides (docs/architecture.md, "Adding a field to
+// the hold", says what else sets it). Tag options: held, the fields a held
+// check can have, its status (held) and secret aside: what meta shadows of
+// the live hold, one field h.<name> each, so that an expiry can be settled
+// once Redis has dropped the hold (the prelude's "hold" section;
+// TestSettleKeepsEveryField fails when a field set on holds lacks it);
+// optional, the last fields, which values written before they existed lack
+// (such a value decodes with them empty).
 type storedCheck struct {
-	ID, Product, Status     string
-	Fence, Created, Expires int64
-	By, Agent, Secret       string
-	Delivered               bool
-	RedeemedBy              string
-	Granted, Ended          int64
-	EndedBy, EndReason, OTP string
-	Token                   string
+	ID         string `lua:"id,held"`
+	Product    string `lua:"product,held"`
+	Status     string `lua:"status"`
+	Fence      int64  `lua:"fence,held"`
+	Created    int64  `lua:"created,held"`
+	Expires    int64  `lua:"expires,held"`
+	By         string `lua:"by,held"`
+	Agent      string `lua:"agent,held"`
+	Secret     string `lua:"secret"` // hex; the live hold's only
+	Delivered  bool   `lua:"delivered,held"`
+	RedeemedBy string `lua:"redeemed_by"`
+	Granted    int64  `lua:"granted"`
+	Ended      int64  `lua:"ended"`
+	EndedBy    string `lua:"ended_by"`
+	EndReason  string `lua:"end_reason"`
+	OTP        string `lua:"otp"`                 // otp_digest of the code that redeemed it
+	Token      string `lua:"token,held,optional"` // digest of the approval token's secret (redeem_token.lua)
+}
+
+// storedEvent is an audit event as the scripts store it, in wire order
+// like storedCheck. Reasons are comma-separated on the wire.
+type storedEvent struct {
+	Type    validation.EventType `lua:"type"`
+	At      int64                `lua:"at"`
+	Product string               `lua:"product"`
+	CheckID string               `lua:"check_id"`
+	Actor   string               `lua:"actor"`
+	Agent   string               `lua:"agent"`
+	Reason  validation.Reason    `lua:"reason"`
+	Note    string               `lua:"note"`
+	Fence   int64                `lua:"fence"`
+	Reasons []validation.Reason  `lua:"reasons"`
+}
+
+var (
+	checkCodec = newWireCodec("check", "c2", storedCheck{})
+	eventCodec = newWireCodec("audit event", "e2", storedEvent{})
+)
+
+// wireCodec is one encoding: a tag, then the fields of a struct in
+// declaration order, each after sep. A field is a string, an int64 (Lua
+// writes a number as it prints it; milliseconds and fences print exactly),
+// a bool ('1' or empty) or a slice of strings (comma-separated); an empty
+// field decodes as the zero value.
+type wireCodec struct {
+	what     string // in errors: "check"
+	tag      string
+	prefix   string // tag + sep
+	fields   []wireField
+	required int // the fields every value has; the rest are optional
+}
+
+type wireField struct {
+	name  string // the Lua name
+	index int
+	kind  reflect.Kind
+	held  bool
+}
+
+func newWireCodec(what, tag string, v any) wireCodec {
+	t := reflect.TypeOf(v)
+	w := wireCodec{what: what, tag: tag, prefix: tag + sep}
+	for i := range t.NumField() {
+		sf := t.Field(i)
+		lua, ok := sf.Tag.Lookup("lua")
+		if !ok {
+			panic(fmt.Sprintf("redisstore: field %s.%s has no lua tag", t.Name(), sf.Name))
+		}
+		name, opts, _ := strings.Cut(lua, ",")
+		f := wireField{name: name, index: i, kind: sf.Type.Kind()}
+		optional := false
+		for opt := range strings.SplitSeq(opts, ",") {
+			switch opt {
+			case "held":
+				f.held = true
+			case "optional":
+				optional = true
+			case "":
+			default:
+				panic(fmt.Sprintf("redisstore: field %s.%s: unknown lua tag option %q", t.Name(), sf.Name, opt))
+			}
+		}
+		switch {
+		case f.kind == reflect.String, f.kind == reflect.Int64, f.kind == reflect.Bool:
+		case f.kind == reflect.Slice && sf.Type.Elem().Kind() == reflect.String:
+		default:
+			panic(fmt.Sprintf("redisstore: field %s.%s: a wire field cannot be a %s", t.Name(), sf.Name, sf.Type))
+		}
+		if !optional {
+			if w.required != len(w.fields) {
+				panic(fmt.Sprintf("redisstore: field %s.%s: a required field after an optional one", t.Name(), sf.Name))
+			}
+			w.required++
+		}
+		w.fields = append(w.fields, f)
+	}
+	return w
+}
+
+// names are the Lua names of the fields, in wire order.
+func (w wireCodec) names() []string {
+	out := make([]string, len(w.fields))
+	for i, f := range w.fields {
+		out[i] = f.name
+	}
+	return out
+}
+
+// heldNames are the Lua names of the fields tagged held.
+func (w wireCodec) heldNames() []string {
+	var out []string
+	for _, f := range w.fields {
+		if f.held {
+			out = append(out, f.name)
+		}
+	}
+	return out
+}
+
+// decode fills *dst, a zero value of the codec's struct, from raw.
+func (w wireCodec) decode(dst any, raw string) error {
+	rest, ok := strings.CutPrefix(raw, w.prefix)
+	n := strings.Count(rest, sep) + 1
+	if !ok || n < w.required || n > len(w.fields) {
+		return fmt.Errorf("decode %s: %d fields, want %s and %d", w.what, strings.Count(raw, sep)+1, w.tag, len(w.fields))
+	}
+	v := reflect.ValueOf(dst).Elem()
+	for _, f := range w.fields[:n] {
+		var s string
+		s, rest, _ = strings.Cut(rest, sep)
+		if s == "" {
+			continue
+		}
+		if err := f.set(v.Field(f.index), s); err != nil {
+			return fmt.Errorf("decode %s: field %s: %w", w.what, f.name, err)
+		}
+	}
+	return nil
+}
+
+func (f wireField) set(v reflect.Value, s string) error {
+	switch f.kind {
+	case reflect.String:
+		v.SetString(s)
+	case reflect.Bool:
+		v.SetBool(true)
+	case reflect.Int64:
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			// Lua prints a number that is not an integer as a float.
+			x, ferr := strconv.ParseFloat(s, 64)
+			if ferr != nil {
+				return err
+			}
+			n = int64(x)
+		}
+		v.SetInt(n)
+	case reflect.Slice:
+		v.Set(reflect.MakeSlice(v.Type(), strings.Count(s, ",")+1, strings.Count(s, ",")+1))
+		for i := 0; s != ""; i++ {
+			var item string
+			item, s, _ = strings.Cut(s, ",")
+			v.Index(i).SetString(item)
+		}
+	}
+	return nil
 }
 
 // parseCheck decodes a stored check (v2, or v1 JSON check or grant).
@@ -57,31 +209,9 @@ func parseCheck(raw string) (storedCheck, error) {
 	if strings.HasPrefix(raw, "{") {
 		return parseV1(raw)
 	}
-	f := strings.Split(raw, sep)
-	if n := len(f) - 1; n < len(checkFields)-optionalFields || n > len(checkFields) || f[0] != "c2" {
-		return storedCheck{}, fmt.Errorf("decode check: %d fields, want c2 and %d", len(f), len(checkFields))
-	}
-	var err error
-	num := func(s string) int64 {
-		if s == "" || err != nil {
-			return 0
-		}
-		var n float64
-		n, err = strconv.ParseFloat(s, 64)
-		return int64(n)
-	}
-	c := storedCheck{
-		ID: f[1], Product: f[2], Status: f[3], Fence: num(f[4]), Created: num(f[5]), Expires: num(f[6]),
-		By: f[7], Agent: f[8], Secret: f[9], Delivered: f[10] != "", RedeemedBy: f[11],
-		Granted: num(f[12]), Ended: num(f[13]), EndedBy: f[14], EndReason: f[15], OTP: f[16],
-	}
-	if len(f) > 17 {
-		c.Token = f[17]
-	}
-	if err != nil {
-		return c, fmt.Errorf("decode check: %w", err)
-	}
-	return c, nil
+	var c storedCheck
+	err := checkCodec.decode(&c, raw)
+	return c, err
 }
 
 // v1 is the JSON of a check (id) or a grant (check_id, by) before v2.
@@ -154,11 +284,7 @@ func decodeGrant(customer, raw string) (validation.Grant, error) {
 	}, nil
 }
 
-// eventFields is the order of an event's fields, for both sides (luaCodec).
-var eventFields = [...]string{"type", "at", "product", "check_id", "actor", "agent", "reason", "note", "fence", "reasons"}
-
-// decodeEvent reads an audit event: "e2" and eventFields joined by sep, or
-// v1 JSON.
+// decodeEvent reads an audit event: storedEvent, or v1 JSON.
 func decodeEvent(raw string) (validation.Event, error) {
 	var e eventJSON
 	if strings.HasPrefix(raw, "{") {
@@ -166,16 +292,12 @@ func decodeEvent(raw string) (validation.Event, error) {
 			return validation.Event{}, fmt.Errorf("decode audit event: %w", err)
 		}
 	} else {
-		f := strings.Split(raw, sep)
-		if len(f) != len(eventFields)+1 || f[0] != "e2" {
-			return validation.Event{}, fmt.Errorf("decode audit event: %d fields, want e2 and %d", len(f), len(eventFields))
+		var se storedEvent
+		if err := eventCodec.decode(&se, raw); err != nil {
+			return validation.Event{}, err
 		}
-		at, _ := strconv.ParseFloat(f[2], 64)
-		fence, _ := strconv.ParseFloat(f[9], 64)
-		e = eventJSON{Type: f[1], At: at, Product: f[3], CheckID: f[4], Actor: f[5], Agent: f[6], Reason: f[7], Note: f[8], Fence: fence}
-		if f[10] != "" {
-			e.Reasons = strings.Split(f[10], ",")
-		}
+		return validation.Event{At: msTime(se.At), Type: se.Type, Product: se.Product, CheckID: se.CheckID,
+			Actor: se.Actor, Agent: se.Agent, Reason: se.Reason, Reasons: se.Reasons, Note: se.Note, Fence: se.Fence}, nil
 	}
 	ev := validation.Event{
 		At: ms(e.At), Type: validation.EventType(e.Type), Product: e.Product, CheckID: e.CheckID,
@@ -209,28 +331,30 @@ type eventJSON struct {
 
 func msTime(v int64) time.Time { return ms(float64(v)) }
 
-// luaCodec is the Lua half of the encodings, generated from checkFields
-// and eventFields so that the two sides cannot disagree on an order:
+// luaCodec is the Lua half of the encodings, generated from storedCheck
+// and storedEvent so that the two sides cannot disagree on an order:
 // check_encode(c), check_fields(v) (empty fields nil), check_product(v)
-// (the product alone, for rules that need no other field) and
-// event_encode(ev). Straight-line code: no loop, no table of names.
+// (the product alone, for rules that need no other field), event_encode(ev),
+// and HELD, HELD_KEYS and held_fields(c) for meta's shadow of the hold.
+// Straight-line code: no loop, no table of names.
 func luaCodec() string {
 	var b strings.Builder
 	b.WriteString("local SEP = '\\31'\n")
-	encode := func(fn, tag, v string, fields []string) {
-		fmt.Fprintf(&b, "local function %s(%s)\n  return '%s'", fn, v, tag)
-		for _, f := range fields {
+	encode := func(fn, v string, w wireCodec) {
+		fmt.Fprintf(&b, "local function %s(%s)\n  return '%s'", fn, v, w.tag)
+		for _, f := range w.names() {
 			fmt.Fprintf(&b, " .. SEP .. (%s.%s or '')", v, f)
 		}
 		b.WriteString("\nend\n")
 	}
-	encode("check_encode", "c2", "c", checkFields[:])
-	encode("event_encode", "e2", "ev", eventFields[:])
+	encode("check_encode", "c", checkCodec)
+	encode("event_encode", "ev", eventCodec)
 	// An optional field's separator is optional too: the field before it
 	// cannot contain one, so a value without it still matches, the
 	// optional field empty.
-	required := len(checkFields) - optionalFields
-	pattern := "'^c2" + strings.Repeat(`\31([^\31]*)`, required) + strings.Repeat(`\31?([^\31]*)`, optionalFields) + "$'"
+	checkFields := checkCodec.names()
+	optional := len(checkFields) - checkCodec.required
+	pattern := "'^c2" + strings.Repeat(`\31([^\31]*)`, checkCodec.required) + strings.Repeat(`\31?([^\31]*)`, optional) + "$'"
 	vars := make([]string, len(checkFields))
 	for i := range vars {
 		vars[i] = "f" + strconv.Itoa(i+1)
@@ -245,6 +369,7 @@ func luaCodec() string {
 	b.WriteString("}\nend\n")
 	// held_fields(c) is the flat list of meta's shadow of c, straight-line:
 	// a loop building it would run on every check.
+	heldFields := checkCodec.heldNames()
 	quoted := func(prefix string) string {
 		q := make([]string, len(heldFields))
 		for i, f := range heldFields {
@@ -260,7 +385,7 @@ func luaCodec() string {
 		fmt.Fprintf(&b, "'h.%s', c.%s or ''", f, f)
 	}
 	b.WriteString("\nend\n")
-	product := slices.Index(checkFields[:], "product")
+	product := slices.Index(checkFields, "product")
 	fmt.Fprintf(&b, "local function check_product(v)\n  return string.match(v, '^c2%s\\31([^\\31]*)')\nend\n",
 		strings.Repeat(`\31[^\31]*`, product))
 	return b.String()

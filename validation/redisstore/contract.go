@@ -3,8 +3,11 @@ package redisstore
 import (
 	"fmt"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/arbiter-bank/arbiter/validation"
 )
 
 // The Go↔Lua contract of every script is declared once, here on the Go
@@ -178,10 +181,101 @@ func decodeReply(dst any, res []any) error {
 
 func reflectType(v any) reflect.Type { return reflect.TypeOf(v) }
 
+// replyKind is what a script's reply says happened (its kind field). The
+// scripts name each as KIND.<kind> (luaConstants), never by a string.
+type replyKind string
+
+const (
+	kindOK         replyKind = "ok"
+	kindHeld       replyKind = "held"        // check: the hold is placed
+	kindGranted    replyKind = "granted"     // redeem: the hold became a grant
+	kindReplay     replyKind = "replay"      // a retry: what the first call decided
+	kindRefused    replyKind = "refused"     // violations: the rules that failed
+	kindNeedRating replyKind = "need_rating" // ask the bureau and call again (validation.ErrRatingNeeded)
+	kindError      replyKind = "error"       // reason and its facts (detail, attempts_left)
+)
+
+var replyKinds = []replyKind{kindOK, kindHeld, kindGranted, kindReplay, kindRefused, kindNeedRating, kindError}
+
+// kindOf reads the kind of a reply not yet decoded (a redemption's, in
+// runWaited): a reply struct with a kind has it first
+// (TestRepliesStartWithTheirKind).
+func kindOf(res []any) replyKind { return replyKind(str(res, 0)) }
+
+// violationReasons are the rules a script may refuse with, in the order
+// evaluate applies them. A script builds each with violation(REASON.<reason>,
+// {...}), whose fields are wireViolation's.
+var violationReasons = []validation.Reason{
+	validation.ReasonCustomerBlocked, validation.ReasonCaseOpen, validation.ReasonRatingTooLow,
+	validation.ReasonAlreadyHoldsProduct, validation.ReasonConflictingProduct, validation.ReasonHoldExists,
+}
+
+// errorReasons are the reasons of the scripts' error replies: scriptError
+// words each from its facts, but grant_not_found (release) and not_found
+// (unblock, case), which the method that runs the script words, knowing the
+// customer.
+var errorReasons = []validation.Reason{
+	validation.ReasonHoldExpired, validation.ReasonAlreadyRedeemed, validation.ReasonOTPLocked,
+	validation.ReasonOTPRateLimited, validation.ReasonGrantReleased, validation.ReasonOTPInvalid,
+	validation.ReasonTokenInvalid, validation.ReasonCheckNotHeld, validation.ReasonCheckNotFound,
+	validation.ReasonForbidden, validation.ReasonIdempotencyKeyReused, reasonCheckAbandoned,
+	validation.ReasonGrantNotFound, validation.ReasonNotFound,
+}
+
+// reasonCheckAbandoned is the check script's answer once arbiter gave the
+// check up (abandon.lua): never a client's reason (scriptError makes it
+// unavailable).
+const reasonCheckAbandoned validation.Reason = "check_abandoned"
+
+// wireViolation is a violation as the scripts encode it (cjson): its json
+// names are the only fields a script's violation may have.
+type wireViolation struct {
+	Reason   validation.Reason `json:"reason"`
+	Product  string            `json:"product"`
+	CheckID  string            `json:"check_id"`
+	Since    float64           `json:"since"`
+	Until    float64           `json:"until"`
+	By       string            `json:"by"`
+	Note     string            `json:"note"`
+	Products []string          `json:"products"`
+	Required *float64          `json:"required"`
+	Score    *float64          `json:"score"`
+}
+
+// luaConstants gives the scripts what Go declares of the replies and
+// violations: KIND.<kind> (replyKinds), REASON.<reason> (violationReasons
+// and errorReasons), and violation(reason, v), which makes v a violation.
+// TestLuaSpeaksOnlyWhatGoDeclares fails when a script writes a kind, a
+// reason or a violation Go does not declare, or by hand.
+func luaConstants() string {
+	var b strings.Builder
+	table := func(name string, vals []string) {
+		fmt.Fprintf(&b, "local %s = {", name)
+		for i, v := range vals {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, "%s = '%s'", v, v)
+		}
+		b.WriteString("}\n")
+	}
+	kinds := make([]string, len(replyKinds))
+	for i, k := range replyKinds {
+		kinds[i] = string(k)
+	}
+	table("KIND", kinds)
+	var reasons []string
+	for _, r := range slices.Concat(violationReasons, errorReasons) {
+		reasons = append(reasons, string(r))
+	}
+	table("REASON", reasons)
+	b.WriteString("local function violation(reason, v)\n  v.reason = reason\n  return v\nend\n")
+	return b.String()
+}
+
 // The contract of each script (lua/<name>.lua): its arguments, then its
-// reply. Replies share field names: kind ('ok', 'held', 'granted',
-// 'replay', 'refused', 'need_rating' or 'error'), reason and detail (of an
-// error), violations (JSON, of a refusal).
+// reply. Replies share field names: kind (a replyKind), reason and detail
+// (of an error), violations (JSON wireViolations, of a refusal).
 
 type checkArgs struct {
 	Product   string `lua:"product"`
@@ -201,11 +295,11 @@ type checkArgs struct {
 }
 
 type checkReply struct {
-	Kind       string `lua:"kind"` // held, replay, refused, need_rating, error
-	Reason     string `lua:"reason"`
-	Fence      int64  `lua:"fence"` // held
-	Check      string `lua:"check"` // replay: the check, with its secret while held
-	Violations string `lua:"violations"`
+	Kind       replyKind `lua:"kind"` // held, replay, refused, need_rating, error
+	Reason     string    `lua:"reason"`
+	Fence      int64     `lua:"fence"` // held
+	Check      string    `lua:"check"` // replay: the check, with its secret while held
+	Violations string    `lua:"violations"`
 }
 
 type redeemTokenArgs struct {
@@ -231,12 +325,12 @@ type redeemOTPArgs struct {
 }
 
 type redeemReply struct {
-	Kind         string `lua:"kind"` // granted, replay, refused, error
-	Reason       string `lua:"reason"`
-	Detail       string `lua:"detail"`
-	AttemptsLeft int64  `lua:"attempts_left"`
-	Grant        string `lua:"grant"`
-	Violations   string `lua:"violations"`
+	Kind         replyKind `lua:"kind"` // granted, replay, refused, error
+	Reason       string    `lua:"reason"`
+	Detail       string    `lua:"detail"`
+	AttemptsLeft int64     `lua:"attempts_left"`
+	Grant        string    `lua:"grant"`
+	Violations   string    `lua:"violations"`
 }
 
 type noArgs struct{}
@@ -271,10 +365,10 @@ type blockArgs struct {
 // checkOpReply is the reply of the scripts about one check (get, cancel,
 // abandon, block, unblock).
 type checkOpReply struct {
-	Kind   string `lua:"kind"`
-	Reason string `lua:"reason"`
-	Detail string `lua:"detail"`
-	Check  string `lua:"check"`
+	Kind   replyKind `lua:"kind"`
+	Reason string    `lua:"reason"`
+	Detail string    `lua:"detail"`
+	Check  string    `lua:"check"`
 }
 
 type customerReply struct {
@@ -293,9 +387,9 @@ type eligibilityArgs struct {
 }
 
 type eligibilityReply struct {
-	Kind       string `lua:"kind"`
-	Violations string `lua:"violations"`
-	Rating     string `lua:"rating"`
+	Kind       replyKind `lua:"kind"`
+	Violations string    `lua:"violations"`
+	Rating     string    `lua:"rating"`
 }
 
 type importArgs struct {
@@ -314,10 +408,10 @@ type releaseArgs struct {
 }
 
 type grantReply struct {
-	Kind       string `lua:"kind"`
-	Reason     string `lua:"reason"`
-	Grant      string `lua:"grant"`
-	Violations string `lua:"violations"`
+	Kind       replyKind `lua:"kind"`
+	Reason     string    `lua:"reason"`
+	Grant      string    `lua:"grant"`
+	Violations string    `lua:"violations"`
 }
 
 type auditReply struct {

@@ -55,7 +55,7 @@ var mutants = []mutant{
 
 	// cancel.lua
 	{name: "cancel-any-hold", file: "cancel.lua",
-		from: "if c ~= h then return reply{kind = 'error', reason = 'check_not_held'", to: "if not h then return reply{kind = 'error', reason = 'check_not_held'",
+		from: "if c ~= h then return reply{kind = KIND.error, reason = REASON.check_not_held", to: "if not h then return reply{kind = KIND.error, reason = REASON.check_not_held",
 		bug:   "cancelling an ended check cancels the customer's newer hold",
 		tests: []string{"TestContractStaleCancel"}},
 	{name: "cancel-ignores-products", file: "cancel.lua",
@@ -127,8 +127,8 @@ var mutants = []mutant{
 		bug:   "off by one: a score equal to min_rating is refused",
 		tests: []string{"TestContractRatingBoundary"}},
 	{name: "hold-same-product-only", file: "prelude.lua",
-		from:  "  if h then\n    table.insert(vs, {reason = 'hold_exists'",
-		to:    "  if h and h.product == product then\n    table.insert(vs, {reason = 'hold_exists'",
+		from:  "  if h then\n    table.insert(vs, violation(REASON.hold_exists",
+		to:    "  if h and h.product == product then\n    table.insert(vs, violation(REASON.hold_exists",
 		bug:   "a live hold blocks only checks of its own product",
 		tests: []string{"TestContractCheck"}},
 	{name: "max-off-by-one", file: "prelude.lua",
@@ -175,7 +175,7 @@ var mutants = []mutant{
 		bug:   "a replay of a grant by token does not compare the token's secret: a forged token learns the grant",
 		tests: []string{"TestContractTokenSecret"}},
 	{name: "redeem-token-any-product", file: "redeem_token.lua",
-		from: "if h.product ~= product then return reply{kind = 'error', reason = 'token_invalid', detail = 'product'} end\n", to: "",
+		from: "if h.product ~= product then return reply{kind = KIND.error, reason = REASON.token_invalid, detail = 'product'} end\n", to: "",
 		bug:   "a redemption for another product than the hold's is granted",
 		tests: []string{"TestContractRedeemOtherProduct"}},
 	{name: "redeem-lockout-early", file: "redeem_otp.lua",
@@ -209,7 +209,7 @@ var mutants = []mutant{
 	// The replay, abandonment and OTP-limit rules of "Exclusivity across
 	// systems" and "Hardening".
 	{name: "redeem-replays-released", file: "redeem.lua",
-		from: "if c.status == 'redeemed' then return reply{kind = 'error', reason = 'grant_released', detail = id} end\n", to: "",
+		from: "if c.status == 'redeemed' then return reply{kind = KIND.error, reason = REASON.grant_released, detail = id} end\n", to: "",
 		bug:   "a redemption replays a grant that was released since",
 		tests: []string{"TestContractRedemptionSemantics"}},
 	{name: "redeem-replay-any-code", file: "redeem.lua",
@@ -225,11 +225,11 @@ var mutants = []mutant{
 		bug:   "wrong codes are limited per hold only: check, guess, cancel, repeat",
 		tests: []string{"TestContractOTPLimitAcrossHolds"}},
 	{name: "check-ignores-tombstone", file: "check.lua",
-		from: "if m.asked['t:' .. id] then return reply{kind = 'error', reason = 'check_abandoned'} end\n", to: "",
+		from: "if m.asked['t:' .. id] then return reply{kind = KIND.error, reason = REASON.check_abandoned} end\n", to: "",
 		bug:   "a check script Redis runs after arbiter gave it up places a ghost hold",
 		tests: []string{"TestContractAbandon"}},
 	{name: "abandon-ignores-delivery", file: "abandon.lua",
-		from: "if c.delivered then return reply{kind = 'ok', detail = 'delivered'} end\n", to: "",
+		from: "if c.delivered then return reply{kind = KIND.ok, detail = 'delivered'} end\n", to: "",
 		bug:   "abandoning cancels a hold an idempotent replay already gave its client",
 		tests: []string{"TestContractAbandon"}},
 }

@@ -90,7 +90,7 @@ var firstArg = 1 + len(luaFields(reflectType(commonArgs{})))
 func script(name string, args, reply any, sections ...string) *luaScript {
 	keys, keyVals := keysBinding()
 	common, commonVals := argsBinding(commonArgs{}, 1)
-	src := luaLocal(keys, keyVals) + luaLocal(common, commonVals) + luaCodec() + luaPrelude + "\n" +
+	src := luaLocal(keys, keyVals) + luaLocal(common, commonVals) + luaConstants() + luaCodec() + luaPrelude + "\n" +
 		luaMain("main", args, reply, sections) + "local r = main(KEYS, ARGV)\nreturn {EXPIRED, r}\n"
 	return &luaScript{Script: redis.NewScript(src), src: src, name: name, args: args, reply: reply, sections: sections}
 }

@@ -259,13 +259,12 @@ func (s *Store) unwrap(name string, res []any) ([]any, error) {
 func unavailable(name string, err error) error {
 	var rerr redis.Error
 	if errors.As(err, &rerr) && isOOM(rerr.Error()) {
-		return &validation.Error{Reason: validation.ReasonStoreFull, Err: fmt.Errorf("redis %s: %w", name, err),
-			Detail: "the store is full (Redis reached its maxmemory) and refuses new data; nothing was changed; retry later"}
+		return validation.StoreFull(fmt.Errorf("redis %s: %w", name, err))
 	}
 	if errors.As(err, &rerr) && !isTransient(rerr.Error()) {
 		return fmt.Errorf("redis %s: %w", name, err)
 	}
-	return &validation.Error{Reason: validation.ReasonUnavailable, Detail: "the store is unavailable; retry later", Err: fmt.Errorf("redis %s: %w", name, err)}
+	return validation.StoreUnavailable(fmt.Errorf("redis %s: %w", name, err))
 }
 
 // isOOM matches Redis's "OOM command not allowed when used memory >
@@ -301,9 +300,9 @@ func (s *Store) Hold(ctx context.Context, req validation.HoldRequest) (validatio
 		return validation.Check{}, false, err
 	}
 	switch r.Kind {
-	case "need_rating":
+	case kindNeedRating:
 		return validation.Check{}, false, validation.ErrRatingNeeded
-	case "held":
+	case kindHeld:
 		// The script returns only what it decided; the rest is the request.
 		now := time.UnixMilli(req.Now.UnixMilli()).UTC()
 		return validation.Check{
@@ -311,10 +310,10 @@ func (s *Store) Hold(ctx context.Context, req validation.HoldRequest) (validatio
 			Fence: r.Fence, CreatedAt: now, ExpiresAt: now.Add(time.Duration(req.Rule.HoldTTL.Milliseconds()) * time.Millisecond),
 			PlacedBy: req.Actor, AgentID: req.AgentID, Secret: req.Secret,
 		}, false, nil
-	case "replay":
+	case kindReplay:
 		c, err := decodeCheck(req.CustomerID, r.Check)
 		return c, true, err
-	case "refused":
+	case kindRefused:
 		return validation.Check{}, false, refusal(r.Violations)
 	}
 	return validation.Check{}, false, scriptError(checkScript.name, r.Kind, r.Reason, "", 0)
@@ -347,10 +346,10 @@ func (s *Store) Redeem(ctx context.Context, req validation.RedeemRequest) (valid
 		return validation.Grant{}, false, err
 	}
 	switch r.Kind {
-	case "granted", "replay":
+	case kindGranted, kindReplay:
 		g, err := decodeGrant(req.CustomerID, r.Grant)
-		return g, r.Kind == "replay", err
-	case "refused":
+		return g, r.Kind == kindReplay, err
+	case kindRefused:
 		return validation.Grant{}, false, refusal(r.Violations)
 	}
 	return validation.Grant{}, false, scriptError("redeem", r.Kind, r.Reason, r.Detail, int(r.AttemptsLeft))
@@ -380,9 +379,9 @@ func (s *Store) Eligibility(ctx context.Context, req validation.EligibilityReque
 		return validation.EligibilityResult{}, err
 	}
 	switch r.Kind {
-	case "need_rating":
+	case kindNeedRating:
 		return validation.EligibilityResult{}, validation.ErrRatingNeeded
-	case "ok":
+	case kindOK:
 		vs, err := decodeViolations(r.Violations)
 		return validation.EligibilityResult{Violations: vs, Rating: validation.RatingState(r.Rating)}, err
 	}
@@ -399,7 +398,7 @@ func (s *Store) Block(ctx context.Context, req validation.BlockRequest) (*valida
 	if err := s.run(ctx, blockScript, req.CustomerID, req.Now, nil, blockArgs{Reason: req.Reason, UntilMS: until, Actor: req.Actor}, &r); err != nil {
 		return nil, err
 	}
-	if r.Kind != "ok" {
+	if r.Kind != kindOK {
 		return nil, scriptError(blockScript.name, r.Kind, r.Reason, r.Detail, 0)
 	}
 	if r.Check == "" {
@@ -418,10 +417,10 @@ func (s *Store) Unblock(ctx context.Context, customerID, actor string, now time.
 	if err := s.run(ctx, unblockScript, customerID, now, nil, actorArgs{Actor: actor}, &r); err != nil {
 		return err
 	}
-	if r.Kind == "ok" {
+	if r.Kind == kindOK {
 		return nil
 	}
-	return validation.Errorf(validation.ReasonNotFound, "customer %s is not blocked", customerID)
+	return validation.NotBlocked(customerID)
 }
 
 // Check implements validation.Store.
@@ -431,7 +430,7 @@ func (s *Store) Check(ctx context.Context, customerID, checkID string, now time.
 		return validation.Check{}, err
 	}
 	if r.Check == "" {
-		return validation.Check{}, validation.Errorf(validation.ReasonCheckNotFound, "no check %q (checks are kept %s after they end)", checkID, s.opts.Retention)
+		return validation.Check{}, validation.CheckGone(checkID, s.opts.Retention)
 	}
 	return decodeCheck(customerID, r.Check)
 }
@@ -449,7 +448,7 @@ func (s *Store) Cancel(ctx context.Context, req validation.CancelRequest) (valid
 	if err != nil {
 		return validation.Check{}, err
 	}
-	if r.Kind == "ok" {
+	if r.Kind == kindOK {
 		return decodeCheck(req.CustomerID, r.Check)
 	}
 	return validation.Check{}, scriptError(cancelScript.name, r.Kind, r.Reason, r.Detail, 0)
@@ -471,7 +470,7 @@ func (s *Store) Customer(ctx context.Context, customerID string, now time.Time) 
 		cust.Hold = &c
 	}
 	if r.Block != "" {
-		var v violationJSON
+		var v wireViolation
 		if err := json.Unmarshal([]byte(r.Block), &v); err != nil {
 			return cust, fmt.Errorf("decode block: %w", err)
 		}
@@ -494,10 +493,10 @@ func (s *Store) Release(ctx context.Context, req validation.ReleaseRequest) (val
 	if err := s.runConfirmed(ctx, releaseScript, req.CustomerID, req.Now, releaseArgs{Product: req.Product, Actor: req.Actor, Want: req.CheckID}, &r); err != nil {
 		return validation.Grant{}, err
 	}
-	if r.Kind == "ok" {
+	if r.Kind == kindOK {
 		return decodeGrant(req.CustomerID, r.Grant)
 	}
-	return validation.Grant{}, validation.Errorf(validation.ReasonGrantNotFound, "customer %s holds no %s", req.CustomerID, req.Product)
+	return validation.Grant{}, validation.GrantNotFound(req.CustomerID, req.Product)
 }
 
 // Abandon implements validation.Store.
@@ -506,7 +505,7 @@ func (s *Store) Abandon(ctx context.Context, req validation.AbandonRequest) (val
 	if err := s.run(ctx, abandonScript, req.CustomerID, req.Now, nil, abandonArgs{ID: req.CheckID, Actor: req.Actor}, &r); err != nil {
 		return "", err
 	}
-	if r.Kind != "ok" {
+	if r.Kind != kindOK {
 		return "", scriptError(abandonScript.name, r.Kind, r.Reason, r.Detail, 0)
 	}
 	return validation.AbandonOutcome(r.Detail), nil
@@ -523,9 +522,9 @@ func (s *Store) Import(ctx context.Context, req validation.ImportRequest) (valid
 		return validation.Grant{}, err
 	}
 	switch r.Kind {
-	case "ok":
+	case kindOK:
 		return decodeGrant(req.CustomerID, r.Grant)
-	case "refused":
+	case kindRefused:
 		return validation.Grant{}, refusal(r.Violations)
 	}
 	return validation.Grant{}, scriptError(importScript.name, r.Kind, r.Reason, "", 0)
@@ -566,29 +565,16 @@ func (s *Store) Audit(ctx context.Context, customerID string, limit int, now tim
 	return validation.MergeAudit(lists[0], lists[1], limit, types...), nil
 }
 
-type violationJSON struct {
-	Reason   string   `json:"reason"`
-	Product  string   `json:"product"`
-	CheckID  string   `json:"check_id"`
-	Since    float64  `json:"since"`
-	Until    float64  `json:"until"`
-	By       string   `json:"by"`
-	Note     string   `json:"note"`
-	Products []string `json:"products"`
-	Required *float64 `json:"required"`
-	Score    *float64 `json:"score"`
-}
-
 // decodeViolations turns the scripts' violations into the domain's.
 func decodeViolations(raw string) ([]validation.Violation, error) {
-	var vs []violationJSON
+	var vs []wireViolation
 	if err := json.Unmarshal([]byte(raw), &vs); err != nil {
 		return nil, fmt.Errorf("decode violations %q: %w", raw, err)
 	}
 	out := make([]validation.Violation, 0, len(vs))
 	for _, v := range vs {
 		out = append(out, validation.Violation{
-			Reason: validation.Reason(v.Reason), Product: v.Product, CheckID: v.CheckID,
+			Reason: v.Reason, Product: v.Product, CheckID: v.CheckID,
 			Since: ms(v.Since), Until: ms(v.Until), By: v.By, Note: v.Note, Products: v.Products,
 			RequiredRating: intPtr(v.Required), Rating: intPtr(v.Score),
 		})
@@ -613,63 +599,49 @@ func refusal(raw string) error {
 	if len(vs) == 0 {
 		return fmt.Errorf("refusal without violations")
 	}
-	e := &validation.Error{Reason: vs[0].Reason, Violations: vs}
-	for _, v := range vs {
-		switch v.Reason {
-		case validation.ReasonHoldExists:
-			e.HeldProduct, e.HeldUntil, e.HeldBy = v.Product, v.Until, v.By
-		case validation.ReasonConflictingProduct:
-			e.HeldProducts = append(e.HeldProducts, v.Product)
-		}
-	}
-	return e
+	return validation.Refusal(vs)
 }
 
 // scriptError turns a script's error reply (kind 'error', a reason, its
-// detail and, for a wrong code, the attempts left) into the domain's error.
-func scriptError(name, kind, reason, detail string, attemptsLeft int) error {
-	if kind != "error" {
+// detail and, for a wrong code, the attempts left) into the domain's error:
+// the reply carries the facts, package validation words them.
+func scriptError(name string, kind replyKind, reason, detail string, attemptsLeft int) error {
+	if kind != kindError {
 		return fmt.Errorf("redis %s: unexpected reply kind %q", name, kind)
 	}
-	e := &validation.Error{Reason: validation.Reason(reason)}
-	switch e.Reason {
+	switch validation.Reason(reason) {
 	case validation.ReasonHoldExpired:
-		e.Detail = "the hold is no longer live (" + detail + "); request a new check"
+		return validation.HoldExpired(detail)
 	case validation.ReasonAlreadyRedeemed:
-		e.Detail = "the check was already redeemed by " + detail
+		return validation.AlreadyRedeemed(detail)
 	case validation.ReasonOTPLocked:
-		e.Detail = "too many wrong codes: the hold is burnt; request a new check"
+		return validation.OTPLocked()
 	case validation.ReasonOTPRateLimited:
 		ms, _ := strconv.ParseInt(detail, 10, 64)
-		e.RetryAfter = time.Duration(ms) * time.Millisecond
-		e.Detail = fmt.Sprintf("too many wrong codes for this customer; one-time codes are refused for %s (approval tokens still work)", e.RetryAfter.Round(time.Second))
+		return validation.OTPRateLimited(time.Duration(ms) * time.Millisecond)
 	case validation.ReasonGrantReleased:
-		e.Detail = "check " + detail + " was redeemed, but its grant has been released since; a new application needs a new check"
+		return validation.GrantReleased(detail)
 	case validation.ReasonOTPInvalid:
 		if detail == "replay" {
-			e.Detail = "the check was redeemed, and not with this code"
-			break
+			return validation.NotTheRedeemingCode()
 		}
-		e.AttemptsLeft = &attemptsLeft
-		e.Detail = fmt.Sprintf("wrong code; %d attempts left", attemptsLeft)
+		return validation.WrongCode(attemptsLeft)
 	case validation.ReasonTokenInvalid:
-		e.Detail = "the token's product does not match its check"
+		return validation.TokenMismatch(detail)
 	case validation.ReasonCheckNotHeld:
-		e.Detail = "the check is " + detail + ", not held"
+		return validation.CheckNotHeld(validation.CheckStatus(detail))
 	case validation.ReasonCheckNotFound:
-		e.Detail = "no such check"
+		return validation.CheckNotFound()
 	case validation.ReasonForbidden:
-		e.Detail = "this client may cancel only the checks it placed and those of the products it redeems, not this check for " + detail
-	case "check_abandoned":
+		return validation.CancelForbidden(detail)
+	case reasonCheckAbandoned:
 		// Only a check script Redis ran after arbiter gave it up gets this,
 		// and nobody waits for its answer.
-		return &validation.Error{Reason: validation.ReasonUnavailable, Detail: "the check was given up as lost; retry"}
+		return validation.CheckAbandoned()
 	case validation.ReasonIdempotencyKeyReused:
-		e.Detail = "this Idempotency-Key was used with another request body"
-	default:
-		return fmt.Errorf("redis %s: unexpected error reply %s (%s)", name, reason, detail)
+		return validation.IdempotencyKeyReused()
 	}
-	return e
+	return fmt.Errorf("redis %s: unexpected error reply %s (%s)", name, reason, detail)
 }
 
 func str(res []any, i int) string {

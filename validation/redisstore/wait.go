@@ -71,12 +71,8 @@ func (s *Store) runDurable(ctx context.Context, sc *luaScript, customer string, 
 	if err != nil {
 		return err
 	}
-	if k := str(res, 0); (k == "granted" || k == "replay") && acked < int64(s.opts.WaitReplicas) {
-		return &validation.Error{
-			Reason: validation.ReasonNotDurable,
-			Detail: fmt.Sprintf("the redemption is recorded but only %d of %d replicas confirmed it within %s; retry the same request, it returns the grant once replicated",
-				acked, s.opts.WaitReplicas, s.waitTimeout()),
-		}
+	if k := kindOf(res); (k == kindGranted || k == kindReplay) && acked < int64(s.opts.WaitReplicas) {
+		return validation.RedemptionNotDurable(acked, int64(s.opts.WaitReplicas), s.waitTimeout())
 	}
 	return decodeReply(reply, res)
 }
@@ -103,11 +99,7 @@ func (s *Store) runConfirmed(ctx context.Context, sc *luaScript, customer string
 		return err
 	}
 	if acked < int64(s.opts.WaitReplicas) {
-		return &validation.Error{
-			Reason: validation.ReasonNotDurable,
-			Detail: fmt.Sprintf("only %d of %d replicas confirmed what this answer shows within %s, so a failover could still undo it; retry",
-				acked, s.opts.WaitReplicas, s.waitTimeout()),
-		}
+		return validation.AnswerNotDurable(acked, int64(s.opts.WaitReplicas), s.waitTimeout())
 	}
 	return decodeReply(reply, res)
 }
@@ -126,7 +118,7 @@ func (s *Store) runWaited(ctx context.Context, sc *luaScript, customer string, n
 	if err == nil {
 		res, err = s.unwrap(sc.name, res)
 	}
-	if err == nil && marker == "" && str(res, 0) == "replay" {
+	if err == nil && marker == "" && kindOf(res) == kindReplay {
 		acked, err = s.syncWait(ctx, customer)
 	}
 	if s.opts.Observe != nil {

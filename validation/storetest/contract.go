@@ -75,7 +75,7 @@ func RedeemToken(t *testing.T, b Backend) {
 	})
 	t.Run("another client is told it was redeemed", func(t *testing.T) {
 		_, _, err := TokenRedemption(s, c, "ops", t0.Add(2*time.Minute))
-		WantReason(t, err, validation.ReasonAlreadyRedeemed)
+		WantError(t, err, validation.AlreadyRedeemed("card-service"))
 	})
 	t.Run("the check reads redeemed", func(t *testing.T) {
 		got, err := s.Check(context.Background(), "C-1", c.ID, t0.Add(3*time.Minute))
@@ -143,13 +143,7 @@ func RedeemOTP(t *testing.T, b Backend) {
 	t.Run("a wrong code counts down the attempts", func(t *testing.T) {
 		for left := 4; left >= 1; left-- {
 			_, _, err := OTPRedemption(s, "C-1", "personal_loan", WrongCode(t, c.Secret, now), "loan-service", now)
-			e := WantReason(t, err, validation.ReasonOTPInvalid)
-			if e.AttemptsLeft == nil {
-				t.Fatalf("attempts left missing, want %d", left)
-			}
-			if got, want := *e.AttemptsLeft, left; got != want {
-				t.Fatalf("attempts left = %d, want %d", got, want)
-			}
+			WantError(t, err, validation.WrongCode(left))
 		}
 	})
 	t.Run("the right code grants, even as the last attempt", func(t *testing.T) {
@@ -194,7 +188,7 @@ func OTPLockout(t *testing.T, b Backend) {
 		WantReason(t, err, validation.ReasonOTPInvalid)
 	}
 	_, _, err := OTPRedemption(s, "C-1", "credit_card", WrongCode(t, c.Secret, now), "card-service", now)
-	WantReason(t, err, validation.ReasonOTPLocked)
+	WantError(t, err, validation.OTPLocked())
 
 	// The burnt hold is gone: even the right code fails, and so does the token.
 	code, _, _ := tokens.OTPCode(c.Secret, now)
@@ -243,7 +237,7 @@ func Cancel(t *testing.T, b Backend) {
 			t.Fatalf("cancel with products %q, placer %q = %v, want cancelled", tc.products, tc.placer, err)
 		}
 		if !tc.ok {
-			WantReason(t, err, validation.ReasonForbidden)
+			WantError(t, err, validation.CancelForbidden("credit_card"))
 		}
 	}
 
@@ -256,11 +250,11 @@ func Cancel(t *testing.T, b Backend) {
 		t.Fatalf("cancel event = %+v, want agent ana", ev[0])
 	}
 	_, err = s.Cancel(ctx, validation.CancelRequest{CustomerID: "C-1", CheckID: c.ID, Actor: "branch-portal", Now: t0.Add(time.Second)})
-	WantReason(t, err, validation.ReasonCheckNotHeld)
+	WantError(t, err, validation.CheckNotHeld(validation.StatusCancelled))
 	_, _, err = TokenRedemption(s, c, "card-service", t0.Add(2*time.Second))
-	WantReason(t, err, validation.ReasonHoldExpired)
+	WantError(t, err, validation.HoldExpired(string(validation.StatusCancelled)))
 	_, err = s.Cancel(ctx, validation.CancelRequest{CustomerID: "C-1", CheckID: NewCheckID(t, "C-1"), Actor: "branch-portal", Now: t0})
-	WantReason(t, err, validation.ReasonCheckNotFound)
+	WantError(t, err, validation.CheckNotFound())
 	NewHold(t, s, "C-1", "personal_loan", t0.Add(3*time.Second))
 }
 
@@ -343,7 +337,7 @@ func Idempotency(t *testing.T, b Backend) {
 	other := retry
 	other.RequestHash = "body-2"
 	_, _, err = s.Hold(ctx, other)
-	WantReason(t, err, validation.ReasonIdempotencyKeyReused)
+	WantError(t, err, validation.IdempotencyKeyReused())
 
 	// A refusal is not recorded: the retry decides again, so once the
 	// hold in the way is gone the same key places a hold.
@@ -592,7 +586,7 @@ func RedeemOtherProduct(t *testing.T, b Backend) {
 	_, _, err := s.Redeem(ctx, validation.RedeemRequest{
 		Rule: DefaultRule(t, "personal_loan"), CustomerID: "C-1", CheckID: c.ID, Actor: "loan-service", Now: t0.Add(time.Second), MaxAttempts: 5,
 	})
-	WantReason(t, err, validation.ReasonTokenInvalid)
+	WantError(t, err, validation.TokenMismatch("product"))
 	wantHold(t, s, "C-1", c.ID, t0.Add(time.Second))
 }
 

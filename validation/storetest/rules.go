@@ -41,6 +41,7 @@ func OTPLimitAcrossHolds(t *testing.T, b Backend) {
 	if got, want := e.RetryAfter, time.Hour-3*time.Minute; got != want {
 		t.Fatalf("RetryAfter = %v, want %v (the window opened with the first wrong code)", got, want)
 	}
+	WantError(t, err, validation.OTPRateLimited(e.RetryAfter))
 	events, err := s.Audit(ctx, "L-1", 50, now)
 	if err != nil {
 		t.Fatal(err)
@@ -396,7 +397,7 @@ func Abandon(t *testing.T, b Backend) {
 			t.Fatalf("Abandon = %s, want %s", got, want)
 		}
 		_, _, err := s.Hold(ctx, req) // the late script
-		WantReason(t, err, validation.ReasonUnavailable)
+		WantError(t, err, validation.CheckAbandoned())
 		cu, err := s.Customer(ctx, "A-3", t0)
 		if err != nil || cu.Hold != nil {
 			t.Fatalf("customer = %+v %v, want no hold", cu, err)

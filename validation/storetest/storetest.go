@@ -127,6 +127,19 @@ func WantReason(tb testing.TB, err error, want validation.Reason) *validation.Er
 	return e
 }
 
+// WantError fails unless err is want as package validation words it: the
+// same reason, sentence and facts, so that every Store answers alike.
+func WantError(tb testing.TB, err error, want *validation.Error) {
+	tb.Helper()
+	e := WantReason(tb, err, want.Reason)
+	if e.Detail != want.Detail {
+		tb.Fatalf("detail = %q, want %q", e.Detail, want.Detail)
+	}
+	if (e.AttemptsLeft == nil) != (want.AttemptsLeft == nil) || e.AttemptsLeft != nil && *e.AttemptsLeft != *want.AttemptsLeft {
+		tb.Fatalf("attempts left = %v, want %v", e.AttemptsLeft, want.AttemptsLeft)
+	}
+}
+
 // NewCheckID returns a fresh check id of customer.
 func NewCheckID(tb testing.TB, customer string) string {
 	tb.Helper()

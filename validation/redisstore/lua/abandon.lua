@@ -14,9 +14,9 @@ if not c then
   record_put({id = id, status = 'cancelled', created = NOW, ended = NOW, ended_by = actor, end_reason = 'unknown_outcome'})
   redis.call('HSET', K_META, 't:' .. id, '1')
   redis.call('PEXPIRE', K_META, AUDIT_RETENTION)
-  return reply{kind = 'ok', detail = 'tombstone'}
+  return reply{kind = KIND.ok, detail = 'tombstone'}
 end
-if c ~= h then return reply{kind = 'ok', detail = 'ended'} end
-if c.delivered then return reply{kind = 'ok', detail = 'delivered'} end
+if c ~= h then return reply{kind = KIND.ok, detail = 'ended'} end
+if c.delivered then return reply{kind = KIND.ok, detail = 'delivered'} end
 hold_finish(h, 'cancelled', actor, {type = 'cancelled', reason = 'unknown_outcome'})
-return reply{kind = 'ok', detail = 'cancelled'}
+return reply{kind = KIND.ok, detail = 'cancelled'}

@@ -6,6 +6,6 @@ redis.call('DEL', K_BLOCK)
 redis.call('HSET', K_BLOCK, 'reason', reason, 'until', until_ms, 'by', actor, 'at', NOW)
 if until_ms > 0 then redis.call('PEXPIREAT', K_BLOCK, until_ms) end
 events_append({type = 'blocked', actor = actor, note = reason})
-if not h then return reply{kind = 'ok'} end
+if not h then return reply{kind = KIND.ok} end
 hold_finish(h, 'cancelled', actor, {type = 'cancelled', reason = 'customer_blocked'})
-return reply{kind = 'ok', check = check_encode(h)}
+return reply{kind = KIND.ok, check = check_encode(h)}

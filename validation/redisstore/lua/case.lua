@@ -12,11 +12,11 @@ if op == 'open' then
   if old then c.opened = cjson.decode(old).opened end
   local enc = cjson.encode(c)
   case_put(enc)
-  if old then return reply{kind = 'ok', case = enc, outcome = 'refreshed'} end
+  if old then return reply{kind = KIND.ok, case = enc, outcome = 'refreshed'} end
   events_append({type = 'case_opened', actor = actor, note = c.detail})
-  return reply{kind = 'ok', case = enc, outcome = 'opened'}
+  return reply{kind = KIND.ok, case = enc, outcome = 'opened'}
 end
-if not old then return reply{kind = 'error', reason = 'not_found'} end
+if not old then return reply{kind = KIND.error, reason = REASON.not_found} end
 case_drop()
 events_append({type = 'case_resolved', actor = actor, note = note})
-return reply{kind = 'ok', case = old, outcome = 'resolved'}
+return reply{kind = KIND.ok, case = old, outcome = 'resolved'}

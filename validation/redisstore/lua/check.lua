@@ -16,8 +16,8 @@ if K_IDEM then
   -- client's retry decides again instead of getting a dead check back.
   if c and c.end_reason == 'unknown_outcome' then p = nil end
   if p and p.check_id then
-    if p.req ~= req_hash then return reply{kind = 'error', reason = 'idempotency_key_reused'} end
-    if not c then return reply{kind = 'error', reason = 'check_not_found'} end
+    if p.req ~= req_hash then return reply{kind = KIND.error, reason = REASON.idempotency_key_reused} end
+    if not c then return reply{kind = KIND.error, reason = REASON.check_not_found} end
     -- The client has its check now: an abandon of it (see abandon.lua)
     -- must not cancel it.
     if c == h and not h.delivered then
@@ -25,19 +25,19 @@ if K_IDEM then
       hold_update(h)
     end
     if c ~= h then c.secret = nil end
-    return reply{kind = 'replay', check = check_encode(c)}
+    return reply{kind = KIND.replay, check = check_encode(c)}
   end
 end
 
 local vs, need = evaluate(h, product, max, conflicts, min_rating, score_arg, rating_ttl)
-if need then return reply{kind = need} end
+if need then return reply{kind = KIND.need_rating} end
 if #vs > 0 then
   events_append({type = 'refused', product = product, actor = actor, agent = agent, reason = vs[1].reason, reasons = reasons(vs)})
-  return reply{kind = 'refused', violations = cjson.encode(vs)}
+  return reply{kind = KIND.refused, violations = cjson.encode(vs)}
 end
 
 -- A tombstone: arbiter gave this check up as lost before Redis ran it.
-if m.asked['t:' .. id] then return reply{kind = 'error', reason = 'check_abandoned'} end
+if m.asked['t:' .. id] then return reply{kind = KIND.error, reason = REASON.check_abandoned} end
 
 -- Its numbers are strings from here on, as a stored check's are: each is
 -- written three times (the hold, meta's shadow, the reply) and turned into
@@ -48,4 +48,4 @@ hold_place(c, ttl_str, m)
 if K_IDEM then
   redis.call('SET', K_IDEM, cjson.encode({req = req_hash, check_id = id}), 'PX', idem_ttl_str)
 end
-return reply{kind = 'held', fence = c.fence}
+return reply{kind = KIND.held, fence = c.fence}

@@ -4,6 +4,6 @@
 -- Arguments and reply: eligibilityArgs, eligibilityReply.
 local h = live_hold()
 local vs, need, rstate = evaluate(h, product, max, conflicts, min_rating, score_arg, rating_ttl)
-if need then return reply{kind = need} end
-if #vs == 0 then return reply{kind = 'ok', violations = '[]', rating = rstate} end
-return reply{kind = 'ok', violations = cjson.encode(vs), rating = rstate}
+if need then return reply{kind = KIND.need_rating} end
+if #vs == 0 then return reply{kind = KIND.ok, violations = '[]', rating = rstate} end
+return reply{kind = KIND.ok, violations = cjson.encode(vs), rating = rstate}

@@ -2,5 +2,5 @@
 -- Arguments and reply: idArgs, checkOpReply (no check: unknown).
 local h = live_hold()
 local c = (h and h.id == id and h) or check_find(id)
-if not c then return reply{kind = 'ok'} end
-return reply{kind = 'ok', check = check_encode(c)}
+if not c then return reply{kind = KIND.ok} end
+return reply{kind = KIND.ok, check = check_encode(c)}

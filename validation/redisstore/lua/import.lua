@@ -5,11 +5,11 @@
 -- Arguments and reply: importArgs, grantReply.
 local h, m = live_hold()
 local vs = grant_violations({}, product, max, conflicts)
-if #vs > 0 then return reply{kind = 'refused', violations = cjson.encode(vs)} end
+if #vs > 0 then return reply{kind = KIND.refused, violations = cjson.encode(vs)} end
 m = m or meta_read()
 local g = {id = id, product = product, status = 'imported', fence = next_fence(m), granted = granted, redeemed_by = actor}
 redis.call('HSET', K_META, 'fence', g.fence)
 redis.call('PEXPIRE', K_META, AUDIT_RETENTION)
 local enc = grant_put(g)
 events_append({type = 'imported', product = product, check_id = id, actor = actor, fence = g.fence})
-return reply{kind = 'ok', grant = enc}
+return reply{kind = KIND.ok, grant = enc}

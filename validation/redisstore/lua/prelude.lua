@@ -4,10 +4,13 @@
 -- unchanged on Redis Cluster) and the common ARGV (NOW, AUDIT_CAP,
 -- RETENTION, AUDIT_RETENTION); a script's own ARGV are named the same way
 -- from its Go argument struct (contract.go). The key layout is in docs/architecture.md.
+-- What a reply may say is declared in contract.go too, and generated in
+-- front of this prelude: KIND.<kind>, REASON.<reason> and violation(reason,
+-- v); a script writes no kind, error reason or violation any other way.
 --
 -- Each section below owns one key's encoding: no script reads or writes a
 -- key except through its section. Changing how a check (and so the hold
--- and a grant) is stored touches the "check" section here and codec.go.
+-- and a grant) is stored touches storedCheck in codec.go.
 
 -- EXPIRED becomes 1 when settle records an expiry; every reply carries it
 -- (scripts.go wraps each script's body), so arbiter can count expiries.
@@ -20,10 +23,10 @@ local TRIES_CAP = 100
 -- exclude control characters). The live hold, an ended check and a grant
 -- are all this encoding, so a check never changes shape as it moves (meta
 -- shadows the live hold field by field, see hold). check_encode(c) and
--- check_fields(v) are generated from checkFields in codec.go (luaCodec),
+-- check_fields(v) are generated from storedCheck in codec.go (luaCodec),
 -- straight-line code with no table of names, and put in front of this
--- prelude; a field is added there (and to heldFields, if a held check
--- has it).
+-- prelude; a field is added there (tagged held, if a held check has
+-- it).
 -- Numbers are kept as written (milliseconds and fences print exactly).
 -- Values in the v1 layout's JSON form ('{') are read by check_decode.
 
@@ -44,7 +47,7 @@ end
 
 -- ## events: the audit trail (K_AUDIT state changes, K_TRIES attempts)
 -- An event is one string, 'e2' and its fields joined by SEP
--- (event_encode, generated from eventFields in codec.go). State changes
+-- (event_encode, generated from storedEvent in codec.go). State changes
 -- and attempts that changed nothing (refused, otp_failed) are kept apart,
 -- each capped, so no number of refusals can evict the record of a grant;
 -- state changes expire AUDIT_RETENTION after the newest, attempts
@@ -188,7 +191,7 @@ end
 -- secret (meta outlives the hold), each in a field h.<name> of its own,
 -- short, so that meta stays a listpack. HELD (the names), HELD_KEYS (the
 -- meta fields) and held_fields(c) (the HSET's list) are generated from
--- heldFields in codec.go, which lists every field a held check can have.
+-- storedCheck's held fields in codec.go: every field a held check can have.
 -- Versions before kept one encoded copy in lastv instead, which settle
 -- still reads.
 
@@ -318,11 +321,11 @@ local function grant_violations(vs, product, max, conflicts_csv)
   end
   if #same >= max then
     table.sort(same, by_granted)
-    table.insert(vs, {reason = 'already_holds_product', product = product, check_id = same[1].id, since = tonumber(same[1].granted)})
+    table.insert(vs, violation(REASON.already_holds_product, {product = product, check_id = same[1].id, since = tonumber(same[1].granted)}))
   end
   table.sort(other, by_granted)
   for _, g in ipairs(other) do
-    table.insert(vs, {reason = 'conflicting_product', product = g.product, check_id = g.id, since = tonumber(g.granted)})
+    table.insert(vs, violation(REASON.conflicting_product, {product = g.product, check_id = g.id, since = tonumber(g.granted)}))
   end
   return vs
 end
@@ -356,7 +359,7 @@ local function case_violation(product, conflicts_csv)
   local conflicts = split(conflicts_csv)
   for _, p in ipairs(c.products) do
     if p == product or conflicts[p] then
-      return {reason = 'case_open', products = c.products, since = c.opened, note = c.detail}
+      return violation(REASON.case_open, {products = c.products, since = c.opened, note = c.detail})
     end
   end
   return nil
@@ -377,16 +380,13 @@ end
 local function evaluate(h, product, max, conflicts_csv, min_rating, score_arg, rating_ttl)
   local vs = {}
   local b = block_read()
-  if b then
-    b.reason = 'customer_blocked'
-    table.insert(vs, b)
-  end
+  if b then table.insert(vs, violation(REASON.customer_blocked, b)) end
   local case_open = case_violation(product, conflicts_csv)
   if case_open then table.insert(vs, case_open) end
   local rating_at = #vs + 1
   grant_violations(vs, product, max, conflicts_csv)
   if h then
-    table.insert(vs, {reason = 'hold_exists', product = h.product, check_id = h.id, ['until'] = tonumber(h.expires), by = h.by})
+    table.insert(vs, violation(REASON.hold_exists, {product = h.product, check_id = h.id, ['until'] = tonumber(h.expires), by = h.by}))
   end
   if min_rating == 0 then return vs, nil, 'none' end
   if score_arg == 'skip' then return vs, nil, 'skip' end
@@ -397,12 +397,12 @@ local function evaluate(h, product, max, conflicts_csv, min_rating, score_arg, r
   else
     score = tonumber(redis.call('GET', K_RATING))
     if not score then
-      if #vs == 0 then return nil, 'need_rating' end
+      if #vs == 0 then return nil, KIND.need_rating end
       return vs, nil, 'unknown'
     end
   end
   if score < min_rating then
-    table.insert(vs, rating_at, {reason = 'rating_too_low', product = product, required = min_rating, score = score})
+    table.insert(vs, rating_at, violation(REASON.rating_too_low, {product = product, required = min_rating, score = score}))
     return vs, nil, 'fail'
   end
   return vs, nil, 'pass'

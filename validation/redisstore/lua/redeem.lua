@@ -16,23 +16,23 @@ local function otp_digest(check_id, otp) return redis.sha1hex(check_id .. ':' ..
 -- product, when given, must be the check's; accept, when given, is asked
 -- of the check first (a token's secret, see redeem_token.lua).
 local function ended(id, actor, code, product, accept)
-  if not id then return reply{kind = 'error', reason = 'hold_expired', detail = 'unknown'} end
+  if not id then return reply{kind = KIND.error, reason = REASON.hold_expired, detail = 'unknown'} end
   local raw = redis.call('HGET', K_GRANTS, id)
   if raw then
     local g = check_decode(raw)
-    if product and g.product ~= product then return reply{kind = 'error', reason = 'hold_expired', detail = 'unknown'} end
+    if product and g.product ~= product then return reply{kind = KIND.error, reason = REASON.hold_expired, detail = 'unknown'} end
     if g.v1grant then g = record_get(id) or g end -- a v1 grant's redeemer and code are in its check
-    if accept and not accept(g) then return reply{kind = 'error', reason = 'token_invalid', detail = 'secret'} end
-    if g.redeemed_by ~= actor then return reply{kind = 'error', reason = 'already_redeemed', detail = g.redeemed_by} end
-    if code and g.otp ~= otp_digest(id, code) then return reply{kind = 'error', reason = 'otp_invalid', detail = 'replay'} end
-    return reply{kind = 'replay', grant = raw}
+    if accept and not accept(g) then return reply{kind = KIND.error, reason = REASON.token_invalid, detail = 'secret'} end
+    if g.redeemed_by ~= actor then return reply{kind = KIND.error, reason = REASON.already_redeemed, detail = g.redeemed_by} end
+    if code and g.otp ~= otp_digest(id, code) then return reply{kind = KIND.error, reason = REASON.otp_invalid, detail = 'replay'} end
+    return reply{kind = KIND.replay, grant = raw}
   end
   local c = record_get(id)
-  if not c or (product and c.product ~= product) then return reply{kind = 'error', reason = 'hold_expired', detail = 'unknown'} end
-  if accept and not accept(c) then return reply{kind = 'error', reason = 'token_invalid', detail = 'secret'} end
-  if c.status == 'redeemed' then return reply{kind = 'error', reason = 'grant_released', detail = id} end
-  if c.end_reason == 'otp_locked' then return reply{kind = 'error', reason = 'otp_locked', detail = 'locked'} end
-  return reply{kind = 'error', reason = 'hold_expired', detail = c.status}
+  if not c or (product and c.product ~= product) then return reply{kind = KIND.error, reason = REASON.hold_expired, detail = 'unknown'} end
+  if accept and not accept(c) then return reply{kind = KIND.error, reason = REASON.token_invalid, detail = 'secret'} end
+  if c.status == 'redeemed' then return reply{kind = KIND.error, reason = REASON.grant_released, detail = id} end
+  if c.end_reason == 'otp_locked' then return reply{kind = KIND.error, reason = REASON.otp_locked, detail = 'locked'} end
+  return reply{kind = KIND.error, reason = REASON.hold_expired, detail = c.status}
 end
 
 -- case_refusal refuses the redemption of the live hold h while the
@@ -45,7 +45,7 @@ local function case_refusal(h, actor)
   local v = case_violation(h.product, conflicts)
   if not v then return nil end
   events_append({type = 'refused', product = h.product, check_id = h.id, actor = actor, fence = h.fence, reason = v.reason, reasons = {v.reason}})
-  return reply{kind = 'refused', violations = cjson.encode({v})}
+  return reply{kind = KIND.refused, violations = cjson.encode({v})}
 end
 
 -- grant turns the live hold h into a grant, unless the rule now refuses it.
@@ -53,8 +53,8 @@ local function grant(h, actor, otp)
   local vs = grant_violations({}, h.product, max, conflicts)
   if #vs > 0 then
     hold_finish(h, 'cancelled', actor, {type = 'cancelled', reason = vs[1].reason})
-    return reply{kind = 'refused', violations = cjson.encode(vs)}
+    return reply{kind = KIND.refused, violations = cjson.encode(vs)}
   end
   h.redeemed_by, h.granted, h.otp = actor, NOW_STR, otp
-  return reply{kind = 'granted', grant = hold_finish(h, 'redeemed', actor, {type = 'redeemed'})}
+  return reply{kind = KIND.granted, grant = hold_finish(h, 'redeemed', actor, {type = 'redeemed'})}
 end

@@ -20,7 +20,7 @@ if refused then return refused end
 local mo = redis.call('HMGET', K_META, 'otp_fails', 'otp_since')
 local cfails, since = tonumber(mo[1]) or 0, tonumber(mo[2]) or 0
 if NOW >= since + otp_window then cfails, since = 0, NOW end
-if cfails >= otp_budget then return reply{kind = 'error', reason = 'otp_rate_limited', detail = tostring(since + otp_window - NOW)} end
+if cfails >= otp_budget then return reply{kind = KIND.error, reason = REASON.otp_rate_limited, detail = tostring(since + otp_window - NOW)} end
 -- Count the attempt before verifying it (a smart card's PIN counter): if
 -- this write fails, as when a full Redis refuses a script's first write,
 -- the code is never verified, so no failure can make wrong codes free to
@@ -35,9 +35,9 @@ if not totp_ok(h.secret, code, math.floor(NOW / 1000), period, skew) then
   end
   if fails >= max_attempts then
     hold_finish(h, 'cancelled', actor, {type = 'cancelled', reason = 'otp_locked'})
-    return reply{kind = 'error', reason = 'otp_locked', detail = 'locked'}
+    return reply{kind = KIND.error, reason = REASON.otp_locked, detail = 'locked'}
   end
   events_append({type = 'otp_failed', product = product, check_id = h.id, actor = actor, fence = h.fence})
-  return reply{kind = 'error', reason = 'otp_invalid', detail = 'wrong code', attempts_left = max_attempts - fails}
+  return reply{kind = KIND.error, reason = REASON.otp_invalid, detail = 'wrong code', attempts_left = max_attempts - fails}
 end
 return grant(h, actor, otp_digest(h.id, code))

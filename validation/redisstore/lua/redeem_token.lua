@@ -11,8 +11,8 @@
 local function token_ok(c) return (c.token or '') == token end
 local h = live_hold()
 if not h or h.id ~= id then return ended(id, actor, nil, nil, token_ok) end
-if not token_ok(h) then return reply{kind = 'error', reason = 'token_invalid', detail = 'secret'} end
-if h.product ~= product then return reply{kind = 'error', reason = 'token_invalid', detail = 'product'} end
+if not token_ok(h) then return reply{kind = KIND.error, reason = REASON.token_invalid, detail = 'secret'} end
+if h.product ~= product then return reply{kind = KIND.error, reason = REASON.token_invalid, detail = 'product'} end
 local refused = case_refusal(h, actor)
 if refused then return refused end
 return grant(h, actor)

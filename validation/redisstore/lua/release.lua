@@ -11,9 +11,9 @@ for _, raw in ipairs(redis.call('HVALS', K_GRANTS)) do
     if (want == '' or g.id == want) and (not latest or by_granted(latest, g)) then latest = g end
   end
 end
-if not latest then return reply{kind = 'error', reason = 'grant_not_found'} end
+if not latest then return reply{kind = KIND.error, reason = REASON.grant_not_found} end
 redis.call('HDEL', K_GRANTS, latest.id)
 local enc = check_encode(latest)
 if latest.status == 'redeemed' and not latest.v1grant then record_put(latest) end
 events_append({type = 'released', product = product, check_id = latest.id, actor = actor, fence = latest.fence})
-return reply{kind = 'ok', grant = enc}
+return reply{kind = KIND.ok, grant = enc}
