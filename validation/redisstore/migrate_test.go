@@ -2,9 +2,12 @@ package redisstore
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -512,4 +515,123 @@ func migratedAnswers(t *testing.T, s *Store, rdb redis.UniversalClient, f legacy
 			t.Fatalf("redeem of a hold without token = %+v, %v", g, err)
 		}
 	})
+}
+
+// TestMigrateWhileServing migrates a store while the previous release
+// serves it (v2 scripts placing, redeeming and releasing holds on the same
+// customers, v1 holds among them): no script fails, nothing is left in a
+// retired encoding, and no customer ends with two exclusive grants.
+func TestMigrateWhileServing(t *testing.T) {
+	for name, start := range migrateBackends {
+		t.Run(name, func(t *testing.T) {
+			testMigrateWhileServing(t, start(t))
+		})
+	}
+}
+
+func testMigrateWhileServing(t *testing.T, rdb redis.UniversalClient) {
+	ctx := context.Background()
+	now := time.Now().Truncate(time.Millisecond)
+	old, v2 := v1Store{t, rdb}, v2Store{t, rdb}
+	customers := make([]string, 60)
+	for i := range customers {
+		customers[i] = "S-" + strconv.Itoa(i)
+		id := mustID(t, customers[i])
+		old.check(customers[i], "credit_card", id, now, 5*time.Minute)
+		if i%2 == 0 {
+			old.redeem(customers[i], "token", "credit_card", id, "", now)
+		}
+	}
+
+	// serve is one round of the previous release's traffic on customer: a
+	// check of product; the hold it places or meets is redeemed, the grant
+	// it meets released.
+	serve := func(customer, product string) error {
+		id := mustID(t, customer)
+		r, err := v2.check(customer, product, id, "", now, 5*time.Minute)
+		if err != nil {
+			return fmt.Errorf("v2 check %s: %w", customer, err)
+		}
+		if r.Kind == "refused" {
+			var vs []struct {
+				Reason, Product string
+				CheckID         string `json:"check_id"`
+			}
+			if err := json.Unmarshal([]byte(r.Violations), &vs); err != nil {
+				return err
+			}
+			id = ""
+			for _, v := range vs {
+				if v.Reason == "hold_exists" {
+					id, product = v.CheckID, v.Product
+				}
+			}
+			if id == "" {
+				rel, err := v2.release(customer, vs[0].Product, now)
+				if err != nil || rel.Kind != "ok" {
+					return fmt.Errorf("v2 release %s = %+v, %v", customer, rel, err)
+				}
+				return nil
+			}
+		} else if r.Kind != "held" {
+			return fmt.Errorf("v2 check %s = %+v", customer, r)
+		}
+		g, err := v2.redeem(customer, product, id, now)
+		if err != nil || (g.Kind != "granted" && g.Kind != "refused") {
+			return fmt.Errorf("v2 redeem %s %s = %+v, %v", customer, id, g, err)
+		}
+		return nil
+	}
+
+	stop, served := make(chan struct{}), make(chan error, 1)
+	started := make(chan struct{})
+	go func() {
+		products := [...]string{"personal_loan", "credit_card"}
+		for round := 0; ; round++ {
+			for i, c := range customers {
+				if err := serve(c, products[(round+i)%2]); err != nil {
+					served <- err
+					return
+				}
+				if round == 0 && i == 0 {
+					close(started)
+				}
+			}
+			select {
+			case <-stop:
+				served <- nil
+				return
+			default:
+			}
+		}
+	}()
+	<-started
+	s := New(rdb, Options{})
+	rep, err := s.Migrate(ctx, MigrateOptions{Batch: 5})
+	close(stop)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := <-served; err != nil {
+		t.Fatalf("the previous release, serving during the migration: %v", err)
+	}
+	t.Logf("migrated while serving: %+v", rep)
+	if left := retired(t, rdb); len(left) > 0 {
+		t.Fatalf("retired values after the migration: %v", left)
+	}
+	if again, err := s.Migrate(ctx, MigrateOptions{}); err != nil || again.Total() != 0 {
+		t.Fatalf("second run = %+v, %v; want nothing converted", again, err)
+	}
+	for _, c := range customers {
+		cust, err := s.Customer(ctx, c, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(cust.Grants) > 1 {
+			t.Errorf("%s holds %+v", c, cust.Grants)
+		}
+		if _, err := s.Audit(ctx, c, 100, now); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
