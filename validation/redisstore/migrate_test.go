@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -224,8 +225,15 @@ func asLastv(tb testing.TB, rdb redis.UniversalClient, customer string) {
 func retired(tb testing.TB, rdb redis.UniversalClient) []string {
 	tb.Helper()
 	ctx := context.Background()
-	var found []string
-	bad := func(key, what string) { found = append(found, key+" "+what) }
+	var (
+		mu    sync.Mutex // ForEachMaster scans the masters at once
+		found []string
+	)
+	bad := func(key, what string) {
+		mu.Lock()
+		defer mu.Unlock()
+		found = append(found, key+" "+what)
+	}
 	check := func(key, field, v string) {
 		if strings.HasPrefix(v, "{") || strings.Count(v, sep) != len(checkFields) || !strings.HasPrefix(v, "c2"+sep) {
 			bad(key, field)
