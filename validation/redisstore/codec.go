@@ -2,7 +2,7 @@ package redisstore
 
 import (
 	"encoding/hex"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -16,9 +16,10 @@ import (
 // sections of lua/prelude.lua): a change to one is a change to both.
 //
 // A check is one string wherever it lives (the live hold, an ended record,
-// a grant): "c2" and checkFields joined by sep. Values written by earlier
-// versions are JSON, and are read as well. (Meta shadows the live hold
-// field by field: heldFields below.)
+// a grant): "c2" and checkFields joined by sep. (Meta shadows the live
+// hold field by field: heldFields below.) What earlier releases wrote in
+// other encodings is rewritten by the migration (migrate.go), before this
+// release reads it; here such a value is an error naming it.
 
 const sep = "\x1f"
 
@@ -34,12 +35,6 @@ var checkFields = [...]string{"id", "product", "status", "fence", "created", "ex
 // on holds is missing.
 var heldFields = [...]string{"id", "product", "fence", "created", "expires", "by", "agent", "delivered", "token"}
 
-// optionalFields are the last fields of checkFields that values written
-// before they existed lack: such a value decodes with them empty. token
-// (the digest of the approval token's secret, see redeem_token.lua) came
-// after the rest.
-const optionalFields = 1
-
 // storedCheck is a check as the scripts store it.
 type storedCheck struct {
 	ID, Product, Status     string
@@ -52,14 +47,17 @@ type storedCheck struct {
 	Token                   string
 }
 
-// parseCheck decodes a stored check (v2, or v1 JSON check or grant).
+// retiredMsg is the error of a value in an encoding this release no longer
+// reads, in Go (errRetired) and in Lua (RETIRED, see luaCodec).
+const retiredMsg = "arbiter: value in a retired encoding; run arbiter migrate"
+
+var errRetired = errors.New(retiredMsg)
+
+// parseCheck decodes a stored check.
 func parseCheck(raw string) (storedCheck, error) {
-	if strings.HasPrefix(raw, "{") {
-		return parseV1(raw)
-	}
 	f := strings.Split(raw, sep)
-	if n := len(f) - 1; n < len(checkFields)-optionalFields || n > len(checkFields) || f[0] != "c2" {
-		return storedCheck{}, fmt.Errorf("decode check: %d fields, want c2 and %d", len(f), len(checkFields))
+	if len(f)-1 != len(checkFields) || f[0] != "c2" {
+		return storedCheck{}, fmt.Errorf("decode check: %d fields, want c2 and %d: %w", len(f), len(checkFields), errRetired)
 	}
 	var err error
 	num := func(s string) int64 {
@@ -75,49 +73,11 @@ func parseCheck(raw string) (storedCheck, error) {
 		By: f[7], Agent: f[8], Secret: f[9], Delivered: f[10] != "", RedeemedBy: f[11],
 		Granted: num(f[12]), Ended: num(f[13]), EndedBy: f[14], EndReason: f[15], OTP: f[16],
 	}
-	if len(f) > 17 {
-		c.Token = f[17]
-	}
+	c.Token = f[17]
 	if err != nil {
 		return c, fmt.Errorf("decode check: %w", err)
 	}
 	return c, nil
-}
-
-// v1 is the JSON of a check (id) or a grant (check_id, by) before v2.
-// Numbers are float64 because Lua's cjson writes every number as one.
-type v1 struct {
-	ID         string  `json:"id"`
-	CheckID    string  `json:"check_id"`
-	Product    string  `json:"product"`
-	Status     string  `json:"status"`
-	Fence      float64 `json:"fence"`
-	Created    float64 `json:"created"`
-	Expires    float64 `json:"expires"`
-	By         string  `json:"by"`
-	Agent      string  `json:"agent"`
-	RedeemedBy string  `json:"redeemed_by"`
-	Granted    float64 `json:"granted"`
-	Ended      float64 `json:"ended"`
-	EndedBy    string  `json:"ended_by"`
-	EndReason  string  `json:"end_reason"`
-	OTP        string  `json:"otp"`
-	Delivered  bool    `json:"delivered"`
-}
-
-func parseV1(raw string) (storedCheck, error) {
-	var j v1
-	if err := json.Unmarshal([]byte(raw), &j); err != nil {
-		return storedCheck{}, fmt.Errorf("decode check: %w", err)
-	}
-	if j.CheckID != "" { // a v1 grant
-		return storedCheck{ID: j.CheckID, Product: j.Product, Status: "redeemed", Fence: int64(j.Fence), Granted: int64(j.Granted), RedeemedBy: j.By}, nil
-	}
-	return storedCheck{
-		ID: j.ID, Product: j.Product, Status: j.Status, Fence: int64(j.Fence), Created: int64(j.Created), Expires: int64(j.Expires),
-		By: j.By, Agent: j.Agent, Delivered: j.Delivered, RedeemedBy: j.RedeemedBy, Granted: int64(j.Granted),
-		Ended: int64(j.Ended), EndedBy: j.EndedBy, EndReason: j.EndReason, OTP: j.OTP,
-	}, nil
 }
 
 // decodeCheck returns the domain's check from a stored one, with its
@@ -157,32 +117,22 @@ func decodeGrant(customer, raw string) (validation.Grant, error) {
 // eventFields is the order of an event's fields, for both sides (luaCodec).
 var eventFields = [...]string{"type", "at", "product", "check_id", "actor", "agent", "reason", "note", "fence", "reasons"}
 
-// decodeEvent reads an audit event: "e2" and eventFields joined by sep, or
-// v1 JSON.
+// decodeEvent reads an audit event: "e2" and eventFields joined by sep.
 func decodeEvent(raw string) (validation.Event, error) {
-	var e eventJSON
-	if strings.HasPrefix(raw, "{") {
-		if err := json.Unmarshal([]byte(raw), &e); err != nil {
-			return validation.Event{}, fmt.Errorf("decode audit event: %w", err)
-		}
-	} else {
-		f := strings.Split(raw, sep)
-		if len(f) != len(eventFields)+1 || f[0] != "e2" {
-			return validation.Event{}, fmt.Errorf("decode audit event: %d fields, want e2 and %d", len(f), len(eventFields))
-		}
-		at, _ := strconv.ParseFloat(f[2], 64)
-		fence, _ := strconv.ParseFloat(f[9], 64)
-		e = eventJSON{Type: f[1], At: at, Product: f[3], CheckID: f[4], Actor: f[5], Agent: f[6], Reason: f[7], Note: f[8], Fence: fence}
-		if f[10] != "" {
-			e.Reasons = strings.Split(f[10], ",")
-		}
+	f := strings.Split(raw, sep)
+	if len(f) != len(eventFields)+1 || f[0] != "e2" {
+		return validation.Event{}, fmt.Errorf("decode audit event: %d fields, want e2 and %d: %w", len(f), len(eventFields), errRetired)
 	}
+	at, _ := strconv.ParseFloat(f[2], 64)
+	fence, _ := strconv.ParseFloat(f[9], 64)
 	ev := validation.Event{
-		At: ms(e.At), Type: validation.EventType(e.Type), Product: e.Product, CheckID: e.CheckID,
-		Actor: e.Actor, Agent: e.Agent, Reason: validation.Reason(e.Reason), Note: e.Note, Fence: int64(e.Fence),
+		At: ms(at), Type: validation.EventType(f[1]), Product: f[3], CheckID: f[4],
+		Actor: f[5], Agent: f[6], Reason: validation.Reason(f[7]), Note: f[8], Fence: int64(fence),
 	}
-	for _, r := range e.Reasons {
-		ev.Reasons = append(ev.Reasons, validation.Reason(r))
+	if f[10] != "" {
+		for _, r := range strings.Split(f[10], ",") {
+			ev.Reasons = append(ev.Reasons, validation.Reason(r))
+		}
 	}
 	return ev, nil
 }
@@ -194,29 +144,18 @@ func checkedEvent(c validation.Check) validation.Event {
 		Actor: c.PlacedBy, Agent: c.AgentID, Fence: c.Fence}
 }
 
-type eventJSON struct {
-	At      float64  `json:"at"`
-	Type    string   `json:"type"`
-	Product string   `json:"product"`
-	CheckID string   `json:"check_id"`
-	Actor   string   `json:"actor"`
-	Agent   string   `json:"agent"`
-	Reason  string   `json:"reason"`
-	Reasons []string `json:"reasons"`
-	Note    string   `json:"note"`
-	Fence   float64  `json:"fence"`
-}
-
 func msTime(v int64) time.Time { return ms(float64(v)) }
 
 // luaCodec is the Lua half of the encodings, generated from checkFields
 // and eventFields so that the two sides cannot disagree on an order:
-// check_encode(c), check_fields(v) (empty fields nil), check_product(v)
-// (the product alone, for rules that need no other field) and
+// check_encode(c), check_fields(v) (empty fields nil; RETIRED raised for a
+// value in another encoding), check_product(v) (the product alone, for
+// rules that need no other field; nil for another encoding) and
 // event_encode(ev). Straight-line code: no loop, no table of names.
 func luaCodec() string {
 	var b strings.Builder
 	b.WriteString("local SEP = '\\31'\n")
+	fmt.Fprintf(&b, "local RETIRED = '%s'\n", retiredMsg)
 	encode := func(fn, tag, v string, fields []string) {
 		fmt.Fprintf(&b, "local function %s(%s)\n  return '%s'", fn, v, tag)
 		for _, f := range fields {
@@ -226,16 +165,13 @@ func luaCodec() string {
 	}
 	encode("check_encode", "c2", "c", checkFields[:])
 	encode("event_encode", "e2", "ev", eventFields[:])
-	// An optional field's separator is optional too: the field before it
-	// cannot contain one, so a value without it still matches, the
-	// optional field empty.
-	required := len(checkFields) - optionalFields
-	pattern := "'^c2" + strings.Repeat(`\31([^\31]*)`, required) + strings.Repeat(`\31?([^\31]*)`, optionalFields) + "$'"
+	pattern := "'^c2" + strings.Repeat(`\31([^\31]*)`, len(checkFields)) + "$'"
 	vars := make([]string, len(checkFields))
 	for i := range vars {
 		vars[i] = "f" + strconv.Itoa(i+1)
 	}
-	fmt.Fprintf(&b, "local function check_fields(v)\n  local %s = string.match(v, %s)\n  return {", strings.Join(vars, ", "), pattern)
+	fmt.Fprintf(&b, "local function check_fields(v)\n  local %s = string.match(v, %s)\n", strings.Join(vars, ", "), pattern)
+	b.WriteString("  if not f1 then error(RETIRED) end\n  return {")
 	for i, f := range checkFields {
 		if i > 0 {
 			b.WriteString(", ")

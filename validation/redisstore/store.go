@@ -262,6 +262,11 @@ func unavailable(name string, err error) error {
 		return &validation.Error{Reason: validation.ReasonStoreFull, Err: fmt.Errorf("redis %s: %w", name, err),
 			Detail: "the store is full (Redis reached its maxmemory) and refuses new data; nothing was changed; retry later"}
 	}
+	if errors.As(err, &rerr) && strings.HasPrefix(rerr.Error(), "WRONGTYPE") {
+		// Every key arbiter reads has one type; another is a retired one,
+		// such as a v1 hold (a hash).
+		return fmt.Errorf("redis %s: %w: %w", name, err, errRetired)
+	}
 	if errors.As(err, &rerr) && !isTransient(rerr.Error()) {
 		return fmt.Errorf("redis %s: %w", name, err)
 	}
