@@ -57,7 +57,7 @@ var errRetired = errors.New(retiredMsg)
 func parseCheck(raw string) (storedCheck, error) {
 	f := strings.Split(raw, sep)
 	if len(f)-1 != len(checkFields) || f[0] != "c2" {
-		return storedCheck{}, fmt.Errorf("decode check: %d fields, want c2 and %d: %w", len(f), len(checkFields), errRetired)
+		return storedCheck{}, fmt.Errorf("decode check: %q and %d fields, want c2 and %d: %w", f[0], len(f)-1, len(checkFields), errRetired)
 	}
 	var err error
 	num := func(s string) int64 {
@@ -121,7 +121,7 @@ var eventFields = [...]string{"type", "at", "product", "check_id", "actor", "age
 func decodeEvent(raw string) (validation.Event, error) {
 	f := strings.Split(raw, sep)
 	if len(f) != len(eventFields)+1 || f[0] != "e2" {
-		return validation.Event{}, fmt.Errorf("decode audit event: %d fields, want e2 and %d: %w", len(f), len(eventFields), errRetired)
+		return validation.Event{}, fmt.Errorf("decode audit event: %d fields, want e2 and %d: %w", len(f)-1, len(eventFields), errRetired)
 	}
 	at, _ := strconv.ParseFloat(f[2], 64)
 	fence, _ := strconv.ParseFloat(f[9], 64)
