@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
@@ -21,17 +22,19 @@ import (
 // The subcommands make what production mode requires and demo mode does
 // without: a signing key (ARBITER_SIGNING_KEY) and the hashes of the
 // clients file (ARBITER_CLIENTS), so that no raw key or password has to be
-// written into a file, and no other tool has to be trusted to hash them.
+// written into a file, and no other tool has to be trusted to hash them;
+// and migrate (migrate.go) prepares a store for this release.
 
 // commandUsage is what -h lists besides the service's flags.
 var commandUsage = []string{
 	"keygen -o FILE [-pub FILE] [-force]   write a new Ed25519 signing key (PKCS#8 PEM, mode 0600) and print its kid",
 	"hash [-password] < SECRET             read one API key (or, with -password, an agent password) on standard input and print its clients-file line",
+	"migrate [-dry-run] [-batch N]         rewrite what earlier releases stored in the encodings this one reads (Redis from ARBITER_REDIS_URL and the other ARBITER_REDIS_* variables)",
 }
 
 // runCommand runs the subcommand args[0] when it names one; ok is false
 // when it does not, and the service runs.
-func runCommand(args []string, stdin io.Reader, stdout, stderr io.Writer) (ok bool, err error) {
+func runCommand(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) (ok bool, err error) {
 	if len(args) == 0 {
 		return false, nil
 	}
@@ -40,6 +43,8 @@ func runCommand(args []string, stdin io.Reader, stdout, stderr io.Writer) (ok bo
 		return true, keygen(args[1:], stdout, stderr)
 	case "hash":
 		return true, hashSecret(args[1:], stdin, stdout, stderr)
+	case "migrate":
+		return true, migrate(ctx, args[1:], getenv, stdout, stderr)
 	}
 	return false, nil
 }

@@ -41,10 +41,10 @@ var demoClients = []web.Client{
 const demoAgentUsername, demoAgentPassword = "demo", "demo"
 
 // run is the whole program; main only calls it. A subcommand (keygen,
-// hash) returns when done; the service returns when ctx is cancelled (after
-// a graceful shutdown) or when the server fails.
+// hash, migrate) returns when done; the service returns when ctx is
+// cancelled (after a graceful shutdown) or when the server fails.
 func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
-	if ok, err := runCommand(args[1:], stdin, stdout, stderr); ok {
+	if ok, err := runCommand(ctx, args[1:], getenv, stdin, stdout, stderr); ok {
 		if errors.Is(err, errHelp) {
 			return nil
 		}

@@ -2,7 +2,7 @@ package redisstore
 
 import (
 	"encoding/hex"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"reflect"
 	"slices"
@@ -17,10 +17,11 @@ import (
 // sections of lua/prelude.lua), declared once for both sides.
 //
 // A check is one string wherever it lives (the live hold, an ended record,
-// a grant): "c2" and the fields of storedCheck joined by sep. Values written
-// by earlier versions are JSON, and are read as well. (Meta shadows the
-// live hold field by field: the fields tagged held.) An audit event is
-// "e2" and the fields of storedEvent, the same way.
+// a grant): "c2" and the fields of storedCheck joined by sep. (Meta shadows
+// the live hold field by field: the fields tagged held.) An audit event is
+// "e2" and the fields of storedEvent, the same way. What earlier releases
+// wrote in other encodings is rewritten by the migration (migrate.go)
+// before this release reads it; here such a value is an error naming it.
 
 const sep = "\x1f"
 
@@ -32,9 +33,9 @@ const sep = "\x1f"
 // check can have, its status (held) and secret aside: what meta shadows of
 // the live hold, one field h.<name> each, so that an expiry can be settled
 // once Redis has dropped the hold (the prelude's "hold" section;
-// TestSettleKeepsEveryField fails when a field set on holds lacks it);
-// optional, the last fields, which values written before they existed lack
-// (such a value decodes with them empty).
+// TestSettleKeepsEveryField fails when a field set on holds lacks it).
+// Every value has every field: one written before a field existed is
+// rewritten by the migration (migrateArgs.Fields).
 type storedCheck struct {
 	ID         string `lua:"id,held"`
 	Product    string `lua:"product,held"`
@@ -51,8 +52,8 @@ type storedCheck struct {
 	Ended      int64  `lua:"ended"`
 	EndedBy    string `lua:"ended_by"`
 	EndReason  string `lua:"end_reason"`
-	OTP        string `lua:"otp"`                 // otp_digest of the code that redeemed it
-	Token      string `lua:"token,held,optional"` // digest of the approval token's secret (redeem_token.lua)
+	OTP        string `lua:"otp"`        // otp_digest of the code that redeemed it
+	Token      string `lua:"token,held"` // digest of the approval token's secret (redeem_token.lua)
 }
 
 // storedEvent is an audit event as the scripts store it, in wire order
@@ -81,11 +82,10 @@ var (
 // a bool ('1' or empty) or a slice of strings (comma-separated); an empty
 // field decodes as the zero value.
 type wireCodec struct {
-	what     string // in errors: "check"
-	tag      string
-	prefix   string // tag + sep
-	fields   []wireField
-	required int // the fields every value has; the rest are optional
+	what   string // in errors: "check"
+	tag    string
+	prefix string // tag + sep
+	fields []wireField
 }
 
 type wireField struct {
@@ -106,13 +106,10 @@ func newWireCodec(what, tag string, v any) wireCodec {
 		}
 		name, opts, _ := strings.Cut(lua, ",")
 		f := wireField{name: name, index: i, kind: sf.Type.Kind()}
-		optional := false
 		for opt := range strings.SplitSeq(opts, ",") {
 			switch opt {
 			case "held":
 				f.held = true
-			case "optional":
-				optional = true
 			case "":
 			default:
 				panic(fmt.Sprintf("redisstore: field %s.%s: unknown lua tag option %q", t.Name(), sf.Name, opt))
@@ -123,12 +120,6 @@ func newWireCodec(what, tag string, v any) wireCodec {
 		case f.kind == reflect.Slice && sf.Type.Elem().Kind() == reflect.String:
 		default:
 			panic(fmt.Sprintf("redisstore: field %s.%s: a wire field cannot be a %s", t.Name(), sf.Name, sf.Type))
-		}
-		if !optional {
-			if w.required != len(w.fields) {
-				panic(fmt.Sprintf("redisstore: field %s.%s: a required field after an optional one", t.Name(), sf.Name))
-			}
-			w.required++
 		}
 		w.fields = append(w.fields, f)
 	}
@@ -155,15 +146,16 @@ func (w wireCodec) heldNames() []string {
 	return out
 }
 
-// decode fills *dst, a zero value of the codec's struct, from raw.
+// decode fills *dst, a zero value of the codec's struct, from raw. A value
+// in another encoding (another tag, another number of fields: what an
+// earlier release wrote) is errRetired.
 func (w wireCodec) decode(dst any, raw string) error {
 	rest, ok := strings.CutPrefix(raw, w.prefix)
-	n := strings.Count(rest, sep) + 1
-	if !ok || n < w.required || n > len(w.fields) {
-		return fmt.Errorf("decode %s: %d fields, want %s and %d", w.what, strings.Count(raw, sep)+1, w.tag, len(w.fields))
+	if !ok || strings.Count(rest, sep)+1 != len(w.fields) {
+		return fmt.Errorf("decode %s: %d fields, want %s and %d: %w", w.what, strings.Count(raw, sep)+1, w.tag, len(w.fields), errRetired)
 	}
 	v := reflect.ValueOf(dst).Elem()
-	for _, f := range w.fields[:n] {
+	for _, f := range w.fields {
 		var s string
 		s, rest, _ = strings.Cut(rest, sep)
 		if s == "" {
@@ -204,50 +196,17 @@ func (f wireField) set(v reflect.Value, s string) error {
 	return nil
 }
 
-// parseCheck decodes a stored check (v2, or v1 JSON check or grant).
+// retiredMsg is the error of a value in an encoding this release no longer
+// reads, in Go (errRetired) and in Lua (RETIRED, see luaCodec).
+const retiredMsg = "arbiter: value in a retired encoding; run arbiter migrate"
+
+var errRetired = errors.New(retiredMsg)
+
+// parseCheck decodes a stored check.
 func parseCheck(raw string) (storedCheck, error) {
-	if strings.HasPrefix(raw, "{") {
-		return parseV1(raw)
-	}
 	var c storedCheck
 	err := checkCodec.decode(&c, raw)
 	return c, err
-}
-
-// v1 is the JSON of a check (id) or a grant (check_id, by) before v2.
-// Numbers are float64 because Lua's cjson writes every number as one.
-type v1 struct {
-	ID         string  `json:"id"`
-	CheckID    string  `json:"check_id"`
-	Product    string  `json:"product"`
-	Status     string  `json:"status"`
-	Fence      float64 `json:"fence"`
-	Created    float64 `json:"created"`
-	Expires    float64 `json:"expires"`
-	By         string  `json:"by"`
-	Agent      string  `json:"agent"`
-	RedeemedBy string  `json:"redeemed_by"`
-	Granted    float64 `json:"granted"`
-	Ended      float64 `json:"ended"`
-	EndedBy    string  `json:"ended_by"`
-	EndReason  string  `json:"end_reason"`
-	OTP        string  `json:"otp"`
-	Delivered  bool    `json:"delivered"`
-}
-
-func parseV1(raw string) (storedCheck, error) {
-	var j v1
-	if err := json.Unmarshal([]byte(raw), &j); err != nil {
-		return storedCheck{}, fmt.Errorf("decode check: %w", err)
-	}
-	if j.CheckID != "" { // a v1 grant
-		return storedCheck{ID: j.CheckID, Product: j.Product, Status: "redeemed", Fence: int64(j.Fence), Granted: int64(j.Granted), RedeemedBy: j.By}, nil
-	}
-	return storedCheck{
-		ID: j.ID, Product: j.Product, Status: j.Status, Fence: int64(j.Fence), Created: int64(j.Created), Expires: int64(j.Expires),
-		By: j.By, Agent: j.Agent, Delivered: j.Delivered, RedeemedBy: j.RedeemedBy, Granted: int64(j.Granted),
-		Ended: int64(j.Ended), EndedBy: j.EndedBy, EndReason: j.EndReason, OTP: j.OTP,
-	}, nil
 }
 
 // decodeCheck returns the domain's check from a stored one, with its
@@ -284,29 +243,14 @@ func decodeGrant(customer, raw string) (validation.Grant, error) {
 	}, nil
 }
 
-// decodeEvent reads an audit event: storedEvent, or v1 JSON.
+// decodeEvent reads an audit event (storedEvent).
 func decodeEvent(raw string) (validation.Event, error) {
-	var e eventJSON
-	if strings.HasPrefix(raw, "{") {
-		if err := json.Unmarshal([]byte(raw), &e); err != nil {
-			return validation.Event{}, fmt.Errorf("decode audit event: %w", err)
-		}
-	} else {
-		var se storedEvent
-		if err := eventCodec.decode(&se, raw); err != nil {
-			return validation.Event{}, err
-		}
-		return validation.Event{At: msTime(se.At), Type: se.Type, Product: se.Product, CheckID: se.CheckID,
-			Actor: se.Actor, Agent: se.Agent, Reason: se.Reason, Reasons: se.Reasons, Note: se.Note, Fence: se.Fence}, nil
+	var se storedEvent
+	if err := eventCodec.decode(&se, raw); err != nil {
+		return validation.Event{}, err
 	}
-	ev := validation.Event{
-		At: ms(e.At), Type: validation.EventType(e.Type), Product: e.Product, CheckID: e.CheckID,
-		Actor: e.Actor, Agent: e.Agent, Reason: validation.Reason(e.Reason), Note: e.Note, Fence: int64(e.Fence),
-	}
-	for _, r := range e.Reasons {
-		ev.Reasons = append(ev.Reasons, validation.Reason(r))
-	}
-	return ev, nil
+	return validation.Event{At: msTime(se.At), Type: se.Type, Product: se.Product, CheckID: se.CheckID,
+		Actor: se.Actor, Agent: se.Agent, Reason: se.Reason, Reasons: se.Reasons, Note: se.Note, Fence: se.Fence}, nil
 }
 
 // checkedEvent is the checked event of a live hold, which the scripts
@@ -316,30 +260,19 @@ func checkedEvent(c validation.Check) validation.Event {
 		Actor: c.PlacedBy, Agent: c.AgentID, Fence: c.Fence}
 }
 
-type eventJSON struct {
-	At      float64  `json:"at"`
-	Type    string   `json:"type"`
-	Product string   `json:"product"`
-	CheckID string   `json:"check_id"`
-	Actor   string   `json:"actor"`
-	Agent   string   `json:"agent"`
-	Reason  string   `json:"reason"`
-	Reasons []string `json:"reasons"`
-	Note    string   `json:"note"`
-	Fence   float64  `json:"fence"`
-}
-
 func msTime(v int64) time.Time { return ms(float64(v)) }
 
 // luaCodec is the Lua half of the encodings, generated from storedCheck
 // and storedEvent so that the two sides cannot disagree on an order:
-// check_encode(c), check_fields(v) (empty fields nil), check_product(v)
-// (the product alone, for rules that need no other field), event_encode(ev),
+// check_encode(c), check_fields(v) (empty fields nil; RETIRED raised for a
+// value in another encoding), check_product(v) (the product alone, for
+// rules that need no other field; nil for another encoding), event_encode(ev),
 // and HELD, HELD_KEYS and held_fields(c) for meta's shadow of the hold.
 // Straight-line code: no loop, no table of names.
 func luaCodec() string {
 	var b strings.Builder
 	b.WriteString("local SEP = '\\31'\n")
+	fmt.Fprintf(&b, "local RETIRED = '%s'\n", retiredMsg)
 	encode := func(fn, v string, w wireCodec) {
 		fmt.Fprintf(&b, "local function %s(%s)\n  return '%s'", fn, v, w.tag)
 		for _, f := range w.names() {
@@ -349,17 +282,14 @@ func luaCodec() string {
 	}
 	encode("check_encode", "c", checkCodec)
 	encode("event_encode", "ev", eventCodec)
-	// An optional field's separator is optional too: the field before it
-	// cannot contain one, so a value without it still matches, the
-	// optional field empty.
 	checkFields := checkCodec.names()
-	optional := len(checkFields) - checkCodec.required
-	pattern := "'^c2" + strings.Repeat(`\31([^\31]*)`, checkCodec.required) + strings.Repeat(`\31?([^\31]*)`, optional) + "$'"
+	pattern := "'^c2" + strings.Repeat(`\31([^\31]*)`, len(checkFields)) + "$'"
 	vars := make([]string, len(checkFields))
 	for i := range vars {
 		vars[i] = "f" + strconv.Itoa(i+1)
 	}
-	fmt.Fprintf(&b, "local function check_fields(v)\n  local %s = string.match(v, %s)\n  return {", strings.Join(vars, ", "), pattern)
+	fmt.Fprintf(&b, "local function check_fields(v)\n  local %s = string.match(v, %s)\n", strings.Join(vars, ", "), pattern)
+	b.WriteString("  if not f1 then error(RETIRED) end\n  return {")
 	for i, f := range checkFields {
 		if i > 0 {
 			b.WriteString(", ")

@@ -5,12 +5,12 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/arbiter-bank/arbiter/tokens"
 	"github.com/arbiter-bank/arbiter/validation"
 	"github.com/arbiter-bank/arbiter/validation/redisstore/redistest"
 )
@@ -76,164 +76,65 @@ func (v v1Store) redeem(customer, mode, product, id, code string, now time.Time)
 	}
 }
 
-// TestLegacyLayout fills a store with the previous layout (hash holds,
-// JSON checks, grants and events, counter fences) and runs today's Store
-// on it: live holds are redeemed, refused and read, grants refuse and
-// replay, expiries settle, fences keep growing.
-func TestLegacyLayout(t *testing.T) {
-	backends := map[string]func(testing.TB) (redis.UniversalClient, func()){
-		"redis": func(tb testing.TB) (redis.UniversalClient, func()) {
-			rdb := redistest.MustStartRedis(tb).Client(tb)
-			return rdb, func() {
-				for rdb.Exists(context.Background(), "arb:{L-exp}:hold").Val() == 1 {
-					time.Sleep(20 * time.Millisecond) // Redis's own clock is the subject
-				}
-			}
-		},
-		"miniredis": func(tb testing.TB) (redis.UniversalClient, func()) {
-			mr := redistest.MustStartMiniredis(tb)
-			rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
-			tb.Cleanup(func() { rdb.Close() })
-			return rdb, func() { mr.FastForward(2 * time.Second) }
-		},
+// TestRetiredEncodingsRefused: a value the migration did not rewrite
+// fails the script that meets it, naming the migration, rather than being
+// read as no check, no grant or no hold (a grant read as none would let a
+// conflicting check pass).
+func TestRetiredEncodingsRefused(t *testing.T) {
+	ctx := context.Background()
+	rdb := redistest.MustStartRedis(t).Client(t)
+	now := time.Now().Truncate(time.Millisecond)
+	old := v1Store{t, rdb}
+	s := New(rdb, Options{})
+	rule := func(p string) validation.Rule { r, _ := validation.DefaultPolicy().Rule(p); return r }
+	hold := func(customer, product string) error {
+		_, _, err := s.Hold(ctx, validation.HoldRequest{Rule: rule(product), CustomerID: customer, CheckID: mustID(t, customer),
+			Actor: "x", Now: now})
+		return err
 	}
-	for name, start := range backends {
-		t.Run(name, func(t *testing.T) {
-			rdb, expire := start(t)
-			testLegacyLayout(t, rdb, expire)
+
+	// A v1 grant, a v1 live hold (a hash), a v1 hold dropped by its TTL
+	// but not settled, a c2 grant without the token field, a refusal's
+	// idempotency record, a v1 event.
+	id := mustID(t, "R-grant")
+	old.check("R-grant", "credit_card", id, now, 5*time.Minute)
+	old.redeem("R-grant", "token", "credit_card", id, "", now)
+	old.check("R-hold", "credit_card", mustID(t, "R-hold"), now, 5*time.Minute)
+	old.check("R-drop", "credit_card", mustID(t, "R-drop"), now, 5*time.Minute)
+	rdb.Del(ctx, "arb:{R-drop}:hold")
+	tokenless := "c2" + sep + "chk_x" + sep + "credit_card" + sep + "redeemed" + strings.Repeat(sep, len(checkCodec.fields)-4)
+	rdb.HSet(ctx, "arb:{R-tl}:grants", "chk_x", tokenless)
+	rdb.Set(ctx, idemKey("R-idem", "k"), `{"req":"body","refused":true}`, time.Hour)
+
+	for _, c := range []struct {
+		name string
+		call func() error
+	}{
+		{"a v1 grant", func() error { return hold("R-grant", "personal_loan") }},
+		{"a v1 hold", func() error { return hold("R-hold", "personal_loan") }},
+		{"a v1 hold to settle", func() error { return hold("R-drop", "credit_card") }},
+		{"a grant without the token field", func() error {
+			_, err := s.Release(ctx, validation.ReleaseRequest{CustomerID: "R-tl", Product: "credit_card", Actor: "x", Now: now})
+			return err
+		}},
+		{"a refusal's idempotency record", func() error {
+			_, _, err := s.Hold(ctx, validation.HoldRequest{Rule: rule("credit_card"), CustomerID: "R-idem", CheckID: mustID(t, "R-idem"),
+				Actor: "x", Now: now, IdempotencyKey: "k", RequestHash: "body", IdempotencyTTL: time.Hour})
+			return err
+		}},
+		{"a v1 event", func() error { _, err := s.Audit(ctx, "R-grant", 10, now); return err }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			err := c.call()
+			if !errors.Is(err, errRetired) && (err == nil || !strings.Contains(err.Error(), retiredMsg)) {
+				t.Fatalf("err = %v; want the script refused, naming the migration", err)
+			}
 		})
 	}
-}
-
-func testLegacyLayout(t *testing.T, rdb redis.UniversalClient, expire func()) {
-	ctx := context.Background()
-	old := v1Store{t, rdb}
-	now := time.Now().Truncate(time.Millisecond)
-	id := func(c string) string {
-		s, err := validation.NewCheckID(c)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
-	policy := validation.DefaultPolicy()
-	rule := func(p string) validation.Rule { r, _ := policy.Rule(p); return r }
-	code, _, err := tokens.OTPCode(v1Secret, now)
-	if err != nil {
+	if _, err := s.Migrate(ctx, MigrateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-
-	// The v1 data: a live hold (L-held), a live hold for OTP (L-otp), a
-	// token grant (L-tok), an OTP grant (L-code), an expiring hold (L-exp).
-	held, otpHeld, tok, codeID, exp := id("L-held"), id("L-otp"), id("L-tok"), id("L-code"), id("L-exp")
-	old.check("L-held", "credit_card", held, now, 5*time.Minute)
-	old.check("L-otp", "credit_card", otpHeld, now, 5*time.Minute)
-	old.check("L-tok", "credit_card", tok, now, 5*time.Minute)
-	old.redeem("L-tok", "token", "credit_card", tok, "", now)
-	old.check("L-code", "credit_card", codeID, now, 5*time.Minute)
-	old.redeem("L-code", "otp", "credit_card", "", code, now)
-	old.check("L-exp", "credit_card", exp, now, time.Second)
-
-	s := New(rdb, Options{})
-	redeem := func(customer, checkID, code, actor string) (validation.Grant, bool, error) {
-		return s.Redeem(ctx, validation.RedeemRequest{Rule: rule("credit_card"), CustomerID: customer, CheckID: checkID, Code: code,
-			Actor: actor, Now: now.Add(time.Second), MaxAttempts: 5})
+	if err := hold("R-grant", "personal_loan"); !errors.Is(err, validation.ErrConflictingProduct) {
+		t.Fatalf("after the migration: %v, want conflicting_product", err)
 	}
-	reason := func(err error) validation.Reason {
-		var e *validation.Error
-		if errors.As(err, &e) {
-			return e.Reason
-		}
-		return ""
-	}
-
-	t.Run("a v1 live hold reads held, refuses, and redeems by token", func(t *testing.T) {
-		c, err := s.Check(ctx, "L-held", held, now)
-		if err != nil || c.Status != validation.StatusHeld || string(c.Secret) != string(v1Secret) || c.PlacedBy != "branch-portal" {
-			t.Fatalf("check = %+v, %v", c, err)
-		}
-		_, _, err = s.Hold(ctx, validation.HoldRequest{Rule: rule("personal_loan"), CustomerID: "L-held", CheckID: id("L-held"),
-			Secret: v1Secret, Actor: "loan-service", Now: now})
-		if reason(err) != validation.ReasonHoldExists {
-			t.Fatalf("competing check: %v, want hold_exists", err)
-		}
-		g, replayed, err := redeem("L-held", held, "", "card-service")
-		if err != nil || replayed || g.CheckID != held || g.Fence != c.Fence {
-			t.Fatalf("redeem = %+v %v %v", g, replayed, err)
-		}
-		if _, replayed, err := redeem("L-held", held, "", "card-service"); err != nil || !replayed {
-			t.Fatalf("replay = %v %v", replayed, err)
-		}
-		evs, err := s.Audit(ctx, "L-held", 10, now.Add(time.Second), validation.EventChecked, validation.EventRedeemed)
-		if err != nil || len(evs) != 2 || evs[0].Type != validation.EventRedeemed || evs[1].Type != validation.EventChecked {
-			t.Fatalf("audit = %+v, %v; want redeemed after the v1 checked", evs, err)
-		}
-	})
-	t.Run("a v1 live hold redeems by OTP, its wrong codes counted", func(t *testing.T) {
-		bad := "000000"
-		if bad == code {
-			bad = "111111"
-		}
-		_, _, err := redeem("L-otp", "", bad, "card-service")
-		if reason(err) != validation.ReasonOTPInvalid {
-			t.Fatalf("wrong code: %v", err)
-		}
-		if g, _, err := redeem("L-otp", "", code, "card-service"); err != nil || g.CheckID != otpHeld {
-			t.Fatalf("otp redeem = %+v, %v", g, err)
-		}
-	})
-	t.Run("a v1 grant refuses, replays and releases", func(t *testing.T) {
-		cust, err := s.Customer(ctx, "L-tok", now)
-		if err != nil || len(cust.Grants) != 1 || cust.Grants[0].CheckID != tok || cust.Grants[0].RedeemedBy != "card-service" {
-			t.Fatalf("customer = %+v, %v", cust, err)
-		}
-		_, _, err = s.Hold(ctx, validation.HoldRequest{Rule: rule("personal_loan"), CustomerID: "L-tok", CheckID: id("L-tok"), Actor: "x", Now: now})
-		if reason(err) != validation.ReasonConflictingProduct {
-			t.Fatalf("conflicting check: %v", err)
-		}
-		if _, replayed, err := redeem("L-tok", tok, "", "card-service"); err != nil || !replayed {
-			t.Fatalf("replay = %v %v", replayed, err)
-		}
-		if _, _, err := redeem("L-tok", tok, "", "loan-service"); reason(err) != validation.ReasonAlreadyRedeemed {
-			t.Fatalf("other redeemer: %v", err)
-		}
-		if _, err := s.Release(ctx, validation.ReleaseRequest{CustomerID: "L-tok", Product: "credit_card", Actor: "card-service", Now: now}); err != nil {
-			t.Fatal(err)
-		}
-		if _, _, err := redeem("L-tok", tok, "", "card-service"); reason(err) != validation.ReasonGrantReleased {
-			t.Fatalf("replay of a released v1 grant: %v", err)
-		}
-		c, _, err := s.Hold(ctx, validation.HoldRequest{Rule: rule("personal_loan"), CustomerID: "L-tok", CheckID: id("L-tok"), Actor: "x", Now: now})
-		if err != nil || c.Fence <= cust.Grants[0].Fence {
-			t.Fatalf("new check = %+v, %v; want a fence above the v1 %d", c, err, cust.Grants[0].Fence)
-		}
-	})
-	t.Run("a v1 OTP grant replays with its code only", func(t *testing.T) {
-		if _, replayed, err := redeem("L-code", "", code, "card-service"); err != nil || !replayed {
-			t.Fatalf("replay = %v %v", replayed, err)
-		}
-		other := "000000"
-		if other == code {
-			other = "111111"
-		}
-		if _, _, err := redeem("L-code", "", other, "card-service"); reason(err) != validation.ReasonOTPInvalid {
-			t.Fatalf("replay with another code: %v", err)
-		}
-	})
-	t.Run("a v1 hold's expiry is settled", func(t *testing.T) {
-		expire()
-		later := now.Add(3 * time.Second)
-		c, err := s.Check(ctx, "L-exp", exp, later)
-		if err != nil || c.Status != validation.StatusExpired {
-			t.Fatalf("check = %+v, %v", c, err)
-		}
-		evs, err := s.Audit(ctx, "L-exp", 10, later)
-		if err != nil || len(evs) != 2 || evs[0].Type != validation.EventExpired || evs[1].Type != validation.EventChecked {
-			t.Fatalf("audit = %+v, %v; want expired, checked", evs, err)
-		}
-		n, _, err := s.Hold(ctx, validation.HoldRequest{Rule: rule("credit_card"), CustomerID: "L-exp", CheckID: id("L-exp"), Secret: v1Secret, Actor: "x", Now: later})
-		if err != nil || n.Fence <= c.Fence {
-			t.Fatalf("new check = %+v, %v", n, err)
-		}
-	})
 }

@@ -79,7 +79,7 @@ var mutants = []mutant{
 		bug:   "a release without a check id ends the oldest grant, not the most recent",
 		tests: []string{"TestContractReleaseMostRecent"}},
 	{name: "release-forgets-redemption", file: "release.lua",
-		from: "if latest.status == 'redeemed' and not latest.v1grant then record_put(latest) end\n", to: "",
+		from: "if latest.status == 'redeemed' then record_put(latest) end\n", to: "",
 		bug:   "a released grant's check is forgotten: its replay reads hold_expired, not grant_released",
 		tests: []string{"TestContractRedemptionSemantics"}},
 
@@ -113,8 +113,8 @@ var mutants = []mutant{
 		bug:   "ending a hold leaves meta open: the next script settles a redeemed or cancelled check as expired",
 		tests: []string{"TestContractCancel"}},
 	{name: "settle-ignores-shadow", file: "prelude.lua",
-		from: "    c = shadow_read()\n", to: "    c = nil\n",
-		bug:   "settle ignores meta's shadow: an expired hold's record keeps only its id, product and fence",
+		from: "  local c = shadow_read()\n", to: "  local c = {id = m.last, status = 'held'}\n",
+		bug:   "settle ignores meta's shadow: an expired hold's record keeps only its id",
 		tests: []string{"TestSettleKeepsEveryField"}},
 
 	// prelude.lua: evaluate and grant_violations

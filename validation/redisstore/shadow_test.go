@@ -3,7 +3,6 @@ package redisstore
 import (
 	"context"
 	"reflect"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -137,66 +136,6 @@ func TestSettleKeepsEveryField(t *testing.T) {
 					t.Errorf("meta keeps %s after the settle: %v", f, left)
 				}
 			}
-		})
-	}
-}
-
-// TestHoldCopiedByTheVersionBefore: a hold placed by the version before
-// this one has meta's copy as one encoded value (lastv) and no shadow.
-// It still settles whole, and a rewrite (the delivered flag) moves it to
-// the shadow.
-func TestHoldCopiedByTheVersionBefore(t *testing.T) {
-	ctx := context.Background()
-	// asBefore rewrites meta as that version left it after placing h: open,
-	// lastv the hold without its secret, no h.<field>.
-	asBefore := func(t *testing.T, rdb redis.UniversalClient, customer string) {
-		t.Helper()
-		p := "arb:{" + customer + "}:"
-		raw, err := rdb.Get(ctx, p+"hold").Result()
-		if err != nil {
-			t.Fatal(err)
-		}
-		f := strings.Split(raw, sep)
-		names := checkCodec.names()
-		f[1+slices.Index(names, "secret")] = "" // after "c2"
-		shadow := make([]string, len(names))
-		for i, name := range names {
-			shadow[i] = "h." + name
-		}
-		if err := rdb.HDel(ctx, p+"meta", shadow...).Err(); err != nil {
-			t.Fatal(err)
-		}
-		if err := rdb.HSet(ctx, p+"meta", "open", "1", "lastv", strings.Join(f, sep)).Err(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for name, start := range shadowBackends {
-		t.Run(name, func(t *testing.T) {
-			rdb := start(t)
-			s := New(rdb, Options{})
-			now := time.Now().Truncate(time.Millisecond)
-
-			h := heldCheck(t, s, rdb, "B-1", now, true)
-			asBefore(t, rdb, "B-1")
-			wantSettledFrom(t, settled(t, s, rdb, "B-1", h.ID, now), h)
-			if n, err := rdb.HExists(ctx, "arb:{B-1}:meta", "lastv").Result(); err != nil || n {
-				t.Fatalf("meta keeps lastv after the settle (%v)", err)
-			}
-
-			// Undelivered: a replay delivers it, and that rewrite must land
-			// where settle reads.
-			heldCheck(t, s, rdb, "B-2", now, false)
-			asBefore(t, rdb, "B-2")
-			id := holdValue(t, rdb, "B-2").ID
-			deliverHold(t, s, "B-2", id, now)
-			if v := mustHGet(t, rdb, "arb:{B-2}:meta", "lastv"); v != "" {
-				t.Fatalf("the rewrite left lastv %q", v)
-			}
-			h = holdValue(t, rdb, "B-2")
-			if !h.Delivered {
-				t.Fatal("the replay did not deliver the hold")
-			}
-			wantSettledFrom(t, settled(t, s, rdb, "B-2", h.ID, now), h)
 		})
 	}
 }

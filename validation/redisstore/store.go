@@ -261,6 +261,11 @@ func unavailable(name string, err error) error {
 	if errors.As(err, &rerr) && isOOM(rerr.Error()) {
 		return validation.StoreFull(fmt.Errorf("redis %s: %w", name, err))
 	}
+	if errors.As(err, &rerr) && strings.HasPrefix(rerr.Error(), "WRONGTYPE") {
+		// Every key arbiter reads has one type; another is a retired one,
+		// such as a v1 hold (a hash).
+		return fmt.Errorf("redis %s: %w: %w", name, err, errRetired)
+	}
 	if errors.As(err, &rerr) && !isTransient(rerr.Error()) {
 		return fmt.Errorf("redis %s: %w", name, err)
 	}

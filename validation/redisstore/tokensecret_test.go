@@ -8,13 +8,14 @@ import (
 	"time"
 
 	"github.com/arbiter-bank/arbiter/validation"
+	"github.com/arbiter-bank/arbiter/validation/redisstore"
 )
 
 // TestContractTokenSecret: a check placed with a token hash is redeemed by
 // token only with that hash, on the live hold and on a replay of its grant
 // alike; an empty hash (a token whose signature the caller verified, which
 // has no secret) redeems only a check that keeps none, as checks placed
-// before they kept one.
+// before they kept one (and migrated since).
 func TestContractTokenSecret(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b backend) {
 		s := b.store
@@ -81,9 +82,9 @@ func TestContractTokenSecret(t *testing.T) {
 				t.Fatal(err)
 			}
 		})
-		t.Run("a check written before checks had the field still reads", func(t *testing.T) {
-			// C-3's grant, less its (empty) last field, as the previous
-			// version wrote it: Go and Lua both decode it.
+		t.Run("a check written before checks had the field reads once migrated", func(t *testing.T) {
+			// C-3's grant, less its (empty) last field, as an earlier
+			// version wrote it: the migration gives it the field.
 			ctx, key := context.Background(), "arb:{C-3}:grants"
 			raw, err := b.rdb.HGet(ctx, key, c3.ID).Result()
 			if err != nil && strings.HasPrefix(err.Error(), "NOPERM") {
@@ -94,6 +95,9 @@ func TestContractTokenSecret(t *testing.T) {
 			}
 			if err := b.rdb.HSet(ctx, key, c3.ID, strings.TrimSuffix(raw, "\x1f")).Err(); err != nil {
 				t.Fatal(err)
+			}
+			if rep, err := s.Migrate(ctx, redisstore.MigrateOptions{}); err != nil || rep.Tokenless != 1 {
+				t.Fatalf("migrate = %+v, %v; want the grant given its field", rep, err)
 			}
 			cu, err := s.Customer(ctx, "C-3", t0.Add(time.Hour))
 			if err != nil || len(cu.Grants) != 1 || cu.Grants[0].RedeemedBy != "card-service" {

@@ -3,4 +3,4 @@
 -- sorts, filters and limits). Reply: auditReply.
 local h = live_hold()
 return reply{state = redis.call('LRANGE', K_AUDIT, 0, -1), tries = redis.call('LRANGE', K_TRIES, 0, -1),
-  hold = h and not h.legacy and check_encode(h)}
+  hold = h and check_encode(h)}

@@ -2,8 +2,7 @@
 -- Arguments and reply: checkArgs, checkReply (contract.go).
 -- Idempotency records exist only for placed holds: a refusal has no side
 -- effect to protect, so a retry under the same key decides again (a hold
--- cancelled since no longer refuses it). A record of a refusal (the v1
--- layout wrote them) is ignored the same way. A key is scoped to its client
+-- cancelled since no longer refuses it). A key is scoped to its client
 -- (in the key's hash) and to the customer (the record lives under the
 -- customer's hash tag, the only place one script can reach on a cluster).
 local h, m = live_hold('t:' .. id)
@@ -11,11 +10,13 @@ local h, m = live_hold('t:' .. id)
 if K_IDEM then
   local prev = redis.call('GET', K_IDEM)
   local p = prev and cjson.decode(prev)
-  local c = p and p.check_id and ((h and h.id == p.check_id and h) or check_find(p.check_id))
+  -- A record without check_id is a refusal's, as releases before the
+  -- migration wrote them.
+  local c = p and ((h and h.id == p.check_id and h) or check_find(p.check_id or error(RETIRED)))
   -- A check arbiter gave up as lost (abandon.lua) was never delivered: its
   -- client's retry decides again instead of getting a dead check back.
   if c and c.end_reason == 'unknown_outcome' then p = nil end
-  if p and p.check_id then
+  if p then
     if p.req ~= req_hash then return reply{kind = KIND.error, reason = REASON.idempotency_key_reused} end
     if not c then return reply{kind = KIND.error, reason = REASON.check_not_found} end
     -- The client has its check now: an abandon of it (see abandon.lua)

@@ -28,20 +28,16 @@ local TRIES_CAP = 100
 -- prelude; a field is added there (tagged held, if a held check has
 -- it).
 -- Numbers are kept as written (milliseconds and fences print exactly).
--- Values in the v1 layout's JSON form ('{') are read by check_decode.
+-- Every value is in this one encoding: arbiter migrate rewrote what earlier
+-- releases wrote before this one was deployed. check_fields and
+-- grant_product raise RETIRED (generated too) on a value it missed, rather
+-- than read it as no check (and so as no grant, which would let a rule
+-- pass).
 
 -- check_decode returns the check a value encodes (nil for none); empty
--- fields are nil. A v1 check or grant (JSON) is read as its v2 fields.
+-- fields are nil.
 local function check_decode(v)
   if not v then return nil end
-  if string.byte(v, 1) == 123 then
-    local j = cjson.decode(v)
-    if j.check_id then
-      return {id = j.check_id, product = j.product, status = 'redeemed', fence = j.fence, granted = j.granted, redeemed_by = j.by, v1grant = true}
-    end
-    j.delivered = j.delivered and '1' or nil
-    return j
-  end
   return check_fields(v)
 end
 
@@ -114,8 +110,7 @@ end
 -- grant_product reads only a grant's product, so rules never decode the
 -- grants they do not concern.
 local function grant_product(raw)
-  if string.byte(raw, 1) == 123 then return cjson.decode(raw).product end
-  return check_product(raw)
+  return check_product(raw) or error(RETIRED)
 end
 
 local function grant_put(c)
@@ -129,7 +124,7 @@ end
 -- Imported grants were never checks.
 local function check_find(id)
   local g = grant_get(id)
-  if g and g.status ~= 'imported' and not g.v1grant then return g end
+  if g and g.status ~= 'imported' then return g end
   return record_get(id)
 end
 
@@ -143,14 +138,13 @@ end
 -- hash table for good, three times the bytes. It expires AUDIT_RETENTION
 -- after the newest hold.
 --
--- meta_read reads open, lastv, last, fence and ttl_at, and the fields its
+-- meta_read reads open, last, fence and ttl_at, and the fields its
 -- arguments name, by name in asked: meta_read('t:x').asked['t:x'].
 local function meta_read(...)
-  local r = redis.call('HMGET', K_META, 'open', 'lastv', 'last', 'fence', 'ttl_at', ...)
+  local r = redis.call('HMGET', K_META, 'open', 'last', 'fence', 'ttl_at', ...)
   local asked = {}
-  for i, field in ipairs({...}) do asked[field] = r[5 + i] end
-  return {open = r[1], lastv = r[2], last = r[3], fence = tonumber(r[4]), ttl_at = tonumber(r[5]), ttl_at_str = r[5],
-    asked = asked}
+  for i, field in ipairs({...}) do asked[field] = r[4 + i] end
+  return {open = r[1], last = r[2], fence = tonumber(r[3]), ttl_at = tonumber(r[4]), ttl_at_str = r[4], asked = asked}
 end
 
 -- meta_ttl says whether a hold of hold_ttl ms renews meta's expiry, which
@@ -172,18 +166,8 @@ local function next_fence(m)
 end
 
 -- ## hold: the live hold (K_HOLD: the check, status held, PX = its TTL)
--- legacy_hold reads a v1 hold (a hash) and its check.
-local function legacy_hold()
-  local h = redis.call('HMGET', K_HOLD, 'check_id', 'product', 'fence', 'secret', 'fails', 'expires', 'by')
-  local c = record_get(h[1]) or {id = h[1], product = h[2], fence = h[3], expires = h[6], by = h[7], status = 'held'}
-  c.secret, c.legacy, c.fails = h[4], true, tonumber(h[5])
-  return c
-end
-
 local function hold_read()
-  local v = redis.pcall('GET', K_HOLD)
-  if type(v) == 'table' and v.err then return legacy_hold() end
-  return check_decode(v)
+  return check_decode(redis.call('GET', K_HOLD))
 end
 
 -- While its hold may be live, meta keeps what settle needs of the check
@@ -192,8 +176,6 @@ end
 -- short, so that meta stays a listpack. HELD (the names), HELD_KEYS (the
 -- meta fields) and held_fields(c) (the HSET's list) are generated from
 -- storedCheck's held fields in codec.go: every field a held check can have.
--- Versions before kept one encoded copy in lastv instead, which settle
--- still reads.
 
 -- shadow_read returns the check meta's h.<name> fields describe, or nil.
 local function shadow_read()
@@ -208,7 +190,7 @@ end
 
 -- shadow_drop is the HDEL that ends the newest check's open state.
 local function shadow_drop()
-  redis.call('HDEL', K_META, 'open', 'lastv', unpack(HELD_KEYS))
+  redis.call('HDEL', K_META, 'open', unpack(HELD_KEYS))
 end
 
 -- hold_place writes the hold, for ttl_str ms, and makes it the newest check
@@ -223,15 +205,10 @@ local function hold_place(c, ttl_str, m)
   if renew then redis.call('PEXPIRE', K_META, AUDIT_RETENTION + 2 * META_RENEW) end
 end
 
--- hold_update rewrites the live hold (its TTL unchanged). A hold placed
--- by an earlier version gets its shadow in place of its copy (lastv).
+-- hold_update rewrites the live hold (its TTL unchanged).
 local function hold_update(c)
-  if c.legacy then
-    c.secret = nil
-    return record_put(c)
-  end
   redis.call('SET', K_HOLD, check_encode(c), 'KEEPTTL')
-  redis.call('HSET', K_META, 'lastv', '', held_fields(c))
+  redis.call('HSET', K_META, held_fields(c))
 end
 
 -- hold_finish ends the live hold c: status redeemed makes it a grant
@@ -245,7 +222,7 @@ local function hold_finish(c, status, actor, ev)
   ev.product, ev.check_id, ev.actor, ev.fence = c.product, c.id, actor, c.fence
   local enc
   if status == 'redeemed' then enc = grant_put(c) else record_put(c) end
-  if c.legacy then events_append(ev) else events_append(checked(c), ev) end
+  events_append(checked(c), ev)
   return enc
 end
 
@@ -255,28 +232,14 @@ end
 -- to settle then) or meta, so no reader sees a stale "held".
 local function settle(m)
   if m.open ~= '1' then return end
-  local c
-  if m.lastv and m.lastv ~= '' then
-    c = check_decode(m.lastv)
-  else
-    c = shadow_read()
-  end
-  if not c then
-    -- A v1 hold: its check is a record already, its checked event audited.
-    c = record_get(m.last)
-    if not c then
-      local l = redis.call('HMGET', K_META, 'last_product', 'last_expires', 'last_fence')
-      c = {id = m.last, product = l[1], expires = l[2], fence = l[3]}
-    end
-    c.legacy = true
-  end
+  local c = shadow_read()
+  -- Open without a shadow: meta as a release before the migration left it.
+  if not c then error(RETIRED) end
   shadow_drop()
-  if c.status == 'held' then
-    c.status, c.ended, c.ended_by = 'expired', c.expires, 'arbiter'
-    record_put(c)
-  end
-  local ev = {at = tonumber(c.expires), type = 'expired', product = c.product, check_id = c.id, actor = 'arbiter', fence = c.fence}
-  if c.legacy then events_append(ev) else events_append(checked(c), ev) end
+  c.status, c.ended, c.ended_by = 'expired', c.expires, 'arbiter'
+  record_put(c)
+  events_append(checked(c), {at = tonumber(c.expires), type = 'expired', product = c.product, check_id = c.id,
+    actor = 'arbiter', fence = c.fence})
   EXPIRED = 1
 end
 

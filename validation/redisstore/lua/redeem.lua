@@ -21,7 +21,6 @@ local function ended(id, actor, code, product, accept)
   if raw then
     local g = check_decode(raw)
     if product and g.product ~= product then return reply{kind = KIND.error, reason = REASON.hold_expired, detail = 'unknown'} end
-    if g.v1grant then g = record_get(id) or g end -- a v1 grant's redeemer and code are in its check
     if accept and not accept(g) then return reply{kind = KIND.error, reason = REASON.token_invalid, detail = 'secret'} end
     if g.redeemed_by ~= actor then return reply{kind = KIND.error, reason = REASON.already_redeemed, detail = g.redeemed_by} end
     if code and g.otp ~= otp_digest(id, code) then return reply{kind = KIND.error, reason = REASON.otp_invalid, detail = 'replay'} end

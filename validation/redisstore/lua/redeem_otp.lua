@@ -25,8 +25,7 @@ if cfails >= otp_budget then return reply{kind = KIND.error, reason = REASON.otp
 -- this write fails, as when a full Redis refuses a script's first write,
 -- the code is never verified, so no failure can make wrong codes free to
 -- try. A right code ends the hold, count and all.
-local fails
-if h.legacy then fails = redis.call('HINCRBY', K_HOLD, 'fails', 1) else fails = redis.call('HINCRBY', K_META, 'fails', '1') end
+local fails = redis.call('HINCRBY', K_META, 'fails', '1')
 if not totp_ok(h.secret, code, math.floor(NOW / 1000), period, skew) then
   cfails = cfails + 1
   redis.call('HSET', K_META, 'otp_fails', cfails, 'otp_since', since)

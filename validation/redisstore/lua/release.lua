@@ -14,6 +14,6 @@ end
 if not latest then return reply{kind = KIND.error, reason = REASON.grant_not_found} end
 redis.call('HDEL', K_GRANTS, latest.id)
 local enc = check_encode(latest)
-if latest.status == 'redeemed' and not latest.v1grant then record_put(latest) end
+if latest.status == 'redeemed' then record_put(latest) end
 events_append({type = 'released', product = product, check_id = latest.id, actor = actor, fence = latest.fence})
 return reply{kind = KIND.ok, grant = enc}
