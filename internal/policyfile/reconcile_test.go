@@ -1,4 +1,4 @@
-package validation_test
+package policyfile_test
 
 import (
 	"strings"
@@ -16,7 +16,7 @@ exclusive:
   - [credit_card, personal_loan]
 `
 
-func TestParsePolicyReconcile(t *testing.T) {
+func TestParseReconcile(t *testing.T) {
 	p, err := policyfile.Parse([]byte(reconcileProducts + `reconcile:
   interval: 10m
   grace: 0
@@ -47,7 +47,7 @@ func TestParsePolicyReconcile(t *testing.T) {
 	}
 }
 
-func TestParsePolicyReconcileErrors(t *testing.T) {
+func TestParseReconcileErrors(t *testing.T) {
 	for _, tc := range []struct {
 		name, block, want string
 	}{
