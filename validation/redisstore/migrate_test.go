@@ -28,13 +28,17 @@ type v2Store struct {
 }
 
 func (v v2Store) run(name, customer string, now time.Time, extra []string, args, reply any) error {
-	b, err := os.ReadFile(filepath.Join("testdata", "v2", name+".lua"))
-	if err != nil {
-		v.tb.Fatal(err)
+	var src []byte
+	for _, f := range []string{"prelude.lua", name + ".lua"} {
+		b, err := os.ReadFile(filepath.Join("testdata", "v2", f))
+		if err != nil {
+			v.tb.Fatal(err)
+		}
+		src = append(src, b...)
 	}
 	common := commonArgs{Now: now.UnixMilli(), AuditCap: DefaultAuditCap, Retention: DefaultRetention.Milliseconds(),
 		AuditRetention: DefaultAuditRetention.Milliseconds()}
-	res, err := redis.NewScript(string(b)).Run(context.Background(), v.rdb, append(customerKeys(customer), extra...),
+	res, err := redis.NewScript(string(src)).Run(context.Background(), v.rdb, append(customerKeys(customer), extra...),
 		argv(argv(nil, common), args)...).Slice()
 	if err != nil {
 		return err
