@@ -172,13 +172,6 @@ func msOf(t time.Time) int64 {
 	return t.UnixMilli()
 }
 
-func timeOf(ms int64) time.Time {
-	if ms == 0 {
-		return time.Time{}
-	}
-	return time.UnixMilli(ms).UTC()
-}
-
 // OpenCase is the ledger side of reconcile.Store: the case and its audit
 // event in one script, then its index entry (idempotent: a lost ZADD is
 // made again by the next run that finds the case).
@@ -208,7 +201,7 @@ func decodeCase(raw string) (validation.Case, error) {
 	if err := json.Unmarshal([]byte(raw), &j); err != nil {
 		return validation.Case{}, fmt.Errorf("decode case: %w", err)
 	}
-	return validation.Case{CustomerID: j.Customer, Products: j.Products, Detail: j.Detail, OpenedAt: timeOf(j.Opened), RunID: j.Run}, nil
+	return validation.Case{CustomerID: j.Customer, Products: j.Products, Detail: j.Detail, OpenedAt: msTime(j.Opened), RunID: j.Run}, nil
 }
 
 // Cases is the ledger side of reconcile.Store: the index, then each case
