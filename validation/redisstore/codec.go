@@ -33,9 +33,16 @@ const sep = "\x1f"
 // check can have, its status (held) and secret aside: what meta shadows of
 // the live hold, one field h.<name> each, so that an expiry can be settled
 // once Redis has dropped the hold (the prelude's "hold" section;
-// TestSettleKeepsEveryField fails when a field set on holds lacks it).
-// Every value has every field: one written before a field existed is
-// rewritten by the migration (migrateArgs.Fields).
+// TestSettleKeepsEveryField fails when a field set on holds lacks it);
+// added, a field appended after the encoding first shipped.
+//
+// The field list only ever grows at its end, so that releases next to
+// each other read each other's values during a rolling deploy or a
+// rollback: a value written before an added field existed lacks it and
+// reads it as empty; a value with fields beyond the last one this release
+// knows (written by a newer release) reads the ones it knows. Anything else
+// (another tag, fewer fields than the first release had, JSON) is a
+// retired encoding, which arbiter migrate rewrites.
 type storedCheck struct {
 	ID         string `lua:"id,held"`
 	Product    string `lua:"product,held"`
@@ -52,8 +59,8 @@ type storedCheck struct {
 	Ended      int64  `lua:"ended"`
 	EndedBy    string `lua:"ended_by"`
 	EndReason  string `lua:"end_reason"`
-	OTP        string `lua:"otp"`        // otp_digest of the code that redeemed it
-	Token      string `lua:"token,held"` // digest of the approval token's secret (redeem_token.lua)
+	OTP        string `lua:"otp"`              // otp_digest of the code that redeemed it
+	Token      string `lua:"token,held,added"` // digest of the approval token's secret (redeem_token.lua)
 }
 
 // storedEvent is an audit event as the scripts store it, in wire order
@@ -82,10 +89,11 @@ var (
 // a bool ('1' or empty) or a slice of strings (comma-separated); an empty
 // field decodes as the zero value.
 type wireCodec struct {
-	what   string // in errors: "check"
-	tag    string
-	prefix string // tag + sep
-	fields []wireField
+	what     string // in errors: "check"
+	tag      string
+	prefix   string // tag + sep
+	fields   []wireField
+	required int // the fields of the encoding's first release; the rest were added
 }
 
 type wireField struct {
@@ -93,6 +101,7 @@ type wireField struct {
 	index int
 	kind  reflect.Kind
 	held  bool
+	added bool
 }
 
 func newWireCodec(what, tag string, v any) wireCodec {
@@ -110,6 +119,8 @@ func newWireCodec(what, tag string, v any) wireCodec {
 			switch opt {
 			case "held":
 				f.held = true
+			case "added":
+				f.added = true
 			case "":
 			default:
 				panic(fmt.Sprintf("redisstore: field %s.%s: unknown lua tag option %q", t.Name(), sf.Name, opt))
@@ -120,6 +131,12 @@ func newWireCodec(what, tag string, v any) wireCodec {
 		case f.kind == reflect.Slice && sf.Type.Elem().Kind() == reflect.String:
 		default:
 			panic(fmt.Sprintf("redisstore: field %s.%s: a wire field cannot be a %s", t.Name(), sf.Name, sf.Type))
+		}
+		switch {
+		case !f.added && w.required != len(w.fields):
+			panic(fmt.Sprintf("redisstore: field %s.%s: fields are added at the end only", t.Name(), sf.Name))
+		case !f.added:
+			w.required++
 		}
 		w.fields = append(w.fields, f)
 	}
@@ -146,16 +163,20 @@ func (w wireCodec) heldNames() []string {
 	return out
 }
 
-// decode fills *dst, a zero value of the codec's struct, from raw. A value
-// in another encoding (another tag, another number of fields: what an
-// earlier release wrote) is errRetired.
+// decode fills *dst, a zero value of the codec's struct, from raw: fields
+// added since raw was written are left empty, fields added by a newer
+// release are skipped. A value in another encoding (another tag, fewer
+// fields than the first release wrote) is errRetired.
 func (w wireCodec) decode(dst any, raw string) error {
 	rest, ok := strings.CutPrefix(raw, w.prefix)
-	if !ok || strings.Count(rest, sep)+1 != len(w.fields) {
-		return fmt.Errorf("decode %s: %d fields, want %s and %d: %w", w.what, strings.Count(raw, sep)+1, w.tag, len(w.fields), errRetired)
+	if n := strings.Count(rest, sep) + 1; !ok || n < w.required {
+		return fmt.Errorf("decode %s: %d fields, want %s and at least %d: %w", w.what, strings.Count(raw, sep)+1, w.tag, w.required, errRetired)
 	}
 	v := reflect.ValueOf(dst).Elem()
 	for _, f := range w.fields {
+		if rest == "" && f.added {
+			break // written before f was added: the rest are empty
+		}
 		var s string
 		s, rest, _ = strings.Cut(rest, sep)
 		if s == "" {
@@ -282,8 +303,12 @@ func luaCodec() string {
 	}
 	encode("check_encode", "c", checkCodec)
 	encode("event_encode", "ev", eventCodec)
+	// An added field's separator is optional, as the field is (the field
+	// before it cannot contain one), and nothing anchors the end: a value
+	// a newer release wrote has fields after the last one known here.
 	checkFields := checkCodec.names()
-	pattern := "'^c2" + strings.Repeat(`\31([^\31]*)`, len(checkFields)) + "$'"
+	pattern := "'^c2" + strings.Repeat(`\31([^\31]*)`, checkCodec.required) +
+		strings.Repeat(`\31?([^\31]*)`, len(checkFields)-checkCodec.required) + "'"
 	vars := make([]string, len(checkFields))
 	for i := range vars {
 		vars[i] = "f" + strconv.Itoa(i+1)

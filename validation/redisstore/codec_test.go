@@ -5,9 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/arbiter-bank/arbiter/validation/redisstore/redistest"
 )
 
 // everyField returns a value of *p's struct with every field set, each to
@@ -102,11 +107,13 @@ func TestCodecBothWays(t *testing.T) {
 	}
 }
 
-// TestCodecReadsOneEncoding: a value with every field of storedCheck
-// decodes whole; one with a field fewer (a check written before the newest
-// field existed) or more, another tag or JSON (what earlier releases wrote,
-// which arbiter migrate rewrites) is errRetired.
-func TestCodecReadsOneEncoding(t *testing.T) {
+// TestCodecFieldsAreAddedAtTheEnd: a value with every field of storedCheck
+// decodes whole; one written before the added fields existed reads them
+// as empty; one a newer release wrote, with fields after the last one
+// known, reads the known ones; one with fewer fields than the first
+// release wrote, another tag or JSON (what arbiter migrate rewrites) is
+// errRetired. The same values go through the Lua decoder (check_fields).
+func TestCodecFieldsAreAddedAtTheEnd(t *testing.T) {
 	var full storedCheck
 	everyField(&full)
 	fields := []string{"c2"}
@@ -119,17 +126,45 @@ func TestCodecReadsOneEncoding(t *testing.T) {
 			fields = append(fields, fmt.Sprint(x))
 		}
 	}
-	if got := mustParse(t, strings.Join(fields, sep)); got != full {
-		t.Fatalf("decode = %+v, want %+v", got, full)
+	if checkCodec.required == len(checkCodec.fields) {
+		t.Fatal("storedCheck has no added field to test with")
+	}
+	before := full
+	for _, f := range checkCodec.fields[checkCodec.required:] {
+		reflect.ValueOf(&before).Elem().Field(f.index).SetZero()
+	}
+	ctx := context.Background()
+	rdb := redistest.MustStartRedis(t).Client(t)
+	inLua := redis.NewScript(luaCodec() + "return check_encode(check_fields(ARGV[1]))")
+	for _, c := range []struct {
+		name, raw string
+		want      storedCheck
+	}{
+		{"every field", strings.Join(fields, sep), full},
+		{"written before the added fields", strings.Join(fields[:1+checkCodec.required], sep), before},
+		{"written by a newer release", strings.Join(append(slices.Clone(fields), "newer", "fields"), sep), full},
+	} {
+		if got := mustParse(t, c.raw); got != c.want {
+			t.Errorf("%s: decode = %+v, want %+v", c.name, got, c.want)
+		}
+		lua, err := inLua.Run(ctx, rdb, nil, c.raw).Text()
+		if err != nil {
+			t.Fatalf("%s: check_fields: %v", c.name, err)
+		}
+		if got := mustParse(t, lua); got != c.want {
+			t.Errorf("%s: through check_fields and check_encode = %+v, want %+v", c.name, got, c.want)
+		}
 	}
 	for _, bad := range []string{
-		strings.Join(fields[:len(fields)-1], sep),
-		strings.Join(append(fields, "extra"), sep),
+		strings.Join(fields[:checkCodec.required], sep),
 		strings.Join(append([]string{"e2"}, fields[1:]...), sep),
 		`{"id":"chk_1","product":"credit_card","status":"held"}`,
 	} {
 		if c, err := parseCheck(bad); !errors.Is(err, errRetired) {
 			t.Errorf("parseCheck(%q) = %+v, %v; want errRetired", bad, c, err)
+		}
+		if out, err := inLua.Run(ctx, rdb, nil, bad).Result(); err == nil || !strings.Contains(err.Error(), retiredMsg) {
+			t.Errorf("check_fields(%q) = %v, %v; want RETIRED raised", bad, out, err)
 		}
 	}
 }
