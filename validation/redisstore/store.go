@@ -127,7 +127,7 @@ func (s *Store) run(ctx context.Context, sc *luaScript, customer string, now tim
 		s.opts.Observe(sc.name, time.Since(start), err)
 	}
 	if err != nil {
-		return markUnknown(unavailable(sc.name, err), err)
+		return markUnknown(scriptFailure(sc.name, err), err)
 	}
 	if res, err = s.unwrap(sc.name, res); err != nil {
 		return err
@@ -261,15 +261,21 @@ func unavailable(name string, err error) error {
 	if errors.As(err, &rerr) && isOOM(rerr.Error()) {
 		return validation.StoreFull(fmt.Errorf("redis %s: %w", name, err))
 	}
-	if errors.As(err, &rerr) && strings.HasPrefix(rerr.Error(), "WRONGTYPE") {
-		// Every key arbiter reads has one type; another is a retired one,
-		// such as a v1 hold (a hash).
-		return fmt.Errorf("redis %s: %w: %w", name, err, errRetired)
-	}
 	if errors.As(err, &rerr) && !isTransient(rerr.Error()) {
 		return fmt.Errorf("redis %s: %w", name, err)
 	}
 	return validation.StoreUnavailable(fmt.Errorf("redis %s: %w", name, err))
+}
+
+// scriptFailure is unavailable for a customer script: every customer key
+// has one type, so WRONGTYPE there is a retired layout (a v1 hold is a
+// hash), named as such.
+func scriptFailure(name string, err error) error {
+	var rerr redis.Error
+	if errors.As(err, &rerr) && strings.HasPrefix(rerr.Error(), "WRONGTYPE") {
+		return fmt.Errorf("redis %s: %w: %w", name, err, errRetired)
+	}
+	return unavailable(name, err)
 }
 
 // isOOM matches Redis's "OOM command not allowed when used memory >

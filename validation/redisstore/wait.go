@@ -125,7 +125,7 @@ func (s *Store) runWaited(ctx context.Context, sc *luaScript, customer string, n
 		s.opts.Observe(sc.name, time.Since(start), err)
 	}
 	if err != nil {
-		return nil, 0, unavailable(sc.name, err)
+		return nil, 0, scriptFailure(sc.name, err)
 	}
 	return res, acked, nil
 }
