@@ -41,11 +41,11 @@ func TestNewReconciler(t *testing.T) {
 	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
 	store := redisstore.New(rdb, redisstore.Options{})
 	runs := redisrecon.New(rdb, store)
-	metrics := metrics.New(nil)
+	procMetrics := metrics.New(nil)
 	ctx := context.Background()
 
 	t.Run("reads and trims the key file", func(t *testing.T) {
-		rec, err := newReconciler(ctx, policy(key), store, runs, metrics, nil, false)
+		rec, err := newReconciler(ctx, policy(key), store, runs, procMetrics, nil, false)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -58,28 +58,28 @@ func TestNewReconciler(t *testing.T) {
 	})
 	for name, file := range map[string]string{"a missing key file": filepath.Join(dir, "nope.key"), "an empty key file": empty} {
 		t.Run(name+" stops the start", func(t *testing.T) {
-			_, err := newReconciler(ctx, policy(file), store, runs, metrics, nil, false)
+			_, err := newReconciler(ctx, policy(file), store, runs, procMetrics, nil, false)
 			if err == nil || !strings.Contains(err.Error(), "reconcile source credit_card") || strings.Contains(err.Error(), "s3cret") {
 				t.Errorf("error = %v", err)
 			}
 		})
 	}
 	t.Run("production refuses a feed key over plain http, except to loopback", func(t *testing.T) {
-		_, err := newReconciler(ctx, policy(key), store, runs, metrics, nil, true)
+		_, err := newReconciler(ctx, policy(key), store, runs, procMetrics, nil, true)
 		if err == nil || !strings.Contains(err.Error(), "over plain http") {
 			t.Errorf("http://card.internal with a key in production: %v, want refused", err)
 		}
 		for _, url := range []string{"https://card.internal/v1/holdings", "http://127.0.0.1:8081/v1/holdings", "http://localhost:8081/v1/holdings", "http://[::1]:8081/v1/holdings"} {
-			if _, err := newReconciler(ctx, policyAt(url, key), store, runs, metrics, nil, true); err != nil {
+			if _, err := newReconciler(ctx, policyAt(url, key), store, runs, procMetrics, nil, true); err != nil {
 				t.Errorf("%s with a key in production: %v", url, err)
 			}
 		}
-		if _, err := newReconciler(ctx, policyAt("http://card.internal/v1/holdings", `""`), store, runs, metrics, nil, true); err != nil {
+		if _, err := newReconciler(ctx, policyAt("http://card.internal/v1/holdings", `""`), store, runs, procMetrics, nil, true); err != nil {
 			t.Errorf("plain http without a key in production: %v", err)
 		}
 	})
 	t.Run("without a reconcile block: no sources, cases still served", func(t *testing.T) {
-		rec, err := newReconciler(ctx, validation.DefaultPolicy(), store, runs, metrics, nil, false)
+		rec, err := newReconciler(ctx, validation.DefaultPolicy(), store, runs, procMetrics, nil, false)
 		if err != nil || rec == nil || len(rec.Sources) != 0 {
 			t.Errorf("reconciler = %+v, %v", rec, err)
 		}

@@ -115,11 +115,11 @@ func runOn(ctx context.Context, local func() time.Time, args []string, getenv fu
 	if err != nil {
 		return err
 	}
-	metrics := metrics.New(nil)
+	procMetrics := metrics.New(nil)
 	if tlsCert != nil {
-		metrics.ObserveCertificate("listener", tlsCert.Leaf)
+		procMetrics.ObserveCertificate("listener", tlsCert.Leaf)
 	}
-	rdb, closeRedis, err := openRedis(cfg, log, metrics.ObserveCertificate)
+	rdb, closeRedis, err := openRedis(cfg, log, procMetrics.ObserveCertificate)
 	if err != nil {
 		return err
 	}
@@ -128,10 +128,10 @@ func runOn(ctx context.Context, local func() time.Time, args []string, getenv fu
 		return err
 	}
 
-	metrics.ObservePool(poolStats(rdb))
+	procMetrics.ObservePool(poolStats(rdb))
 	storeOpts := storeOptions(cfg) // WAIT settings, see redis.go
-	storeOpts.Observe = metrics.ObserveScript
-	storeOpts.OnExpiry = metrics.HoldExpired
+	storeOpts.Observe = procMetrics.ObserveScript
+	storeOpts.OnExpiry = procMetrics.HoldExpired
 	store := redisstore.New(rdb, storeOpts)
 	loadCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	if err := store.Load(loadCtx); err != nil {
@@ -146,13 +146,13 @@ func runOn(ctx context.Context, local func() time.Time, args []string, getenv fu
 	// embedded one in demo mode), so every instance shares them. Not fatal
 	// either, and an unreachable Redis was just logged: a script not loaded
 	// is sent whole once (EVAL), then runs as EVALSHA.
-	sessions := redissessions.New(rdb, redissessions.Options{Observe: metrics.ObserveScript})
+	sessions := redissessions.New(rdb, redissessions.Options{Observe: procMetrics.ObserveScript})
 	_ = sessions.Load(loadCtx)
 	cancel()
 
 	// One clock for every instance: Redis's (see "Why the invariant
 	// holds"). /readyz is 503 until its offset has been measured.
-	clock := newClock(ctx, cfg, rdb, local, log, metrics)
+	clock := newClock(ctx, cfg, rdb, local, log, procMetrics)
 	now := clock.Now
 	issuer, err := loadIssuer(cfg, now)
 	if err != nil {
@@ -166,7 +166,7 @@ func runOn(ctx context.Context, local func() time.Time, args []string, getenv fu
 	if policy.Rating != nil {
 		svc.Ratings = bureau.New(*policy.Rating, &http.Client{})
 	}
-	rec, err := newReconciler(ctx, policy, store, redisrecon.New(rdb, store), metrics, log, cfg.production()) // reconcile.go
+	rec, err := newReconciler(ctx, policy, store, redisrecon.New(rdb, store), procMetrics, log, cfg.production()) // reconcile.go
 	if err != nil {
 		return err
 	}
@@ -178,7 +178,7 @@ func runOn(ctx context.Context, local func() time.Time, args []string, getenv fu
 		Ready:  ready(clock, store),
 		Now:    now,
 		Logger: log, RequestTimeout: cfg.RequestTimeout,
-		Registry:      metrics.Registry(),
+		Registry:      procMetrics.Registry(),
 		SecureCookies: cfg.SecureCookies, SessionIdle: cfg.SessionIdle,
 		Sessions:       sessions,
 		TracerProvider: tracing.Provider, Propagator: tracing.Propagator,
@@ -205,7 +205,7 @@ func runOn(ctx context.Context, local func() time.Time, args []string, getenv fu
 		TLSConfig:         tlsCfg,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn), // e.g. failed TLS handshakes
 	}
-	limitConnections(srv, cfg, local, metrics, log) // conns.go
+	limitConnections(srv, cfg, local, procMetrics, log) // conns.go
 	scheme := "http"
 	if tlsCfg != nil {
 		scheme = "https"
@@ -374,11 +374,11 @@ func ready(clock *redisstore.Clock, store *redisstore.Store) func(context.Contex
 // newClock is the clock of the Redis behind rdb (the host clock itself in
 // embedded mode, where Redis is this process), measured once now and then
 // every redisstore.DefaultClockInterval until ctx ends.
-func newClock(ctx context.Context, cfg config, rdb redis.UniversalClient, local func() time.Time, log *slog.Logger, metrics *metrics.Set) *redisstore.Clock {
+func newClock(ctx context.Context, cfg config, rdb redis.UniversalClient, local func() time.Time, log *slog.Logger, m *metrics.Set) *redisstore.Clock {
 	if !cfg.production() {
 		rdb = nil
 	}
-	clock := redisstore.NewClock(rdb, redisstore.ClockOptions{Local: local, Log: log, Observe: metrics.ClockOffset})
+	clock := redisstore.NewClock(rdb, redisstore.ClockOptions{Local: local, Log: log, Observe: m.ClockOffset})
 	syncCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	if err := clock.Sync(syncCtx); err != nil {

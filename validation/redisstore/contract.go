@@ -419,3 +419,19 @@ type auditReply struct {
 	Tries []string `lua:"tries"`
 	Hold  string   `lua:"hold"`
 }
+
+// caseArgs and caseReply are case.lua's contract (Store.OpenCase and
+// ResolveCase, reconcile.go).
+type caseArgs struct {
+	Op    string `lua:"op"`    // open | resolve
+	Case  string `lua:"case"`  // open: the case, JSON
+	Actor string `lua:"actor"` // who opens or resolves it
+	Note  string `lua:"note"`  // resolve: the admin's note
+}
+
+type caseReply struct {
+	Kind    replyKind `lua:"kind"`    // ok | error
+	Reason  string    `lua:"reason"`  // error: not_found
+	Case    string    `lua:"case"`    // the case, JSON
+	Outcome string    `lua:"outcome"` // opened | refreshed | resolved
+}

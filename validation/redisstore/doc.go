@@ -19,6 +19,10 @@
 // holds the encodings and lua/prelude.lua one section per key.
 //
 // Script runs another adapter's standalone script (the branch UI's
-// sessions, web/redissessions) by the same rule: sent once, never resent
-// after its reply may have been lost.
+// sessions in web/redissessions, reconciliation's lease in redisrecon) by
+// the same rule: sent once, never resent after its reply may have been
+// lost.
+//
+// Migrate (arbiter migrate) rewrites what earlier releases stored in
+// retired encodings, one customer per script (migrate.go).
 package redisstore

@@ -172,10 +172,9 @@ var (
 	violationAt  = regexp.MustCompile(`\bviolation\(`)
 )
 
-// transientCheckFields are what the scripts note on a decoded check for
-// their own use and never store: a hold of the v1 layout (legacy, with its
-// wrong codes, fails) and a v1 grant (v1grant).
-var transientCheckFields = []string{"legacy", "fails", "v1grant"}
+// transientCheckFields are what a script notes on a decoded check for its
+// own use and never stores: migrate.lua's mark of a v1 grant (v1grant).
+var transientCheckFields = []string{"v1grant"}
 
 // TestLuaSpeaksOnlyWhatGoDeclares: the scripts' replies, violations and
 // checks are declared once, in Go (replyKinds, errorReasons,

@@ -45,21 +45,6 @@ var (
 
 func init() { scripts = append(scripts, caseScript) }
 
-// caseArgs and caseReply are case.lua's contract (see contract.go).
-type caseArgs struct {
-	Op    string `lua:"op"`    // open | resolve
-	Case  string `lua:"case"`  // open: the case, JSON
-	Actor string `lua:"actor"` // who opens or resolves it
-	Note  string `lua:"note"`  // resolve: the admin's note
-}
-
-type caseReply struct {
-	Kind    string `lua:"kind"`    // ok | error
-	Reason  string `lua:"reason"`  // error: not_found
-	Case    string `lua:"case"`    // the case, JSON
-	Outcome string `lua:"outcome"` // opened | refreshed | resolved
-}
-
 // Grants is the ledger side of reconcile.Store: one HVALS per customer, all
 // in one pipeline.
 func (s *Store) Grants(ctx context.Context, customers []string) (map[string][]validation.Grant, error) {
@@ -246,8 +231,8 @@ func (s *Store) ResolveCase(ctx context.Context, customerID, actor, note string,
 	if err != nil {
 		return validation.Case{}, err
 	}
-	if r.Kind != "ok" {
-		return validation.Case{}, validation.Errorf(validation.ReasonNotFound, "customer %s has no open case", customerID)
+	if r.Kind != kindOK {
+		return validation.Case{}, validation.NoOpenCase(customerID)
 	}
 	c, err := decodeCase(r.Case)
 	if err != nil {

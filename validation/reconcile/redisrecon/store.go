@@ -136,7 +136,7 @@ func (s *Store) DropRun(ctx context.Context, run string, products []string) erro
 	return nil
 }
 
-// The JSON shapes of runs, findings and cases.
+// The JSON shapes of runs and findings.
 type runJSON struct {
 	ID         string                        `json:"id"`
 	Status     string                        `json:"status"`

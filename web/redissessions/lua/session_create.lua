@@ -1,4 +1,4 @@
--- Stores a new branch session (sessions.go). Not wrapped in the prelude:
+-- Stores a new branch session (store.go). Not wrapped in the prelude:
 -- a session is one key of its own, outside every customer's keys.
 -- KEYS[1] arb:session:<sha-256 of the cookie's id>
 -- ARGV    value, now_ms, idle_ms, expires_ms

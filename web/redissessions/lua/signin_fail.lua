@@ -1,5 +1,5 @@
 -- Reserves a branch sign-in attempt under one username or one address, for
--- every arbiter instance at once (sessions.go): the attempt counts as a
+-- every arbiter instance at once (store.go): the attempt counts as a
 -- failure before its password is compared, so parallel guesses cannot all
 -- pass a check made before any of them is counted. A success takes it back
 -- (signin_release.lua, or a DEL for the username).
