@@ -5,5 +5,5 @@
 // tag. What a run reads and writes of the customers (their grants in bulk,
 // and the cases, which the check scripts read) stays in redisstore, next to
 // the scripts and encodings of those keys; Store reaches it through its
-// Ledger, so no key layout is known in two packages.
+// Customers, so no key layout is known in two packages.
 package redisrecon

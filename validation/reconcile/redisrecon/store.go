@@ -53,11 +53,11 @@ func seenKey(id, product string) string  { return "arb:recon:run:" + id + ":seen
 func lastCountKey(product string) string { return "arb:recon:last:" + product }
 func orphansKey(product string) string   { return "arb:recon:orphans:" + product }
 
-// Ledger is what a reconciliation reads and writes of the customers' own
+// Customers is what a reconciliation reads and writes of the customers' own
 // keys: their grants in bulk, and the cases, each opened or resolved with
 // its audit event under the customer's hash tag by redisstore's case
 // script. *redisstore.Store implements it.
-type Ledger interface {
+type Customers interface {
 	Grants(ctx context.Context, customers []string) (map[string][]validation.Grant, error)
 	ScanGrants(ctx context.Context, fn func(batch map[string][]validation.Grant) error) error
 	OpenCase(ctx context.Context, c validation.Case, now time.Time) error
@@ -65,24 +65,24 @@ type Ledger interface {
 	ResolveCase(ctx context.Context, customerID, actor, note string, now time.Time) (validation.Case, error)
 }
 
-var _ Ledger = (*redisstore.Store)(nil)
+var _ Customers = (*redisstore.Store)(nil)
 
 // Store is reconcile.Store on Redis: the runs, their findings, seen sets,
 // lease, schedule claim, last counts and orphan candidates under
-// arb:recon:*, and the Ledger's methods for the customers' side. It is
+// arb:recon:*, and, through Customers, the customers' side. It is
 // safe for concurrent use.
 type Store struct {
-	Ledger
+	Customers
 	rdb redis.UniversalClient
 }
 
 var _ reconcile.Store = (*Store)(nil)
 
 // New returns the Store of the Redis (single node, Sentinel or Cluster)
-// behind rdb, with ledger, normally the redisstore.Store on the same
+// behind rdb, with customers, normally the redisstore.Store on the same
 // Redis, for the customers' side.
-func New(rdb redis.UniversalClient, ledger Ledger) *Store {
-	return &Store{Ledger: ledger, rdb: rdb}
+func New(rdb redis.UniversalClient, customers Customers) *Store {
+	return &Store{Customers: customers, rdb: rdb}
 }
 
 // unavailable words a failed Redis call as redisstore does, so a failure
