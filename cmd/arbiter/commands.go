@@ -83,14 +83,14 @@ func keygen(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if *out == "" {
-		return errors.New("arbiter keygen: -o FILE is required")
+		return errors.New("keygen: -o FILE is required")
 	}
 	if *pub == *out {
-		return errors.New("arbiter keygen: -pub must name another file than -o")
+		return errors.New("keygen: -pub must name another file than -o")
 	}
 	if _, err := os.Lstat(*pub); *pub != "" && !*force && err == nil {
 		// Checked first, so that a refusal writes neither file.
-		return fmt.Errorf("arbiter keygen: %s exists: not replacing it (add -force to replace it)", *pub)
+		return fmt.Errorf("keygen: %s exists: not replacing it (add -force to replace it)", *pub)
 	}
 	key, err := tokens.GenerateKey()
 	if err != nil {
@@ -106,13 +106,13 @@ func keygen(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if err := writeSecretFile(*out, pem, *force); err != nil {
-		return fmt.Errorf("arbiter keygen: %w", err)
+		return fmt.Errorf("keygen: %w", err)
 	}
 	fmt.Fprintf(stdout, "wrote %s (Ed25519, PKCS#8 PEM, mode 0600)\n", *out)
 	if *pub != "" {
 		// Not secret, but written the same way: never over a file by mistake.
 		if err := writeSecretFile(*pub, pubPEM, *force); err != nil {
-			return fmt.Errorf("arbiter keygen: %w", err)
+			return fmt.Errorf("keygen: %w", err)
 		}
 		fmt.Fprintf(stdout, "wrote %s (its public key, PKIX PEM)\n", *pub)
 	}
@@ -178,18 +178,18 @@ func hashSecret(args []string, stdin io.Reader, stdout, stderr io.Writer) error 
 	}
 	secret, err := readSecret(stdin)
 	if err != nil {
-		return fmt.Errorf("arbiter hash: %w", err)
+		return fmt.Errorf("hash: %w", err)
 	}
 	if *password {
 		h, err := bcrypt.GenerateFromPassword(secret, bcrypt.DefaultCost)
 		if err != nil {
-			return fmt.Errorf("arbiter hash: %w", err) // longer than bcrypt's 72 bytes
+			return fmt.Errorf("hash: %w", err) // longer than bcrypt's 72 bytes
 		}
 		fmt.Fprintf(stdout, "password_bcrypt: %q\n", h)
 		return nil
 	}
 	if len(secret) < clientauth.MinKeyLength {
-		return fmt.Errorf("arbiter hash: the API key is %d characters; a clients file takes %d or more", len(secret), clientauth.MinKeyLength)
+		return fmt.Errorf("hash: the API key is %d characters; a clients file takes %d or more", len(secret), clientauth.MinKeyLength)
 	}
 	sum := sha256.Sum256(secret)
 	fmt.Fprintf(stdout, "key_sha256: %s\n", hex.EncodeToString(sum[:]))

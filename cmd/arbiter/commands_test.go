@@ -184,7 +184,7 @@ func TestHelpListsCommands(t *testing.T) {
 	if err := run(context.Background(), []string{"arbiter", "-h"}, func(string) string { return "" }, nil, io.Discard, &stderr); err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range []string{"arbiter keygen", "arbiter hash"} {
+	for _, c := range []string{"arbiter keygen", "arbiter hash", "arbiter migrate"} {
 		if !strings.Contains(stderr.String(), c) {
 			t.Errorf("-h does not list %q:\n%s", c, stderr.String())
 		}

@@ -30,7 +30,7 @@ func migrate(ctx context.Context, args []string, getenv func(string) string, std
 		return err
 	}
 	if !cfg.production() {
-		return errors.New("arbiter migrate: ARBITER_REDIS_URL is not set (an embedded Redis starts empty: nothing to migrate)")
+		return errors.New("migrate: ARBITER_REDIS_URL is not set (an embedded Redis starts empty: nothing to migrate)")
 	}
 	log, err := newLogger(cfg.LogLevel, stderr)
 	if err != nil {
@@ -46,7 +46,7 @@ func migrate(ctx context.Context, args []string, getenv func(string) string, std
 	rep, err := redisstore.New(rdb, storeOptions(cfg)).Migrate(ctx, redisstore.MigrateOptions{DryRun: *dry, Batch: *batch,
 		Progress: func(p redisstore.MigrateProgress) { _ = out.Encode(p) }})
 	if err != nil {
-		return fmt.Errorf("arbiter migrate: %w (running it again resumes)", err)
+		return fmt.Errorf("migrate: %w (running it again resumes)", err)
 	}
 	return out.Encode(struct {
 		Done   bool  `json:"done"`
