@@ -39,6 +39,9 @@ type Check struct {
 	EndedAt    time.Time
 	EndedBy    string
 	EndReason  string // why a cancelled check ended: "cancelled", "otp_locked", a refusal reason
+	// PolicyVersion is the policy version the check was decided under
+	// (and, for a grant, redeemed under).
+	PolicyVersion string
 
 	// Secret is the TOTP key of a held check. It is set only while the check
 	// is held, only for arbiter's own use (computing the current code), and
@@ -54,6 +57,9 @@ type Grant struct {
 	Fence      int64
 	GrantedAt  time.Time
 	RedeemedBy string
+	// PolicyVersion is the policy version the grant was redeemed (or
+	// imported) under.
+	PolicyVersion string
 }
 
 // Customer is what arbiter knows of one customer now.
@@ -120,6 +126,9 @@ type Event struct {
 	Reasons []Reason // refusals: every failed rule, in order
 	Note    string   // blocks: the reason given
 	Fence   int64
+	// PolicyVersion is the policy version of a decision (checked,
+	// refused, redeemed, imported, and a cancellation by the rules).
+	PolicyVersion string
 }
 
 var customerIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$`)

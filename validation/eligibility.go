@@ -39,6 +39,8 @@ const (
 	RuleRating       = "rating"
 	RuleProductLimit = "product_limit"
 	RuleExclusivity  = "exclusivity"
+	RuleFamilyLimit  = "family_limit"
+	RuleCoolingOff   = "cooling_off"
 	RuleHold         = "hold"
 )
 
@@ -60,8 +62,9 @@ type RuleVerdict struct {
 // Eligibility is the dry run of a check: the decision a check would make
 // now and every rule's verdict.
 type Eligibility struct {
-	CustomerID string
-	Product    string
+	CustomerID    string
+	Product       string
+	PolicyVersion string // the version in force, whose rules were evaluated
 	Allowed    bool
 	Rules      []RuleVerdict
 	Violations []Violation // every failed rule, in order, worded
@@ -74,6 +77,8 @@ var ruleOf = map[Reason]string{
 	ReasonRatingTooLow:        RuleRating,
 	ReasonAlreadyHoldsProduct: RuleProductLimit,
 	ReasonConflictingProduct:  RuleExclusivity,
+	ReasonFamilyLimit:         RuleFamilyLimit,
+	ReasonCoolingOff:          RuleCoolingOff,
 	ReasonHoldExists:          RuleHold,
 }
 
@@ -82,7 +87,8 @@ var ruleOf = map[Reason]string{
 // check placed right after decides the same (unless something changed in
 // between).
 func (s *Service) Eligibility(ctx context.Context, customerID, product string) (Eligibility, error) {
-	rule, err := s.rule(product)
+	now := s.now()
+	rule, err := s.rule(product, now)
 	if err != nil {
 		return Eligibility{}, err
 	}
@@ -90,7 +96,7 @@ func (s *Service) Eligibility(ctx context.Context, customerID, product string) (
 	if err != nil {
 		return Eligibility{}, err
 	}
-	req := EligibilityRequest{Rule: rule, CustomerID: customerID, Now: s.now(), Rating: s.ratingInput()}
+	req := EligibilityRequest{Rule: rule, CustomerID: customerID, Now: now, Rating: s.ratingInput()}
 	res, err := s.Store.Eligibility(ctx, req)
 	if errors.Is(err, ErrRatingNeeded) {
 		if req.Rating, err = s.fetchRating(ctx, customerID); err != nil {
@@ -101,9 +107,9 @@ func (s *Service) Eligibility(ctx context.Context, customerID, product string) (
 	if err != nil {
 		return Eligibility{}, err
 	}
-	e := Eligibility{CustomerID: customerID, Product: product, Allowed: len(res.Violations) == 0, Violations: res.Violations}
+	e := Eligibility{CustomerID: customerID, Product: product, PolicyVersion: rule.Version, Allowed: len(res.Violations) == 0, Violations: res.Violations}
 	s.word(e.Violations)
-	for _, name := range []string{RuleBlocklist, RuleCase, RuleRating, RuleProductLimit, RuleExclusivity, RuleHold} {
+	for _, name := range []string{RuleBlocklist, RuleCase, RuleRating, RuleProductLimit, RuleExclusivity, RuleFamilyLimit, RuleCoolingOff, RuleHold} {
 		v := RuleVerdict{Rule: name, Verdict: VerdictPass}
 		for _, viol := range e.Violations {
 			if ruleOf[viol.Reason] == name {

@@ -47,6 +47,12 @@ const (
 	// case's or excludes one of them: its checks and redemptions are
 	// refused until an admin resolves the case.
 	ReasonCaseOpen Reason = "case_open"
+	// ReasonFamilyLimit: the customer holds as many products of a family
+	// as a family limit allows (Violation.Rule names it).
+	ReasonFamilyLimit Reason = "family_limit"
+	// ReasonCoolingOff: a product of a cooling-off rule ended too recently
+	// (Violation.Rule names the rule, Until says when the period ends).
+	ReasonCoolingOff Reason = "cooling_off"
 )
 
 // Sentinel errors, one per reason, for errors.Is. An *Error matches the
@@ -75,6 +81,8 @@ var (
 	ErrNotFound             = &Error{Reason: ReasonNotFound}
 	ErrCustomerBlocked      = &Error{Reason: ReasonCustomerBlocked}
 	ErrCaseOpen             = &Error{Reason: ReasonCaseOpen}
+	ErrFamilyLimit          = &Error{Reason: ReasonFamilyLimit}
+	ErrCoolingOff           = &Error{Reason: ReasonCoolingOff}
 	ErrRatingTooLow         = &Error{Reason: ReasonRatingTooLow}
 	ErrRatingUnavailable    = &Error{Reason: ReasonRatingUnavailable}
 	ErrUnavailable          = &Error{Reason: ReasonUnavailable}
@@ -115,6 +123,9 @@ type Error struct {
 	HeldProducts []string      // conflicting_product: the products in the way
 	AttemptsLeft *int          // otp_invalid: wrong codes still allowed
 	RetryAfter   time.Duration // otp_rate_limited: when OTP redemptions open again
+	// PolicyVersion: a refusal's policy version, the one in force when it
+	// was decided.
+	PolicyVersion string
 
 	Err error // the cause, for 5xx and logs; never shown to clients
 }
@@ -136,6 +147,23 @@ type Violation struct {
 	// rating_too_low: the numbers, shown to admins only.
 	RequiredRating *int `json:"required_rating,omitempty"`
 	Rating         *int `json:"rating,omitempty"`
+
+	// family_limit, cooling_off: the policy rule's name. family_limit:
+	// the limit, the family in words (Note) and what counts against it,
+	// oldest first. cooling_off: the product that ended (Product), when
+	// (Since) and when the period ends (Until).
+	Rule  string    `json:"rule,omitempty"`
+	Limit int       `json:"limit,omitempty"`
+	Held  []Holding `json:"held,omitempty"`
+}
+
+// Holding is a product counted against a family limit: a grant, or the
+// live hold (Until: when it expires).
+type Holding struct {
+	Product string    `json:"product"`
+	CheckID string    `json:"check_id"`
+	Since   time.Time `json:"since"`
+	Until   time.Time `json:"until,omitzero"`
 }
 
 func (e *Error) Error() string {

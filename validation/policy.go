@@ -1,7 +1,6 @@
 package validation
 
 import (
-	"errors"
 	"fmt"
 	"net/url"
 	"regexp"
@@ -16,14 +15,31 @@ import (
 const DefaultHoldTTL = 5 * time.Minute
 
 // Policy says which products exist, how long a hold on each lasts, who may
-// redeem it, and which products exclude each other. The yaml tags name
-// each field in the policy file, which package policyfile decodes; this
-// package imports no YAML library.
+// redeem it, and the rules a customer's products must follow: exclusive
+// groups, a per-product max, family limits, cooling-off periods and
+// minimum ratings (the blocklist and open cases apply always). The yaml
+// tags name each field in the policy file, which package policyfile
+// decodes; this package imports no YAML library.
+//
+// A policy is one version of the rules, or, when Versions is set, a list
+// of them, each a whole policy with its EffectiveFrom: At returns the
+// version in force at a time, and every decision is made, and recorded,
+// under the version in force at the decision's time (versions.go).
 type Policy struct {
-	Products  map[string]Product `yaml:"products"`
-	Exclusive [][]string         `yaml:"exclusive"`
-	Rating    *RatingConfig      `yaml:"rating"`    // the credit bureau; required when a product sets min_rating
-	Reconcile *ReconcileConfig   `yaml:"reconcile"` // the product systems' holdings feeds (policy_reconcile.go); nil: none
+	Version       string             `yaml:"version"`        // the version's name, recorded on every decision; default a digest of its rules
+	EffectiveFrom time.Time          `yaml:"effective_from"` // when the version comes into force (RFC 3339)
+	Products      map[string]Product `yaml:"products"`
+	Exclusive     [][]string         `yaml:"exclusive"`
+	Limits        []FamilyLimit      `yaml:"limits"`      // at most N products of a family (rule_limit.go)
+	CoolingOff    []CoolingOffRule   `yaml:"cooling_off"` // no product of a set within a period after another ended (rule_cooling.go)
+	Rating        *RatingConfig      `yaml:"rating"`      // the credit bureau; required when a product sets min_rating
+	Reconcile     *ReconcileConfig   `yaml:"reconcile"`   // the product systems' holdings feeds (policy_reconcile.go); nil: none
+	// Versions, when set, are the policy's versions, sorted by
+	// EffectiveFrom; the policy itself then has no rules of its own, only
+	// Rating and Reconcile, which every version shares.
+	Versions []*Policy `yaml:"versions"`
+
+	rules map[string]Rule // compiled by Validate, per product
 }
 
 // RatingConfig declares the credit rating provider (a bureau answering
@@ -77,16 +93,23 @@ type Product struct {
 	MinRating int           `yaml:"min_rating"` // the bureau score (0..1000) required; 0: no rating rule
 }
 
-// Rule is what a check or a redemption of one product must know, derived
-// from the policy once: the Store applies it atomically.
+// Rule is what a check or a redemption of one product must know, compiled
+// from one policy version once (Policy.Rule): the Store applies it
+// atomically, with one engine for every kind of rule (rules.go).
 type Rule struct {
 	Product   string
 	Title     string
 	HoldTTL   time.Duration
-	Max       int
-	Conflicts []string // products sharing an exclusive group with Product, sorted
 	Redeemers []string
-	MinRating int
+	Version   string // the policy version it was compiled from, recorded on the decision
+
+	// The rules of the product, in the order they are evaluated after the
+	// blocklist, an open case and the rating: its limits (the product's
+	// own max, its exclusive groups, then its families), then its
+	// cooling-off periods.
+	MinRating  int // the bureau score (0..1000) required; 0: no rating rule
+	Limits     []Limit
+	CoolingOff []CoolingOff
 }
 
 var productName = regexp.MustCompile(`^[a-z][a-z0-9_]{0,47}$`)
@@ -122,14 +145,41 @@ func (l Lines) of(path ...string) int {
 
 // Validate checks every rule a policy must follow before arbiter runs
 // with it: names, durations, counts, redeemers, the rating provider, the
-// exclusive groups and the reconcile: block. Its error names the line
-// lines gives for the offending part ("line 0" when unknown).
+// rules of each version and the reconcile: block; then it compiles each
+// version's rules. Its error names the line lines gives for the offending
+// part ("line 0" when unknown).
 func (p *Policy) Validate(lines Lines) error {
-	if len(p.Products) == 0 {
-		return errors.New("no products defined")
+	if len(p.Versions) > 0 {
+		if err := p.validateVersions(lines); err != nil {
+			return err
+		}
+	} else if err := p.validateVersion(lines, nil); err != nil {
+		return err
 	}
-	for name, prod := range p.Products {
-		line := lines.of("products", name)
+	if p.Rating != nil {
+		if err := p.Rating.validate(lines.of("rating")); err != nil {
+			return err
+		}
+	}
+	if p.Reconcile != nil {
+		if err := p.Reconcile.validate(p, lines); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// validateVersion checks one version's products and rules (at the path
+// prefix at in the file: nil for a policy of one version) and compiles
+// them.
+func (p *Policy) validateVersion(lines Lines, at []string) error {
+	line := func(path ...string) int { return lines.of(append(slices.Clone(at), path...)...) }
+	if len(p.Products) == 0 {
+		return fmt.Errorf("line %d: no products defined", line())
+	}
+	for _, name := range p.Names() {
+		prod := p.Products[name]
+		line := line("products", name)
 		switch {
 		case !productName.MatchString(name):
 			return fmt.Errorf("line %d: product %q: names are lowercase letters, digits and _", line, name)
@@ -147,18 +197,8 @@ func (p *Policy) Validate(lines Lines) error {
 			return fmt.Errorf("line %d: product %q: min_rating needs a rating provider (a top-level rating: block)", line, name)
 		}
 	}
-	if p.Rating != nil {
-		if err := p.Rating.validate(lines.of("rating")); err != nil {
-			return err
-		}
-	}
-	if p.Reconcile != nil {
-		if err := p.Reconcile.validate(p, lines); err != nil {
-			return err
-		}
-	}
 	for i, g := range p.Exclusive {
-		line := lines.of("exclusive", strconv.Itoa(i))
+		line := line("exclusive", strconv.Itoa(i))
 		if len(g) < 2 {
 			return fmt.Errorf("line %d: exclusive group %v needs at least two products", line, g)
 		}
@@ -168,6 +208,21 @@ func (p *Policy) Validate(lines Lines) error {
 			}
 		}
 	}
+	names := map[string]bool{}
+	for i, l := range p.Limits {
+		if err := l.validate(p, names, line("limits", strconv.Itoa(i))); err != nil {
+			return err
+		}
+	}
+	for i, c := range p.CoolingOff {
+		if err := c.validate(p, names, line("cooling_off", strconv.Itoa(i))); err != nil {
+			return err
+		}
+	}
+	if p.Version == "" {
+		p.Version = p.digest()
+	}
+	p.compile()
 	return nil
 }
 
@@ -196,9 +251,28 @@ func (p *Policy) Names() []string {
 	return names
 }
 
-// Rule returns the rule of a product, and false for a product the policy
-// does not know.
+// Rule returns the rule of a product in this version, and false for a
+// product it does not know. On a policy of several versions it knows no
+// product: ask the version in force (At).
 func (p *Policy) Rule(product string) (Rule, bool) {
+	if r, ok := p.rules[product]; ok {
+		return r, true
+	}
+	if p.rules != nil {
+		return Rule{}, false
+	}
+	return p.ruleOf(product) // a policy built in code and never validated
+}
+
+// compile derives every product's rule once.
+func (p *Policy) compile() {
+	p.rules = make(map[string]Rule, len(p.Products))
+	for name := range p.Products {
+		p.rules[name], _ = p.ruleOf(name)
+	}
+}
+
+func (p *Policy) ruleOf(product string) (Rule, bool) {
 	prod, ok := p.Products[product]
 	if !ok {
 		return Rule{}, false
@@ -207,9 +281,11 @@ func (p *Policy) Rule(product string) (Rule, bool) {
 		Product:   product,
 		Title:     prod.Title,
 		HoldTTL:   prod.HoldTTL,
-		Max:       prod.Max,
 		Redeemers: prod.Redeemers,
+		Version:   p.Version,
 		MinRating: prod.MinRating,
+		Limits:    p.limitsOf(product),
+		CoolingOff: p.coolingOffOf(product),
 	}
 	if r.Title == "" {
 		r.Title = Title(product)
@@ -217,20 +293,6 @@ func (p *Policy) Rule(product string) (Rule, bool) {
 	if r.HoldTTL == 0 {
 		r.HoldTTL = DefaultHoldTTL
 	}
-	if r.Max == 0 {
-		r.Max = 1
-	}
-	for _, g := range p.Exclusive {
-		if !slices.Contains(g, product) {
-			continue
-		}
-		for _, other := range g {
-			if other != product && !slices.Contains(r.Conflicts, other) {
-				r.Conflicts = append(r.Conflicts, other)
-			}
-		}
-	}
-	sort.Strings(r.Conflicts)
 	return r, true
 }
 
@@ -256,6 +318,11 @@ func (p *Policy) RedeemableBy(client string) []string {
 func (p *Policy) TitleOf(product string) string {
 	if prod, ok := p.Products[product]; ok && prod.Title != "" {
 		return prod.Title
+	}
+	for _, v := range slices.Backward(p.Versions) {
+		if prod, ok := v.Products[product]; ok && prod.Title != "" {
+			return prod.Title
+		}
 	}
 	return Title(product)
 }

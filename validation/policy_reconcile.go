@@ -107,7 +107,7 @@ func (r *ReconcileConfig) validate(p *Policy, lines Lines) error {
 		switch {
 		case s.Product == "":
 			return fmt.Errorf("line %d: reconcile source: product is missing", line)
-		case !p.has(s.Product):
+		case !p.hasAnywhere(s.Product):
 			return fmt.Errorf("line %d: reconcile source: unknown product %q", line, s.Product)
 		case seen[s.Product]:
 			return fmt.Errorf("line %d: reconcile source: product %q has two feeds", line, s.Product)
@@ -135,4 +135,3 @@ func (s SourceConfig) KeyInClear() bool {
 	return ip == nil || !ip.IsLoopback()
 }
 
-func (p *Policy) has(product string) bool { _, ok := p.Products[product]; return ok }

@@ -108,7 +108,8 @@ type CheckInput struct {
 // ErrHoldExists) with every failed rule in Violations; ErrRatingUnavailable when the bureau is needed,
 // unavailable, and the policy says refuse.
 func (s *Service) Check(ctx context.Context, actor Actor, in CheckInput) (Check, bool, error) {
-	rule, err := s.rule(in.Product)
+	now := s.now()
+	rule, err := s.rule(in.Product, now)
 	if err != nil {
 		return Check{}, false, err
 	}
@@ -137,7 +138,7 @@ func (s *Service) Check(ctx context.Context, actor Actor, in CheckInput) (Check,
 	}
 	req := HoldRequest{
 		Rule: rule, CustomerID: in.CustomerID, CheckID: id, Secret: secret, TokenHash: TokenHash(TokenSecret(secret)),
-		Actor: actor.ID, AgentID: agent, Now: s.now(),
+		Actor: actor.ID, AgentID: agent, Now: now,
 		IdempotencyTTL: s.IdempotencyTTL, Rating: s.ratingInput(),
 	}
 	if req.IdempotencyTTL == 0 {
@@ -161,7 +162,7 @@ func (s *Service) Check(ctx context.Context, actor Actor, in CheckInput) (Check,
 	if errors.Is(err, ErrOutcomeUnknown) && s.Abandoner != nil {
 		s.Abandoner.Add(in.CustomerID, id)
 	}
-	return c, replayed, s.explain(err)
+	return c, replayed, s.explain(err, rule)
 }
 
 // RedeemToken redeems the hold named by an approval token's claims (the
@@ -174,7 +175,8 @@ func (s *Service) RedeemToken(ctx context.Context, actor Actor, claimed, product
 	if proof.Secret == "" && !proof.Verified {
 		return Grant{}, false, Errorf(ReasonTokenInvalid, "the token has no secret and its signature was not verified")
 	}
-	rule, err := s.redeemRule(actor, product)
+	now := s.now()
+	rule, err := s.redeemRule(actor, product, now)
 	if err != nil {
 		return Grant{}, false, err
 	}
@@ -184,10 +186,10 @@ func (s *Service) RedeemToken(ctx context.Context, actor Actor, claimed, product
 	}
 	g, replayed, err := s.Store.Redeem(ctx, RedeemRequest{
 		Rule: rule, CustomerID: customerID, CheckID: checkID, TokenHash: TokenHash(proof.Secret),
-		Actor: actor.ID, Now: s.now(), MaxAttempts: s.maxAttempts(),
+		Actor: actor.ID, Now: now, MaxAttempts: s.maxAttempts(),
 		OTPFailures: cmp.Or(s.OTPFailures, DefaultOTPFailures), OTPWindow: cmp.Or(s.OTPWindow, DefaultOTPWindow),
 	})
-	return g, replayed, s.explain(err)
+	return g, replayed, s.explain(err, rule)
 }
 
 // RedeemOTP redeems the customer's live hold on product with a TOTP code.
@@ -197,7 +199,8 @@ func (s *Service) RedeemToken(ctx context.Context, actor Actor, claimed, product
 // OTPWindow, ErrOTPRateLimited (with RetryAfter). A code that is not six
 // ASCII digits is ErrInvalidRequest and costs no attempt.
 func (s *Service) RedeemOTP(ctx context.Context, actor Actor, customerID, product, code string) (Grant, bool, error) {
-	rule, err := s.redeemRule(actor, product)
+	now := s.now()
+	rule, err := s.redeemRule(actor, product, now)
 	if err != nil {
 		return Grant{}, false, err
 	}
@@ -210,10 +213,10 @@ func (s *Service) RedeemOTP(ctx context.Context, actor Actor, customerID, produc
 	}
 	g, replayed, err := s.Store.Redeem(ctx, RedeemRequest{
 		Rule: rule, CustomerID: customerID, Code: code,
-		Actor: actor.ID, Now: s.now(), MaxAttempts: s.maxAttempts(),
+		Actor: actor.ID, Now: now, MaxAttempts: s.maxAttempts(),
 		OTPFailures: cmp.Or(s.OTPFailures, DefaultOTPFailures), OTPWindow: cmp.Or(s.OTPWindow, DefaultOTPWindow),
 	})
-	return g, replayed, s.explain(err)
+	return g, replayed, s.explain(err, rule)
 }
 
 // GetCheck returns a check by id: ErrCheckNotFound for ids that are
@@ -259,7 +262,7 @@ func (s *Service) Cancel(ctx context.Context, actor Actor, checkID string) (Chec
 func (s *Service) redeemable(actor Actor) []string {
 	out := []string{}
 	if slices.Contains(actor.Roles, RoleRedeemer) {
-		out = append(out, s.Policy.RedeemableBy(actor.ID)...)
+		out = append(out, s.Policy.At(s.now()).RedeemableBy(actor.ID)...)
 	}
 	return out
 }
@@ -277,14 +280,16 @@ func (s *Service) Customer(ctx context.Context, customerID string) (Customer, er
 // compensated): the grant of checkID when given, else the most recent.
 // Only the product's redeemers and admins may.
 func (s *Service) Release(ctx context.Context, actor Actor, customerID, product, checkID string) (Grant, error) {
-	if _, err := s.redeemRule(actor, product); err != nil {
+	now := s.now()
+	if _, err := s.redeemRule(actor, product, now); err != nil {
 		return Grant{}, err
 	}
 	customerID, err := ParseCustomerID(customerID)
 	if err != nil {
 		return Grant{}, err
 	}
-	return s.Store.Release(ctx, ReleaseRequest{CustomerID: customerID, Product: product, CheckID: checkID, Actor: actor.ID, Now: s.now()})
+	return s.Store.Release(ctx, ReleaseRequest{CustomerID: customerID, Product: product, CheckID: checkID, Actor: actor.ID, Now: now,
+		KeepEnded: s.Policy.KeepEnded()})
 }
 
 // Import records a grant that exists in a product system already (admins
@@ -294,7 +299,8 @@ func (s *Service) Import(ctx context.Context, actor Actor, customerID, product s
 	if !actor.Has(RoleAdmin) {
 		return Grant{}, Errorf(ReasonForbidden, "only admins import grants")
 	}
-	rule, err := s.rule(product)
+	now := s.now()
+	rule, err := s.rule(product, now)
 	if err != nil {
 		return Grant{}, err
 	}
@@ -306,7 +312,6 @@ func (s *Service) Import(ctx context.Context, actor Actor, customerID, product s
 	if err != nil {
 		return Grant{}, err
 	}
-	now := s.now()
 	switch {
 	case grantedAt.IsZero():
 		grantedAt = now
@@ -320,7 +325,7 @@ func (s *Service) Import(ctx context.Context, actor Actor, customerID, product s
 	g, err := s.Store.Import(ctx, ImportRequest{
 		Rule: rule, CustomerID: customerID, CheckID: id, Actor: actor.ID, GrantedAt: grantedAt, Now: now,
 	})
-	return g, s.explain(err)
+	return g, s.explain(err, rule)
 }
 
 // Audit returns the customer's most recent events, newest first.
@@ -340,16 +345,19 @@ func (s *Service) Audit(ctx context.Context, customerID string, limit int, types
 	return s.Store.Audit(ctx, customerID, limit, s.now(), types...)
 }
 
-func (s *Service) rule(product string) (Rule, error) {
-	rule, ok := s.Policy.Rule(product)
+// rule is the product's rule in the policy version in force at now, the
+// time the decision is made and stamped with.
+func (s *Service) rule(product string, now time.Time) (Rule, error) {
+	v := s.Policy.At(now)
+	rule, ok := v.Rule(product)
 	if !ok {
-		return Rule{}, Errorf(ReasonInvalidRequest, "unknown product %q; known: %s", product, strings.Join(s.Policy.Names(), ", "))
+		return Rule{}, Errorf(ReasonInvalidRequest, "unknown product %q; known: %s", product, strings.Join(v.Names(), ", "))
 	}
 	return rule, nil
 }
 
-func (s *Service) redeemRule(actor Actor, product string) (Rule, error) {
-	rule, err := s.rule(product)
+func (s *Service) redeemRule(actor Actor, product string, now time.Time) (Rule, error) {
+	rule, err := s.rule(product, now)
 	if err != nil {
 		return Rule{}, err
 	}
@@ -400,11 +408,12 @@ func fingerprint(parts ...string) string {
 
 // explain words the violations of a refusal in plain language, using the
 // policy's product titles. Other errors pass through.
-func (s *Service) explain(err error) error {
+func (s *Service) explain(err error, rule Rule) error {
 	e, ok := err.(*Error)
 	if !ok || len(e.Violations) == 0 {
 		return err
 	}
+	e.PolicyVersion = rule.Version
 	s.word(e.Violations)
 	if e.Detail == "" {
 		e.Detail = e.Violations[0].Detail
@@ -445,6 +454,10 @@ func (s *Service) sentence(v Violation) string {
 		return fmt.Sprintf("Customer's credit rating is below what a %s requires.", title)
 	case ReasonCaseOpen:
 		return s.caseSentence(v)
+	case ReasonFamilyLimit:
+		return familySentence(v, s.Policy.TitleOf)
+	case ReasonCoolingOff:
+		return coolingOffSentence(v, s.Policy.TitleOf)
 	}
 	return string(v.Reason)
 }
@@ -464,10 +477,3 @@ func (s *Service) caseSentence(v Violation) string {
 	return msg
 }
 
-// joinAnd joins words as a sentence lists them: "a, b and c".
-func joinAnd(parts []string) string {
-	if len(parts) <= 1 {
-		return strings.Join(parts, "")
-	}
-	return strings.Join(parts[:len(parts)-1], ", ") + " and " + parts[len(parts)-1]
-}

@@ -188,6 +188,9 @@ type ReleaseRequest struct {
 	CheckID    string // the grant's check; "" for the most recent grant of Product
 	Actor      string
 	Now        time.Time
+	// KeepEnded is how long the store remembers when the product ended,
+	// for the cooling-off rules (Policy.KeepEnded).
+	KeepEnded time.Duration
 }
 
 // ImportRequest is the input of Store.Import.
