@@ -1,0 +1,195 @@
+package validation_test
+
+import (
+	"context"
+	"errors"
+	"maps"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/arbiter-bank/arbiter/internal/policyfile"
+	"github.com/arbiter-bank/arbiter/validation"
+)
+
+// candidateYAML is a bank's candidate: at most 2 unsecured credit
+// products, no personal loan within 90 days of a credit card's end.
+const candidateYAML = `
+version: "2027-01"
+products:
+  credit_card:   { title: Credit card,   redeemers: [card-service] }
+  store_card:    { title: Store card,    redeemers: [card-service] }
+  overdraft:     { title: Overdraft,     redeemers: [card-service] }
+  personal_loan: { title: Personal loan, redeemers: [loan-service] }
+limits:
+  - { name: unsecured_credit, title: unsecured credit products, max: 2, products: [credit_card, store_card, overdraft] }
+cooling_off:
+  - { name: loan_after_card, after: [credit_card], products: [personal_loan], period: 90d }
+`
+
+// scanStore is a Store that can scan: the customers given, in batches of
+// two. Its other methods are never called.
+type scanStore struct {
+	validation.Store
+	customers []validation.CustomerStanding
+	got       validation.ScanRequest
+}
+
+func (s *scanStore) ScanStandings(ctx context.Context, req validation.ScanRequest, fn func([]validation.CustomerStanding) error) error {
+	s.got = req
+	for batch := range slices.Chunk(s.customers, 2) {
+		if err := fn(batch); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+var (
+	impactNow = time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	admin     = validation.Actor{ID: "ops", Roles: []validation.Role{validation.RoleAdmin}}
+)
+
+func day(n int) time.Time { return impactNow.AddDate(0, 0, n) }
+
+func grant(customer, product, id string, at time.Time) validation.Grant {
+	return validation.Grant{CustomerID: customer, Product: product, CheckID: id, GrantedAt: at}
+}
+
+func checked(product, id string, at time.Time) validation.Event {
+	return validation.Event{Type: validation.EventChecked, Product: product, CheckID: id, At: at}
+}
+
+// impactLedger: A holds three unsecured products (one too many), B two
+// (allowed), D took a loan ten days after its card ended, E checked a
+// product the candidate does not know, F holds an old card and a loan.
+func impactLedger() []validation.CustomerStanding {
+	return []validation.CustomerStanding{
+		{CustomerID: "A", Standing: validation.Standing{Grants: []validation.Grant{
+			grant("A", "overdraft", "chk_a3", day(-3)), grant("A", "credit_card", "chk_a1", day(-20)), grant("A", "store_card", "chk_a2", day(-10)),
+		}}, Checked: []validation.Event{
+			checked("overdraft", "chk_a3", day(-3)), checked("store_card", "chk_a2", day(-10)), checked("credit_card", "chk_a1", day(-20)),
+		}},
+		{CustomerID: "B", Standing: validation.Standing{Grants: []validation.Grant{
+			grant("B", "credit_card", "chk_b1", day(-400)), grant("B", "store_card", "chk_b2", day(-5)),
+		}}, Checked: []validation.Event{checked("store_card", "chk_b2", day(-5))}},
+		{CustomerID: "D", Standing: validation.Standing{
+			Grants: []validation.Grant{grant("D", "personal_loan", "chk_d2", day(-2))},
+			Ended:  map[string]time.Time{"credit_card": day(-12)},
+		}, Checked: []validation.Event{checked("personal_loan", "chk_d2", day(-2))}},
+		{CustomerID: "E", Checked: []validation.Event{checked("gold_card", "chk_e1", day(-1))}},
+		{CustomerID: "F", Standing: validation.Standing{Grants: []validation.Grant{
+			grant("F", "credit_card", "chk_f1", day(-900)), grant("F", "personal_loan", "chk_f2", day(-800)),
+		}}, Checked: []validation.Event{checked("credit_card", "chk_f0", day(-40))}}, // before since: not counted
+	}
+}
+
+func TestImpact(t *testing.T) {
+	candidate, err := policyfile.Parse([]byte(candidateYAML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := &scanStore{customers: impactLedger()}
+	svc := &validation.Service{Store: store, Policy: candidate, Now: func() time.Time { return impactNow }}
+
+	got, err := svc.Impact(context.Background(), admin, candidate, validation.ImpactOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := store.got.Since, day(-30); !got.Equal(want) {
+		t.Errorf("scan since = %v, want %v (30 days)", got, want)
+	}
+	if got.PolicyVersion != "2027-01" || !got.At.Equal(impactNow) {
+		t.Errorf("version, at = %q, %v; want 2027-01, now", got.PolicyVersion, got.At)
+	}
+	if got, want := got.CustomersScanned, 5; got != want {
+		t.Errorf("customers scanned = %d, want %d", got, want)
+	}
+	if got, want := got.CustomersInViolation, 1; got != want {
+		t.Errorf("customers in violation = %d, want %d", got, want)
+	}
+	if len(got.Examples) != 1 || got.Examples[0].CustomerID != "A" || len(got.Examples[0].Violations) != 1 {
+		t.Fatalf("examples = %+v, want customer A with one violation", got.Examples)
+	}
+	v := got.Examples[0].Violations[0]
+	if v.Reason != validation.ReasonFamilyLimit || v.Rule != "unsecured_credit" || v.Grant.CheckID != "chk_a3" {
+		t.Errorf("violation = %+v, want family_limit unsecured_credit at chk_a3 (the later grant)", v)
+	}
+	if want := "Customer holds 2 of 2 unsecured credit products: Credit card since 11 Nov 2026 and Store card since 21 Nov 2026 (rule unsecured_credit)."; v.Detail != want {
+		t.Errorf("detail = %q\nwant     %q", v.Detail, want)
+	}
+
+	rc := got.RecentChecks
+	if rc.Total != 6 || rc.WouldRefuse != 3 {
+		t.Errorf("recent checks = %d, would refuse %d; want 6, 3", rc.Total, rc.WouldRefuse)
+	}
+	if got, want := rc.Share, 0.5; got != want {
+		t.Errorf("share = %v, want %v", got, want)
+	}
+	want := map[validation.Reason]int{validation.ReasonFamilyLimit: 1, validation.ReasonCoolingOff: 1, validation.ReasonInvalidRequest: 1}
+	if !maps.Equal(rc.ByReason, want) {
+		t.Errorf("by reason = %v, want %v", rc.ByReason, want)
+	}
+}
+
+func TestImpactExamplesAreTheSmallestIDs(t *testing.T) {
+	candidate, err := policyfile.Parse([]byte(candidateYAML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var customers []validation.CustomerStanding
+	for _, id := range []string{"M", "C", "X", "A", "K"} {
+		customers = append(customers, validation.CustomerStanding{CustomerID: id, Standing: validation.Standing{Grants: []validation.Grant{
+			grant(id, "credit_card", id+"1", day(-3)), grant(id, "credit_card", id+"2", day(-2)),
+		}}})
+	}
+	svc := &validation.Service{Store: &scanStore{customers: customers}, Policy: candidate, Now: func() time.Time { return impactNow }}
+	got, err := svc.Impact(context.Background(), admin, candidate, validation.ImpactOptions{Examples: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, x := range got.Examples {
+		ids = append(ids, x.CustomerID)
+		if len(x.Violations) != 1 || x.Violations[0].Reason != validation.ReasonAlreadyHoldsProduct {
+			t.Errorf("%s: violations %+v, want one already_holds_product (the pair once)", x.CustomerID, x.Violations)
+		}
+	}
+	if got, want := strings.Join(ids, ","), "A,C,K"; got != want {
+		t.Errorf("examples = %s, want %s", got, want)
+	}
+	if got.CustomersInViolation != 5 {
+		t.Errorf("customers in violation = %d, want 5", got.CustomersInViolation)
+	}
+}
+
+func TestImpactRefusals(t *testing.T) {
+	candidate, err := policyfile.Parse([]byte(candidateYAML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := &validation.Service{Store: &scanStore{}, Policy: candidate, Now: func() time.Time { return impactNow }}
+	for _, tc := range []struct {
+		name  string
+		actor validation.Actor
+		opts  validation.ImpactOptions
+		want  *validation.Error
+	}{
+		{"not an admin", validation.Actor{ID: "card-service", Roles: []validation.Role{validation.RoleChecker, validation.RoleRedeemer}}, validation.ImpactOptions{}, validation.ErrForbidden},
+		{"too many examples", admin, validation.ImpactOptions{Examples: validation.MaxImpactExamples + 1}, validation.ErrInvalidRequest},
+		{"since in the future", admin, validation.ImpactOptions{Since: day(1)}, validation.ErrInvalidRequest},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := svc.Impact(context.Background(), tc.actor, candidate, tc.opts); !errors.Is(err, tc.want) {
+				t.Fatalf("err = %v, want %v", err, tc.want)
+			}
+		})
+	}
+	t.Run("a store that cannot scan", func(t *testing.T) {
+		svc := &validation.Service{Store: struct{ validation.Store }{}, Policy: candidate}
+		if _, err := svc.Impact(context.Background(), admin, candidate, validation.ImpactOptions{}); !errors.Is(err, validation.ErrNotFound) {
+			t.Fatalf("err = %v, want not_found", err)
+		}
+	})
+}
