@@ -53,7 +53,8 @@ var Tests = []struct {
 	{"OTPLimitAcrossHolds", OTPLimitAcrossHolds}, {"RedemptionSemantics", RedemptionSemantics}, {"Block", Block},
 	{"BlockUntil", BlockUntil}, {"Rating", Rating}, {"RatingBoundary", RatingBoundary},
 	{"EligibilityMatchesCheck", EligibilityMatchesCheck}, {"Abandon", Abandon},
-	{"CaseHoldsTheLine", CaseHoldsTheLine},
+	{"CaseHoldsTheLine", CaseHoldsTheLine}, {"FamilyLimit", FamilyLimit}, {"CoolingOff", CoolingOff},
+	{"PolicyVersion", PolicyVersion},
 }
 
 // Run runs every contract test as a parallel subtest, each on a fresh
