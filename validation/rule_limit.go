@@ -141,7 +141,7 @@ func evalLimit(vs []Violation, l Limit, product string, grants []Grant, hold *Ch
 	slices.SortFunc(in, byGranted)
 	switch l.Kind {
 	case LimitProduct:
-		if len(in)+1 > l.Max {
+		if len(in) > 0 && len(in)+1 > l.Max {
 			vs = append(vs, Violation{Reason: ReasonAlreadyHoldsProduct, Product: product, CheckID: in[0].CheckID, Since: in[0].GrantedAt})
 		}
 	case LimitExclusive:

@@ -142,7 +142,7 @@ func (s *Server) handleCreateCheck() echo.HandlerFunc {
 // sign issues the approval token of a check. Ed25519 is deterministic, so
 // an idempotent replay returns the very same token.
 func (s *Server) sign(ch validation.Check) (string, error) {
-	rule, _ := s.cfg.Policy.Rule(ch.Product)
+	rule, _ := s.cfg.Policy.At(ch.CreatedAt).Rule(ch.Product) // the version it was decided under
 	return s.cfg.Tokens.Sign(tokensClaims(ch, rule.Redeemers))
 }
 

@@ -228,10 +228,11 @@ func (ui *branchUI) sessionView(sess session) sessionResponse {
 		IdleTimeoutSeconds: int(ui.sessions.idle / time.Second), Now: ui.cfg.Now().UTC(),
 		Products: []branchProduct{},
 	}
-	for _, name := range ui.cfg.Policy.Names() {
-		rule, _ := ui.cfg.Policy.Rule(name)
+	policy := ui.cfg.Policy.At(r.Now)
+	for _, name := range policy.Names() {
+		rule, _ := policy.Rule(name)
 		r.Products = append(r.Products, branchProduct{ID: name, Title: rule.Title,
-			HoldTTLSeconds: int(rule.HoldTTL / time.Second), Excludes: rule.Conflicts})
+			HoldTTLSeconds: int(rule.HoldTTL / time.Second), Excludes: rule.Conflicts()})
 	}
 	return r
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -343,14 +344,21 @@ func (st *runState) feedClash(ch customerHoldings) string {
 	for _, h := range ch.holdings {
 		count[h.Product]++
 	}
-	for p, n := range count {
-		rule, _ := st.r.Policy.Rule(p)
-		if n > rule.Max {
-			return fmt.Sprintf("more than %d %s", rule.Max, rule.Title)
-		}
-		for _, q := range rule.Conflicts {
-			if count[q] > 0 {
+	policy := st.r.Policy.At(st.r.now())
+	for _, p := range slices.Sorted(maps.Keys(count)) {
+		rule, _ := policy.Rule(p)
+		for _, l := range rule.Limits {
+			n := 0
+			for _, q := range l.Products {
+				n += count[q]
+			}
+			switch {
+			case l.Kind == validation.LimitProduct && n > l.Max:
+				return fmt.Sprintf("more than %d %s", l.Max, rule.Title)
+			case l.Kind == validation.LimitExclusive && n > 0:
 				return "products that exclude each other"
+			case l.Kind == validation.LimitFamily && n > l.Max:
+				return fmt.Sprintf("more than %d %s (rule %s)", l.Max, l.Title, l.Name)
 			}
 		}
 	}
@@ -361,12 +369,12 @@ func (st *runState) feedClash(ch customerHoldings) string {
 // (done true: the customer needs a person, not more imports).
 func (st *runState) importHolding(ctx context.Context, ch customerHoldings, i int) (done bool, err error) {
 	h := ch.holdings[i]
-	rule, _ := st.r.Policy.Rule(h.Product)
+	now := st.r.now()
+	rule, _ := st.r.Policy.At(now).Rule(h.Product)
 	id, err := validation.NewImportID(ch.customer)
 	if err != nil {
 		return false, err
 	}
-	now := st.r.now()
 	at := h.IssuedAt
 	if at.IsZero() || at.After(now) {
 		at = now
@@ -597,7 +605,8 @@ func (st *runState) orphan(ctx context.Context, customer string, g validation.Gr
 		f.Detail = fmt.Sprintf("%s: not released yet, first found orphan at %s; it will be released if still missing from the feed at the next run at least %s after that.",
 			detail, first.UTC().Format(time.RFC3339), grace)
 	default:
-		_, err := st.r.Ledger.Release(ctx, validation.ReleaseRequest{CustomerID: customer, Product: g.Product, CheckID: g.CheckID, Actor: validation.ReconcilerActor, Now: st.r.now()})
+		_, err := st.r.Ledger.Release(ctx, validation.ReleaseRequest{CustomerID: customer, Product: g.Product, CheckID: g.CheckID, Actor: validation.ReconcilerActor, Now: st.r.now(),
+			KeepEnded: st.r.Policy.KeepEnded()})
 		switch {
 		case errors.Is(err, validation.ErrGrantNotFound):
 			return nil // released meanwhile (or seen twice by the scan)

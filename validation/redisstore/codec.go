@@ -61,6 +61,10 @@ type storedCheck struct {
 	EndReason  string `lua:"end_reason"`
 	OTP        string `lua:"otp"`              // otp_digest of the code that redeemed it
 	Token      string `lua:"token,held,added"` // digest of the approval token's secret (redeem_token.lua)
+	// Version is the policy version the check was decided under;
+	// GrantedVersion the one it was redeemed (or imported) under.
+	Version        string `lua:"version,held,added"`
+	GrantedVersion string `lua:"granted_version,added"`
 }
 
 // storedEvent is an audit event as the scripts store it, in wire order
@@ -76,6 +80,7 @@ type storedEvent struct {
 	Note    string               `lua:"note"`
 	Fence   int64                `lua:"fence"`
 	Reasons []validation.Reason  `lua:"reasons"`
+	Version string               `lua:"version,added"` // the policy version of a decision
 }
 
 var (
@@ -241,7 +246,7 @@ func decodeCheck(customer, raw string) (validation.Check, error) {
 		ID: j.ID, CustomerID: customer, Product: j.Product, Status: validation.CheckStatus(j.Status),
 		Fence: j.Fence, CreatedAt: msTime(j.Created), ExpiresAt: msTime(j.Expires),
 		PlacedBy: j.By, AgentID: j.Agent, RedeemedBy: j.RedeemedBy, GrantedAt: msTime(j.Granted),
-		EndedAt: msTime(j.Ended), EndedBy: j.EndedBy, EndReason: j.EndReason,
+		EndedAt: msTime(j.Ended), EndedBy: j.EndedBy, EndReason: j.EndReason, PolicyVersion: j.Version,
 	}
 	if j.Secret != "" {
 		if c.Secret, err = hex.DecodeString(j.Secret); err != nil {
@@ -260,7 +265,7 @@ func decodeGrant(customer, raw string) (validation.Grant, error) {
 	}
 	return validation.Grant{
 		CustomerID: customer, Product: j.Product, CheckID: j.ID,
-		Fence: j.Fence, GrantedAt: msTime(j.Granted), RedeemedBy: j.RedeemedBy,
+		Fence: j.Fence, GrantedAt: msTime(j.Granted), RedeemedBy: j.RedeemedBy, PolicyVersion: j.GrantedVersion,
 	}, nil
 }
 
@@ -271,14 +276,15 @@ func decodeEvent(raw string) (validation.Event, error) {
 		return validation.Event{}, err
 	}
 	return validation.Event{At: msTime(se.At), Type: se.Type, Product: se.Product, CheckID: se.CheckID,
-		Actor: se.Actor, Agent: se.Agent, Reason: se.Reason, Reasons: se.Reasons, Note: se.Note, Fence: se.Fence}, nil
+		Actor: se.Actor, Agent: se.Agent, Reason: se.Reason, Reasons: se.Reasons, Note: se.Note, Fence: se.Fence,
+		PolicyVersion: se.Version}, nil
 }
 
 // checkedEvent is the checked event of a live hold, which the scripts
 // append only when the hold ends.
 func checkedEvent(c validation.Check) validation.Event {
 	return validation.Event{At: c.CreatedAt, Type: validation.EventChecked, Product: c.Product, CheckID: c.ID,
-		Actor: c.PlacedBy, Agent: c.AgentID, Fence: c.Fence}
+		Actor: c.PlacedBy, Agent: c.AgentID, Fence: c.Fence, PolicyVersion: c.PolicyVersion}
 }
 
 func msTime(v int64) time.Time { return ms(float64(v)) }

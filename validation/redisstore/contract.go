@@ -207,7 +207,8 @@ func kindOf(res []any) replyKind { return replyKind(str(res, 0)) }
 // {...}), whose fields are wireViolation's.
 var violationReasons = []validation.Reason{
 	validation.ReasonCustomerBlocked, validation.ReasonCaseOpen, validation.ReasonRatingTooLow,
-	validation.ReasonAlreadyHoldsProduct, validation.ReasonConflictingProduct, validation.ReasonHoldExists,
+	validation.ReasonAlreadyHoldsProduct, validation.ReasonConflictingProduct, validation.ReasonFamilyLimit,
+	validation.ReasonCoolingOff, validation.ReasonHoldExists,
 }
 
 // errorReasons are the reasons of the scripts' error replies: scriptError
@@ -240,6 +241,17 @@ type wireViolation struct {
 	Products []string          `json:"products"`
 	Required *float64          `json:"required"`
 	Score    *float64          `json:"score"`
+	Rule     string            `json:"rule"`
+	Limit    int               `json:"limit"`
+	Held     []wireHolding     `json:"held"`
+}
+
+// wireHolding is an entry of a family_limit violation's held list.
+type wireHolding struct {
+	Product string  `json:"product"`
+	CheckID string  `json:"check_id"`
+	Since   float64 `json:"since"`
+	Until   float64 `json:"until"`
 }
 
 // luaConstants gives the scripts what Go declares of the replies and
@@ -277,10 +289,14 @@ func luaConstants() string {
 // reply. Replies share field names: kind (a replyKind), reason and detail
 // (of an error), violations (JSON wireViolations, of a refusal).
 
+// The rules and the policy version of a decision (rulesArg, rules.go) are
+// arguments of every script that decides: rules is read by rules_of
+// (lua/rules.lua), version is recorded on what the decision writes.
+
 type checkArgs struct {
 	Product   string `lua:"product"`
-	Max       int    `lua:"max,num"`
-	Conflicts string `lua:"conflicts"` // csv
+	Rules     string `lua:"rules"`   // rulesArg
+	Version   string `lua:"version"` // the policy version in force
 	ID        string `lua:"id"`
 	Secret    string `lua:"secret"` // hex
 	Token     string `lua:"token"`  // digest of the approval token's secret, kept by the check
@@ -289,8 +305,7 @@ type checkArgs struct {
 	Agent     string `lua:"agent"`
 	ReqHash   string `lua:"req_hash"`
 	IdemTTL   int64  `lua:"idem_ttl,num,raw=idem_ttl_str"`
-	MinRating int    `lua:"min_rating,num"` // 0: none
-	ScoreArg  string `lua:"score_arg"`      // see scoreArg
+	ScoreArg  string `lua:"score_arg"` // see scoreArg
 	RatingTTL int64  `lua:"rating_ttl,num"`
 }
 
@@ -303,20 +318,20 @@ type checkReply struct {
 }
 
 type redeemTokenArgs struct {
-	Product   string `lua:"product"`
-	ID        string `lua:"id"`
-	Actor     string `lua:"actor"`
-	Max       int    `lua:"max,num"`
-	Conflicts string `lua:"conflicts"`
-	Token     string `lua:"token"` // the token secret's digest; '' when the caller verified the signature
+	Product string `lua:"product"`
+	ID      string `lua:"id"`
+	Actor   string `lua:"actor"`
+	Rules   string `lua:"rules"`
+	Version string `lua:"version"`
+	Token   string `lua:"token"` // the token secret's digest; '' when the caller verified the signature
 }
 
 type redeemOTPArgs struct {
 	Product     string `lua:"product"`
 	Code        string `lua:"code"`
 	Actor       string `lua:"actor"`
-	Max         int    `lua:"max,num"`
-	Conflicts   string `lua:"conflicts"`
+	Rules       string `lua:"rules"`
+	Version     string `lua:"version"`
 	MaxAttempts int    `lua:"max_attempts,num"`
 	Period      int    `lua:"period,num"` // seconds
 	Skew        int    `lua:"skew,num"`
@@ -379,9 +394,7 @@ type customerReply struct {
 
 type eligibilityArgs struct {
 	Product   string `lua:"product"`
-	Max       int    `lua:"max,num"`
-	Conflicts string `lua:"conflicts"`
-	MinRating int    `lua:"min_rating,num"`
+	Rules     string `lua:"rules"`
 	ScoreArg  string `lua:"score_arg"`
 	RatingTTL int64  `lua:"rating_ttl,num"`
 }
@@ -393,18 +406,19 @@ type eligibilityReply struct {
 }
 
 type importArgs struct {
-	Product   string `lua:"product"`
-	Max       int    `lua:"max,num"`
-	Conflicts string `lua:"conflicts"`
-	ID        string `lua:"id"`
-	Actor     string `lua:"actor"`
-	Granted   int64  `lua:"granted,num"`
+	Product string `lua:"product"`
+	Rules   string `lua:"rules"`
+	Version string `lua:"version"`
+	ID      string `lua:"id"`
+	Actor   string `lua:"actor"`
+	Granted int64  `lua:"granted,num"`
 }
 
 type releaseArgs struct {
-	Product string `lua:"product"`
-	Actor   string `lua:"actor"`
-	Want    string `lua:"want"` // check id, or '' for the most recent
+	Product   string `lua:"product"`
+	Actor     string `lua:"actor"`
+	Want      string `lua:"want"`                             // check id, or '' for the most recent
+	KeepEnded int64  `lua:"keep_ended,num,raw=keep_ended_str"` // ms K_ENDED is kept (ended_put)
 }
 
 type grantReply struct {

@@ -63,7 +63,7 @@ func newLibrary(scs ...*luaScript) library {
 	var b strings.Builder
 	b.WriteString("local " + strings.Join(keys, ", ") + "\n")
 	b.WriteString("local " + strings.Join(common, ", ") + "\n")
-	b.WriteString(luaConstants() + luaCodec() + luaPrelude + "\n")
+	b.WriteString(luaConstants() + luaCodec() + luaPrelude + "\n" + luaRules + "\n")
 	for _, sc := range scs {
 		b.WriteString(luaMain("main_"+sc.name, sc.args, sc.reply, sc.sections))
 	}

@@ -38,7 +38,8 @@ func (v v2Store) run(name, customer string, now time.Time, extra []string, args,
 	}
 	common := commonArgs{Now: now.UnixMilli(), AuditCap: DefaultAuditCap, Retention: DefaultRetention.Milliseconds(),
 		AuditRetention: DefaultAuditRetention.Milliseconds()}
-	res, err := redis.NewScript(string(src)).Run(context.Background(), v.rdb, append(customerKeys(customer), extra...),
+	keys := append(customerKeys(customer)[:len(v2KeyNames)], extra...)
+	res, err := redis.NewScript(string(src)).Run(context.Background(), v.rdb, keys,
 		argv(argv(nil, common), args)...).Slice()
 	if err != nil {
 		return err
@@ -52,24 +53,61 @@ func (v v2Store) run(name, customer string, now time.Time, extra []string, args,
 
 var conflictsOf = map[string]string{"credit_card": "personal_loan", "personal_loan": "credit_card"}
 
+// v2KeyNames are the customer keys of the v2 release, in its KEYS order
+// (today's start the same way).
+var v2KeyNames = []string{"meta", "hold", "grants", "checks", "audit", "block", "rating", "tries", "case"}
+
+// The arguments of the v2 scripts, as that release declared them.
+type (
+	v2CheckArgs struct {
+		Product   string `lua:"product"`
+		Max       int    `lua:"max,num"`
+		Conflicts string `lua:"conflicts"`
+		ID        string `lua:"id"`
+		Secret    string `lua:"secret"`
+		Token     string `lua:"token"`
+		TTL       int64  `lua:"ttl,num,raw=ttl_str"`
+		Actor     string `lua:"actor"`
+		Agent     string `lua:"agent"`
+		ReqHash   string `lua:"req_hash"`
+		IdemTTL   int64  `lua:"idem_ttl,num,raw=idem_ttl_str"`
+		MinRating int    `lua:"min_rating,num"`
+		ScoreArg  string `lua:"score_arg"`
+		RatingTTL int64  `lua:"rating_ttl,num"`
+	}
+	v2RedeemTokenArgs struct {
+		Product   string `lua:"product"`
+		ID        string `lua:"id"`
+		Actor     string `lua:"actor"`
+		Max       int    `lua:"max,num"`
+		Conflicts string `lua:"conflicts"`
+		Token     string `lua:"token"`
+	}
+	v2ReleaseArgs struct {
+		Product string `lua:"product"`
+		Actor   string `lua:"actor"`
+		Want    string `lua:"want"`
+	}
+)
+
 // check places a hold of product, or says why not (the reply's kind).
 func (v v2Store) check(customer, product, id, token string, now time.Time, ttl time.Duration) (checkReply, error) {
 	var r checkReply
-	err := v.run("check", customer, now, nil, checkArgs{Product: product, Max: 1, Conflicts: conflictsOf[product], ID: id,
+	err := v.run("check", customer, now, nil, v2CheckArgs{Product: product, Max: 1, Conflicts: conflictsOf[product], ID: id,
 		Secret: hexOf(v1Secret), Token: token, TTL: ttl.Milliseconds(), Actor: "branch-portal", Agent: "ana"}, &r)
 	return r, err
 }
 
 func (v v2Store) redeem(customer, product, id string, now time.Time) (redeemReply, error) {
 	var r redeemReply
-	err := v.run("redeem", customer, now, nil, redeemTokenArgs{Product: product, ID: id, Actor: "card-service", Max: 1,
+	err := v.run("redeem", customer, now, nil, v2RedeemTokenArgs{Product: product, ID: id, Actor: "card-service", Max: 1,
 		Conflicts: conflictsOf[product]}, &r)
 	return r, err
 }
 
 func (v v2Store) release(customer, product string, now time.Time) (grantReply, error) {
 	var r grantReply
-	err := v.run("release", customer, now, nil, releaseArgs{Product: product, Actor: "card-service"}, &r)
+	err := v.run("release", customer, now, nil, v2ReleaseArgs{Product: product, Actor: "card-service"}, &r)
 	return r, err
 }
 

@@ -14,6 +14,8 @@ import (
 var (
 	//go:embed lua/prelude.lua
 	luaPrelude string
+	//go:embed lua/rules.lua
+	luaRules string
 	//go:embed lua/check.lua
 	luaCheck string
 	//go:embed lua/redeem.lua
@@ -62,7 +64,7 @@ var (
 // under the customer's hash tag (customerKeys); Lua names them K_<NAME>.
 // A check with an Idempotency-Key adds K_IDEM. docs/architecture.md's key
 // layout table describes each.
-var customerKeyNames = []string{"meta", "hold", "grants", "checks", "audit", "block", "rating", "tries", "case"}
+var customerKeyNames = []string{"meta", "hold", "grants", "checks", "audit", "block", "rating", "tries", "case", "ended"}
 
 // keysBinding returns the Lua names of KEYS (K_META, ..., then K_IDEM,
 // nil unless a check has an Idempotency-Key) and the KEYS entries they are.
@@ -90,7 +92,7 @@ var firstArg = 1 + len(luaFields(reflectType(commonArgs{})))
 func script(name string, args, reply any, sections ...string) *luaScript {
 	keys, keyVals := keysBinding()
 	common, commonVals := argsBinding(commonArgs{}, 1)
-	src := luaLocal(keys, keyVals) + luaLocal(common, commonVals) + luaConstants() + luaCodec() + luaPrelude + "\n" +
+	src := luaLocal(keys, keyVals) + luaLocal(common, commonVals) + luaConstants() + luaCodec() + luaPrelude + "\n" + luaRules + "\n" +
 		luaMain("main", args, reply, sections) + "local r = main(KEYS, ARGV)\nreturn {EXPIRED, r}\n"
 	return &luaScript{Script: redis.NewScript(src), src: src, name: name, args: args, reply: reply, sections: sections}
 }

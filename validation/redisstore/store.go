@@ -302,10 +302,10 @@ func (s *Store) Hold(ctx context.Context, req validation.HoldRequest) (validatio
 	}
 	var r checkReply
 	err := s.run(ctx, checkScript, req.CustomerID, req.Now, extra, checkArgs{
-		Product: req.Rule.Product, Max: req.Rule.Max, Conflicts: strings.Join(req.Rule.Conflicts, ","),
+		Product: req.Rule.Product, Rules: rulesArg(req.Rule), Version: req.Rule.Version,
 		ID: req.CheckID, Secret: hex.EncodeToString(req.Secret), Token: req.TokenHash, TTL: req.Rule.HoldTTL.Milliseconds(),
 		Actor: req.Actor, Agent: req.AgentID, ReqHash: req.RequestHash, IdemTTL: req.IdempotencyTTL.Milliseconds(),
-		MinRating: req.Rule.MinRating, ScoreArg: scoreArg(req.Rating), RatingTTL: req.Rating.CacheTTL.Milliseconds(),
+		ScoreArg: scoreArg(req.Rating), RatingTTL: req.Rating.CacheTTL.Milliseconds(),
 	}, &r)
 	if err != nil {
 		return validation.Check{}, false, err
@@ -319,13 +319,13 @@ func (s *Store) Hold(ctx context.Context, req validation.HoldRequest) (validatio
 		return validation.Check{
 			ID: req.CheckID, CustomerID: req.CustomerID, Product: req.Rule.Product, Status: validation.StatusHeld,
 			Fence: r.Fence, CreatedAt: now, ExpiresAt: now.Add(time.Duration(req.Rule.HoldTTL.Milliseconds()) * time.Millisecond),
-			PlacedBy: req.Actor, AgentID: req.AgentID, Secret: req.Secret,
+			PlacedBy: req.Actor, AgentID: req.AgentID, Secret: req.Secret, PolicyVersion: req.Rule.Version,
 		}, false, nil
 	case kindReplay:
 		c, err := decodeCheck(req.CustomerID, r.Check)
 		return c, true, err
 	case kindRefused:
-		return validation.Check{}, false, refusal(r.Violations)
+		return validation.Check{}, false, refusal(r.Violations, req.Rule)
 	}
 	return validation.Check{}, false, scriptError(checkScript.name, r.Kind, r.Reason, "", 0)
 }
@@ -338,15 +338,15 @@ func (s *Store) Redeem(ctx context.Context, req validation.RedeemRequest) (valid
 	}
 	var r redeemReply
 	var err error
-	conflicts := strings.Join(req.Rule.Conflicts, ",")
+	rules := rulesArg(req.Rule)
 	if req.CheckID != "" {
 		err = run(ctx, redeemTokenScript, req.CustomerID, req.Now, nil, redeemTokenArgs{
-			Product: req.Rule.Product, ID: req.CheckID, Actor: req.Actor, Max: req.Rule.Max, Conflicts: conflicts,
+			Product: req.Rule.Product, ID: req.CheckID, Actor: req.Actor, Rules: rules, Version: req.Rule.Version,
 			Token: req.TokenHash,
 		}, &r)
 	} else {
 		err = run(ctx, redeemOTPScript, req.CustomerID, req.Now, nil, redeemOTPArgs{
-			Product: req.Rule.Product, Code: req.Code, Actor: req.Actor, Max: req.Rule.Max, Conflicts: conflicts,
+			Product: req.Rule.Product, Code: req.Code, Actor: req.Actor, Rules: rules, Version: req.Rule.Version,
 			MaxAttempts: req.MaxAttempts, Period: int(cmp.Or(req.OTPPeriod, validation.DefaultOTPPeriod) / time.Second),
 			Skew:      cmp.Or(req.OTPSkew, validation.DefaultOTPSkew),
 			OTPBudget: cmp.Or(req.OTPFailures, validation.DefaultOTPFailures),
@@ -361,7 +361,7 @@ func (s *Store) Redeem(ctx context.Context, req validation.RedeemRequest) (valid
 		g, err := decodeGrant(req.CustomerID, r.Grant)
 		return g, r.Kind == kindReplay, err
 	case kindRefused:
-		return validation.Grant{}, false, refusal(r.Violations)
+		return validation.Grant{}, false, refusal(r.Violations, req.Rule)
 	}
 	return validation.Grant{}, false, scriptError("redeem", r.Kind, r.Reason, r.Detail, int(r.AttemptsLeft))
 }
@@ -383,8 +383,8 @@ func scoreArg(r validation.RatingInput) string {
 func (s *Store) Eligibility(ctx context.Context, req validation.EligibilityRequest) (validation.EligibilityResult, error) {
 	var r eligibilityReply
 	err := s.run(ctx, eligScript, req.CustomerID, req.Now, nil, eligibilityArgs{
-		Product: req.Rule.Product, Max: req.Rule.Max, Conflicts: strings.Join(req.Rule.Conflicts, ","),
-		MinRating: req.Rule.MinRating, ScoreArg: scoreArg(req.Rating), RatingTTL: req.Rating.CacheTTL.Milliseconds(),
+		Product: req.Rule.Product, Rules: rulesArg(req.Rule),
+		ScoreArg: scoreArg(req.Rating), RatingTTL: req.Rating.CacheTTL.Milliseconds(),
 	}, &r)
 	if err != nil {
 		return validation.EligibilityResult{}, err
@@ -394,7 +394,7 @@ func (s *Store) Eligibility(ctx context.Context, req validation.EligibilityReque
 		return validation.EligibilityResult{}, validation.ErrRatingNeeded
 	case kindOK:
 		vs, err := decodeViolations(r.Violations)
-		return validation.EligibilityResult{Violations: vs, Rating: validation.RatingState(r.Rating)}, err
+		return validation.EligibilityResult{Violations: worded(vs, req.Rule), Rating: validation.RatingState(r.Rating)}, err
 	}
 	return validation.EligibilityResult{}, scriptError(eligScript.name, r.Kind, "", "", 0)
 }
@@ -501,7 +501,8 @@ func (s *Store) Customer(ctx context.Context, customerID string, now time.Time) 
 // Release implements validation.Store.
 func (s *Store) Release(ctx context.Context, req validation.ReleaseRequest) (validation.Grant, error) {
 	var r grantReply
-	if err := s.runConfirmed(ctx, releaseScript, req.CustomerID, req.Now, releaseArgs{Product: req.Product, Actor: req.Actor, Want: req.CheckID}, &r); err != nil {
+	if err := s.runConfirmed(ctx, releaseScript, req.CustomerID, req.Now, releaseArgs{Product: req.Product, Actor: req.Actor, Want: req.CheckID,
+		KeepEnded: cmp.Or(req.KeepEnded, validation.MinKeepEnded).Milliseconds()}, &r); err != nil {
 		return validation.Grant{}, err
 	}
 	if r.Kind == kindOK {
@@ -526,7 +527,7 @@ func (s *Store) Abandon(ctx context.Context, req validation.AbandonRequest) (val
 func (s *Store) Import(ctx context.Context, req validation.ImportRequest) (validation.Grant, error) {
 	var r grantReply
 	err := s.run(ctx, importScript, req.CustomerID, req.Now, nil, importArgs{
-		Product: req.Rule.Product, Max: req.Rule.Max, Conflicts: strings.Join(req.Rule.Conflicts, ","),
+		Product: req.Rule.Product, Rules: rulesArg(req.Rule), Version: req.Rule.Version,
 		ID: req.CheckID, Actor: req.Actor, Granted: req.GrantedAt.UnixMilli(),
 	}, &r)
 	if err != nil {
@@ -536,7 +537,7 @@ func (s *Store) Import(ctx context.Context, req validation.ImportRequest) (valid
 	case kindOK:
 		return decodeGrant(req.CustomerID, r.Grant)
 	case kindRefused:
-		return validation.Grant{}, refusal(r.Violations)
+		return validation.Grant{}, refusal(r.Violations, req.Rule)
 	}
 	return validation.Grant{}, scriptError(importScript.name, r.Kind, r.Reason, "", 0)
 }
@@ -587,7 +588,7 @@ func decodeViolations(raw string) ([]validation.Violation, error) {
 		out = append(out, validation.Violation{
 			Reason: v.Reason, Product: v.Product, CheckID: v.CheckID,
 			Since: ms(v.Since), Until: ms(v.Until), By: v.By, Note: v.Note, Products: v.Products,
-			RequiredRating: intPtr(v.Required), Rating: intPtr(v.Score),
+			RequiredRating: intPtr(v.Required), Rating: intPtr(v.Score), Rule: v.Rule, Limit: v.Limit, Held: holdings(v.Held),
 		})
 	}
 	return out, nil
@@ -601,8 +602,20 @@ func intPtr(f *float64) *int {
 	return &n
 }
 
-// refusal turns the script's violations into the domain's refusal error.
-func refusal(raw string) error {
+func holdings(ws []wireHolding) []validation.Holding {
+	if len(ws) == 0 {
+		return nil
+	}
+	out := make([]validation.Holding, len(ws))
+	for i, w := range ws {
+		out[i] = validation.Holding{Product: w.Product, CheckID: w.CheckID, Since: ms(w.Since), Until: ms(w.Until)}
+	}
+	return out
+}
+
+// refusal turns the script's violations of rule into the domain's refusal
+// error.
+func refusal(raw string, rule validation.Rule) error {
 	vs, err := decodeViolations(raw)
 	if err != nil {
 		return err
@@ -610,7 +623,7 @@ func refusal(raw string) error {
 	if len(vs) == 0 {
 		return fmt.Errorf("refusal without violations")
 	}
-	return validation.Refusal(vs)
+	return validation.Refusal(worded(vs, rule))
 }
 
 // scriptError turns a script's error reply (kind 'error', a reason, its

@@ -30,10 +30,11 @@ if K_IDEM then
   end
 end
 
-local vs, need = evaluate(h, product, max, conflicts, min_rating, score_arg, rating_ttl)
+local vs, need = evaluate(h, product, rules_of(rules), score_arg, rating_ttl)
 if need then return reply{kind = KIND.need_rating} end
 if #vs > 0 then
-  events_append({type = 'refused', product = product, actor = actor, agent = agent, reason = vs[1].reason, reasons = reasons(vs)})
+  events_append({type = 'refused', product = product, actor = actor, agent = agent, reason = vs[1].reason, reasons = reasons(vs),
+    version = version})
   return reply{kind = KIND.refused, violations = cjson.encode(vs)}
 end
 
@@ -44,7 +45,7 @@ if m.asked['t:' .. id] then return reply{kind = KIND.error, reason = REASON.chec
 -- written three times (the hold, meta's shadow, the reply) and turned into
 -- a string once.
 local c = {id = id, product = product, status = 'held', fence = tostring(next_fence(m)), created = NOW_STR,
-  expires = tostring(NOW + ttl), by = actor, agent = agent, secret = secret, token = token}
+  expires = tostring(NOW + ttl), by = actor, agent = agent, secret = secret, token = token, version = version}
 hold_place(c, ttl_str, m)
 if K_IDEM then
   redis.call('SET', K_IDEM, cjson.encode({req = req_hash, check_id = id}), 'PX', idem_ttl_str)

@@ -71,7 +71,8 @@ end
 -- ends, with the event that ends it (one write instead of two); until then
 -- the audit script reads it from the live hold.
 local function checked(c)
-  return {type = 'checked', at = c.created, product = c.product, check_id = c.id, actor = c.by, agent = c.agent, fence = c.fence}
+  return {type = 'checked', at = c.created, product = c.product, check_id = c.id, actor = c.by, agent = c.agent, fence = c.fence,
+    version = c.version}
 end
 
 -- ## records: ended checks (K_CHECKS), readable for RETENTION
@@ -257,43 +258,11 @@ local function live_hold(...)
   return nil, m
 end
 
--- ## rules: the policy applied to the grants, the block, the rating
-local function split(csv)
-  local set = {}
-  for p in string.gmatch(csv, '[^,]+') do set[p] = true end
-  return set
-end
-
+-- by_granted orders checks by when they were granted (then by id):
+-- oldest first, as every rule lists grants and release picks the newest.
 local function by_granted(a, b)
   if tonumber(a.granted) == tonumber(b.granted) then return a.id < b.id end
   return tonumber(a.granted) < tonumber(b.granted)
-end
-
--- grant_violations applies a product's rule to the customer's grants,
--- appending to vs: already_holds_product, then conflicting_product (oldest
--- grant first).
-local function grant_violations(vs, product, max, conflicts_csv)
-  local same, other = {}, {}
-  local grants = redis.call('HVALS', K_GRANTS)
-  -- Most customers hold nothing: the list is split only for a grant.
-  local conflicts = grants[1] and split(conflicts_csv)
-  for _, raw in ipairs(grants) do
-    local p = grant_product(raw)
-    if p == product then
-      table.insert(same, check_decode(raw))
-    elseif conflicts[p] then
-      table.insert(other, check_decode(raw))
-    end
-  end
-  if #same >= max then
-    table.sort(same, by_granted)
-    table.insert(vs, violation(REASON.already_holds_product, {product = product, check_id = same[1].id, since = tonumber(same[1].granted)}))
-  end
-  table.sort(other, by_granted)
-  for _, g in ipairs(other) do
-    table.insert(vs, violation(REASON.conflicting_product, {product = g.product, check_id = g.id, since = tonumber(g.granted)}))
-  end
-  return vs
 end
 
 -- block_read returns the live block entry, or nil.
@@ -309,74 +278,17 @@ end
 -- and resolved by case.lua): a double holding found across the product
 -- systems. While it is open it holds the line: no check or redemption of a
 -- product of the case, or of one that shares an exclusive group with one
--- of them (the product's conflicts), until an admin resolves it.
+-- of them (see the case rule in rules.lua), until an admin resolves it.
 local function case_raw() return redis.call('GET', K_CASE) end
 local function case_put(enc) redis.call('SET', K_CASE, enc) end
 local function case_drop() redis.call('DEL', K_CASE) end
 
--- case_violation returns the case_open violation of product, whose rule
--- excludes the products in conflicts_csv, while the customer's open case
--- concerns it; nil otherwise.
-local function case_violation(product, conflicts_csv)
-  local raw = case_raw()
-  if not raw then return nil end
-  local c = cjson.decode(raw)
-  if type(c.products) ~= 'table' then return nil end
-  local conflicts = split(conflicts_csv)
-  for _, p in ipairs(c.products) do
-    if p == product or conflicts[p] then
-      return violation(REASON.case_open, {products = c.products, since = c.opened, note = c.detail})
-    end
-  end
-  return nil
-end
-
--- evaluate applies every rule of a check to the customer and its live
--- hold h, returning the failed ones in a fixed order: customer_blocked,
--- case_open, rating_too_low, already_holds_product, conflicting_product,
--- hold_exists.
--- The rating rule (min_rating > 0) uses score_arg: '' reads the cached
--- score, a number is a fresh score from the bureau (cached here for
--- rating_ttl ms), 'skip' passes the rule unevaluated. The bureau is asked
--- only when its answer can change the decision: when the cache is cold and
--- every other rule passes, evaluate returns nil and 'need_rating', having
--- written nothing. The third result is the rating rule's state: none (no
--- min_rating), skip (bureau unavailable, policy allows), unknown (cold
--- cache, not worth a bureau call because other rules fail), pass or fail.
-local function evaluate(h, product, max, conflicts_csv, min_rating, score_arg, rating_ttl)
-  local vs = {}
-  local b = block_read()
-  if b then table.insert(vs, violation(REASON.customer_blocked, b)) end
-  local case_open = case_violation(product, conflicts_csv)
-  if case_open then table.insert(vs, case_open) end
-  local rating_at = #vs + 1
-  grant_violations(vs, product, max, conflicts_csv)
-  if h then
-    table.insert(vs, violation(REASON.hold_exists, {product = h.product, check_id = h.id, ['until'] = tonumber(h.expires), by = h.by}))
-  end
-  if min_rating == 0 then return vs, nil, 'none' end
-  if score_arg == 'skip' then return vs, nil, 'skip' end
-  local score
-  if score_arg ~= '' then
-    score = tonumber(score_arg)
-    redis.call('SET', K_RATING, score, 'PX', rating_ttl)
-  else
-    score = tonumber(redis.call('GET', K_RATING))
-    if not score then
-      if #vs == 0 then return nil, KIND.need_rating end
-      return vs, nil, 'unknown'
-    end
-  end
-  if score < min_rating then
-    table.insert(vs, rating_at, violation(REASON.rating_too_low, {product = product, required = min_rating, score = score}))
-    return vs, nil, 'fail'
-  end
-  return vs, nil, 'pass'
-end
-
--- reasons lists the reason codes of violations, for the audit trail.
-local function reasons(vs)
-  local out = {}
-  for i, v in ipairs(vs) do out[i] = v.reason end
-  return out
+-- ## ended: K_ENDED, when each of the customer's products last ended (a
+-- hash: product -> ms), what the cooling-off rules read (rules.lua).
+-- release.lua writes it; it expires keep ms after the newest end, keep
+-- being the policy's longest cooling-off period (and at least
+-- validation.MinKeepEnded), so it holds at most one field per product.
+local function ended_put(product, keep_str)
+  redis.call('HSET', K_ENDED, product, NOW_STR)
+  redis.call('PEXPIRE', K_ENDED, keep_str)
 end

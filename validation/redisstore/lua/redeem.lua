@@ -1,8 +1,10 @@
 -- The redemption rules both redeem scripts share (redeem_token.lua,
 -- redeem_otp.lua): what a redemption of a check that is not the live hold
--- gets, and turning the live hold into a grant. The rule is applied again
--- to the grants, so no path (import, policy change) can make a redemption
--- break the policy.
+-- gets, and turning the live hold into a grant. The rules of the version in
+-- force (rules, read once here) are applied again to the ledger (limits and
+-- cooling-off, rules.lua), so no path (import, release, policy change) can
+-- make a redemption break the policy.
+local RULES = rules_of(rules)
 
 -- otp_digest is all a check keeps of the code that redeemed it: enough to
 -- recognise the same client's retry, nothing that would verify a new code.
@@ -41,19 +43,20 @@ end
 -- succeeds once an admin resolves the case within the hold's TTL; the
 -- attempt is audited. nil when no case is in the way.
 local function case_refusal(h, actor)
-  local v = case_violation(h.product, conflicts)
+  local v = case_violation(RULES)
   if not v then return nil end
-  events_append({type = 'refused', product = h.product, check_id = h.id, actor = actor, fence = h.fence, reason = v.reason, reasons = {v.reason}})
+  events_append({type = 'refused', product = h.product, check_id = h.id, actor = actor, fence = h.fence, reason = v.reason, reasons = {v.reason},
+    version = version})
   return reply{kind = KIND.refused, violations = cjson.encode({v})}
 end
 
 -- grant turns the live hold h into a grant, unless the rule now refuses it.
 local function grant(h, actor, otp)
-  local vs = grant_violations({}, h.product, max, conflicts)
+  local vs = grant_violations({}, h.product, RULES, nil)
   if #vs > 0 then
-    hold_finish(h, 'cancelled', actor, {type = 'cancelled', reason = vs[1].reason})
+    hold_finish(h, 'cancelled', actor, {type = 'cancelled', reason = vs[1].reason, version = version})
     return reply{kind = KIND.refused, violations = cjson.encode(vs)}
   end
-  h.redeemed_by, h.granted, h.otp = actor, NOW_STR, otp
-  return reply{kind = KIND.granted, grant = hold_finish(h, 'redeemed', actor, {type = 'redeemed'})}
+  h.redeemed_by, h.granted, h.otp, h.granted_version = actor, NOW_STR, otp, version
+  return reply{kind = KIND.granted, grant = hold_finish(h, 'redeemed', actor, {type = 'redeemed', version = version})}
 end
