@@ -121,7 +121,8 @@ type differ struct {
 
 func (d *differ) run(steps int) {
 	d.policy = randomPolicy(d.rnd)
-	d.now = time.UnixMilli(1_700_000_000_000 + d.rnd.Int64N(1e9)).UTC()
+	// From the real clock on: a block expires at its until by Redis's own.
+	d.now = time.UnixMilli(time.Now().UnixMilli() + d.rnd.Int64N(1e9)).UTC()
 	d.ended = map[string]time.Time{}
 	for range steps {
 		// Time moves by up to three days, to the millisecond.
@@ -172,7 +173,7 @@ func (d *differ) standing() validation.Standing {
 func (d *differ) importGrant() {
 	p := d.product()
 	g, err := d.s.Import(context.Background(), validation.ImportRequest{Rule: free(p), CustomerID: d.customer,
-		CheckID: mustID(d.t, validation.NewImportID, d.customer), Actor: "ops", GrantedAt: d.now, Now: d.now})
+		CheckID: newID(d.t, validation.NewImportID, d.customer), Actor: "ops", GrantedAt: d.now, Now: d.now})
 	if err != nil {
 		d.t.Fatalf("import: %v", err)
 	}
@@ -205,7 +206,7 @@ func (d *differ) placeFree() {
 func (d *differ) place(rule validation.Rule) error {
 	secret := make([]byte, validation.OTPSecretSize)
 	rand.Read(secret)
-	req := validation.HoldRequest{Rule: rule, CustomerID: d.customer, CheckID: mustID(d.t, validation.NewCheckID, d.customer),
+	req := validation.HoldRequest{Rule: rule, CustomerID: d.customer, CheckID: newID(d.t, validation.NewCheckID, d.customer),
 		Secret: secret, TokenHash: validation.TokenHash(validation.TokenSecret(secret)), Actor: "branch", Now: d.now,
 		Rating: validation.RatingInput{Skip: true}}
 	c, _, err := d.s.Hold(context.Background(), req)
@@ -391,7 +392,7 @@ func words(vs []validation.Violation) string {
 	return b.String()
 }
 
-func mustID(tb testing.TB, f func(string) (string, error), customer string) string {
+func newID(tb testing.TB, f func(string) (string, error), customer string) string {
 	id, err := f(customer)
 	if err != nil {
 		tb.Fatal(err)
