@@ -2,6 +2,9 @@ package web_test
 
 import (
 	"context"
+	"net/http"
+	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -18,6 +21,82 @@ func lookUpCustomer(tb testing.TB, ctx context.Context, id string) {
 		chromedp.SendKeys(chromedp.CSS("#customer-id"), id+kb.Enter),
 	)
 	waitPage(tb, ctx, 10*time.Second, id+" shown", `document.getElementById('customer-name').textContent === '`+id+`' && !document.getElementById('customer-view').hidden`)
+}
+
+// TestBrowserOwnCheckInProgress: the agent's own live check is their check
+// in progress, in the dry run and when they ask for a second check; a hold
+// another client labelled with the agent's name is still someone else's.
+func TestBrowserOwnCheckInProgress(t *testing.T) {
+	ctx := startBrowser(t)
+	env := startUI(t, false, nil)
+	api := env.client(t)
+	const customer = "C-5101"
+	mineRow := regexp.MustCompile(`^(Credit card|Personal loan): your check for a Credit card, in progress until [0-9]{2}:[0-9]{2}\.$`)
+	ownRows := func(t *testing.T, when string) {
+		t.Helper()
+		for _, p := range []string{"credit_card", "personal_loan"} {
+			row := `#eligibility [data-product="` + p + `"]`
+			waitPage(t, ctx, 10*time.Second, when+": "+p+" worded as the agent's check", `document.querySelector('`+row+`')?.dataset.mine === 'true'`)
+			if got := pageText(t, ctx, row); !mineRow.MatchString(got) {
+				t.Errorf("%s: eligibility of %s = %q, want %v", when, p, got, mineRow)
+			}
+		}
+	}
+
+	signInKeyboard(t, ctx, env.URL, uiAgent, uiPassword)
+	lookUpCustomer(t, ctx, customer)
+	browse(t, ctx, 10*time.Second, "request check",
+		chromedp.Click(chromedp.CSS(`label[for="product-credit_card"]`)),
+		chromedp.Click(chromedp.CSS("#check-submit")),
+	)
+	pageOTP(t, ctx)
+
+	t.Run("the dry run calls it the agent's check in progress", func(t *testing.T) {
+		ownRows(t, "after the request")
+		saveScreenshot(t, ctx, "desktop-own-check")
+	})
+
+	t.Run("a second request says the agent's check is in progress, code kept", func(t *testing.T) {
+		browse(t, ctx, 10*time.Second, "request again",
+			chromedp.Click(chromedp.CSS(`label[for="product-credit_card"]`)),
+			chromedp.Click(chromedp.CSS("#check-submit")),
+		)
+		waitPage(t, ctx, 10*time.Second, "own refusal above the code",
+			`!!document.querySelector('#outcome .refusal[data-mine="true"]') && document.getElementById('otp-panel')?.dataset.status === 'held'`)
+		if got, want := pageText(t, ctx, "#outcome .refusal h3"), "No new Credit card check: yours is in progress"; got != want {
+			t.Errorf("heading = %q, want %q", got, want)
+		}
+		got := pageText(t, ctx, "#outcome .refusal .detail")
+		if !regexp.MustCompile(`^Your check for a Credit card is in progress until [0-9]{2}:[0-9]{2}\.$`).MatchString(got) {
+			t.Errorf("refusal = %q, want the agent's own check in progress", got)
+		}
+		if all := pageText(t, ctx, "#outcome"); strings.Contains(all, "branch-ui") || strings.Contains(all, "Another check") {
+			t.Errorf("outcome words the agent's own check as someone else's:\n%s", all)
+		}
+		saveScreenshot(t, ctx, "desktop-own-check-again")
+	})
+
+	t.Run("after a reload the resumed check is the agent's again", func(t *testing.T) {
+		browse(t, ctx, 20*time.Second, "reload", chromedp.Reload())
+		lookUpCustomer(t, ctx, customer)
+		ownRows(t, "after a reload")
+	})
+
+	t.Run("a hold labelled with the agent's name by another client is not theirs", func(t *testing.T) {
+		const other = "C-5102"
+		if r := api.do(t, http.MethodPost, "/v1/checks", map[string]string{"customer_id": other, "product": "credit_card", "agent_id": uiAgent},
+			"Authorization", "Bearer "+uiCardKey); r.Status != http.StatusCreated {
+			t.Fatalf("check as card-service: status %d (%s)", r.Status, r.Raw)
+		}
+		lookUpCustomer(t, ctx, other)
+		row := `#eligibility [data-product="credit_card"]`
+		waitPage(t, ctx, 10*time.Second, "evaluated", `document.querySelector('`+row+`')?.dataset.decision === 'refuse'`)
+		got := pageText(t, ctx, row)
+		if !strings.HasPrefix(got, "Credit card: a check would be refused. Another check for a Credit card is in progress until ") ||
+			!strings.HasSuffix(got, "placed by card-service.") {
+			t.Errorf("eligibility = %q, want card-service's hold", got)
+		}
+	})
 }
 
 // TestBrowserEmptyActivitySpansCard: a customer with no history gets the
