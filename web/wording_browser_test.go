@@ -133,3 +133,71 @@ func TestBrowserEmptyActivitySpansCard(t *testing.T) {
 		t.Errorf("placeholder text takes %d lines (%.0fpx wide) in a %.0fpx card, want one line", got.Lines, got.Text, got.Card)
 	}
 }
+
+// refusalStub answers the page's dry runs and check request with
+// violations of reasons this page has no words of its own for, the way
+// arbiter words them: a detail sentence, and the policy rule's name.
+const refusalStub = `(() => {
+	const real = window.fetch;
+	const answer = (status, body) => new Response(JSON.stringify(body), { status, headers: { 'Content-Type': 'application/json' } });
+	const family = { reason: 'family_limit', rule: 'unsecured_credit', product: 'credit_card',
+		detail: 'Customer already holds the most products the unsecured_credit rule allows.' };
+	const cooling = { reason: 'cooling_off', rule: 'loan_cooling_off', product: 'personal_loan',
+		detail: 'Customer closed a Personal loan recently: the loan_cooling_off rule allows a new one from 31 Dec 2026.' };
+	window.fetch = (url, opts) => {
+		const u = String(url);
+		if (u.endsWith('/eligibility?product=credit_card')) {
+			return Promise.resolve(answer(200, { decision: 'refuse', rules: [], violations: [family] }));
+		}
+		if (u.endsWith('/eligibility?product=personal_loan')) {
+			return Promise.resolve(answer(200, { decision: 'refuse', rules: [], violations: [{ reason: 'cooling_off', product: 'personal_loan', detail: '' }] }));
+		}
+		if (u === '/v1/checks' && opts && opts.method === 'POST') {
+			return Promise.resolve(answer(409, { title: 'Check refused', status: 409, reason: 'family_limit', detail: family.detail, violations: [family, cooling] }));
+		}
+		return real(url, opts);
+	};
+})()`
+
+// TestBrowserRefusalNamesRule: a refusal of a reason the page does not
+// know shows the server's sentence and the rule's name; with no sentence,
+// the reason itself.
+func TestBrowserRefusalNamesRule(t *testing.T) {
+	ctx := startBrowser(t)
+	env := startUI(t, false, nil)
+	signInKeyboard(t, ctx, env.URL, uiAgent, uiPassword)
+	browse(t, ctx, 10*time.Second, "signed in", chromedp.WaitVisible(chromedp.CSS("#customer-id")))
+	// The server does not send these reasons yet: the page's fetch answers for it.
+	browse(t, ctx, 10*time.Second, "stub refusals", chromedp.Evaluate[chromedp.Void](refusalStub))
+	lookUpCustomer(t, ctx, "C-5301")
+
+	const family = "Customer already holds the most products the unsecured_credit rule allows."
+	card := `#eligibility [data-product="credit_card"]`
+	waitPage(t, ctx, 10*time.Second, "card evaluated", `document.querySelector('`+card+`')?.dataset.reason === 'family_limit'`)
+	if got, want := pageText(t, ctx, card), "Credit card: a check would be refused. "+family+" rule: unsecured_credit"; got != want {
+		t.Errorf("card eligibility = %q\nwant %q", got, want)
+	}
+	if got, want := pageText(t, ctx, card+" .rule"), "rule: unsecured_credit"; got != want {
+		t.Errorf("card rule tag = %q, want %q", got, want)
+	}
+	if got, want := pageText(t, ctx, `#eligibility [data-product="personal_loan"]`), "Personal loan: a check would be refused. Cooling off."; got != want {
+		t.Errorf("loan eligibility without a sentence = %q, want %q", got, want)
+	}
+
+	browse(t, ctx, 10*time.Second, "request a card check",
+		chromedp.Click(chromedp.CSS(`label[for="product-credit_card"]`)),
+		chromedp.Click(chromedp.CSS("#check-submit")),
+		chromedp.WaitVisible(chromedp.CSS(`#outcome .refusal[data-reason="family_limit"]`)),
+	)
+	if got := pageText(t, ctx, "#outcome .refusal .detail"); got != family {
+		t.Errorf("refusal = %q, want %q", got, family)
+	}
+	if got, want := pageText(t, ctx, "#outcome .refusal > .rule"), "rule: unsecured_credit"; got != want {
+		t.Errorf("refusal's rule tag = %q, want %q", got, want)
+	}
+	also := pageText(t, ctx, "#outcome .refusal ul")
+	if !strings.Contains(also, "the loan_cooling_off rule allows a new one") || !strings.HasSuffix(also, "rule: loan_cooling_off") {
+		t.Errorf("second violation = %q, want its sentence and rule", also)
+	}
+	saveScreenshot(t, ctx, "desktop-refusal-rule")
+}

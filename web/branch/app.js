@@ -103,6 +103,11 @@
     otp_locked: 'too many wrong codes',
     cancelled: 'cancelled',
   };
+  // reasonText words a reason code: in the words above, else the code
+  // itself made readable (a reason this page does not know yet).
+  function reasonText(reason) {
+    return reasonWords[reason] || String(reason || 'refused').replace(/_/g, ' ');
+  }
   function eventText(e) {
     const t = title(e.product);
     const by = who(e.actor, e.agent);
@@ -111,12 +116,12 @@
       case 'refused':
         // A refused redemption names its check; a refused check has none.
         return by + (e.check_id ? ' tried to redeem the ' + t + ' check' : ' requested a ' + t + ' check') +
-          ': refused, ' + (reasonWords[e.reason] || e.reason);
+          ': refused, ' + reasonText(e.reason);
       case 'redeemed': return by + ' redeemed the ' + t + ' check: the customer now holds a ' + t;
       case 'otp_failed': return by + ' entered a wrong code for the ' + t + ' check';
       case 'cancelled':
         return e.reason && e.reason !== 'cancelled'
-          ? 'The ' + t + ' check ended: ' + (reasonWords[e.reason] || e.reason)
+          ? 'The ' + t + ' check ended: ' + reasonText(e.reason)
           : by + ' cancelled the ' + t + ' check';
       case 'expired': return 'The ' + t + ' check expired unused';
       case 'released': return by + ' released the customer\u2019s ' + t;
@@ -377,7 +382,8 @@
         li.dataset.mine = 'true';
         li.append(el('span', { text: 'your check for a ' + title(v.product) + ', in progress until ' + fmtTime(v.until) + '.' }));
       } else {
-        li.append(el('span', { text: 'a check would be refused. ' + (sentence(v) || '') }));
+        li.append(el('span', { text: 'a check would be refused. ' + sentence(v) }));
+        if (v.rule) li.append(' ', ruleTag(v));
       }
       return li;
     }));
@@ -463,8 +469,14 @@
     return v.reason === 'hold_exists' && !!v.check_id && !!v.until && state.own.has(v.check_id);
   }
 
+  // ruleTag names the policy rule a violation broke, when the server says.
+  function ruleTag(v) {
+    return v.rule ? el('span', { class: 'rule', text: 'rule: ' + v.rule }) : null;
+  }
+
   // sentence words one failed rule in the agent's own time zone; the
-  // server's detail (in UTC) is the fallback.
+  // server's detail (in UTC) is the fallback, and the reason code itself
+  // when the server sent no sentence.
   function sentence(v) {
     const t = title(v.product);
     switch (v.reason) {
@@ -486,7 +498,9 @@
         }
         break;
     }
-    return v.detail;
+    if (v.detail) return v.detail;
+    const words = reasonText(v.reason);
+    return words.charAt(0).toUpperCase() + words.slice(1) + '.';
   }
 
   function refusal(e, product) {
@@ -504,9 +518,11 @@
     }
     box.append(el('h3', { tabindex: '-1', text: heading }));
     box.append(el('p', { class: 'detail', text: (vs.length && sentence(vs[0])) || p.detail || e.message }));
+    const tag = vs.length ? ruleTag(vs[0]) : null;
+    if (tag) box.append(tag);
     if (vs.length > 1) {
       box.append(el('p', { text: 'Also:' }));
-      box.append(el('ul', {}, ...vs.slice(1).map((v) => el('li', { text: sentence(v) }))));
+      box.append(el('ul', {}, ...vs.slice(1).map((v) => el('li', {}, sentence(v), v.rule ? ' ' : null, ruleTag(v)))));
     }
     if (mine) {
       box.append(el('p', { class: 'muted', text: 'Its code is shown below. Cancel it first if the customer wants a new check.' }));
