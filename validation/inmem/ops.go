@@ -39,7 +39,7 @@ func (s *Store) Hold(_ context.Context, req validation.HoldRequest) (validation.
 	}
 	if len(vs) > 0 {
 		c.appendEvents(validation.Event{At: now, Type: validation.EventRefused, Product: req.Rule.Product, Actor: req.Actor,
-			Agent: req.AgentID, Reason: vs[0].Reason, Reasons: reasons(vs)})
+			Agent: req.AgentID, Reason: vs[0].Reason, Reasons: reasons(vs), PolicyVersion: req.Rule.Version})
 		return validation.Check{}, false, validation.Refusal(vs)
 	}
 	if c.tombstones[req.CheckID] {
@@ -49,7 +49,7 @@ func (s *Store) Hold(_ context.Context, req validation.HoldRequest) (validation.
 	h := &entry{token: req.TokenHash, c: validation.Check{
 		ID: req.CheckID, CustomerID: req.CustomerID, Product: req.Rule.Product, Status: validation.StatusHeld,
 		Fence: c.nextFence(now), CreatedAt: now, ExpiresAt: now.Add(ttl), PlacedBy: req.Actor, AgentID: req.AgentID,
-		Secret: slices.Clone(req.Secret),
+		Secret: slices.Clone(req.Secret), PolicyVersion: req.Rule.Version,
 	}}
 	c.hold, c.fails, c.last = h, 0, h.c.ID
 	c.lastOf[h.c.Product] = h.c.ID
@@ -162,26 +162,30 @@ func (s *Store) ended(c *customer, id, actor, code, product string, accept func(
 // caseRefusal refuses the redemption of the live hold while an open case
 // concerns its product; the hold is kept, the attempt audited.
 func (c *customer) caseRefusal(r validation.Rule, actor string, now time.Time) error {
-	v := c.caseViolation(r)
+	v := c.caseViolation(r, now)
 	if v == nil {
 		return nil
 	}
 	h := c.hold.c
 	c.appendEvents(validation.Event{At: now, Type: validation.EventRefused, Product: h.Product, CheckID: h.ID, Actor: actor,
-		Fence: h.Fence, Reason: v.Reason, Reasons: []validation.Reason{v.Reason}})
+		Fence: h.Fence, Reason: v.Reason, Reasons: []validation.Reason{v.Reason}, PolicyVersion: r.Version})
 	return validation.Refusal([]validation.Violation{*v})
 }
 
-// grant turns the live hold into a grant, unless the rule now refuses it
-// (then the hold is cancelled with the first violation as its reason).
+// grant turns the live hold into a grant, unless the rule's limits or
+// cooling-off periods now refuse it (then the hold is cancelled with the
+// first violation as its reason). The hold is the product asked for, so
+// it is not counted against a family.
 func (c *customer) grant(r validation.Rule, actor, otp string, now time.Time) (validation.Grant, bool, error) {
-	if vs := c.grantViolations(nil, r); len(vs) > 0 {
-		c.finish(validation.StatusCancelled, actor, validation.Event{Type: validation.EventCancelled, Reason: vs[0].Reason}, now)
+	st := c.standing(now)
+	st.Hold = nil
+	if vs := r.GrantViolations(nil, st, now); len(vs) > 0 {
+		c.finish(validation.StatusCancelled, actor, validation.Event{Type: validation.EventCancelled, Reason: vs[0].Reason, PolicyVersion: r.Version}, now)
 		return validation.Grant{}, false, validation.Refusal(vs)
 	}
 	h := c.hold
-	h.c.RedeemedBy, h.c.GrantedAt, h.otp = actor, now, otp
-	return grantOf(c.finish(validation.StatusRedeemed, actor, validation.Event{Type: validation.EventRedeemed}, now)), false, nil
+	h.c.RedeemedBy, h.c.GrantedAt, h.otp, h.version = actor, now, otp, r.Version
+	return grantOf(c.finish(validation.StatusRedeemed, actor, validation.Event{Type: validation.EventRedeemed, PolicyVersion: r.Version}, now)), false, nil
 }
 
 // Check implements validation.Store (get.lua).
@@ -261,6 +265,8 @@ func (s *Store) Release(_ context.Context, req validation.ReleaseRequest) (valid
 		// Readable for the retention, so a replay is told grant_released.
 		c.records[latest.c.ID] = latest
 	}
+	// The end is remembered for the cooling-off rules, for KeepEnded.
+	c.ended[req.Product] = endMark{at: now, forget: now.Add(req.KeepEnded)}
 	c.appendEvents(validation.Event{At: now, Type: validation.EventReleased, Product: req.Product, CheckID: latest.c.ID, Actor: req.Actor, Fence: latest.c.Fence})
 	return grantOf(latest), nil
 }
@@ -270,13 +276,16 @@ func (s *Store) Import(_ context.Context, req validation.ImportRequest) (validat
 	now := ms(req.Now)
 	c := s.begin(req.CustomerID, now)
 	defer s.mu.Unlock()
-	if vs := c.grantViolations(nil, req.Rule); len(vs) > 0 {
+	// The live hold counts against a family: the product it holds may
+	// yet be redeemed.
+	if vs := req.Rule.GrantViolations(nil, c.standing(now), now); len(vs) > 0 {
 		return validation.Grant{}, validation.Refusal(vs)
 	}
-	g := &entry{imported: true, c: validation.Check{ID: req.CheckID, CustomerID: req.CustomerID, Product: req.Rule.Product,
-		Status: "imported", Fence: c.nextFence(now), GrantedAt: ms(req.GrantedAt), RedeemedBy: req.Actor}}
+	g := &entry{imported: true, version: req.Rule.Version, c: validation.Check{ID: req.CheckID, CustomerID: req.CustomerID, Product: req.Rule.Product,
+		Status: "imported", Fence: c.nextFence(now), GrantedAt: ms(req.GrantedAt), RedeemedBy: req.Actor, PolicyVersion: req.Rule.Version}}
 	c.grants[g.c.ID] = g
-	c.appendEvents(validation.Event{At: now, Type: validation.EventImported, Product: g.c.Product, CheckID: g.c.ID, Actor: req.Actor, Fence: g.c.Fence})
+	c.appendEvents(validation.Event{At: now, Type: validation.EventImported, Product: g.c.Product, CheckID: g.c.ID, Actor: req.Actor, Fence: g.c.Fence,
+		PolicyVersion: req.Rule.Version})
 	return grantOf(g), nil
 }
 

@@ -1,7 +1,6 @@
 package inmem
 
 import (
-	"cmp"
 	"context"
 	"slices"
 	"sync"
@@ -40,7 +39,8 @@ type entry struct {
 	token     string // the digest of the approval token's secret
 	otp       string // a grant redeemed by OTP: otpDigest of its code
 	imported  bool
-	delivered bool // an idempotent replay gave the held check to its client
+	version   string // a grant: the policy version it was redeemed (or imported) under
+	delivered bool   // an idempotent replay gave the held check to its client
 }
 
 type customer struct {
@@ -59,9 +59,14 @@ type customer struct {
 	otpFails   int
 	otpSince   time.Time
 	kase       *openCase
+	ended      map[string]endMark // product → when its last grant ended
 	events     []validation.Event // state changes, oldest first
 	tries      []validation.Event // attempts that changed nothing, oldest first
 }
+
+// endMark is when a customer's product ended (its grant was released), and
+// when the store forgets it (ReleaseRequest.KeepEnded later).
+type endMark struct{ at, forget time.Time }
 
 type openCase struct {
 	products []string
@@ -86,7 +91,8 @@ func (s *Store) begin(id string, now time.Time) *customer {
 	s.mu.Lock()
 	c := s.customers[id]
 	if c == nil {
-		c = &customer{id: id, lastOf: map[string]string{}, records: map[string]*entry{}, grants: map[string]*entry{}, tombstones: map[string]bool{}}
+		c = &customer{id: id, lastOf: map[string]string{}, records: map[string]*entry{}, grants: map[string]*entry{}, tombstones: map[string]bool{},
+			ended: map[string]endMark{}}
 		s.customers[id] = c
 	}
 	c.settle(now)
@@ -108,7 +114,7 @@ func (c *customer) settle(now time.Time) {
 
 func checked(c validation.Check) validation.Event {
 	return validation.Event{At: c.CreatedAt, Type: validation.EventChecked, Product: c.Product, CheckID: c.ID,
-		Actor: c.PlacedBy, Agent: c.AgentID, Fence: c.Fence}
+		Actor: c.PlacedBy, Agent: c.AgentID, Fence: c.Fence, PolicyVersion: c.PolicyVersion}
 }
 
 // appendEvents appends events, all of one kind (state changes or attempts).
@@ -171,84 +177,78 @@ func (c *customer) liveBlock(now time.Time) *validation.Block {
 	return nil
 }
 
-// grantViolations applies a product's rule to the grants:
-// already_holds_product, then conflicting_product, oldest grant first.
-func (c *customer) grantViolations(vs []validation.Violation, r validation.Rule) []validation.Violation {
-	var same, other []validation.Grant
+// standing is what the rules read of the customer at now (rules.go's
+// Standing): the live block, the open case, the ledger, the live hold and
+// the products' ends still remembered, which it forgets once their
+// KeepEnded has run out, as Redis forgets them. Score and SkipRating are
+// the caller's.
+func (c *customer) standing(now time.Time) validation.Standing {
+	st := validation.Standing{Block: c.liveBlock(now), Case: c.caseOf(), Grants: make([]validation.Grant, 0, len(c.grants))}
 	for _, g := range c.grants {
-		switch {
-		case g.c.Product == r.Product:
-			same = append(same, grantOf(g))
-		case slices.Contains(r.Conflicts, g.c.Product):
-			other = append(other, grantOf(g))
+		st.Grants = append(st.Grants, grantOf(g))
+	}
+	if c.hold != nil {
+		h := public(c.hold)
+		st.Hold = &h
+	}
+	for p, e := range c.ended {
+		if !now.Before(e.forget) {
+			delete(c.ended, p)
+			continue
 		}
+		if st.Ended == nil {
+			st.Ended = map[string]time.Time{}
+		}
+		st.Ended[p] = e.at
 	}
-	byGranted := func(a, b validation.Grant) int {
-		return cmp.Or(a.GrantedAt.Compare(b.GrantedAt), cmp.Compare(a.CheckID, b.CheckID))
+	return st
+}
+
+// caseOf is the open case as the rules read it; nil for none.
+func (c *customer) caseOf() *validation.Case {
+	k := c.kase
+	if k == nil {
+		return nil
 	}
-	if len(same) > 0 && len(same) >= r.Max {
-		slices.SortFunc(same, byGranted)
-		vs = append(vs, validation.Violation{Reason: validation.ReasonAlreadyHoldsProduct, Product: r.Product, CheckID: same[0].CheckID, Since: same[0].GrantedAt})
+	return &validation.Case{CustomerID: c.id, Products: slices.Clone(k.products), Detail: k.note, OpenedAt: k.opened, RunID: k.run}
+}
+
+// evaluate applies every rule of a check with Rule.Evaluate, the engine's
+// reference. The score is the fresh one when given (cached for CacheTTL,
+// even when the check is refused), else the cached one while it is valid.
+// With no score known and nothing else failing it returns
+// validation.ErrRatingNeeded, having changed nothing.
+func (c *customer) evaluate(r validation.Rule, rating validation.RatingInput, now time.Time) ([]validation.Violation, validation.RatingState, error) {
+	st := c.standing(now)
+	st.SkipRating = rating.Skip
+	switch {
+	case r.MinRating == 0 || rating.Skip:
+	case rating.Score != nil:
+		c.rating, c.ratingEnd = ptr(*rating.Score), now.Add(rating.CacheTTL)
+		st.Score = ptr(*rating.Score)
+	case c.rating != nil && now.Before(c.ratingEnd):
+		st.Score = ptr(*c.rating)
 	}
-	slices.SortFunc(other, byGranted)
-	for _, g := range other {
-		vs = append(vs, validation.Violation{Reason: validation.ReasonConflictingProduct, Product: g.Product, CheckID: g.CheckID, Since: g.GrantedAt})
+	vs, state, needRating := r.Evaluate(st, now)
+	if needRating {
+		return nil, "", validation.ErrRatingNeeded
 	}
-	return vs
+	return vs, state, nil
 }
 
 // caseViolation is the case_open violation of the rule's product while the
-// open case concerns it or one of its conflicts; nil otherwise.
-func (c *customer) caseViolation(r validation.Rule) *validation.Violation {
+// open case concerns it (as Evaluate decides it); nil otherwise.
+func (c *customer) caseViolation(r validation.Rule, now time.Time) *validation.Violation {
 	if c.kase == nil {
 		return nil
 	}
-	for _, p := range c.kase.products {
-		if p == r.Product || slices.Contains(r.Conflicts, p) {
-			return &validation.Violation{Reason: validation.ReasonCaseOpen, Products: slices.Clone(c.kase.products), Since: c.kase.opened, Note: c.kase.note}
+	vs, _, _ := r.Evaluate(validation.Standing{Case: c.caseOf(), SkipRating: true}, now)
+	for _, v := range vs {
+		if v.Reason == validation.ReasonCaseOpen {
+			return &v
 		}
 	}
 	return nil
-}
-
-// evaluate applies every rule of a check, in the prelude's order:
-// customer_blocked, case_open, rating_too_low, already_holds_product,
-// conflicting_product, hold_exists. With a cold rating cache and nothing
-// else failing it returns validation.ErrRatingNeeded, having changed nothing.
-func (c *customer) evaluate(r validation.Rule, rating validation.RatingInput, now time.Time) ([]validation.Violation, validation.RatingState, error) {
-	var vs []validation.Violation
-	if b := c.liveBlock(now); b != nil {
-		vs = append(vs, validation.Violation{Reason: validation.ReasonCustomerBlocked, Note: b.Reason, Until: b.Until, By: b.By, Since: b.Since})
-	}
-	if v := c.caseViolation(r); v != nil {
-		vs = append(vs, *v)
-	}
-	ratingAt := len(vs)
-	vs = c.grantViolations(vs, r)
-	if h := c.hold; h != nil {
-		vs = append(vs, validation.Violation{Reason: validation.ReasonHoldExists, Product: h.c.Product, CheckID: h.c.ID, Until: h.c.ExpiresAt, By: h.c.PlacedBy})
-	}
-	switch {
-	case r.MinRating == 0:
-		return vs, validation.RatingNone, nil
-	case rating.Skip:
-		return vs, validation.RatingSkipped, nil
-	}
-	score := rating.Score
-	if score != nil {
-		c.rating, c.ratingEnd = ptr(*score), now.Add(rating.CacheTTL)
-	} else if c.rating != nil && now.Before(c.ratingEnd) {
-		score = c.rating
-	} else if len(vs) == 0 {
-		return nil, "", validation.ErrRatingNeeded
-	} else {
-		return vs, validation.RatingUnknown, nil
-	}
-	if *score < r.MinRating {
-		v := validation.Violation{Reason: validation.ReasonRatingTooLow, Product: r.Product, RequiredRating: ptr(r.MinRating), Rating: ptr(*score)}
-		return slices.Insert(vs, ratingAt, v), validation.RatingFail, nil
-	}
-	return vs, validation.RatingPass, nil
 }
 
 func ptr(n int) *int { return &n }
@@ -263,7 +263,7 @@ func reasons(vs []validation.Violation) []validation.Reason {
 
 func grantOf(e *entry) validation.Grant {
 	return validation.Grant{CustomerID: e.c.CustomerID, Product: e.c.Product, CheckID: e.c.ID, Fence: e.c.Fence,
-		GrantedAt: e.c.GrantedAt, RedeemedBy: e.c.RedeemedBy}
+		GrantedAt: e.c.GrantedAt, RedeemedBy: e.c.RedeemedBy, PolicyVersion: e.version}
 }
 
 // public returns a copy of the check that shares nothing with the store.

@@ -90,7 +90,8 @@ func CaseHoldsTheLine(t *testing.T, b Backend) {
 		_, _, err := s.Hold(ctx, NewHoldRequest(t, "C-2", "personal_loan", t0))
 		wantCaseOpen(t, err, c)
 		req := NewHoldRequest(t, "C-2", "credit_card", t0)
-		req.Rule = validation.Rule{Product: "savings", Title: "Savings account", HoldTTL: time.Minute, Max: 1}
+		req.Rule = validation.Rule{Product: "savings", Title: "Savings account", HoldTTL: time.Minute,
+			Limits: []validation.Limit{{Kind: validation.LimitProduct, Max: 1, Products: []string{"savings"}}}}
 		if _, _, err := s.Hold(ctx, req); err != nil {
 			t.Fatalf("a product outside the case's groups: %v", err)
 		}

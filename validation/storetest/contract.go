@@ -117,13 +117,11 @@ func RefusalListsEveryFailedRule(t *testing.T, b Backend) {
 	}
 	// Import a loan next to it by bypassing the policy through another rule
 	// (no conflicts), then place a live hold.
-	loose := DefaultRule(t, "personal_loan")
-	loose.Conflicts = nil
+	loose := LooseRule(t, "personal_loan")
 	if _, err := s.Import(ctx, validation.ImportRequest{Rule: loose, CustomerID: "C-9", CheckID: NewCheckID(t, "C-9"), Actor: "ops", GrantedAt: t0.Add(time.Minute), Now: t0.Add(time.Minute)}); err != nil {
 		t.Fatal(err)
 	}
 	req := NewHoldRequest(t, "C-9", "credit_card", t0.Add(2*time.Minute))
-	req.Rule.Conflicts = []string{"personal_loan"}
 	_, _, err := s.Hold(ctx, req)
 	e := WantReason(t, err, validation.ReasonAlreadyHoldsProduct)
 	var got []validation.Reason
@@ -305,7 +303,7 @@ func Max(t *testing.T, b Backend) {
 	s := b.Store
 	for i := 1; i <= 3; i++ {
 		req := NewHoldRequest(t, "C-1", "credit_card", t0.Add(time.Duration(i)*time.Minute))
-		req.Rule.Max = 2
+		req.Rule = WithMax(req.Rule, 2)
 		c, _, err := s.Hold(context.Background(), req)
 		if i == 3 {
 			WantReason(t, err, validation.ReasonAlreadyHoldsProduct)
@@ -409,7 +407,7 @@ func ReleaseByCheck(t *testing.T, b Backend) {
 	var ids []string
 	for i := 0; i < 2; i++ {
 		req := NewHoldRequest(t, "C-1", "credit_card", t0.Add(time.Duration(i)*time.Minute))
-		req.Rule.Max = 2
+		req.Rule = WithMax(req.Rule, 2)
 		c, _, err := s.Hold(ctx, req)
 		if err != nil {
 			t.Fatal(err)
@@ -597,7 +595,7 @@ func ReleaseMostRecent(t *testing.T, b Backend) {
 	var ids []string
 	for i := range 2 {
 		req := NewHoldRequest(t, "C-1", "credit_card", t0.Add(time.Duration(i)*time.Minute))
-		req.Rule.Max = 2
+		req.Rule = WithMax(req.Rule, 2)
 		c, _, err := s.Hold(ctx, req)
 		if err != nil {
 			t.Fatal(err)

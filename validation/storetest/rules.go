@@ -270,7 +270,7 @@ func EligibilityMatchesCheck(t *testing.T, b Backend) {
 		return func(tb testing.TB, c string) {
 			tb.Helper()
 			req := NewHoldRequest(tb, c, product, t0)
-			req.Rule.Max = max
+			req.Rule = WithMax(req.Rule, max)
 			h, _, err := s.Hold(ctx, req)
 			if err != nil {
 				tb.Fatalf("hold %s: %v", product, err)
@@ -284,7 +284,7 @@ func EligibilityMatchesCheck(t *testing.T, b Backend) {
 		return func(tb testing.TB, c string) {
 			tb.Helper()
 			req := NewHoldRequest(tb, c, product, t0)
-			req.Rule.Max = max
+			req.Rule = WithMax(req.Rule, max)
 			if _, _, err := s.Hold(ctx, req); err != nil {
 				tb.Fatalf("hold %s: %v", product, err)
 			}
@@ -327,7 +327,7 @@ func EligibilityMatchesCheck(t *testing.T, b Backend) {
 			}
 			r := ratingRule(t, 500)
 			if tt.max > 0 {
-				r.Max = tt.max
+				r = WithMax(r, tt.max)
 			}
 			now := t0.Add(time.Minute)
 			before := snapshot(t, s, customer, now)

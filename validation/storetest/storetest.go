@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -52,7 +53,8 @@ var Tests = []struct {
 	{"OTPLimitAcrossHolds", OTPLimitAcrossHolds}, {"RedemptionSemantics", RedemptionSemantics}, {"Block", Block},
 	{"BlockUntil", BlockUntil}, {"Rating", Rating}, {"RatingBoundary", RatingBoundary},
 	{"EligibilityMatchesCheck", EligibilityMatchesCheck}, {"Abandon", Abandon},
-	{"CaseHoldsTheLine", CaseHoldsTheLine},
+	{"CaseHoldsTheLine", CaseHoldsTheLine}, {"FamilyLimit", FamilyLimit}, {"CoolingOff", CoolingOff},
+	{"PolicyVersion", PolicyVersion},
 }
 
 // Run runs every contract test as a parallel subtest, each on a fresh
@@ -75,6 +77,40 @@ func DefaultRule(_ testing.TB, product string) validation.Rule {
 	r, ok := policy.Rule(product)
 	if !ok {
 		panic("no rule for " + product)
+	}
+	return r
+}
+
+// LooseRule returns the rule of a product in the default policy without
+// its exclusive groups: the rule an import takes to put a ledger that
+// breaks the default policy in place.
+func LooseRule(tb testing.TB, product string) validation.Rule {
+	return RuleOf(tb, &validation.Policy{Products: policy.Products}, product)
+}
+
+// RuleOf validates (and so compiles) the policy and returns the rule of
+// product in the version in force at the suite's t0, failing tb
+// otherwise. Each call must have a policy of its own: Validate writes it.
+func RuleOf(tb testing.TB, p *validation.Policy, product string) validation.Rule {
+	tb.Helper()
+	if err := p.Validate(nil); err != nil {
+		tb.Fatalf("policy: %v", err)
+	}
+	r, ok := p.At(t0).Rule(product)
+	if !ok {
+		tb.Fatalf("policy has no product %q", product)
+	}
+	return r
+}
+
+// WithMax returns the rule with its product limit (how many of the
+// product a customer may hold) set to max.
+func WithMax(r validation.Rule, max int) validation.Rule {
+	r.Limits = slices.Clone(r.Limits)
+	for i, l := range r.Limits {
+		if l.Kind == validation.LimitProduct {
+			r.Limits[i].Max = max
+		}
 	}
 	return r
 }
