@@ -47,17 +47,17 @@ func (s *scanStore) ScanStandings(ctx context.Context, req validation.ScanReques
 }
 
 var (
-	impactNow = time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
-	admin     = validation.Actor{ID: "ops", Roles: []validation.Role{validation.RoleAdmin}}
+	impactNow   = time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	impactAdmin = validation.Actor{ID: "ops", Roles: []validation.Role{validation.RoleAdmin}}
 )
 
-func day(n int) time.Time { return impactNow.AddDate(0, 0, n) }
+func impactDay(n int) time.Time { return impactNow.AddDate(0, 0, n) }
 
-func grant(customer, product, id string, at time.Time) validation.Grant {
+func impactGrant(customer, product, id string, at time.Time) validation.Grant {
 	return validation.Grant{CustomerID: customer, Product: product, CheckID: id, GrantedAt: at}
 }
 
-func checked(product, id string, at time.Time) validation.Event {
+func impactChecked(product, id string, at time.Time) validation.Event {
 	return validation.Event{Type: validation.EventChecked, Product: product, CheckID: id, At: at}
 }
 
@@ -67,21 +67,21 @@ func checked(product, id string, at time.Time) validation.Event {
 func impactLedger() []validation.CustomerStanding {
 	return []validation.CustomerStanding{
 		{CustomerID: "A", Standing: validation.Standing{Grants: []validation.Grant{
-			grant("A", "overdraft", "chk_a3", day(-3)), grant("A", "credit_card", "chk_a1", day(-20)), grant("A", "store_card", "chk_a2", day(-10)),
+			impactGrant("A", "overdraft", "chk_a3", impactDay(-3)), impactGrant("A", "credit_card", "chk_a1", impactDay(-20)), impactGrant("A", "store_card", "chk_a2", impactDay(-10)),
 		}}, Checked: []validation.Event{
-			checked("overdraft", "chk_a3", day(-3)), checked("store_card", "chk_a2", day(-10)), checked("credit_card", "chk_a1", day(-20)),
+			impactChecked("overdraft", "chk_a3", impactDay(-3)), impactChecked("store_card", "chk_a2", impactDay(-10)), impactChecked("credit_card", "chk_a1", impactDay(-20)),
 		}},
 		{CustomerID: "B", Standing: validation.Standing{Grants: []validation.Grant{
-			grant("B", "credit_card", "chk_b1", day(-400)), grant("B", "store_card", "chk_b2", day(-5)),
-		}}, Checked: []validation.Event{checked("store_card", "chk_b2", day(-5))}},
+			impactGrant("B", "credit_card", "chk_b1", impactDay(-400)), impactGrant("B", "store_card", "chk_b2", impactDay(-5)),
+		}}, Checked: []validation.Event{impactChecked("store_card", "chk_b2", impactDay(-5))}},
 		{CustomerID: "D", Standing: validation.Standing{
-			Grants: []validation.Grant{grant("D", "personal_loan", "chk_d2", day(-2))},
-			Ended:  map[string]time.Time{"credit_card": day(-12)},
-		}, Checked: []validation.Event{checked("personal_loan", "chk_d2", day(-2))}},
-		{CustomerID: "E", Checked: []validation.Event{checked("gold_card", "chk_e1", day(-1))}},
+			Grants: []validation.Grant{impactGrant("D", "personal_loan", "chk_d2", impactDay(-2))},
+			Ended:  map[string]time.Time{"credit_card": impactDay(-12)},
+		}, Checked: []validation.Event{impactChecked("personal_loan", "chk_d2", impactDay(-2))}},
+		{CustomerID: "E", Checked: []validation.Event{impactChecked("gold_card", "chk_e1", impactDay(-1))}},
 		{CustomerID: "F", Standing: validation.Standing{Grants: []validation.Grant{
-			grant("F", "credit_card", "chk_f1", day(-900)), grant("F", "personal_loan", "chk_f2", day(-800)),
-		}}, Checked: []validation.Event{checked("credit_card", "chk_f0", day(-40))}}, // before since: not counted
+			impactGrant("F", "credit_card", "chk_f1", impactDay(-900)), impactGrant("F", "personal_loan", "chk_f2", impactDay(-800)),
+		}}, Checked: []validation.Event{impactChecked("credit_card", "chk_f0", impactDay(-40))}}, // before since: not counted
 	}
 }
 
@@ -93,11 +93,11 @@ func TestImpact(t *testing.T) {
 	store := &scanStore{customers: impactLedger()}
 	svc := &validation.Service{Store: store, Policy: candidate, Now: func() time.Time { return impactNow }}
 
-	got, err := svc.Impact(context.Background(), admin, candidate, validation.ImpactOptions{})
+	got, err := svc.Impact(context.Background(), impactAdmin, candidate, validation.ImpactOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := store.got.Since, day(-30); !got.Equal(want) {
+	if got, want := store.got.Since, impactDay(-30); !got.Equal(want) {
 		t.Errorf("scan since = %v, want %v (30 days)", got, want)
 	}
 	if got.PolicyVersion != "2027-01" || !got.At.Equal(impactNow) {
@@ -141,11 +141,11 @@ func TestImpactExamplesAreTheSmallestIDs(t *testing.T) {
 	var customers []validation.CustomerStanding
 	for _, id := range []string{"M", "C", "X", "A", "K"} {
 		customers = append(customers, validation.CustomerStanding{CustomerID: id, Standing: validation.Standing{Grants: []validation.Grant{
-			grant(id, "credit_card", id+"1", day(-3)), grant(id, "credit_card", id+"2", day(-2)),
+			impactGrant(id, "credit_card", id+"1", impactDay(-3)), impactGrant(id, "credit_card", id+"2", impactDay(-2)),
 		}}})
 	}
 	svc := &validation.Service{Store: &scanStore{customers: customers}, Policy: candidate, Now: func() time.Time { return impactNow }}
-	got, err := svc.Impact(context.Background(), admin, candidate, validation.ImpactOptions{Examples: 3})
+	got, err := svc.Impact(context.Background(), impactAdmin, candidate, validation.ImpactOptions{Examples: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,9 +176,9 @@ func TestImpactRefusals(t *testing.T) {
 		opts  validation.ImpactOptions
 		want  *validation.Error
 	}{
-		{"not an admin", validation.Actor{ID: "card-service", Roles: []validation.Role{validation.RoleChecker, validation.RoleRedeemer}}, validation.ImpactOptions{}, validation.ErrForbidden},
-		{"too many examples", admin, validation.ImpactOptions{Examples: validation.MaxImpactExamples + 1}, validation.ErrInvalidRequest},
-		{"since in the future", admin, validation.ImpactOptions{Since: day(1)}, validation.ErrInvalidRequest},
+		{"not an impactAdmin", validation.Actor{ID: "card-service", Roles: []validation.Role{validation.RoleChecker, validation.RoleRedeemer}}, validation.ImpactOptions{}, validation.ErrForbidden},
+		{"too many examples", impactAdmin, validation.ImpactOptions{Examples: validation.MaxImpactExamples + 1}, validation.ErrInvalidRequest},
+		{"since in the future", impactAdmin, validation.ImpactOptions{Since: impactDay(1)}, validation.ErrInvalidRequest},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := svc.Impact(context.Background(), tc.actor, candidate, tc.opts); !errors.Is(err, tc.want) {
@@ -188,7 +188,7 @@ func TestImpactRefusals(t *testing.T) {
 	}
 	t.Run("a store that cannot scan", func(t *testing.T) {
 		svc := &validation.Service{Store: struct{ validation.Store }{}, Policy: candidate}
-		if _, err := svc.Impact(context.Background(), admin, candidate, validation.ImpactOptions{}); !errors.Is(err, validation.ErrNotFound) {
+		if _, err := svc.Impact(context.Background(), impactAdmin, candidate, validation.ImpactOptions{}); !errors.Is(err, validation.ErrNotFound) {
 			t.Fatalf("err = %v, want not_found", err)
 		}
 	})
