@@ -236,7 +236,7 @@ func (r *impactRun) recheck(e Event, st Standing) {
 	}
 	var before Standing
 	for _, g := range st.Grants {
-		if g.CheckID != e.CheckID && g.GrantedAt.Before(e.At) {
+		if g.CheckID != e.CheckID && !g.GrantedAt.After(e.At) {
 			before.Grants = append(before.Grants, g)
 		}
 	}
