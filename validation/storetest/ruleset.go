@@ -253,16 +253,6 @@ func CoolingOff(t *testing.T, b Backend) {
 			t.Fatalf("cancellation audited = %+v, %v; want the hold cancelled for cooling_off", evs, err)
 		}
 	})
-
-	t.Run("an end kept for less than the period is forgotten", func(t *testing.T) {
-		grantWith(t, s, rule("credit_card"), "K-3", t0)
-		ended := t0.Add(time.Hour)
-		release(t, s, "K-3", "credit_card", ended, 30*day)
-		wantViolation(t, loanHold("K-3", ended.Add(29*day)), cooling(ended), validation.ReasonCoolingOff)
-		if err := loanHold("K-3", ended.Add(31*day)); err != nil {
-			t.Fatalf("a loan after the end was forgotten: %v", err)
-		}
-	})
 }
 
 // PolicyVersion: a check records the version of the rule it was decided
