@@ -11,6 +11,7 @@ import (
 
 	"github.com/arbiter-bank/arbiter/internal/policyfile"
 	"github.com/arbiter-bank/arbiter/validation"
+	"github.com/arbiter-bank/arbiter/validation/inmem"
 )
 
 // candidateYAML is a bank's candidate: at most 2 unsecured credit
@@ -192,4 +193,56 @@ func TestImpactRefusals(t *testing.T) {
 			t.Fatalf("err = %v, want not_found", err)
 		}
 	})
+}
+
+// TestImpactOnInmem: the in-memory store's scan, through the Service: a
+// ledger built by imports, checks and a release, under the live policy
+// (the candidate without its rules), judged by the candidate.
+func TestImpactOnInmem(t *testing.T) {
+	candidate, err := policyfile.Parse([]byte(candidateYAML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	live, err := policyfile.Parse([]byte(strings.Split(candidateYAML, "limits:")[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := impactDay(-30)
+	svc := &validation.Service{Store: inmem.New(inmem.Options{}), Policy: live, Now: func() time.Time { return now }}
+	ctx := context.Background()
+	checker := validation.Actor{ID: "branch-portal", Roles: []validation.Role{validation.RoleChecker}}
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	now = impactDay(-1)
+	for i, p := range []string{"credit_card", "store_card", "overdraft"} { // A: one more than the candidate allows
+		_, err := svc.Import(ctx, impactAdmin, "A", p, impactDay(-20+i))
+		must(err)
+	}
+	_, err = svc.Import(ctx, impactAdmin, "C", "credit_card", impactDay(-20))
+	must(err)
+	now = impactDay(0).Add(-2 * time.Hour)
+	b, _, err := svc.Check(ctx, checker, validation.CheckInput{CustomerID: "B", Product: "credit_card"}) // B: a check, cancelled
+	must(err)
+	_, err = svc.Cancel(ctx, checker, b.ID)
+	must(err)
+	_, err = svc.Release(ctx, impactAdmin, "C", "credit_card", "") // C: its card ends, then a loan is checked
+	must(err)
+	now = impactDay(0).Add(-time.Hour)
+	_, _, err = svc.Check(ctx, checker, validation.CheckInput{CustomerID: "C", Product: "personal_loan"})
+	must(err)
+
+	now = impactDay(0)
+	got, err := svc.Impact(ctx, impactAdmin, candidate, validation.ImpactOptions{})
+	must(err)
+	rc := got.RecentChecks
+	if got.CustomersScanned != 3 || got.CustomersInViolation != 1 || len(got.Examples) != 1 || got.Examples[0].CustomerID != "A" {
+		t.Fatalf("impact = %+v, want 3 scanned, A in violation", got)
+	}
+	if rc.Total != 2 || rc.WouldRefuse != 1 || rc.ByReason[validation.ReasonCoolingOff] != 1 {
+		t.Fatalf("recent checks = %+v, want 2, C's loan refused (cooling_off)", rc)
+	}
 }
