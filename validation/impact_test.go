@@ -246,3 +246,34 @@ func TestImpactOnInmem(t *testing.T) {
 		t.Fatalf("recent checks = %+v, want 2, C's loan refused (cooling_off)", rc)
 	}
 }
+
+// TestImpactAtChoosesTheVersion: a candidate of two versions is judged by
+// the one in force at opts.At.
+func TestImpactAtChoosesTheVersion(t *testing.T) {
+	body := strings.SplitN(candidateYAML, "products:", 2)[1]
+	rules := strings.SplitN(body, "limits:", 2)
+	indent := func(s string) string { return strings.ReplaceAll(s, "\n", "\n    ") }
+	candidate, err := policyfile.Parse([]byte("versions:\n" +
+		"  - version: loose\n    products:" + indent(rules[0]) + "\n" +
+		"  - version: strict\n    effective_from: 2027-01-01T00:00:00Z\n    products:" + indent(rules[0]) + "limits:" + indent(rules[1]) + "\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := &validation.Service{Store: &scanStore{customers: impactLedger()}, Policy: candidate, Now: func() time.Time { return impactNow }}
+	for _, tc := range []struct {
+		at      time.Time
+		version string
+		in      int
+	}{
+		{time.Time{}, "loose", 0},
+		{time.Date(2027, 2, 1, 0, 0, 0, 0, time.UTC), "strict", 1},
+	} {
+		got, err := svc.Impact(context.Background(), impactAdmin, candidate, validation.ImpactOptions{At: tc.at})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.PolicyVersion != tc.version || got.CustomersInViolation != tc.in {
+			t.Errorf("at %v: version %q, %d in violation; want %q, %d", tc.at, got.PolicyVersion, got.CustomersInViolation, tc.version, tc.in)
+		}
+	}
+}

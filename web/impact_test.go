@@ -168,3 +168,61 @@ func TestPolicyImpactRefusals(t *testing.T) {
 		wantStatus(t, r, http.StatusRequestEntityTooLarge)
 	})
 }
+
+// TestRuleRefusalsShowTheRule: under a policy with a family limit and a
+// cooling-off period, a refusal names the rule (rule, limit, held) and the
+// policy version, and every decision records the version: the check, its
+// token, the eligibility dry run and the audit.
+func TestRuleRefusalsShowTheRule(t *testing.T) {
+	a := newAPI(t, withPolicy(impactCandidate))
+	a.takes(t, "RR-1", "credit_card")
+	ch := a.mustCheck(t, "RR-1", "store_card")
+	if ch.str("policy_version") != "2027-01" {
+		t.Fatalf("check = %s, want policy_version 2027-01", ch.raw)
+	}
+	claims, err := a.issuer.Verify(ch.str("token"), "card-service")
+	if err != nil || claims.PolicyVersion != "2027-01" {
+		t.Fatalf("token claims = %+v, %v; want policy_version 2027-01", claims, err)
+	}
+	wantStatus(t, a.do(t, "POST", "/v1/redemptions", cardKey, map[string]string{"token": ch.str("token")}), http.StatusCreated)
+
+	r := a.check(t, checkerKey, "RR-1", "overdraft")
+	wantStatus(t, r, http.StatusConflict, validation.ReasonFamilyLimit)
+	vs, _ := r.body["violations"].([]any)
+	if r.str("policy_version") != "2027-01" || len(vs) != 1 {
+		t.Fatalf("refusal = %s, want one violation under 2027-01", r.raw)
+	}
+	v := vs[0].(map[string]any)
+	held, _ := v["held"].([]any)
+	if v["rule"] != "unsecured_credit" || v["limit"] != 2.0 || len(held) != 2 || held[0].(map[string]any)["product"] != "credit_card" {
+		t.Errorf("violation = %v, want rule unsecured_credit, limit 2, the card and the store card held", v)
+	}
+	if !strings.HasPrefix(r.str("detail"), "Customer holds 2 of 2 unsecured credit products: Credit card since ") {
+		t.Errorf("detail = %q", r.str("detail"))
+	}
+
+	el := a.do(t, "GET", "/v1/customers/RR-1/eligibility?product=overdraft", checkerKey, nil)
+	wantStatus(t, el, http.StatusOK)
+	if el.str("policy_version") != "2027-01" || el.str("decision") != "refuse" {
+		t.Errorf("eligibility = %s, want refuse under 2027-01", el.raw)
+	}
+
+	wantStatus(t, a.do(t, "DELETE", "/v1/customers/RR-1/products/credit_card", cardKey, nil), http.StatusNoContent)
+	r = a.check(t, checkerKey, "RR-1", "personal_loan")
+	wantStatus(t, r, http.StatusConflict, validation.ReasonCoolingOff)
+	if v := r.body["violations"].([]any)[0].(map[string]any); v["rule"] != "loan_after_card" || v["product"] != "credit_card" || v["until"] == nil {
+		t.Errorf("cooling_off violation = %v", v)
+	}
+
+	audit := a.do(t, "GET", "/v1/customers/RR-1/audit?type=checked,refused,redeemed", checkerKey, nil)
+	wantStatus(t, audit, http.StatusOK)
+	events, _ := audit.body["events"].([]any)
+	if len(events) == 0 {
+		t.Fatalf("audit = %s", audit.raw)
+	}
+	for _, e := range events {
+		if e := e.(map[string]any); e["policy_version"] != "2027-01" {
+			t.Errorf("event %v lacks policy_version 2027-01", e)
+		}
+	}
+}
