@@ -90,6 +90,7 @@ func TestPolicyImpact(t *testing.T) {
 	for name, client := range backends {
 		t.Run(name, func(t *testing.T) {
 			a := newAPIOn(t, client(t), withPolicy(impactLivePolicy))
+			a.client.Transport = validateAgainstSpec(t, a.client.Transport)
 			impactLedger(t, a)
 			r := a.postImpact(t, adminKey, "?examples=1", impactCandidate)
 			wantStatus(t, r, http.StatusOK)
@@ -134,6 +135,7 @@ func TestPolicyImpact(t *testing.T) {
 
 func TestPolicyImpactRefusals(t *testing.T) {
 	a := newAPI(t, withPolicy(impactLivePolicy))
+	a.client.Transport = validateAgainstSpec(t, a.client.Transport)
 	t.Run("not an admin", func(t *testing.T) {
 		wantStatus(t, a.postImpact(t, checkerKey, "", impactCandidate), http.StatusForbidden, validation.ReasonForbidden)
 		wantStatus(t, a.postImpact(t, cardKey, "", impactCandidate), http.StatusForbidden, validation.ReasonForbidden)
@@ -175,6 +177,7 @@ func TestPolicyImpactRefusals(t *testing.T) {
 // token, the eligibility dry run and the audit.
 func TestRuleRefusalsShowTheRule(t *testing.T) {
 	a := newAPI(t, withPolicy(impactCandidate))
+	a.client.Transport = validateAgainstSpec(t, a.client.Transport)
 	a.takes(t, "RR-1", "credit_card")
 	ch := a.mustCheck(t, "RR-1", "store_card")
 	if ch.str("policy_version") != "2027-01" {
