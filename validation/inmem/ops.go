@@ -265,7 +265,7 @@ func (s *Store) Release(_ context.Context, req validation.ReleaseRequest) (valid
 		// Readable for the retention, so a replay is told grant_released.
 		c.records[latest.c.ID] = latest
 	}
-	c.endedAt(req.Product, now, req.KeepEnded)
+	c.endedAt(req.Product, now, cmp.Or(req.KeepEnded, validation.MinKeepEnded))
 	c.appendEvents(validation.Event{At: now, Type: validation.EventReleased, Product: req.Product, CheckID: latest.c.ID, Actor: req.Actor, Fence: latest.c.Fence})
 	return grantOf(latest), nil
 }

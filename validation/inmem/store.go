@@ -199,7 +199,8 @@ func (c *customer) standing(now time.Time) validation.Standing {
 // endedAt remembers that the customer's product ended at now. The ends
 // are forgotten together, keep after the newest, as redisstore's K_ENDED
 // expires: keep is at least the longest cooling-off period
-// (Policy.KeepEnded), so no rule misses an end it could still apply.
+// (Policy.KeepEnded; validation.MinKeepEnded when a release gives none),
+// so no rule misses an end it could still apply.
 func (c *customer) endedAt(product string, now time.Time, keep time.Duration) {
 	if !now.Before(c.endedUntil) {
 		clear(c.ended)

@@ -205,7 +205,8 @@ func FamilyLimit(t *testing.T, b Backend) {
 // CoolingOff: no personal loan within 90 days after a credit card ended:
 // refused on the 89th day (cooling_off, naming the card, when it ended and
 // when the period ends), allowed from the 90th; applied at redemption too
-// (the hold is cancelled); an end kept for less than the period is
+// (the hold is cancelled); an end is kept for MinKeepEnded when the
+// release says not how long, and one kept for less than the period is
 // forgotten once its KeepEnded has passed on the store's clock.
 func CoolingOff(t *testing.T, b Backend) {
 	s, ctx := b.Store, context.Background()
@@ -252,6 +253,13 @@ func CoolingOff(t *testing.T, b Backend) {
 		if err != nil || len(evs) != 1 || evs[0].Reason != validation.ReasonCoolingOff || evs[0].CheckID != h.ID {
 			t.Fatalf("cancellation audited = %+v, %v; want the hold cancelled for cooling_off", evs, err)
 		}
+	})
+
+	t.Run("a release that says not how long keeps the end for MinKeepEnded", func(t *testing.T) {
+		grantWith(t, s, rule("credit_card"), "K-4", t0)
+		ended := t0.Add(time.Hour)
+		release(t, s, "K-4", "credit_card", ended, 0)
+		wantViolation(t, loanHold("K-4", ended.Add(validation.MinKeepEnded-day)), cooling(ended), validation.ReasonCoolingOff)
 	})
 
 	t.Run("an end kept for less than the period is forgotten once kept that long", func(t *testing.T) {
