@@ -332,6 +332,9 @@ func PolicyVersion(t *testing.T, b Backend) {
 		if err != nil || len(cust.Grants) != 1 || cust.Grants[0].PolicyVersion != "v2" {
 			t.Fatalf("customer = %+v, %v; want the grant of version v2", cust, err)
 		}
+		if got, err := s.Check(ctx, "V-1", c.ID, t0.Add(time.Minute)); err != nil || got.PolicyVersion != "v1" {
+			t.Fatalf("redeemed check = %+v, %v; want it still decided under v1", got, err)
+		}
 		_, _, err = s.Hold(ctx, validation.HoldRequest{Rule: versioned("personal_loan", "v3"), CustomerID: "V-1",
 			CheckID: NewCheckID(t, "V-1"), Actor: "branch-portal", Now: t0.Add(2 * time.Minute)})
 		WantReason(t, err, validation.ReasonConflictingProduct)
