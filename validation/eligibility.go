@@ -65,9 +65,9 @@ type Eligibility struct {
 	CustomerID    string
 	Product       string
 	PolicyVersion string // the version in force, whose rules were evaluated
-	Allowed    bool
-	Rules      []RuleVerdict
-	Violations []Violation // every failed rule, in order, worded
+	Allowed       bool
+	Rules         []RuleVerdict
+	Violations    []Violation // every failed rule, in order, worded
 }
 
 // ruleOf maps a violation to the rule that produced it.

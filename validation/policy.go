@@ -278,13 +278,13 @@ func (p *Policy) ruleOf(product string) (Rule, bool) {
 		return Rule{}, false
 	}
 	r := Rule{
-		Product:   product,
-		Title:     prod.Title,
-		HoldTTL:   prod.HoldTTL,
-		Redeemers: prod.Redeemers,
-		Version:   p.Version,
-		MinRating: prod.MinRating,
-		Limits:    p.limitsOf(product),
+		Product:    product,
+		Title:      prod.Title,
+		HoldTTL:    prod.HoldTTL,
+		Redeemers:  prod.Redeemers,
+		Version:    p.Version,
+		MinRating:  prod.MinRating,
+		Limits:     p.limitsOf(product),
 		CoolingOff: p.coolingOffOf(product),
 	}
 	if r.Title == "" {

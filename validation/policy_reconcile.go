@@ -134,4 +134,3 @@ func (s SourceConfig) KeyInClear() bool {
 	ip := net.ParseIP(host)
 	return ip == nil || !ip.IsLoopback()
 }
-

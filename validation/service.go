@@ -476,4 +476,3 @@ func (s *Service) caseSentence(v Violation) string {
 	}
 	return msg
 }
-

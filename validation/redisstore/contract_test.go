@@ -100,6 +100,18 @@ func TestContractCheck(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b backend) { storetest.Check(t, b.shared()) })
 }
 
+func TestContractFamilyLimit(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) { storetest.FamilyLimit(t, b.shared()) })
+}
+
+func TestContractCoolingOff(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) { storetest.CoolingOff(t, b.shared()) })
+}
+
+func TestContractPolicyVersion(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) { storetest.PolicyVersion(t, b.shared()) })
+}
+
 func TestContractRedeemToken(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b backend) { storetest.RedeemToken(t, b.shared()) })
 }

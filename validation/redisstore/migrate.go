@@ -4,6 +4,7 @@ import (
 	"context"
 	_ "embed"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -27,7 +28,7 @@ var migrateScript = script("migrate", migrateArgs{}, MigrateCounts{}, luaMigrate
 
 type migrateArgs struct {
 	Extra  int  `lua:"extra,num"`  // KEYS position of the v1 log; the idempotency records follow it
-	Fields int  `lua:"fields,num"` // len(checkCodec.fields): a c2 value with fewer lacks the newest
+	Fields int  `lua:"fields,num"` // tokenFields: a c2 value with fewer lacks the token
 	DryRun bool `lua:"dry_run"`
 }
 
@@ -183,7 +184,13 @@ func v1LogKey(customer string) string { return "arb:{" + customer + "}:log" }
 func (s *Store) migrateCustomer(ctx context.Context, customer string, idem []string, dry bool) (MigrateCounts, error) {
 	var got MigrateCounts
 	extra := append([]string{v1LogKey(customer)}, idem...)
-	args := migrateArgs{Extra: len(customerKeyNames) + 1, Fields: len(checkCodec.fields), DryRun: dry}
+	args := migrateArgs{Extra: len(customerKeyNames) + 1, Fields: tokenFields, DryRun: dry}
 	err := s.run(ctx, migrateScript, customer, time.Now(), extra, args, &got)
 	return got, err
 }
+
+// tokenFields is how many fields a c2 check has up to its token, the field
+// the migration gives the checks of releases before it (Tokenless). Fields
+// added after it need no migration: a value without them reads them as
+// empty (storedCheck).
+var tokenFields = slices.Index(checkCodec.names(), "token") + 1

@@ -27,7 +27,7 @@ func TestContractOTPReplayAfterAnotherProductsCheck(t *testing.T) {
 			t.Fatal(err)
 		}
 		savings := holdRequest(t, "F-1", "credit_card", t0)
-		savings.Rule = validation.Rule{Product: "savings", Max: 1, HoldTTL: time.Minute, Redeemers: []string{"bank-service"}}
+		savings.Rule = validation.Rule{Product: "savings", HoldTTL: time.Minute, Redeemers: []string{"bank-service"}}
 		if _, _, err := s.Hold(ctx, savings); err != nil {
 			t.Fatalf("savings check: %v", err)
 		}

@@ -16,6 +16,8 @@
     customer: null,   // id being shown
     view: null,       // last GET /v1/customers/{id}
     check: null,      // the check this page placed and watches
+    own: new Set(),   // ids of checks the server showed this agent the code of: the agent's own
+    eligibility: null, // {customer, rows}: the last dry run, kept to reword when a check proves ours
     cases: [],        // open cases, GET /v1/cases
     caseSeen: null,   // {customer, note}: the open case the dry run refused with
     pollTimer: 0,
@@ -101,6 +103,11 @@
     otp_locked: 'too many wrong codes',
     cancelled: 'cancelled',
   };
+  // reasonText words a reason code: in the words above, else the code
+  // itself made readable (a reason this page does not know yet).
+  function reasonText(reason) {
+    return reasonWords[reason] || String(reason || 'refused').replace(/_/g, ' ');
+  }
   function eventText(e) {
     const t = title(e.product);
     const by = who(e.actor, e.agent);
@@ -109,12 +116,12 @@
       case 'refused':
         // A refused redemption names its check; a refused check has none.
         return by + (e.check_id ? ' tried to redeem the ' + t + ' check' : ' requested a ' + t + ' check') +
-          ': refused, ' + (reasonWords[e.reason] || e.reason);
+          ': refused, ' + reasonText(e.reason);
       case 'redeemed': return by + ' redeemed the ' + t + ' check: the customer now holds a ' + t;
       case 'otp_failed': return by + ' entered a wrong code for the ' + t + ' check';
       case 'cancelled':
         return e.reason && e.reason !== 'cancelled'
-          ? 'The ' + t + ' check ended: ' + (reasonWords[e.reason] || e.reason)
+          ? 'The ' + t + ' check ended: ' + reasonText(e.reason)
           : by + ' cancelled the ' + t + ' check';
       case 'expired': return 'The ' + t + ' check expired unused';
       case 'released': return by + ' released the customer\u2019s ' + t;
@@ -149,6 +156,7 @@
   function showSignIn(note) {
     stopWatching();
     state.csrf = null; state.user = null; state.customer = null; state.view = null;
+    state.own.clear(); state.eligibility = null;
     $('customer-view').hidden = true;
     $('outcome').replaceChildren();
     $('signin-note').textContent = note || '';
@@ -338,24 +346,47 @@
   // of each product would decide now, so the agent can explain a refusal
   // before asking for a check. It places nothing and audits nothing.
   async function loadEligibility(id, gen) {
-    const list = $('eligibility');
     state.caseSeen = null;
     const rows = await Promise.all(state.products.map(async (p) => {
       try {
         const e = await api('GET', '/v1/customers/' + encodeURIComponent(id) + '/eligibility?product=' + encodeURIComponent(p.id));
-        const v = e.violations || [];
-        const open = v.find((x) => x.reason === 'case_open');
+        const open = (e.violations || []).find((x) => x.reason === 'case_open');
         if (open) state.caseSeen = { customer: id, note: open.note || '' };
-        return el('li', { dataset: { product: p.id, decision: e.decision, reason: (v[0] || {}).reason || '' } },
-          el('b', { text: p.title + ': ' }),
-          el('span', { text: e.decision === 'allow' ? 'eligible now.' : 'a check would be refused. ' + (sentence(v[0] || {}) || '') }));
+        return { p, e };
       } catch (err) {
-        return el('li', { dataset: { product: p.id, decision: 'unknown' } }, el('b', { text: p.title + ': ' }), el('span', { class: 'muted', text: 'could not be evaluated (' + err.message + ').' }));
+        return { p, err };
       }
     }));
     if (gen !== state.gen) return;
-    list.replaceChildren(...rows);
+    state.eligibility = { customer: id, rows };
+    renderEligibility();
     renderCustomerCase();
+  }
+
+  // renderEligibility shows the last dry run. The agent's own check in
+  // progress is not a refusal to them: it is worded as their check, and
+  // reworded so once a resumed check proves to be theirs.
+  function renderEligibility() {
+    const seen = state.eligibility;
+    if (!seen || seen.customer !== state.customer) return;
+    $('eligibility').replaceChildren(...seen.rows.map(({ p, e, err }) => {
+      const name = el('b', { text: p.title + ': ' });
+      if (err) {
+        return el('li', { dataset: { product: p.id, decision: 'unknown' } }, name, el('span', { class: 'muted', text: 'could not be evaluated (' + err.message + ').' }));
+      }
+      const v = (e.violations || [])[0] || {};
+      const li = el('li', { dataset: { product: p.id, decision: e.decision, reason: v.reason || '' } }, name);
+      if (e.decision === 'allow') {
+        li.append(el('span', { text: 'eligible now.' }));
+      } else if (ownHold(v)) {
+        li.dataset.mine = 'true';
+        li.append(el('span', { text: 'your check for a ' + title(v.product) + ', in progress until ' + fmtTime(v.until) + '.' }));
+      } else {
+        li.append(el('span', { text: 'a check would be refused. ' + sentence(v) }));
+        if (v.rule) li.append(' ', ruleTag(v));
+      }
+      return li;
+    }));
   }
 
   function renderHold(h) {
@@ -391,8 +422,10 @@
     if (!h || state.check || h.agent_id !== state.user) return;
     api('GET', '/v1/checks/' + encodeURIComponent(h.check_id)).then((ch) => {
       if (!state.check && ch.status === 'held' && ch.otp && ch.customer_id === state.customer) {
-        watch(ch);
+        const said = [...$('outcome').children].find((n) => n.dataset.checkId === ch.check_id);
+        watch(ch, said);
         renderHold(state.view && state.view.hold);
+        renderEligibility();
       }
     }).catch(() => {});
   }
@@ -429,12 +462,26 @@
     }
   }
 
+  // ownHold reports whether a violation is this agent's own check in
+  // progress: a hold whose code the server showed this agent. A hold merely
+  // labelled with the agent's name by another client is not theirs.
+  function ownHold(v) {
+    return v.reason === 'hold_exists' && !!v.check_id && !!v.until && state.own.has(v.check_id);
+  }
+
+  // ruleTag names the policy rule a violation broke, when the server says.
+  function ruleTag(v) {
+    return v.rule ? el('span', { class: 'rule', text: 'rule: ' + v.rule }) : null;
+  }
+
   // sentence words one failed rule in the agent's own time zone; the
-  // server's detail (in UTC) is the fallback.
+  // server's detail (in UTC) is the fallback, and the reason code itself
+  // when the server sent no sentence.
   function sentence(v) {
     const t = title(v.product);
     switch (v.reason) {
       case 'hold_exists':
+        if (ownHold(v)) return 'Your check for a ' + t + ' is in progress until ' + fmtTime(v.until) + '.';
         if (v.until && v.by) return 'Another check for a ' + t + ' is in progress until ' + fmtTime(v.until) + ', placed by ' + v.by + '.';
         break;
       case 'conflicting_product':
@@ -451,7 +498,9 @@
         }
         break;
     }
-    return v.detail;
+    if (v.detail) return v.detail;
+    const words = reasonText(v.reason);
+    return words.charAt(0).toUpperCase() + words.slice(1) + '.';
   }
 
   function refusal(e, product) {
@@ -459,13 +508,25 @@
     const vs = p.violations || [];
     const box = el('div', { class: 'refusal', role: 'alert', dataset: { reason: p.reason || 'error' } });
     const refused = e.status === 409;
-    box.append(el('h3', { tabindex: '-1', text: refused ? 'No ' + title(product) + ' check: refused' : (p.title || 'Something went wrong') }));
+    const mine = vs.length > 0 && ownHold(vs[0]);
+    let heading = refused ? 'No ' + title(product) + ' check: refused' : (p.title || 'Something went wrong');
+    if (mine) {
+      // Not a refusal by someone else: the agent's own check still runs.
+      box.dataset.mine = 'true';
+      box.dataset.checkId = vs[0].check_id;
+      heading = 'No new ' + title(product) + ' check: yours is in progress';
+    }
+    box.append(el('h3', { tabindex: '-1', text: heading }));
     box.append(el('p', { class: 'detail', text: (vs.length && sentence(vs[0])) || p.detail || e.message }));
+    const tag = vs.length ? ruleTag(vs[0]) : null;
+    if (tag) box.append(tag);
     if (vs.length > 1) {
       box.append(el('p', { text: 'Also:' }));
-      box.append(el('ul', {}, ...vs.slice(1).map((v) => el('li', { text: sentence(v) }))));
+      box.append(el('ul', {}, ...vs.slice(1).map((v) => el('li', {}, sentence(v), v.rule ? ' ' : null, ruleTag(v)))));
     }
-    if (p.reason === 'hold_exists' && p.held_until) {
+    if (mine) {
+      box.append(el('p', { class: 'muted', text: 'Its code is shown below. Cancel it first if the customer wants a new check.' }));
+    } else if (p.reason === 'hold_exists' && p.held_until) {
       box.append(el('p', { class: 'muted', text: 'You can try again after ' + fmtTime(p.held_until) + ', or once that check ends.' }));
     } else if (refused) {
       box.append(el('p', { class: 'muted', text: 'Nothing was reserved for the customer.' }));
@@ -473,9 +534,12 @@
     return box;
   }
 
-  function watch(ch) {
+  // watch shows the check's code and follows it. keep, when given, is a
+  // refusal about this very check, left above the code.
+  function watch(ch, keep) {
     stopWatching();
     state.check = ch;
+    if (ch.otp) state.own.add(ch.check_id);
     const panel = $('otp-template').content.firstElementChild.cloneNode(true);
     panel.querySelector('.otp-product').textContent = title(ch.product);
     panel.querySelector('.copy').addEventListener('click', copyCode);
@@ -484,7 +548,9 @@
     const ring = panel.querySelector('.ring-left');
     const c = 2 * Math.PI * 20;
     ring.setAttribute('stroke-dasharray', c.toFixed(2));
-    $('outcome').replaceChildren(panel);
+    const out = $('outcome');
+    for (const n of [...out.children]) if (n !== keep) n.remove();
+    out.append(panel);
     renderCheck();
     schedulePoll();
   }

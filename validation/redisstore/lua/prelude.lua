@@ -258,6 +258,13 @@ local function live_hold(...)
   return nil, m
 end
 
+-- split reads a comma-separated list as a set.
+local function split(csv)
+  local set = {}
+  for p in string.gmatch(csv, '[^,]+') do set[p] = true end
+  return set
+end
+
 -- by_granted orders checks by when they were granted (then by id):
 -- oldest first, as every rule lists grants and release picks the newest.
 local function by_granted(a, b)

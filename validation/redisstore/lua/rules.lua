@@ -43,7 +43,7 @@ local function rules_of(arg)
     for field in string.gmatch(entry .. '|', '([^|]*)|') do t[#t + 1] = field end
     if t[1] == 'L' then
       local products = list_of(t[5])
-      table.insert(r.limits, {kind = t[2], max = tonumber(t[3]), name = t[4], set = set_of(products)})
+      table.insert(r.limits, {scope = t[2], max = tonumber(t[3]), name = t[4], set = set_of(products)})
       for _, p in ipairs(products) do r.related[p] = true end
     elseif t[1] == 'C' then
       table.insert(r.cooling, {period = tonumber(t[2]), name = t[3], after = list_of(t[4])})
@@ -81,15 +81,15 @@ local function rule_limit(vs, l, product, grants, h)
   for _, g in ipairs(grants) do
     if l.set[g.product] then held[#held + 1] = g end
   end
-  if l.kind == 'p' then
+  if l.scope == 'p' then
     if #held > 0 and #held + 1 > l.max then
       table.insert(vs, violation(REASON.already_holds_product, {product = product, check_id = held[1].id, since = tonumber(held[1].granted)}))
     end
-  elseif l.kind == 'x' then
+  elseif l.scope == 'x' then
     for _, g in ipairs(held) do
       table.insert(vs, violation(REASON.conflicting_product, {product = g.product, check_id = g.id, since = tonumber(g.granted)}))
     end
-  elseif l.kind == 'f' then
+  elseif l.scope == 'f' then
     local count = #held
     if h and l.set[h.product] then count = count + 1 end
     if count + 1 > l.max then
@@ -101,7 +101,7 @@ local function rule_limit(vs, l, product, grants, h)
       table.insert(vs, violation(REASON.family_limit, {rule = l.name, limit = l.max, held = list}))
     end
   else
-    error('arbiter: unknown limit kind ' .. tostring(l.kind))
+    error('arbiter: unknown limit scope ' .. tostring(l.scope))
   end
 end
 
