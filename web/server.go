@@ -163,10 +163,20 @@ func printable(s string) bool {
 	return true
 }
 
-// timeout bounds the request's context.
+// ImpactTimeout bounds a policy impact report, which scans the whole
+// ledger (POST /v1/policy/impact): longer than a request's, within the
+// server's write timeout (cmd/arbiter: 15s).
+const ImpactTimeout = 12 * time.Second
+
+// timeout bounds the request's context: d, or ImpactTimeout for the
+// impact report.
 func timeout(d time.Duration) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
+			d := d
+			if c.Path() == "/v1/policy/impact" {
+				d = max(d, ImpactTimeout)
+			}
 			ctx, cancel := context.WithTimeout(c.Request().Context(), d)
 			defer cancel()
 			c.SetRequest(c.Request().WithContext(ctx))
