@@ -55,7 +55,7 @@ var shadowFields = []string{"open", "h.id", "h.product", "h.created", "h.by", "h
 func (s *Store) ScanStandings(ctx context.Context, req validation.ScanRequest, fn func([]validation.CustomerStanding) error) error {
 	var mu sync.Mutex
 	pass := func(pattern string, withGrants bool) error {
-		return s.scanKeys(ctx, pattern, func(ctx context.Context, node redis.Cmdable, keys []string) error {
+		return s.scanKeys(ctx, "scan standings", pattern, func(ctx context.Context, node redis.Cmdable, keys []string) error {
 			batch, err := readStandings(ctx, node, keys, req, withGrants)
 			if err != nil || len(batch) == 0 {
 				return err
@@ -72,14 +72,15 @@ func (s *Store) ScanStandings(ctx context.Context, req validation.ScanRequest, f
 }
 
 // scanKeys calls fn with each SCAN step's keys matching pattern, on every
-// master.
-func (s *Store) scanKeys(ctx context.Context, pattern string, fn func(context.Context, redis.Cmdable, []string) error) error {
+// master (a Cluster's in parallel: fn serialises what it shares); what
+// names the scan in its errors. ScanGrants and ScanStandings scan with it.
+func (s *Store) scanKeys(ctx context.Context, what, pattern string, fn func(context.Context, redis.Cmdable, []string) error) error {
 	scan := func(ctx context.Context, node redis.Cmdable) error {
 		var cursor uint64
 		for {
 			keys, next, err := node.Scan(ctx, cursor, pattern, scanCount).Result()
 			if err != nil {
-				return unavailable("scan standings", err)
+				return unavailable(what, err)
 			}
 			if len(keys) > 0 {
 				if err := fn(ctx, node, keys); err != nil {

@@ -87,34 +87,15 @@ func decodeGrants(customer string, raws []string) ([]validation.Grant, error) {
 // each step's keys read with one pipelined HVALS each.
 func (s *Store) ScanGrants(ctx context.Context, fn func(map[string][]validation.Grant) error) error {
 	var mu sync.Mutex
-	scan := func(ctx context.Context, node redis.Cmdable) error {
-		var cursor uint64
-		for {
-			keys, next, err := node.Scan(ctx, cursor, grantsPattern, scanCount).Result()
-			if err != nil {
-				return unavailable("scan grants", err)
-			}
-			if len(keys) > 0 {
-				batch, err := readGrants(ctx, node, keys)
-				if err != nil {
-					return err
-				}
-				mu.Lock()
-				err = fn(batch)
-				mu.Unlock()
-				if err != nil {
-					return err
-				}
-			}
-			if cursor = next; cursor == 0 {
-				return nil
-			}
+	return s.scanKeys(ctx, "scan grants", grantsPattern, func(ctx context.Context, node redis.Cmdable, keys []string) error {
+		batch, err := readGrants(ctx, node, keys)
+		if err != nil {
+			return err
 		}
-	}
-	if cc, ok := s.rdb.(*redis.ClusterClient); ok {
-		return cc.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error { return scan(ctx, m) })
-	}
-	return scan(ctx, s.rdb)
+		mu.Lock()
+		defer mu.Unlock()
+		return fn(batch)
+	})
 }
 
 func readGrants(ctx context.Context, node redis.Cmdable, keys []string) (map[string][]validation.Grant, error) {
