@@ -162,20 +162,44 @@ func heldOf(held map[string]string, set []string) []string {
 	return out
 }
 
-// reasons are the refusal reasons the rules must each have caused at
-// least once in a run, so that what they forbid was tried.
-func (r modelRules) reasons() []string {
-	var out []string
+// refusal is an outcome counted in the model's stats: op (its first word:
+// check, apply, redeem) refused with reason.
+type refusal struct{ op, reason string }
+
+// refusals are the refusals each rule must have caused at least once in a
+// run, so that what the rule forbids was tried: a family limit and a
+// cooling-off period at the check. (A redemption can meet a family limit
+// only after an import, as a customer has one hold at a time; that a
+// cooling-off period refused a redemption, assertCoolingOff reads from
+// arbiter's audit.)
+func (r modelRules) refusals() []refusal {
+	var out []refusal
 	if len(r.families) > 0 {
-		out = append(out, "family_limit")
+		out = append(out, refusal{"check", "family_limit"})
 	}
 	if len(r.coolingOff) > 0 {
-		out = append(out, "cooling_off")
+		out = append(out, refusal{"check", "cooling_off"})
 	}
 	return out
 }
 
-// auditLog gathers every customer's redeemed and released events from
+// closeBetween is a customer approved for a product of rule c at the
+// branch who closes a product of c's after before the service redeems:
+// once the close has released the grant, arbiter must refuse the
+// redemption (the rule applies again there), which (d) checks.
+func (w *worker) closeBetween(ctx context.Context, c coolingOff, customer string) {
+	f, after := w.m.fleets[c.products[0]], w.m.fleets[c.after[0]]
+	ch := w.check(ctx, f, customer, "close between")
+	if ch == nil {
+		return
+	}
+	closed := call(ctx, http.MethodDelete, after.url(w.rng)+"/v1/products/"+customer, nil)
+	ans := call(ctx, http.MethodPost, f.url(w.rng)+"/v1/applications", map[string]string{"customer_id": customer, "token": ch.Token})
+	w.m.stats.add(fmt.Sprintf("redeem after close %s %d: %d %s", after.id, closed.Status, ans.Status, ans.str("reason")))
+}
+
+// auditLog gathers every customer's redeemed, released and cancelled
+// events from
 // arbiter's audit, read during the run as well as after it: a customer's
 // audit keeps only its latest state changes.
 type auditLog struct {
@@ -183,7 +207,8 @@ type auditLog struct {
 	events map[string]map[string]client.Event // customer -> identity -> event
 }
 
-// collect reads the redeemed and released events of every customer.
+// collect reads the redeemed, released and cancelled events of every
+// customer.
 func (l *auditLog) collect(ctx context.Context, m *model) error {
 	for _, c := range m.customers() {
 		evs, err := m.audit(ctx, c)
@@ -219,11 +244,12 @@ func (l *auditLog) of(customer, typ string) []client.Event {
 	return out
 }
 
-// audit reads a customer's latest redeemed and released events, as the
-// branch may.
+// audit reads a customer's latest redeemed, released and cancelled
+// events (a redemption the rules refuse cancels its hold), as the branch
+// may.
 func (m *model) audit(ctx context.Context, customer string) ([]client.Event, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet,
-		m.sys.arbiter.URL+"/v1/customers/"+url.PathEscape(customer)+"/audit?limit=200&type=redeemed,released", nil)
+		m.sys.arbiter.URL+"/v1/customers/"+url.PathEscape(customer)+"/audit?limit=200&type=redeemed,released,cancelled", nil)
 	if err != nil {
 		return nil, err
 	}
@@ -289,9 +315,13 @@ func readIssued(tb testing.TB, path string) map[string]issued {
 }
 
 // assertCoolingOff checks (d) and (e) from the gathered audit and the
-// services' files. Arbiter's times are Redis's clock in milliseconds, the
-// services' the host's (the same clock, as every process runs on one
-// host) in nanoseconds: a time of arbiter's may read up to 1ms early.
+// services' files. (d) compares arbiter's times with one another, as the
+// rule does. (e) compares them with the services': arbiter's are Redis's
+// clock in whole milliseconds, read as the host's clock plus an offset
+// measured to within half a TIME round trip (redisstore.Clock), the
+// services' the host's in nanoseconds; every process runs on one host, so
+// the two differ by that measurement's error and the truncation only,
+// which clockError bounds.
 func (m *model) assertCoolingOff(t *testing.T) {
 	t.Helper()
 	if len(m.rules.coolingOff) == 0 {
@@ -306,50 +336,63 @@ func (m *model) assertCoolingOff(t *testing.T) {
 	for p, f := range m.fleets {
 		products[p] = readIssued(t, f.db)
 	}
-	const tick = time.Millisecond
-	var redeemed, released, matched int
+	const clockError = 50 * time.Millisecond
+	var redeemed, released, matched, refused int
 	for _, customer := range m.customers() {
 		grants, ends := m.auditLog.of(customer, "redeemed"), m.auditLog.of(customer, "released")
 		redeemed, released = redeemed+len(grants), released+len(ends)
+		for _, e := range m.auditLog.of(customer, "cancelled") {
+			if e.Reason == "cooling_off" {
+				refused++
+			}
+		}
 		// (e)
 		for _, g := range grants {
 			if p, ok := products[g.Product][g.CheckID]; ok {
 				matched++
-				if p.issuedAt.Before(g.At) {
+				if p.issuedAt.Add(clockError).Before(g.At) {
 					t.Errorf("(e) %s's %s (check %s) was issued at %s, before arbiter granted it at %s",
 						customer, g.Product, g.CheckID, p.issuedAt.Format(time.RFC3339Nano), g.At.Format(time.RFC3339Nano))
 				}
 			}
 		}
 		for _, e := range ends {
-			if p, ok := products[e.Product][e.CheckID]; ok && !p.closedAt.IsZero() && e.At.Add(tick).Before(p.closedAt) {
+			if p, ok := products[e.Product][e.CheckID]; ok && !p.closedAt.IsZero() && e.At.Add(clockError).Before(p.closedAt) {
 				t.Errorf("(e) %s's %s (check %s) ended at arbiter at %s, before its service closed it at %s",
 					customer, e.Product, e.CheckID, e.At.Format(time.RFC3339Nano), p.closedAt.Format(time.RFC3339Nano))
 			}
 		}
-		// (d)
+		// (d): each grant against the latest end before it.
 		for _, c := range m.rules.coolingOff {
-			for _, e := range ends {
-				if !slices.Contains(c.after, e.Product) {
+			for _, g := range grants {
+				if !slices.Contains(c.products, g.Product) {
 					continue
 				}
-				for _, g := range grants {
-					if !slices.Contains(c.products, g.Product) || !g.At.After(e.At) || !g.At.Before(e.At.Add(c.period)) {
-						continue
+				var last *client.Event
+				for i, e := range ends {
+					if slices.Contains(c.after, e.Product) && e.At.Before(g.At) {
+						last = &ends[i]
 					}
-					at := "not issued"
-					if p, ok := products[g.Product][g.CheckID]; ok {
-						at = "issued by its service at " + p.issuedAt.Format(time.RFC3339Nano)
-					}
-					t.Errorf("(d) arbiter granted %s %s (check %s) at %s, %v after their %s (check %s) ended at %s, within rule %s's %v; %s",
-						customer, g.Product, g.CheckID, g.At.Format(time.RFC3339Nano), g.At.Sub(e.At), e.Product, e.CheckID,
-						e.At.Format(time.RFC3339Nano), c.name, c.period, at)
 				}
+				if last == nil || !g.At.Before(last.At.Add(c.period)) {
+					continue
+				}
+				at := "not issued"
+				if p, ok := products[g.Product][g.CheckID]; ok {
+					at = "issued by its service at " + p.issuedAt.Format(time.RFC3339Nano)
+				}
+				t.Errorf("(d) arbiter granted %s %s (check %s) at %s, %v after their %s (check %s) ended at %s, within rule %s's %v; %s",
+					customer, g.Product, g.CheckID, g.At.Format(time.RFC3339Nano), g.At.Sub(last.At), last.Product, last.CheckID,
+					last.At.Format(time.RFC3339Nano), c.name, c.period, at)
 			}
 		}
 	}
-	t.Logf("audit: %d redemptions (%d of them issued and found at their service), %d releases", redeemed, matched, released)
+	t.Logf("audit: %d redemptions (%d of them issued and found at their service), %d releases, %d redemptions refused cooling_off",
+		redeemed, matched, released, refused)
 	if redeemed == 0 || released == 0 || matched == 0 {
 		t.Errorf("audit: %d redemptions, %d releases, %d issued: nothing for (d) and (e) to check", redeemed, released, matched)
+	}
+	if refused == 0 {
+		t.Errorf("audit: no redemption was refused cooling_off: the workload never redeemed after a close (closeBetween), or arbiter does not apply the rule again at redemption")
 	}
 }

@@ -65,7 +65,8 @@ var modelPolicy = modelRules{
 // TestCrossSystemModelFailover (a replica whose link stalls, then a
 // Sentinel failover, WAIT on) and TestCrossSystemModelLyingFeeds (holdings
 // feeds that skip customers, drop their last page or redirect, under
-// on_orphan: release).
+// on_orphan: release); TestCrossSystemModelRules runs it under a family
+// limit and a cooling-off period instead of the exclusive pair.
 //
 // Each worker's schedule comes from ARBITER_MODEL_SEED (printed on failure);
 // the interleaving of workers is the machine's. ARBITER_MODEL_DURATION runs
@@ -471,6 +472,10 @@ func (w *worker) step(ctx context.Context) {
 		w.send(ctx, other, application{other.product, "/v1/applications/online", map[string]string{"customer_id": customer}})
 		return
 	}
+	if len(w.m.rules.coolingOff) > 0 && w.rng.IntN(100) < 5 {
+		w.closeBetween(ctx, w.m.rules.coolingOff[0], customer)
+		return
+	}
 	switch n := w.rng.IntN(100); {
 	case n < 20: // a branch check; the customer reads the OTP out to the service
 		if ch := w.check(ctx, f, customer, "otp"); ch != nil {
@@ -666,9 +671,9 @@ func (m *model) assertInvariant(t *testing.T) {
 	}
 	t.Logf("final state: %d grants at arbiter; at the services %s", total, strings.Join(held, ", "))
 	m.assertCoolingOff(t)
-	for _, reason := range m.rules.reasons() {
-		if m.stats.with(reason) == 0 {
-			t.Errorf("no check or application was refused %s: the workload never tried what the rule forbids, or arbiter does not apply it", reason)
+	for _, r := range m.rules.refusals() {
+		if m.stats.with(r.op, r.reason) == 0 {
+			t.Errorf("no %s was refused %s: the workload never tried what the rule forbids, or arbiter does not apply it", r.op, r.reason)
 		}
 	}
 }
@@ -697,13 +702,14 @@ func (c *counter) addN(k string, n int) {
 	c.mu.Unlock()
 }
 
-// with sums the counts of the outcomes that mention word.
-func (c *counter) with(word string) int {
+// with sums the counts of the outcomes of op (the first word) refused
+// with reason.
+func (c *counter) with(op, reason string) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	n := 0
 	for k, v := range c.n {
-		if slices.Contains(strings.Fields(k), word) {
+		if f := strings.Fields(k); len(f) > 0 && strings.HasPrefix(f[0], op) && slices.Contains(f, reason) {
 			n += v
 		}
 	}
