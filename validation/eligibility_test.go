@@ -126,7 +126,7 @@ func TestEligibilityVerdicts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !e.Allowed || verdicts(e) != "blocklist=pass case=pass rating=pass product_limit=pass exclusivity=pass hold=pass" {
+	if !e.Allowed || verdicts(e) != "blocklist=pass case=pass rating=pass product_limit=pass exclusivity=pass family_limit=pass cooling_off=pass hold=pass" {
 		t.Fatalf("free customer: allowed %v, %s", e.Allowed, verdicts(e))
 	}
 	if _, _, err := svc.Check(ctx, checker, validation.CheckInput{CustomerID: "C-1", Product: "personal_loan"}); err != nil {
@@ -140,7 +140,7 @@ func TestEligibilityVerdicts(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The block cancelled the loan hold; the rating is cached from the first dry run.
-	if e.Allowed || verdicts(e) != "blocklist=fail case=pass rating=pass product_limit=pass exclusivity=pass hold=pass" {
+	if e.Allowed || verdicts(e) != "blocklist=fail case=pass rating=pass product_limit=pass exclusivity=pass family_limit=pass cooling_off=pass hold=pass" {
 		t.Fatalf("blocked customer: allowed %v, %s", e.Allowed, verdicts(e))
 	}
 	if !strings.Contains(e.Violations[0].Detail, "court order") {
@@ -151,7 +151,7 @@ func TestEligibilityVerdicts(t *testing.T) {
 		t.Fatalf("check after a refusing dry run = %v", err)
 	}
 	e, _ = svc.Eligibility(ctx, "C-2", "personal_loan")
-	if verdicts(e) != "blocklist=pass case=pass rating=not_applicable product_limit=pass exclusivity=pass hold=pass" {
+	if verdicts(e) != "blocklist=pass case=pass rating=not_applicable product_limit=pass exclusivity=pass family_limit=pass cooling_off=pass hold=pass" {
 		t.Fatalf("loan without min_rating: %s", verdicts(e))
 	}
 }

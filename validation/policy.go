@@ -241,14 +241,27 @@ func (r *RatingConfig) validate(line int) error {
 	return nil
 }
 
-// Names returns the product ids, sorted.
+// Names returns the product ids, sorted: of this version, or, on a policy
+// of several versions, every product any version knows.
 func (p *Policy) Names() []string {
-	names := make([]string, 0, len(p.Products))
-	for name := range p.Products {
-		names = append(names, name)
+	var names []string
+	for _, v := range p.AllVersions() {
+		for name := range v.Products {
+			names = append(names, name)
+		}
 	}
 	sort.Strings(names)
-	return names
+	return slices.Compact(names)
+}
+
+// Knows reports whether the product is in the policy (in any version).
+func (p *Policy) Knows(product string) bool {
+	for _, v := range p.AllVersions() {
+		if _, ok := v.Products[product]; ok {
+			return true
+		}
+	}
+	return false
 }
 
 // Rule returns the rule of a product in this version, and false for a

@@ -107,7 +107,7 @@ func (r *ReconcileConfig) validate(p *Policy, lines Lines) error {
 		switch {
 		case s.Product == "":
 			return fmt.Errorf("line %d: reconcile source: product is missing", line)
-		case !p.hasAnywhere(s.Product):
+		case !p.Knows(s.Product):
 			return fmt.Errorf("line %d: reconcile source: unknown product %q", line, s.Product)
 		case seen[s.Product]:
 			return fmt.Errorf("line %d: reconcile source: product %q has two feeds", line, s.Product)

@@ -28,7 +28,7 @@ func TestDefaultPolicy(t *testing.T) {
 		if !ok {
 			t.Fatalf("Rule(%s) missing", tt.product)
 		}
-		if r.HoldTTL != tt.ttl || !slices.Equal(r.Conflicts, tt.conflicts) || r.Max != 1 || r.Title != tt.title {
+		if r.HoldTTL != tt.ttl || !slices.Equal(r.Conflicts(), tt.conflicts) || r.Limits[0].Max != 1 || r.Title != tt.title {
 			t.Errorf("Rule(%s) = %+v", tt.product, r)
 		}
 		if !p.IsRedeemer(tt.product, tt.redeemer) || p.IsRedeemer(tt.product, "branch-portal") {

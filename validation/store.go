@@ -189,7 +189,8 @@ type ReleaseRequest struct {
 	Actor      string
 	Now        time.Time
 	// KeepEnded is how long the store remembers when the product ended,
-	// for the cooling-off rules (Policy.KeepEnded).
+	// for the cooling-off rules (Policy.KeepEnded); zero means
+	// MinKeepEnded.
 	KeepEnded time.Duration
 }
 

@@ -113,16 +113,6 @@ func (p *Policy) digest() string {
 	return "sha256:" + hex.EncodeToString(sum[:6])
 }
 
-// hasAnywhere reports whether any version knows the product.
-func (p *Policy) hasAnywhere(product string) bool {
-	for _, v := range p.AllVersions() {
-		if _, ok := v.Products[product]; ok {
-			return true
-		}
-	}
-	return false
-}
-
 // LongestCoolingOff is the longest cooling-off period of any version: how
 // long a store must remember when a customer's product ended.
 func (p *Policy) LongestCoolingOff() time.Duration {

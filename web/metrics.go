@@ -115,7 +115,7 @@ type countingService struct {
 // product is the label of a product name a client sent: only the policy's
 // names, so no client can create label values.
 func (s countingService) product(name string) string {
-	if _, ok := s.policy.Rule(name); ok {
+	if s.policy.Knows(name) {
 		return name
 	}
 	return "unknown"

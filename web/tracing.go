@@ -91,7 +91,7 @@ func (s tracedService) product(ctx context.Context, name string) {
 	if !span.IsRecording() {
 		return
 	}
-	if _, ok := s.policy.Rule(name); !ok {
+	if !s.policy.Knows(name) {
 		name = "unknown"
 	}
 	span.SetAttributes(attrProduct.String(name))

@@ -42,6 +42,9 @@ func Parse(data []byte) (*validation.Policy, error) {
 	if err := checkReconcileKeys(&root); err != nil {
 		return nil, fmt.Errorf("policy: %w", err)
 	}
+	if err := checkPeriods(&root); err != nil {
+		return nil, fmt.Errorf("policy: %w", err)
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(zeroDurations(data, &root)))
 	dec.KnownFields(true)
 	var p validation.Policy
@@ -58,9 +61,26 @@ func Parse(data []byte) (*validation.Policy, error) {
 }
 
 // lines is the validation.Lines of a document: the line of the node at a
-// path of mapping keys and sequence indexes.
+// path of mapping keys and sequence indexes; for a mapping key, the line
+// the key is written on ("versions:"), which for a block below it is not
+// the line its value starts on.
 func lines(root *yaml.Node) validation.Lines {
 	return func(path ...string) int {
+		if len(path) == 0 {
+			if n := nodeAt(root); n != nil {
+				return n.Line
+			}
+			return 0
+		}
+		parent := nodeAt(root, path[:len(path)-1]...)
+		if parent != nil && parent.Kind == yaml.MappingNode {
+			for i := 0; i+1 < len(parent.Content); i += 2 {
+				if k := parent.Content[i]; k.Value == path[len(path)-1] {
+					return k.Line
+				}
+			}
+			return 0
+		}
 		if n := nodeAt(root, path...); n != nil {
 			return n.Line
 		}
@@ -131,6 +151,39 @@ func knownKeys(n *yaml.Node, what string, keys ...string) error {
 	for i := 0; n.Kind == yaml.MappingNode && i+1 < len(n.Content); i += 2 {
 		if k := n.Content[i]; !slices.Contains(keys, k.Value) {
 			return fmt.Errorf("line %d: %s: field %s not found (known: %s)", k.Line, what, k.Value, strings.Join(keys, ", "))
+		}
+	}
+	return nil
+}
+
+// checkPeriods reads every cooling-off period (at the top and in each
+// version) as the decoder will, validation.Period's UnmarshalText, so that
+// a period it cannot read is an error naming its line: yaml.v3 calls
+// UnmarshalText but returns its error without the line.
+func checkPeriods(root *yaml.Node) error {
+	var rules []*yaml.Node
+	if n := nodeAt(root, "cooling_off"); n != nil && n.Kind == yaml.SequenceNode {
+		rules = append(rules, n.Content...)
+	}
+	if vs := nodeAt(root, "versions"); vs != nil && vs.Kind == yaml.SequenceNode {
+		for _, v := range vs.Content {
+			if n := nodeAt(v, "cooling_off"); n != nil && n.Kind == yaml.SequenceNode {
+				rules = append(rules, n.Content...)
+			}
+		}
+	}
+	for _, r := range rules {
+		n := nodeAt(r, "period")
+		if n == nil || n.Kind != yaml.ScalarNode {
+			continue
+		}
+		var p validation.Period
+		if err := p.UnmarshalText([]byte(n.Value)); err != nil {
+			name := ""
+			if nn := nodeAt(r, "name"); nn != nil {
+				name = nn.Value
+			}
+			return fmt.Errorf("line %d: cooling_off %q: %w", n.Line, name, err)
 		}
 	}
 	return nil

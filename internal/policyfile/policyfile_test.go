@@ -38,18 +38,18 @@ exclusive:
 		t.Fatal(err)
 	}
 	r, _ := p.Rule("personal_loan")
-	if got, want := r.Conflicts, []string{"credit_card", "mortgage"}; !slices.Equal(got, want) {
+	if got, want := r.Conflicts(), []string{"credit_card", "mortgage"}; !slices.Equal(got, want) {
 		t.Errorf("loan conflicts = %v, want %v (union of its groups)", got, want)
 	}
 	if r.HoldTTL != validation.DefaultHoldTTL {
 		t.Errorf("default TTL = %v", r.HoldTTL)
 	}
 	card, _ := p.Rule("credit_card")
-	if card.Max != 2 || card.Title != "Gold card" || card.HoldTTL != time.Second {
+	if card.Limits[0].Max != 2 || card.Title != "Gold card" || card.HoldTTL != time.Second {
 		t.Errorf("card rule = %+v", card)
 	}
-	if s, _ := p.Rule("savings"); len(s.Conflicts) != 0 {
-		t.Errorf("savings conflicts = %v, want none", s.Conflicts)
+	if s, _ := p.Rule("savings"); len(s.Conflicts()) != 0 {
+		t.Errorf("savings conflicts = %v, want none", s.Conflicts())
 	}
 }
 

@@ -8,11 +8,11 @@
 // returning the same *validation.Error reasons. Time is the request's Now
 // only: a hold whose ExpiresAt has passed is settled (recorded expired,
 // audited) by the next call that reads the customer, as redisstore
-// settles a hold Redis dropped; a product's end is forgotten once its
-// ReleaseRequest.KeepEnded has passed. There are no goroutines and no
-// wall clock, so a test makes a hold expire by passing a later Now. The
-// contract suite in validation/storetest pins the semantics shared with
-// redisstore.
+// settles a hold Redis dropped, and the customer's products' ends are
+// forgotten ReleaseRequest.KeepEnded after the newest, as Redis lets
+// their key expire. There are no goroutines and no wall clock, so a test
+// makes a hold expire by passing a later Now. The contract suite in
+// validation/storetest pins the semantics shared with redisstore.
 //
 // Not modelled: Redis's memory and replicas (store_full, not_durable,
 // unknown outcomes), and freeing memory: ended checks stop being readable

@@ -265,8 +265,7 @@ func (s *Store) Release(_ context.Context, req validation.ReleaseRequest) (valid
 		// Readable for the retention, so a replay is told grant_released.
 		c.records[latest.c.ID] = latest
 	}
-	// The end is remembered for the cooling-off rules, for KeepEnded.
-	c.ended[req.Product] = endMark{at: now, forget: now.Add(req.KeepEnded)}
+	c.endedAt(req.Product, now, cmp.Or(req.KeepEnded, validation.MinKeepEnded))
 	c.appendEvents(validation.Event{At: now, Type: validation.EventReleased, Product: req.Product, CheckID: latest.c.ID, Actor: req.Actor, Fence: latest.c.Fence})
 	return grantOf(latest), nil
 }

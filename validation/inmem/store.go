@@ -2,6 +2,7 @@ package inmem
 
 import (
 	"context"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -59,14 +60,11 @@ type customer struct {
 	otpFails   int
 	otpSince   time.Time
 	kase       *openCase
-	ended      map[string]endMark // product → when its last grant ended
-	events     []validation.Event // state changes, oldest first
-	tries      []validation.Event // attempts that changed nothing, oldest first
+	ended      map[string]time.Time // product → when its last grant ended
+	endedUntil time.Time            // when ended is forgotten, whole
+	events     []validation.Event   // state changes, oldest first
+	tries      []validation.Event   // attempts that changed nothing, oldest first
 }
-
-// endMark is when a customer's product ended (its grant was released), and
-// when the store forgets it (ReleaseRequest.KeepEnded later).
-type endMark struct{ at, forget time.Time }
 
 type openCase struct {
 	products []string
@@ -92,7 +90,7 @@ func (s *Store) begin(id string, now time.Time) *customer {
 	c := s.customers[id]
 	if c == nil {
 		c = &customer{id: id, lastOf: map[string]string{}, records: map[string]*entry{}, grants: map[string]*entry{}, tombstones: map[string]bool{},
-			ended: map[string]endMark{}}
+			ended: map[string]time.Time{}}
 		s.customers[id] = c
 	}
 	c.settle(now)
@@ -179,9 +177,7 @@ func (c *customer) liveBlock(now time.Time) *validation.Block {
 
 // standing is what the rules read of the customer at now (rules.go's
 // Standing): the live block, the open case, the ledger, the live hold and
-// the products' ends still remembered, which it forgets once their
-// KeepEnded has run out, as Redis forgets them. Score and SkipRating are
-// the caller's.
+// when its products ended. Score and SkipRating are the caller's.
 func (c *customer) standing(now time.Time) validation.Standing {
 	st := validation.Standing{Block: c.liveBlock(now), Case: c.caseOf(), Grants: make([]validation.Grant, 0, len(c.grants))}
 	for _, g := range c.grants {
@@ -191,17 +187,25 @@ func (c *customer) standing(now time.Time) validation.Standing {
 		h := public(c.hold)
 		st.Hold = &h
 	}
-	for p, e := range c.ended {
-		if !now.Before(e.forget) {
-			delete(c.ended, p)
-			continue
-		}
-		if st.Ended == nil {
-			st.Ended = map[string]time.Time{}
-		}
-		st.Ended[p] = e.at
+	if len(c.ended) > 0 && !now.Before(c.endedUntil) {
+		clear(c.ended)
+	}
+	if len(c.ended) > 0 {
+		st.Ended = maps.Clone(c.ended)
 	}
 	return st
+}
+
+// endedAt remembers that the customer's product ended at now. The ends
+// are forgotten together, keep after the newest, as redisstore's K_ENDED
+// expires: keep is at least the longest cooling-off period
+// (Policy.KeepEnded; validation.MinKeepEnded when a release gives none),
+// so no rule misses an end it could still apply.
+func (c *customer) endedAt(product string, now time.Time, keep time.Duration) {
+	if !now.Before(c.endedUntil) {
+		clear(c.ended)
+	}
+	c.ended[product], c.endedUntil = now, now.Add(keep)
 }
 
 // caseOf is the open case as the rules read it; nil for none.

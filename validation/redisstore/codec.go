@@ -1,6 +1,7 @@
 package redisstore
 
 import (
+	"cmp"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -62,7 +63,8 @@ type storedCheck struct {
 	OTP        string `lua:"otp"`              // otp_digest of the code that redeemed it
 	Token      string `lua:"token,held,added"` // digest of the approval token's secret (redeem_token.lua)
 	// Version is the policy version the check was decided under;
-	// GrantedVersion the one it was redeemed (or imported) under.
+	// GrantedVersion the one it was redeemed (or imported) under, when
+	// that is another.
 	Version        string `lua:"version,held,added"`
 	GrantedVersion string `lua:"granted_version,added"`
 }
@@ -265,7 +267,8 @@ func decodeGrant(customer, raw string) (validation.Grant, error) {
 	}
 	return validation.Grant{
 		CustomerID: customer, Product: j.Product, CheckID: j.ID,
-		Fence: j.Fence, GrantedAt: msTime(j.Granted), RedeemedBy: j.RedeemedBy, PolicyVersion: j.GrantedVersion,
+		Fence: j.Fence, GrantedAt: msTime(j.Granted), RedeemedBy: j.RedeemedBy,
+		PolicyVersion: cmp.Or(j.GrantedVersion, j.Version), // kept only when it differs from the check's
 	}, nil
 }
 

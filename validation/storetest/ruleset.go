@@ -205,8 +205,10 @@ func FamilyLimit(t *testing.T, b Backend) {
 // CoolingOff: no personal loan within 90 days after a credit card ended:
 // refused on the 89th day (cooling_off, naming the card, when it ended and
 // when the period ends), allowed from the 90th; applied at redemption too
-// (the hold is cancelled); an end kept for less than the period is
-// forgotten when its KeepEnded has passed.
+// (the hold is cancelled); an end is kept at least MinKeepEnded when the
+// release says not how long. (How soon a store forgets is not pinned: it
+// keeps an end at least KeepEnded, by its own clock, and Policy.KeepEnded
+// is never shorter than a period.)
 func CoolingOff(t *testing.T, b Backend) {
 	s, ctx := b.Store, context.Background()
 	const day = 24 * time.Hour
@@ -252,6 +254,13 @@ func CoolingOff(t *testing.T, b Backend) {
 		if err != nil || len(evs) != 1 || evs[0].Reason != validation.ReasonCoolingOff || evs[0].CheckID != h.ID {
 			t.Fatalf("cancellation audited = %+v, %v; want the hold cancelled for cooling_off", evs, err)
 		}
+	})
+
+	t.Run("a release that says not how long keeps the end at least MinKeepEnded", func(t *testing.T) {
+		grantWith(t, s, rule("credit_card"), "K-4", t0)
+		ended := t0.Add(time.Hour)
+		release(t, s, "K-4", "credit_card", ended, 0)
+		wantViolation(t, loanHold("K-4", ended.Add(validation.MinKeepEnded-day)), cooling(ended), validation.ReasonCoolingOff)
 	})
 }
 
@@ -300,6 +309,9 @@ func PolicyVersion(t *testing.T, b Backend) {
 		cust, err := s.Customer(ctx, "V-1", t0.Add(time.Minute))
 		if err != nil || len(cust.Grants) != 1 || cust.Grants[0].PolicyVersion != "v2" {
 			t.Fatalf("customer = %+v, %v; want the grant of version v2", cust, err)
+		}
+		if got, err := s.Check(ctx, "V-1", c.ID, t0.Add(time.Minute)); err != nil || got.PolicyVersion != "v1" {
+			t.Fatalf("redeemed check = %+v, %v; want it still decided under v1", got, err)
 		}
 		_, _, err = s.Hold(ctx, validation.HoldRequest{Rule: versioned("personal_loan", "v3"), CustomerID: "V-1",
 			CheckID: NewCheckID(t, "V-1"), Actor: "branch-portal", Now: t0.Add(2 * time.Minute)})

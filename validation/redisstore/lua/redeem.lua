@@ -57,6 +57,9 @@ local function grant(h, actor, otp)
     hold_finish(h, 'cancelled', actor, {type = 'cancelled', reason = vs[1].reason, version = version})
     return reply{kind = KIND.refused, violations = cjson.encode(vs)}
   end
-  h.redeemed_by, h.granted, h.otp, h.granted_version = actor, NOW_STR, otp, version
+  h.redeemed_by, h.granted, h.otp = actor, NOW_STR, otp
+  -- The version it is granted under, kept only when it is not the one it
+  -- was checked under (a grant reads its version as the check's then).
+  if version ~= h.version then h.granted_version = version end
   return reply{kind = KIND.granted, grant = hold_finish(h, 'redeemed', actor, {type = 'redeemed', version = version})}
 end

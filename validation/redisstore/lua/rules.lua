@@ -35,8 +35,16 @@ end
 -- rules_of reads the rules argument: {limits, cooling, min_rating,
 -- related}, related being the set of every product a limit names (the
 -- product's own among them): what an open case must concern to hold the
--- product's line, and the only grants the limits read.
+-- product's line, and the only grants the limits read. What it read is
+-- kept, read-only, by the argument: the function library keeps its
+-- locals from one call to the next, so a check reads its product's rules
+-- once per policy version, not once per call (a script starts each call
+-- with the cache empty). A policy has a few arguments, one per product
+-- and version; RULES_CACHE_MAX bounds them whatever the callers send.
+local rules_cache, rules_cached, RULES_CACHE_MAX = {}, 0, 256
 local function rules_of(arg)
+  local cached = rules_cache[arg]
+  if cached then return cached end
   local r = {limits = {}, cooling = {}, min_rating = 0, related = {}}
   for entry in string.gmatch(arg, '[^;]+') do
     local t = {}
@@ -53,6 +61,8 @@ local function rules_of(arg)
       error('arbiter: unknown rule entry ' .. entry)
     end
   end
+  if rules_cached >= RULES_CACHE_MAX then rules_cache, rules_cached = {}, 0 end
+  rules_cache[arg], rules_cached = r, rules_cached + 1
   return r
 end
 
