@@ -50,6 +50,9 @@ type Claims struct {
 	// its own signature again at redemption (Issuer.ParseOwn). It is
 	// opaque to everyone else: verifying a token offline ignores it.
 	Secret string
+	// PolicyVersion ("policy_version", optional) is the policy version the
+	// check was decided under.
+	PolicyVersion string
 }
 
 // HasAudience reports whether id is one of c's audiences.
@@ -87,6 +90,9 @@ type wireClaims struct {
 	Product string `json:"product,omitempty"`
 	Fence   int64  `json:"fence,omitempty"`
 	Secret  string `json:"hs,omitempty"`
+	// PolicyVersion comes last, so that a token without one keeps the
+	// bytes it had before the claim existed.
+	PolicyVersion string `json:"policy_version,omitempty"`
 }
 
 func (c Claims) wire(issuer string) wireClaims {
@@ -103,6 +109,8 @@ func (c Claims) wire(issuer string) wireClaims {
 		Product: c.Product,
 		Fence:   c.Fence,
 		Secret:  c.Secret,
+
+		PolicyVersion: c.PolicyVersion,
 	}
 }
 
@@ -114,6 +122,8 @@ func (w wireClaims) claims() Claims {
 		Fence:      w.Fence,
 		Audience:   []string(w.Audience),
 		Secret:     w.Secret,
+
+		PolicyVersion: w.PolicyVersion,
 	}
 	if w.IssuedAt != nil {
 		c.IssuedAt = w.IssuedAt.UTC()
@@ -188,7 +198,7 @@ func NewIssuer(cfg IssuerConfig) (*Issuer, error) {
 // Sign returns the compact JWS of c, signed with EdDSA under the Issuer's key,
 // with headers "kid" (KeyID of the key) and "typ" "arbiter-approval+jwt", and
 // claims iss, sub, aud (always a JSON array), exp, nbf, iat, jti, product and
-// fence, and hs when c has a Secret. The same Claims always give the byte-identical token. Sign returns
+// fence, hs when c has a Secret and policy_version when it has a PolicyVersion. The same Claims always give the byte-identical token. Sign returns
 // an error if c could never verify: an empty CheckID, CustomerID or Product,
 // a Fence not above 0, no Audience (or an empty one), a zero IssuedAt or
 // ExpiresAt, or ExpiresAt not after IssuedAt.

@@ -55,6 +55,26 @@ func TestSecretClaim(t *testing.T) {
 	}
 }
 
+// TestPolicyVersionClaim: the policy version travels as claim
+// policy_version, absent when the check has none.
+func TestPolicyVersionClaim(t *testing.T) {
+	iss := mustIssuer(t, tokens.IssuerConfig{Key: mustKey(t), Now: fixedClock(t0.Add(time.Minute))})
+	c := testClaims()
+	c.PolicyVersion = "2026-07"
+	tok := mustSign(t, iss, c)
+	if got := segment(t, tok, 1)["policy_version"]; got != "2026-07" {
+		t.Fatalf("policy_version = %v, want 2026-07", got)
+	}
+	got, err := iss.Verify(tok, testAudience)
+	if err != nil || got.PolicyVersion != "2026-07" {
+		t.Fatalf("Verify = %+v, %v; want policy version 2026-07", got, err)
+	}
+	c.PolicyVersion = ""
+	if _, ok := segment(t, mustSign(t, iss, c), 1)["policy_version"]; ok {
+		t.Fatal("a token without a policy version has claim policy_version")
+	}
+}
+
 func TestSignIsDeterministic(t *testing.T) {
 	key := mustKey(t)
 	a := mustIssuer(t, tokens.IssuerConfig{Key: key})

@@ -12,6 +12,7 @@ func tokensClaims(ch validation.Check, redeemers []string) tokens.Claims {
 	return tokens.Claims{
 		CheckID: ch.ID, CustomerID: ch.CustomerID, Product: ch.Product, Fence: ch.Fence,
 		Audience: redeemers, IssuedAt: ch.CreatedAt, ExpiresAt: ch.ExpiresAt,
-		Secret: validation.TokenSecret(ch.Secret),
+		Secret:        validation.TokenSecret(ch.Secret),
+		PolicyVersion: ch.PolicyVersion,
 	}
 }

@@ -42,11 +42,13 @@ type ruleView struct {
 }
 
 type eligibilityResponse struct {
-	CustomerID string                 `json:"customer_id"`
-	Product    string                 `json:"product"`
-	Decision   string                 `json:"decision"` // allow | refuse
-	Rules      []ruleView             `json:"rules"`
-	Violations []validation.Violation `json:"violations"`
+	CustomerID string `json:"customer_id"`
+	Product    string `json:"product"`
+	// PolicyVersion is the policy version whose rules were evaluated.
+	PolicyVersion string                 `json:"policy_version"`
+	Decision      string                 `json:"decision"` // allow | refuse
+	Rules         []ruleView             `json:"rules"`
+	Violations    []validation.Violation `json:"violations"`
 }
 
 // handleEligibility: GET /v1/customers/{customer_id}/eligibility?product=P,
@@ -62,7 +64,7 @@ func (s *Server) handleEligibility() echo.HandlerFunc {
 			return err
 		}
 		actor := actorOf(c)
-		resp := eligibilityResponse{CustomerID: e.CustomerID, Product: e.Product, Decision: "allow",
+		resp := eligibilityResponse{CustomerID: e.CustomerID, Product: e.Product, PolicyVersion: e.PolicyVersion, Decision: "allow",
 			Violations: redact(e.Violations, actor)}
 		if resp.Violations == nil {
 			resp.Violations = []validation.Violation{}

@@ -91,7 +91,7 @@ func TestEligibilityEndpoint(t *testing.T) {
 	a := newAPI(t)
 	el := a.do(t, "GET", "/v1/customers/C-1/eligibility?product=credit_card", checkerKey, nil)
 	wantStatus(t, el, http.StatusOK)
-	if el.str("decision") != "allow" || len(asList(el.body["rules"])) != 6 || len(asList(el.body["violations"])) != 0 {
+	if el.str("decision") != "allow" || len(asList(el.body["rules"])) != 8 || el.str("policy_version") == "" || len(asList(el.body["violations"])) != 0 {
 		t.Fatalf("eligibility of a free customer = %s", el.raw)
 	}
 	a.mustCheck(t, "C-1", "personal_loan")
@@ -99,7 +99,7 @@ func TestEligibilityEndpoint(t *testing.T) {
 	if el.str("decision") != "refuse" {
 		t.Fatalf("eligibility during a hold = %s", el.raw)
 	}
-	last := asList(el.body["rules"])[5].(map[string]any)
+	last := asList(el.body["rules"])[7].(map[string]any)
 	if last["rule"] != "hold" || last["verdict"] != "fail" {
 		t.Fatalf("hold verdict = %v", last)
 	}

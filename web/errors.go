@@ -40,6 +40,8 @@ var problemTypes = map[validation.Reason]struct {
 	validation.ReasonNotFound:              {http.StatusNotFound, "Not found"},
 	validation.ReasonCustomerBlocked:       {http.StatusConflict, "Customer is blocked"},
 	validation.ReasonCaseOpen:              {http.StatusConflict, "Customer has an open case to resolve first"},
+	validation.ReasonFamilyLimit:           {http.StatusConflict, "Customer holds as many products of a family as the policy allows"},
+	validation.ReasonCoolingOff:            {http.StatusConflict, "A product ended too recently for this one"},
 	validation.ReasonRatingTooLow:          {http.StatusConflict, "Credit rating too low for this product"},
 	validation.ReasonRatingUnavailable:     {http.StatusServiceUnavailable, "Credit rating bureau unavailable"},
 	validation.ReasonUnavailable:           {http.StatusServiceUnavailable, "Temporarily unavailable"},
@@ -71,7 +73,9 @@ type problem struct {
 	HeldBy       string                 `json:"held_by,omitempty"`
 	HeldProducts []string               `json:"held_products,omitempty"`
 	AttemptsLeft *int                   `json:"attempts_left,omitempty"`
-	RequestID    string                 `json:"request_id,omitempty"`
+	// PolicyVersion: a refusal's, the policy version that decided it.
+	PolicyVersion string `json:"policy_version,omitempty"`
+	RequestID     string `json:"request_id,omitempty"`
 
 	retryAfter time.Duration // becomes the Retry-After header
 }
@@ -160,7 +164,7 @@ func fromReason(e *validation.Error) problem {
 		Type: ProblemTypeURI + string(e.Reason), Title: pt.title, Status: pt.status,
 		Detail: e.Detail, Reason: e.Reason, Violations: e.Violations,
 		HeldProduct: e.HeldProduct, HeldBy: e.HeldBy, HeldProducts: e.HeldProducts,
-		AttemptsLeft: e.AttemptsLeft, retryAfter: e.RetryAfter,
+		AttemptsLeft: e.AttemptsLeft, PolicyVersion: e.PolicyVersion, retryAfter: e.RetryAfter,
 	}
 	if !e.HeldUntil.IsZero() {
 		t := e.HeldUntil

@@ -79,6 +79,8 @@ type checkResponse struct {
 	GrantedAt    *time.Time `json:"granted_at,omitempty"`
 	EndedAt      *time.Time `json:"ended_at,omitempty"`
 	EndReason    string     `json:"end_reason,omitempty"`
+	// PolicyVersion is the policy version the check was decided under.
+	PolicyVersion string `json:"policy_version,omitempty"`
 }
 
 func (s *Server) checkView(ch validation.Check) (checkResponse, error) {
@@ -86,7 +88,7 @@ func (s *Server) checkView(ch validation.Check) (checkResponse, error) {
 		CheckID: ch.ID, CustomerID: ch.CustomerID, Product: ch.Product, Status: string(ch.Status),
 		Fence: ch.Fence, CreatedAt: ch.CreatedAt, ExpiresAt: ch.ExpiresAt,
 		PlacedBy: ch.PlacedBy, AgentID: ch.AgentID, RedeemedBy: ch.RedeemedBy,
-		GrantedAt: optTime(ch.GrantedAt), EndedAt: optTime(ch.EndedAt),
+		GrantedAt: optTime(ch.GrantedAt), EndedAt: optTime(ch.EndedAt), PolicyVersion: ch.PolicyVersion,
 	}
 	if ch.Status == validation.StatusCancelled {
 		r.EndReason = ch.EndReason
@@ -343,6 +345,9 @@ type eventView struct {
 	Reasons []string  `json:"reasons,omitempty"`
 	Note    string    `json:"note,omitempty"`
 	Fence   int64     `json:"fence,omitempty"`
+	// PolicyVersion: a decision's (checked, refused, redeemed, imported,
+	// a cancellation by the rules), the policy version it was made under.
+	PolicyVersion string `json:"policy_version,omitempty"`
 }
 
 // handleAudit: GET /v1/customers/{customer_id}/audit?limit=N&type=a,b.
@@ -369,7 +374,8 @@ func (s *Server) handleAudit() echo.HandlerFunc {
 		out := make([]eventView, 0, len(events))
 		for _, e := range events {
 			v := eventView{At: e.At, Type: string(e.Type), Product: e.Product, CheckID: e.CheckID,
-				Actor: e.Actor, Agent: e.Agent, Reason: string(e.Reason), Note: e.Note, Fence: e.Fence}
+				Actor: e.Actor, Agent: e.Agent, Reason: string(e.Reason), Note: e.Note, Fence: e.Fence,
+				PolicyVersion: e.PolicyVersion}
 			for _, r := range e.Reasons {
 				v.Reasons = append(v.Reasons, string(r))
 			}

@@ -92,7 +92,7 @@ agents:
 	}
 	logs := &lockedWriter{w: &bytes.Buffer{}}
 	cfg := web.Config{
-		Tokens: issuer, Clients: clients, Ready: store.Ping,
+		Tokens: issuer, Clients: clients, Ready: store.Ping, ParsePolicy: policyfile.Parse,
 		Logger: slog.New(slog.NewJSONHandler(logs, nil)),
 	}
 	policyYAML := policyfile.DefaultYAML

@@ -50,6 +50,7 @@ func TestRouteRoles(t *testing.T) {
 		{method: "GET", path: "/v1/reconciliations/{id}", roles: []validation.Role{admin}, ok: http.StatusNotFound, reason: validation.ReasonNotFound},
 		{method: "GET", path: "/v1/cases", roles: []validation.Role{checker}, ok: http.StatusOK},
 		{method: "POST", path: "/v1/cases/{customer_id}/resolution", roles: []validation.Role{admin}, body: fixed(map[string]string{"note": "n"}), ok: http.StatusNotFound, reason: validation.ReasonNotFound},
+		{method: "POST", path: "/v1/policy/impact", roles: []validation.Role{admin}, body: fixed("products: {credit_card: {redeemers: [card-service]}}\n"), ok: http.StatusOK},
 		{method: "GET", path: "/v1/ping", roles: anyClient, ok: http.StatusNoContent},
 		{method: "GET", path: "/healthz", ok: http.StatusOK},
 		{method: "GET", path: "/readyz", ok: http.StatusOK},

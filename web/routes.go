@@ -59,6 +59,7 @@ func (s *Server) routes() {
 	get(v1, "/reconciliations/:id", s.handleGetReconciliation(), require(admin))     // progress, counts, findings paged
 	get(v1, "/cases", s.handleCases(), require(checker))                             // open double holdings, for the branch UI
 	v1.POST("/cases/:customer_id/resolution", s.handleResolveCase(), require(admin)) // audited case_resolved
+	v1.POST("/policy/impact", s.handlePolicyImpact(), require(admin))                // a candidate policy (YAML) tried on the ledger (impact.go)
 	v1.RouteNotFound("/*", wrongMethod(e))
 }
 

@@ -31,6 +31,7 @@ type Service interface {
 	Eligibility(ctx context.Context, customerID, product string) (validation.Eligibility, error)
 	Block(ctx context.Context, actor validation.Actor, customerID, reason string, until time.Time) (*validation.Check, error)
 	Unblock(ctx context.Context, actor validation.Actor, customerID string) error
+	Impact(ctx context.Context, actor validation.Actor, candidate *validation.Policy, opts validation.ImpactOptions) (validation.Impact, error)
 }
 
 // Tokens is what the API needs of the credential issuer; *tokens.Issuer is one.
@@ -71,6 +72,10 @@ type Config struct {
 	// know every session. Default: this process's memory, where a restart
 	// signs every agent out.
 	Sessions SessionStore
+	// ParsePolicy decodes and validates a policy file, as ARBITER_POLICY is
+	// read (policyfile.Parse), for POST /v1/policy/impact; its error names
+	// the line. nil: that route answers 404 not_found.
+	ParsePolicy func(data []byte) (*validation.Policy, error)
 	// Reconciler runs reconciliations and keeps their cases; nil: those
 	// routes answer 404 not_found.
 	Reconciler Reconciler

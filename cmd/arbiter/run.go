@@ -175,9 +175,10 @@ func runOn(ctx context.Context, local func() time.Time, args []string, getenv fu
 	handler := web.New(web.Config{
 		Reconciler: rec,
 		Service:    svc, Tokens: issuer, Policy: policy, Clients: clients,
-		Ready:  ready(clock, store),
-		Now:    now,
-		Logger: log, RequestTimeout: cfg.RequestTimeout,
+		ParsePolicy: policyfile.Parse, // POST /v1/policy/impact's candidates
+		Ready:       ready(clock, store),
+		Now:         now,
+		Logger:      log, RequestTimeout: cfg.RequestTimeout,
 		Registry:      procMetrics.Registry(),
 		SecureCookies: cfg.SecureCookies, SessionIdle: cfg.SessionIdle,
 		Sessions:       sessions,

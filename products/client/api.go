@@ -55,6 +55,8 @@ type Check struct {
 	GrantedAt    time.Time   `json:"granted_at,omitzero"`
 	EndedAt      time.Time   `json:"ended_at,omitzero"`
 	EndReason    string      `json:"end_reason,omitempty"`
+	// PolicyVersion is the policy version the check was decided under.
+	PolicyVersion string `json:"policy_version,omitempty"`
 	// Replayed is true when arbiter replayed an earlier outcome for the same
 	// Idempotency-Key instead of deciding again.
 	Replayed bool `json:"-"`
@@ -109,6 +111,8 @@ type Event struct {
 	Agent   string    `json:"agent,omitempty"`
 	Reason  Reason    `json:"reason,omitempty"`
 	Fence   int64     `json:"fence,omitempty"`
+	// PolicyVersion: a decision's, the policy version it was made under.
+	PolicyVersion string `json:"policy_version,omitempty"`
 }
 
 // Check asks arbiter for a check and, when the customer may take the

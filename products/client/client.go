@@ -2,6 +2,7 @@ package client
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	crand "crypto/rand"
 	"crypto/tls"
@@ -159,9 +160,11 @@ type request struct {
 	op     string
 	method string
 	path   string // already escaped
-	body   any
-	header http.Header
-	retry  retryPolicy
+	body   any    // JSON-encoded; a []byte is sent as it is, with contentType
+	// contentType of a []byte body; default application/json.
+	contentType string
+	header      http.Header
+	retry       retryPolicy
 	// notAfter, when set, is when a retry stops being useful: the end of
 	// the hold a redemption's token names. No try is started after it.
 	notAfter time.Time
@@ -178,7 +181,9 @@ type response struct {
 // would outlast the call's budget is not made: see retryPause.
 func (c *Client) do(ctx context.Context, r request, out any) (response, error) {
 	var body []byte
-	if r.body != nil {
+	if raw, ok := r.body.([]byte); ok {
+		body = raw
+	} else if r.body != nil {
 		b, err := json.Marshal(r.body)
 		if err != nil {
 			return response{}, fmt.Errorf("arbiter: %s: %w", r.op, err)
@@ -223,7 +228,7 @@ func (c *Client) once(ctx context.Context, r request, body []byte, out any) (res
 	}
 	req.Header.Set("Accept", "application/json, application/problem+json")
 	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Content-Type", cmp.Or(r.contentType, "application/json"))
 	}
 	hr, err := c.cfg.HTTPClient.Do(req)
 	if err != nil {

@@ -47,6 +47,14 @@ const (
 	// are refused until an admin resolves the case (a refused redemption
 	// keeps its hold).
 	ReasonCaseOpen Reason = "case_open"
+	// ReasonFamilyLimit: 409, the customer holds as many products of a
+	// family as a limit of the policy allows (Violation.Rule names it,
+	// Limit and Held say how many and which).
+	ReasonFamilyLimit Reason = "family_limit"
+	// ReasonCoolingOff: 409, a product of a cooling-off rule ended too
+	// recently (Violation.Rule names it; Product ended at Since, the
+	// period ends at Until).
+	ReasonCoolingOff Reason = "cooling_off"
 	// ReasonUnexpected is set by the client when arbiter (or a proxy in
 	// front of it) answered with a status and body it does not document.
 	ReasonUnexpected Reason = "unexpected_response"
@@ -77,6 +85,8 @@ var (
 	ErrNotFound             = &Error{Reason: ReasonNotFound}
 	ErrCustomerBlocked      = &Error{Reason: ReasonCustomerBlocked}
 	ErrCaseOpen             = &Error{Reason: ReasonCaseOpen}
+	ErrFamilyLimit          = &Error{Reason: ReasonFamilyLimit}
+	ErrCoolingOff           = &Error{Reason: ReasonCoolingOff}
 	ErrRatingTooLow         = &Error{Reason: ReasonRatingTooLow}
 	ErrRatingUnavailable    = &Error{Reason: ReasonRatingUnavailable}
 	ErrNotDurable           = &Error{Reason: ReasonNotDurable}
@@ -109,6 +119,8 @@ type Error struct {
 	AttemptsLeft int         // otp_invalid: wrong codes still allowed
 	RetryAfter   time.Duration
 	RequestID    string // arbiter's request id, for its logs
+	// PolicyVersion: a refusal's, the policy version that decided it.
+	PolicyVersion string
 	// Retried: this answer came to a retry, after an earlier try failed
 	// in a way that leaves its outcome unknown. A refusal then does not
 	// prove the request was never carried out (the first try may have
@@ -130,6 +142,24 @@ type Violation struct {
 	// Products: case_open, the products of the customer's open case
 	// (Since: when it was opened).
 	Products []string `json:"products,omitempty"`
+	// Note: customer_blocked, the block's reason; case_open, the case's
+	// words; family_limit, the family in words.
+	Note string `json:"note,omitempty"`
+	// Rule: family_limit and cooling_off, the policy rule's name.
+	Rule string `json:"rule,omitempty"`
+	// Limit: family_limit, how many products of the family may be held.
+	Limit int `json:"limit,omitempty"`
+	// Held: family_limit, what counts against the limit, oldest first.
+	Held []Holding `json:"held,omitempty"`
+}
+
+// Holding is a product counted against a family limit: a grant, or the
+// live hold (Until: when it expires).
+type Holding struct {
+	Product string    `json:"product"`
+	CheckID string    `json:"check_id"`
+	Since   time.Time `json:"since"`
+	Until   time.Time `json:"until,omitzero"`
 }
 
 func (e *Error) Error() string {
@@ -162,18 +192,19 @@ func (e *Error) Is(target error) bool {
 
 // problem is the wire form of an arbiter problem document.
 type problem struct {
-	Type         string      `json:"type"`
-	Title        string      `json:"title"`
-	Status       int         `json:"status"`
-	Detail       string      `json:"detail"`
-	Reason       Reason      `json:"reason"`
-	Violations   []Violation `json:"violations"`
-	HeldProduct  string      `json:"held_product"`
-	HeldUntil    time.Time   `json:"held_until"`
-	HeldBy       string      `json:"held_by"`
-	HeldProducts []string    `json:"held_products"`
-	AttemptsLeft int         `json:"attempts_left"`
-	RequestID    string      `json:"request_id"`
+	Type          string      `json:"type"`
+	Title         string      `json:"title"`
+	Status        int         `json:"status"`
+	Detail        string      `json:"detail"`
+	Reason        Reason      `json:"reason"`
+	Violations    []Violation `json:"violations"`
+	HeldProduct   string      `json:"held_product"`
+	HeldUntil     time.Time   `json:"held_until"`
+	HeldBy        string      `json:"held_by"`
+	HeldProducts  []string    `json:"held_products"`
+	AttemptsLeft  int         `json:"attempts_left"`
+	RequestID     string      `json:"request_id"`
+	PolicyVersion string      `json:"policy_version"`
 }
 
 func (p problem) err(op string, status int, retryAfter time.Duration) *Error {
@@ -181,7 +212,7 @@ func (p problem) err(op string, status int, retryAfter time.Duration) *Error {
 		Op: op, Status: status, Reason: p.Reason, Title: p.Title, Detail: p.Detail,
 		Violations: p.Violations, HeldProduct: p.HeldProduct, HeldUntil: p.HeldUntil,
 		HeldBy: p.HeldBy, HeldProducts: p.HeldProducts, AttemptsLeft: p.AttemptsLeft,
-		RetryAfter: retryAfter, RequestID: p.RequestID,
+		RetryAfter: retryAfter, RequestID: p.RequestID, PolicyVersion: p.PolicyVersion,
 	}
 	if e.Reason == "" {
 		e.Reason = ReasonUnexpected
