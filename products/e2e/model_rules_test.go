@@ -167,18 +167,18 @@ func heldOf(held map[string]string, set []string) []string {
 type refusal struct{ op, reason string }
 
 // refusals are the refusals each rule must have caused at least once in a
-// run, so that what the rule forbids was tried: a family limit and a
-// cooling-off period at the check. (A redemption can meet a family limit
-// only after an import, as a customer has one hold at a time; that a
-// cooling-off period refused a redemption, assertCoolingOff reads from
-// arbiter's audit.)
+// run, so that what the rule forbids was tried: a family limit at the
+// check (a redemption can meet one only after an import, as a customer has
+// one hold at a time), a cooling-off period at the check and at the
+// redemption, as the product service answers it (closeBetween): a refusal
+// arbiter answered 500 would reach the client as arbiter_unavailable.
 func (r modelRules) refusals() []refusal {
 	var out []refusal
 	if len(r.families) > 0 {
 		out = append(out, refusal{"check", "family_limit"})
 	}
 	if len(r.coolingOff) > 0 {
-		out = append(out, refusal{"check", "cooling_off"})
+		out = append(out, refusal{"check", "cooling_off"}, refusal{"redeem", "cooling_off"})
 	}
 	return out
 }
