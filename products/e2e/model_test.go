@@ -30,14 +30,20 @@ const (
 	modelDurationEnv = "ARBITER_MODEL_DURATION"
 )
 
-// modelPolicy has short holds so that expiries happen during the run, and
-// the default exclusive pair.
-const modelPolicy = `products:
-  credit_card:   { hold_ttl: 2s, redeemers: [card-service] }
-  personal_loan: { hold_ttl: 3s, redeemers: [loan-service] }
-exclusive:
-  - [credit_card, personal_loan]
-`
+// The products the model's services issue, with short holds so that
+// expiries happen during the run.
+var (
+	modelCard  = modelProduct{name: "credit_card", service: "card-service", key: cardKey, feedKey: cardFeedKey, holdTTL: "2s"}
+	modelLoan  = modelProduct{name: "personal_loan", service: "loan-service", key: loanKey, feedKey: loanFeedKey, holdTTL: "3s"}
+	modelStore = modelProduct{name: "store_card", service: "store-service", key: storeKey, feedKey: storeFeedKey, holdTTL: "2s"}
+)
+
+// modelPolicy is the policy of every model run but the rules' own: the
+// card and the loan, an exclusive pair.
+var modelPolicy = modelRules{
+	products:  []modelProduct{modelCard, modelLoan},
+	exclusive: [][]string{{"credit_card", "personal_loan"}},
+}
 
 // TestCrossSystemModel drives a seeded random workload through the whole
 // system a bank runs — arbiter on a real redis-server (AOF, restarted during
@@ -59,7 +65,8 @@ exclusive:
 // TestCrossSystemModelFailover (a replica whose link stalls, then a
 // Sentinel failover, WAIT on) and TestCrossSystemModelLyingFeeds (holdings
 // feeds that skip customers, drop their last page or redirect, under
-// on_orphan: release).
+// on_orphan: release); TestCrossSystemModelRules runs it under a family
+// limit and a cooling-off period instead of the exclusive pair.
 //
 // Each worker's schedule comes from ARBITER_MODEL_SEED (printed on failure);
 // the interleaving of workers is the machine's. ARBITER_MODEL_DURATION runs
@@ -85,7 +92,10 @@ func TestCrossSystemModel(t *testing.T) {
 type faultModel struct {
 	// redis starts the store and sets m.arbiterArgs (and m.arbiterEnv).
 	redis func(t *testing.T, m *model)
-	// policy, when set, returns what is appended to modelPolicy (a
+	// rules is the policy's products and rules, and what the invariant
+	// holds the systems to; nil means modelPolicy.
+	rules *modelRules
+	// policy, when set, returns what is appended to the policy's rules (a
 	// reconcile: block); it runs before arbiter starts.
 	policy func(t *testing.T, m *model) string
 	// budget is the workload's length unless ARBITER_MODEL_DURATION is
@@ -245,11 +255,14 @@ type model struct {
 	arbiterArgs []string             // how arbiter reaches Redis
 	arbiterEnv  []string
 	feeds       map[string]*lyingFeed // by product, when reconciliation reads them
-	settled     map[string]string     // long-standing customer -> the product they hold
+	rules       modelRules
+	auditLog    auditLog          // (d)'s record of arbiter's grants and ends
+	settled     map[string]string // long-standing customer -> the product they hold
 	dir         string
 	sys         *system
 	skewed      *proctest.Proc    // the arbiter the faulty instances use: sys.arbiter unless the model skews one
 	fleets      map[string]*fleet // by product
+	products    []string          // the fleets' products, in the workload's order
 	stats       *counter
 	stopped     atomic.Bool
 	sup         sync.WaitGroup
@@ -269,16 +282,19 @@ func (m *model) heal(t *testing.T) {
 
 // fleet is one product service run as several processes on one database.
 type fleet struct {
-	product, id, key, db string
-	mu                   sync.Mutex
-	healthy, failing     *proctest.Proc
-	crashing             *proctest.Proc // crash-after-redeem; restarted after each crash
+	product, id, key, feedKey, db string
+	mu                            sync.Mutex
+	healthy, failing              *proctest.Proc
+	crashing                      *proctest.Proc // crash-after-redeem; restarted after each crash
 }
 
 func startModel(t *testing.T, fm faultModel) *model {
 	t.Helper()
 	dir := t.TempDir()
-	m := &model{dir: dir, stats: &counter{n: map[string]int{}}, fleets: map[string]*fleet{}}
+	m := &model{dir: dir, stats: &counter{n: map[string]int{}}, fleets: map[string]*fleet{}, rules: modelPolicy}
+	if fm.rules != nil {
+		m.rules = *fm.rules
+	}
 	fm.redis(t, m)
 	clients := filepath.Join(dir, "clients.yaml")
 	policy := filepath.Join(dir, "policy.yaml")
@@ -287,7 +303,7 @@ func startModel(t *testing.T, fm faultModel) *model {
 	if fm.policy != nil {
 		extra = fm.policy(t, m)
 	}
-	for path, body := range map[string]string{clients: clientsYAML + modelClientsExtra, policy: modelPolicy + extra} {
+	for path, body := range map[string]string{clients: clientsYAML + modelClientsExtra, policy: m.rules.policy() + extra} {
 		if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -306,22 +322,23 @@ func startModel(t *testing.T, fm faultModel) *model {
 	}
 	m.sys = &system{dir: dir, arbiter: arb, branch: newClient(t, arb.URL, branchKey, "branch-portal"),
 		ledger: newClient(t, arb.URL, cardKey, "card-service")}
-	for _, f := range []*fleet{
-		{product: "credit_card", id: "card-service", key: cardKey, db: filepath.Join(dir, "card.db")},
-		{product: "personal_loan", id: "loan-service", key: loanKey, db: filepath.Join(dir, "loan.db")},
-	} {
+	for _, p := range m.rules.products {
+		f := &fleet{product: p.name, id: p.service, key: p.key, feedKey: p.feedKey, db: filepath.Join(dir, p.db())}
 		f.healthy = m.startInstance(t, f, "")
 		f.failing = m.startInstance(t, f, "fail-insert")
 		f.crashing = m.startInstance(t, f, "crash-after-redeem")
 		m.fleets[f.product] = f
+		m.products = append(m.products, f.product)
 		m.sup.Add(1)
 		go m.supervise(t, f)
 	}
 	return m
 }
 
-// modelClientsExtra adds the reconciliation's admin to the clients file.
-const modelClientsExtra = "  - {id: ops, key: " + opsKey + ", roles: [admin]}\n"
+// modelClientsExtra adds the reconciliation's admin and the store card's
+// service to the clients file.
+const modelClientsExtra = "  - {id: ops, key: " + opsKey + ", roles: [admin]}\n" +
+	"  - {id: store-service, key: " + storeKey + ", roles: [checker, redeemer]}\n"
 
 // instanceArgs is the command line of one process of fleet f with fault.
 // Its reconciliation runs every 300ms on rows older than its request
@@ -338,11 +355,7 @@ func (m *model) instanceArgs(f *fleet, fault string) []string {
 
 // instanceEnv is the environment of one process of fleet f with fault.
 func (f *fleet) instanceEnv(fault string) []string {
-	feedKey := cardFeedKey
-	if f.product == "personal_loan" {
-		feedKey = loanFeedKey
-	}
-	return []string{"PRODUCTSVC_ARBITER_KEY=" + f.key, "PRODUCTSVC_FAULT=" + fault, "PRODUCTSVC_FEED_KEY=" + feedKey}
+	return []string{"PRODUCTSVC_ARBITER_KEY=" + f.key, "PRODUCTSVC_FAULT=" + fault, "PRODUCTSVC_FEED_KEY=" + f.feedKey}
 }
 
 // startInstance starts one process of fleet f with fault ("" for none).
@@ -446,8 +459,7 @@ type application struct {
 func (w *worker) step(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	products := []string{"credit_card", "personal_loan"}
-	f := w.m.fleets[products[w.rng.IntN(2)]]
+	f := w.m.fleets[w.m.products[w.rng.IntN(len(w.m.products))]]
 	customer := fmt.Sprintf("M-%02d", w.rng.IntN(modelCustomers))
 	if len(w.m.settled) > 0 && w.rng.IntN(100) < 5 {
 		// A long-standing customer applies online for the product that
@@ -458,6 +470,10 @@ func (w *worker) step(ctx context.Context) {
 			other = w.m.fleets["personal_loan"]
 		}
 		w.send(ctx, other, application{other.product, "/v1/applications/online", map[string]string{"customer_id": customer}})
+		return
+	}
+	if len(w.m.rules.coolingOff) > 0 && w.rng.IntN(100) < 5 {
+		w.closeBetween(ctx, w.m.rules.coolingOff[0], customer)
 		return
 	}
 	switch n := w.rng.IntN(100); {
@@ -522,34 +538,68 @@ func outcome(err error) string {
 	return "error"
 }
 
-// monitor checks (a) while the workload runs, not only at the end. The two
-// files cannot be read at one instant, so it reads card.db, then loan.db,
-// then card.db again: a card row of check X present in both card reads
-// existed throughout (a retired check id never gets a row again), so a
-// loan row read in between means the customer held both at that moment.
+// monitor checks (a) while the workload runs, not only at the end, and
+// gathers arbiter's audit for (d) while the audit still holds it.
 func (m *model) monitor(ctx context.Context, t *testing.T) {
-	card, loan := m.fleets["credit_card"].db, m.fleets["personal_loan"].db
-	reported := map[string]bool{} // each double holding once
-	for ctx.Err() == nil {
-		before, err1 := queryDB(card, "products")
-		mid, err2 := queryDB(loan, "products")
-		after, err3 := queryDB(card, "products")
-		if err := errors.Join(err1, err2, err3); err != nil {
+	reported := map[string]bool{} // each violation once
+	for pass := 0; ctx.Err() == nil; pass++ {
+		held, err := m.snapshot()
+		if err != nil {
 			t.Errorf("monitor: %v", err)
 			return
 		}
-		for c, r := range before {
-			if l, ok := mid[c]; ok && after[c].CheckID == r.CheckID && !reported[r.CheckID+l.CheckID] {
-				reported[r.CheckID+l.CheckID] = true
-				t.Errorf("(a) during the run %s held a card (check %s) and a loan (check %s)", c, r.CheckID, l.CheckID)
+		for c, h := range held {
+			for _, v := range m.rules.violations(h) {
+				if !reported[c+v] {
+					reported[c+v] = true
+					t.Errorf("(a) during the run %s %s", c, v)
+				}
 			}
 		}
 		m.stats.add("monitor pass")
+		if len(m.rules.coolingOff) > 0 && pass%10 == 0 {
+			// Arbiter may be unreachable under a nemesis: the next pass
+			// reads again, and the final read must succeed.
+			if err := m.auditLog.collect(ctx, m); err != nil {
+				m.stats.add("monitor: audit unread")
+			}
+		}
 		select {
 		case <-ctx.Done():
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// snapshot returns what each customer held at the services at one moment
+// (customer -> product -> check id). The files cannot be read at one
+// instant, so it reads them in order, then all but the last again: a row of
+// check X present in both reads of its file existed throughout (a retired
+// check id never gets a row again), so those rows and the last file's
+// were all held when the last file was read.
+func (m *model) snapshot() (map[string]map[string]string, error) {
+	n := len(m.products)
+	reads := make([]map[string]row, 2*n-1)
+	for i := range reads {
+		r, err := queryDB(m.fleets[m.products[i%n]].db, "products")
+		if err != nil {
+			return nil, err
+		}
+		reads[i] = r
+	}
+	held := map[string]map[string]string{}
+	for i, p := range m.products {
+		for c, r := range reads[i] {
+			if i < n-1 && reads[n+i][c].CheckID != r.CheckID {
+				continue
+			}
+			if held[c] == nil {
+				held[c] = map[string]string{}
+			}
+			held[c][p] = r.CheckID
+		}
+	}
+	return held, nil
 }
 
 // quiesce waits until no service has pending work left: every redemption
@@ -567,7 +617,9 @@ func (m *model) quiesce(t *testing.T) {
 	})
 }
 
-// assertInvariant reads the three systems and checks (a), (b) and (c).
+// assertInvariant reads arbiter and every service and checks (a), (b) and
+// (c), then (d) and (e) when the policy has cooling-off periods, and that
+// each of the policy's rules refused something during the run.
 func (m *model) assertInvariant(t *testing.T) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -578,15 +630,14 @@ func (m *model) assertInvariant(t *testing.T) {
 	}
 	total := 0
 	for _, customer := range m.customers() {
-		var local []string
+		local := map[string]string{} // product -> check id
 		for p := range rows {
-			if _, ok := rows[p][customer]; ok {
-				local = append(local, p)
+			if r, ok := rows[p][customer]; ok {
+				local[p] = r.CheckID
 			}
 		}
-		slices.Sort(local)
-		if len(local) > 1 {
-			t.Errorf("(a) %s holds %v across card.db and loan.db", customer, local)
+		for _, v := range m.rules.violations(local) {
+			t.Errorf("(a) %s %s across the services' files", customer, v)
 		}
 		cu, err := m.sys.ledger.Customer(ctx, customer)
 		if err != nil {
@@ -600,6 +651,9 @@ func (m *model) assertInvariant(t *testing.T) {
 			grants[g.Product] = g.CheckID
 			total++
 		}
+		for _, v := range m.rules.violations(grants) {
+			t.Errorf("(a) %s %s at arbiter", customer, v)
+		}
 		for p, r := range rows {
 			if lr, ok := r[customer]; ok && grants[p] != lr.CheckID {
 				t.Errorf("(b) %s holds %s at its service from check %s, but arbiter's grant is %q", customer, p, lr.CheckID, grants[p])
@@ -611,7 +665,17 @@ func (m *model) assertInvariant(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("final state: %d grants at arbiter, %d card rows, %d loan rows", total, len(rows["credit_card"]), len(rows["personal_loan"]))
+	held := make([]string, 0, len(m.products))
+	for _, p := range m.products {
+		held = append(held, fmt.Sprintf("%d %s", len(rows[p]), p))
+	}
+	t.Logf("final state: %d grants at arbiter; at the services %s", total, strings.Join(held, ", "))
+	m.assertCoolingOff(t)
+	for _, r := range m.rules.refusals() {
+		if m.stats.with(r.op, r.reason) == 0 {
+			t.Errorf("no %s was refused %s: the workload never tried what the rule forbids, or arbiter does not apply it", r.op, r.reason)
+		}
+	}
 }
 
 // readPending returns the pending rows of a service's database file.
@@ -636,6 +700,20 @@ func (c *counter) addN(k string, n int) {
 	c.mu.Lock()
 	c.n[k] += n
 	c.mu.Unlock()
+}
+
+// with sums the counts of the outcomes of op (the first word) refused
+// with reason.
+func (c *counter) with(op, reason string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for k, v := range c.n {
+		if f := strings.Fields(k); len(f) > 0 && strings.HasPrefix(f[0], op) && slices.Contains(f, reason) {
+			n += v
+		}
+	}
+	return n
 }
 
 func (c *counter) String() string {
