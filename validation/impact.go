@@ -132,6 +132,11 @@ func (s *Service) Impact(ctx context.Context, actor Actor, candidate *Policy, op
 	if !ok {
 		return Impact{}, Errorf(ReasonNotFound, "this store cannot scan its customers")
 	}
+	// One report at a time per instance: each scans the whole ledger.
+	if !s.impactRunning.CompareAndSwap(false, true) {
+		return Impact{}, Errorf(ReasonUnavailable, "another policy impact report is running on this instance; retry when it is done")
+	}
+	defer s.impactRunning.Store(false)
 	v := candidate.At(opts.At)
 	r := impactRun{version: v, words: &Service{Policy: candidate}, examples: opts.Examples,
 		out: Impact{PolicyVersion: v.Version, At: opts.At, RecentChecks: RecentChecks{Since: opts.Since, ByReason: map[Reason]int{}}}}
@@ -216,9 +221,9 @@ func (r *impactRun) limitViolations(grants []Grant) []GrantViolation {
 // example keeps the customer if its id is among the smallest seen.
 func (r *impactRun) example(x ImpactExample) {
 	xs := r.out.Examples
-	i, _ := slices.BinarySearchFunc(xs, x.CustomerID, func(e ImpactExample, id string) int { return strings.Compare(e.CustomerID, id) })
-	if i >= r.examples {
-		return
+	i, found := slices.BinarySearchFunc(xs, x.CustomerID, func(e ImpactExample, id string) int { return strings.Compare(e.CustomerID, id) })
+	if found || i >= r.examples {
+		return // found: SCAN returned the customer's key twice
 	}
 	xs = slices.Insert(xs, i, x)
 	r.out.Examples = xs[:min(len(xs), r.examples)]

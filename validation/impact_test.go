@@ -277,3 +277,44 @@ func TestImpactAtChoosesTheVersion(t *testing.T) {
 		}
 	}
 }
+
+// blockingScan is a scanner that holds its scan until released.
+type blockingScan struct {
+	validation.Store
+	entered, release chan struct{}
+}
+
+func (s *blockingScan) ScanStandings(ctx context.Context, _ validation.ScanRequest, _ func([]validation.CustomerStanding) error) error {
+	close(s.entered)
+	<-s.release
+	return nil
+}
+
+// TestImpactOneAtATime: each report scans the whole ledger, so an instance
+// runs one at a time; a second meanwhile is told to retry (unavailable),
+// and once the first is done the next runs.
+func TestImpactOneAtATime(t *testing.T) {
+	candidate, err := policyfile.Parse([]byte(candidateYAML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	scan := &blockingScan{entered: make(chan struct{}), release: make(chan struct{})}
+	svc := &validation.Service{Store: scan, Policy: candidate, Now: func() time.Time { return impactNow }}
+	first := make(chan error)
+	go func() {
+		_, err := svc.Impact(context.Background(), impactAdmin, candidate, validation.ImpactOptions{})
+		first <- err
+	}()
+	<-scan.entered
+	if _, err := svc.Impact(context.Background(), impactAdmin, candidate, validation.ImpactOptions{}); !errors.Is(err, validation.ErrUnavailable) {
+		t.Fatalf("a second report while one runs: %v, want unavailable", err)
+	}
+	close(scan.release)
+	if err := <-first; err != nil {
+		t.Fatalf("the first report: %v", err)
+	}
+	scan.entered = make(chan struct{})
+	if _, err := svc.Impact(context.Background(), impactAdmin, candidate, validation.ImpactOptions{}); err != nil {
+		t.Fatalf("a report after the first: %v", err)
+	}
+}

@@ -112,7 +112,10 @@ type Rule struct {
 	CoolingOff []CoolingOff
 }
 
-var productName = regexp.MustCompile(`^[a-z][a-z0-9_]{0,47}$`)
+var (
+	productName = regexp.MustCompile(`^[a-z][a-z0-9_]{0,47}$`)
+	versionName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,31}$`)
+)
 
 // DefaultPolicy returns the built-in policy, the one arbiter runs with
 // when none is configured: a credit card and a personal loan, exclusive.
@@ -219,8 +222,13 @@ func (p *Policy) validateVersion(lines Lines, at []string) error {
 			return err
 		}
 	}
-	if p.Version == "" {
+	switch {
+	case p.Version == "":
 		p.Version = p.digest()
+	case !versionName.MatchString(p.Version):
+		// It is written into every check, grant and event, and shadowed
+		// in meta, whose values stay short.
+		return fmt.Errorf("line %d: version %q: letters, digits and . _ : - only, at most 32", line("version"), p.Version)
 	}
 	p.compile()
 	return nil

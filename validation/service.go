@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -78,6 +79,8 @@ type Service struct {
 	// Abandoner, when set, gives up checks whose outcome is unknown (see
 	// Abandoner); nil leaves their holds to expire.
 	Abandoner Abandoner
+
+	impactRunning atomic.Bool // a policy impact report is running (Impact)
 }
 
 // Abandoner takes a check whose Hold failed with ErrOutcomeUnknown and

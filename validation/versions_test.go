@@ -145,3 +145,17 @@ func TestPeriodText(t *testing.T) {
 		}
 	}
 }
+
+// TestVersionNames: a version's name is written into every check, grant
+// and event (fields joined by \x1f) and shadowed in meta, whose values
+// stay short: a name that could break either is refused.
+func TestVersionNames(t *testing.T) {
+	for name, ok := range map[string]bool{"2026-07": true, "v1.2_rc:3": true, "sha256:0123456789ab": true,
+		"a\x1fb": false, strings.Repeat("v", 33): false, "-v1": false, "v 1": false} {
+		p := validation.DefaultPolicy()
+		p.Version = name
+		if err := p.Validate(nil); (err == nil) != ok {
+			t.Errorf("version %q: Validate = %v, want ok %v", name, err, ok)
+		}
+	}
+}

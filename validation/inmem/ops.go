@@ -272,6 +272,9 @@ func (s *Store) Release(_ context.Context, req validation.ReleaseRequest) (valid
 
 // Import implements validation.Store (import.lua).
 func (s *Store) Import(_ context.Context, req validation.ImportRequest) (validation.Grant, error) {
+	if req.Rule.Product == "" {
+		return validation.Grant{}, validation.Errorf(validation.ReasonInvalidRequest, "an import names its product")
+	}
 	now := ms(req.Now)
 	c := s.begin(req.CustomerID, now)
 	defer s.mu.Unlock()

@@ -370,7 +370,16 @@ func (st *runState) feedClash(ch customerHoldings) string {
 func (st *runState) importHolding(ctx context.Context, ch customerHoldings, i int) (done bool, err error) {
 	h := ch.holdings[i]
 	now := st.r.now()
-	rule, _ := st.r.Policy.At(now).Rule(h.Product)
+	policy := st.r.Policy.At(now)
+	rule, ok := policy.Rule(h.Product)
+	if !ok {
+		// A product a version before the one in force knew, still held at
+		// its system: no rule to import it under.
+		st.record(Finding{Kind: FindingImported, CustomerID: ch.customer, Products: []string{h.Product}, Action: ActionReported,
+			Detail: fmt.Sprintf("Customer %s holds a %s at %s that arbiter did not know, and policy version %s has no such product: not imported; an admin decides.",
+				ch.customer, st.r.Policy.TitleOf(h.Product), ch.sources[i], policy.Version)})
+		return false, nil
+	}
 	id, err := validation.NewImportID(ch.customer)
 	if err != nil {
 		return false, err

@@ -417,8 +417,8 @@ type importArgs struct {
 type releaseArgs struct {
 	Product   string `lua:"product"`
 	Actor     string `lua:"actor"`
-	Want      string `lua:"want"`                              // check id, or '' for the most recent
-	KeepEnded int64  `lua:"keep_ended,num,raw=keep_ended_str"` // ms K_ENDED is kept (ended_put)
+	Want      string `lua:"want"`           // check id, or '' for the most recent
+	KeepEnded int64  `lua:"keep_ended,num"` // ms K_ENDED is kept (ended_put)
 }
 
 type grantReply struct {

@@ -525,6 +525,9 @@ func (s *Store) Abandon(ctx context.Context, req validation.AbandonRequest) (val
 
 // Import implements validation.Store.
 func (s *Store) Import(ctx context.Context, req validation.ImportRequest) (validation.Grant, error) {
+	if req.Rule.Product == "" {
+		return validation.Grant{}, validation.Errorf(validation.ReasonInvalidRequest, "an import names its product")
+	}
 	var r grantReply
 	err := s.run(ctx, importScript, req.CustomerID, req.Now, nil, importArgs{
 		Product: req.Rule.Product, Rules: rulesArg(req.Rule), Version: req.Rule.Version,

@@ -638,3 +638,29 @@ reconcile:
 		t.Errorf("card source with min_share 0 = %+v, want done", src)
 	}
 }
+
+// TestReconcileProductDroppedByTheVersionInForce: a feed of a product that
+// an earlier policy version knew, and the one in force does not, is not
+// imported (there is no rule to import it under: an import with none once
+// wrote a grant of no product): it is reported for an admin.
+func TestReconcileProductDroppedByTheVersionInForce(t *testing.T) {
+	rdb := redistest.MustStartRedis(t).Client(t)
+	f := newRecon(t, rdb, feedOf("credit_card"), feedOf("personal_loan", "C-1"), validation.OnOrphanReport)
+	old := validation.DefaultPolicy()
+	old.Version, old.EffectiveFrom = "v1", time.Time{}
+	cardOnly := &validation.Policy{Version: "v2", EffectiveFrom: time.Now().Add(-time.Hour),
+		Products: map[string]validation.Product{"credit_card": {Redeemers: []string{"card-service"}}}}
+	policy := &validation.Policy{Versions: []*validation.Policy{old, cardOnly}}
+	if err := policy.Validate(nil); err != nil {
+		t.Fatal(err)
+	}
+	f.rec.Policy = policy
+	run := f.reconcile(t)
+	if got := run.Counts[reconcile.FindingImported]; got != 1 {
+		t.Fatalf("counts = %v; want the loan reported as a finding", run.Counts)
+	}
+	c, err := f.store.Customer(context.Background(), "C-1", time.Now())
+	if err != nil || len(c.Grants) != 0 {
+		t.Fatalf("C-1 = %+v, %v; want no grant imported", c, err)
+	}
+}

@@ -284,18 +284,22 @@ end
 -- ## case: K_CASE, the customer's open reconciliation case (JSON; opened
 -- and resolved by case.lua): a double holding found across the product
 -- systems. While it is open it holds the line: no check or redemption of a
--- product of the case, or of one that shares an exclusive group with one
--- of them (see the case rule in rules.lua), until an admin resolves it.
+-- product of the case, or of one that shares a limit (an exclusive group,
+-- a family) with one of them (the case rule in rules.lua), until an admin
+-- resolves it.
 local function case_raw() return redis.call('GET', K_CASE) end
 local function case_put(enc) redis.call('SET', K_CASE, enc) end
 local function case_drop() redis.call('DEL', K_CASE) end
 
 -- ## ended: K_ENDED, when each of the customer's products last ended (a
 -- hash: product -> ms), what the cooling-off rules read (rules.lua).
--- release.lua writes it; it expires keep ms after the newest end, keep
+-- release.lua writes it; it lives keep ms after the newest end, keep
 -- being the policy's longest cooling-off period (and at least
--- validation.MinKeepEnded), so it holds at most one field per product.
-local function ended_put(product, keep_str)
+-- validation.MinKeepEnded), so it holds at most one field per product. An
+-- expiry is only ever pushed back, never brought forward: a release with
+-- a shorter keep (an instance with an older policy file, during a
+-- rollout) must not make the customer's earlier ends forgotten early.
+local function ended_put(product, keep)
   redis.call('HSET', K_ENDED, product, NOW_STR)
-  redis.call('PEXPIRE', K_ENDED, keep_str)
+  if redis.call('PTTL', K_ENDED) < keep then redis.call('PEXPIRE', K_ENDED, keep) end
 end

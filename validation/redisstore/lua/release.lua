@@ -13,7 +13,7 @@ for _, raw in ipairs(redis.call('HVALS', K_GRANTS)) do
 end
 if not latest then return reply{kind = KIND.error, reason = REASON.grant_not_found} end
 redis.call('HDEL', K_GRANTS, latest.id)
-ended_put(product, keep_ended_str)
+ended_put(product, keep_ended)
 local enc = check_encode(latest)
 if latest.status == 'redeemed' then record_put(latest) end
 events_append({type = 'released', product = product, check_id = latest.id, actor = actor, fence = latest.fence})
