@@ -20,11 +20,13 @@ import (
 // TestRuleEngineDifferential holds the Lua rule engine (lua/rules.lua) to
 // its reference in Go (validation.Rule.Evaluate): random policies (product
 // maxes, exclusive groups, family limits, cooling-off periods, minimum
-// ratings) × random histories of one customer (grants imported and
-// released, holds placed, redeemed and cancelled, blocks, cases, time
-// moving by up to days), on every backend. After each step the test asks
+// ratings) × random histories of one customer (grants imported, under no
+// rules or under the policy, and released, holds placed, redeemed and
+// cancelled, blocks, cases, time moving by up to days, and new policy
+// versions between a check and its redemption), on every backend. After each step the test asks
 // the store, through its API, a dry run of a random product (Eligibility),
-// a check (Hold) or a redemption of the live hold under the random policy,
+// a check (Hold), an import or a redemption of the live hold under the
+// random policy,
 // and compares every violation, in order, field by field, with what the
 // reference evaluator answers for the history the test applied. Seeded and
 // reproducible: CI runs a fixed seed, ARBITER_DIFF_SEED=random draws one
@@ -142,9 +144,11 @@ func (d *differ) run(steps int) {
 	for range steps {
 		// Time moves by up to three days, to the millisecond.
 		d.now = d.now.Add(time.Duration(d.rnd.Int64N(3*24*3600*1000)) * time.Millisecond)
-		switch n := d.rnd.IntN(20); {
-		case n < 5:
+		switch n := d.rnd.IntN(22); {
+		case n < 4:
 			d.importGrant()
+		case n < 5:
+			d.importUnderRules()
 		case n < 8:
 			d.release()
 		case n < 10:
@@ -159,8 +163,12 @@ func (d *differ) run(steps int) {
 			d.redeem()
 		case n < 17:
 			d.check()
-		default:
+		case n < 21:
 			d.eligibility()
+		default:
+			// A new policy version: holds placed under the last one are
+			// redeemed under this one.
+			d.policy = randomPolicy(d.rnd)
 		}
 	}
 }
@@ -193,6 +201,21 @@ func (d *differ) importGrant() {
 		d.t.Fatalf("import: %v", err)
 	}
 	d.grants = append(d.grants, g)
+}
+
+// importUnderRules compares an import under the policy: the limits (a
+// family counting the live hold) and the cooling-off periods.
+func (d *differ) importUnderRules() {
+	p := d.product()
+	rule := d.rule(p)
+	want := rule.GrantViolations(nil, d.standing(), d.now)
+	g, err := d.s.Import(context.Background(), validation.ImportRequest{Rule: rule, CustomerID: d.customer,
+		CheckID: newID(d.t, validation.NewImportID, d.customer), Actor: "ops", GrantedAt: d.now, Now: d.now})
+	d.decisions++
+	d.refusedAs("import of "+p, err, want)
+	if err == nil {
+		d.grants = append(d.grants, g)
+	}
 }
 
 func (d *differ) release() {
