@@ -8,9 +8,10 @@
 --
 -- The rules argument: entries separated by ';', their fields by '|'
 -- (product and rule names are lowercase letters, digits and _):
---   L|<kind>|<max>|<name>|<p1,p2,...>   a limit: kind p (the product's
---                                       max), x (its exclusive groups: the
---                                       products in conflict), f (a family)
+--   L|<scope>|<max>|<name>|<p1,p2,...>  a limit (validation.LimitKind):
+--                                       scope p (the product's max), x (its
+--                                       exclusive groups: the products in
+--                                       conflict), f (a family)
 --   C|<period ms>|<name>|<p1,p2,...>    a cooling-off rule: the products
 --                                       whose end starts the period
 --   R|<min>                             the minimum rating
