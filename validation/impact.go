@@ -39,7 +39,8 @@ const (
 // StandingScanner visits every customer of a store: a Store that
 // implements it can report the impact of a candidate policy
 // (Service.Impact). ScanStandings calls fn with one bounded batch of
-// customers at a time (never concurrently; a customer is in one batch), and
+// customers at a time (never concurrently; a customer is in one batch,
+// unless a SCAN over a live keyspace returns its key twice), and
 // stops at fn's first error, returning it. It reads only: it settles no
 // expiry and writes nothing.
 type StandingScanner interface {
