@@ -349,9 +349,10 @@ func (s *Service) Audit(ctx context.Context, customerID string, limit int, types
 }
 
 // rule is the product's rule in the policy version in force at now, the
-// time the decision is made and stamped with.
+// time the decision is made and stamped with, to the millisecond as the
+// store keeps it (so that a check's CreatedAt selects the same version).
 func (s *Service) rule(product string, now time.Time) (Rule, error) {
-	v := s.Policy.At(now)
+	v := s.Policy.At(now.Truncate(time.Millisecond))
 	rule, ok := v.Rule(product)
 	if !ok {
 		return Rule{}, Errorf(ReasonInvalidRequest, "unknown product %q; known: %s", product, strings.Join(v.Names(), ", "))
