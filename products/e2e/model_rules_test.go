@@ -52,14 +52,18 @@ var modelRulesPolicy = modelRules{
 //	    speaks of the services' products too);
 //
 // and that both rules refused something during the run, so the assertions
-// are not vacuous.
+// are not vacuous. The policy is two versions of the same rules, the
+// second in force mid-run (versionSwitch): the switch must neither open a
+// gap in the rules nor lose the version of any grant, and grants must have
+// been decided under each.
 func TestCrossSystemModelRules(t *testing.T) {
 	if testing.Short() {
 		t.Skip("fault injection is not short")
 	}
 	runModel(t, faultModel{
-		rules:  &modelRulesPolicy,
-		budget: 30 * time.Second,
+		rules:         &modelRulesPolicy,
+		versionSwitch: true,
+		budget:        30 * time.Second,
 		redis: func(t *testing.T, m *model) {
 			m.redis = redistest.MustStartRedis(t, "--appendonly", "yes", "--appendfsync", "always")
 			m.redisLink = redistest.StartLink(t, m.redis.Addr)
@@ -87,7 +91,15 @@ type modelRules struct {
 	exclusive  [][]string
 	families   []familyLimit
 	coolingOff []coolingOff
+	// switchAt, when set, makes the file two versions of these rules,
+	// modelVersions, the second in force from switchAt: every instance
+	// switches mid-run, with holds placed under the first redeemed under
+	// the second.
+	switchAt time.Time
 }
+
+// modelVersions are the versions a file with switchAt names.
+var modelVersions = [2]string{"model-1", "model-2"}
 
 // familyLimit: at most max of products held at once.
 type familyLimit struct {
@@ -104,8 +116,21 @@ type coolingOff struct {
 	period          time.Duration
 }
 
-// policy writes the rules as arbiter's policy file.
+// policy writes the rules as arbiter's policy file: one version, or two
+// of the same rules switching at switchAt.
 func (r modelRules) policy() string {
+	if r.switchAt.IsZero() {
+		return r.version()
+	}
+	indent := func(s string) string {
+		return "    " + strings.ReplaceAll(strings.TrimSuffix(s, "\n"), "\n", "\n    ") + "\n"
+	}
+	return fmt.Sprintf("versions:\n  - version: %s\n%s  - version: %s\n    effective_from: %s\n%s",
+		modelVersions[0], indent(r.version()), modelVersions[1], r.switchAt.UTC().Format(time.RFC3339), indent(r.version()))
+}
+
+// version writes the products and rules of one version.
+func (r modelRules) version() string {
 	var b strings.Builder
 	b.WriteString("products:\n")
 	for _, p := range r.products {
@@ -338,8 +363,12 @@ func (m *model) assertCoolingOff(t *testing.T) {
 	}
 	const clockError = 50 * time.Millisecond
 	var redeemed, released, matched, refused int
+	byVersion := map[string]int{}
 	for _, customer := range m.customers() {
 		grants, ends := m.auditLog.of(customer, "redeemed"), m.auditLog.of(customer, "released")
+		for _, g := range grants {
+			byVersion[g.PolicyVersion]++
+		}
 		redeemed, released = redeemed+len(grants), released+len(ends)
 		for _, e := range m.auditLog.of(customer, "cancelled") {
 			if e.Reason == "cooling_off" {
@@ -389,6 +418,14 @@ func (m *model) assertCoolingOff(t *testing.T) {
 	}
 	t.Logf("audit: %d redemptions (%d of them issued and found at their service), %d releases, %d redemptions refused cooling_off",
 		redeemed, matched, released, refused)
+	if !m.rules.switchAt.IsZero() {
+		// The switch: grants were decided under each version, none under
+		// another name.
+		t.Logf("audit: redemptions by policy version %v (switch at %s)", byVersion, m.rules.switchAt.Format(time.RFC3339))
+		if byVersion[modelVersions[0]] == 0 || byVersion[modelVersions[1]] == 0 || len(byVersion) != 2 {
+			t.Errorf("audit: redemptions by policy version %v; want some under each of %v, and only those", byVersion, modelVersions)
+		}
+	}
 	if redeemed == 0 || released == 0 || matched == 0 {
 		t.Errorf("audit: %d redemptions, %d releases, %d issued: nothing for (d) and (e) to check", redeemed, released, matched)
 	}

@@ -95,6 +95,11 @@ type faultModel struct {
 	// rules is the policy's products and rules, and what the invariant
 	// holds the systems to; nil means modelPolicy.
 	rules *modelRules
+	// versionSwitch writes the rules as two policy versions, the second in
+	// force about halfway through the workload (after the processes'
+	// start, a few seconds, and half the budget): a nemesis of time, every
+	// instance switching under checks and redemptions in flight.
+	versionSwitch bool
 	// policy, when set, returns what is appended to the policy's rules (a
 	// reconcile: block); it runs before arbiter starts.
 	policy func(t *testing.T, m *model) string
@@ -151,6 +156,12 @@ func runModel(t *testing.T, fm faultModel) {
 		}
 	})
 	t.Logf("seed %d, budget %v", seed, budget)
+	if fm.versionSwitch {
+		rules := cmp.Or(fm.rules, &modelPolicy)
+		switched := *rules
+		switched.switchAt = time.Now().Add(5*time.Second + budget/2)
+		fm.rules = &switched
+	}
 
 	m := startModel(t, fm)
 	m.settle(t, fm.settled)
