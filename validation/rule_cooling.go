@@ -1,7 +1,6 @@
 package validation
 
 import (
-	"cmp"
 	"fmt"
 	"slices"
 	"strconv"
@@ -138,8 +137,10 @@ func coolingOffSentence(v Violation, title func(string) string) string {
 // periodWords says a period as a person would: "90 days", "36h0m0s".
 func periodWords(d time.Duration) string {
 	if d%(24*time.Hour) == 0 {
-		n := d / (24 * time.Hour)
-		return cmp.Or(map[bool]string{true: "1 day"}[n == 1], fmt.Sprintf("%d days", n))
+		if n := d / (24 * time.Hour); n != 1 {
+			return fmt.Sprintf("%d days", n)
+		}
+		return "1 day"
 	}
 	return d.String()
 }
