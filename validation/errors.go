@@ -38,7 +38,11 @@ const (
 	ReasonUnavailable          Reason = "unavailable"
 	ReasonNotDurable           Reason = "not_durable"
 	ReasonStoreFull            Reason = "store_full"
-	ReasonInternal             Reason = "internal"
+	// ReasonOutboxFull: the outbox of the customer's slot holds as many
+	// records as it may while the archive is not taking them; the decision
+	// was not made (no decision without its record).
+	ReasonOutboxFull Reason = "outbox_full"
+	ReasonInternal   Reason = "internal"
 	// ReasonReconciliationRunning: a reconciliation is already running
 	// (on this or another instance); wait for it.
 	ReasonReconciliationRunning Reason = "reconciliation_running"
@@ -94,6 +98,9 @@ var (
 	// maxmemory with noeviction); nothing was changed. Operations that free
 	// memory first, such as a redemption of a live hold, still succeed.
 	ErrStoreFull = &Error{Reason: ReasonStoreFull}
+	// ErrOutboxFull: the durable record's outbox reached its bound (the
+	// archive has not taken records for a while); nothing was changed.
+	ErrOutboxFull = &Error{Reason: ReasonOutboxFull}
 )
 
 // ErrOutcomeUnknown is in the chain of an ErrUnavailable whose request may

@@ -134,6 +134,15 @@ func StoreFull(cause error) *Error {
 		Detail: "the store is full (Redis reached its maxmemory) and refuses new data; nothing was changed; retry later"}
 }
 
+// OutboxFull is a decision the store refused because the outbox of the
+// customer's slot is at its bound: the archive has not taken records for a
+// while, and a decision is never made without its record. Nothing was
+// changed.
+func OutboxFull() *Error {
+	return &Error{Reason: ReasonOutboxFull,
+		Detail: "the audit archive is behind and this customer's outbox is full; nothing was changed; retry later"}
+}
+
 // StoreUnavailable is a store that could not be reached; cause is kept for
 // logs (and may carry ErrOutcomeUnknown).
 func StoreUnavailable(cause error) *Error {

@@ -47,6 +47,7 @@ var problemTypes = map[validation.Reason]struct {
 	validation.ReasonUnavailable:           {http.StatusServiceUnavailable, "Temporarily unavailable"},
 	validation.ReasonNotDurable:            {http.StatusServiceUnavailable, "Not yet replicated; retry"},
 	validation.ReasonStoreFull:             {http.StatusServiceUnavailable, "Store full: new data refused"},
+	validation.ReasonOutboxFull:            {http.StatusServiceUnavailable, "Audit archive behind: decision not made"},
 	validation.ReasonReconciliationRunning: {http.StatusConflict, "A reconciliation is running"},
 	reasonPayloadTooLarge:                  {http.StatusRequestEntityTooLarge, "Request body too large"},
 	reasonMethodNotAllowed:                 {http.StatusMethodNotAllowed, "Method not allowed"},

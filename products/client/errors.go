@@ -36,7 +36,8 @@ const (
 	ReasonNotDurable           Reason = "not_durable"
 	ReasonMethodNotAllowed     Reason = "method_not_allowed"
 	ReasonUnavailable          Reason = "unavailable"
-	ReasonStoreFull            Reason = "store_full" // 503: Redis reached maxmemory; nothing changed, retry later
+	ReasonStoreFull            Reason = "store_full"  // 503: Redis reached maxmemory; nothing changed, retry later
+	ReasonOutboxFull           Reason = "outbox_full" // 503: the audit archive is behind; nothing changed, retry later
 	ReasonRateLimited          Reason = "rate_limited"
 	ReasonPayloadTooLarge      Reason = "payload_too_large" // 413: the body is over 64 KiB
 	ReasonInternal             Reason = "internal"
@@ -93,6 +94,7 @@ var (
 	ErrMethodNotAllowed     = &Error{Reason: ReasonMethodNotAllowed}
 	ErrUnavailable          = &Error{Reason: ReasonUnavailable}
 	ErrStoreFull            = &Error{Reason: ReasonStoreFull}
+	ErrOutboxFull           = &Error{Reason: ReasonOutboxFull}
 	ErrRateLimited          = &Error{Reason: ReasonRateLimited}
 	ErrPayloadTooLarge      = &Error{Reason: ReasonPayloadTooLarge}
 	ErrInternal             = &Error{Reason: ReasonInternal}

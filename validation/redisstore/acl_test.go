@@ -36,12 +36,14 @@ const (
 // The whole contract suite also runs on deploy/redis.conf as the limited
 // "arbiter" ACL user, so the ACL is known to allow everything the store does.
 // Expiry is watched through the admin user: arbiter's own may not run EXISTS.
+// The outbox is on, as in production with an archive, so the ACL is known
+// to allow it too.
 func init() {
 	backends["redis-acl"] = func(tb testing.TB) backend {
 		r := startProdRedis(tb)
 		rdb := r.client(tb, "arbiter", aclArbiterPassword)
 		return backend{
-			store:  redisstore.New(rdb, redisstore.Options{}),
+			store:  redisstore.New(rdb, redisstore.Options{OutboxCap: testOutboxCap}),
 			rdb:    rdb,
 			expire: waitHoldGone(r.client(tb, "admin", aclAdminPassword)),
 		}

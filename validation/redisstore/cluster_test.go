@@ -19,12 +19,13 @@ import (
 )
 
 // The contract suite runs on a real 3-master / 3-replica Redis Cluster too,
-// with and without WAIT: one cluster for the whole package (creating one
-// takes seconds), flushed before each test and used by one test at a time.
+// with and without WAIT (and with WAIT, with the outbox on): one cluster
+// for the whole package (creating one takes seconds), flushed before each
+// test and used by one test at a time.
 func init() {
 	backends["cluster"] = func(tb testing.TB) backend { return clusterBackend(tb, redisstore.Options{}) }
 	backends["cluster-wait1"] = func(tb testing.TB) backend {
-		return clusterBackend(tb, redisstore.Options{WaitReplicas: 1, WaitTimeout: time.Second})
+		return clusterBackend(tb, redisstore.Options{WaitReplicas: 1, WaitTimeout: time.Second, OutboxCap: testOutboxCap})
 	}
 }
 

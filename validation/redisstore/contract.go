@@ -40,6 +40,7 @@ type commonArgs struct {
 	AuditCap       int   `lua:"AUDIT_CAP,num"`                               // state changes kept per customer
 	Retention      int64 `lua:"RETENTION,num,raw=RETENTION_STR"`             // ms an ended check stays readable
 	AuditRetention int64 `lua:"AUDIT_RETENTION,num,raw=AUDIT_RETENTION_STR"` // ms the audit and meta outlive the last write
+	OutboxCap      int   `lua:"OUTBOX_CAP,num"`                              // records a slot's outbox may hold; 0: no outbox
 }
 
 type luaField struct {
@@ -220,7 +221,7 @@ var errorReasons = []validation.Reason{
 	validation.ReasonOTPRateLimited, validation.ReasonGrantReleased, validation.ReasonOTPInvalid,
 	validation.ReasonTokenInvalid, validation.ReasonCheckNotHeld, validation.ReasonCheckNotFound,
 	validation.ReasonForbidden, validation.ReasonIdempotencyKeyReused, reasonCheckAbandoned,
-	validation.ReasonGrantNotFound, validation.ReasonNotFound,
+	validation.ReasonGrantNotFound, validation.ReasonNotFound, validation.ReasonOutboxFull,
 }
 
 // reasonCheckAbandoned is the check script's answer once arbiter gave the

@@ -184,7 +184,7 @@ func v1LogKey(customer string) string { return "arb:{" + customer + "}:log" }
 func (s *Store) migrateCustomer(ctx context.Context, customer string, idem []string, dry bool) (MigrateCounts, error) {
 	var got MigrateCounts
 	extra := append([]string{v1LogKey(customer)}, idem...)
-	args := migrateArgs{Extra: len(customerKeyNames) + 1, Fields: tokenFields, DryRun: dry}
+	args := migrateArgs{Extra: firstExtraKey, Fields: tokenFields, DryRun: dry}
 	err := s.run(ctx, migrateScript, customer, time.Now(), extra, args, &got)
 	return got, err
 }

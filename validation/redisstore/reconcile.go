@@ -40,7 +40,7 @@ var grantsPattern = grantsKey("*")
 var (
 	//go:embed lua/case.lua
 	luaCase    string
-	caseScript = script("case", caseArgs{}, caseReply{}, luaCase)
+	caseScript = script("case", caseArgs{}, caseReply{}, luaGuard, luaCase)
 )
 
 func init() { scripts = append(scripts, caseScript) }

@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	_ "embed"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -44,7 +45,14 @@ var (
 	luaUnblock string
 	//go:embed lua/abandon.lua
 	luaAbandon string
+	//go:embed lua/sweep.lua
+	luaSweep string
 )
+
+// luaGuard is the first section of every script that decides: with the
+// slot's outbox at its cap, it refuses (outbox_full) before any write, so
+// that no decision is made without its record (the prelude's "outbox").
+const luaGuard = "if outbox_full() then return reply{kind = KIND.error, reason = REASON.outbox_full} end"
 
 // No script carries a shebang (#!lua flags=...), on purpose. Without one,
 // Redis 7 runs a script in compatibility mode, and this is what a full
@@ -66,10 +74,20 @@ var (
 // layout table describes each.
 var customerKeyNames = []string{"meta", "hold", "grants", "checks", "audit", "block", "rating", "tries", "case", "ended"}
 
-// keysBinding returns the Lua names of KEYS (K_META, ..., then K_IDEM,
-// nil unless a check has an Idempotency-Key) and the KEYS entries they are.
+// slotKeyNames are the keys of the customer's slot that every script gets
+// after the customer's (slotKeys, outbox.go): the slot's outbox and its
+// expiry index, shared by every customer of the slot.
+var slotKeyNames = []string{"outbox", "expiring"}
+
+// firstExtraKey is the KEYS position of a script's first key beyond the
+// customer's and its slot's (K_IDEM; the migration's v1 log).
+var firstExtraKey = len(customerKeyNames) + len(slotKeyNames) + 1
+
+// keysBinding returns the Lua names of KEYS (K_META, ..., K_OUTBOX,
+// K_EXPIRING, then K_IDEM, nil unless a check has an Idempotency-Key) and
+// the KEYS entries they are.
 func keysBinding() (names, vals []string) {
-	for i, n := range append(customerKeyNames, "idem") {
+	for i, n := range slices.Concat(customerKeyNames, slotKeyNames, []string{"idem"}) {
 		names = append(names, "K_"+strings.ToUpper(n))
 		vals = append(vals, "KEYS["+strconv.Itoa(i+1)+"]")
 	}
@@ -118,23 +136,24 @@ type luaScript struct {
 }
 
 var (
-	checkScript       = script("check", checkArgs{}, checkReply{}, luaCheck)
-	redeemTokenScript = script("redeem", redeemTokenArgs{}, redeemReply{}, luaRedeem, luaRedeemToken)
-	redeemOTPScript   = script("redeem_otp", redeemOTPArgs{}, redeemReply{}, luaTOTP, luaRedeem, luaRedeemOTP)
+	checkScript       = script("check", checkArgs{}, checkReply{}, luaGuard, luaCheck)
+	redeemTokenScript = script("redeem", redeemTokenArgs{}, redeemReply{}, luaGuard, luaRedeem, luaRedeemToken)
+	redeemOTPScript   = script("redeem_otp", redeemOTPArgs{}, redeemReply{}, luaGuard, luaTOTP, luaRedeem, luaRedeemOTP)
 	getScript         = script("get", idArgs{}, checkOpReply{}, luaGet)
-	cancelScript      = script("cancel", cancelArgs{}, checkOpReply{}, luaCancel)
+	cancelScript      = script("cancel", cancelArgs{}, checkOpReply{}, luaGuard, luaCancel)
 	customerScript    = script("customer", noArgs{}, customerReply{}, luaCustomer)
-	releaseScript     = script("release", releaseArgs{}, grantReply{}, luaRelease)
-	importScript      = script("import", importArgs{}, grantReply{}, luaImport)
+	releaseScript     = script("release", releaseArgs{}, grantReply{}, luaGuard, luaRelease)
+	importScript      = script("import", importArgs{}, grantReply{}, luaGuard, luaImport)
 	auditScript       = script("audit", noArgs{}, auditReply{}, luaAudit)
 	eligScript        = script("eligibility", eligibilityArgs{}, eligibilityReply{}, luaEligibility)
-	blockScript       = script("block", blockArgs{}, checkOpReply{}, luaBlock)
-	unblockScript     = script("unblock", actorArgs{}, checkOpReply{}, luaUnblock)
-	abandonScript     = script("abandon", abandonArgs{}, checkOpReply{}, luaAbandon)
+	blockScript       = script("block", blockArgs{}, checkOpReply{}, luaGuard, luaBlock)
+	unblockScript     = script("unblock", actorArgs{}, checkOpReply{}, luaGuard, luaUnblock)
+	abandonScript     = script("abandon", abandonArgs{}, checkOpReply{}, luaGuard, luaAbandon)
+	sweepScript       = script("sweep", noArgs{}, checkOpReply{}, luaSweep)
 )
 
 // scripts lists every script.
 var scripts = []*luaScript{
 	checkScript, redeemTokenScript, redeemOTPScript, getScript, cancelScript, customerScript, releaseScript,
-	importScript, auditScript, eligScript, blockScript, unblockScript, abandonScript,
+	importScript, auditScript, eligScript, blockScript, unblockScript, abandonScript, sweepScript,
 }

@@ -49,6 +49,14 @@ type Options struct {
 	WaitReplicas int
 	// WaitTimeout bounds each WAIT; default DefaultWaitTimeout (100ms).
 	WaitTimeout time.Duration
+	// OutboxCap, when positive, turns the outbox on: every decision's
+	// events are also appended to the outbox of the customer's slot (read
+	// by validation.Exporter through the Outbox methods), and live holds
+	// are kept in the slot's expiry index for Sweep. A decision finding its
+	// slot's outbox holding OutboxCap records is refused with
+	// validation.ErrOutboxFull, nothing written. Zero: no outbox (nothing
+	// would drain it).
+	OutboxCap int
 }
 
 // triesCap is how many attempts that changed nothing are kept per
@@ -113,13 +121,13 @@ func idemKey(customer, key string) string { return "arb:{" + customer + "}:idem:
 // common is the start of every script's ARGV (commonArgs).
 func (s *Store) common(now time.Time) commonArgs {
 	return commonArgs{Now: now.UnixMilli(), AuditCap: s.opts.AuditCap, Retention: s.opts.Retention.Milliseconds(),
-		AuditRetention: s.opts.AuditRetention.Milliseconds()}
+		AuditRetention: s.opts.AuditRetention.Milliseconds(), OutboxCap: s.opts.OutboxCap}
 }
 
 // run executes one script on one customer's keys with its arguments (a
 // contract struct, see contract.go) and decodes its reply into *reply.
 func (s *Store) run(ctx context.Context, sc *luaScript, customer string, now time.Time, extraKeys []string, args, reply any) error {
-	keys := append(customerKeys(customer), extraKeys...)
+	keys := scriptKeys(customer, extraKeys)
 	argv := argv(argv(nil, s.common(now)), args)
 	start := time.Now()
 	res, err := s.eval(ctx, sc, keys, argv).Slice()
@@ -667,6 +675,8 @@ func scriptError(name string, kind replyKind, reason, detail string, attemptsLef
 		return validation.CheckAbandoned()
 	case validation.ReasonIdempotencyKeyReused:
 		return validation.IdempotencyKeyReused()
+	case validation.ReasonOutboxFull:
+		return validation.OutboxFull()
 	}
 	return fmt.Errorf("redis %s: unexpected error reply %s (%s)", name, reason, detail)
 }

@@ -111,7 +111,7 @@ func (s *Store) runConfirmed(ctx context.Context, sc *luaScript, customer string
 // and the replicas WAIT counted; a failure is already classified
 // (unavailable).
 func (s *Store) runWaited(ctx context.Context, sc *luaScript, customer string, now time.Time, extraKeys []string, args any, marker string) ([]any, int64, error) {
-	keys := append(customerKeys(customer), extraKeys...)
+	keys := scriptKeys(customer, extraKeys)
 	argv := argv(argv(nil, s.common(now)), args)
 	start := time.Now()
 	res, acked, err := s.evalWait(ctx, sc, keys, argv, marker)

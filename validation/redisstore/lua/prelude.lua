@@ -41,6 +41,58 @@ local function check_decode(v)
   return check_fields(v)
 end
 
+-- ## outbox: the durable record's way out (K_OUTBOX, a stream in the
+-- customer's slot, shared by every customer of that slot; K_EXPIRING, the
+-- slot's expiry index). With OUTBOX_CAP above 0 (an archive is
+-- configured), every event of a decision is also appended to the outbox in
+-- the same step, with the customer's next sequence number (meta's seq),
+-- and every live hold is in the expiry index, scored by its expiry, so a
+-- sweeper settles the holds nobody touches (sweep.lua). The exporter
+-- (validation.Exporter) moves the outbox to the archive and only then
+-- trims it. The layout of a slot's keys is in outbox.go.
+
+-- customer_id is the customer the script runs for (K_META is
+-- 'arb:{' .. customer .. '}:meta'). It is not cached: the function
+-- library keeps locals from call to call.
+local function customer_id() return string.sub(K_META, 6, -7) end
+
+-- outbox_full says whether the slot's outbox reached OUTBOX_CAP: every
+-- script that decides calls it before its first write (luaGuard in
+-- scripts.go) and refuses with outbox_full, so that no decision is ever
+-- made without its record, nor its record dropped. A recorded expiry is
+-- not a decision: settle appends it past the cap, at most once per hold
+-- that was already live.
+local function outbox_full() return OUTBOX_CAP > 0 and redis.call('XLEN', K_OUTBOX) >= OUTBOX_CAP end
+
+-- outbox_push appends encoded events, oldest first, with the customer's
+-- next sequence numbers. A customer without one (meta expired, or never
+-- written) starts from the clock, past every number given before (see
+-- validation.Record.Seq); meta written here for the first time expires like
+-- a hold's.
+local function outbox_push(encs)
+  if OUTBOX_CAP <= 0 then return end
+  local n = #encs
+  local seq = redis.call('HINCRBY', K_META, 'seq', n)
+  if seq == n then
+    seq = NOW + n - 1
+    redis.call('HSET', K_META, 'seq', string.format('%d', seq))
+    if redis.call('PTTL', K_META) < 0 then redis.call('PEXPIRE', K_META, AUDIT_RETENTION + 2 * 86400000) end
+  end
+  local customer = customer_id()
+  for i, enc in ipairs(encs) do
+    redis.call('XADD', K_OUTBOX, '*', 'c', customer, 's', string.format('%d', seq - n + i), 'e', enc)
+  end
+end
+
+-- expiring_put and expiring_drop keep the customer's live hold in the
+-- slot's expiry index.
+local function expiring_put(expires)
+  if OUTBOX_CAP > 0 then redis.call('ZADD', K_EXPIRING, expires, customer_id()) end
+end
+local function expiring_drop()
+  if OUTBOX_CAP > 0 then redis.call('ZREM', K_EXPIRING, customer_id()) end
+end
+
 -- ## events: the audit trail (K_AUDIT state changes, K_TRIES attempts)
 -- An event is one string, 'e2' and its fields joined by SEP
 -- (event_encode, generated from storedEvent in codec.go). State changes
@@ -48,23 +100,38 @@ end
 -- each capped, so no number of refusals can evict the record of a grant;
 -- state changes expire AUDIT_RETENTION after the newest, attempts
 -- AUDIT_RETENTION after the oldest kept (their list begins again then).
--- events_append appends events, oldest first, all of one kind.
-local function events_append(...)
-  local evs = {...}
-  local key, cap = K_AUDIT, AUDIT_CAP
-  if evs[1].type == 'refused' or evs[1].type == 'otp_failed' then key, cap = K_TRIES, TRIES_CAP end
+-- event_encodes encodes events in place.
+local function event_encodes(evs)
   for i, ev in ipairs(evs) do
     ev.at = ev.at or NOW_STR
     if ev.reasons then ev.reasons = table.concat(ev.reasons, ',') end
     evs[i] = event_encode(ev)
   end
-  local n = redis.call('LPUSH', key, unpack(evs))
+  return evs
+end
+
+-- audit_push appends encoded events, oldest first, all of one kind
+-- (attempt says which) to the audit.
+local function audit_push(encs, attempt)
+  local key, cap = K_AUDIT, AUDIT_CAP
+  if attempt then key, cap = K_TRIES, TRIES_CAP end
+  local n = redis.call('LPUSH', key, unpack(encs))
   if n > cap then
     redis.call('LTRIM', key, 0, cap - 1)
   end
   -- Attempts are noise next to state changes: their list expires
   -- AUDIT_RETENTION after it began, which saves a refusal a command.
-  if key == K_AUDIT or n == #evs then redis.call('PEXPIRE', key, AUDIT_RETENTION_STR) end
+  if key == K_AUDIT or n == #encs then redis.call('PEXPIRE', key, AUDIT_RETENTION_STR) end
+end
+
+-- events_append records events, oldest first, all of one kind: in the
+-- audit and in the outbox.
+local function events_append(...)
+  local evs = {...}
+  local attempt = evs[1].type == 'refused' or evs[1].type == 'otp_failed'
+  local encs = event_encodes(evs)
+  audit_push(encs, attempt)
+  outbox_push(encs)
 end
 
 -- checked is the event of a hold's placing. It is appended when the hold
@@ -207,6 +274,9 @@ local function hold_place(c, ttl_str, m)
   redis.call('HSET', K_META, 'fence', c.fence, 'last', c.id, 'open', '1', 'last:' .. c.product, c.id, 'fails', '0',
     'ttl_at', renew and NOW_STR or m.ttl_at_str, held_fields(c))
   if renew then redis.call('PEXPIRE', K_META, AUDIT_RETENTION + 2 * META_RENEW) end
+  -- The outbox gets the check's decision now; the audit when it ends.
+  expiring_put(c.expires)
+  outbox_push(event_encodes({checked(c)}))
 end
 
 -- hold_update rewrites the live hold (its TTL unchanged).
@@ -226,7 +296,11 @@ local function hold_finish(c, status, actor, ev)
   ev.product, ev.check_id, ev.actor, ev.fence = c.product, c.id, actor, c.fence
   local enc
   if status == 'redeemed' then enc = grant_put(c) else record_put(c) end
-  events_append(checked(c), ev)
+  -- The checked event went to the outbox when the hold was placed.
+  local encs = event_encodes({checked(c), ev})
+  audit_push(encs)
+  outbox_push({encs[2]})
+  expiring_drop()
   return enc
 end
 
@@ -242,8 +316,11 @@ local function settle(m)
   shadow_drop()
   c.status, c.ended, c.ended_by = 'expired', c.expires, 'arbiter'
   record_put(c)
-  events_append(checked(c), {at = tonumber(c.expires), type = 'expired', product = c.product, check_id = c.id,
-    actor = 'arbiter', fence = c.fence})
+  local encs = event_encodes({checked(c), {at = tonumber(c.expires), type = 'expired', product = c.product, check_id = c.id,
+    actor = 'arbiter', fence = c.fence}})
+  audit_push(encs)
+  outbox_push({encs[2]})
+  expiring_drop()
   EXPIRED = 1
 end
 
