@@ -1,0 +1,177 @@
+package validation
+
+import (
+	"context"
+	"math/rand/v2"
+	"time"
+)
+
+// Exporter moves the outboxes to the archive, and has the sweeper record
+// the expiries nobody reads: each round it asks the Outbox which slots
+// have work, takes each such slot's lease (a slot another instance holds
+// is skipped), settles the slot's due holds (Outbox.Sweep), then reads the
+// slot's records oldest first, writes them to the Archive, and only once
+// the archive has them trims them from the outbox (under the lease).
+//
+// Delivery is at least once: a crash or a lost lease between the write and
+// the trim makes the next round write the same records again, which the
+// archive ignores by id. Nothing is trimmed that the archive does not
+// hold. While the archive is down, the outboxes grow until each reaches
+// the store's bound, where decisions are refused (ErrOutboxFull), never
+// dropped. Any number of instances may run an Exporter on the same store.
+type Exporter struct {
+	Outbox  Outbox
+	Archive Archive
+	// Owner names this instance in the slots' leases; it must be unique
+	// among the instances.
+	Owner string
+	// Now is the clock the scripts run on (the Redis-aligned clock): it
+	// decides which holds are due.
+	Now func() time.Time
+	// Interval is the pause between rounds that found nothing more to do;
+	// default 1s. A hold that expires unread is recorded within about
+	// Interval, and a record reaches the archive within about Interval
+	// after it is written.
+	Interval time.Duration
+	// LeaseTTL is how long a slot's lease lasts without renewal; default
+	// 15s. A crashed instance's slots are taken over after it.
+	LeaseTTL time.Duration
+	// Batch is how many records one archive write takes; default 500.
+	Batch int
+	// SweepBatch is how many due holds of a slot one round settles;
+	// default 500.
+	SweepBatch int
+	// Rounds, when set, is told of each round (metrics, logs).
+	Rounds func(ExportRound)
+	// Archived, when set, is called after a write that archived new
+	// records (webhooks are sent from the archive).
+	Archived func()
+}
+
+// ExportRound is what one round of an Exporter found and did.
+type ExportRound struct {
+	Waiting  int64         // records in the outboxes when the round began
+	Fullest  int64         // records in the fullest outbox then
+	Oldest   time.Duration // age of the oldest of them (0: none)
+	Archived int           // records this round wrote to the archive (new ones)
+	Trimmed  int           // records this round trimmed from outboxes
+	Swept    int           // expiries this round recorded
+	Err      error         // the round's first error (archive or store)
+	// ArchiveErr is set when the archive refused a write: the round left
+	// the records in their outboxes.
+	ArchiveErr error
+}
+
+func (e *Exporter) interval() time.Duration { return cmpOr(e.Interval, time.Second) }
+func (e *Exporter) leaseTTL() time.Duration { return cmpOr(e.LeaseTTL, 15*time.Second) }
+func (e *Exporter) batch() int              { return cmpOr(e.Batch, 500) }
+func (e *Exporter) sweepBatch() int         { return cmpOr(e.SweepBatch, 500) }
+
+func cmpOr[T int | time.Duration](v, def T) T {
+	if v > 0 {
+		return v
+	}
+	return def
+}
+
+// Run runs rounds until ctx ends; it returns ctx's error.
+func (e *Exporter) Run(ctx context.Context) error {
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+		r := e.Round(ctx)
+		if e.Rounds != nil && ctx.Err() == nil {
+			e.Rounds(r)
+		}
+		t.Reset(e.interval())
+	}
+}
+
+// Round runs one round: every slot with work that this instance can lease
+// is swept and drained.
+func (e *Exporter) Round(ctx context.Context) ExportRound {
+	var r ExportRound
+	now := e.Now()
+	slots, err := e.Outbox.Pending(ctx, now)
+	if err != nil {
+		r.Err = err
+		return r
+	}
+	for _, sl := range slots {
+		r.Waiting += sl.Len
+		r.Fullest = max(r.Fullest, sl.Len)
+		if !sl.Oldest.IsZero() {
+			r.Oldest = max(r.Oldest, now.Sub(sl.Oldest))
+		}
+	}
+	// Instances start at different slots, so that they share the slots
+	// rather than all racing for the first.
+	start := 0
+	if len(slots) > 0 {
+		start = rand.IntN(len(slots))
+	}
+	for i := range slots {
+		sl := slots[(start+i)%len(slots)]
+		if ctx.Err() != nil {
+			break
+		}
+		ok, err := e.Outbox.Lease(ctx, sl.Slot, e.Owner, e.leaseTTL())
+		if err != nil || !ok {
+			r.fail(err)
+			continue
+		}
+		if sl.Due {
+			n, err := e.Outbox.Sweep(ctx, sl.Slot, now, e.sweepBatch())
+			r.Swept += n
+			r.fail(err)
+		}
+		if r.ArchiveErr == nil {
+			e.drain(ctx, sl.Slot, &r)
+		}
+	}
+	return r
+}
+
+// drain moves a leased slot's records to the archive, a batch at a time,
+// until it is empty or something fails.
+func (e *Exporter) drain(ctx context.Context, slot int, r *ExportRound) {
+	for ctx.Err() == nil {
+		recs, upto, err := e.Outbox.Read(ctx, slot, e.batch())
+		if err != nil || len(recs) == 0 {
+			r.fail(err)
+			return
+		}
+		n, err := e.Archive.Write(ctx, recs)
+		if err != nil {
+			r.ArchiveErr = err
+			r.fail(err)
+			return
+		}
+		r.Archived += n
+		if n > 0 && e.Archived != nil {
+			e.Archived()
+		}
+		ok, err := e.Outbox.Trim(ctx, slot, upto, e.Owner)
+		if err != nil || !ok {
+			// The lease went to another instance, which writes these
+			// records again (the archive ignores them) and trims them.
+			r.fail(err)
+			return
+		}
+		r.Trimmed += len(recs)
+		if len(recs) < e.batch() {
+			return
+		}
+	}
+}
+
+func (r *ExportRound) fail(err error) {
+	if err != nil && r.Err == nil {
+		r.Err = err
+	}
+}
