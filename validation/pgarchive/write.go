@@ -2,10 +2,12 @@ package pgarchive
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/arbiter-bank/arbiter/validation"
 )
@@ -18,7 +20,8 @@ import (
 // content it is kept in arbiter_event_conflicts, and Options.OnConflict is
 // called for it once the transaction committed. A record whose ID is not
 // validation.RecordID(Customer, Seq) fails the whole batch with
-// ErrInvalidRecord; a database error rolls the whole batch back.
+// ErrInvalidRecord; a database error rolls the whole batch back (a
+// deadlock with another writer is retried first).
 func (a *Archive) Write(ctx context.Context, recs []validation.Record) (int, error) {
 	if len(recs) == 0 {
 		return 0, nil
@@ -34,13 +37,43 @@ func (a *Archive) Write(ctx context.Context, recs []validation.Record) (int, err
 	}
 	var fresh int
 	var conflicts []string
-	err := pgx.BeginFunc(ctx, a.pool, func(tx pgx.Tx) error {
-		isNew, err := insertRecords(ctx, tx, &cols)
+	var err error
+	for attempt := 1; ; attempt++ {
+		fresh, conflicts, err = a.write(ctx, norm, &cols)
+		var pgErr *pgconn.PgError
+		if err == nil || !errors.As(err, &pgErr) || pgErr.Code != deadlockDetected || attempt == writeAttempts {
+			break
+		}
+	}
+	if err != nil {
+		return 0, fmt.Errorf("pgarchive: write %d records: %w", len(recs), err)
+	}
+	if a.onConflict != nil {
+		for _, id := range conflicts {
+			a.onConflict(id)
+		}
+	}
+	return fresh, nil
+}
+
+// writeAttempts bounds how often Write runs its transaction when
+// PostgreSQL breaks a deadlock by aborting it: two exporters writing
+// overlapping batches in different orders wait on each other's rows.
+const writeAttempts = 3
+
+// deadlockDetected is PostgreSQL's SQLSTATE for a transaction aborted to
+// break a deadlock.
+const deadlockDetected = "40P01"
+
+// write runs Write's transaction on normalized records: it returns how
+// many were new and the ids of the conflicts it kept.
+func (a *Archive) write(ctx context.Context, norm []validation.Record, cols *columns) (fresh int, conflicts []string, err error) {
+	err = pgx.BeginFunc(ctx, a.pool, func(tx pgx.Tx) error {
+		isNew, err := insertRecords(ctx, tx, cols)
 		if err != nil {
 			return err
 		}
-		var known []validation.Record
-		var queued []validation.Record
+		var known, queued []validation.Record
 		for _, rec := range norm {
 			if isNew[rec.ID] {
 				delete(isNew, rec.ID) // a later copy in the batch is not new
@@ -55,25 +88,23 @@ func (a *Archive) Write(ctx context.Context, recs []validation.Record) (int, err
 		}
 		return a.enqueue(ctx, tx, queued)
 	})
-	if err != nil {
-		return 0, fmt.Errorf("pgarchive: write %d records: %w", len(recs), err)
-	}
-	if a.onConflict != nil {
-		for _, id := range conflicts {
-			a.onConflict(id)
-		}
-	}
-	return fresh, nil
+	return fresh, conflicts, err
 }
 
 // insertRecords inserts the records that are not archived yet, in the
 // batch's order, and returns their ids.
+//
+// ON CONFLICT names no constraint on purpose: a record's id and its
+// (customer_id, seq) are one key written twice (Write checks the id), and
+// while a concurrent transaction inserts the same record either unique
+// index may be the one that meets it first. Naming only the id's would
+// turn that race into a unique violation.
 func insertRecords(ctx context.Context, tx pgx.Tx, cols *columns) (map[string]bool, error) {
 	rows, err := tx.Query(ctx, `INSERT INTO arbiter_events (`+recordColumns+`)
 SELECT id, customer_id, seq, at, type, product, check_id, actor, agent, reason, reasons, note, fence, policy_version
 FROM (`+unnestRecords+`) `+unnestAlias+`
 ORDER BY ord
-ON CONFLICT (id) DO NOTHING
+ON CONFLICT DO NOTHING
 RETURNING id`, cols.args()...)
 	if err != nil {
 		return nil, fmt.Errorf("insert: %w", err)
