@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -71,11 +72,64 @@ func TestMissingAction(t *testing.T) {
 	}
 }
 
-func TestFindBinMissing(t *testing.T) {
+func TestMissingPostgres(t *testing.T) {
 	old := binGlob
 	binGlob = filepath.Join(t.TempDir(), "*", "bin")
-	defer func() { binGlob = old }()
-	if dir, err := findBin(); err == nil {
-		t.Fatalf("findBin() = %q, want an error when nothing is installed", dir)
-	}
+	t.Cleanup(func() { binGlob = old })
+
+	t.Run("skips when not required", func(t *testing.T) {
+		t.Setenv(RequirePostgresEnv, "")
+		rec := runRecorded(t, func(tb testing.TB) { Start(tb) })
+		if got, want := rec.outcome, "skip"; got != want {
+			t.Fatalf("outcome = %q (%s), want %q", got, rec.msg, want)
+		}
+	})
+
+	t.Run("fails when required", func(t *testing.T) {
+		t.Setenv(RequirePostgresEnv, "1")
+		rec := runRecorded(t, func(tb testing.TB) { Start(tb) })
+		if got, want := rec.outcome, "fatal"; got != want {
+			t.Fatalf("outcome = %q (%s), want %q", got, rec.msg, want)
+		}
+		if !strings.Contains(rec.msg, RequirePostgresEnv+" is set") {
+			t.Fatalf("fatal message %q does not mention %s", rec.msg, RequirePostgresEnv)
+		}
+	})
+}
+
+// recordingTB records a Skip or Fatal instead of ending the real test. Like
+// the real ones, Skip and Fatal end the calling goroutine.
+type recordingTB struct {
+	testing.TB
+	outcome string // "", "skip" or "fatal"
+	msg     string
+}
+
+func (r *recordingTB) Skip(args ...any) { r.stop("skip", fmt.Sprint(args...)) }
+
+func (r *recordingTB) Skipf(format string, args ...any) { r.stop("skip", fmt.Sprintf(format, args...)) }
+
+func (r *recordingTB) Fatal(args ...any) { r.stop("fatal", fmt.Sprint(args...)) }
+
+func (r *recordingTB) Fatalf(format string, args ...any) {
+	r.stop("fatal", fmt.Sprintf(format, args...))
+}
+
+func (r *recordingTB) stop(outcome, msg string) {
+	r.outcome, r.msg = outcome, msg
+	runtime.Goexit()
+}
+
+// runRecorded runs f on its own goroutine with a recordingTB wrapping tb and
+// returns the recorder once f returns or stops.
+func runRecorded(tb testing.TB, f func(testing.TB)) *recordingTB {
+	tb.Helper()
+	rec := &recordingTB{TB: tb}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f(rec)
+	}()
+	<-done
+	return rec
 }
