@@ -45,6 +45,12 @@ func (w Webhook) LogValue() slog.Value {
 	return slog.GroupValue(slog.String("id", w.ID), slog.String("url", w.URL), slog.Any("types", w.Types))
 }
 
+// Subscriber is the webhook's subscription as the archive's delivery
+// queue knows it: who, and which types.
+func (w Webhook) Subscriber() validation.Subscriber {
+	return validation.Subscriber{ID: w.ID, Types: slices.Clone(w.Types)}
+}
+
 // MinWebhookKeyBytes is the shortest signing key accepted: a secret
 // decodes to at least this many bytes.
 const MinWebhookKeyBytes = 24

@@ -38,6 +38,9 @@ func TestWebhooks(t *testing.T) {
 		if !slices.Equal(w.Types, validation.WebhookTypes) {
 			t.Errorf("Types = %v, want %v", w.Types, validation.WebhookTypes)
 		}
+		if got, want := w.Subscriber(), (validation.Subscriber{ID: "card-service", Types: validation.WebhookTypes}); got.ID != want.ID || !slices.Equal(got.Types, want.Types) {
+			t.Errorf("Subscriber() = %+v, want %+v", got, want)
+		}
 		if cs.Clients[0].Webhook.Secret != "" {
 			t.Error("the secret is still in Client, which request handlers see")
 		}

@@ -191,6 +191,7 @@ func (s *Sender) Run(ctx context.Context) error {
 		wg.Go(func() { s.loop(ctx, &s.subs[i]) })
 	}
 	wg.Wait()
+	<-ctx.Done() // without subscribers too, Run lasts as long as ctx
 	return ctx.Err()
 }
 
@@ -206,7 +207,10 @@ func (s *Sender) loop(ctx context.Context, sub *subscriber) {
 		case <-t.C:
 		case <-sub.wake:
 		}
-		for ctx.Err() == nil && s.round(ctx, sub) == s.opts.Batch {
+		for ctx.Err() == nil {
+			if n := s.round(ctx, sub); n < s.opts.Batch {
+				break // caught up: wait for the next poll or Wake
+			}
 		}
 		t.Reset(s.opts.PollInterval)
 	}

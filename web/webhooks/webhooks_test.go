@@ -211,8 +211,10 @@ func TestSenderDeliversEveryRecordInOrder(t *testing.T) {
 			if got, want := delivered[name], len(recs); got != want {
 				t.Errorf("Observe saw %d delivered, want %d", got, want)
 			}
-			if got, want := failed[name], wantFailed[name]; got != want {
-				t.Errorf("Observe saw %d failed attempts, want %d", got, want)
+			// At least: a slow machine may time out an attempt the
+			// receiver meant to answer.
+			if got, want := failed[name], wantFailed[name]; got < want {
+				t.Errorf("Observe saw %d failed attempts, want at least %d", got, want)
 			}
 		})
 	}
@@ -341,5 +343,25 @@ func TestNewRefuses(t *testing.T) {
 				t.Fatal("New accepted it")
 			}
 		})
+	}
+}
+
+func TestRunWithoutSubscribersWaitsForCtx(t *testing.T) {
+	s, err := webhooks.New(webhooks.Options{Queue: newQueue()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	s.Wake()
+	select {
+	case err := <-done:
+		t.Fatalf("Run returned %v before ctx ended", err)
+	default:
+	}
+	cancel()
+	if err := <-done; err != context.Canceled {
+		t.Fatalf("Run = %v, want context.Canceled", err)
 	}
 }
