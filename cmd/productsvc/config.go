@@ -33,6 +33,7 @@ type config struct {
 	ArbiterCertKey    string        // its private key
 	FeedKey           string        // the bearer key GET /v1/holdings requires; "" leaves it open
 	ClientsFile       string        // clients file (arbiter's format) of the callers of the API; "" leaves it open
+	WebhookSecret     string        // whsec_ secret of arbiter's webhooks to POST /webhooks/arbiter; "" turns the route off
 	// Fault is a test-only hook (env PRODUCTSVC_FAULT only): crash-after-redeem
 	// exits with status 3 right after arbiter granted, before the insert;
 	// fail-insert makes every local insert fail, forcing compensation.
@@ -67,6 +68,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.String(&c.ArbiterCertKey, "arbiter-cert-key", "PRODUCTSVC_ARBITER_CERT_KEY", "", "PEM private key of -arbiter-cert")
 	fs.String(&c.FeedKey, "feed-key", "PRODUCTSVC_FEED_KEY", "", "bearer key the holdings feed (GET /v1/holdings) requires, as arbiter's reconciler sends it; empty: open (prefer the env var)")
 	fs.String(&c.ClientsFile, "clients", "PRODUCTSVC_CLIENTS", "", "clients file, in arbiter's ARBITER_CLIENTS format, of who may apply and close: each request needs a listed key (Authorization: Bearer) or certificate (cert_names, with -tls-client-ca); empty: the API is open to anyone who reaches it")
+	fs.String(&c.WebhookSecret, "webhook-secret", "PRODUCTSVC_WEBHOOK_SECRET", "", "whsec_ secret of this service's webhook in arbiter's clients file: POST /webhooks/arbiter verifies arbiter's announcements with it and drops an application whose hold expired or was cancelled at once; empty: the route answers 404 (prefer the env var)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}

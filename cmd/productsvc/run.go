@@ -87,7 +87,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	cancel()
 
-	handler := httpapi.New(httpapi.Config{Service: svc, Logger: log, FeedKey: cfg.FeedKey, Authenticate: callers, Ready: func(ctx context.Context) error {
+	webhooks, err := webhookVerifier(cfg)
+	if err != nil {
+		return err
+	}
+	handler := httpapi.New(httpapi.Config{Service: svc, Logger: log, FeedKey: cfg.FeedKey, Authenticate: callers, Webhooks: webhooks, Ready: func(ctx context.Context) error {
 		if !reconciled.Load() {
 			return errors.New("start-up reconciliation not done")
 		}
@@ -180,4 +184,17 @@ func fault(name string, log *slog.Logger) func(string) error {
 		}
 	}
 	return nil
+}
+
+// webhookVerifier verifies arbiter's announcements with
+// PRODUCTSVC_WEBHOOK_SECRET; nil when it is not set (the route is off).
+func webhookVerifier(cfg config) (*client.WebhookVerifier, error) {
+	if cfg.WebhookSecret == "" {
+		return nil, nil
+	}
+	v, err := client.NewWebhookVerifier(cfg.WebhookSecret)
+	if err != nil {
+		return nil, fmt.Errorf("PRODUCTSVC_WEBHOOK_SECRET: %w", err)
+	}
+	return v, nil
 }

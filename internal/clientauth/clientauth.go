@@ -46,6 +46,9 @@ type Client struct {
 	// Require lists the credentials a request of this client must all
 	// carry: "key", "cert" or both. Empty: any one of those configured.
 	Require []Credential `yaml:"require"`
+	// Webhook, when set, subscribes the client to arbiter's event
+	// announcements (see WebhookConfig and Clients.Webhooks).
+	Webhook *WebhookConfig `yaml:"webhook"`
 }
 
 // Credential names a way a client proves who it is.
@@ -71,13 +74,19 @@ type Clients struct {
 
 	hashes [][]byte       // SHA-256 of each client's key, same order as Clients; nil: no key
 	names  map[string]int // certificate name (DNS names lowercased) → index in Clients
+	// webhooks are the subscriptions with their secrets, in file order;
+	// the secrets are cleared from Clients.
+	webhooks []Webhook
 }
 
 // MinKeyLength is the shortest API key accepted in a clients file.
 const MinKeyLength = 16
 
 // Parse decodes and validates a clients file: unknown keys, duplicate
-// ids or keys, unknown roles and short keys are errors.
+// ids or keys, unknown roles and short keys are errors, and so are a
+// webhook without an absolute http(s) URL, with not exactly one of secret
+// and secret_file, with a secret that is not "whsec_" and the base64 of a
+// key of at least MinWebhookKeyBytes, or with an unknown event type.
 func Parse(data []byte) (*Clients, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
@@ -112,6 +121,7 @@ func (cs *Clients) prepare(minKey int) error {
 	keys := map[string]bool{}
 	cs.hashes = make([][]byte, len(cs.Clients))
 	cs.names = map[string]int{}
+	cs.webhooks = nil
 	for i := range cs.Clients {
 		c := &cs.Clients[i]
 		if c.ID == "" {
@@ -154,6 +164,9 @@ func (cs *Clients) prepare(minKey int) error {
 		cs.hashes[i] = sum
 		c.Key = "" // keep no plaintext key in memory
 		if err := cs.prepareCert(i); err != nil {
+			return err
+		}
+		if err := cs.prepareWebhook(i); err != nil {
 			return err
 		}
 		if len(c.Roles) == 0 {

@@ -4,6 +4,7 @@
 //	POST   /v1/applications/online      {"customer_id"}
 //	DELETE /v1/products/{customer_id}   close the product, release the grant
 //	GET    /v1/holdings?after=&limit=   issued products, paged by customer id (arbiter's holdings feed)
+//	POST   /webhooks/arbiter            arbiter's signed announcements (with Config.Webhooks; 204)
 //	GET    /healthz, /readyz
 //
 // An application answers 201 with the issued product, 200 when it had been
@@ -34,6 +35,7 @@ import (
 
 	jsonv2 "github.com/go-json-experiment/json"
 
+	"github.com/arbiter-bank/arbiter/products/client"
 	"github.com/arbiter-bank/arbiter/products/issuing"
 )
 
@@ -56,6 +58,10 @@ type Config struct {
 	// unauthorized, its message as the detail. nil: those routes are open
 	// and every caller is anonymous.
 	Authenticate func(r *http.Request) (callerID string, err error)
+	// Webhooks, when set, verifies arbiter's announcements to
+	// POST /webhooks/arbiter (the secret of this service's webhook in
+	// arbiter's clients file); nil: that route answers 404.
+	Webhooks *client.WebhookVerifier
 }
 
 // New returns the service's HTTP handler.
@@ -76,6 +82,9 @@ func New(cfg Config) http.Handler {
 	mux.HandleFunc("POST /v1/applications/online", auth(handleApplyOnline(svc)))
 	mux.HandleFunc("DELETE /v1/products/{customer_id}", auth(handleClose(svc)))
 	mux.HandleFunc("GET /v1/holdings", h(requireKey(cfg.FeedKey, handleHoldings(svc))))
+	if cfg.Webhooks != nil {
+		mux.HandleFunc("POST /webhooks/arbiter", h(handleWebhook(svc, cfg.Webhooks)))
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})

@@ -123,3 +123,34 @@ func (s *Service) settleIssue(ctx context.Context, p Pending, r *Report) {
 		r.Left++
 	}
 }
+
+// HoldEnded settles at once, whatever their age, the unfinished
+// applications of customerID from check checkID, as Reconcile would: it is
+// called when arbiter announces that the check's hold expired or was
+// cancelled, so no redemption of it can land any more and the pending row
+// need not wait for the next pass. It goes through the same settlement as
+// Reconcile (arbiter is read first: a grant found is issued, no grant and
+// no live hold drops the row), so a repeated announcement, or one for a
+// check this service never saw, changes nothing. Report.Left counts rows
+// arbiter could not be asked about; they stay for Reconcile.
+func (s *Service) HoldEnded(ctx context.Context, customerID, checkID string) (Report, error) {
+	var r Report
+	if checkID == "" {
+		return r, nil
+	}
+	rows, err := s.Store.Pendings(ctx)
+	if err != nil {
+		return r, fmt.Errorf("hold ended %s: %w", checkID, err)
+	}
+	customerID = client.CanonicalCustomerID(customerID)
+	for _, p := range rows {
+		if p.Action == ActionIssue && p.CheckID == checkID && p.CustomerID == customerID {
+			s.settleIssue(ctx, p, &r)
+		}
+	}
+	if r != (Report{}) {
+		s.log().Info("hold ended: settled its unfinished application", "customer", customerID, "check", checkID,
+			"issued", r.Issued, "released", r.Released, "dropped", r.Dropped, "left", r.Left)
+	}
+	return r, nil
+}
