@@ -30,6 +30,12 @@ type config struct {
 	OTPWindow       time.Duration
 	MaxConnections  int // open client connections; 0: from the open-file limit (conns.go)
 
+	// The durable record (see archive.go): a PostgreSQL archive, the
+	// outboxes' bound per slot, the exporter's pause between rounds.
+	ArchiveURL     string
+	OutboxMax      int
+	ExportInterval time.Duration
+
 	// Redis topology and durability (see redis.go).
 	RedisSentinelMaster string
 	RedisWaitReplicas   int
@@ -61,6 +67,9 @@ func flags(c *config, getenv func(string) string, stderr io.Writer) *envflag.Set
 	fs.String(&c.RedisSentinelMaster, "redis-sentinel-master", "ARBITER_REDIS_SENTINEL_MASTER", "", "Sentinel master name; then the Redis URL lists the Sentinels")
 	fs.Int(&c.RedisWaitReplicas, "redis-wait-replicas", "ARBITER_REDIS_WAIT_REPLICAS", "0", "replicas that must acknowledge a redemption (Redis WAIT) before it is answered 201; fewer gives 503 not_durable")
 	fs.Duration(&c.RedisWaitTimeout, "redis-wait-timeout", "ARBITER_REDIS_WAIT_TIMEOUT", "100ms", "how long a redemption waits for those replicas")
+	fs.String(&c.ArchiveURL, "archive-url", "ARBITER_ARCHIVE_URL", "", "PostgreSQL URL (postgres://...) of the audit archive; set, every decision is recorded through an outbox in Redis and archived there, expiries are swept, and webhooks are sent; needs a Redis URL")
+	fs.Int(&c.OutboxMax, "outbox-max", "ARBITER_OUTBOX_MAX", "1024", "records one Redis Cluster slot's outbox may hold while the archive is not taking them (16384 slots); at it, that slot's decisions answer 503 outbox_full")
+	fs.Duration(&c.ExportInterval, "export-interval", "ARBITER_EXPORT_INTERVAL", "1s", "pause between the exporter's rounds (archiving records, sweeping expired holds); an untouched expiry is announced within about two of them")
 	fs.Duration(&c.RequestTimeout, "request-timeout", "ARBITER_REQUEST_TIMEOUT", "3s", "upper bound of one API request")
 	fs.Duration(&c.ShutdownTimeout, "shutdown-timeout", "ARBITER_SHUTDOWN_TIMEOUT", "10s", "how long in-flight requests may finish after SIGTERM")
 	fs.String(&c.LogLevel, "log-level", "ARBITER_LOG_LEVEL", "info", "debug, info, warn or error")
@@ -104,6 +113,12 @@ func (c config) check() error {
 	}
 	if err := c.checkTLS(); err != nil {
 		return err
+	}
+	if c.ArchiveURL != "" && !c.production() {
+		return fmt.Errorf("ARBITER_ARCHIVE_URL needs ARBITER_REDIS_URL: the embedded demo store keeps no outbox")
+	}
+	if c.OutboxMax < 1 || c.ExportInterval < 10*time.Millisecond {
+		return fmt.Errorf("ARBITER_OUTBOX_MAX must be at least 1 and ARBITER_EXPORT_INTERVAL at least 10ms")
 	}
 	if !c.production() {
 		return nil

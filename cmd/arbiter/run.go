@@ -132,6 +132,9 @@ func runOn(ctx context.Context, local func() time.Time, args []string, getenv fu
 	storeOpts := storeOptions(cfg) // WAIT settings, see redis.go
 	storeOpts.Observe = procMetrics.ObserveScript
 	storeOpts.OnExpiry = procMetrics.HoldExpired
+	if cfg.ArchiveURL != "" {
+		storeOpts.OutboxCap = cfg.OutboxMax
+	}
 	store := redisstore.New(rdb, storeOpts)
 	loadCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	if err := store.Load(loadCtx); err != nil {
@@ -172,6 +175,11 @@ func runOn(ctx context.Context, local func() time.Time, args []string, getenv fu
 	}
 	rec.Now = now
 	go rec.Schedule(ctx, instanceID())
+	closeArchive, err := startArchive(ctx, cfg, store, clients, now, log, procMetrics) // archive.go
+	if err != nil {
+		return err
+	}
+	defer closeArchive()
 	handler := web.New(web.Config{
 		Reconciler: rec,
 		Service:    svc, Tokens: issuer, Policy: policy, Clients: clients,
