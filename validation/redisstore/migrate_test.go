@@ -36,7 +36,7 @@ func (v v2Store) run(name, customer string, now time.Time, extra []string, args,
 		}
 		src = append(src, b...)
 	}
-	common := commonArgs{Now: now.UnixMilli(), AuditCap: DefaultAuditCap, Retention: DefaultRetention.Milliseconds(),
+	common := v2CommonArgs{Now: now.UnixMilli(), AuditCap: DefaultAuditCap, Retention: DefaultRetention.Milliseconds(),
 		AuditRetention: DefaultAuditRetention.Milliseconds()}
 	keys := append(customerKeys(customer)[:len(v2KeyNames)], extra...)
 	res, err := redis.NewScript(string(src)).Run(context.Background(), v.rdb, keys,
@@ -59,6 +59,12 @@ var v2KeyNames = []string{"meta", "hold", "grants", "checks", "audit", "block", 
 
 // The arguments of the v2 scripts, as that release declared them.
 type (
+	v2CommonArgs struct {
+		Now            int64 `lua:"NOW,num,raw=NOW_STR"`
+		AuditCap       int   `lua:"AUDIT_CAP,num"`
+		Retention      int64 `lua:"RETENTION,num,raw=RETENTION_STR"`
+		AuditRetention int64 `lua:"AUDIT_RETENTION,num,raw=AUDIT_RETENTION_STR"`
+	}
 	v2CheckArgs struct {
 		Product   string `lua:"product"`
 		Max       int    `lua:"max,num"`
