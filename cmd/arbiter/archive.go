@@ -86,21 +86,22 @@ type exportAlarm struct {
 	log      *slog.Logger
 	bound    int64
 	failing  bool
-	lastLine time.Time
+	lastDown time.Time // the last "archive unavailable" line
+	lastFull time.Time // the last "near its bound" line
 }
 
 func (a *exportAlarm) round(r validation.ExportRound) {
 	switch {
-	case r.ArchiveErr != nil && (!a.failing || time.Since(a.lastLine) >= time.Minute):
-		a.failing, a.lastLine = true, time.Now()
+	case r.ArchiveErr != nil && (!a.failing || time.Since(a.lastDown) >= time.Minute):
+		a.failing, a.lastDown = true, time.Now()
 		a.log.Error("archive unavailable: records wait in the outboxes; decisions are refused (503 outbox_full) once a slot's outbox holds ARBITER_OUTBOX_MAX",
 			"err", r.ArchiveErr, "waiting", r.Waiting, "fullest", r.Fullest, "bound", a.bound, "lag", r.Oldest.String())
 	case r.ArchiveErr == nil && a.failing && r.Err == nil:
 		a.failing = false
 		a.log.Info("archive available again", "archived", r.Archived, "waiting", r.Waiting)
 	}
-	if r.Fullest*5 >= a.bound*4 && time.Since(a.lastLine) >= time.Minute {
-		a.lastLine = time.Now()
+	if r.Fullest*5 >= a.bound*4 && time.Since(a.lastFull) >= time.Minute {
+		a.lastFull = time.Now()
 		a.log.Error("an outbox is near its bound: its customers' decisions will be refused (503 outbox_full)",
 			"fullest", r.Fullest, "bound", a.bound, "lag", r.Oldest.String())
 	}

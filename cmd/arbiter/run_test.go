@@ -226,6 +226,8 @@ func TestRunRefusesToStart(t *testing.T) {
 		{"bad duration", map[string]string{"ARBITER_REDIS_TIMEOUT": "soon"}, nil, "ARBITER_REDIS_TIMEOUT"},
 		{"bad redis url", map[string]string{"ARBITER_REDIS_URL": "http://x", "ARBITER_CLIENTS": full["ARBITER_CLIENTS"], "ARBITER_SIGNING_KEY": full["ARBITER_SIGNING_KEY"]}, nil, "ARBITER_REDIS_URL"},
 		{"stray argument", map[string]string{}, []string{"serve"}, "unexpected arguments"},
+		{"archive in embedded mode", map[string]string{"ARBITER_ARCHIVE_URL": "postgres://127.0.0.1/x"}, nil, "ARBITER_ARCHIVE_URL needs ARBITER_REDIS_URL"},
+		{"outbox bound 0", map[string]string{"ARBITER_OUTBOX_MAX": "0"}, nil, "ARBITER_OUTBOX_MAX"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
