@@ -3,6 +3,7 @@ package validation
 import (
 	"context"
 	"math/rand/v2"
+	"slices"
 	"time"
 )
 
@@ -10,8 +11,9 @@ import (
 // the expiries nobody reads: each round it asks the Outbox which slots
 // have work, takes each such slot's lease (a slot another instance holds
 // is skipped), settles the slot's due holds (Outbox.Sweep), then reads the
-// slot's records oldest first, writes them to the Archive, and only once
-// the archive has them trims them from the outbox (under the lease).
+// slots' records oldest first, many slots at a time, writes them to the
+// Archive, and only once the archive has them trims them from their
+// outboxes (under the lease).
 //
 // Delivery is at least once: a crash or a lost lease between the write and
 // the trim makes the next round write the same records again, which the
@@ -97,12 +99,16 @@ func (e *Exporter) Run(ctx context.Context) error {
 func (e *Exporter) Round(ctx context.Context) ExportRound {
 	var r ExportRound
 	now := e.Now()
-	slots, err := e.Outbox.Pending(ctx, now)
+	pending, err := e.Outbox.Pending(ctx, now)
 	if err != nil {
 		r.Err = err
 		return r
 	}
-	for _, sl := range slots {
+	slots := make([]int, len(pending))
+	due := map[int]bool{}
+	for i, sl := range pending {
+		slots[i] = sl.Slot
+		due[sl.Slot] = sl.Due
 		r.Waiting += sl.Len
 		r.Fullest = max(r.Fullest, sl.Len)
 		if !sl.Oldest.IsZero() {
@@ -111,61 +117,75 @@ func (e *Exporter) Round(ctx context.Context) ExportRound {
 	}
 	// Instances start at different slots, so that they share the slots
 	// rather than all racing for the first.
-	start := 0
-	if len(slots) > 0 {
-		start = rand.IntN(len(slots))
+	if len(slots) > 1 {
+		k := rand.IntN(len(slots))
+		slots = append(slots[k:], slots[:k]...)
 	}
-	for i := range slots {
-		sl := slots[(start+i)%len(slots)]
-		if ctx.Err() != nil {
-			break
-		}
-		ok, err := e.Outbox.Lease(ctx, sl.Slot, e.Owner, e.leaseTTL())
-		if err != nil || !ok {
-			r.fail(err)
-			continue
-		}
-		if sl.Due {
-			n, err := e.Outbox.Sweep(ctx, sl.Slot, now, e.sweepBatch())
+	held, err := e.Outbox.Lease(ctx, slots, e.Owner, e.leaseTTL())
+	if err != nil {
+		r.fail(err)
+		return r
+	}
+	for _, slot := range held {
+		if due[slot] && ctx.Err() == nil {
+			n, err := e.Outbox.Sweep(ctx, slot, now, e.sweepBatch())
 			r.Swept += n
 			r.fail(err)
 		}
-		if r.ArchiveErr == nil {
-			e.drain(ctx, sl.Slot, &r)
-		}
 	}
+	e.drain(ctx, held, &r)
 	return r
 }
 
-// drain moves a leased slot's records to the archive, a batch at a time,
-// until it is empty or something fails.
-func (e *Exporter) drain(ctx context.Context, slot int, r *ExportRound) {
-	for ctx.Err() == nil {
-		recs, upto, err := e.Outbox.Read(ctx, slot, e.batch())
-		if err != nil || len(recs) == 0 {
-			r.fail(err)
-			return
-		}
-		n, err := e.Archive.Write(ctx, recs)
+// drainSlots is how many slots one read of drain asks at once.
+const drainSlots = 64
+
+// drain moves the leased slots' records to the archive: it reads up to a
+// batch of each of a group of slots at once, writes them (a batch per
+// transaction, each slot's records in order, so each customer's), and
+// only then trims them; a slot that gave a full batch is read again.
+func (e *Exporter) drain(ctx context.Context, slots []int, r *ExportRound) {
+	queue := slices.Clone(slots)
+	for len(queue) > 0 && ctx.Err() == nil {
+		group := queue[:min(len(queue), drainSlots)]
+		queue = queue[len(group):]
+		batches, err := e.Outbox.Read(ctx, group, e.batch())
 		if err != nil {
-			r.ArchiveErr = err
 			r.fail(err)
 			return
 		}
-		r.Archived += n
-		if n > 0 && e.Archived != nil {
-			e.Archived()
+		var recs []Record
+		for _, b := range batches {
+			recs = append(recs, b.Records...)
 		}
-		ok, err := e.Outbox.Trim(ctx, slot, upto, e.Owner)
-		if err != nil || !ok {
-			// The lease went to another instance, which writes these
-			// records again (the archive ignores them) and trims them.
+		for len(recs) > 0 {
+			chunk := recs[:min(len(recs), e.batch())]
+			recs = recs[len(chunk):]
+			n, err := e.Archive.Write(ctx, chunk)
+			if err != nil {
+				r.ArchiveErr = err
+				r.fail(err)
+				return
+			}
+			r.Archived += n
+			if n > 0 && e.Archived != nil {
+				e.Archived()
+			}
+		}
+		trimmed, err := e.Outbox.Trim(ctx, batches, e.Owner)
+		if err != nil {
 			r.fail(err)
 			return
 		}
-		r.Trimmed += len(recs)
-		if len(recs) < e.batch() {
-			return
+		// A slot not trimmed went to another instance, which writes its
+		// records again (the archive ignores them) and trims them.
+		for _, b := range batches {
+			if slices.Contains(trimmed, b.Slot) {
+				r.Trimmed += len(b.Records)
+				if len(b.Records) == e.batch() {
+					queue = append(queue, b.Slot)
+				}
+			}
 		}
 	}
 }

@@ -94,20 +94,30 @@ type Outbox interface {
 	// index holds a hold due at now, with the outbox's length and the time
 	// of its oldest record (zero when empty).
 	Pending(ctx context.Context, now time.Time) ([]OutboxSlot, error)
-	// Lease takes or renews the slot's lease for owner, for ttl: false
-	// when another owner holds it.
-	Lease(ctx context.Context, slot int, owner string, ttl time.Duration) (bool, error)
-	// Read returns up to n of the slot's oldest records, and the position
-	// after the last one (for Trim).
-	Read(ctx context.Context, slot, n int) (recs []Record, upto string, err error)
-	// Trim removes the slot's records up to and including upto, only while
-	// owner holds the slot's lease (false otherwise, nothing removed).
-	Trim(ctx context.Context, slot int, upto, owner string) (bool, error)
+	// Lease takes or renews the leases of slots for owner, for ttl, and
+	// returns the slots owner holds (another owner holds the rest).
+	Lease(ctx context.Context, slots []int, owner string, ttl time.Duration) ([]int, error)
+	// Read returns up to n of the oldest records of each slot (slots with
+	// none are left out), each batch with the position after its last
+	// record, for Trim.
+	Read(ctx context.Context, slots []int, n int) ([]OutboxBatch, error)
+	// Trim removes each batch's records, up to and including its Upto,
+	// from the slots whose lease owner still holds (nothing from the
+	// others), and returns the slots it trimmed.
+	Trim(ctx context.Context, batches []OutboxBatch, owner string) ([]int, error)
 	// Sweep settles up to n holds of the slot that expired by now and
 	// that nobody has touched since, returning how many it settled. Their
 	// expiry is recorded, and so reaches the outbox, as a read would
 	// record it.
 	Sweep(ctx context.Context, slot int, now time.Time, n int) (int, error)
+}
+
+// OutboxBatch is records read from one slot's outbox, oldest first, and
+// the position after the last of them.
+type OutboxBatch struct {
+	Slot    int
+	Records []Record
+	Upto    string
 }
 
 // OutboxSlot is one slot with work, as Outbox.Pending reports it.

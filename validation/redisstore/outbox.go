@@ -91,22 +91,27 @@ func scriptKeys(customer string, extra []string) []string {
 
 var _ validation.Outbox = (*Store)(nil)
 
-// leaseScript takes or renews a slot's lease (KEYS[1]) for owner
-// (ARGV[1]) for ARGV[2] ms: 1, or 0 while another owner has it.
-var leaseScript = redis.NewScript(`
+// leaseSrc takes or renews a slot's lease (KEYS[1]) for owner (ARGV[1])
+// for ARGV[2] ms: 1, or 0 while another owner has it.
+const leaseSrc = `
 local v = redis.call('GET', KEYS[1])
 if v and v ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-return 1`)
+return 1`
 
-// trimScript trims a slot's outbox (KEYS[1]) below ARGV[2] while owner
+// trimSrc trims a slot's outbox (KEYS[1]) below ARGV[2] while owner
 // (ARGV[1]) holds the slot's lease (KEYS[2]): 1, or 0 with nothing
 // trimmed. Both keys are in the slot, so the lease is checked in the same
 // step as the trim.
-var trimScript = redis.NewScript(`
+const trimSrc = `
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
 redis.call('XTRIM', KEYS[1], 'MINID', ARGV[2])
-return 1`)
+return 1`
+
+// The outbox's calls are pipelined, one pipeline for many slots (a
+// cluster client splits it by master), so a round costs a few round trips
+// whatever the number of slots; the two small scripts are sent whole
+// (EVAL), which a pipeline can always do.
 
 // pendingBatch is how many slots one pipeline of Pending asks about.
 const pendingBatch = 2048
@@ -163,32 +168,57 @@ func streamTime(id string) time.Time {
 }
 
 // Lease implements validation.Outbox.
-func (s *Store) Lease(ctx context.Context, slot int, owner string, ttl time.Duration) (bool, error) {
-	n, err := leaseScript.Run(ctx, s.rdb, []string{slotKey(slot, "lease")}, owner, ttl.Milliseconds()).Int()
-	if err != nil {
-		return false, unavailable("outbox lease", err)
+func (s *Store) Lease(ctx context.Context, slots []int, owner string, ttl time.Duration) ([]int, error) {
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.Cmd, len(slots))
+	for i, slot := range slots {
+		cmds[i] = pipe.Eval(ctx, leaseSrc, []string{slotKey(slot, "lease")}, owner, ttl.Milliseconds())
 	}
-	return n == 1, nil
+	if len(slots) == 0 {
+		return nil, nil
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, unavailable("outbox lease", err)
+	}
+	var held []int
+	for i, c := range cmds {
+		if n, _ := c.Int(); n == 1 {
+			held = append(held, slots[i])
+		}
+	}
+	return held, nil
 }
 
 // Read implements validation.Outbox.
-func (s *Store) Read(ctx context.Context, slot, n int) ([]validation.Record, string, error) {
-	msgs, err := s.rdb.XRangeN(ctx, slotKey(slot, "outbox"), "-", "+", int64(n)).Result()
-	if err != nil {
-		return nil, "", unavailable("outbox read", err)
+func (s *Store) Read(ctx context.Context, slots []int, n int) ([]validation.OutboxBatch, error) {
+	if len(slots) == 0 {
+		return nil, nil
 	}
-	recs := make([]validation.Record, 0, len(msgs))
-	for _, m := range msgs {
-		r, err := decodeRecord(m.Values)
-		if err != nil {
-			return nil, "", fmt.Errorf("outbox of slot %d, entry %s: %w", slot, m.ID, err)
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.XMessageSliceCmd, len(slots))
+	for i, slot := range slots {
+		cmds[i] = pipe.XRangeN(ctx, slotKey(slot, "outbox"), "-", "+", int64(n))
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, unavailable("outbox read", err)
+	}
+	var out []validation.OutboxBatch
+	for i, c := range cmds {
+		msgs := c.Val()
+		if len(msgs) == 0 {
+			continue
 		}
-		recs = append(recs, r)
+		b := validation.OutboxBatch{Slot: slots[i], Records: make([]validation.Record, 0, len(msgs)), Upto: msgs[len(msgs)-1].ID}
+		for _, m := range msgs {
+			r, err := decodeRecord(m.Values)
+			if err != nil {
+				return nil, fmt.Errorf("outbox of slot %d, entry %s: %w", slots[i], m.ID, err)
+			}
+			b.Records = append(b.Records, r)
+		}
+		out = append(out, b)
 	}
-	if len(msgs) == 0 {
-		return nil, "", nil
-	}
-	return recs, msgs[len(msgs)-1].ID, nil
+	return out, nil
 }
 
 // decodeRecord reads an outbox entry (c, s, e; see outbox_push).
@@ -208,16 +238,29 @@ func decodeRecord(v map[string]any) (validation.Record, error) {
 }
 
 // Trim implements validation.Outbox.
-func (s *Store) Trim(ctx context.Context, slot int, upto, owner string) (bool, error) {
-	next, err := nextStreamID(upto)
-	if err != nil {
-		return false, err
+func (s *Store) Trim(ctx context.Context, batches []validation.OutboxBatch, owner string) ([]int, error) {
+	if len(batches) == 0 {
+		return nil, nil
 	}
-	n, err := trimScript.Run(ctx, s.rdb, []string{slotKey(slot, "outbox"), slotKey(slot, "lease")}, owner, next).Int()
-	if err != nil {
-		return false, unavailable("outbox trim", err)
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.Cmd, len(batches))
+	for i, b := range batches {
+		next, err := nextStreamID(b.Upto)
+		if err != nil {
+			return nil, err
+		}
+		cmds[i] = pipe.Eval(ctx, trimSrc, []string{slotKey(b.Slot, "outbox"), slotKey(b.Slot, "lease")}, owner, next)
 	}
-	return n == 1, nil
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, unavailable("outbox trim", err)
+	}
+	var trimmed []int
+	for i, c := range cmds {
+		if n, _ := c.Int(); n == 1 {
+			trimmed = append(trimmed, batches[i].Slot)
+		}
+	}
+	return trimmed, nil
 }
 
 // nextStreamID is the stream id right after id: XTRIM MINID keeps it and

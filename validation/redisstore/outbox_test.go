@@ -55,30 +55,32 @@ func forEachOutboxBackend(t *testing.T, capacity int, test func(t *testing.T, b 
 func drain(tb testing.TB, s *redisstore.Store, now time.Time) []validation.Record {
 	tb.Helper()
 	ctx := context.Background()
-	slots, err := s.Pending(ctx, now)
+	pending, err := s.Pending(ctx, now)
 	if err != nil {
 		tb.Fatal(err)
 	}
+	var slots []int
+	for _, sl := range pending {
+		if sl.Len > 0 {
+			slots = append(slots, sl.Slot)
+		}
+	}
+	if held, err := s.Lease(ctx, slots, "test", time.Minute); err != nil || len(held) != len(slots) {
+		tb.Fatalf("Lease(%v) = %v, %v", slots, held, err)
+	}
 	var all []validation.Record
-	for _, sl := range slots {
-		if sl.Len == 0 {
-			continue
+	for len(slots) > 0 {
+		batches, err := s.Read(ctx, slots, 3)
+		if err != nil {
+			tb.Fatal(err)
 		}
-		if ok, err := s.Lease(ctx, sl.Slot, "test", time.Minute); err != nil || !ok {
-			tb.Fatalf("Lease(%d) = %v, %v", sl.Slot, ok, err)
+		slots = nil
+		for _, b := range batches {
+			all = append(all, b.Records...)
+			slots = append(slots, b.Slot)
 		}
-		for {
-			recs, upto, err := s.Read(ctx, sl.Slot, 3)
-			if err != nil {
-				tb.Fatal(err)
-			}
-			if len(recs) == 0 {
-				break
-			}
-			all = append(all, recs...)
-			if ok, err := s.Trim(ctx, sl.Slot, upto, "test"); err != nil || !ok {
-				tb.Fatalf("Trim(%d) = %v, %v", sl.Slot, ok, err)
-			}
+		if trimmed, err := s.Trim(ctx, batches, "test"); err != nil || len(trimmed) != len(batches) {
+			tb.Fatalf("Trim = %v, %v", trimmed, err)
 		}
 	}
 	return all
@@ -281,24 +283,24 @@ func TestOutboxTrimNeedsTheLease(t *testing.T) {
 		_, _, err := s.Hold(ctx, holdRequest(t, "TL-1", "personal_loan", now))
 		wantReason(t, err, validation.ReasonHoldExists)
 		slot := redisstore.KeySlot("TL-1")
-		if ok, err := s.Lease(ctx, slot, "a", time.Minute); err != nil || !ok {
-			t.Fatalf("Lease(a) = %v, %v", ok, err)
+		if held, err := s.Lease(ctx, []int{slot}, "a", time.Minute); err != nil || len(held) != 1 {
+			t.Fatalf("Lease(a) = %v, %v", held, err)
 		}
-		if ok, err := s.Lease(ctx, slot, "b", time.Minute); err != nil || ok {
-			t.Fatalf("Lease(b) while a holds it = %v, %v; want false", ok, err)
+		if held, err := s.Lease(ctx, []int{slot}, "b", time.Minute); err != nil || len(held) != 0 {
+			t.Fatalf("Lease(b) while a holds it = %v, %v; want none", held, err)
 		}
-		recs, upto, err := s.Read(ctx, slot, 1)
-		if err != nil || len(recs) != 1 {
-			t.Fatalf("Read = %v, %v", recs, err)
+		batches, err := s.Read(ctx, []int{slot}, 1)
+		if err != nil || len(batches) != 1 || len(batches[0].Records) != 1 {
+			t.Fatalf("Read = %v, %v", batches, err)
 		}
-		if ok, err := s.Trim(ctx, slot, upto, "b"); err != nil || ok {
-			t.Fatalf("Trim by b = %v, %v; want false", ok, err)
+		if trimmed, err := s.Trim(ctx, batches, "b"); err != nil || len(trimmed) != 0 {
+			t.Fatalf("Trim by b = %v, %v; want nothing trimmed", trimmed, err)
 		}
-		if ok, err := s.Trim(ctx, slot, upto, "a"); err != nil || !ok {
-			t.Fatalf("Trim by a = %v, %v; want true", ok, err)
+		if trimmed, err := s.Trim(ctx, batches, "a"); err != nil || len(trimmed) != 1 {
+			t.Fatalf("Trim by a = %v, %v; want the slot trimmed", trimmed, err)
 		}
-		rest, _, err := s.Read(ctx, slot, 10)
-		if err != nil || len(rest) != 1 || rest[0].Seq != recs[0].Seq+1 {
+		rest, err := s.Read(ctx, []int{slot}, 10)
+		if err != nil || len(rest) != 1 || len(rest[0].Records) != 1 || rest[0].Records[0].Seq != batches[0].Records[0].Seq+1 {
 			t.Fatalf("after trimming the first record: %v, %v; want the second alone", rest, err)
 		}
 	})
