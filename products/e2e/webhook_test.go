@@ -241,6 +241,7 @@ const webhookClients = `  - {id: branch-portal, key: ` + branchKey + `, roles: [
 // sender's per-attempt timeout is 10s and not configurable, and to the
 // sender both are the same failure (no answer), after which it backs off.
 func TestWebhooksReachAFailingReceiver(t *testing.T) {
+	t.Parallel() // each has its own servers, and mostly waits on timers
 	rc := newReceiver(t, answer500, answerDrop, answerReset, answerOK)
 	feed := httptest.NewServer(holdingsFeed{"credit_card": {"W-CASE"}, "personal_loan": {"W-CASE"}})
 	t.Cleanup(feed.Close)
@@ -340,6 +341,7 @@ func mapsEqual(a, b map[string][]string) bool {
 // within the documented bound (TTL + about two export intervals + the
 // sender's poll), stamped with the hold's expiry time.
 func TestUntouchedHoldAnnouncedExpired(t *testing.T) {
+	t.Parallel() // each has its own servers, and mostly waits on timers
 	rc := newReceiver(t, answerOK)
 	s := startWebhookArbiter(t, "", webhookClients+listenerClient(rc.serverURL), webhookPolicy(""))
 
@@ -379,6 +381,7 @@ func TestUntouchedHoldAnnouncedExpired(t *testing.T) {
 // card-service drop the row at once, long before its own reconciliation
 // (an hour here) would have.
 func TestProductServiceDropsExpiredApplication(t *testing.T) {
+	t.Parallel() // each has its own servers, and mostly waits on timers
 	arbAddr, svcAddr := freeAddr(t), freeAddr(t) // each needs the other's URL
 	target, _ := url.Parse("http://" + arbAddr)
 	forward := httputil.NewSingleHostReverseProxy(target)
