@@ -2,6 +2,7 @@ package web_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -80,11 +81,17 @@ func pageText(tb testing.TB, ctx context.Context, sel string) string {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
+	// One evaluation finds the element and reads it: a query, then a read
+	// of the node it found, fails when the page re-renders in between.
+	q, _ := json.Marshal(sel)
+	s, err := chromedp.Run(ctx, chromedp.Evaluate[*string](`(() => { const n = document.querySelector(`+string(q)+`); return n ? n.innerText : null })()`))
 	if err != nil {
 		tb.Fatalf("text of %s: %v", sel, err)
 	}
-	return strings.TrimSpace(s)
+	if s == nil {
+		tb.Fatalf("text of %s: no such element", sel)
+	}
+	return strings.TrimSpace(*s)
 }
 
 // waitFor polls a JavaScript predicate until it is true.
