@@ -33,9 +33,16 @@ func (c *counter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Proc
 
 // TestRoundTrips proves the cost model: a check, a token redemption and an
 // OTP redemption are each exactly one command (EVALSHA) once the scripts
-// are loaded, counted twice: by the client and by the server.
+// are loaded, counted twice: by the client and by the server; with the
+// outbox on too (the record is written by the same script).
 func TestRoundTrips(t *testing.T) {
-	s, measure := countedStore(t)
+	for _, opts := range []redisstore.Options{{}, {OutboxCap: testOutboxCap}} {
+		t.Run(map[bool]string{false: "no outbox", true: "outbox"}[opts.OutboxCap > 0], func(t *testing.T) { testRoundTrips(t, opts) })
+	}
+}
+
+func testRoundTrips(t *testing.T, opts redisstore.Options) {
+	s, measure := countedStore(t, opts)
 	ctx := context.Background()
 
 	var c validation.Check
@@ -63,13 +70,13 @@ func TestRoundTrips(t *testing.T) {
 
 // countedStore is a Store on a real redis-server with its scripts loaded,
 // and measure, which fails unless an operation costs exactly one EVALSHA.
-func countedStore(t *testing.T) (*redisstore.Store, func(name string, op func())) {
+func countedStore(t *testing.T, opts redisstore.Options) (*redisstore.Store, func(name string, op func())) {
 	t.Helper()
 	srv := redistest.MustStartRedis(t)
 	rdb := srv.Client(t)
 	hook := &counter{}
 	rdb.AddHook(hook)
-	s := redisstore.New(rdb, redisstore.Options{})
+	s := redisstore.New(rdb, opts)
 	if err := s.Load(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +135,7 @@ func TestUnavailable(t *testing.T) {
 // TestRoundTripsEligibility: a blocked customer's refusal and a check on a
 // warm rating cache are one EVALSHA each too.
 func TestRoundTripsEligibility(t *testing.T) {
-	s, once := countedStore(t)
+	s, once := countedStore(t, redisstore.Options{})
 	ctx := context.Background()
 	if _, err := s.Block(ctx, validation.BlockRequest{CustomerID: "B-1", Reason: "fraud", Actor: "ops", Now: time.Now()}); err != nil {
 		t.Fatal(err)
