@@ -222,13 +222,13 @@ type archiveWorkload struct {
 
 	done       atomic.Int64 // calls started
 	faultsDone atomic.Bool  // the test injected every fault
-	ok      atomic.Int64 // calls that changed something
-	refused atomic.Int64 // calls arbiter refused (a refusal is recorded too)
-	failed  atomic.Int64 // calls whose outcome is unknown (network, 503, timeout)
-	byKind  sync.Map     // kind -> *atomic.Int64
-	wg      sync.WaitGroup
-	start0  time.Time
-	tb      testing.TB
+	ok         atomic.Int64 // calls that changed something
+	refused    atomic.Int64 // calls arbiter refused (a refusal is recorded too)
+	failed     atomic.Int64 // calls whose outcome is unknown (network, 503, timeout)
+	byKind     sync.Map     // kind -> *atomic.Int64
+	wg         sync.WaitGroup
+	start0     time.Time
+	tb         testing.TB
 }
 
 func newArchiveWorkload(tb testing.TB, sys *archiveSystem, ops int) *archiveWorkload {
