@@ -402,9 +402,9 @@ func checkArchive(t *testing.T, sys *archiveSystem, dsn string, customers []stri
 	began := time.Now()
 	deadline := began.Add(2 * time.Minute)
 	var problems []string
-	var events int
+	var types map[string]int
 	for {
-		problems, events = compareArchive(ctx, arch, in.branch, customers)
+		problems, types = compareArchive(ctx, arch, in.branch, customers)
 		if len(problems) == 0 || time.Now().After(deadline) {
 			break
 		}
@@ -416,8 +416,15 @@ func checkArchive(t *testing.T, sys *archiveSystem, dsn string, customers []stri
 	if len(problems) > 0 {
 		t.Fatalf("%d customers' archives differ from their audits (%d shown)", len(problems), min(len(problems), 30))
 	}
-	t.Logf("archive holds the %d events of %d customers' audits, each once, no gap (drained in %v)",
-		events, len(customers), time.Since(began).Round(time.Millisecond))
+	t.Logf("archive holds the events of %d customers' audits, each once, no gap (drained in %v): %v",
+		len(customers), time.Since(began).Round(time.Millisecond), types)
+	// The workload must have made every kind of record, or the comparison
+	// proves less than it says.
+	for _, typ := range []string{"checked", "refused", "redeemed", "cancelled", "released"} {
+		if types[typ] == 0 {
+			t.Errorf("no %s event in any audit: the workload does not exercise it", typ)
+		}
+	}
 	conflicts, err := arch.Conflicts(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -436,11 +443,11 @@ func checkArchive(t *testing.T, sys *archiveSystem, dsn string, customers []stri
 // compareArchive compares every customer's archived records with its
 // audit, eight customers at a time, and returns what differs (one line
 // per customer) and how many events the audits hold.
-func compareArchive(ctx context.Context, arch *pgarchive.Archive, c *client.Client, customers []string) ([]string, int) {
+func compareArchive(ctx context.Context, arch *pgarchive.Archive, c *client.Client, customers []string) ([]string, map[string]int) {
 	var (
 		mu       sync.Mutex
 		problems []string
-		total    int
+		types    = map[string]int{}
 		wg       sync.WaitGroup
 		next     atomic.Int64
 	)
@@ -449,9 +456,11 @@ func compareArchive(ctx context.Context, arch *pgarchive.Archive, c *client.Clie
 		go func() {
 			defer wg.Done()
 			for i := next.Add(1) - 1; i < int64(len(customers)); i = next.Add(1) - 1 {
-				n, p := compareCustomer(ctx, arch, c, customers[i])
+				audit, p := compareCustomer(ctx, arch, c, customers[i])
 				mu.Lock()
-				total += n
+				for _, e := range audit {
+					types[e.Type]++
+				}
 				if p != "" {
 					problems = append(problems, p)
 				}
@@ -460,24 +469,24 @@ func compareArchive(ctx context.Context, arch *pgarchive.Archive, c *client.Clie
 		}()
 	}
 	wg.Wait()
-	return problems, total
+	return problems, types
 }
 
 // compareCustomer compares one customer's archived records with its
-// audit: the audit's length, and "" when they agree.
-func compareCustomer(ctx context.Context, arch *pgarchive.Archive, c *client.Client, cu string) (int, string) {
+// audit: the audit, and "" when they agree.
+func compareCustomer(ctx context.Context, arch *pgarchive.Archive, c *client.Client, cu string) ([]client.Event, string) {
 	audit, err := c.Audit(ctx, cu, 200)
 	if err != nil {
-		return 0, fmt.Sprintf("audit of %s: %v", cu, err)
+		return nil, fmt.Sprintf("audit of %s: %v", cu, err)
 	}
 	if len(audit) == 200 {
-		return 0, fmt.Sprintf("audit of %s fills its page (200): the workload must stay below it", cu)
+		return nil, fmt.Sprintf("audit of %s fills its page (200): the workload must stay below it", cu)
 	}
 	recs, err := arch.Events(ctx, cu)
 	if err != nil {
-		return len(audit), fmt.Sprintf("archive of %s: %v", cu, err)
+		return audit, fmt.Sprintf("archive of %s: %v", cu, err)
 	}
-	return len(audit), diffRecords(cu, recs, audit)
+	return audit, diffRecords(cu, recs, audit)
 }
 
 // diffRecords says how a customer's archived records differ from its
