@@ -172,10 +172,19 @@ const MaxAgentIDLen = 64
 // reads, zero-width characters) or line and paragraph separators. The id
 // is stored with the check and shown in the audit trail and the branch UI.
 func ValidAgentID(id string) bool {
-	if !utf8.ValidString(id) || utf8.RuneCountInString(id) > MaxAgentIDLen {
+	return utf8.RuneCountInString(id) <= MaxAgentIDLen && PlainText(id)
+}
+
+// PlainText reports whether s is UTF-8 without control characters (NUL,
+// the separator of the stored encodings, line breaks), format characters
+// or line and paragraph separators: what every free text arbiter records
+// (an agent id, a block's reason) must be, so that it is stored, archived
+// and shown as it was written.
+func PlainText(s string) bool {
+	if !utf8.ValidString(s) {
 		return false
 	}
-	for _, r := range id {
+	for _, r := range s {
 		if unicode.In(r, unicode.Cc, unicode.Cf, unicode.Zl, unicode.Zp) {
 			return false
 		}

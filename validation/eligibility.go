@@ -141,8 +141,8 @@ func (s *Service) Block(ctx context.Context, actor Actor, customerID, reason str
 		return nil, err
 	}
 	switch {
-	case reason == "" || len(reason) > 500:
-		return nil, Errorf(ReasonInvalidRequest, "reason is required, at most 500 characters")
+	case reason == "" || len(reason) > 500 || !PlainText(reason):
+		return nil, Errorf(ReasonInvalidRequest, "reason is required, at most 500 characters of text without control or format characters")
 	case !until.IsZero() && !until.After(s.now()):
 		return nil, Errorf(ReasonInvalidRequest, "until %s is not in the future", until.Format(time.RFC3339))
 	}

@@ -168,6 +168,13 @@ func TestBlockValidation(t *testing.T) {
 	if _, err := svc.Block(ctx, admin, "C-1", "x", time.Now().Add(-time.Hour)); !errors.Is(err, validation.ErrInvalidRequest) {
 		t.Fatalf("until in the past: %v", err)
 	}
+	// A control character would split the stored event at its separator
+	// (\x1f) or be refused by the archive (NUL), jamming the outbox.
+	for _, reason := range []string{"a\x1fb", "a\x00b", "line\nbreak", "bidi\u202e"} {
+		if _, err := svc.Block(ctx, admin, "C-1", reason, time.Time{}); !errors.Is(err, validation.ErrInvalidRequest) {
+			t.Fatalf("reason %q: %v, want invalid_request", reason, err)
+		}
+	}
 	if err := svc.Unblock(ctx, admin, "C-1"); !errors.Is(err, validation.ErrNotFound) {
 		t.Fatalf("unblock of a customer never blocked: %v", err)
 	}

@@ -99,7 +99,7 @@ func (e *Exporter) Run(ctx context.Context) error {
 func (e *Exporter) Round(ctx context.Context) ExportRound {
 	var r ExportRound
 	now := e.Now()
-	pending, err := e.Outbox.Pending(ctx, now)
+	pending, err := call(ctx, e, func(ctx context.Context) ([]OutboxSlot, error) { return e.Outbox.Pending(ctx, now) })
 	if err != nil {
 		r.Err = err
 		return r
@@ -121,14 +121,14 @@ func (e *Exporter) Round(ctx context.Context) ExportRound {
 		k := rand.IntN(len(slots))
 		slots = append(slots[k:], slots[:k]...)
 	}
-	held, err := e.Outbox.Lease(ctx, slots, e.Owner, e.leaseTTL())
+	held, err := call(ctx, e, func(ctx context.Context) ([]int, error) { return e.Outbox.Lease(ctx, slots, e.Owner, e.leaseTTL()) })
 	if err != nil {
 		r.fail(err)
 		return r
 	}
 	for _, slot := range held {
 		if due[slot] && ctx.Err() == nil {
-			n, err := e.Outbox.Sweep(ctx, slot, now, e.sweepBatch())
+			n, err := call(ctx, e, func(ctx context.Context) (int, error) { return e.Outbox.Sweep(ctx, slot, now, e.sweepBatch()) })
 			r.Swept += n
 			r.fail(err)
 		}
@@ -149,7 +149,15 @@ func (e *Exporter) drain(ctx context.Context, slots []int, r *ExportRound) {
 	for len(queue) > 0 && ctx.Err() == nil {
 		group := queue[:min(len(queue), drainSlots)]
 		queue = queue[len(group):]
-		batches, err := e.Outbox.Read(ctx, group, e.batch())
+		// A long round (a backlog after an outage) would outlive the
+		// leases it took at its start: each group's are renewed first (and
+		// again by the trim).
+		group, err := call(ctx, e, func(ctx context.Context) ([]int, error) { return e.Outbox.Lease(ctx, group, e.Owner, e.leaseTTL()) })
+		if err != nil {
+			r.fail(err)
+			return
+		}
+		batches, err := call(ctx, e, func(ctx context.Context) ([]OutboxBatch, error) { return e.Outbox.Read(ctx, group, e.batch()) })
 		if err != nil {
 			r.fail(err)
 			return
@@ -161,7 +169,7 @@ func (e *Exporter) drain(ctx context.Context, slots []int, r *ExportRound) {
 		for len(recs) > 0 {
 			chunk := recs[:min(len(recs), e.batch())]
 			recs = recs[len(chunk):]
-			n, err := e.Archive.Write(ctx, chunk)
+			n, err := call(ctx, e, func(ctx context.Context) (int, error) { return e.Archive.Write(ctx, chunk) })
 			if err != nil {
 				r.ArchiveErr = err
 				r.fail(err)
@@ -172,7 +180,7 @@ func (e *Exporter) drain(ctx context.Context, slots []int, r *ExportRound) {
 				e.Archived()
 			}
 		}
-		trimmed, err := e.Outbox.Trim(ctx, batches, e.Owner)
+		trimmed, err := call(ctx, e, func(ctx context.Context) ([]int, error) { return e.Outbox.Trim(ctx, batches, e.Owner, e.leaseTTL()) })
 		if err != nil {
 			r.fail(err)
 			return
@@ -188,6 +196,16 @@ func (e *Exporter) drain(ctx context.Context, slots []int, r *ExportRound) {
 			}
 		}
 	}
+}
+
+// call runs one call of the store or the archive with a deadline of half
+// a lease, so that a server that stops answering (packets dropped) fails
+// the round, which the alarm and the metrics then tell, instead of
+// hanging it.
+func call[T any](ctx context.Context, e *Exporter, f func(context.Context) (T, error)) (T, error) {
+	ctx, cancel := context.WithTimeout(ctx, e.leaseTTL()/2)
+	defer cancel()
+	return f(ctx)
 }
 
 func (r *ExportRound) fail(err error) {

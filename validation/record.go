@@ -18,9 +18,9 @@ type Record struct {
 	ID       string
 	Customer string
 	// Seq orders the customer's records: each script appends its events
-	// with the next numbers. A customer whose meta expired (no hold and no
-	// event for the audit retention) starts again from the clock's
-	// milliseconds, past every number it was given before.
+	// with the next numbers. A customer whose meta expired (about the audit
+	// retention after its last hold or import) starts again from the
+	// clock's milliseconds, past every number it was given before.
 	Seq int64
 	Event
 }
@@ -103,8 +103,9 @@ type Outbox interface {
 	Read(ctx context.Context, slots []int, n int) ([]OutboxBatch, error)
 	// Trim removes each batch's records, up to and including its Upto,
 	// from the slots whose lease owner still holds (nothing from the
-	// others), and returns the slots it trimmed.
-	Trim(ctx context.Context, batches []OutboxBatch, owner string) ([]int, error)
+	// others), renewing those leases for ttl, and returns the slots it
+	// trimmed.
+	Trim(ctx context.Context, batches []OutboxBatch, owner string, ttl time.Duration) ([]int, error)
 	// Sweep settles up to n holds of the slot that expired by now and
 	// that nobody has touched since, returning how many it settled. Their
 	// expiry is recorded, and so reaches the outbox, as a read would

@@ -40,6 +40,9 @@ func (w Webhook) String() string {
 	return fmt.Sprintf("webhook %s → %s %v (secret redacted)", w.ID, w.URL, w.Types)
 }
 
+// GoString is String, so that %#v does not print the secret either.
+func (w Webhook) GoString() string { return w.String() }
+
 // LogValue logs the webhook without its secret.
 func (w Webhook) LogValue() slog.Value {
 	return slog.GroupValue(slog.String("id", w.ID), slog.String("url", w.URL), slog.Any("types", w.Types))

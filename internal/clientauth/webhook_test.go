@@ -75,7 +75,7 @@ func TestWebhooks(t *testing.T) {
 		w := clientauth.Webhook{ID: "card-service", URL: "https://card.example/", Secret: testSecret, Types: []string{"hold_expired"}}
 		var logged strings.Builder
 		slog.New(slog.NewTextHandler(&logged, nil)).Info("subscriber", "webhook", w)
-		for _, s := range []string{fmt.Sprint(w), fmt.Sprintf("%v", w), w.String(), logged.String()} {
+		for _, s := range []string{fmt.Sprint(w), fmt.Sprintf("%v", w), fmt.Sprintf("%#v", w), fmt.Sprintf("%+v", w), w.String(), logged.String()} {
 			if strings.Contains(s, "MfKQ9r8") {
 				t.Errorf("the secret is printed: %s", s)
 			}

@@ -110,3 +110,17 @@ CREATE INDEX IF NOT EXISTS arbiter_webhook_queue_order
 -- The due rows of a subscriber, for Claim.
 CREATE INDEX IF NOT EXISTS arbiter_webhook_queue_due
     ON arbiter_webhook_queue (subscriber, next_at);
+
+-- arbiter_records: every record, the archived ones and those kept aside
+-- as conflicts (conflict true). A Redis failover that lost acknowledged
+-- writes (no WAIT) can give a later decision the number of a lost one; the
+-- later record is then only in arbiter_event_conflicts, so compliance's
+-- queries read this view, which misses neither.
+CREATE OR REPLACE VIEW arbiter_records AS
+    SELECT id, customer_id, seq, at, type, product, check_id, actor, agent, reason, reasons, note, fence,
+           policy_version, false AS conflict
+    FROM arbiter_events
+    UNION ALL
+    SELECT id, customer_id, seq, at, type, product, check_id, actor, agent, reason, reasons, note, fence,
+           policy_version, true AS conflict
+    FROM arbiter_event_conflicts;

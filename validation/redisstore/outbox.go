@@ -1,6 +1,7 @@
 package redisstore
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -100,12 +101,13 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1`
 
 // trimSrc trims a slot's outbox (KEYS[1]) below ARGV[2] while owner
-// (ARGV[1]) holds the slot's lease (KEYS[2]): 1, or 0 with nothing
-// trimmed. Both keys are in the slot, so the lease is checked in the same
-// step as the trim.
+// (ARGV[1]) holds the slot's lease (KEYS[2]), and renews the lease for
+// ARGV[3] ms: 1, or 0 with nothing trimmed. Both keys are in the slot, so
+// the lease is checked in the same step as the trim.
 const trimSrc = `
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
 redis.call('XTRIM', KEYS[1], 'MINID', ARGV[2])
+redis.call('PEXPIRE', KEYS[2], ARGV[3])
 return 1`
 
 // The outbox's calls are pipelined, one pipeline for many slots (a
@@ -238,7 +240,7 @@ func decodeRecord(v map[string]any) (validation.Record, error) {
 }
 
 // Trim implements validation.Outbox.
-func (s *Store) Trim(ctx context.Context, batches []validation.OutboxBatch, owner string) ([]int, error) {
+func (s *Store) Trim(ctx context.Context, batches []validation.OutboxBatch, owner string, ttl time.Duration) ([]int, error) {
 	if len(batches) == 0 {
 		return nil, nil
 	}
@@ -249,7 +251,7 @@ func (s *Store) Trim(ctx context.Context, batches []validation.OutboxBatch, owne
 		if err != nil {
 			return nil, err
 		}
-		cmds[i] = pipe.Eval(ctx, trimSrc, []string{slotKey(b.Slot, "outbox"), slotKey(b.Slot, "lease")}, owner, next)
+		cmds[i] = pipe.Eval(ctx, trimSrc, []string{slotKey(b.Slot, "outbox"), slotKey(b.Slot, "lease")}, owner, next, ttl.Milliseconds())
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, unavailable("outbox trim", err)
@@ -282,18 +284,24 @@ func (s *Store) Sweep(ctx context.Context, slot int, now time.Time, n int) (int,
 	if err != nil {
 		return 0, unavailable("outbox sweep", err)
 	}
+	// A customer the sweep fails on (a value in a retired encoding, say)
+	// does not keep the slot's other due holds from being swept: the first
+	// error is returned once every one was tried.
 	settled := 0
+	var first error
 	for _, customer := range due {
 		if !validation.ValidCustomerID(customer) || keySlot(customer) != slot {
-			return settled, fmt.Errorf("expiry index of slot %d: %w", slot, errors.New("malformed member "+strconv.Quote(customer)))
+			first = cmp.Or(first, fmt.Errorf("expiry index of slot %d: %w", slot, errors.New("malformed member "+strconv.Quote(customer))))
+			continue
 		}
 		var r checkOpReply
 		if err := s.run(ctx, sweepScript, customer, now, nil, noArgs{}, &r); err != nil {
-			return settled, err
+			first = cmp.Or(first, err)
+			continue
 		}
 		if r.Detail == "expired" {
 			settled++
 		}
 	}
-	return settled, nil
+	return settled, first
 }

@@ -79,7 +79,7 @@ func drain(tb testing.TB, s *redisstore.Store, now time.Time) []validation.Recor
 			all = append(all, b.Records...)
 			slots = append(slots, b.Slot)
 		}
-		if trimmed, err := s.Trim(ctx, batches, "test"); err != nil || len(trimmed) != len(batches) {
+		if trimmed, err := s.Trim(ctx, batches, "test", time.Minute); err != nil || len(trimmed) != len(batches) {
 			tb.Fatalf("Trim = %v, %v", trimmed, err)
 		}
 	}
@@ -293,10 +293,10 @@ func TestOutboxTrimNeedsTheLease(t *testing.T) {
 		if err != nil || len(batches) != 1 || len(batches[0].Records) != 1 {
 			t.Fatalf("Read = %v, %v", batches, err)
 		}
-		if trimmed, err := s.Trim(ctx, batches, "b"); err != nil || len(trimmed) != 0 {
+		if trimmed, err := s.Trim(ctx, batches, "b", time.Minute); err != nil || len(trimmed) != 0 {
 			t.Fatalf("Trim by b = %v, %v; want nothing trimmed", trimmed, err)
 		}
-		if trimmed, err := s.Trim(ctx, batches, "a"); err != nil || len(trimmed) != 1 {
+		if trimmed, err := s.Trim(ctx, batches, "a", time.Minute); err != nil || len(trimmed) != 1 {
 			t.Fatalf("Trim by a = %v, %v; want the slot trimmed", trimmed, err)
 		}
 		rest, err := s.Read(ctx, []int{slot}, 10)

@@ -25,7 +25,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -51,6 +50,9 @@ type Subscriber struct {
 func (s Subscriber) String() string {
 	return fmt.Sprintf("subscriber %s → %s %v", s.ID, s.URL, s.Types)
 }
+
+// GoString is String, so that %#v does not print the secret either.
+func (s Subscriber) GoString() string { return s.String() }
 
 // LogValue logs the subscriber without its secret.
 func (s Subscriber) LogValue() slog.Value {
@@ -123,8 +125,10 @@ func New(opts Options) (*Sender, error) {
 		return nil, errors.New("webhooks: no queue")
 	}
 	setDefaults(&opts)
-	if opts.Timeout >= opts.Lease {
-		return nil, fmt.Errorf("webhooks: timeout %v must be shorter than the lease %v", opts.Timeout, opts.Lease)
+	// An attempt (Timeout) and settling it in the queue (Timeout again)
+	// end before the claim lapses.
+	if 2*opts.Timeout >= opts.Lease {
+		return nil, fmt.Errorf("webhooks: twice the timeout %v must be shorter than the lease %v", opts.Timeout, opts.Lease)
 	}
 	s := &Sender{opts: opts}
 	for _, sub := range opts.Subscribers {
@@ -236,12 +240,16 @@ func (s *Sender) round(ctx context.Context, sub *subscriber) int {
 }
 
 // deliver makes one attempt at d and settles it in the queue: Done on
-// 2xx, Retry after the backoff otherwise. A record of a type sub does not
-// receive is settled as done without a request.
+// 2xx, Retry after the backoff otherwise. The queue decides what is owed
+// (the archive queued d for sub's types as the instance that archived it
+// knew them), so a type this instance's clients file no longer lists for
+// sub is sent all the same: during a rolling change of the file, nothing
+// queued is dropped unsent. Only a record of a type never announced is
+// settled without a request.
 func (s *Sender) deliver(ctx context.Context, sub *subscriber, d validation.Delivery) {
 	typ, ok := validation.WebhookType(d.Type)
-	if !ok || !slices.Contains(sub.Types, typ) {
-		s.settle(ctx, sub, d, Attempt{Subscriber: sub.ID, ID: d.ID, Type: typ, Delivered: true})
+	if !ok {
+		s.settle(ctx, sub, d, Attempt{Subscriber: sub.ID, ID: d.ID, Type: string(d.Type), Delivered: true})
 		return
 	}
 	start := time.Now()

@@ -204,7 +204,9 @@ end
 -- check, see hold), last:<product> (newest check of each product),
 -- fails (wrong codes on the live hold), otp_fails and otp_since (wrong
 -- codes of the customer in the current window), t:<id> (tombstones, see
--- abandon). Every value is short, so meta stays a listpack: a hash with
+-- abandon), seq (the customer's last record number, with an outbox: see
+-- outbox_push, which also gives meta its expiry when it writes it first).
+-- Every value is short, so meta stays a listpack: a hash with
 -- one value over hash-max-listpack-value (64 bytes by default) becomes a
 -- hash table for good, three times the bytes. It expires AUDIT_RETENTION
 -- after the newest hold.

@@ -4,5 +4,5 @@
 -- customers the index says are due, so an expiry nobody reads is recorded,
 -- and reaches the outbox, within seconds. Reply: checkOpReply.
 local h = live_hold()
-if not h then redis.call('ZREM', K_EXPIRING, customer_id()) end
+if not h then expiring_drop() end
 return reply{kind = KIND.ok, detail = EXPIRED == 1 and 'expired' or ''}
