@@ -21,7 +21,7 @@ go test -c -o "$W/probe.test" ./validation/redisstore/
 [ "$(id -u)" = 0 ] && chown postgres "$W"
 PGPORT=$((20000 + RANDOM % 20000)); PORT=$((PGPORT + 1))
 as_pg "$PGBIN/initdb" -D "$W/pg" -A trust -U postgres >/dev/null
-as_pg "$PGBIN/pg_ctl" -D "$W/pg" -l "$W/pg.log" -o "-p $PGPORT -k $W -c listen_addresses=127.0.0.1" -w start >/dev/null
+as_pg "$PGBIN/pg_ctl" -D "$W/pg" -l "$W/pg.log" -o "-p $PGPORT -k $W -c listen_addresses=127.0.0.1" -w start >/dev/null  # fsync on, as in production
 redis-server --bind 127.0.0.1 --port "$PORT" --save '' --appendonly no --dir "$W" --logfile "$W/redis.log" &
 RP=$!
 for _ in $(seq 50); do redis-cli -p "$PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
