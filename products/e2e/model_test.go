@@ -20,6 +20,7 @@ import (
 
 	"github.com/arbiter-bank/arbiter/products/client"
 	"github.com/arbiter-bank/arbiter/products/internal/proctest"
+	"github.com/arbiter-bank/arbiter/validation/pgarchive/pgtest"
 	"github.com/arbiter-bank/arbiter/validation/redisstore/redistest"
 )
 
@@ -116,6 +117,13 @@ type faultModel struct {
 	// faulty instances use it, the healthy ones and the branch the first.
 	skew    time.Duration
 	nemeses []nemesis
+	// outboxMax is the outboxes' bound (ARBITER_OUTBOX_MAX); default
+	// modelOutboxMax, which the run never reaches.
+	outboxMax int
+	// lossy says the faults may lose acknowledged writes (a failover):
+	// the archive's assertions then take the weaker rule assertArchive
+	// states.
+	lossy bool
 }
 
 // A nemesis breaks something while the workload runs, from its own
@@ -184,7 +192,7 @@ func runModel(t *testing.T, fm faultModel) {
 		defer wg.Done()
 		m.monitor(ctx, t)
 	}()
-	for i, n := range fm.nemeses {
+	for i, n := range append(slices.Clone(fm.nemeses), stopPostgres) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -197,6 +205,7 @@ func runModel(t *testing.T, fm faultModel) {
 	t.Logf("operations: %s", m.stats)
 
 	m.quiesce(t)
+	m.archiveAfterQuiescence(t)
 	m.assertInvariant(t)
 }
 
@@ -266,6 +275,9 @@ type model struct {
 	arbiterArgs []string             // how arbiter reaches Redis
 	arbiterEnv  []string
 	feeds       map[string]*lyingFeed // by product, when reconciliation reads them
+	pg          *pgtest.Server        // the archive's PostgreSQL
+	lossy       bool                  // faultModel.lossy
+	ledger      ledger                // (g)'s record of the checks and grants the model saw
 	rules       modelRules
 	auditLog    auditLog          // (d)'s record of arbiter's grants and ends
 	settled     map[string]string // long-standing customer -> the product they hold
@@ -289,6 +301,7 @@ func (m *model) heal(t *testing.T) {
 	if m.sentinels != nil {
 		m.sentinels.WaitHealthy(t)
 	}
+	m.pg.Start(t)
 }
 
 // fleet is one product service run as several processes on one database.
@@ -307,6 +320,7 @@ func startModel(t *testing.T, fm faultModel) *model {
 		m.rules = *fm.rules
 	}
 	fm.redis(t, m)
+	m.startArchive(t, fm)
 	clients := filepath.Join(dir, "clients.yaml")
 	policy := filepath.Join(dir, "policy.yaml")
 	key := filepath.Join(dir, "signing.pem")
@@ -512,6 +526,9 @@ func (w *worker) step(ctx context.Context) {
 		if ch := w.check(ctx, f, customer, "cancelled"); ch != nil {
 			err := w.m.sys.branch.Cancel(ctx, ch.ID)
 			w.m.stats.add("cancel " + outcome(err))
+			if err != nil {
+				w.m.ledger.check(ch.ID, customer, "cancel failed")
+			}
 		}
 	}
 }
@@ -523,6 +540,7 @@ func (w *worker) check(ctx context.Context, f *fleet, customer, why string) *cli
 	if err != nil {
 		return nil
 	}
+	w.m.ledger.check(ch.ID, customer, why)
 	return ch
 }
 
@@ -559,6 +577,7 @@ func (m *model) monitor(ctx context.Context, t *testing.T) {
 			t.Errorf("monitor: %v", err)
 			return
 		}
+		m.ledger.seenHeld(held)
 		for c, h := range held {
 			for _, v := range m.rules.violations(h) {
 				if !reported[c+v] {
