@@ -115,7 +115,14 @@ func (m *model) archiveAfterQuiescence(t *testing.T) {
 	if m.lossy {
 		m.forgetLost(t)
 	}
-	m.assertArchive(t, m.drainArchive(t))
+	m.archived = m.drainArchive(t)
+	m.assertArchive(t, m.archived)
+}
+
+// history is the archived record of customer's check id, for a failure
+// message of the other invariants.
+func (m *model) history(customer, id string) string {
+	return fmt.Sprintf("archived: %v", endings(m.archived.events[customer], id))
 }
 
 // forgetLost drops from the ledger the checks arbiter no longer knows: a
@@ -134,7 +141,7 @@ func (m *model) forgetLost(t *testing.T) {
 		switch {
 		case errors.As(err, &e) && e.Reason == client.ReasonCheckNotFound:
 			delete(m.ledger.checks, id)
-			m.stats.add("archive: check lost in the failover")
+			m.lostChecks++
 		case err != nil:
 			t.Fatalf("arbiter: check %s of %s: %v", id, c.customer, err)
 		}
@@ -348,9 +355,7 @@ func (m *model) assertArchive(t *testing.T, a archived) {
 	t.Logf("archive: %d records (%.0f expiries swept), %d conflicts; the ledger: %d checks, %d grants",
 		n, swept, len(a.conflicts), len(m.ledger.checks), len(m.ledger.grants))
 	if m.lossy {
-		for _, c := range a.conflicts {
-			t.Logf("archive conflict (a failover re-issued the number): %s %s %s at %v", c.ID, c.Type, c.CheckID, c.FirstSeen)
-		}
+		m.reportConflicts(t, a)
 		return
 	}
 	for _, c := range a.conflicts {
@@ -362,6 +367,33 @@ func (m *model) assertArchive(t *testing.T, a archived) {
 				t.Errorf("(h) %s: check %s has %d endings archived: %v", c, strings.Fields(f)[0], k, endings(recs, strings.Fields(f)[0]))
 			}
 		}
+	}
+}
+
+// reportConflicts logs, under a lossy fault model, the conflicts and how
+// many of the ledger's records are archived only among them (a surviving
+// decision whose number a lost one had taken in arbiter_events).
+func (m *model) reportConflicts(t *testing.T, a archived) {
+	t.Helper()
+	var main []validation.Record
+	for _, recs := range a.events {
+		main = append(main, recs...)
+	}
+	inMain := facts(main)
+	aside := 0
+	for e := range m.ledger.expectations(true) {
+		if inMain[e] == 0 {
+			aside++
+		}
+	}
+	t.Logf("archive: %d checks the failover lost; %d conflicts (numbers the promoted master gave again); %d of the ledger's records archived only as conflicts",
+		m.lostChecks, len(a.conflicts), aside)
+	for i, c := range a.conflicts {
+		if i == 5 {
+			t.Logf("... %d more conflicts", len(a.conflicts)-i)
+			break
+		}
+		t.Logf("archive conflict: %s %s %s (first seen %v)", c.ID, c.Type, c.CheckID, c.FirstSeen)
 	}
 }
 

@@ -73,7 +73,7 @@ var modelPolicy = modelRules{
 // the interleaving of workers is the machine's. ARBITER_MODEL_DURATION runs
 // it longer than CI's budget.
 func TestCrossSystemModel(t *testing.T) {
-	runModel(t, faultModel{
+	m := runModel(t, faultModel{
 		redis: func(t *testing.T, m *model) {
 			m.redis = redistest.MustStartRedis(t, "--appendonly", "yes", "--appendfsync", "always")
 			m.redisLink = redistest.StartLink(t, m.redis.Addr)
@@ -84,7 +84,21 @@ func TestCrossSystemModel(t *testing.T) {
 		// must still be decided on one clock (Redis's).
 		skew:    5 * time.Minute,
 		nemeses: []nemesis{restartRedis, stallRedisLink},
+		// Outboxes small enough that a customer busy while PostgreSQL is
+		// stopped fills its slot's: arbiter then refuses its decisions
+		// 503 outbox_full, having written nothing, which the clients
+		// retry and the services settle as any unknown outcome (the
+		// ledger holds only checks arbiter answered). A decision made
+		// under a full outbox would show as a grant or check without its
+		// record (g), or a skipped number (f).
+		outboxMax: 12,
 	})
+	if t.Failed() {
+		return
+	}
+	if n := m.stats.with("", "outbox_full"); n == 0 {
+		t.Errorf("no decision was refused outbox_full: the outboxes never filled while PostgreSQL was stopped")
+	}
 }
 
 // faultModel is what a run of the model varies: the data store arbiter
@@ -141,7 +155,9 @@ func (n nemesisTB) FailNow()                  { n.TB.Fail(); runtime.Goexit() }
 func (n nemesisTB) Fatal(args ...any)         { n.TB.Helper(); n.TB.Error(args...); runtime.Goexit() }
 func (n nemesisTB) Fatalf(f string, a ...any) { n.TB.Helper(); n.TB.Errorf(f, a...); runtime.Goexit() }
 
-func runModel(t *testing.T, fm faultModel) {
+// runModel runs the model under fm and returns it, for a variant's own
+// assertions.
+func runModel(t *testing.T, fm faultModel) *model {
 	seed := uint64(time.Now().UnixNano())
 	if v := os.Getenv(modelSeedEnv); v != "" {
 		n, err := strconv.ParseUint(v, 10, 64)
@@ -207,6 +223,7 @@ func runModel(t *testing.T, fm faultModel) {
 	m.quiesce(t)
 	m.archiveAfterQuiescence(t)
 	m.assertInvariant(t)
+	return m
 }
 
 // atFraction waits until frac of the budget has passed since start; false
@@ -278,6 +295,8 @@ type model struct {
 	pg          *pgtest.Server        // the archive's PostgreSQL
 	lossy       bool                  // faultModel.lossy
 	ledger      ledger                // (g)'s record of the checks and grants the model saw
+	lostChecks  int                   // checks of the ledger a lossy fault model lost
+	archived    archived              // the archive once drained
 	rules       modelRules
 	auditLog    auditLog          // (d)'s record of arbiter's grants and ends
 	settled     map[string]string // long-standing customer -> the product they hold
@@ -686,12 +705,12 @@ func (m *model) assertInvariant(t *testing.T) {
 		}
 		for p, r := range rows {
 			if lr, ok := r[customer]; ok && grants[p] != lr.CheckID {
-				t.Errorf("(b) %s holds %s at its service from check %s, but arbiter's grant is %q", customer, p, lr.CheckID, grants[p])
+				t.Errorf("(b) %s holds %s at its service from check %s, but arbiter's grant is %q; %s", customer, p, lr.CheckID, grants[p], m.history(customer, lr.CheckID))
 			}
 		}
 		for p, id := range grants {
 			if lr, ok := rows[p][customer]; !ok || lr.CheckID != id {
-				t.Errorf("(c) arbiter granted %s %s (check %s), but its service holds %q", customer, p, id, lr.CheckID)
+				t.Errorf("(c) arbiter granted %s %s (check %s), but its service holds %q; %s", customer, p, id, lr.CheckID, m.history(customer, id))
 			}
 		}
 	}
