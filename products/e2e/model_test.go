@@ -60,7 +60,12 @@ var modelPolicy = modelRules{
 //
 //	(a) no customer holds two products of one exclusive group across card.db and loan.db;
 //	(b) every product at a service has a live grant at arbiter with the same check id;
-//	(c) every grant at arbiter has its product, from the same check, at its service.
+//	(c) every grant at arbiter has its product, from the same check, at its service;
+//
+// and, from the durable record every variant keeps (a PostgreSQL archive
+// that a nemesis stops and starts; here with outboxes small enough to
+// refuse decisions outbox_full meanwhile), (f), (g) and (h) of
+// assertArchive.
 //
 // Its siblings run the same workload and assertions under other faults:
 // TestCrossSystemModelFailover (a replica whose link stalls, then a
