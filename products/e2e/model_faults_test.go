@@ -35,6 +35,7 @@ func TestCrossSystemModelFailover(t *testing.T) {
 	}
 	runModel(t, faultModel{
 		budget: 50 * time.Second,
+		lossy:  true,
 		redis: func(t *testing.T, m *model) {
 			m.sentinels = redistest.MustStartSentinelsLinked(t)
 			m.arbiterArgs = []string{"-redis-url", m.sentinels.URL()}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/arbiter-bank/arbiter/products/client"
 	"github.com/arbiter-bank/arbiter/products/internal/proctest"
+	"github.com/arbiter-bank/arbiter/validation/pgarchive/pgtest"
 	"github.com/arbiter-bank/arbiter/validation/redisstore/redistest"
 )
 
@@ -59,7 +60,12 @@ var modelPolicy = modelRules{
 //
 //	(a) no customer holds two products of one exclusive group across card.db and loan.db;
 //	(b) every product at a service has a live grant at arbiter with the same check id;
-//	(c) every grant at arbiter has its product, from the same check, at its service.
+//	(c) every grant at arbiter has its product, from the same check, at its service;
+//
+// and, from the durable record every variant keeps (a PostgreSQL archive
+// that a nemesis stops and starts; here with outboxes small enough to
+// refuse decisions outbox_full meanwhile), (f), (g) and (h) of
+// assertArchive.
 //
 // Its siblings run the same workload and assertions under other faults:
 // TestCrossSystemModelFailover (a replica whose link stalls, then a
@@ -72,7 +78,7 @@ var modelPolicy = modelRules{
 // the interleaving of workers is the machine's. ARBITER_MODEL_DURATION runs
 // it longer than CI's budget.
 func TestCrossSystemModel(t *testing.T) {
-	runModel(t, faultModel{
+	m := runModel(t, faultModel{
 		redis: func(t *testing.T, m *model) {
 			m.redis = redistest.MustStartRedis(t, "--appendonly", "yes", "--appendfsync", "always")
 			m.redisLink = redistest.StartLink(t, m.redis.Addr)
@@ -83,7 +89,21 @@ func TestCrossSystemModel(t *testing.T) {
 		// must still be decided on one clock (Redis's).
 		skew:    5 * time.Minute,
 		nemeses: []nemesis{restartRedis, stallRedisLink},
+		// Outboxes small enough that a customer busy while PostgreSQL is
+		// stopped fills its slot's: arbiter then refuses its decisions
+		// 503 outbox_full, having written nothing, which the clients
+		// retry and the services settle as any unknown outcome (the
+		// ledger holds only checks arbiter answered). A decision made
+		// under a full outbox would show as a grant or check without its
+		// record (g), or a skipped number (f).
+		outboxMax: 12,
 	})
+	if t.Failed() {
+		return
+	}
+	if n := m.stats.with("", "outbox_full"); n == 0 {
+		t.Errorf("no decision was refused outbox_full: the outboxes never filled while PostgreSQL was stopped")
+	}
 }
 
 // faultModel is what a run of the model varies: the data store arbiter
@@ -116,6 +136,13 @@ type faultModel struct {
 	// faulty instances use it, the healthy ones and the branch the first.
 	skew    time.Duration
 	nemeses []nemesis
+	// outboxMax is the outboxes' bound (ARBITER_OUTBOX_MAX); default
+	// modelOutboxMax, which the run never reaches.
+	outboxMax int
+	// lossy says the faults may lose acknowledged writes (a failover):
+	// the archive's assertions then take the weaker rule assertArchive
+	// states.
+	lossy bool
 }
 
 // A nemesis breaks something while the workload runs, from its own
@@ -133,7 +160,9 @@ func (n nemesisTB) FailNow()                  { n.TB.Fail(); runtime.Goexit() }
 func (n nemesisTB) Fatal(args ...any)         { n.TB.Helper(); n.TB.Error(args...); runtime.Goexit() }
 func (n nemesisTB) Fatalf(f string, a ...any) { n.TB.Helper(); n.TB.Errorf(f, a...); runtime.Goexit() }
 
-func runModel(t *testing.T, fm faultModel) {
+// runModel runs the model under fm and returns it, for a variant's own
+// assertions.
+func runModel(t *testing.T, fm faultModel) *model {
 	seed := uint64(time.Now().UnixNano())
 	if v := os.Getenv(modelSeedEnv); v != "" {
 		n, err := strconv.ParseUint(v, 10, 64)
@@ -184,7 +213,7 @@ func runModel(t *testing.T, fm faultModel) {
 		defer wg.Done()
 		m.monitor(ctx, t)
 	}()
-	for i, n := range fm.nemeses {
+	for i, n := range append(slices.Clone(fm.nemeses), stopPostgres) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -197,7 +226,9 @@ func runModel(t *testing.T, fm faultModel) {
 	t.Logf("operations: %s", m.stats)
 
 	m.quiesce(t)
+	m.archiveAfterQuiescence(t)
 	m.assertInvariant(t)
+	return m
 }
 
 // atFraction waits until frac of the budget has passed since start; false
@@ -266,6 +297,11 @@ type model struct {
 	arbiterArgs []string             // how arbiter reaches Redis
 	arbiterEnv  []string
 	feeds       map[string]*lyingFeed // by product, when reconciliation reads them
+	pg          *pgtest.Server        // the archive's PostgreSQL
+	lossy       bool                  // faultModel.lossy
+	ledger      ledger                // (g)'s record of the checks and grants the model saw
+	lostChecks  int                   // checks of the ledger a lossy fault model lost
+	archived    archived              // the archive once drained
 	rules       modelRules
 	auditLog    auditLog          // (d)'s record of arbiter's grants and ends
 	settled     map[string]string // long-standing customer -> the product they hold
@@ -289,6 +325,7 @@ func (m *model) heal(t *testing.T) {
 	if m.sentinels != nil {
 		m.sentinels.WaitHealthy(t)
 	}
+	m.pg.Start(t)
 }
 
 // fleet is one product service run as several processes on one database.
@@ -307,6 +344,7 @@ func startModel(t *testing.T, fm faultModel) *model {
 		m.rules = *fm.rules
 	}
 	fm.redis(t, m)
+	m.startArchive(t, fm)
 	clients := filepath.Join(dir, "clients.yaml")
 	policy := filepath.Join(dir, "policy.yaml")
 	key := filepath.Join(dir, "signing.pem")
@@ -512,6 +550,9 @@ func (w *worker) step(ctx context.Context) {
 		if ch := w.check(ctx, f, customer, "cancelled"); ch != nil {
 			err := w.m.sys.branch.Cancel(ctx, ch.ID)
 			w.m.stats.add("cancel " + outcome(err))
+			if err != nil {
+				w.m.ledger.check(ch.ID, customer, "cancel failed")
+			}
 		}
 	}
 }
@@ -523,6 +564,7 @@ func (w *worker) check(ctx context.Context, f *fleet, customer, why string) *cli
 	if err != nil {
 		return nil
 	}
+	w.m.ledger.check(ch.ID, customer, why)
 	return ch
 }
 
@@ -559,6 +601,7 @@ func (m *model) monitor(ctx context.Context, t *testing.T) {
 			t.Errorf("monitor: %v", err)
 			return
 		}
+		m.ledger.seenHeld(held)
 		for c, h := range held {
 			for _, v := range m.rules.violations(h) {
 				if !reported[c+v] {
@@ -667,12 +710,12 @@ func (m *model) assertInvariant(t *testing.T) {
 		}
 		for p, r := range rows {
 			if lr, ok := r[customer]; ok && grants[p] != lr.CheckID {
-				t.Errorf("(b) %s holds %s at its service from check %s, but arbiter's grant is %q", customer, p, lr.CheckID, grants[p])
+				t.Errorf("(b) %s holds %s at its service from check %s, but arbiter's grant is %q; %s", customer, p, lr.CheckID, grants[p], m.history(customer, lr.CheckID))
 			}
 		}
 		for p, id := range grants {
 			if lr, ok := rows[p][customer]; !ok || lr.CheckID != id {
-				t.Errorf("(c) arbiter granted %s %s (check %s), but its service holds %q", customer, p, id, lr.CheckID)
+				t.Errorf("(c) arbiter granted %s %s (check %s), but its service holds %q; %s", customer, p, id, lr.CheckID, m.history(customer, id))
 			}
 		}
 	}

@@ -336,3 +336,35 @@ func TestSlotTagsLandInTheirSlots(t *testing.T) {
 		}
 	}
 }
+
+// TestOutboxFullRefusesReleaseAndUnblock: a release or an unblock refused
+// at the bound says outbox_full, not grant_not_found or not_found: a
+// product service takes grant_not_found as "already released" and drops its
+// pending release, which would leave the grant at arbiter with no product
+// behind it; an operator told not_found thinks the customer unblocked.
+func TestOutboxFullRefusesReleaseAndUnblock(t *testing.T) {
+	forEachOutboxBackend(t, 2, func(t *testing.T, b outboxBackend) {
+		ctx, s := context.Background(), b.store
+		now := time.Now()
+		c := hold(t, s, "OR-1", "credit_card", now)
+		if _, _, err := redeemToken(s, c, "card-service", now); err != nil {
+			t.Fatal(err)
+		}
+		_, err := s.Release(ctx, validation.ReleaseRequest{CustomerID: "OR-1", Product: "credit_card", CheckID: c.ID, Actor: "card-service", Now: now})
+		wantReason(t, err, validation.ReasonOutboxFull)
+		cu, err := s.Customer(ctx, "OR-1", now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(cu.Grants) != 1 {
+			t.Fatalf("grants after a refused release: %v, want the grant kept", cu.Grants)
+		}
+
+		if _, err := s.Block(ctx, validation.BlockRequest{CustomerID: "OU-1", Reason: "fraud", Actor: "ops", Now: now}); err != nil {
+			t.Fatal(err)
+		}
+		_, _, err = s.Hold(ctx, holdRequest(t, "OU-1", "credit_card", now))
+		wantReason(t, err, validation.ReasonCustomerBlocked)
+		wantReason(t, s.Unblock(ctx, "OU-1", "ops", now), validation.ReasonOutboxFull)
+	})
+}

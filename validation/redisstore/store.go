@@ -436,10 +436,13 @@ func (s *Store) Unblock(ctx context.Context, customerID, actor string, now time.
 	if err := s.run(ctx, unblockScript, customerID, now, nil, actorArgs{Actor: actor}, &r); err != nil {
 		return err
 	}
-	if r.Kind == kindOK {
+	switch {
+	case r.Kind == kindOK:
 		return nil
+	case r.Reason == string(validation.ReasonNotFound):
+		return validation.NotBlocked(customerID)
 	}
-	return validation.NotBlocked(customerID)
+	return scriptError(unblockScript.name, r.Kind, r.Reason, r.Detail, 0)
 }
 
 // Check implements validation.Store.
@@ -513,10 +516,15 @@ func (s *Store) Release(ctx context.Context, req validation.ReleaseRequest) (val
 		KeepEnded: cmp.Or(req.KeepEnded, validation.MinKeepEnded).Milliseconds()}, &r); err != nil {
 		return validation.Grant{}, err
 	}
-	if r.Kind == kindOK {
+	switch {
+	case r.Kind == kindOK:
 		return decodeGrant(req.CustomerID, r.Grant)
+	case r.Reason == string(validation.ReasonGrantNotFound):
+		return validation.Grant{}, validation.GrantNotFound(req.CustomerID, req.Product)
 	}
-	return validation.Grant{}, validation.GrantNotFound(req.CustomerID, req.Product)
+	// outbox_full: a caller told grant_not_found would take the grant for
+	// released.
+	return validation.Grant{}, scriptError(releaseScript.name, r.Kind, r.Reason, "", 0)
 }
 
 // Abandon implements validation.Store.
