@@ -395,6 +395,11 @@ func TestReconcileLease(t *testing.T) {
 	}
 	close(block)
 	waitRun(t, f.rec, run.ID)
+	// The run saves its final state, then gives the lease up: Wait returns
+	// after both.
+	if err := f.rec.Wait(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := f.rec.Reconcile(context.Background(), "test"); err != nil {
 		t.Errorf("a run after the first finished: %v", err)
 	}
