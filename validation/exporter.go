@@ -121,41 +121,40 @@ func (e *Exporter) Round(ctx context.Context) ExportRound {
 		k := rand.IntN(len(slots))
 		slots = append(slots[k:], slots[:k]...)
 	}
-	held, err := call(ctx, e, func(ctx context.Context) ([]int, error) { return e.Outbox.Lease(ctx, slots, e.Owner, e.leaseTTL()) })
-	if err != nil {
-		r.fail(err)
-		return r
-	}
-	for _, slot := range held {
-		if due[slot] && ctx.Err() == nil {
-			n, err := call(ctx, e, func(ctx context.Context) (int, error) { return e.Outbox.Sweep(ctx, slot, now, e.sweepBatch()) })
-			r.Swept += n
-			r.fail(err)
-		}
-	}
-	e.drain(ctx, held, &r)
+	e.drain(ctx, slots, due, &r)
 	return r
 }
 
 // drainSlots is how many slots one read of drain asks at once.
 const drainSlots = 64
 
-// drain moves the leased slots' records to the archive: it reads up to a
-// batch of each of a group of slots at once, writes them (a batch per
-// transaction, each slot's records in order, so each customer's), and
-// only then trims them; a slot that gave a full batch is read again.
-func (e *Exporter) drain(ctx context.Context, slots []int, r *ExportRound) {
+// drain works through slots a group at a time: it takes (or renews) the
+// group's leases, so that a long round keeps the slots it is still to
+// reach, sweeps the due ones it holds, then reads up to a batch of each
+// held slot at once, writes them (a batch per transaction, each slot's
+// records in order, so each customer's), and only then trims them; a
+// slot that gave a full batch is read again. Once the archive refused a
+// write, the remaining groups are only swept.
+func (e *Exporter) drain(ctx context.Context, slots []int, due map[int]bool, r *ExportRound) {
 	queue := slices.Clone(slots)
 	for len(queue) > 0 && ctx.Err() == nil {
 		group := queue[:min(len(queue), drainSlots)]
 		queue = queue[len(group):]
-		// A long round (a backlog after an outage) would outlive the
-		// leases it took at its start: each group's are renewed first (and
-		// again by the trim).
 		group, err := call(ctx, e, func(ctx context.Context) ([]int, error) { return e.Outbox.Lease(ctx, group, e.Owner, e.leaseTTL()) })
 		if err != nil {
 			r.fail(err)
 			return
+		}
+		for _, slot := range group {
+			if due[slot] && ctx.Err() == nil {
+				delete(due, slot)
+				n, err := call(ctx, e, func(ctx context.Context) (int, error) { return e.Outbox.Sweep(ctx, slot, e.Now(), e.sweepBatch()) })
+				r.Swept += n
+				r.fail(err)
+			}
+		}
+		if r.ArchiveErr != nil {
+			continue
 		}
 		batches, err := call(ctx, e, func(ctx context.Context) ([]OutboxBatch, error) { return e.Outbox.Read(ctx, group, e.batch()) })
 		if err != nil {
@@ -173,12 +172,15 @@ func (e *Exporter) drain(ctx context.Context, slots []int, r *ExportRound) {
 			if err != nil {
 				r.ArchiveErr = err
 				r.fail(err)
-				return
+				break
 			}
 			r.Archived += n
 			if n > 0 && e.Archived != nil {
 				e.Archived()
 			}
+		}
+		if r.ArchiveErr != nil {
+			continue // nothing trimmed that the archive does not hold
 		}
 		trimmed, err := call(ctx, e, func(ctx context.Context) ([]int, error) { return e.Outbox.Trim(ctx, batches, e.Owner, e.leaseTTL()) })
 		if err != nil {

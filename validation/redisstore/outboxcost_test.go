@@ -49,14 +49,7 @@ func TestOutboxCost(t *testing.T) {
 		t.Fatalf("PROBE_N: %q", os.Getenv("PROBE_N"))
 	}
 	tag := os.Getenv("PROBE_TAG") + strconv.FormatInt(time.Now().UnixNano(), 36)
-	stat := func() (calls, usec float64) {
-		for _, line := range strings.Split(rdb.Info(ctx, "commandstats").Val(), "\n") {
-			if strings.HasPrefix(line, "cmdstat_fcall:") {
-				fmt.Sscanf(strings.SplitN(line, ":", 2)[1], "calls=%f,usec=%f", &calls, &usec)
-			}
-		}
-		return
-	}
+	stat := func() (calls, usec float64) { return fcallStat(ctx, rdb) }
 	used := func() float64 {
 		for _, line := range strings.Split(rdb.Info(ctx, "memory").Val(), "\n") {
 			if b, ok := strings.CutPrefix(strings.TrimSpace(line), "used_memory:"); ok {

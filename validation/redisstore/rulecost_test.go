@@ -46,14 +46,7 @@ func TestRuleCost(t *testing.T) {
 		t.Fatalf("PROBE_N: %q", os.Getenv("PROBE_N"))
 	}
 	tag := os.Getenv("PROBE_TAG") + strconv.FormatInt(time.Now().UnixNano(), 36)
-	stat := func() (calls, usec float64) {
-		for _, line := range strings.Split(rdb.Info(ctx, "commandstats").Val(), "\n") {
-			if strings.HasPrefix(line, "cmdstat_fcall:") {
-				fmt.Sscanf(strings.SplitN(line, ":", 2)[1], "calls=%f,usec=%f", &calls, &usec)
-			}
-		}
-		return
-	}
+	stat := func() (calls, usec float64) { return fcallStat(ctx, rdb) }
 	card, _ := policy.Rule("credit_card")
 	loan, _ := policy.Rule("personal_loan")
 	hold := func(customer string, r validation.Rule) error {
@@ -85,4 +78,15 @@ func TestRuleCost(t *testing.T) {
 	}
 	c3, u3 := stat()
 	fmt.Printf("PROBE %s check=%.1f refusal=%.1f\n", os.Getenv("PROBE_TAG"), (u1-u0)/(c1-c0), (u3-u2)/(c3-c2))
+}
+
+// fcallStat is Redis's count of FCALLs and the µs they took (INFO
+// commandstats), for the cost probes.
+func fcallStat(ctx context.Context, rdb *redis.Client) (calls, usec float64) {
+	for _, line := range strings.Split(rdb.Info(ctx, "commandstats").Val(), "\n") {
+		if strings.HasPrefix(line, "cmdstat_fcall:") {
+			fmt.Sscanf(strings.SplitN(line, ":", 2)[1], "calls=%f,usec=%f", &calls, &usec)
+		}
+	}
+	return
 }
