@@ -230,7 +230,7 @@ func TestBrowserBranchFlow(t *testing.T) {
 			t.Errorf("timeline lacks the check and the redemption:\n%s", got)
 		}
 		// The dry run already explains, before any check, what a loan check would decide.
-		waitPage(t, ctx, 5*time.Second, "eligibility shown", `document.querySelector('#eligibility [data-product="personal_loan"]')?.dataset.decision === 'refuse'`)
+		waitPage(t, ctx, 5*time.Second, "eligibility shown", `document.querySelector('#eligibility [data-product="personal_loan"]')?.textContent.includes('which excludes this product')`)
 		if got := pageText(t, ctx, `#eligibility [data-product="personal_loan"]`); !strings.Contains(got, "a check would be refused") || !strings.Contains(got, "which excludes this product") {
 			t.Errorf("loan eligibility = %q", got)
 		}

@@ -80,7 +80,7 @@ func TestBrowserShowsCase(t *testing.T) {
 	for _, p := range []string{"Credit card", "Personal loan"} {
 		id := map[string]string{"Credit card": "credit_card", "Personal loan": "personal_loan"}[p]
 		row := `#eligibility [data-product="` + id + `"]`
-		waitPage(t, ctx, 10*time.Second, p+" evaluated", `document.querySelector('`+row+`')?.dataset.decision === 'refuse'`)
+		waitPage(t, ctx, 10*time.Second, p+" evaluated", `document.querySelector('`+row+`')?.dataset.reason === 'case_open'`)
 		if got, want := pageText(t, ctx, row), p+": "+refused; got != want {
 			t.Errorf("eligibility of the %s = %q\nwant %q", p, got, want)
 		}

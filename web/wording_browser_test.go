@@ -90,7 +90,7 @@ func TestBrowserOwnCheckInProgress(t *testing.T) {
 		}
 		lookUpCustomer(t, ctx, other)
 		row := `#eligibility [data-product="credit_card"]`
-		waitPage(t, ctx, 10*time.Second, "evaluated", `document.querySelector('`+row+`')?.dataset.decision === 'refuse'`)
+		waitPage(t, ctx, 10*time.Second, "evaluated", `document.getElementById('eligibility').dataset.customer === '`+other+`' && document.querySelector('`+row+`')?.dataset.decision === 'refuse'`)
 		got := pageText(t, ctx, row)
 		if !strings.HasPrefix(got, "Credit card: a check would be refused. Another check for a Credit card is in progress until ") ||
 			!strings.HasSuffix(got, "placed by card-service.") {

@@ -323,6 +323,12 @@
 
   function renderCustomer(c, events) {
     $('customer-name').textContent = c.customer_id;
+    if (!state.eligibility || state.eligibility.customer !== c.customer_id) {
+      // Another customer's dry run must not stand under this one's name
+      // while theirs is asked for.
+      delete $('eligibility').dataset.customer;
+      $('eligibility').replaceChildren(el('li', { class: 'muted', text: 'Evaluating…' }));
+    }
     renderCustomerCase();
     const list = $('products');
     list.replaceChildren();
@@ -369,6 +375,7 @@
   function renderEligibility() {
     const seen = state.eligibility;
     if (!seen || seen.customer !== state.customer) return;
+    $('eligibility').dataset.customer = seen.customer;
     $('eligibility').replaceChildren(...seen.rows.map(({ p, e, err }) => {
       const name = el('b', { text: p.title + ': ' });
       if (err) {
