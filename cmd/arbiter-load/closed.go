@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/arbiter-bank/arbiter/cmd/arbiter-load/internal/load"
 )
 
@@ -26,6 +28,16 @@ type closedReport struct {
 	Endpoint    load.EndpointReport `json:"endpoint"`
 	Exhausted   bool                `json:"setup_exhausted"`
 	Profile     string              `json:"profile,omitempty"`
+	// ServerCPUUs is the serving process's user+system CPU per request
+	// over the window (/proc/<-pid>/stat); 0 without -pid.
+	ServerCPUUs float64 `json:"server_cpu_us_per_request"`
+	// RedisCPUUs is redis-server's CPU per request the same way (-redis-pid).
+	RedisCPUUs float64 `json:"redis_cpu_us_per_request"`
+	// Redis is Redis's own time in script calls over the window (INFO
+	// commandstats, -redis-url); ScriptCallsPerRequest is their count per
+	// request.
+	Redis                 *load.ScriptCost `json:"redis,omitempty"`
+	ScriptCallsPerRequest float64          `json:"script_calls_per_request"`
 }
 
 // closedLoopHTTP is `arbiter-load closed`: -concurrency workers each
@@ -45,6 +57,11 @@ func closedLoopHTTP(ctx context.Context, f *scenarioFlags, stdout, stderr io.Wri
 		return err
 	}
 	rep := closedReport{Op: f.op, Concurrency: f.concurrency, Setup: f.setup}
+	meters, err := startMeters(ctx, f)
+	if err != nil {
+		return err
+	}
+	defer meters.close()
 	prof := startProfile(ctx, f)
 	var (
 		next atomic.Int64
@@ -67,18 +84,22 @@ func closedLoopHTTP(ctx context.Context, f *scenarioFlags, stdout, stderr io.Wri
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	if err := meters.stop(ctx); err != nil {
+		return err
+	}
 	rep.Exhausted = limit > 0 && next.Load() >= limit
 	rep.Elapsed = elapsed.Seconds()
 	for _, e := range c.Rec.Endpoints(elapsed) {
 		rep.Endpoint = e // one endpoint: the op's
 	}
 	rep.Rate = float64(rep.Endpoint.Count-rep.Endpoint.Failed-rep.Endpoint.Errors) / elapsed.Seconds()
+	meters.report(&rep)
 	if err := prof(); err != nil {
 		return err
 	}
 	rep.Profile = f.profile
-	fmt.Fprintf(stderr, "closed %s: %d workers, %.0f/s for %.1fs, p50 %.2f ms p99 %.2f ms, statuses %v\n",
-		f.op, f.concurrency, rep.Rate, rep.Elapsed, rep.Endpoint.P50, rep.Endpoint.P99, rep.Endpoint.Statuses)
+	fmt.Fprintf(stderr, "closed %s: %d workers, %.0f/s for %.1fs, p50 %.2f ms p99 %.2f ms, CPU/request: server %.1f us, redis %.1f us, statuses %v\n",
+		f.op, f.concurrency, rep.Rate, rep.Elapsed, rep.Endpoint.P50, rep.Endpoint.P99, rep.ServerCPUUs, rep.RedisCPUUs, rep.Endpoint.Statuses)
 	if c.Rec.Failed() > 0 && !f.allowFailures {
 		return fmt.Errorf("%d requests failed", c.Rec.Failed())
 	}
@@ -96,6 +117,17 @@ func closedOp(ctx context.Context, f *scenarioFlags, c *load.Client) (func(conte
 	case "check":
 		return func(ctx context.Context, i int64) bool {
 			return c.Check(ctx, prefix+"-c"+strconv.FormatInt(i, 10), load.CreditCard, nil, http.StatusCreated).OK
+		}, 0, nil
+	case "refusal":
+		if f.setup <= 0 {
+			return nil, 0, errors.New("closed -op refusal needs -setup N customers to refuse")
+		}
+		granted, err := grantCards(ctx, f, c, prefix)
+		if err != nil {
+			return nil, 0, err
+		}
+		return func(ctx context.Context, i int64) bool {
+			return c.Check(ctx, granted[i%int64(len(granted))], load.PersonalLoan, nil, http.StatusConflict).OK
 		}, 0, nil
 	case "ping":
 		return func(ctx context.Context, _ int64) bool {
@@ -121,7 +153,119 @@ func closedOp(ctx context.Context, f *scenarioFlags, c *load.Client) (func(conte
 			return c.RedeemToken(ctx, load.CreditCard, holds[i].Token, nil, http.StatusCreated).OK
 		}, int64(len(holds)), nil
 	}
-	return nil, 0, fmt.Errorf("closed: -op %q: want check, redeem or ping", f.op)
+	return nil, 0, fmt.Errorf("closed: -op %q: want check, redeem, refusal or ping", f.op)
+}
+
+// grantCards checks and redeems a credit card for -setup new customers,
+// outside the measure, and returns their ids: a loan check for any of them
+// is refused (409), and changes nothing a later refusal depends on.
+func grantCards(ctx context.Context, f *scenarioFlags, c *load.Client, prefix string) ([]string, error) {
+	setup := *c
+	setup.Rec = load.NewRecorder()
+	ids := make([]string, f.setup)
+	var failed atomic.Int64
+	parallel(f.setup, f.concurrency, func(i int) {
+		ids[i] = fmt.Sprintf("%s-g%d", prefix, i)
+		var h load.CheckResponse
+		if !setup.Check(ctx, ids[i], load.CreditCard, &h, http.StatusCreated).OK ||
+			!setup.RedeemToken(ctx, load.CreditCard, h.Token, nil, http.StatusCreated).OK {
+			failed.Add(1)
+		}
+	})
+	if n := failed.Load(); n > 0 {
+		return nil, fmt.Errorf("setup: %d of %d customers not granted a card", n, f.setup)
+	}
+	return ids, nil
+}
+
+// meters snapshot what a closed-loop window costs the server and Redis:
+// their processes' CPU (-pid, -redis-pid) and Redis's script time (INFO
+// commandstats over -redis-url). Each is skipped when its flag is unset.
+type meters struct {
+	pid, redisPID   int
+	rdb             *redis.Client
+	cpu, redisCPU   time.Duration
+	cmds            map[string]load.CmdStat
+	script          load.ScriptCost
+	cpuOK, redisOK  bool
+	measuredScripts bool
+}
+
+func startMeters(ctx context.Context, f *scenarioFlags) (*meters, error) {
+	m := &meters{pid: f.pid, redisPID: f.redisPID}
+	if f.redisURL != "" {
+		opts, err := redis.ParseURL(f.redisURL)
+		if err != nil {
+			return nil, fmt.Errorf("-redis-url: %w", err)
+		}
+		m.rdb = redis.NewClient(opts)
+		if m.cmds, err = load.CommandTimes(ctx, m.rdb); err != nil {
+			m.rdb.Close()
+			return nil, err
+		}
+	}
+	var err error
+	if m.pid > 0 {
+		if m.cpu, err = load.ProcCPU(m.pid); err != nil {
+			return nil, fmt.Errorf("-pid: %w", err)
+		}
+	}
+	if m.redisPID > 0 {
+		if m.redisCPU, err = load.ProcCPU(m.redisPID); err != nil {
+			return nil, fmt.Errorf("-redis-pid: %w", err)
+		}
+	}
+	return m, nil
+}
+
+// stop takes the second snapshot: the deltas replace the first.
+func (m *meters) stop(ctx context.Context) error {
+	if m.pid > 0 {
+		cpu, err := load.ProcCPU(m.pid)
+		if err != nil {
+			return fmt.Errorf("-pid: %w", err)
+		}
+		m.cpu, m.cpuOK = cpu-m.cpu, true
+	}
+	if m.redisPID > 0 {
+		cpu, err := load.ProcCPU(m.redisPID)
+		if err != nil {
+			return fmt.Errorf("-redis-pid: %w", err)
+		}
+		m.redisCPU, m.redisOK = cpu-m.redisCPU, true
+	}
+	if m.rdb != nil {
+		after, err := load.CommandTimes(ctx, m.rdb)
+		if err != nil {
+			return err
+		}
+		m.script, m.measuredScripts = load.ScriptDelta(m.cmds, after), true
+	}
+	return nil
+}
+
+// report divides the deltas by the requests the window sent.
+func (m *meters) report(rep *closedReport) {
+	n := float64(rep.Endpoint.Count)
+	if n == 0 {
+		return
+	}
+	if m.cpuOK {
+		rep.ServerCPUUs = float64(m.cpu.Microseconds()) / n
+	}
+	if m.redisOK {
+		rep.RedisCPUUs = float64(m.redisCPU.Microseconds()) / n
+	}
+	if m.measuredScripts {
+		sc := m.script
+		rep.Redis, rep.ScriptCallsPerRequest = &sc, float64(sc.Calls)/n
+	}
+}
+
+func (m *meters) close() {
+	if m.rdb != nil {
+		m.rdb.Close()
+	}
 }
 
 // startProfile asks arbiter's pprof listener for a CPU profile as long as

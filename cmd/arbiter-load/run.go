@@ -29,26 +29,29 @@ Scenarios (open model: -rate iterations/s for -duration):
 Benchmark helpers (deploy/bench/run.sh):
   storebench  arbiter's store vs the redsync peer design, in process, same Redis (-redis-url)
   preload     import -customers granted customers straight into Redis (-redis-url)
-  closed      -concurrency workers repeating -op (check, redeem, ping) for -duration: throughput;
+  closed      -concurrency workers repeating -op (check, redeem, refusal, ping) for -duration:
+              throughput; -pid: the server's CPU per request; -redis-url and -redis-pid: Redis's;
               -pprof-url and -profile take arbiter's CPU profile of the window
   cost        each operation alone, -requests times: Redis µs per script call (commandstats),
               the script MONITOR saw, arbiter's CPU per request (-pid); vs a minimal hold script
   footprint   one customer's keys after check+redeem and after check+cancel: MEMORY USAGE, TTL
   plot        draw a sweep CSV (-in: series,offered_per_s,p50_ms,p99_ms) as an SVG (-out), -png too
+  bare        serve 204 No Content to any request on -addr, no middleware: the baseline
+              the same clients measure arbiter against (ping, closed -op ping)
 
 Flags:`
 
 // scenarioFlags are the flags of every subcommand.
 type scenarioFlags struct {
 	base, jsonPath, redisURL, spawn, path, prefix string
-	in, out, png, title, pattern                  string
+	in, out, png, title, pattern, addr            string
 	op, pprofURL, profile, rates                  string
 	keys                                          load.Keys
 	cfg                                           load.Config
 	timeout, rtt                                  time.Duration
 	redeem, quiet, allowFailures                  bool
 	concurrency, rounds, from, requests, pid      int
-	setup                                         int
+	setup, redisPID                               int
 }
 
 func parseFlags(name string, args []string, getenv func(string) string, stderr io.Writer) (*scenarioFlags, error) {
@@ -84,9 +87,11 @@ func parseFlags(name string, args []string, getenv func(string) string, stderr i
 	fs.DurationVar(&f.rtt, "rtt", 0, "storebench: network round-trip time to simulate between the designs and Redis (each write to Redis waits this long)")
 	fs.IntVar(&f.from, "from", 0, "preload: customers already loaded (import ids from..customers-1)")
 	fs.IntVar(&f.requests, "requests", 2000, "cost: measured calls of each operation")
-	fs.IntVar(&f.pid, "pid", 0, "cost: arbiter's process id, for its CPU per request (/proc/<pid>/stat)")
-	fs.StringVar(&f.op, "op", "check", "closed: the request each worker repeats: check, redeem (of -setup holds placed first) or ping")
-	fs.IntVar(&f.setup, "setup", 0, "closed -op redeem: holds placed before the measure")
+	fs.IntVar(&f.pid, "pid", 0, "cost, closed: the server's process id, for its CPU per request (/proc/<pid>/stat)")
+	fs.IntVar(&f.redisPID, "redis-pid", 0, "closed: redis-server's process id, for its CPU per request (/proc/<pid>/stat)")
+	fs.StringVar(&f.addr, "addr", "127.0.0.1:8081", "bare: the address to serve on")
+	fs.StringVar(&f.op, "op", "check", "closed: the request each worker repeats: check, redeem (of -setup holds placed first), refusal (a loan for one of -setup customers granted a card) or ping")
+	fs.IntVar(&f.setup, "setup", 0, "closed -op redeem: holds placed before the measure; -op refusal: customers granted a card")
 	fs.StringVar(&f.pprofURL, "pprof-url", "", "closed: arbiter's pprof listener (http://127.0.0.1:6060): profile the measured window")
 	fs.StringVar(&f.profile, "profile", "", "closed: write that CPU profile to this file")
 	fs.StringVar(&f.rates, "rates", "", "storebench: offered rates (\"1000 2000 4000\"): an open-model sweep of both designs' checks, -duration per step")
@@ -142,6 +147,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return footprint(ctx, f, stdout)
 	case "closed":
 		return closedLoopHTTP(ctx, f, stdout, stderr)
+	case "bare":
+		return serveBare(ctx, f, stderr)
 	case "checks", "contention", "soak", "ping":
 	default:
 		fmt.Fprintln(stderr, usage)

@@ -181,3 +181,39 @@ func TestRunRejectsBadInput(t *testing.T) {
 		}
 	}
 }
+
+// TestClosedCosts runs the closed loop run.sh takes CPU per request from,
+// against a real arbiter and Redis: every refusal is a 409 made of one
+// script call, and both processes' CPU is read.
+func TestClosedCosts(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a real arbiter and Redis")
+	}
+	srv := redistest.MustStartRedis(t)
+	base := startArbiter(t, srv.URL())
+	for _, op := range []string{"refusal", "check"} {
+		t.Run(op, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "closed.json")
+			var out bytes.Buffer
+			err := run(context.Background(), []string{"arbiter-load", "closed", "-base-url", base, "-redis-url", srv.URL(),
+				"-checker-key", smokeKeys.Checker, "-card-key", smokeKeys.Card, "-loan-key", smokeKeys.Loan,
+				"-op", op, "-setup", "20", "-concurrency", "4", "-duration", "1s",
+				"-pid", strconv.Itoa(os.Getpid()), "-json", path}, func(string) string { return "" }, &out, &out)
+			if err != nil {
+				t.Fatalf("closed: %v\n%s", err, out.String())
+			}
+			var rep closedReport
+			readJSON(t, path, &rep)
+			want := map[string]string{"refusal": "409", "check": "201"}[op]
+			if n := rep.Endpoint.Count; n == 0 || rep.Endpoint.Statuses[want] != n {
+				t.Fatalf("statuses %v of %d requests, want all %s", rep.Endpoint.Statuses, n, want)
+			}
+			if got, want := rep.ScriptCallsPerRequest, 1.0; got != want {
+				t.Fatalf("script calls per request = %v, want %v", got, want)
+			}
+			if rep.Redis == nil || rep.Redis.Usec <= 0 || rep.ServerCPUUs <= 0 {
+				t.Fatalf("redis %+v, server CPU %v µs/request: want both measured", rep.Redis, rep.ServerCPUUs)
+			}
+		})
+	}
+}

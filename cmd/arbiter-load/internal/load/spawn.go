@@ -78,7 +78,8 @@ func Spawn(ctx context.Context, bin string, args, env []string, logs io.Writer) 
 	return p, nil
 }
 
-// WaitReady polls base/readyz until it answers 200 or timeout passes.
+// WaitReady polls base/readyz until it answers 200 (arbiter) or 204 (the
+// bare baseline, which answers 204 to anything) or timeout passes.
 func WaitReady(ctx context.Context, base string, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	var last string
@@ -87,7 +88,7 @@ func WaitReady(ctx context.Context, base string, timeout time.Duration) error {
 		resp, err := http.DefaultClient.Do(req)
 		if err == nil {
 			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
+			if resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusNoContent {
 				return nil
 			}
 			last = resp.Status
