@@ -13,6 +13,7 @@ import (
 	"image/color"
 	"io"
 	"math"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -92,22 +93,34 @@ var palette = []color.Color{
 // floor keeps a log axis defined when a quantile rounds to 0 ms.
 const floor = 0.01
 
+// Chart is a sweep's plot and its legend, which Save draws below the
+// axes, off the data: p99 entries in the left column, p50 entries (and the
+// mark of steps that did not keep up) in the right one.
+type Chart struct {
+	Plot *plot.Plot
+	cols [2]plot.Legend
+}
+
 // New draws the series: p99 solid, p50 dashed, one colour per series, the
 // latency axis logarithmic (a knee is a jump of an order of magnitude).
-func New(title string, series []Series) (*plot.Plot, error) {
+func New(title string, series []Series) (*Chart, error) {
 	p := plot.New()
 	p.Title.Text = title
 	p.X.Label.Text = "offered rate (per second)"
 	p.Y.Label.Text = "latency (ms, log scale)"
 	p.Y.Scale = plot.LogScale{}
 	p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
-	p.Legend.Top, p.Legend.Left = true, true
-	p.Legend.XOffs, p.Legend.YOffs = vg.Points(45), -vg.Points(30) // inside the axes, below the title
 	p.Add(plotter.NewGrid())
+	ch := &Chart{Plot: p}
+	for k := range ch.cols {
+		ch.cols[k] = plot.NewLegend()
+		ch.cols[k].Top, ch.cols[k].Left = true, true
+		ch.cols[k].TextStyle.Font.Size = vg.Points(10)
+	}
 	var fell plotter.XYs // the points of steps that did not keep up
 	for k, s := range series {
 		c := palette[k%len(palette)]
-		for _, q := range []struct {
+		for col, q := range []struct {
 			name  string
 			dash  []vg.Length
 			value func(Point) float64
@@ -127,7 +140,7 @@ func New(title string, series []Series) (*plot.Plot, error) {
 			line.Color, line.Dashes, line.Width = c, q.dash, vg.Points(1.5)
 			points.Color, points.Shape, points.Radius = c, q.shape, vg.Points(2.5)
 			p.Add(line, points)
-			p.Legend.Add(s.Name+" "+q.name, line, points)
+			ch.cols[col].Add(s.Name+" "+q.name, line, points)
 			fell = append(fell, fallen(s.Points, xys)...)
 		}
 	}
@@ -138,10 +151,9 @@ func New(title string, series []Series) (*plot.Plot, error) {
 		}
 		marks.Shape, marks.Radius, marks.Color = draw.CrossGlyph{}, vg.Points(5), color.Black
 		p.Add(marks)
-		p.Legend.Add("step did not keep up", marks)
+		ch.cols[1].Add("step did not keep up", marks)
 	}
-	p.Y.Max *= 40 // headroom for the legend, top left
-	return p, nil
+	return ch, nil
 }
 
 // fallen returns the plotted points of the steps that did not keep up.
@@ -155,11 +167,42 @@ func fallen(pts []Point, xys plotter.XYs) plotter.XYs {
 	return out
 }
 
+// Chart sizes: the plot area (axes, title) and the legend's margins.
+const (
+	width      = 16 * vg.Centimeter
+	plotHeight = 9 * vg.Centimeter
+	margin     = 0.3 * vg.Centimeter
+)
+
 // Save writes the chart to path, in the format its extension names (.svg,
-// .png, ...), 16 cm by 9 cm.
-func Save(p *plot.Plot, path string) error {
-	if filepath.Ext(path) == "" {
+// .png, ...): the plot 16 cm by 9 cm, the legend in a band below it.
+func Save(ch *Chart, path string) (err error) {
+	ext := strings.ToLower(filepath.Ext(path))
+	if ext == "" {
 		return fmt.Errorf("%s: name the format with an extension (.svg, .png)", path)
 	}
-	return p.Save(16*vg.Centimeter, 9*vg.Centimeter, path)
+	var legend vg.Length
+	for k := range ch.cols {
+		r := ch.cols[k].Rectangle(draw.Canvas{})
+		legend = max(legend, r.Max.Y-r.Min.Y)
+	}
+	band := legend + 2*margin
+	cw, err := draw.NewFormattedCanvas(width, plotHeight+band, ext[1:])
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	dc := draw.New(cw)
+	ch.Plot.Draw(draw.Crop(dc, 0, 0, band, 0))
+	strip := draw.Crop(dc, margin, -margin, margin, -(plotHeight + margin))
+	left := ch.cols[0].Rectangle(strip)
+	second := max(strip.Min.X+(left.Max.X-left.Min.X)+margin, strip.Min.X+(strip.Max.X-strip.Min.X)/2)
+	ch.cols[0].Draw(strip)
+	ch.cols[1].Draw(draw.Crop(strip, second-strip.Min.X, 0, 0, 0))
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, f.Close()) }()
+	_, err = cw.WriteTo(f)
+	return err
 }

@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -116,5 +117,75 @@ func TestSaveNeedsExtension(t *testing.T) {
 	}
 	if err := Save(p, filepath.Join(t.TempDir(), "noext")); err == nil {
 		t.Fatal("Save without an extension = nil error, want one")
+	}
+}
+
+// TestLegendBelowTheAxes checks the legend is off the data: every entry's
+// text lies below the x axis's label (vgsvg writes texts in y-up
+// coordinates, as y="-height" with scale(1, -1)).
+func TestLegendBelowTheAxes(t *testing.T) {
+	series := []Series{
+		{Name: "a", Points: []Point{{Offered: 1, P50: 1, P99: 2}, {Offered: 2, P50: 50, P99: 900, Fell: true}}},
+		{Name: "b", Points: []Point{{Offered: 1, P50: 1, P99: 3}}},
+	}
+	ch, err := New("legend", series)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "legend.svg")
+	if err := Save(ch, path); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	heights := svgTextHeights(t, data)
+	axis, ok := heights["offered rate (per second)"]
+	if !ok {
+		t.Fatal("no x axis label in the SVG")
+	}
+	for _, label := range []string{"a p99", "a p50", "b p99", "b p50", "step did not keep up"} {
+		h, ok := heights[label]
+		if !ok {
+			t.Errorf("the legend has no entry %q", label)
+			continue
+		}
+		if h >= axis {
+			t.Errorf("legend entry %q at height %.1f, want below the x axis label (%.1f)", label, h, axis)
+		}
+	}
+}
+
+// svgTextHeights maps each <text>'s content to its height from the bottom.
+func svgTextHeights(t *testing.T, data []byte) map[string]float64 {
+	t.Helper()
+	out := map[string]float64{}
+	dec := xml.NewDecoder(strings.NewReader(string(data)))
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			return out
+		}
+		if err != nil {
+			t.Fatalf("not well-formed XML: %v", err)
+		}
+		se, ok := tok.(xml.StartElement)
+		if !ok || se.Name.Local != "text" {
+			continue
+		}
+		var y float64
+		for _, a := range se.Attr {
+			if a.Name.Local == "y" {
+				if y, err = strconv.ParseFloat(a.Value, 64); err != nil {
+					t.Fatalf("text y %q: %v", a.Value, err)
+				}
+			}
+		}
+		var content string
+		if err := dec.DecodeElement(&content, &se); err != nil {
+			t.Fatal(err)
+		}
+		out[content] = -y
 	}
 }
