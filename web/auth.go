@@ -2,6 +2,7 @@ package web
 
 import (
 	"sync"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -99,6 +100,7 @@ func require(roles ...validation.Role) echo.MiddlewareFunc {
 type requestContext struct {
 	echo.Context
 	actor *validation.Actor
+	start time.Time // when the request reached the chain
 }
 
 var requestContexts = sync.Pool{New: func() any { return new(requestContext) }}
@@ -107,12 +109,21 @@ var requestContexts = sync.Pool{New: func() any { return new(requestContext) }}
 func withRequestContext(h echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		rc := requestContexts.Get().(*requestContext)
-		rc.Context, rc.actor = c, nil
+		rc.Context, rc.actor, rc.start = c, nil, time.Now()
 		err := h(rc)
 		rc.Context, rc.actor = nil, nil
 		requestContexts.Put(rc)
 		return err
 	}
+}
+
+// startOf is when the request reached everyRequest's chain: one clock
+// reading that the metrics, the access log and the deadline share.
+func startOf(c echo.Context) time.Time {
+	if rc, ok := c.(*requestContext); ok {
+		return rc.start
+	}
+	return time.Now()
 }
 
 // setActor records who the request comes from; outside everyRequest's

@@ -138,13 +138,12 @@ func (m *apiMetrics) handler() echo.HandlerFunc {
 // writes a handler's error, so the status it sees is the one sent.
 func (m *apiMetrics) observeRequests(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		start := time.Now()
 		err := next(c)
 		route := c.Path()
 		if route == "" || c.Response().Status == 404 && validation.ReasonOf(err) == validation.ReasonNotFound {
 			route = "unmatched" // arbitrary paths must not become label values
 		}
-		m.observers.get(c.Request().Method, route, c.Response().Status).Observe(time.Since(start).Seconds())
+		m.observers.get(c.Request().Method, route, c.Response().Status).Observe(time.Since(startOf(c)).Seconds())
 		return err
 	}
 }

@@ -206,7 +206,7 @@ func timeout(d time.Duration) echo.MiddlewareFunc {
 				d = max(d, ImpactTimeout)
 			}
 			r := c.Request()
-			ctx := &deadlineCtx{Context: r.Context(), deadline: time.Now().Add(d)}
+			ctx := &deadlineCtx{Context: r.Context(), deadline: startOf(c).Add(d)}
 			defer ctx.cancel()
 			c.SetRequest(r.WithContext(ctx))
 			return next(c)
@@ -309,7 +309,6 @@ const AccessLogMessage = "request"
 func accessLog(log *slog.Logger) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
-			start := time.Now()
 			err := next(c)
 			if err != nil {
 				c.Error(err)
@@ -318,10 +317,15 @@ func accessLog(log *slog.Logger) echo.MiddlewareFunc {
 			if !log.Enabled(ctx, slog.LevelInfo) {
 				return nil
 			}
-			// Attrs, not key-value pairs: no value is boxed in an interface.
+			end := time.Now()
+			// A record of attrs, not key-value pairs: no value is boxed in an
+			// interface; and no caller's PC (Logger.LogAttrs takes one with
+			// runtime.Callers for every line), which only a handler with
+			// AddSource would print, and arbiter's has none.
+			r := slog.NewRecord(end, slog.LevelInfo, AccessLogMessage, 0)
 			var attrs [8]slog.Attr
 			a := append(attrs[:0], slog.String("method", c.Request().Method), slog.String("route", c.Path()),
-				slog.Int("status", c.Response().Status), slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
+				slog.Int("status", c.Response().Status), slog.Float64("duration_ms", float64(end.Sub(startOf(c)).Microseconds())/1000),
 				slog.String("client", actorOf(c).ID), slog.String("request_id", c.Response().Header().Get(echo.HeaderXRequestID)))
 			if err != nil {
 				a = append(a, slog.String("reason", string(toProblem(err).Reason))) // a code, never the detail
@@ -329,7 +333,8 @@ func accessLog(log *slog.Logger) echo.MiddlewareFunc {
 			if id := traceID(ctx); id != "" {
 				a = append(a, slog.String("trace_id", id))
 			}
-			log.LogAttrs(ctx, slog.LevelInfo, AccessLogMessage, a...)
+			r.AddAttrs(a...)
+			_ = log.Handler().Handle(ctx, r)
 			return nil
 		}
 	}
