@@ -29,7 +29,7 @@ func TestAllocsPerRequest(t *testing.T) {
 			w, q := newSink(), newRequest("GET", "/v1/ping", auth...)
 			return func() { f.serve(t, w, q.reset(nil), http.StatusNoContent) }
 		}},
-		{"check", 124, func(t *testing.T) func() {
+		{"check", 120, func(t *testing.T) func() {
 			w, q := newSink(), newRequest("POST", "/v1/checks", auth...)
 			var buf []byte
 			n := 1_000_000
