@@ -3,6 +3,8 @@ package tokens
 import (
 	"bytes"
 	"crypto/ed25519"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -159,6 +161,7 @@ type IssuerConfig struct {
 type Issuer struct {
 	key      ed25519.PrivateKey
 	kid      string
+	header   string // encodedHeader(kid)
 	jwks     []byte
 	verifier *Verifier
 }
@@ -187,9 +190,15 @@ func NewIssuer(cfg IssuerConfig) (*Issuer, error) {
 	if err != nil {
 		return nil, err
 	}
+	kid := KeyID(pub)
+	header, err := encodedHeader(kid)
+	if err != nil {
+		return nil, err
+	}
 	return &Issuer{
 		key:      slices.Clone(cfg.Key),
-		kid:      KeyID(pub),
+		kid:      kid,
+		header:   header,
 		jwks:     jwks,
 		verifier: newVerifier(cfg.Issuer, keys, cfg.Now, cfg.Leeway),
 	}, nil
@@ -206,14 +215,29 @@ func (i *Issuer) Sign(c Claims) (string, error) {
 	if err := c.validate(); err != nil {
 		return "", err
 	}
-	tok := jwt.NewWithClaims(jwt.SigningMethodEdDSA, c.wire(i.verifier.issuer))
-	tok.Header["typ"] = tokenType
-	tok.Header["kid"] = i.kid
-	s, err := tok.SignedString(i.key)
+	// What jwt.Token.SignedString makes, byte for byte, but with the
+	// header encoded once per Issuer rather than once per token.
+	claims, err := json.Marshal(c.wire(i.verifier.issuer))
 	if err != nil {
 		return "", fmt.Errorf("tokens: sign: %w", err)
 	}
-	return s, nil
+	enc := base64.RawURLEncoding
+	b := make([]byte, 0, len(i.header)+2+enc.EncodedLen(len(claims))+enc.EncodedLen(ed25519.SignatureSize))
+	b = append(append(b, i.header...), '.')
+	b = enc.AppendEncode(b, claims)
+	sig := ed25519.Sign(i.key, b)
+	b = enc.AppendEncode(append(b, '.'), sig)
+	return string(b), nil
+}
+
+// encodedHeader is the first segment of every token of the key kid: the
+// JOSE header as jwt.Token encodes it (a map, so its keys sorted).
+func encodedHeader(kid string) (string, error) {
+	h, err := json.Marshal(map[string]any{"alg": jwt.SigningMethodEdDSA.Alg(), "kid": kid, "typ": tokenType})
+	if err != nil {
+		return "", err
+	}
+	return base64.RawURLEncoding.EncodeToString(h), nil
 }
 
 // Verify checks token as Verifier.Verify does, against the Issuer's signing

@@ -3,6 +3,8 @@ package web
 import (
 	"context"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -31,6 +33,59 @@ type apiMetrics struct {
 	imports       *prometheus.CounterVec
 	requests      *prometheus.HistogramVec
 	storeFull     *prometheus.CounterVec
+
+	observers observers // of requests
+}
+
+// observers keeps the children of a request histogram by their labels, so
+// that a request finds its own with one map lookup, no lock and no
+// allocation, where WithLabelValues hashes the labels, locks and formats
+// the status code on every request. The map is copied on every new child,
+// which happens a few dozen times in a process's life: routes times
+// methods times status codes.
+type observers struct {
+	vec *prometheus.HistogramVec
+	mu  sync.Mutex // held to add a child
+	m   atomic.Pointer[map[observerKey]prometheus.Observer]
+}
+
+type observerKey struct {
+	method, route string
+	code          int
+}
+
+// maxObservers bounds the map: odd methods, which any client can send,
+// go to the histogram directly beyond it.
+const maxObservers = 512
+
+func (o *observers) get(method, route string, code int) prometheus.Observer {
+	k := observerKey{method, route, code}
+	if m := o.m.Load(); m != nil {
+		if obs, ok := (*m)[k]; ok {
+			return obs
+		}
+	}
+	obs := o.vec.WithLabelValues(method, route, strconv.Itoa(code))
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	old := o.m.Load()
+	if old != nil && len(*old) >= maxObservers {
+		return obs
+	}
+	m := make(map[observerKey]prometheus.Observer, 1+len(deref(old)))
+	for key, v := range deref(old) {
+		m[key] = v
+	}
+	m[k] = obs
+	o.m.Store(&m)
+	return obs
+}
+
+func deref[M any](p *M) (m M) {
+	if p != nil {
+		m = *p
+	}
+	return m
 }
 
 func newAPIMetrics(reg *prometheus.Registry) *apiMetrics {
@@ -67,6 +122,7 @@ func newAPIMetrics(reg *prometheus.Registry) *apiMetrics {
 		}, []string{"route"}),
 	}
 	reg.MustRegister(m.checks, m.redemptions, m.cancellations, m.releases, m.imports, m.requests, m.storeFull)
+	m.observers.vec = m.requests
 	return m
 }
 
@@ -82,14 +138,12 @@ func (m *apiMetrics) handler() echo.HandlerFunc {
 // writes a handler's error, so the status it sees is the one sent.
 func (m *apiMetrics) observeRequests(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		start := time.Now()
 		err := next(c)
 		route := c.Path()
 		if route == "" || c.Response().Status == 404 && validation.ReasonOf(err) == validation.ReasonNotFound {
 			route = "unmatched" // arbitrary paths must not become label values
 		}
-		m.requests.WithLabelValues(c.Request().Method, route, strconv.Itoa(c.Response().Status)).
-			Observe(time.Since(start).Seconds())
+		m.observers.get(c.Request().Method, route, c.Response().Status).Observe(time.Since(startOf(c)).Seconds())
 		return err
 	}
 }

@@ -16,9 +16,8 @@ import (
 // a group with middleware (whose catch-all route matches any method).
 func (s *Server) routes() {
 	e := s.echo
-	e.Use(recoverPanics(s.cfg.Logger), requestID)
-	e.Use(s.tracing()...) // none when tracing is off (tracing.go)
-	e.Use(s.metrics.observeRequests, accessLog(s.cfg.Logger), timeout(s.cfg.RequestTimeout))
+	e.Use(everyRequest(recoverPanics(s.cfg.Logger), requestID, // then tracing, none when it is off (tracing.go)
+		chain(s.tracing()...), s.metrics.observeRequests, accessLog(s.cfg.Logger), timeout(s.cfg.RequestTimeout)))
 
 	get(e, "/healthz", handleHealthz())
 	get(e, "/readyz", handleReadyz(s.cfg.Ready, s.full))
@@ -35,14 +34,14 @@ func (s *Server) routes() {
 	// session cookie authenticates /v1 calls as BranchClientID [checker].
 	ui := newBranchUI(s.cfg)
 	get(e, "/branch", redirectToBranch)
-	br := e.Group("/branch", ui.headers)
+	br := newGroup(e, "/branch", ui.headers)
 	get(br, "/*", ui.handleAsset())
 	get(br, "/session", ui.handleSessionInfo())
 	br.POST("/session", ui.handleSignIn())
 	br.DELETE("/session", ui.handleSignOut()) // CSRF header required
 	br.RouteNotFound("/*", wrongMethod(e))
 
-	v1 := e.Group("/v1", ui.sessionAuth, authenticate(s.cfg.Clients))
+	v1 := newGroup(e, "/v1", ui.sessionAuth, authenticate(s.cfg.Clients))
 	get(v1, "/ping", handlePing()) // any client: the framework baseline for load tests, no store
 	v1.POST("/checks", s.handleCreateCheck(), require(checker))
 	get(v1, "/checks/:check_id", s.handleGetCheck(), require(checker))                // otp: its placer only
@@ -108,7 +107,61 @@ func routeMatches(pattern, path string) bool {
 	return len(ps) == len(xs)
 }
 
-// router is what *echo.Echo and *echo.Group have in common.
+// everyRequest is the middleware of every request, composed once around a
+// handler that calls the route's: echo composes the middleware of Use
+// anew on every request, a closure per middleware, and each request then
+// gets this same chain. echo passes the route's handler as next, and also
+// keeps it as c.Handler(), which the chain calls. The chain sees the
+// request in a requestContext (auth.go).
+func everyRequest(mw ...echo.MiddlewareFunc) echo.MiddlewareFunc {
+	h := withRequestContext(chain(mw...)(func(c echo.Context) error { return c.Handler()(c) }))
+	return func(echo.HandlerFunc) echo.HandlerFunc { return h }
+}
+
+// group is echo.Group, but its middleware and a route's are composed
+// once, when the route is added, where echo composes them on every
+// request.
+type group struct {
+	e      *echo.Echo
+	prefix string
+	mw     []echo.MiddlewareFunc
+}
+
+// newGroup adds, as echo.Group does, catch-all routes under prefix, so a
+// request for an unknown path passes the group's middleware too (a v1
+// path answers 401 before 404).
+func newGroup(e *echo.Echo, prefix string, mw ...echo.MiddlewareFunc) *group {
+	g := &group{e: e, prefix: prefix, mw: mw}
+	g.RouteNotFound("", echo.NotFoundHandler)
+	g.RouteNotFound("/*", echo.NotFoundHandler)
+	return g
+}
+
+func (g *group) handler(h echo.HandlerFunc, m []echo.MiddlewareFunc) echo.HandlerFunc {
+	return chain(append(slices.Clip(g.mw), m...)...)(h)
+}
+
+func (g *group) Match(methods []string, path string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) []*echo.Route {
+	return g.e.Match(methods, g.prefix+path, g.handler(h, m))
+}
+
+func (g *group) POST(path string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
+	return g.e.POST(g.prefix+path, g.handler(h, m))
+}
+
+func (g *group) PUT(path string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
+	return g.e.PUT(g.prefix+path, g.handler(h, m))
+}
+
+func (g *group) DELETE(path string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
+	return g.e.DELETE(g.prefix+path, g.handler(h, m))
+}
+
+func (g *group) RouteNotFound(path string, h echo.HandlerFunc) *echo.Route {
+	return g.e.RouteNotFound(g.prefix+path, g.handler(h, nil))
+}
+
+// router is what *echo.Echo and *group have in common.
 type router interface {
 	Match(methods []string, path string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) []*echo.Route
 }

@@ -3,9 +3,12 @@ package web
 import (
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"log/slog"
 	"net/http"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -145,13 +148,38 @@ func requestID(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		id := c.Request().Header.Get(echo.HeaderXRequestID)
 		if len(id) == 0 || len(id) > 128 || !printable(id) {
-			var b [12]byte
-			_, _ = rand.Read(b[:])
-			id = hex.EncodeToString(b[:])
+			id = requestIDs.next()
 		}
 		c.Response().Header().Set(echo.HeaderXRequestID, id)
 		return next(c)
 	}
+}
+
+// requestIDs makes the ids of requests that bring none: 24 hex digits, a
+// random 32-bit prefix and a 64-bit counter from a random start, so ids
+// are unique within a process (the counter) and, with overwhelming
+// likelihood, across processes (96 random bits to start from), without
+// reading the system's randomness on every request. An id is no secret.
+var requestIDs = func() *idSource {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	s := &idSource{prefix: binary.BigEndian.Uint32(b[:4])}
+	s.n.Store(binary.BigEndian.Uint64(b[4:]))
+	return s
+}()
+
+type idSource struct {
+	prefix uint32
+	n      atomic.Uint64
+}
+
+func (s *idSource) next() string {
+	var b [12]byte
+	binary.BigEndian.PutUint32(b[:4], s.prefix)
+	binary.BigEndian.PutUint64(b[4:], s.n.Add(1))
+	var x [24]byte
+	hex.Encode(x[:], b[:])
+	return string(x[:])
 }
 
 func printable(s string) bool {
@@ -177,11 +205,78 @@ func timeout(d time.Duration) echo.MiddlewareFunc {
 			if c.Path() == "/v1/policy/impact" {
 				d = max(d, ImpactTimeout)
 			}
-			ctx, cancel := context.WithTimeout(c.Request().Context(), d)
-			defer cancel()
-			c.SetRequest(c.Request().WithContext(ctx))
+			r := c.Request()
+			ctx := &deadlineCtx{Context: r.Context(), deadline: startOf(c).Add(d)}
+			defer ctx.cancel()
+			c.SetRequest(r.WithContext(ctx))
 			return next(c)
 		}
+	}
+}
+
+// deadlineCtx is context.WithDeadline(Context, deadline), made when first
+// needed: its Deadline is known at once, but the timer and the link to the
+// parent, which cost about as much as the rest of a ping, are made only
+// when something waits on the context (Done) or asks whether it ended
+// (Err), as every store call does. A request that never waits pays for
+// neither. cancel releases what was made.
+type deadlineCtx struct {
+	context.Context // the parent
+	deadline        time.Time
+
+	mu    sync.Mutex // held to make and to cancel
+	made  atomic.Pointer[madeCtx]
+	ended bool // cancel was called: whatever is made after is cancelled
+}
+
+type madeCtx struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+func (c *deadlineCtx) get() context.Context {
+	if m := c.made.Load(); m != nil {
+		return m.ctx
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if m := c.made.Load(); m != nil {
+		return m.ctx
+	}
+	ctx, cancel := context.WithDeadline(c.Context, c.deadline)
+	if c.ended {
+		cancel()
+	}
+	c.made.Store(&madeCtx{ctx: ctx, cancel: cancel})
+	return ctx
+}
+
+func (c *deadlineCtx) Deadline() (time.Time, bool) {
+	if d, ok := c.Context.Deadline(); ok && d.Before(c.deadline) {
+		return d, true
+	}
+	return c.deadline, true
+}
+
+func (c *deadlineCtx) Done() <-chan struct{} { return c.get().Done() }
+
+func (c *deadlineCtx) Err() error { return c.get().Err() }
+
+// Value asks the made context once there is one, so that a context
+// derived from this one (WithCancel) links to it, as to any other.
+func (c *deadlineCtx) Value(key any) any {
+	if m := c.made.Load(); m != nil {
+		return m.ctx.Value(key)
+	}
+	return c.Context.Value(key)
+}
+
+func (c *deadlineCtx) cancel() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.ended = true
+	if m := c.made.Load(); m != nil {
+		m.cancel()
 	}
 }
 
@@ -206,26 +301,51 @@ type panicError struct{}
 
 func (*panicError) Error() string { return "panic while handling the request" }
 
+// AccessLogMessage is the message of the access log's lines, one per
+// request, at info.
+const AccessLogMessage = "request"
+
 // accessLog logs one line per request: never bodies, keys, tokens or codes.
 func accessLog(log *slog.Logger) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
-			start := time.Now()
 			err := next(c)
 			if err != nil {
 				c.Error(err)
 			}
-			attrs := []any{"method", c.Request().Method, "route", c.Path(),
-				"status", c.Response().Status, "duration_ms", float64(time.Since(start).Microseconds()) / 1000,
-				"client", actorOf(c).ID, "request_id", c.Response().Header().Get(echo.HeaderXRequestID)}
+			ctx := c.Request().Context()
+			if !log.Enabled(ctx, slog.LevelInfo) {
+				return nil
+			}
+			end := time.Now()
+			// A record of attrs, not key-value pairs: no value is boxed in an
+			// interface; and no caller's PC (Logger.LogAttrs takes one with
+			// runtime.Callers for every line), which only a handler with
+			// AddSource would print, and arbiter's has none.
+			r := slog.NewRecord(end, slog.LevelInfo, AccessLogMessage, 0)
+			var attrs [8]slog.Attr
+			a := append(attrs[:0], slog.String("method", c.Request().Method), slog.String("route", c.Path()),
+				slog.Int("status", c.Response().Status), slog.Float64("duration_ms", float64(end.Sub(startOf(c)).Microseconds())/1000),
+				slog.String("client", actorOf(c).ID), slog.String("request_id", c.Response().Header().Get(echo.HeaderXRequestID)))
 			if err != nil {
-				attrs = append(attrs, "reason", toProblem(err).Reason) // a code, never the detail
+				a = append(a, slog.String("reason", string(toProblem(err).Reason))) // a code, never the detail
 			}
-			if id := traceID(c.Request().Context()); id != "" {
-				attrs = append(attrs, "trace_id", id)
+			if id := traceID(ctx); id != "" {
+				a = append(a, slog.String("trace_id", id))
 			}
-			log.Info("request", attrs...)
+			r.AddAttrs(a...)
+			_ = log.Handler().Handle(ctx, r)
 			return nil
 		}
+	}
+}
+
+// chain composes middleware, outermost first: chain(a, b)(h) is a(b(h)).
+func chain(mw ...echo.MiddlewareFunc) echo.MiddlewareFunc {
+	return func(h echo.HandlerFunc) echo.HandlerFunc {
+		for i := len(mw) - 1; i >= 0; i-- {
+			h = mw[i](h)
+		}
+		return h
 	}
 }

@@ -483,7 +483,7 @@ func (ui *branchUI) sessionAuth(next echo.HandlerFunc) echo.HandlerFunc {
 		h := c.Response().Header()
 		h.Set("Cache-Control", "no-store")
 		h.Set("X-Content-Type-Options", "nosniff")
-		c.Set(actorKey, validation.Actor{ID: BranchClientID, Agent: sess.agent.Username, Roles: []validation.Role{validation.RoleChecker}})
+		setActor(c, &validation.Actor{ID: BranchClientID, Agent: sess.agent.Username, Roles: []validation.Role{validation.RoleChecker}})
 		return next(c)
 	}
 }

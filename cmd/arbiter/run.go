@@ -89,10 +89,11 @@ func runOn(ctx context.Context, local func() time.Time, args []string, getenv fu
 	if err := cfg.check(); err != nil {
 		return err
 	}
-	log, err := newLogger(cfg.LogLevel, stderr)
+	log, flushLog, err := newServerLogger(cfg.LogLevel, stderr)
 	if err != nil {
 		return err
 	}
+	defer flushLog()
 	redisstore.SetLogger(log)                      // go-redis's own lines, JSON like the rest
 	tracing, err := startTracing(ctx, getenv, log) // OTEL_* variables; off without an endpoint
 	if err != nil {
