@@ -1,11 +1,8 @@
 package tokens
 
 import (
-	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha1"
 	"encoding/base32"
-	"encoding/binary"
 	"fmt"
 	"time"
 
@@ -60,34 +57,11 @@ func OTPCode(secret []byte, t time.Time) (code string, validUntil time.Time, err
 	if len(secret) < otpMinSecret {
 		return "", time.Time{}, fmt.Errorf("%w: OTP secret is %d bytes, want at least %d", ErrKey, len(secret), otpMinSecret)
 	}
-	if t.Unix() < 0 { // before 1970: the library's own counter arithmetic, whatever it makes of it
-		code, err = totp.GenerateCodeCustom(otpEncoding.EncodeToString(secret), t, otpOpts)
-		if err != nil {
-			return "", time.Time{}, fmt.Errorf("tokens: OTP code: %w", err)
-		}
-		return code, otpPeriodEnd(t), nil
+	code, err = totp.GenerateCodeCustom(otpEncoding.EncodeToString(secret), t, otpOpts)
+	if err != nil {
+		return "", time.Time{}, fmt.Errorf("tokens: OTP code: %w", err)
 	}
-	return hotpCode(secret, uint64(t.Unix())/uint64(OTPPeriod/time.Second)), otpPeriodEnd(t), nil
-}
-
-// hotpCode is RFC 4226's HOTP with HMAC-SHA1 and six digits, as
-// pquerna/otp computes it (TestHOTPCodeAsLibrary), without the library's
-// round trip of the secret through base32 text on every check.
-func hotpCode(secret []byte, counter uint64) string {
-	var msg [8]byte
-	binary.BigEndian.PutUint64(msg[:], counter)
-	mac := hmac.New(sha1.New, secret)
-	mac.Write(msg[:])
-	var sum [sha1.Size]byte
-	mac.Sum(sum[:0])
-	off := sum[len(sum)-1] & 0xf
-	v := binary.BigEndian.Uint32(sum[off:]) & 0x7fffffff % 1_000_000
-	var code [OTPDigits]byte
-	for i := len(code) - 1; i >= 0; i-- {
-		code[i] = byte('0' + v%10)
-		v /= 10
-	}
-	return string(code[:])
+	return code, otpPeriodEnd(t), nil
 }
 
 // OTPValid reports whether code is secret's code for t's period or for one
