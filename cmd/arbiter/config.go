@@ -40,6 +40,7 @@ type config struct {
 	RedisSentinelMaster string
 	RedisWaitReplicas   int
 	RedisWaitTimeout    time.Duration
+	RedisAutoPipeline   string // "on" or "off": batch concurrent requests' script calls
 
 	// TLS of the listener and of the Redis connections (see tls.go, redistls.go).
 	TLSCert           string        // listener certificate chain, PEM; set: serve HTTPS
@@ -67,6 +68,7 @@ func flags(c *config, getenv func(string) string, stderr io.Writer) *envflag.Set
 	fs.String(&c.RedisSentinelMaster, "redis-sentinel-master", "ARBITER_REDIS_SENTINEL_MASTER", "", "Sentinel master name; then the Redis URL lists the Sentinels")
 	fs.Int(&c.RedisWaitReplicas, "redis-wait-replicas", "ARBITER_REDIS_WAIT_REPLICAS", "0", "replicas that must acknowledge a redemption (Redis WAIT) before it is answered 201; fewer gives 503 not_durable")
 	fs.Duration(&c.RedisWaitTimeout, "redis-wait-timeout", "ARBITER_REDIS_WAIT_TIMEOUT", "100ms", "how long a redemption waits for those replicas")
+	fs.String(&c.RedisAutoPipeline, "redis-autopipeline", "ARBITER_REDIS_AUTOPIPELINE", "off", "on: concurrent requests' script calls share one write and one read to Redis (each still one command, never resent); off: each call goes alone")
 	fs.String(&c.ArchiveURL, "archive-url", "ARBITER_ARCHIVE_URL", "", "PostgreSQL URL (postgres://...) of the audit archive; set, every decision is recorded through an outbox in Redis and archived there, expiries are swept, and webhooks are sent; needs a Redis URL")
 	fs.Int(&c.OutboxMax, "outbox-max", "ARBITER_OUTBOX_MAX", "1024", "records one Redis Cluster slot's outbox may hold while the archive is not taking them (16384 slots); at it, that slot's decisions answer 503 outbox_full")
 	fs.Duration(&c.ExportInterval, "export-interval", "ARBITER_EXPORT_INTERVAL", "1s", "pause between the exporter's rounds (archiving records, sweeping expired holds); an untouched expiry is announced within about two of them")
@@ -107,6 +109,9 @@ func (c config) production() bool { return c.RedisURL != "" }
 func (c config) check() error {
 	if c.OTPFailures < 1 || c.OTPWindow < time.Second {
 		return fmt.Errorf("ARBITER_OTP_MAX_FAILURES must be at least 1 and ARBITER_OTP_FAILURE_WINDOW at least 1s")
+	}
+	if c.RedisAutoPipeline != "on" && c.RedisAutoPipeline != "off" {
+		return fmt.Errorf("ARBITER_REDIS_AUTOPIPELINE must be on or off, not %q", c.RedisAutoPipeline)
 	}
 	if c.MaxConnections < 0 {
 		return fmt.Errorf("ARBITER_MAX_CONNECTIONS must be 0 (from the open-file limit) or positive")
