@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"context"
+	"errors"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -48,6 +49,10 @@ import (
 // script's real outcome instead of "unknown". A call whose context has
 // already ended is not queued. Tracing hooks see one pipeline span per
 // batch, outside the request's trace.
+
+// errNotSent marks a call that was never sent: its context had ended
+// before it could join a batch.
+var errNotSent = errors.New("not sent")
 
 // sender is what a script call is sent through: the client itself, or
 // its autopipeliner.

@@ -223,3 +223,25 @@ func readLine(r *bufio.Reader) (string, error) {
 	line, err := r.ReadString('\n')
 	return strings.TrimSuffix(line, "\r\n"), err
 }
+
+// TestEndedCallIsNotQueued: a call whose context ended before it joined a
+// batch is not sent (a batch runs on a context of its own and would run
+// it), and its failure says the script did not run, so no abandon follows.
+func TestEndedCallIsNotQueued(t *testing.T) {
+	srv := redistest.MustStartRedis(t)
+	rdb := srv.Client(t)
+	ap := newAutoPipeliner(rdb)
+	if ap == nil {
+		t.Fatal("no autopipeliner")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	before := srv.CommandStats(t)["eval"]
+	cmd := call(ctx, ap, "eval", "return redis.call('INCR', KEYS[1])", []string{"{A}:n"}, nil)
+	if err := cmd.Err(); !errors.Is(err, context.Canceled) || ambiguous(err) {
+		t.Fatalf("call with an ended context: %v (ambiguous %v), want context.Canceled, not ambiguous", err, ambiguous(err))
+	}
+	if got := srv.CommandStats(t)["eval"] - before; got != 0 {
+		t.Fatalf("the server ran %d EVAL", got)
+	}
+}

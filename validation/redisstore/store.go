@@ -212,7 +212,7 @@ func call(ctx context.Context, rdb sender, verb, name string, keys []string, arg
 	for attempt := 0; ; attempt++ {
 		cmd := redis.NewCmd(ctx, evalArgs(verb, name, keys, argv)...)
 		if err := ctx.Err(); batched && err != nil {
-			cmd.SetErr(err) // not queued: the batch would run it anyway
+			cmd.SetErr(fmt.Errorf("%w: %w", errNotSent, err)) // a batch would run it anyway
 			return cmd
 		}
 		_ = rdb.Process(ctx, onceCmd{cmd, batched})
@@ -252,7 +252,7 @@ func ambiguous(err error) bool {
 	var reply redis.Error
 	var op *net.OpError
 	switch {
-	case err == nil, errors.As(err, &reply), errors.Is(err, redis.ErrPoolTimeout):
+	case err == nil, errors.As(err, &reply), errors.Is(err, redis.ErrPoolTimeout), errors.Is(err, errNotSent):
 		return false
 	case errors.As(err, &op) && op.Op == "dial":
 		return false
