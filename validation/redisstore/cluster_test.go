@@ -19,13 +19,14 @@ import (
 )
 
 // The contract suite runs on a real 3-master / 3-replica Redis Cluster too,
-// with and without WAIT (and with WAIT, with the outbox on): one cluster
+// with and without WAIT (and with WAIT, with the outbox on and the calls
+// that do not wait autopipelined, as arbiter runs by default): one cluster
 // for the whole package (creating one takes seconds), flushed before each
 // test and used by one test at a time.
 func init() {
 	backends["cluster"] = func(tb testing.TB) backend { return clusterBackend(tb, redisstore.Options{}) }
 	backends["cluster-wait1"] = func(tb testing.TB) backend {
-		return clusterBackend(tb, redisstore.Options{WaitReplicas: 1, WaitTimeout: time.Second, OutboxCap: testOutboxCap})
+		return clusterBackend(tb, redisstore.Options{WaitReplicas: 1, WaitTimeout: time.Second, OutboxCap: testOutboxCap, AutoPipeline: true})
 	}
 }
 
