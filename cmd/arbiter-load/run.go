@@ -49,7 +49,7 @@ type scenarioFlags struct {
 	keys                                          load.Keys
 	cfg                                           load.Config
 	timeout, rtt                                  time.Duration
-	redeem, quiet, allowFailures                  bool
+	redeem, quiet, allowFailures, autopipeline    bool
 	concurrency, rounds, from, requests, pid      int
 	setup, redisPID                               int
 }
@@ -85,6 +85,7 @@ func parseFlags(name string, args []string, getenv func(string) string, stderr i
 	fs.IntVar(&f.concurrency, "concurrency", 50, "storebench, preload: concurrent workers")
 	fs.IntVar(&f.rounds, "rounds", 2, "storebench: alternating rounds of each design")
 	fs.DurationVar(&f.rtt, "rtt", 0, "storebench: network round-trip time to simulate between the designs and Redis (each write to Redis waits this long)")
+	fs.BoolVar(&f.autopipeline, "autopipeline", false, "storebench: arbiter's store autopipelines its script calls (ARBITER_REDIS_AUTOPIPELINE=on)")
 	fs.IntVar(&f.from, "from", 0, "preload: customers already loaded (import ids from..customers-1)")
 	fs.IntVar(&f.requests, "requests", 2000, "cost: measured calls of each operation")
 	fs.IntVar(&f.pid, "pid", 0, "cost, closed: the server's process id, for its CPU per request (/proc/<pid>/stat)")

@@ -77,7 +77,7 @@ func storeBench(ctx context.Context, f *scenarioFlags, stdout, stderr io.Writer)
 	if f.redisURL == "" {
 		return errors.New("storebench needs -redis-url")
 	}
-	designs, closeAll, err := newDesigns(ctx, f.redisURL, f.concurrency, f.rtt)
+	designs, closeAll, err := newDesigns(ctx, f.redisURL, f.concurrency, f.rtt, f.autopipeline)
 	if err != nil {
 		return err
 	}
@@ -111,7 +111,7 @@ func orStdout(path string) string {
 	return path
 }
 
-func newDesigns(ctx context.Context, url string, conc int, rtt time.Duration) ([]design, func(), error) {
+func newDesigns(ctx context.Context, url string, conc int, rtt time.Duration, autopipeline bool) ([]design, func(), error) {
 	opts, err := redis.ParseURL(url)
 	if err != nil {
 		return nil, nil, fmt.Errorf("-redis-url: %w", err)
@@ -124,7 +124,7 @@ func newDesigns(ctx context.Context, url string, conc int, rtt time.Duration) ([
 	ta, tp := &tripCounter{}, &tripCounter{}
 	ra.AddHook(ta)
 	rp.AddHook(tp)
-	store := redisstore.New(ra, redisstore.Options{})
+	store := redisstore.New(ra, redisstore.Options{AutoPipeline: autopipeline})
 	if err := store.Load(ctx); err != nil {
 		return nil, nil, err
 	}

@@ -40,6 +40,7 @@ type config struct {
 	RedisSentinelMaster string
 	RedisWaitReplicas   int
 	RedisWaitTimeout    time.Duration
+	RedisAutoPipeline   string // "on", "off" or "auto": batch concurrent requests' script calls (autoPipeline)
 
 	// TLS of the listener and of the Redis connections (see tls.go, redistls.go).
 	TLSCert           string        // listener certificate chain, PEM; set: serve HTTPS
@@ -67,6 +68,7 @@ func flags(c *config, getenv func(string) string, stderr io.Writer) *envflag.Set
 	fs.String(&c.RedisSentinelMaster, "redis-sentinel-master", "ARBITER_REDIS_SENTINEL_MASTER", "", "Sentinel master name; then the Redis URL lists the Sentinels")
 	fs.Int(&c.RedisWaitReplicas, "redis-wait-replicas", "ARBITER_REDIS_WAIT_REPLICAS", "0", "replicas that must acknowledge a redemption (Redis WAIT) before it is answered 201; fewer gives 503 not_durable")
 	fs.Duration(&c.RedisWaitTimeout, "redis-wait-timeout", "ARBITER_REDIS_WAIT_TIMEOUT", "100ms", "how long a redemption waits for those replicas")
+	fs.String(&c.RedisAutoPipeline, "redis-autopipeline", "ARBITER_REDIS_AUTOPIPELINE", "auto", "on: concurrent requests' script calls share one write and one read to Redis (each still one command, never resent); off: each call goes alone; auto: on, unless tracing is on (a batch's span belongs to no request)")
 	fs.String(&c.ArchiveURL, "archive-url", "ARBITER_ARCHIVE_URL", "", "PostgreSQL URL (postgres://...) of the audit archive; set, every decision is recorded through an outbox in Redis and archived there, expiries are swept, and webhooks are sent; needs a Redis URL")
 	fs.Int(&c.OutboxMax, "outbox-max", "ARBITER_OUTBOX_MAX", "1024", "records one Redis Cluster slot's outbox may hold while the archive is not taking them (16384 slots); at it, that slot's decisions answer 503 outbox_full")
 	fs.Duration(&c.ExportInterval, "export-interval", "ARBITER_EXPORT_INTERVAL", "1s", "pause between the exporter's rounds (archiving records, sweeping expired holds); an untouched expiry is announced within about two of them")
@@ -100,6 +102,14 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	return c, err
 }
 
+// autoPipeline reports whether the store autopipelines its script calls
+// (redisstore.Options.AutoPipeline). auto is on unless tracing is: go-redis
+// runs a batch outside every request's context, so a batched call's Redis
+// span would no longer be a child of its request's span.
+func (c config) autoPipeline(tracing bool) bool {
+	return c.RedisAutoPipeline == "on" || c.RedisAutoPipeline == "auto" && !tracing
+}
+
 // production reports whether the service runs on a real Redis; then it
 // fails closed: no demo keys, no ephemeral signing key.
 func (c config) production() bool { return c.RedisURL != "" }
@@ -107,6 +117,9 @@ func (c config) production() bool { return c.RedisURL != "" }
 func (c config) check() error {
 	if c.OTPFailures < 1 || c.OTPWindow < time.Second {
 		return fmt.Errorf("ARBITER_OTP_MAX_FAILURES must be at least 1 and ARBITER_OTP_FAILURE_WINDOW at least 1s")
+	}
+	if c.RedisAutoPipeline != "on" && c.RedisAutoPipeline != "off" && c.RedisAutoPipeline != "auto" {
+		return fmt.Errorf("ARBITER_REDIS_AUTOPIPELINE must be on, off or auto, not %q", c.RedisAutoPipeline)
 	}
 	if c.MaxConnections < 0 {
 		return fmt.Errorf("ARBITER_MAX_CONNECTIONS must be 0 (from the open-file limit) or positive")

@@ -133,6 +133,7 @@ func runOn(ctx context.Context, local func() time.Time, args []string, getenv fu
 	storeOpts := storeOptions(cfg) // WAIT settings, see redis.go
 	storeOpts.Observe = procMetrics.ObserveScript
 	storeOpts.OnExpiry = procMetrics.HoldExpired
+	storeOpts.AutoPipeline = cfg.autoPipeline(tracing.Enabled())
 	if cfg.ArchiveURL != "" {
 		storeOpts.OutboxCap = cfg.OutboxMax
 	}

@@ -32,12 +32,20 @@ func TestContractAbandon(t *testing.T) {
 // sent: the check fails as unavailable with an unknown outcome, Redis runs
 // the script when it resumes, and the abandon Queue cancels the hold nobody
 // knows of, so the client's retry without an Idempotency-Key succeeds
-// instead of being refused hold_exists by its own ghost.
+// instead of being refused hold_exists by its own ghost; autopipelined too.
 func TestNoGhostHolds(t *testing.T) {
+	for _, opts := range []redisstore.Options{{}, {AutoPipeline: true}} {
+		t.Run(map[bool]string{false: "alone", true: "autopipelined"}[opts.AutoPipeline], func(t *testing.T) {
+			testNoGhostHolds(t, opts)
+		})
+	}
+}
+
+func testNoGhostHolds(t *testing.T, opts redisstore.Options) {
 	srv := redistest.MustStartRedis(t)
 	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr, ReadTimeout: 300 * time.Millisecond, WriteTimeout: 300 * time.Millisecond, MaxRetries: -1})
 	t.Cleanup(func() { rdb.Close() })
-	store := redisstore.New(rdb, redisstore.Options{})
+	store := redisstore.New(rdb, opts)
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
 	if err := store.Load(ctx); err != nil {

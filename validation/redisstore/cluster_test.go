@@ -19,13 +19,14 @@ import (
 )
 
 // The contract suite runs on a real 3-master / 3-replica Redis Cluster too,
-// with and without WAIT (and with WAIT, with the outbox on): one cluster
+// with and without WAIT (and with WAIT, with the outbox on and the calls
+// that do not wait autopipelined, as arbiter runs by default): one cluster
 // for the whole package (creating one takes seconds), flushed before each
 // test and used by one test at a time.
 func init() {
 	backends["cluster"] = func(tb testing.TB) backend { return clusterBackend(tb, redisstore.Options{}) }
 	backends["cluster-wait1"] = func(tb testing.TB) backend {
-		return clusterBackend(tb, redisstore.Options{WaitReplicas: 1, WaitTimeout: time.Second, OutboxCap: testOutboxCap})
+		return clusterBackend(tb, redisstore.Options{WaitReplicas: 1, WaitTimeout: time.Second, OutboxCap: testOutboxCap, AutoPipeline: true})
 	}
 }
 
@@ -77,7 +78,8 @@ func clusterBackend(tb testing.TB, opts redisstore.Options) backend {
 
 // TestClusterReshardUnderLoad moves busy slots between masters with
 // redis-cli --cluster reshard while workers check, redeem and release on
-// customers living in those slots, half of them with WAIT 1. Every
+// customers living in those slots, a third of them with WAIT 1 and a
+// third with the calls autopipelined. Every
 // operation must succeed: MOVED, ASK and TRYAGAIN are followed or waited
 // out by the client, never surfaced as errors.
 func TestClusterReshardUnderLoad(t *testing.T) {
@@ -90,6 +92,7 @@ func TestClusterReshardUnderLoad(t *testing.T) {
 	}
 	plain := redisstore.New(rdb, redisstore.Options{})
 	durable := redisstore.New(rdb, redisstore.Options{WaitReplicas: 1, WaitTimeout: time.Second})
+	piped := pipelinedStore(t, rdb, redisstore.Options{})
 
 	// The customers live in the first slots of one master, which are the
 	// ones redis-cli moves first.
@@ -114,10 +117,7 @@ func TestClusterReshardUnderLoad(t *testing.T) {
 	var ops, failures atomic.Int64
 	var wg sync.WaitGroup
 	for i, customer := range customers {
-		s := plain
-		if i%2 == 1 {
-			s = durable
-		}
+		s := []*redisstore.Store{plain, durable, piped}[i%3]
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -195,8 +195,17 @@ func TestClusterReshardUnderLoad(t *testing.T) {
 // map (MOVED), then sits half-migrated (TRYAGAIN, until the test finishes
 // the migration). The store must ride out both: each reply proves the
 // script did not run, so sending it again is safe, and how well a check
-// survives a reshard must not depend on how the client was built.
+// survives a reshard must not depend on how the client was built, nor on
+// whether the calls are autopipelined.
 func TestScriptsOutlastTheClientsRedirects(t *testing.T) {
+	for _, opts := range []redisstore.Options{{}, {AutoPipeline: true}} {
+		t.Run(map[bool]string{false: "alone", true: "autopipelined"}[opts.AutoPipeline], func(t *testing.T) {
+			testScriptsOutlastTheClientsRedirects(t, opts)
+		})
+	}
+}
+
+func testScriptsOutlastTheClientsRedirects(t *testing.T, opts redisstore.Options) {
 	c := sharedCluster(t)
 	ctx := context.Background()
 	admin := c.Client(t)
@@ -220,7 +229,7 @@ func TestScriptsOutlastTheClientsRedirects(t *testing.T) {
 			}
 		}
 	}))
-	s := redisstore.New(rdb, redisstore.Options{})
+	s := redisstore.New(rdb, opts)
 	if err := cycle(s, customer); err != nil { // also loads the client's slot map
 		t.Fatal(err)
 	}
@@ -265,7 +274,13 @@ func (h replyHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	}
 }
 func (h replyHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return next
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		err := next(ctx, cmds)
+		for _, cmd := range cmds {
+			h(cmd.Err())
+		}
+		return err
+	}
 }
 
 func isMovedErr(err error) bool { _, ok := redis.IsMovedError(err); return ok }

@@ -171,7 +171,7 @@ func (s *Store) fcall(ctx context.Context, sc *luaScript, keys []string, argv []
 	if !s.useFunction(sc) {
 		return nil
 	}
-	cmd := call(ctx, s.rdb, "fcall", sc.fn, keys, argv)
+	cmd := call(ctx, s.sender(), "fcall", sc.fn, keys, argv)
 	if s.scriptInstead(cmd.Err()) {
 		return nil
 	}

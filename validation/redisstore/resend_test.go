@@ -46,8 +46,17 @@ func (c *lossyConn) Read(b []byte) (int, error) {
 // after a transport error. For a script that did run, the resend would run
 // it twice, and a check would answer hold_exists for its own hold (seen in
 // a failover test). The store must surface the lost reply as unavailable
-// instead, and the server must have run the script once.
+// instead, and the server must have run the script once; autopipelined
+// too.
 func TestNoResendOfAScriptThatMayHaveRun(t *testing.T) {
+	for _, opts := range []redisstore.Options{{}, {AutoPipeline: true}} {
+		t.Run(map[bool]string{false: "alone", true: "autopipelined"}[opts.AutoPipeline], func(t *testing.T) {
+			testNoResend(t, opts)
+		})
+	}
+}
+
+func testNoResend(t *testing.T, opts redisstore.Options) {
 	c := sharedCluster(t)
 	var armed atomic.Bool
 	rdb := redis.NewClusterClient(&redis.ClusterOptions{
@@ -62,7 +71,7 @@ func TestNoResendOfAScriptThatMayHaveRun(t *testing.T) {
 		},
 	})
 	t.Cleanup(func() { rdb.Close() })
-	s := redisstore.New(rdb, redisstore.Options{})
+	s := redisstore.New(rdb, opts)
 	ctx := context.Background()
 	if err := s.Load(ctx); err != nil {
 		t.Fatal(err)

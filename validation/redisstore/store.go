@@ -57,6 +57,13 @@ type Options struct {
 	// validation.ErrOutboxFull, nothing written. Zero: no outbox (nothing
 	// would drain it).
 	OutboxCap int
+	// AutoPipeline, when set, sends the scripts' calls through the client's
+	// autopipeliner, so that concurrent requests' calls share one write and
+	// one read (pipeline.go says what changes and what does not); each
+	// request still sends one command, never resent once it may have run.
+	// Durable redemptions and confirmed reads (WaitReplicas) are not
+	// batched. Default off.
+	AutoPipeline bool
 }
 
 // triesCap is how many attempts that changed nothing are kept per
@@ -66,6 +73,7 @@ const triesCap = 100
 // Store is a validation.Store on Redis (single node, Sentinel or Cluster).
 type Store struct {
 	rdb  redis.UniversalClient
+	ap   *redis.AutoPipeliner // Options.AutoPipeline's, or nil (pipeline.go)
 	opts Options
 	fns  functionState // whether the hot scripts run as functions (library.go)
 }
@@ -83,7 +91,11 @@ func New(rdb redis.UniversalClient, opts Options) *Store {
 	if opts.AuditRetention <= 0 {
 		opts.AuditRetention = DefaultAuditRetention
 	}
-	return &Store{rdb: rdb, opts: opts}
+	s := &Store{rdb: rdb, opts: opts}
+	if opts.AutoPipeline {
+		s.ap = newAutoPipeliner(rdb)
+	}
+	return s
 }
 
 // Load sends every script to the server (SCRIPT LOAD; on a cluster, to every
@@ -172,12 +184,12 @@ func (s *Store) eval(ctx context.Context, sc *luaScript, keys []string, argv []a
 	if cmd := s.fcall(ctx, sc, keys, argv); cmd != nil {
 		return cmd
 	}
-	return evalOnce(ctx, s.rdb, sc, keys, argv)
+	return evalOnce(ctx, s.sender(), sc, keys, argv)
 }
 
 // evalOnce is eval for any client, without functions: EVALSHA, then EVAL
 // when the server lacks the script.
-func evalOnce(ctx context.Context, rdb redis.UniversalClient, sc *luaScript, keys []string, argv []any) *redis.Cmd {
+func evalOnce(ctx context.Context, rdb sender, sc *luaScript, keys []string, argv []any) *redis.Cmd {
 	cmd := call(ctx, rdb, "evalsha", sc.Hash(), keys, argv)
 	if err := cmd.Err(); err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
 		cmd = call(ctx, rdb, "eval", sc.src, keys, argv)
@@ -195,10 +207,15 @@ func evalOnce(ctx context.Context, rdb redis.UniversalClient, sc *luaScript, key
 // sends again, up to maxRedirects times: the reply proves the script did
 // not run, and how well a check rides out a reshard does not depend on
 // how the client was configured (TestScriptsOutlastTheClientsRedirects).
-func call(ctx context.Context, rdb redis.UniversalClient, verb, name string, keys []string, argv []any) *redis.Cmd {
+func call(ctx context.Context, rdb sender, verb, name string, keys []string, argv []any) *redis.Cmd {
+	_, batched := rdb.(*redis.AutoPipeliner)
 	for attempt := 0; ; attempt++ {
 		cmd := redis.NewCmd(ctx, evalArgs(verb, name, keys, argv)...)
-		_ = rdb.Process(ctx, onceCmd{cmd})
+		if err := ctx.Err(); batched && err != nil {
+			cmd.SetErr(fmt.Errorf("%w: %w", errNotSent, err)) // a batch would run it anyway
+			return cmd
+		}
+		_ = rdb.Process(ctx, onceCmd{cmd, batched})
 		err := cmd.Err()
 		if err == nil || !notRun(err) || attempt == maxRedirects || backoff(ctx, attempt) != nil {
 			return cmd
@@ -214,14 +231,20 @@ func notRun(err error) bool {
 
 // onceCmd is a script command go-redis may resend only when its error
 // proves the script did not run. go-redis asks NoRetry after setting the
-// command's error.
-type onceCmd struct{ *redis.Cmd }
+// command's error. A batched command (autopipelined, pipeline.go) is never
+// resent by go-redis: it decides a batch's resend for all its commands,
+// sometimes before their errors are set.
+type onceCmd struct {
+	*redis.Cmd
+	batched bool
+}
 
 // NoRetry forbids a resend after an ambiguous failure: a transport error
 // once the command may have been written. An error reply (TRYAGAIN,
 // CLUSTERDOWN, LOADING, ...), a refused dial and a pool timeout all mean
-// the script never ran, so go-redis may still try again.
-func (c onceCmd) NoRetry() bool { return ambiguous(c.Err()) }
+// the script never ran, so go-redis may still try again, unless the
+// command is batched.
+func (c onceCmd) NoRetry() bool { return c.batched || ambiguous(c.Err()) }
 
 // ambiguous reports whether err, the failure of a sent script, leaves it
 // unknown whether the script ran.
@@ -229,7 +252,7 @@ func ambiguous(err error) bool {
 	var reply redis.Error
 	var op *net.OpError
 	switch {
-	case err == nil, errors.As(err, &reply), errors.Is(err, redis.ErrPoolTimeout):
+	case err == nil, errors.As(err, &reply), errors.Is(err, redis.ErrPoolTimeout), errors.Is(err, errNotSent):
 		return false
 	case errors.As(err, &op) && op.Op == "dial":
 		return false

@@ -1,0 +1,247 @@
+package redisstore
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/arbiter-bank/arbiter/validation/redisstore/redistest"
+)
+
+// TestBatchedCallsAreNotResent: go-redis resends a whole pipeline when its
+// first command answers with a retryable error reply (LOADING here;
+// TRYAGAIN during a reshard on a cluster), though the other commands of
+// the pipeline ran. An autopipelined batch of scripts is such a pipeline,
+// its other commands other requests' scripts; resent, a check would run
+// twice and refuse its own hold. A batched call (onceCmd.batched) forbids
+// the resend; the unmarked run shows the resend it prevents. The client
+// keeps go-redis's default MaxRetries (3), under which it resends.
+func TestBatchedCallsAreNotResent(t *testing.T) {
+	const incr = "return redis.call('INCR', KEYS[1])"
+	for _, tc := range []struct {
+		name    string
+		batched bool
+		want    int64 // times the second script ran
+	}{
+		{"batched: run once", true, 1},
+		{"unmarked: go-redis resends the pipeline", false, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := redistest.MustStartRedis(t)
+			p := startFaultProxy(t, srv.Addr)
+			rdb := redis.NewClient(&redis.Options{Addr: p.addr})
+			t.Cleanup(func() { rdb.Close() })
+			ctx := context.Background()
+			first := onceCmd{redis.NewCmd(ctx, "eval", incr, 1, "{A}:n"), tc.batched}
+			second := onceCmd{redis.NewCmd(ctx, "eval", incr, 1, "{B}:n"), tc.batched}
+			pipe := rdb.Pipeline()
+			_ = pipe.Process(ctx, first)
+			_ = pipe.Process(ctx, second)
+			_, _ = pipe.Exec(ctx)
+
+			direct := srv.Client(t)
+			if got, err := direct.Get(ctx, "{B}:n").Int64(); err != nil || got != tc.want {
+				t.Fatalf("the second script ran %d times (%v), want %d", got, err, tc.want)
+			}
+			if !tc.batched {
+				return
+			}
+			if err := first.Err(); err == nil || !strings.HasPrefix(err.Error(), "LOADING") {
+				t.Errorf("first call: %v, want the LOADING reply", err)
+			}
+			if err := second.Err(); err != nil {
+				t.Errorf("second call: %v", err)
+			}
+			if n, err := direct.Exists(ctx, "{A}:n").Result(); err != nil || n != 0 {
+				t.Errorf("the refused script ran (%d, %v)", n, err)
+			}
+		})
+	}
+}
+
+// faultProxy stands between a client and Redis and speaks RESP: it
+// answers the first script call it gets with a LOADING error reply
+// instead of forwarding it (so that call did not run), and forwards
+// everything else.
+type faultProxy struct {
+	addr    string
+	faulted atomic.Bool
+}
+
+func startFaultProxy(tb testing.TB, target string) *faultProxy {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	p := &faultProxy{addr: ln.Addr().String()}
+	var conns sync.WaitGroup
+	tb.Cleanup(func() { ln.Close(); conns.Wait() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			conns.Add(1)
+			go func() { defer conns.Done(); p.serve(c, s) }()
+		}
+	}()
+	return p
+}
+
+// serve relays one connection: commands in order to Redis, and for each
+// command, in the same order, Redis's reply or the faked one.
+func (p *faultProxy) serve(c, s net.Conn) {
+	defer c.Close()
+	defer s.Close()
+	faked := make(chan bool, 1024) // per command: true when its reply is faked
+	go func() {
+		defer close(faked)
+		in := bufio.NewReader(c)
+		for {
+			args, err := readCommand(in)
+			if err != nil {
+				return
+			}
+			script := args[0] == "fcall" || args[0] == "evalsha" || args[0] == "eval"
+			if script && p.faulted.CompareAndSwap(false, true) {
+				faked <- true
+				continue
+			}
+			if _, err := s.Write(encodeCommand(args)); err != nil {
+				return
+			}
+			faked <- false
+		}
+	}()
+	out := bufio.NewReader(s)
+	for fake := range faked {
+		reply := []byte("-LOADING Redis is loading the dataset in memory\r\n")
+		if !fake {
+			var err error
+			if reply, err = readReply(out, nil); err != nil {
+				return
+			}
+		}
+		if _, err := c.Write(reply); err != nil {
+			return
+		}
+	}
+}
+
+// readCommand reads one RESP command (an array of bulk strings).
+func readCommand(r *bufio.Reader) ([]string, error) {
+	line, err := readLine(r)
+	if err != nil {
+		return nil, err
+	}
+	if len(line) == 0 || line[0] != '*' {
+		return nil, fmt.Errorf("command %q", line)
+	}
+	n, err := strconv.Atoi(line[1:])
+	if err != nil || n < 1 {
+		return nil, fmt.Errorf("command %q", line)
+	}
+	args := make([]string, n)
+	for i := range args {
+		line, err := readLine(r)
+		if err != nil {
+			return nil, err
+		}
+		size, err := strconv.Atoi(line[1:])
+		if err != nil {
+			return nil, err
+		}
+		buf := make([]byte, size+2)
+		if _, err := io.ReadFull(r, buf); err != nil {
+			return nil, err
+		}
+		args[i] = string(buf[:size])
+	}
+	args[0] = strings.ToLower(args[0])
+	return args, nil
+}
+
+func encodeCommand(args []string) []byte {
+	b := []byte("*" + strconv.Itoa(len(args)) + "\r\n")
+	for _, a := range args {
+		b = append(b, "$"+strconv.Itoa(len(a))+"\r\n"+a+"\r\n"...)
+	}
+	return b
+}
+
+// readReply reads one RESP2 or RESP3 reply and returns it raw, appended to
+// b.
+func readReply(r *bufio.Reader, b []byte) ([]byte, error) {
+	line, err := readLine(r)
+	if err != nil || line == "" {
+		return nil, errors.Join(err, io.ErrUnexpectedEOF)
+	}
+	b = append(b, line+"\r\n"...)
+	n, _ := strconv.Atoi(line[1:])
+	switch line[0] {
+	case '$', '!', '=', '?':
+		if n < 0 {
+			return b, nil
+		}
+		buf := make([]byte, n+2)
+		if _, err := io.ReadFull(r, buf); err != nil {
+			return nil, err
+		}
+		return append(b, buf...), nil
+	case '*', '~', '>':
+	case '%', '|':
+		n *= 2
+	default:
+		return b, nil
+	}
+	for range max(n, 0) {
+		if b, err = readReply(r, b); err != nil {
+			return nil, err
+		}
+	}
+	return b, nil
+}
+
+func readLine(r *bufio.Reader) (string, error) {
+	line, err := r.ReadString('\n')
+	return strings.TrimSuffix(line, "\r\n"), err
+}
+
+// TestEndedCallIsNotQueued: a call whose context ended before it joined a
+// batch is not sent (a batch runs on a context of its own and would run
+// it), and its failure says the script did not run, so no abandon follows.
+func TestEndedCallIsNotQueued(t *testing.T) {
+	srv := redistest.MustStartRedis(t)
+	rdb := srv.Client(t)
+	ap := newAutoPipeliner(rdb)
+	if ap == nil {
+		t.Fatal("no autopipeliner")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	before := srv.CommandStats(t)["eval"]
+	cmd := call(ctx, ap, "eval", "return redis.call('INCR', KEYS[1])", []string{"{A}:n"}, nil)
+	if err := cmd.Err(); !errors.Is(err, context.Canceled) || ambiguous(err) {
+		t.Fatalf("call with an ended context: %v (ambiguous %v), want context.Canceled, not ambiguous", err, ambiguous(err))
+	}
+	if got := srv.CommandStats(t)["eval"] - before; got != 0 {
+		t.Fatalf("the server ran %d EVAL", got)
+	}
+}
