@@ -29,7 +29,7 @@ func TestAllocsPerRequest(t *testing.T) {
 			w, q := newSink(), newRequest("GET", "/v1/ping", auth...)
 			return func() { f.serve(t, w, q.reset(nil), http.StatusNoContent) }
 		}},
-		{"check", 120, func(t *testing.T) func() {
+		{"check", 135, func(t *testing.T) func() {
 			w, q := newSink(), newRequest("POST", "/v1/checks", auth...)
 			var buf []byte
 			n := 1_000_000
@@ -39,7 +39,7 @@ func TestAllocsPerRequest(t *testing.T) {
 				f.serve(t, w, q.reset(buf), http.StatusCreated)
 			}
 		}},
-		{"redeem", 148, func(t *testing.T) func() {
+		{"redeem", 159, func(t *testing.T) func() {
 			toks := f.placeChecks(t, 2_000_000, runs+1)
 			w, q := newSink(), newRequest("POST", "/v1/redemptions", auth...)
 			var buf []byte

@@ -24,7 +24,8 @@ import (
 const stepsKey = "steps-card-key-000001"
 
 // stepsFixture is the API as cmd/arbiter builds it (JSON access log, the
-// API's metrics, no tracing), over a real redis-server, driven in process:
+// API's metrics, no tracing, so the scripts' calls autopipelined), over a
+// real redis-server, driven in process:
 // requests go straight to ServeHTTP, so the figures are arbiter's own cost
 // without the network's or net/http's.
 type stepsFixture struct {
@@ -35,7 +36,7 @@ type stepsFixture struct {
 
 func newStepsFixture(tb testing.TB) *stepsFixture {
 	tb.Helper()
-	store := redisstore.New(redistest.MustStartRedis(tb).Client(tb), redisstore.Options{})
+	store := redisstore.New(redistest.MustStartRedis(tb).Client(tb), redisstore.Options{AutoPipeline: true})
 	if err := store.Load(context.Background()); err != nil {
 		tb.Fatal(err)
 	}
