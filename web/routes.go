@@ -112,7 +112,9 @@ func routeMatches(pattern, path string) bool {
 // anew on every request, a closure per middleware, and each request then
 // gets this same chain. echo passes the route's handler as next, and also
 // keeps it as c.Handler(), which the chain calls. The chain sees the
-// request in a requestContext (auth.go).
+// request in a requestContext (auth.go). It drops the next echo gives
+// it, so it must be the only e.Use: a middleware added with e.Use after
+// it would never run (e.Pre's still do).
 func everyRequest(mw ...echo.MiddlewareFunc) echo.MiddlewareFunc {
 	h := withRequestContext(chain(mw...)(func(c echo.Context) error { return c.Handler()(c) }))
 	return func(echo.HandlerFunc) echo.HandlerFunc { return h }

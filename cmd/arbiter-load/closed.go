@@ -250,11 +250,15 @@ func (m *meters) report(rep *closedReport) {
 	if n == 0 {
 		return
 	}
-	if m.cpuOK {
-		rep.ServerCPUUs = float64(m.cpu.Microseconds()) / n
-	}
-	if m.redisOK {
-		rep.RedisCPUUs = float64(m.redisCPU.Microseconds()) / n
+	// CPU is per request answered as the op expects: a failed one is not
+	// what the figure prices.
+	if ok := float64(rep.Endpoint.Count - rep.Endpoint.Failed - rep.Endpoint.Errors); ok > 0 {
+		if m.cpuOK {
+			rep.ServerCPUUs = float64(m.cpu.Microseconds()) / ok
+		}
+		if m.redisOK {
+			rep.RedisCPUUs = float64(m.redisCPU.Microseconds()) / ok
+		}
 	}
 	if m.measuredScripts {
 		sc := m.script

@@ -25,7 +25,8 @@ const maxLogBuffer = 64 << 10
 // newServerLogger is newLogger for the server: its access-log lines
 // (web.AccessLogMessage at info) are written in batches, at most
 // accessLogDelay late (lost only if the process is killed within that
-// window); flush writes what is left, at shutdown.
+// window); flush writes what is left, at shutdown, and every line after
+// it at once (a handler that outlives the shutdown still logs).
 func newServerLogger(level string, w io.Writer) (log *slog.Logger, flush func(), err error) {
 	return newBatchingLogger(level, w, accessLogDelay)
 }
@@ -36,18 +37,20 @@ func newBatchingLogger(level string, w io.Writer, delay time.Duration) (log *slo
 	if err != nil {
 		return nil, nil, err
 	}
-	return slog.New(batchingHandler{Handler: inner.Handler(), buf: buf}), buf.Flush, nil
+	return slog.New(batchingHandler{Handler: inner.Handler(), buf: buf}), buf.Close, nil
 }
 
 // logBuffer gathers whole lines (a slog handler writes one per call) and
-// writes them out on Flush, or accessLogDelay after the first one.
+// writes them out on Flush, or accessLogDelay after the first one; once
+// closed, it writes every line at once.
 type logBuffer struct {
 	w     io.Writer
 	delay time.Duration
 
-	mu    sync.Mutex
-	buf   []byte
-	armed bool // a Flush is scheduled
+	mu     sync.Mutex
+	buf    []byte
+	armed  bool // a Flush is scheduled
+	closed bool
 }
 
 func (b *logBuffer) Write(p []byte) (int, error) {
@@ -55,13 +58,22 @@ func (b *logBuffer) Write(p []byte) (int, error) {
 	defer b.mu.Unlock()
 	b.buf = append(b.buf, p...)
 	switch {
-	case len(b.buf) >= maxLogBuffer:
+	case b.closed || len(b.buf) >= maxLogBuffer:
 		b.flushLocked()
 	case !b.armed:
 		b.armed = true
 		time.AfterFunc(b.delay, b.Flush)
 	}
 	return len(p), nil
+}
+
+// Close writes every buffered line, and every later one as it comes:
+// nothing waits for a timer the exiting process would not wait for.
+func (b *logBuffer) Close() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.flushLocked()
+	b.closed = true
 }
 
 // Flush writes every buffered line.

@@ -62,6 +62,18 @@ func TestBatchingLogger(t *testing.T) {
 			t.Fatalf("lines = %s, want %s", got, want)
 		}
 	})
+	t.Run("after flush, writes access-log lines at once", func(t *testing.T) {
+		var out bytes.Buffer
+		log, flush, err := newBatchingLogger("info", &out, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		flush()
+		log.Info(web.AccessLogMessage, "route", "/v1/ping") // a handler that outlived the shutdown
+		if got, want := strings.Join(lines(&out), ","), "request"; got != want {
+			t.Fatalf("lines = %q, want %q: a line after the final flush waits for a timer nobody waits for", got, want)
+		}
+	})
 	t.Run("writes held lines after the delay", func(t *testing.T) {
 		out := &syncBuffer{}
 		log, _, err := newBatchingLogger("info", out, time.Millisecond)
