@@ -42,8 +42,8 @@ func TestMigrateCommand(t *testing.T) {
 	if got := migrate("-dry-run"); got.Total != 1 || rdb.HGet(ctx, key, "chk_1").Val() != grant {
 		t.Fatalf("dry run: total %d, grant %q; want 1, unchanged", got.Total, rdb.HGet(ctx, key, "chk_1").Val())
 	}
-	if got := migrate(); got.Total != 1 || !strings.HasPrefix(rdb.HGet(ctx, key, "chk_1").Val(), "c2\x1f") {
-		t.Fatalf("migrate: total %d, grant %q; want 1, in c2", got.Total, rdb.HGet(ctx, key, "chk_1").Val())
+	if got := migrate(); got.Total != 1 || !strings.HasPrefix(rdb.HGet(ctx, key, "chk_1").Val(), "g1\x1f") {
+		t.Fatalf("migrate: total %d, grant %q; want 1, in g1", got.Total, rdb.HGet(ctx, key, "chk_1").Val())
 	}
 	if got := migrate("-batch", "1"); got.Total != 0 {
 		t.Fatalf("second run converted %d; want 0", got.Total)

@@ -71,17 +71,17 @@ var mutants = []mutant{
 
 	// release.lua
 	{name: "release-ignores-check-id", file: "release.lua",
-		from: "(want == '' or g.id == want) and ", to: "",
+		from: " and (want == '' or all[i] == want)", to: "",
 		bug:   "compensation by check id releases whichever grant is most recent",
 		tests: []string{"TestContractReleaseByCheck"}},
 	{name: "release-oldest", file: "release.lua",
-		from: "(not latest or by_granted(latest, g))", to: "(not latest or by_granted(g, latest))",
+		from: "if not latest or by_granted(latest, g) then", to: "if not latest or by_granted(g, latest) then",
 		bug:   "a release without a check id ends the oldest grant, not the most recent",
 		tests: []string{"TestContractReleaseMostRecent"}},
 	{name: "release-forgets-redemption", file: "release.lua",
 		from: "if latest.status == 'redeemed' then record_put(latest) end\n", to: "",
 		bug:   "a released grant's check is forgotten: its replay reads hold_expired, not grant_released",
-		tests: []string{"TestContractRedemptionSemantics"}},
+		tests: []string{"TestContractRedemptionSemantics", "TestReleasedWholeGrantIsRecorded"}},
 
 	// import.lua
 	{name: "import-no-policy", file: "import.lua",
@@ -188,7 +188,7 @@ var mutants = []mutant{
 		bug:   "a token's secret is not compared with its check's digest: a forged token (no signature is verified when it has one) redeems any check",
 		tests: []string{"TestContractTokenSecret"}},
 	{name: "redeem-token-replay-any-secret", file: "redeem.lua",
-		from: "    if accept and not accept(g) then", to: "    if false then",
+		from: "    if accept and not accept(proof) then", to: "    if false then",
 		bug:   "a replay of a grant by token does not compare the token's secret: a forged token learns the grant",
 		tests: []string{"TestContractTokenSecret"}},
 	{name: "redeem-token-any-product", file: "redeem_token.lua",
@@ -266,7 +266,7 @@ var mutants = []mutant{
 		bug:   "a redemption replays a grant that was released since",
 		tests: []string{"TestContractRedemptionSemantics"}},
 	{name: "redeem-replay-any-code", file: "redeem.lua",
-		from: "if code and g.otp ~= otp_digest(id, code) then", to: "if false then",
+		from: "if code and proof.otp ~= otp_digest(id, code) then", to: "if false then",
 		bug:   "an OTP replay answers 200 without the code that redeemed the check",
 		tests: []string{"TestContractRedemptionSemantics"}},
 	{name: "redeem-replay-any-client", file: "redeem.lua",

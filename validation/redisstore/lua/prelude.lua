@@ -143,8 +143,8 @@ local function checked(c)
 end
 
 -- ## records: ended checks (K_CHECKS), readable for RETENTION
--- A redeemed check is its grant instead (see grants); it becomes a record
--- only when the grant is released.
+-- A redeemed check is recorded as well as granted (see grants), and
+-- recorded again when its grant is released.
 local RECORDS_PRUNE_AT = 64
 
 -- record_get returns the record of check id, unless it ended longer than
@@ -173,30 +173,73 @@ local function record_put(c)
   redis.call('PEXPIRE', K_CHECKS, RETENTION_STR)
 end
 
--- ## grants: the ledger (K_GRANTS: check id -> the redeemed check)
+-- ## grants: the ledger (K_GRANTS: check id -> the grant)
+-- A grant stays for ever, so the ledger keeps only what is read for ever:
+-- 'g1' and the fields of storedGrant in codec.go (grant_encode,
+-- grant_fields; product, granted, lag = granted - fence, redeemer,
+-- imported, the policy version with 'sha256:' written ':'), short enough
+-- that the hash stays a listpack (see meta). What only a replay of the
+-- redemption (the OTP and token digests) or a read of the check (placed,
+-- expires, placer, agent) needs is in the check's record, which the
+-- redemption writes too (records: readable for RETENTION). A grant an
+-- earlier release wrote is the whole check ('c2') and reads as one; any
+-- other value raises RETIRED, never reads as no grant.
+
+-- grant_decode returns grant raw (of check id) as a check, or nil.
+local function grant_decode(id, raw)
+  if not raw then return nil end
+  if string.sub(raw, 1, 3) == 'c2' .. SEP then return check_fields(raw) end
+  local g = grant_fields(raw)
+  local version = g.version
+  if version and string.byte(version, 1) == 58 then version = 'sha256' .. version end
+  local status = g.imported and 'imported' or 'redeemed'
+  return {id = id, product = g.product, status = status, fence = string.format('%d', tonumber(g.granted) - tonumber(g.lag)),
+    granted = g.granted, redeemed_by = g.redeemed_by, version = version,
+    ended = status == 'redeemed' and g.granted or nil, ended_by = status == 'redeemed' and g.redeemed_by or nil}
+end
+
+-- grant_compact is the ledger's value of check c, granted.
+local function grant_compact(c)
+  local version = c.granted_version or c.version
+  if version and string.sub(version, 1, 7) == 'sha256:' then version = string.sub(version, 7) end
+  return grant_encode({product = c.product, granted = c.granted, lag = string.format('%d', tonumber(c.granted) - tonumber(c.fence)),
+    redeemed_by = c.redeemed_by, imported = c.status == 'imported' and '1' or nil, version = version})
+end
+
 local function grant_get(id)
-  return check_decode(redis.call('HGET', K_GRANTS, id))
+  return grant_decode(id, redis.call('HGET', K_GRANTS, id))
+end
+
+-- grants_all returns every grant as a check, in no order.
+local function grants_all()
+  local all, out = redis.call('HGETALL', K_GRANTS), {}
+  for i = 1, #all, 2 do out[#out + 1] = grant_decode(all[i], all[i + 1]) end
+  return out
 end
 
 -- grant_product reads only a grant's product, so rules never decode the
 -- grants they do not concern.
 local function grant_product(raw)
-  return check_product(raw) or error(RETIRED)
+  return grant_product_of(raw) or check_product(raw) or error(RETIRED)
 end
 
+-- grant_put writes c, granted, to the ledger and returns it encoded
+-- whole, as replies carry it.
 local function grant_put(c)
   c.secret = nil
-  local enc = check_encode(c)
-  redis.call('HSET', K_GRANTS, c.id, enc)
-  return enc
+  redis.call('HSET', K_GRANTS, c.id, grant_compact(c))
+  return check_encode(c)
 end
 
--- check_find returns an ended check by id: its grant, or its record.
+-- check_find returns an ended check by id: its record, else its grant
+-- (whole when an earlier release wrote it, else what the ledger keeps).
 -- Imported grants were never checks.
 local function check_find(id)
+  local c = record_get(id)
+  if c then return c end
   local g = grant_get(id)
   if g and g.status ~= 'imported' then return g end
-  return record_get(id)
+  return nil
 end
 
 -- ## meta: K_META, a hash: fence (the newest fence), last (newest check
@@ -296,8 +339,11 @@ local function hold_finish(c, status, actor, ev)
   c.status, c.ended, c.ended_by = status, NOW_STR, actor
   if ev.reason and status ~= 'redeemed' then c.end_reason = ev.reason end
   ev.product, ev.check_id, ev.actor, ev.fence = c.product, c.id, actor, c.fence
+  -- A grant's record keeps, for RETENTION, what the ledger does not: what
+  -- a replay of the redemption proves and what a read of the check shows.
   local enc
-  if status == 'redeemed' then enc = grant_put(c) else record_put(c) end
+  if status == 'redeemed' then enc = grant_put(c) end
+  record_put(c)
   -- The checked event went to the outbox when the hold was placed.
   local encs = event_encodes({checked(c), ev})
   audit_push(encs)
