@@ -18,9 +18,10 @@ import (
 // sections of lua/prelude.lua), declared once for both sides.
 //
 // A check is one string wherever it lives (the live hold, an ended record,
-// a grant): "c2" and the fields of storedCheck joined by sep. (Meta shadows
-// the live hold field by field: the fields tagged held.) An audit event is
-// "e2" and the fields of storedEvent, the same way. What earlier releases
+// a reply's grant): "c2" and the fields of storedCheck joined by sep. (Meta
+// shadows the live hold field by field: the fields tagged held.) An audit
+// event is "e2" and the fields of storedEvent, the same way; the ledger's
+// grant "g1" and the fields of storedGrant. What earlier releases
 // wrote in other encodings is rewritten by the migration (migrate.go)
 // before this release reads it; here such a value is an error naming it.
 

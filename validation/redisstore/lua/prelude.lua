@@ -20,9 +20,10 @@ local TRIES_CAP = 100
 -- ## check: one encoding for a check wherever it lives
 -- A check is one string: 'c2' and its fields joined by SEP ('\31'; no
 -- field may contain it: ids, products and client names cannot, agents
--- exclude control characters). The live hold, an ended check and a grant
--- are all this encoding, so a check never changes shape as it moves (meta
--- shadows the live hold field by field, see hold). check_encode(c) and
+-- exclude control characters). The live hold, an ended check and a
+-- reply's grant are all this encoding, so a check never changes shape as
+-- it moves (meta shadows the live hold field by field, see hold; the
+-- ledger keeps a shorter grant, see grants). check_encode(c) and
 -- check_fields(v) are generated from storedCheck in codec.go (luaCodec),
 -- straight-line code with no table of names, and put in front of this
 -- prelude; a field is added there (tagged held, if a held check has
