@@ -132,6 +132,7 @@ func runOn(ctx context.Context, local func() time.Time, args []string, getenv fu
 	storeOpts := storeOptions(cfg) // WAIT settings, see redis.go
 	storeOpts.Observe = procMetrics.ObserveScript
 	storeOpts.OnExpiry = procMetrics.HoldExpired
+	storeOpts.CompactGrants = cfg.CompactGrants == "on"
 	if cfg.ArchiveURL != "" {
 		storeOpts.OutboxCap = cfg.OutboxMax
 	}

@@ -22,7 +22,7 @@ import (
 func TestGrantsStayAListpack(t *testing.T) {
 	rdb := redistest.MustStartRedis(t).Client(t)
 	ctx := context.Background()
-	s := New(rdb, Options{})
+	s := New(rdb, Options{CompactGrants: true})
 	if err := s.Load(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +119,7 @@ func TestStoredGrantDecodes(t *testing.T) {
 func TestReleasedWholeGrantIsRecorded(t *testing.T) {
 	rdb := redistest.MustStartRedis(t).Client(t)
 	ctx := context.Background()
-	s := New(rdb, Options{})
+	s := New(rdb, Options{CompactGrants: true})
 	now := time.Now()
 	const customer = "W-1"
 	h := heldCheck(t, s, rdb, customer, now, true)

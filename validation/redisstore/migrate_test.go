@@ -307,6 +307,39 @@ func asLastv(tb testing.TB, rdb redis.UniversalClient, customer string) {
 
 // retired counts the values in rdb (every master of a cluster) that are in
 // a retired encoding, by key and field, independently of migrate.lua.
+// wholeGrants counts the ledger's whole-check (c2) grants.
+func wholeGrants(tb testing.TB, rdb redis.UniversalClient) int {
+	tb.Helper()
+	var (
+		mu sync.Mutex
+		n  int
+	)
+	scan := func(ctx context.Context, node redis.Cmdable) error {
+		iter := node.Scan(ctx, 0, "arb:{*}:grants", 100).Iterator()
+		for iter.Next(ctx) {
+			for _, v := range node.HGetAll(ctx, iter.Val()).Val() {
+				if strings.HasPrefix(v, "c2"+sep) {
+					mu.Lock()
+					n++
+					mu.Unlock()
+				}
+			}
+		}
+		return iter.Err()
+	}
+	ctx := context.Background()
+	var err error
+	if cc, ok := rdb.(*redis.ClusterClient); ok {
+		err = cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error { return scan(ctx, c) })
+	} else {
+		err = scan(ctx, rdb)
+	}
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return n
+}
+
 func retired(tb testing.TB, rdb redis.UniversalClient) []string {
 	tb.Helper()
 	ctx := context.Background()
@@ -413,7 +446,7 @@ func testMigrate(t *testing.T, rdb redis.UniversalClient) {
 		before[c[1]] = v2.get(c[0], c[1], now)
 	}
 	holdTTL := rdb.PTTL(ctx, "arb:{L-held}:hold").Val()
-	s := New(rdb, Options{})
+	s := New(rdb, Options{CompactGrants: true}) // to g1; cmd/arbiter's TestMigrateCommand migrates with it off
 
 	old := retired(t, rdb)
 	dry, err := s.Migrate(ctx, MigrateOptions{DryRun: true})
@@ -617,10 +650,12 @@ func migratedAnswers(t *testing.T, s *Store, rdb redis.UniversalClient, f legacy
 	})
 }
 
-// TestMigrateWhileServing migrates a store while the previous release
-// serves it (v2 scripts placing, redeeming and releasing holds on the same
-// customers, v1 holds among them): no script fails, nothing is left in a
-// retired encoding, and no customer ends with two exclusive grants.
+// TestMigrateWhileServing runs the upgrade to compact grants in its order:
+// the previous release (v2 scripts) serves, then this release with compact
+// grants off serves beside it (each reads the other's grants), then this
+// release with compact grants on serves while the migration runs (v1 holds
+// among the customers): no script fails, nothing is left in a retired
+// encoding, and no customer ends with two exclusive grants.
 func TestMigrateWhileServing(t *testing.T) {
 	for name, start := range migrateBackends {
 		t.Run(name, func(t *testing.T) {
@@ -683,17 +718,37 @@ func testMigrateWhileServing(t *testing.T, rdb redis.UniversalClient) {
 		return nil
 	}
 
-	// The previous release's round first: its grants are whole checks.
-	// Then this release serves while the migration runs: the previous
-	// release cannot serve beside the migration any more, since it does
-	// not read the ledger's grants (it fails on them, see operations.md).
+	// The upgrade in its order (operations.md): a round of the release
+	// that retired v1 first (v2; the migration below converts what it
+	// left). Then this release is deployed with compact grants off, the
+	// default, and serves beside the previous release (v3), customer by
+	// customer in turn, twice, so that each meets (checks against,
+	// releases) the other's grants: the previous release reads what this
+	// one writes with compact grants off. Then compact
+	// grants are switched on and the migration runs while this release
+	// serves, writing g1 grants, which the previous release cannot read.
 	products := [...]string{"personal_loan", "credit_card"}
 	for i, c := range customers {
 		if err := serve(v2, c, products[i%2]); err != nil {
-			t.Fatalf("the previous release: %v", err)
+			t.Fatalf("the v2 release: %v", err)
 		}
 	}
-	s := New(rdb, Options{})
+	prev, whole := v3Store{t, rdb}, todayStore{New(rdb, Options{})}
+	for round := range 2 {
+		for i, c := range customers {
+			srv, who := server(prev), "the previous release"
+			if (round+i)%2 == 0 {
+				srv, who = whole, "this release, compact grants off"
+			}
+			if err := serve(srv, c, products[(round+i+1)%2]); err != nil {
+				t.Fatalf("%s, beside the other: %v", who, err)
+			}
+		}
+	}
+	if n := wholeGrants(t, rdb); n == 0 {
+		t.Fatal("no whole grant before the switch: the rolling deploy wrote none")
+	}
+	s := New(rdb, Options{CompactGrants: true})
 	today := todayStore{s}
 	stop, served := make(chan struct{}), make(chan error, 1)
 	started := make(chan struct{})

@@ -71,24 +71,29 @@ local function old_decode(v)
   return check_fields(v), false
 end
 
--- The grants first. Each becomes the ledger's short value (g1, see the
--- prelude's "grants" section); the ledger is written anew, so that a hash
--- a whole check made a hash table becomes a listpack again. A v1 grant
--- whose check is still recorded becomes that check, redeemed. A v1 grant
--- without one was imported, or redeemed so long ago that its check was
--- pruned: either way no redemption can be replayed against it, which is
--- what status imported says. A redeemed check still within RETENTION is
--- recorded whole, as a redemption leaves it today, so that its replay
--- still proves its code or token; an older one's record goes.
+-- The grants first. With COMPACT_GRANTS each becomes the ledger's short
+-- value (g1, see the prelude's "grants" section); the ledger is written
+-- anew, so that a hash a whole check made a hash table becomes a listpack
+-- again. Without, a grant in a retired encoding becomes the whole check
+-- (c2), as the previous release wrote it, and a whole or g1 grant stays
+-- as it is. A v1 grant whose check is still recorded becomes that check,
+-- redeemed. A v1 grant without one was imported, or redeemed so long ago
+-- that its check was pruned: either way no redemption can be replayed
+-- against it, which is what status imported says. Made g1, a redeemed
+-- check still within RETENTION is recorded whole, as a redemption leaves
+-- it, so that its replay still proves its code or token; an older one's
+-- record goes, as does a merged one's made whole (the grant keeps it).
+local compact = COMPACT_GRANTS == '1'
 local merged, ledger, rewrite, recorded = {}, {}, false, false
 local grants = redis.call('HGETALL', K_GRANTS)
 for i = 1, #grants, 2 do
   local raw = grants[i + 1]
   ledger[#ledger + 1] = grants[i]
-  if string.sub(raw, 1, 3) == 'g1' .. SEP then
+  local g, old
+  if string.sub(raw, 1, 3) ~= 'g1' .. SEP then g, old = old_decode(raw) end
+  if not g or not (old or compact) then
     ledger[#ledger + 1] = raw
   else
-    local g, old = old_decode(raw)
     if g.v1grant then
       local rec = redis.call('HGET', K_CHECKS, g.id)
       local c = rec and old_decode(rec)
@@ -109,8 +114,8 @@ for i = 1, #grants, 2 do
     end
     g.v1grant, g.secret = nil, nil
     rewrite = true
-    ledger[#ledger + 1] = grant_compact(g)
-    if g.status == 'redeemed' and (tonumber(g.ended or g.granted) or 0) + RETENTION >= NOW then
+    ledger[#ledger + 1] = compact and grant_compact(g) or check_encode(g)
+    if compact and g.status == 'redeemed' and (tonumber(g.ended or g.granted) or 0) + RETENTION >= NOW then
       if live and (merged[g.id] or redis.call('HEXISTS', K_CHECKS, g.id) == 0) then redis.call('HSET', K_CHECKS, g.id, check_encode(g)) end
       recorded = true
     elseif merged[g.id] then

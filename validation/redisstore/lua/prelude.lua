@@ -182,11 +182,15 @@ end
 -- that the hash stays a listpack (see meta). What only a replay of the
 -- redemption (the OTP and token digests) or a read of the check (placed,
 -- expires, placer, agent) needs is in the check's record, which the
--- redemption writes too (records: readable for RETENTION). A grant an
--- earlier release wrote is the whole check ('c2') and reads as one; any
--- other value raises RETIRED, never reads as no grant.
+-- redemption writes too (records: readable for RETENTION). That is with
+-- COMPACT_GRANTS ('1'); without, the ledger keeps the whole check ('c2')
+-- and no record, as the previous release wrote and can read (so that
+-- release and this one can serve side by side, see operations.md). Both
+-- encodings are read whatever COMPACT_GRANTS says; any other value raises
+-- RETIRED, never reads as no grant.
 
--- grant_decode returns grant raw (of check id) as a check, or nil.
+-- grant_decode returns grant raw (of check id) as a check, or nil; a g1
+-- grant's has compact set (it lacks what only the record keeps).
 local function grant_decode(id, raw)
   if not raw then return nil end
   if string.sub(raw, 1, 3) == 'c2' .. SEP then return check_fields(raw) end
@@ -196,7 +200,7 @@ local function grant_decode(id, raw)
   local status = g.imported and 'imported' or 'redeemed'
   return {id = id, product = g.product, status = status, fence = string.format('%d', tonumber(g.granted) - tonumber(g.lag)),
     granted = g.granted, redeemed_by = g.redeemed_by, version = version,
-    ended = status == 'redeemed' and g.granted or nil, ended_by = status == 'redeemed' and g.redeemed_by or nil}
+    ended = status == 'redeemed' and g.granted or nil, ended_by = status == 'redeemed' and g.redeemed_by or nil, compact = true}
 end
 
 -- grant_compact is the ledger's value of check c, granted.
@@ -224,21 +228,27 @@ local function grant_product(raw)
   return grant_product_of(raw) or check_product(raw) or error(RETIRED)
 end
 
--- grant_put writes c, granted, to the ledger and returns it encoded
--- whole, as replies carry it.
+-- grant_put writes c, granted, to the ledger (g1 with COMPACT_GRANTS,
+-- else whole) and returns it encoded whole, as replies carry it.
 local function grant_put(c)
   c.secret = nil
-  redis.call('HSET', K_GRANTS, c.id, grant_compact(c))
-  return check_encode(c)
+  local enc = check_encode(c)
+  redis.call('HSET', K_GRANTS, c.id, COMPACT_GRANTS == '1' and grant_compact(c) or enc)
+  return enc
 end
 
--- check_find returns an ended check by id: its record, else its grant
--- (whole when an earlier release wrote it, else what the ledger keeps).
--- Imported grants were never checks.
+-- check_find returns an ended check by id: a whole grant, else its record,
+-- else its g1 grant (what the ledger keeps). Imported grants were never
+-- checks. The record is read first where it is likeliest to be there
+-- (COMPACT_GRANTS: every redemption writes one), the ledger first where
+-- it is whole, so that each mode reads what it wrote with one HGET.
 local function check_find(id)
-  local c = record_get(id)
+  local c = COMPACT_GRANTS == '1' and record_get(id)
   if c then return c end
   local g = grant_get(id)
+  if g and g.status ~= 'imported' and not g.compact then return g end
+  if COMPACT_GRANTS ~= '1' then c = record_get(id) end
+  if c then return c end
   if g and g.status ~= 'imported' then return g end
   return nil
 end
@@ -340,11 +350,12 @@ local function hold_finish(c, status, actor, ev)
   c.status, c.ended, c.ended_by = status, NOW_STR, actor
   if ev.reason and status ~= 'redeemed' then c.end_reason = ev.reason end
   ev.product, ev.check_id, ev.actor, ev.fence = c.product, c.id, actor, c.fence
-  -- A grant's record keeps, for RETENTION, what the ledger does not: what
-  -- a replay of the redemption proves and what a read of the check shows.
+  -- A g1 grant's record keeps, for RETENTION, what the ledger does not:
+  -- what a replay of the redemption proves and what a read of the check
+  -- shows. A whole grant keeps it itself and is not recorded.
   local enc
   if status == 'redeemed' then enc = grant_put(c) end
-  record_put(c)
+  if status ~= 'redeemed' or COMPACT_GRANTS == '1' then record_put(c) end
   -- The checked event went to the outbox when the hold was placed.
   local encs = event_encodes({checked(c), ev})
   audit_push(encs)

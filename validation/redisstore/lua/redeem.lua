@@ -23,9 +23,9 @@ local function ended(id, actor, code, product, accept)
   if not id then return reply{kind = KIND.error, reason = REASON.hold_expired, detail = 'unknown'} end
   local g = grant_get(id)
   if g then
-    -- What the replay proves is checked against the record while there
-    -- is one; the ledger's grant keeps no digest.
-    local proof = record_get(id) or g
+    -- What the replay proves is in a whole grant, else in the record
+    -- while there is one; a g1 grant keeps no digest.
+    local proof = g.compact and record_get(id) or g
     if product and g.product ~= product then return reply{kind = KIND.error, reason = REASON.hold_expired, detail = 'unknown'} end
     if accept and not accept(proof) then return reply{kind = KIND.error, reason = REASON.token_invalid, detail = 'secret'} end
     if g.redeemed_by ~= actor then return reply{kind = KIND.error, reason = REASON.already_redeemed, detail = g.redeemed_by} end
