@@ -36,6 +36,11 @@ type config struct {
 	OutboxMax      int
 	ExportInterval time.Duration
 
+	// CompactGrants, "on" or "off": whether redemptions write the ledger's
+	// short grant (g1) and arbiter migrate converts whole ones to it
+	// (redisstore.Options.CompactGrants; operations.md, upgrading).
+	CompactGrants string
+
 	// Redis topology and durability (see redis.go).
 	RedisSentinelMaster string
 	RedisWaitReplicas   int
@@ -71,6 +76,7 @@ func flags(c *config, getenv func(string) string, stderr io.Writer) *envflag.Set
 	fs.String(&c.RedisAutoPipeline, "redis-autopipeline", "ARBITER_REDIS_AUTOPIPELINE", "auto", "on: concurrent requests' script calls share one write and one read to Redis (each still one command, never resent); off: each call goes alone; auto: on, unless tracing is on (a batch's span belongs to no request)")
 	fs.String(&c.ArchiveURL, "archive-url", "ARBITER_ARCHIVE_URL", "", "PostgreSQL URL (postgres://...) of the audit archive; set, every decision is recorded through an outbox in Redis and archived there, expiries are swept, and webhooks are sent; needs a Redis URL")
 	fs.Int(&c.OutboxMax, "outbox-max", "ARBITER_OUTBOX_MAX", "1024", "records one Redis Cluster slot's outbox may hold while the archive is not taking them (16384 slots); at it, that slot's decisions answer 503 outbox_full")
+	fs.String(&c.CompactGrants, "compact-grants", "ARBITER_COMPACT_GRANTS", "off", "on: a redemption keeps the short grant (g1) for ever and the whole check for the retention only, and arbiter migrate converts whole grants; turn it on once no instance of the previous release serves, which cannot read g1 (docs/operations.md)")
 	fs.Duration(&c.ExportInterval, "export-interval", "ARBITER_EXPORT_INTERVAL", "1s", "pause between the exporter's rounds (archiving records, sweeping expired holds); an untouched expiry is announced within about two of them")
 	fs.Duration(&c.RequestTimeout, "request-timeout", "ARBITER_REQUEST_TIMEOUT", "3s", "upper bound of one API request")
 	fs.Duration(&c.ShutdownTimeout, "shutdown-timeout", "ARBITER_SHUTDOWN_TIMEOUT", "10s", "how long in-flight requests may finish after SIGTERM")
@@ -129,6 +135,9 @@ func (c config) check() error {
 	}
 	if c.ArchiveURL != "" && !c.production() {
 		return fmt.Errorf("ARBITER_ARCHIVE_URL needs ARBITER_REDIS_URL: the embedded demo store keeps no outbox")
+	}
+	if c.CompactGrants != "on" && c.CompactGrants != "off" {
+		return fmt.Errorf("ARBITER_COMPACT_GRANTS must be on or off")
 	}
 	if c.OutboxMax < 1 || c.ExportInterval < 10*time.Millisecond {
 		return fmt.Errorf("ARBITER_OUTBOX_MAX must be at least 1 and ARBITER_EXPORT_INTERVAL at least 10ms")

@@ -43,7 +43,9 @@ func migrate(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	defer closeRedis()
 	out := json.NewEncoder(stdout)
-	rep, err := redisstore.New(rdb, storeOptions(cfg)).Migrate(ctx, redisstore.MigrateOptions{DryRun: *dry, Batch: *batch,
+	opts := storeOptions(cfg)
+	opts.CompactGrants = cfg.CompactGrants == "on" // off: whole grants stay whole
+	rep, err := redisstore.New(rdb, opts).Migrate(ctx, redisstore.MigrateOptions{DryRun: *dry, Batch: *batch,
 		Progress: func(p redisstore.MigrateProgress) { _ = out.Encode(p) }})
 	if err != nil {
 		return fmt.Errorf("migrate: %w (running it again resumes)", err)

@@ -11,8 +11,9 @@ import (
 )
 
 // TestMigrateCommand: arbiter migrate finds Redis as the service does,
-// counts without writing under -dry-run, converts, and converts nothing
-// the second time.
+// counts without writing under -dry-run, converts (to whole grants, then,
+// with ARBITER_COMPACT_GRANTS=on, to g1), and converts nothing the second
+// time.
 func TestMigrateCommand(t *testing.T) {
 	srv := redistest.MustStartRedis(t)
 	rdb := srv.Client(t)
@@ -42,8 +43,17 @@ func TestMigrateCommand(t *testing.T) {
 	if got := migrate("-dry-run"); got.Total != 1 || rdb.HGet(ctx, key, "chk_1").Val() != grant {
 		t.Fatalf("dry run: total %d, grant %q; want 1, unchanged", got.Total, rdb.HGet(ctx, key, "chk_1").Val())
 	}
+	// Compact grants off (the default): the grant becomes the whole check
+	// the previous release reads.
 	if got := migrate(); got.Total != 1 || !strings.HasPrefix(rdb.HGet(ctx, key, "chk_1").Val(), "c2\x1f") {
 		t.Fatalf("migrate: total %d, grant %q; want 1, in c2", got.Total, rdb.HGet(ctx, key, "chk_1").Val())
+	}
+	if got := migrate(); got.Total != 0 {
+		t.Fatalf("second run, compact grants off, converted %d; want 0", got.Total)
+	}
+	env["ARBITER_COMPACT_GRANTS"] = "on"
+	if got := migrate(); got.Total != 1 || !strings.HasPrefix(rdb.HGet(ctx, key, "chk_1").Val(), "g1\x1f") {
+		t.Fatalf("migrate, compact grants on: total %d, grant %q; want 1, in g1", got.Total, rdb.HGet(ctx, key, "chk_1").Val())
 	}
 	if got := migrate("-batch", "1"); got.Total != 0 {
 		t.Fatalf("second run converted %d; want 0", got.Total)

@@ -134,6 +134,7 @@ func runOn(ctx context.Context, local func() time.Time, args []string, getenv fu
 	storeOpts.Observe = procMetrics.ObserveScript
 	storeOpts.OnExpiry = procMetrics.HoldExpired
 	storeOpts.AutoPipeline = cfg.autoPipeline(tracing.Enabled())
+	storeOpts.CompactGrants = cfg.CompactGrants == "on"
 	if cfg.ArchiveURL != "" {
 		storeOpts.OutboxCap = cfg.OutboxMax
 	}

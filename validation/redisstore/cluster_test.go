@@ -24,9 +24,9 @@ import (
 // for the whole package (creating one takes seconds), flushed before each
 // test and used by one test at a time.
 func init() {
-	backends["cluster"] = func(tb testing.TB) backend { return clusterBackend(tb, redisstore.Options{}) }
+	backends["cluster"] = func(tb testing.TB) backend { return clusterBackend(tb, redisstore.Options{CompactGrants: true}) }
 	backends["cluster-wait1"] = func(tb testing.TB) backend {
-		return clusterBackend(tb, redisstore.Options{WaitReplicas: 1, WaitTimeout: time.Second, OutboxCap: testOutboxCap, AutoPipeline: true})
+		return clusterBackend(tb, redisstore.Options{WaitReplicas: 1, WaitTimeout: time.Second, OutboxCap: testOutboxCap, AutoPipeline: true, CompactGrants: true})
 	}
 }
 

@@ -18,9 +18,10 @@ import (
 // sections of lua/prelude.lua), declared once for both sides.
 //
 // A check is one string wherever it lives (the live hold, an ended record,
-// a grant): "c2" and the fields of storedCheck joined by sep. (Meta shadows
-// the live hold field by field: the fields tagged held.) An audit event is
-// "e2" and the fields of storedEvent, the same way. What earlier releases
+// a reply's grant): "c2" and the fields of storedCheck joined by sep. (Meta
+// shadows the live hold field by field: the fields tagged held.) An audit
+// event is "e2" and the fields of storedEvent, the same way; the ledger's
+// grant "g1" and the fields of storedGrant. What earlier releases
 // wrote in other encodings is rewritten by the migration (migrate.go)
 // before this release reads it; here such a value is an error naming it.
 
@@ -85,10 +86,36 @@ type storedEvent struct {
 	Version string               `lua:"version,added"` // the policy version of a decision
 }
 
+// storedGrant is a grant as the ledger keeps it (K_GRANTS: check id ->
+// "g1" and these fields, in wire order): kept for ever, so it holds only
+// what is read for ever — by the rules, a release, the customer's view and
+// reconciliation — and is short enough (64 bytes for typical names) that
+// the ledger stays a listpack. The check id is the hash field, not
+// repeated. What only a replay of the redemption or a read of the check
+// needs (the OTP and token digests, placed, expires, placer, agent) is in
+// the check's record, written with the grant, for the retention. Grants an
+// earlier release wrote are whole checks ("c2"), read as such.
+type storedGrant struct {
+	Product    string `lua:"product"`
+	Granted    int64  `lua:"granted"`
+	Lag        int64  `lua:"lag"` // granted - fence: a few ms for a redemption
+	RedeemedBy string `lua:"redeemed_by"`
+	Imported   bool   `lua:"imported"`
+	// Version is the policy version it was granted under, a digest's
+	// "sha256:" written ":" (a version's name begins with a letter or a
+	// digit).
+	Version string `lua:"version"`
+}
+
 var (
 	checkCodec = newWireCodec("check", "c2", storedCheck{})
 	eventCodec = newWireCodec("audit event", "e2", storedEvent{})
+	grantCodec = newWireCodec("grant", "g1", storedGrant{})
 )
+
+// digestPrefix is how an unnamed policy version begins (validation's
+// digest), written ':' in a stored grant.
+const digestPrefix = "sha256"
 
 // wireCodec is one encoding: a tag, then the fields of a struct in
 // declaration order, each after sep. A field is a string, an int64 (Lua
@@ -272,6 +299,26 @@ func decodeGrant(customer, raw string) (validation.Grant, error) {
 	}, nil
 }
 
+// decodeStoredGrant returns the grant the ledger keeps under field id:
+// "g1" (storedGrant), or a whole check an earlier release wrote.
+func decodeStoredGrant(customer, id, raw string) (validation.Grant, error) {
+	if strings.HasPrefix(raw, checkCodec.prefix) {
+		return decodeGrant(customer, raw)
+	}
+	var g storedGrant
+	if err := grantCodec.decode(&g, raw); err != nil {
+		return validation.Grant{}, err
+	}
+	version := g.Version
+	if strings.HasPrefix(version, ":") {
+		version = digestPrefix + version
+	}
+	return validation.Grant{
+		CustomerID: customer, Product: g.Product, CheckID: id,
+		Fence: g.Granted - g.Lag, GrantedAt: msTime(g.Granted), RedeemedBy: g.RedeemedBy, PolicyVersion: version,
+	}, nil
+}
+
 // decodeEvent reads an audit event (storedEvent).
 func decodeEvent(raw string) (validation.Event, error) {
 	var se storedEvent
@@ -297,6 +344,7 @@ func msTime(v int64) time.Time { return ms(float64(v)) }
 // check_encode(c), check_fields(v) (empty fields nil; RETIRED raised for a
 // value in another encoding), check_product(v) (the product alone, for
 // rules that need no other field; nil for another encoding), event_encode(ev),
+// grant_encode(g), grant_fields(v) and grant_product_of(v) (storedGrant's),
 // and HELD, HELD_KEYS and held_fields(c) for meta's shadow of the hold.
 // Straight-line code: no loop, no table of names.
 func luaCodec() string {
@@ -312,25 +360,31 @@ func luaCodec() string {
 	}
 	encode("check_encode", "c", checkCodec)
 	encode("event_encode", "ev", eventCodec)
+	encode("grant_encode", "g", grantCodec)
 	// An added field's separator is optional, as the field is (the field
 	// before it cannot contain one), and nothing anchors the end: a value
 	// a newer release wrote has fields after the last one known here.
-	checkFields := checkCodec.names()
-	pattern := "'^c2" + strings.Repeat(`\31([^\31]*)`, checkCodec.required) +
-		strings.Repeat(`\31?([^\31]*)`, len(checkFields)-checkCodec.required) + "'"
-	vars := make([]string, len(checkFields))
-	for i := range vars {
-		vars[i] = "f" + strconv.Itoa(i+1)
-	}
-	fmt.Fprintf(&b, "local function check_fields(v)\n  local %s = string.match(v, %s)\n", strings.Join(vars, ", "), pattern)
-	b.WriteString("  if not f1 then error(RETIRED) end\n  return {")
-	for i, f := range checkFields {
-		if i > 0 {
-			b.WriteString(", ")
+	decode := func(fn string, w wireCodec) {
+		names := w.names()
+		pattern := "'^" + w.tag + strings.Repeat(`\31([^\31]*)`, w.required) +
+			strings.Repeat(`\31?([^\31]*)`, len(names)-w.required) + "'"
+		vars := make([]string, len(names))
+		for i := range vars {
+			vars[i] = "f" + strconv.Itoa(i+1)
 		}
-		fmt.Fprintf(&b, "%s = %s ~= '' and %s or nil", f, vars[i], vars[i])
+		fmt.Fprintf(&b, "local function %s(v)\n  local %s = string.match(v, %s)\n", fn, strings.Join(vars, ", "), pattern)
+		b.WriteString("  if not f1 then error(RETIRED) end\n  return {")
+		for i, f := range names {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, "%s = %s ~= '' and %s or nil", f, vars[i], vars[i])
+		}
+		b.WriteString("}\nend\n")
 	}
-	b.WriteString("}\nend\n")
+	decode("check_fields", checkCodec)
+	decode("grant_fields", grantCodec)
+	checkFields := checkCodec.names()
 	// held_fields(c) is the flat list of meta's shadow of c, straight-line:
 	// a loop building it would run on every check.
 	heldFields := checkCodec.heldNames()
@@ -352,5 +406,7 @@ func luaCodec() string {
 	product := slices.Index(checkFields, "product")
 	fmt.Fprintf(&b, "local function check_product(v)\n  return string.match(v, '^c2%s\\31([^\\31]*)')\nend\n",
 		strings.Repeat(`\31[^\31]*`, product))
+	fmt.Fprintf(&b, "local function grant_product_of(v)\n  return string.match(v, '^g1%s\\31([^\\31]*)')\nend\n",
+		strings.Repeat(`\31[^\31]*`, slices.Index(grantCodec.names(), "product")))
 	return b.String()
 }

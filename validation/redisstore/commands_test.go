@@ -14,35 +14,54 @@ import (
 )
 
 // commandsPerPath pins the Redis commands each script runs inside, per
-// path, as INFO commandstats counts them (EVALSHA itself excluded). A
+// path (with compact grants; see wholeGrantPaths), as INFO commandstats counts them (EVALSHA itself excluded). A
 // script that grows a command fails here deterministically, whatever the
 // machine; timings stay out of CI (TestScriptCost measures them). When a
 // change is meant, update the row and say why in the commit.
 var commandsPerPath = map[string]map[string]float64{
 	// Every check and redemption of a live hold reads the customer's
 	// reconciliation case (one GET, see the prelude's "case" section).
-	"check placed":             {"get": 2, "hmget": 2, "hvals": 1, "set": 1, "hset": 1, "pexpire": 1},
-	"check refused, live hold": {"get": 2, "hmget": 1, "hvals": 1, "lpush": 1, "pexpire": 1},
-	"check refused, grant":     {"get": 2, "hmget": 2, "hvals": 1, "lpush": 1},          // the attempts list exists: no PEXPIRE
-	"check placed, returning":  {"get": 2, "hmget": 2, "hvals": 1, "set": 1, "hset": 1}, // meta's expiry renewed today: no PEXPIRE
-	"check refused, case":      {"get": 2, "hmget": 2, "hvals": 1, "lpush": 1, "pexpire": 1},
-	"token redemption":         {"get": 2, "hvals": 1, "del": 1, "hdel": 1, "hset": 1, "lpush": 1, "pexpire": 1},
-	"token refused, case":      {"get": 2, "lpush": 1, "pexpire": 1}, // the hold is kept
-	"otp redemption":           {"get": 2, "hmget": 1, "hincrby": 1, "hvals": 1, "del": 1, "hdel": 1, "hset": 1, "lpush": 1, "pexpire": 1},
+	"check placed":             {"get": 2, "hmget": 2, "hgetall": 1, "set": 1, "hset": 1, "pexpire": 1},
+	"check refused, live hold": {"get": 2, "hmget": 1, "hgetall": 1, "lpush": 1, "pexpire": 1},
+	"check refused, grant":     {"get": 2, "hmget": 2, "hgetall": 1, "lpush": 1},          // the attempts list exists: no PEXPIRE
+	"check placed, returning":  {"get": 2, "hmget": 2, "hgetall": 1, "set": 1, "hset": 1}, // meta's expiry renewed today: no PEXPIRE
+	"check refused, case":      {"get": 2, "hmget": 2, "hgetall": 1, "lpush": 1, "pexpire": 1},
+	"token redemption":         {"get": 2, "hgetall": 1, "del": 1, "hdel": 1, "hset": 2, "hlen": 1, "lpush": 1, "pexpire": 2}, // the grant and its record
+	"token refused, case":      {"get": 2, "lpush": 1, "pexpire": 1},                                                          // the hold is kept
+	"otp redemption":           {"get": 2, "hmget": 1, "hincrby": 1, "hgetall": 1, "del": 1, "hdel": 1, "hset": 2, "hlen": 1, "lpush": 1, "pexpire": 2},
 	"otp refused, case":        {"get": 2, "lpush": 1}, // before the code: nothing counted
 	"otp wrong code":           {"get": 2, "hmget": 1, "hincrby": 1, "hset": 1, "lpush": 1, "pexpire": 1},
-	"token replay":             {"get": 1, "hmget": 1, "hget": 1},
+	"token replay":             {"get": 1, "hmget": 1, "hget": 2}, // the grant, then its record
 	"cancel":                   {"get": 1, "del": 1, "hdel": 1, "hset": 1, "hlen": 1, "pexpire": 2, "lpush": 1},
-	"read after an expiry":     {"get": 1, "hmget": 2, "hget": 2, "hdel": 1, "hset": 1, "hlen": 1, "pexpire": 2, "lpush": 1}, // settle (meta, then the hold's shadow), then the read
+	"read after an expiry":     {"get": 1, "hmget": 2, "hget": 1, "hdel": 1, "hset": 1, "hlen": 1, "pexpire": 2, "lpush": 1}, // settle (meta, then the hold's shadow), then the read
 	"read a live check":        {"get": 1},
-	"read a customer":          {"get": 1, "hmget": 2, "hvals": 1},
+	"read a customer":          {"get": 1, "hmget": 2, "hgetall": 1},
+}
+
+// wholeGrantPaths are the rows of commandsPerPath that differ without
+// compact grants (the default): a redemption writes the whole check to
+// the ledger and no record, as the previous release did, a replay finds
+// its proof in the grant, and a read looks in the ledger before the
+// records.
+var wholeGrantPaths = map[string]map[string]float64{
+	"token redemption":     {"get": 2, "hgetall": 1, "del": 1, "hdel": 1, "hset": 1, "lpush": 1, "pexpire": 1},
+	"otp redemption":       {"get": 2, "hmget": 1, "hincrby": 1, "hgetall": 1, "del": 1, "hdel": 1, "hset": 1, "lpush": 1, "pexpire": 1},
+	"token replay":         {"get": 1, "hmget": 1, "hget": 1},
+	"read after an expiry": {"get": 1, "hmget": 2, "hget": 2, "hdel": 1, "hset": 1, "hlen": 1, "pexpire": 2, "lpush": 1}, // the ledger, then the record
 }
 
 func TestScriptCommands(t *testing.T) {
+	t.Run("compact grants", func(t *testing.T) { testScriptCommands(t, true, commandsPerPath) })
+	whole := maps.Clone(commandsPerPath)
+	maps.Copy(whole, wholeGrantPaths)
+	t.Run("whole grants", func(t *testing.T) { testScriptCommands(t, false, whole) })
+}
+
+func testScriptCommands(t *testing.T, compact bool, commandsPerPath map[string]map[string]float64) {
 	srv := redistest.MustStartRedis(t)
 	rdb := srv.Client(t)
 	ctx := context.Background()
-	s := redisstore.New(rdb, redisstore.Options{})
+	s := redisstore.New(rdb, redisstore.Options{CompactGrants: compact})
 	if err := s.Load(ctx); err != nil {
 		t.Fatal(err)
 	}

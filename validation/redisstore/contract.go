@@ -41,6 +41,7 @@ type commonArgs struct {
 	Retention      int64 `lua:"RETENTION,num,raw=RETENTION_STR"`             // ms an ended check stays readable
 	AuditRetention int64 `lua:"AUDIT_RETENTION,num,raw=AUDIT_RETENTION_STR"` // ms the audit and meta outlive the last write
 	OutboxCap      int   `lua:"OUTBOX_CAP,num"`                              // records a slot's outbox may hold; 0: no outbox
+	CompactGrants  bool  `lua:"COMPACT_GRANTS"`                              // '1': the ledger gets g1 grants and their records
 }
 
 type luaField struct {

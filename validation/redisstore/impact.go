@@ -100,7 +100,7 @@ func (s *Store) scanKeys(ctx context.Context, what, pattern string, fn func(cont
 
 // standingCmds are one customer's reads.
 type standingCmds struct {
-	grants *redis.StringSliceCmd
+	grants *redis.MapStringStringCmd
 	ended  *redis.MapStringStringCmd
 	audit  *redis.StringSliceCmd
 	meta   *redis.SliceCmd
@@ -115,7 +115,7 @@ func readStandings(ctx context.Context, node redis.Cmdable, keys []string, req v
 		for i, k := range keys {
 			c := customerOfKey(k)
 			cmds[i] = standingCmds{
-				grants: p.HVals(ctx, grantsKey(c)),
+				grants: p.HGetAll(ctx, grantsKey(c)),
 				ended:  p.HGetAll(ctx, customerKey(c, "ended")),
 				audit:  p.LRange(ctx, customerKey(c, "audit"), 0, -1),
 				meta:   p.HMGet(ctx, customerKey(c, "meta"), shadowFields...),

@@ -173,8 +173,9 @@ var (
 )
 
 // transientCheckFields are what a script notes on a decoded check for its
-// own use and never stores: migrate.lua's mark of a v1 grant (v1grant).
-var transientCheckFields = []string{"v1grant"}
+// own use and never stores: migrate.lua's mark of a v1 grant (v1grant),
+// grant_decode's of a g1 grant (compact).
+var transientCheckFields = []string{"v1grant", "compact"}
 
 // TestLuaSpeaksOnlyWhatGoDeclares: the scripts' replies, violations and
 // checks are declared once, in Go (replyKinds, errorReasons,

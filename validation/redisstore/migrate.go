@@ -37,6 +37,7 @@ type migrateArgs struct {
 type MigrateCounts struct {
 	Checks    int64 `lua:"checks" json:"checks"`       // v1 JSON records of ended checks
 	Grants    int64 `lua:"grants" json:"grants"`       // v1 JSON grants
+	Ledger    int64 `lua:"ledger" json:"ledger"`       // c2 grants (whole checks), made g1
 	Tokenless int64 `lua:"tokenless" json:"tokenless"` // c2 checks (hold, record, grant) without the token field
 	Events    int64 `lua:"events" json:"events"`       // v1 JSON events (audit and attempts)
 	Holds     int64 `lua:"holds" json:"holds"`         // v1 holds (a hash), live or expired and unsettled
@@ -48,12 +49,13 @@ type MigrateCounts struct {
 
 // Total is the number of values converted, all kinds together.
 func (c MigrateCounts) Total() int64 {
-	return c.Checks + c.Grants + c.Tokenless + c.Events + c.Holds + c.Lastv + c.Meta + c.Idem + c.Logs
+	return c.Checks + c.Grants + c.Ledger + c.Tokenless + c.Events + c.Holds + c.Lastv + c.Meta + c.Idem + c.Logs
 }
 
 func (c *MigrateCounts) add(o MigrateCounts) {
 	c.Checks += o.Checks
 	c.Grants += o.Grants
+	c.Ledger += o.Ledger
 	c.Tokenless += o.Tokenless
 	c.Events += o.Events
 	c.Holds += o.Holds

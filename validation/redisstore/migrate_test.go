@@ -96,6 +96,43 @@ type (
 	}
 )
 
+// server is a release's check, redemption and release, as its scripts
+// answer them.
+type server interface {
+	check(customer, product, id, token string, now time.Time, ttl time.Duration) (checkReply, error)
+	redeem(customer, product, id string, now time.Time) (redeemReply, error)
+	release(customer, product string, now time.Time) (grantReply, error)
+}
+
+// todayStore runs this release's scripts with the v2 policy (each product
+// at most once, the two exclusive).
+type todayStore struct{ s *Store }
+
+var todayRules = map[string]string{
+	"credit_card":   "L|p|1|credit_card|credit_card;L|x|1|cards_loans|personal_loan",
+	"personal_loan": "L|p|1|personal_loan|personal_loan;L|x|1|cards_loans|credit_card",
+}
+
+func (v todayStore) check(customer, product, id, token string, now time.Time, ttl time.Duration) (checkReply, error) {
+	var r checkReply
+	err := v.s.run(context.Background(), checkScript, customer, now, nil, checkArgs{Product: product, Rules: todayRules[product], ID: id,
+		Secret: hexOf(v1Secret), Token: token, TTL: ttl.Milliseconds(), Actor: "branch-portal", Agent: "ana"}, &r)
+	return r, err
+}
+
+func (v todayStore) redeem(customer, product, id string, now time.Time) (redeemReply, error) {
+	var r redeemReply
+	err := v.s.run(context.Background(), redeemTokenScript, customer, now, nil, redeemTokenArgs{Product: product, ID: id,
+		Actor: "card-service", Rules: todayRules[product]}, &r)
+	return r, err
+}
+
+func (v todayStore) release(customer, product string, now time.Time) (grantReply, error) {
+	var r grantReply
+	err := v.s.run(context.Background(), releaseScript, customer, now, nil, releaseArgs{Product: product, Actor: "card-service"}, &r)
+	return r, err
+}
+
 // check places a hold of product, or says why not (the reply's kind).
 func (v v2Store) check(customer, product, id, token string, now time.Time, ttl time.Duration) (checkReply, error) {
 	var r checkReply
@@ -270,6 +307,39 @@ func asLastv(tb testing.TB, rdb redis.UniversalClient, customer string) {
 
 // retired counts the values in rdb (every master of a cluster) that are in
 // a retired encoding, by key and field, independently of migrate.lua.
+// wholeGrants counts the ledger's whole-check (c2) grants.
+func wholeGrants(tb testing.TB, rdb redis.UniversalClient) int {
+	tb.Helper()
+	var (
+		mu sync.Mutex
+		n  int
+	)
+	scan := func(ctx context.Context, node redis.Cmdable) error {
+		iter := node.Scan(ctx, 0, "arb:{*}:grants", 100).Iterator()
+		for iter.Next(ctx) {
+			for _, v := range node.HGetAll(ctx, iter.Val()).Val() {
+				if strings.HasPrefix(v, "c2"+sep) {
+					mu.Lock()
+					n++
+					mu.Unlock()
+				}
+			}
+		}
+		return iter.Err()
+	}
+	ctx := context.Background()
+	var err error
+	if cc, ok := rdb.(*redis.ClusterClient); ok {
+		err = cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error { return scan(ctx, c) })
+	} else {
+		err = scan(ctx, rdb)
+	}
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return n
+}
+
 func retired(tb testing.TB, rdb redis.UniversalClient) []string {
 	tb.Helper()
 	ctx := context.Background()
@@ -299,9 +369,16 @@ func retired(tb testing.TB, rdb redis.UniversalClient) []string {
 				} else {
 					check(key, "", rdb.Get(ctx, key).Val())
 				}
-			case name == "checks" || name == "grants":
+			case name == "checks":
 				for field, v := range rdb.HGetAll(ctx, key).Val() {
 					check(key, field, v)
+				}
+			case name == "grants":
+				// The ledger keeps grants (g1), not whole checks.
+				for field, v := range rdb.HGetAll(ctx, key).Val() {
+					if !strings.HasPrefix(v, "g1"+sep) {
+						bad(key, field)
+					}
 				}
 			case name == "audit" || name == "tries":
 				for _, v := range rdb.LRange(ctx, key, 0, -1).Val() {
@@ -369,7 +446,7 @@ func testMigrate(t *testing.T, rdb redis.UniversalClient) {
 		before[c[1]] = v2.get(c[0], c[1], now)
 	}
 	holdTTL := rdb.PTTL(ctx, "arb:{L-held}:hold").Val()
-	s := New(rdb, Options{})
+	s := New(rdb, Options{CompactGrants: true}) // to g1; cmd/arbiter's TestMigrateCommand migrates with it off
 
 	old := retired(t, rdb)
 	dry, err := s.Migrate(ctx, MigrateOptions{DryRun: true})
@@ -573,10 +650,12 @@ func migratedAnswers(t *testing.T, s *Store, rdb redis.UniversalClient, f legacy
 	})
 }
 
-// TestMigrateWhileServing migrates a store while the previous release
-// serves it (v2 scripts placing, redeeming and releasing holds on the same
-// customers, v1 holds among them): no script fails, nothing is left in a
-// retired encoding, and no customer ends with two exclusive grants.
+// TestMigrateWhileServing runs the upgrade to compact grants in its order:
+// the previous release (v2 scripts) serves, then this release with compact
+// grants off serves beside it (each reads the other's grants), then this
+// release with compact grants on serves while the migration runs (v1 holds
+// among the customers): no script fails, nothing is left in a retired
+// encoding, and no customer ends with two exclusive grants.
 func TestMigrateWhileServing(t *testing.T) {
 	for name, start := range migrateBackends {
 		t.Run(name, func(t *testing.T) {
@@ -599,12 +678,12 @@ func testMigrateWhileServing(t *testing.T, rdb redis.UniversalClient) {
 		}
 	}
 
-	// serve is one round of the previous release's traffic on customer: a
-	// check of product; the hold it places or meets is redeemed, the grant
-	// it meets released.
-	serve := func(customer, product string) error {
+	// serve is one round of srv's traffic on customer: a check of product;
+	// the hold it places or meets is redeemed, the grant it meets
+	// released.
+	serve := func(srv server, customer, product string) error {
 		id := mustID(t, customer)
-		r, err := v2.check(customer, product, id, "", now, 5*time.Minute)
+		r, err := srv.check(customer, product, id, "", now, 5*time.Minute)
 		if err != nil {
 			return fmt.Errorf("v2 check %s: %w", customer, err)
 		}
@@ -623,7 +702,7 @@ func testMigrateWhileServing(t *testing.T, rdb redis.UniversalClient) {
 				}
 			}
 			if id == "" {
-				rel, err := v2.release(customer, vs[0].Product, now)
+				rel, err := srv.release(customer, vs[0].Product, now)
 				if err != nil || rel.Kind != "ok" {
 					return fmt.Errorf("v2 release %s = %+v, %v", customer, rel, err)
 				}
@@ -632,24 +711,55 @@ func testMigrateWhileServing(t *testing.T, rdb redis.UniversalClient) {
 		} else if r.Kind != "held" {
 			return fmt.Errorf("v2 check %s = %+v", customer, r)
 		}
-		g, err := v2.redeem(customer, product, id, now)
+		g, err := srv.redeem(customer, product, id, now)
 		if err != nil || (g.Kind != "granted" && g.Kind != "refused") {
 			return fmt.Errorf("v2 redeem %s %s = %+v, %v", customer, id, g, err)
 		}
 		return nil
 	}
 
+	// The upgrade in its order (operations.md): a round of the release
+	// that retired v1 first (v2; the migration below converts what it
+	// left). Then this release is deployed with compact grants off, the
+	// default, and serves beside the previous release (v3), customer by
+	// customer in turn, twice, so that each meets (checks against,
+	// releases) the other's grants: the previous release reads what this
+	// one writes with compact grants off. Then compact
+	// grants are switched on and the migration runs while this release
+	// serves, writing g1 grants, which the previous release cannot read.
+	products := [...]string{"personal_loan", "credit_card"}
+	for i, c := range customers {
+		if err := serve(v2, c, products[i%2]); err != nil {
+			t.Fatalf("the v2 release: %v", err)
+		}
+	}
+	prev, whole := v3Store{t, rdb}, todayStore{New(rdb, Options{})}
+	for round := range 2 {
+		for i, c := range customers {
+			srv, who := server(prev), "the previous release"
+			if (round+i)%2 == 0 {
+				srv, who = whole, "this release, compact grants off"
+			}
+			if err := serve(srv, c, products[(round+i+1)%2]); err != nil {
+				t.Fatalf("%s, beside the other: %v", who, err)
+			}
+		}
+	}
+	if n := wholeGrants(t, rdb); n == 0 {
+		t.Fatal("no whole grant before the switch: the rolling deploy wrote none")
+	}
+	s := New(rdb, Options{CompactGrants: true})
+	today := todayStore{s}
 	stop, served := make(chan struct{}), make(chan error, 1)
 	started := make(chan struct{})
 	go func() {
-		products := [...]string{"personal_loan", "credit_card"}
-		for round := 0; ; round++ {
+		for round := 1; ; round++ {
 			for i, c := range customers {
-				if err := serve(c, products[(round+i)%2]); err != nil {
+				if err := serve(today, c, products[(round+i)%2]); err != nil {
 					served <- err
 					return
 				}
-				if round == 0 && i == 0 {
+				if round == 1 && i == 0 {
 					close(started)
 				}
 			}
@@ -662,14 +772,13 @@ func testMigrateWhileServing(t *testing.T, rdb redis.UniversalClient) {
 		}
 	}()
 	<-started
-	s := New(rdb, Options{})
 	rep, err := s.Migrate(ctx, MigrateOptions{Batch: 5})
 	close(stop)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := <-served; err != nil {
-		t.Fatalf("the previous release, serving during the migration: %v", err)
+		t.Fatalf("this release, serving during the migration: %v", err)
 	}
 	t.Logf("migrated while serving: %+v", rep)
 	if left := retired(t, rdb); len(left) > 0 {

@@ -45,13 +45,13 @@ var (
 
 func init() { scripts = append(scripts, caseScript) }
 
-// Grants is the ledger side of reconcile.Store: one HVALS per customer, all
-// in one pipeline.
+// Grants is the ledger side of reconcile.Store: one HGETALL per customer,
+// all in one pipeline.
 func (s *Store) Grants(ctx context.Context, customers []string) (map[string][]validation.Grant, error) {
-	cmds := make([]*redis.StringSliceCmd, len(customers))
+	cmds := make([]*redis.MapStringStringCmd, len(customers))
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, c := range customers {
-			cmds[i] = p.HVals(ctx, grantsKey(c))
+			cmds[i] = p.HGetAll(ctx, grantsKey(c))
 		}
 		return nil
 	})
@@ -69,10 +69,11 @@ func (s *Store) Grants(ctx context.Context, customers []string) (map[string][]va
 	return out, nil
 }
 
-func decodeGrants(customer string, raws []string) ([]validation.Grant, error) {
+// decodeGrants reads a customer's ledger (check id -> stored grant).
+func decodeGrants(customer string, ledger map[string]string) ([]validation.Grant, error) {
 	var gs []validation.Grant
-	for _, raw := range raws {
-		g, err := decodeGrant(customer, raw)
+	for id, raw := range ledger {
+		g, err := decodeStoredGrant(customer, id, raw)
 		if err != nil {
 			return nil, err
 		}
@@ -84,7 +85,7 @@ func decodeGrants(customer string, raws []string) ([]validation.Grant, error) {
 
 // ScanGrants is the ledger side of reconcile.Store: SCAN MATCH on every
 // master (a Cluster's masters in parallel, fn called one batch at a time),
-// each step's keys read with one pipelined HVALS each.
+// each step's keys read with one pipelined HGETALL each.
 func (s *Store) ScanGrants(ctx context.Context, fn func(map[string][]validation.Grant) error) error {
 	var mu sync.Mutex
 	return s.scanKeys(ctx, "scan grants", grantsPattern, func(ctx context.Context, node redis.Cmdable, keys []string) error {
@@ -99,10 +100,10 @@ func (s *Store) ScanGrants(ctx context.Context, fn func(map[string][]validation.
 }
 
 func readGrants(ctx context.Context, node redis.Cmdable, keys []string) (map[string][]validation.Grant, error) {
-	cmds := make([]*redis.StringSliceCmd, len(keys))
+	cmds := make([]*redis.MapStringStringCmd, len(keys))
 	_, err := node.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, k := range keys {
-			cmds[i] = p.HVals(ctx, k)
+			cmds[i] = p.HGetAll(ctx, k)
 		}
 		return nil
 	})

@@ -64,6 +64,14 @@ type Options struct {
 	// Durable redemptions and confirmed reads (WaitReplicas) are not
 	// batched. Default off.
 	AutoPipeline bool
+	// CompactGrants makes a redemption write the ledger's short grant
+	// (g1) and the check's record beside it, and arbiter migrate convert
+	// whole grants to g1: a granted customer's ledger then stays a
+	// listpack. Off (the default in this release), a redemption writes
+	// the whole check as the previous release did, which that release
+	// can read. The scripts read both encodings either way. Turn it on
+	// only once no instance of the previous release serves (operations.md).
+	CompactGrants bool
 }
 
 // triesCap is how many attempts that changed nothing are kept per
@@ -133,7 +141,7 @@ func idemKey(customer, key string) string { return "arb:{" + customer + "}:idem:
 // common is the start of every script's ARGV (commonArgs).
 func (s *Store) common(now time.Time) commonArgs {
 	return commonArgs{Now: now.UnixMilli(), AuditCap: s.opts.AuditCap, Retention: s.opts.Retention.Milliseconds(),
-		AuditRetention: s.opts.AuditRetention.Milliseconds(), OutboxCap: s.opts.OutboxCap}
+		AuditRetention: s.opts.AuditRetention.Milliseconds(), OutboxCap: s.opts.OutboxCap, CompactGrants: s.opts.CompactGrants}
 }
 
 // run executes one script on one customer's keys with its arguments (a

@@ -11,6 +11,7 @@
 --   * v1 checks and grants: JSON ('{'); a grant is {check_id, product,
 --     fence, granted, by}, its check (when still recorded) in K_CHECKS;
 --   * c2 values written before the token field, one SEP short;
+--   * whole checks (c2) in the ledger, where a grant is now g1;
 --   * v1 events: JSON, in K_AUDIT and K_TRIES;
 --   * the v1 hold: a hash at K_HOLD (check_id, product, fence, secret,
 --     fails, expires, by), its check recorded with status held and its
@@ -20,7 +21,7 @@
 --     keeps h.<field> (its shadow, see hold_place);
 --   * v1 refusal idempotency records: JSON without check_id;
 --   * the v1 log (check ids in creation order), which nothing reads.
-local n = {checks = 0, grants = 0, tokenless = 0, events = 0, holds = 0, lastv = 0, meta = 0, idem = 0, logs = 0}
+local n = {checks = 0, grants = 0, ledger = 0, tokenless = 0, events = 0, holds = 0, lastv = 0, meta = 0, idem = 0, logs = 0}
 -- Every write is guarded by live, in full (not through a helper), so that
 -- deploy's ACL test sees each command this script calls.
 local live = dry_run ~= '1'
@@ -70,37 +71,63 @@ local function old_decode(v)
   return check_fields(v), false
 end
 
--- The grants first: a v1 grant whose check is still recorded becomes that
--- check, redeemed, and the record goes, as a redemption leaves it today. A
--- v1 grant without one was imported, or redeemed so long ago that its
--- check was pruned: either way no redemption can be replayed against it,
--- which is what status imported says.
-local merged = {}
+-- The grants first. With COMPACT_GRANTS each becomes the ledger's short
+-- value (g1, see the prelude's "grants" section); the ledger is written
+-- anew, so that a hash a whole check made a hash table becomes a listpack
+-- again. Without, a grant in a retired encoding becomes the whole check
+-- (c2), as the previous release wrote it, and a whole or g1 grant stays
+-- as it is. A v1 grant whose check is still recorded becomes that check,
+-- redeemed. A v1 grant without one was imported, or redeemed so long ago
+-- that its check was pruned: either way no redemption can be replayed
+-- against it, which is what status imported says. Made g1, a redeemed
+-- check still within RETENTION is recorded whole, as a redemption leaves
+-- it, so that its replay still proves its code or token; an older one's
+-- record goes, as does a merged one's made whole (the grant keeps it).
+local compact = COMPACT_GRANTS == '1'
+local merged, ledger, rewrite, recorded = {}, {}, false, false
 local grants = redis.call('HGETALL', K_GRANTS)
 for i = 1, #grants, 2 do
-  local g, old = old_decode(grants[i + 1])
-  if old then
+  local raw = grants[i + 1]
+  ledger[#ledger + 1] = grants[i]
+  local g, old
+  if string.sub(raw, 1, 3) ~= 'g1' .. SEP then g, old = old_decode(raw) end
+  if not g or not (old or compact) then
+    ledger[#ledger + 1] = raw
+  else
     if g.v1grant then
-      local raw = redis.call('HGET', K_CHECKS, g.id)
-      local c = raw and old_decode(raw)
+      local rec = redis.call('HGET', K_CHECKS, g.id)
+      local c = rec and old_decode(rec)
       if c and c.status == 'redeemed' then
         c.granted, c.redeemed_by = c.granted or g.granted, c.redeemed_by or g.redeemed_by
         g = c
         merged[g.id] = true
-        if live then redis.call('HDEL', K_CHECKS, g.id) end
       else
         g.status = 'imported'
       end
       n.grants = n.grants + 1
-    elseif string.byte(grants[i + 1], 1) == 123 then
+    elseif string.byte(raw, 1) == 123 then
       n.grants = n.grants + 1
-    else
+    elseif old then
       n.tokenless = n.tokenless + 1
+    else
+      n.ledger = n.ledger + 1
     end
     g.v1grant, g.secret = nil, nil
-    if live then redis.call('HSET', K_GRANTS, grants[i], check_encode(g)) end
+    rewrite = true
+    ledger[#ledger + 1] = compact and grant_compact(g) or check_encode(g)
+    if compact and g.status == 'redeemed' and (tonumber(g.ended or g.granted) or 0) + RETENTION >= NOW then
+      if live and (merged[g.id] or redis.call('HEXISTS', K_CHECKS, g.id) == 0) then redis.call('HSET', K_CHECKS, g.id, check_encode(g)) end
+      recorded = true
+    elseif merged[g.id] then
+      if live then redis.call('HDEL', K_CHECKS, g.id) end
+    end
   end
 end
+if live and rewrite then
+  redis.call('DEL', K_GRANTS)
+  redis.call('HSET', K_GRANTS, unpack(ledger))
+end
+if live and recorded then redis.call('PEXPIRE', K_CHECKS, RETENTION_STR) end
 
 -- open_v1 is the check of a v1 hold, live or dropped by its TTL but not
 -- yet settled, or nil: meta says open and has no shadow and no lastv.

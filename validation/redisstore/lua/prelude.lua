@@ -20,9 +20,10 @@ local TRIES_CAP = 100
 -- ## check: one encoding for a check wherever it lives
 -- A check is one string: 'c2' and its fields joined by SEP ('\31'; no
 -- field may contain it: ids, products and client names cannot, agents
--- exclude control characters). The live hold, an ended check and a grant
--- are all this encoding, so a check never changes shape as it moves (meta
--- shadows the live hold field by field, see hold). check_encode(c) and
+-- exclude control characters). The live hold, an ended check and a
+-- reply's grant are all this encoding, so a check never changes shape as
+-- it moves (meta shadows the live hold field by field, see hold; the
+-- ledger keeps a shorter grant, see grants). check_encode(c) and
 -- check_fields(v) are generated from storedCheck in codec.go (luaCodec),
 -- straight-line code with no table of names, and put in front of this
 -- prelude; a field is added there (tagged held, if a held check has
@@ -143,8 +144,8 @@ local function checked(c)
 end
 
 -- ## records: ended checks (K_CHECKS), readable for RETENTION
--- A redeemed check is its grant instead (see grants); it becomes a record
--- only when the grant is released.
+-- A redeemed check is recorded as well as granted (see grants), and
+-- recorded again when its grant is released.
 local RECORDS_PRUNE_AT = 64
 
 -- record_get returns the record of check id, unless it ended longer than
@@ -173,30 +174,83 @@ local function record_put(c)
   redis.call('PEXPIRE', K_CHECKS, RETENTION_STR)
 end
 
--- ## grants: the ledger (K_GRANTS: check id -> the redeemed check)
+-- ## grants: the ledger (K_GRANTS: check id -> the grant)
+-- A grant stays for ever, so the ledger keeps only what is read for ever:
+-- 'g1' and the fields of storedGrant in codec.go (grant_encode,
+-- grant_fields; product, granted, lag = granted - fence, redeemer,
+-- imported, the policy version with 'sha256:' written ':'), short enough
+-- that the hash stays a listpack (see meta). What only a replay of the
+-- redemption (the OTP and token digests) or a read of the check (placed,
+-- expires, placer, agent) needs is in the check's record, which the
+-- redemption writes too (records: readable for RETENTION). That is with
+-- COMPACT_GRANTS ('1'); without, the ledger keeps the whole check ('c2')
+-- and no record, as the previous release wrote and can read (so that
+-- release and this one can serve side by side, see operations.md). Both
+-- encodings are read whatever COMPACT_GRANTS says; any other value raises
+-- RETIRED, never reads as no grant.
+
+-- grant_decode returns grant raw (of check id) as a check, or nil; a g1
+-- grant's has compact set (it lacks what only the record keeps).
+local function grant_decode(id, raw)
+  if not raw then return nil end
+  if string.sub(raw, 1, 3) == 'c2' .. SEP then return check_fields(raw) end
+  local g = grant_fields(raw)
+  local version = g.version
+  if version and string.byte(version, 1) == 58 then version = 'sha256' .. version end
+  local status = g.imported and 'imported' or 'redeemed'
+  return {id = id, product = g.product, status = status, fence = string.format('%d', tonumber(g.granted) - tonumber(g.lag)),
+    granted = g.granted, redeemed_by = g.redeemed_by, version = version,
+    ended = status == 'redeemed' and g.granted or nil, ended_by = status == 'redeemed' and g.redeemed_by or nil, compact = true}
+end
+
+-- grant_compact is the ledger's value of check c, granted.
+local function grant_compact(c)
+  local version = c.granted_version or c.version
+  if version and string.sub(version, 1, 7) == 'sha256:' then version = string.sub(version, 7) end
+  return grant_encode({product = c.product, granted = c.granted, lag = string.format('%d', tonumber(c.granted) - tonumber(c.fence)),
+    redeemed_by = c.redeemed_by, imported = c.status == 'imported' and '1' or nil, version = version})
+end
+
 local function grant_get(id)
-  return check_decode(redis.call('HGET', K_GRANTS, id))
+  return grant_decode(id, redis.call('HGET', K_GRANTS, id))
+end
+
+-- grants_all returns every grant as a check, in no order.
+local function grants_all()
+  local all, out = redis.call('HGETALL', K_GRANTS), {}
+  for i = 1, #all, 2 do out[#out + 1] = grant_decode(all[i], all[i + 1]) end
+  return out
 end
 
 -- grant_product reads only a grant's product, so rules never decode the
 -- grants they do not concern.
 local function grant_product(raw)
-  return check_product(raw) or error(RETIRED)
+  return grant_product_of(raw) or check_product(raw) or error(RETIRED)
 end
 
+-- grant_put writes c, granted, to the ledger (g1 with COMPACT_GRANTS,
+-- else whole) and returns it encoded whole, as replies carry it.
 local function grant_put(c)
   c.secret = nil
   local enc = check_encode(c)
-  redis.call('HSET', K_GRANTS, c.id, enc)
+  redis.call('HSET', K_GRANTS, c.id, COMPACT_GRANTS == '1' and grant_compact(c) or enc)
   return enc
 end
 
--- check_find returns an ended check by id: its grant, or its record.
--- Imported grants were never checks.
+-- check_find returns an ended check by id: a whole grant, else its record,
+-- else its g1 grant (what the ledger keeps). Imported grants were never
+-- checks. The record is read first where it is likeliest to be there
+-- (COMPACT_GRANTS: every redemption writes one), the ledger first where
+-- it is whole, so that each mode reads what it wrote with one HGET.
 local function check_find(id)
+  local c = COMPACT_GRANTS == '1' and record_get(id)
+  if c then return c end
   local g = grant_get(id)
+  if g and g.status ~= 'imported' and not g.compact then return g end
+  if COMPACT_GRANTS ~= '1' then c = record_get(id) end
+  if c then return c end
   if g and g.status ~= 'imported' then return g end
-  return record_get(id)
+  return nil
 end
 
 -- ## meta: K_META, a hash: fence (the newest fence), last (newest check
@@ -296,8 +350,12 @@ local function hold_finish(c, status, actor, ev)
   c.status, c.ended, c.ended_by = status, NOW_STR, actor
   if ev.reason and status ~= 'redeemed' then c.end_reason = ev.reason end
   ev.product, ev.check_id, ev.actor, ev.fence = c.product, c.id, actor, c.fence
+  -- A g1 grant's record keeps, for RETENTION, what the ledger does not:
+  -- what a replay of the redemption proves and what a read of the check
+  -- shows. A whole grant keeps it itself and is not recorded.
   local enc
-  if status == 'redeemed' then enc = grant_put(c) else record_put(c) end
+  if status == 'redeemed' then enc = grant_put(c) end
+  if status ~= 'redeemed' or COMPACT_GRANTS == '1' then record_put(c) end
   -- The checked event went to the outbox when the hold was placed.
   local encs = event_encodes({checked(c), ev})
   audit_push(encs)

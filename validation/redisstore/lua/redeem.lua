@@ -14,19 +14,23 @@ local function otp_digest(check_id, otp) return redis.sha1hex(check_id .. ':' ..
 -- unknown). A replay is a replay of something that still exists: the same
 -- client gets its grant again only while the grant is in the ledger, and
 -- over OTP only with the code that redeemed it (kept as a digest in the
--- grant). A released grant is never replayed, whoever asks and however.
--- product, when given, must be the check's; accept, when given, is asked
--- of the check first (a token's secret, see redeem_token.lua).
+-- check's record, which lives RETENTION after the redemption; a grant an
+-- earlier release wrote keeps it itself). A released grant is never
+-- replayed, whoever asks and however. product, when given, must be the
+-- check's; accept, when given, is asked of the check first (a token's
+-- secret, see redeem_token.lua).
 local function ended(id, actor, code, product, accept)
   if not id then return reply{kind = KIND.error, reason = REASON.hold_expired, detail = 'unknown'} end
-  local raw = redis.call('HGET', K_GRANTS, id)
-  if raw then
-    local g = check_decode(raw)
+  local g = grant_get(id)
+  if g then
+    -- What the replay proves is in a whole grant, else in the record
+    -- while there is one; a g1 grant keeps no digest.
+    local proof = g.compact and record_get(id) or g
     if product and g.product ~= product then return reply{kind = KIND.error, reason = REASON.hold_expired, detail = 'unknown'} end
-    if accept and not accept(g) then return reply{kind = KIND.error, reason = REASON.token_invalid, detail = 'secret'} end
+    if accept and not accept(proof) then return reply{kind = KIND.error, reason = REASON.token_invalid, detail = 'secret'} end
     if g.redeemed_by ~= actor then return reply{kind = KIND.error, reason = REASON.already_redeemed, detail = g.redeemed_by} end
-    if code and g.otp ~= otp_digest(id, code) then return reply{kind = KIND.error, reason = REASON.otp_invalid, detail = 'replay'} end
-    return reply{kind = KIND.replay, grant = raw}
+    if code and proof.otp ~= otp_digest(id, code) then return reply{kind = KIND.error, reason = REASON.otp_invalid, detail = 'replay'} end
+    return reply{kind = KIND.replay, grant = check_encode(g)}
   end
   local c = record_get(id)
   if not c or (product and c.product ~= product) then return reply{kind = KIND.error, reason = REASON.hold_expired, detail = 'unknown'} end

@@ -5,10 +5,11 @@
 -- Arguments and reply: releaseArgs, grantReply.
 live_hold()
 local latest
-for _, raw in ipairs(redis.call('HVALS', K_GRANTS)) do
-  if grant_product(raw) == product then
-    local g = check_decode(raw)
-    if (want == '' or g.id == want) and (not latest or by_granted(latest, g)) then latest = g end
+local all = redis.call('HGETALL', K_GRANTS)
+for i = 1, #all, 2 do
+  if grant_product(all[i + 1]) == product and (want == '' or all[i] == want) then
+    local g = grant_decode(all[i], all[i + 1])
+    if not latest or by_granted(latest, g) then latest = g end
   end
 end
 if not latest then return reply{kind = KIND.error, reason = REASON.grant_not_found} end

@@ -136,8 +136,9 @@ end
 -- periods. Only the grants of related products are decoded.
 local function grant_violations(vs, product, rules, h)
   local grants = {}
-  for _, raw in ipairs(redis.call('HVALS', K_GRANTS)) do
-    if rules.related[grant_product(raw)] then grants[#grants + 1] = check_decode(raw) end
+  local all = redis.call('HGETALL', K_GRANTS)
+  for i = 1, #all, 2 do
+    if rules.related[grant_product(all[i + 1])] then grants[#grants + 1] = grant_decode(all[i], all[i + 1]) end
   end
   table.sort(grants, by_granted)
   for _, l in ipairs(rules.limits) do rule_limit(vs, l, product, grants, h) end
