@@ -254,6 +254,19 @@ log "cost per operation ($COST_N calls each)"
   -json "$W/cost.json" 2>"$W/cost.txt" || { cat "$W/cost.txt" >&2; exit 1; }
 log "bytes per customer"
 "$LOAD" footprint -base-url "$BASE" -redis-url "$RURL" "${KEYS[@]}" -json "$W/footprint.json"
+# Compact grants (ARBITER_COMPACT_GRANTS=on, off by default for one
+# release): the same footprint from an arbiter that writes the ledger's
+# short grant, its scenarios suffixed ", compact grants".
+COMPACT=""; grep -aq ARBITER_COMPACT_GRANTS "$W/arbiter" && COMPACT=1
+if [ -n "$COMPACT" ]; then
+  CP=$(free_port)
+  start_arbiter arbiter-compact "$CP" ARBITER_COMPACT_GRANTS=on
+  CPID=$ARB_PID
+  "$LOAD" footprint -base-url "http://127.0.0.1:$CP" -redis-url "$RURL" "${KEYS[@]}" -json "$W/footprint-compact.json"
+  kill "$CPID"; wait "$CPID" 2>/dev/null || true
+  jq -s '.[0] + (.[1] | map(.scenario += ", compact grants"))' "$W/footprint.json" "$W/footprint-compact.json" >"$W/footprint-all.json"
+  mv "$W/footprint-all.json" "$W/footprint.json"
+fi
 R FLUSHALL >/dev/null
 
 # 2b. CPU per request beside the bare net/http server: 16 workers in a
