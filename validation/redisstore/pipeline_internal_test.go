@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -245,3 +247,131 @@ func TestEndedCallIsNotQueued(t *testing.T) {
 		t.Fatalf("the server ran %d EVAL", got)
 	}
 }
+
+// TestBatchedCallRetriesLoading: go-redis never resends a batched call
+// (onceCmd.batched), so a reply proving the script did not run (LOADING
+// here, as a restarted node answers; READONLY and MASTERDOWN alike) must
+// be retried by call itself, as go-redis retries it for a call sent
+// alone. The proxy answers the first call LOADING; the call must succeed,
+// and the script run exactly once.
+func TestBatchedCallRetriesLoading(t *testing.T) {
+	srv := redistest.MustStartRedis(t)
+	p := startFaultProxy(t, srv.Addr)
+	rdb := redis.NewClient(&redis.Options{Addr: p.addr})
+	t.Cleanup(func() { rdb.Close() })
+	ap := newAutoPipeliner(rdb)
+	if ap == nil {
+		t.Fatal("no autopipeliner")
+	}
+	ctx := context.Background()
+	cmd := call(ctx, ap, "eval", "return redis.call('INCR', KEYS[1])", []string{"{A}:n"}, nil)
+	if err := cmd.Err(); err != nil {
+		t.Fatalf("batched call after LOADING: %v, want it retried", err)
+	}
+	if !p.faulted.Load() {
+		t.Fatal("the proxy answered no LOADING")
+	}
+	if got, err := srv.Client(t).Get(ctx, "{A}:n").Int64(); err != nil || got != 1 {
+		t.Fatalf("the script ran %d times (%v), want 1", got, err)
+	}
+}
+
+// TestAutoPipelinerDoesNotResend is TestBatchedCallsAreNotResent through
+// the autopipeliner itself: two concurrent calls ride one batch (a batch
+// of at most 2, waiting until it holds 2), the first is answered LOADING.
+// Marked (call), go-redis resends nothing and call retries just the
+// refused one: each script runs once. Unmarked, the autopipeliner's
+// pipeline is resent whole and the other script runs twice.
+func TestAutoPipelinerDoesNotResend(t *testing.T) {
+	const incr = "return redis.call('INCR', KEYS[1])"
+	for _, tc := range []struct {
+		name    string
+		batched bool
+		want    int64 // most runs of one script
+	}{
+		{"batched: each script runs once", true, 1},
+		{"unmarked: go-redis resends the batch", false, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := redistest.MustStartRedis(t)
+			p := startFaultProxy(t, srv.Addr)
+			rdb := redis.NewClient(&redis.Options{Addr: p.addr})
+			t.Cleanup(func() { rdb.Close() })
+			sizes := &batchSizes{}
+			rdb.AddHook(sizes)
+			// The first configuration of a client's autopipeliner wins
+			// (newAutoPipeliner then returns this one).
+			ap, err := rdb.AutoPipelineWithOptions(&redis.AutoPipelineOptions{MaxBatchSize: 2, MaxFlushDelay: time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if newAutoPipeliner(rdb) != ap {
+				t.Fatal("newAutoPipeliner does not return the client's autopipeliner")
+			}
+			ctx := context.Background()
+			var wg sync.WaitGroup
+			errs := make([]error, 2)
+			for i, key := range []string{"{A}:n", "{B}:n"} {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					if tc.batched {
+						errs[i] = call(ctx, ap, "eval", incr, []string{key}, nil).Err()
+						return
+					}
+					cmd := redis.NewCmd(ctx, "eval", incr, 1, key)
+					_ = ap.Process(ctx, onceCmd{cmd, false})
+					errs[i] = cmd.Err()
+				}()
+			}
+			wg.Wait()
+			if !sizes.saw(2) {
+				t.Fatalf("the two calls did not share a batch (batches %v)", sizes.all())
+			}
+			direct := srv.Client(t)
+			var most int64
+			for _, key := range []string{"{A}:n", "{B}:n"} {
+				n, err := direct.Get(ctx, key).Int64()
+				if err != nil && err != redis.Nil {
+					t.Fatal(err)
+				}
+				most = max(most, n)
+			}
+			if most != tc.want {
+				t.Fatalf("a script ran %d times, want %d", most, tc.want)
+			}
+			if tc.batched {
+				for i, err := range errs {
+					if err != nil {
+						t.Errorf("call %d: %v", i, err)
+					}
+				}
+			}
+		})
+	}
+}
+
+// batchSizes records the size of every pipeline a client sends.
+type batchSizes struct {
+	mu    sync.Mutex
+	sizes []int
+}
+
+func (b *batchSizes) DialHook(next redis.DialHook) redis.DialHook          { return next }
+func (b *batchSizes) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+func (b *batchSizes) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		b.mu.Lock()
+		b.sizes = append(b.sizes, len(cmds))
+		b.mu.Unlock()
+		return next(ctx, cmds)
+	}
+}
+
+func (b *batchSizes) all() []int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]int(nil), b.sizes...)
+}
+
+func (b *batchSizes) saw(n int) bool { return slices.Contains(b.all(), n) }
