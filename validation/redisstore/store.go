@@ -217,6 +217,14 @@ func call(ctx context.Context, rdb sender, verb, name string, keys []string, arg
 		}
 		_ = rdb.Process(ctx, onceCmd{cmd, batched})
 		err := cmd.Err()
+		if ctxErr := ctx.Err(); batched && err == nil && ctxErr != nil {
+			// The batch ran the script after the caller gave up: report
+			// it as a call sent alone would, a reply lost to the deadline
+			// (ambiguous), so a check's hold goes to the abandoner
+			// instead of staying with nobody to redeem it.
+			cmd.SetErr(ctxErr)
+			return cmd
+		}
 		if err == nil || !notRun(err) || attempt == maxRedirects || backoff(ctx, attempt) != nil {
 			return cmd
 		}
