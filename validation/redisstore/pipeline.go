@@ -47,7 +47,7 @@ import (
 // The autopipeliner runs each batch on a context of its own, so a
 // caller's deadline does not cut its call short: once queued, the call
 // waits for the batch in flight (if any) and then its own, each bounded by
-// the client's timeouts. Against a stalled Redis that is about three
+// the client's timeouts. Against a stalled Redis that is up to about three
 // ReadTimeouts past the call's start (the batch in flight, a new
 // connection's handshake, its own batch; TestBatchedCallDeadlineBound),
 // where a call sent alone returns at its deadline; it then fails as a lost
