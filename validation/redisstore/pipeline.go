@@ -29,8 +29,9 @@ import (
 //
 // MOVED and ASK replies are still followed by the cluster client (it
 // re-queues just the redirected command, whatever NoRetry says), and call
-// waits out TRYAGAIN and CLUSTERDOWN itself, as without batching: each of
-// those replies proves the script did not run.
+// waits out TRYAGAIN, CLUSTERDOWN, LOADING, READONLY and MASTERDOWN
+// itself (notRun), which go-redis retries for a call sent alone: each of
+// those replies proves the script had no effect.
 //
 // Left off the autopipeliner, on purpose:
 //
@@ -44,11 +45,18 @@ import (
 //     adapters: they take the client they are given.
 //
 // The autopipeliner runs each batch on a context of its own, so a
-// caller's deadline no longer cuts its call short: the call returns when
-// the batch's reply is read, within the client's ReadTimeout, with the
-// script's real outcome instead of "unknown". A call whose context has
-// already ended is not queued. Tracing hooks see one pipeline span per
-// batch, outside the request's trace.
+// caller's deadline does not cut its call short: once queued, the call
+// waits for the batch in flight (if any) and then its own, each bounded by
+// the client's timeouts. Against a stalled Redis that is up to about three
+// ReadTimeouts past the call's start (the batch in flight, a new
+// connection's handshake, its own batch; TestBatchedCallDeadlineBound),
+// where a call sent alone returns at its deadline; it then fails as a lost
+// reply (ambiguous), and a check goes to the abandoner. A call whose
+// batch ran it after its context ended reports that same lost reply, not
+// its success (TestLateBatchedSuccessIsUnknown): the caller has given up,
+// and a hold nobody received must be abandoned, not left until it
+// expires. A call whose context has already ended is not queued. Tracing
+// hooks see one pipeline span per batch, outside the request's trace.
 
 // errNotSent marks a call that was never sent: its context had ended
 // before it could join a batch.

@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -245,3 +247,242 @@ func TestEndedCallIsNotQueued(t *testing.T) {
 		t.Fatalf("the server ran %d EVAL", got)
 	}
 }
+
+// TestBatchedCallRetriesLoading: go-redis never resends a batched call
+// (onceCmd.batched), so a reply proving the script did not run (LOADING
+// here, as a restarted node answers; READONLY and MASTERDOWN alike) must
+// be retried by call itself, as go-redis retries it for a call sent
+// alone. The proxy answers the first call LOADING; the call must succeed,
+// and the script run exactly once.
+func TestBatchedCallRetriesLoading(t *testing.T) {
+	srv := redistest.MustStartRedis(t)
+	p := startFaultProxy(t, srv.Addr)
+	rdb := redis.NewClient(&redis.Options{Addr: p.addr})
+	t.Cleanup(func() { rdb.Close() })
+	ap := newAutoPipeliner(rdb)
+	if ap == nil {
+		t.Fatal("no autopipeliner")
+	}
+	ctx := context.Background()
+	cmd := call(ctx, ap, "eval", "return redis.call('INCR', KEYS[1])", []string{"{A}:n"}, nil)
+	if err := cmd.Err(); err != nil {
+		t.Fatalf("batched call after LOADING: %v, want it retried", err)
+	}
+	if !p.faulted.Load() {
+		t.Fatal("the proxy answered no LOADING")
+	}
+	if got, err := srv.Client(t).Get(ctx, "{A}:n").Int64(); err != nil || got != 1 {
+		t.Fatalf("the script ran %d times (%v), want 1", got, err)
+	}
+}
+
+// TestAutoPipelinerDoesNotResend is TestBatchedCallsAreNotResent through
+// the autopipeliner itself: two concurrent calls ride one batch (a batch
+// of at most 2, waiting until it holds 2), the first is answered LOADING.
+// Marked (call), go-redis resends nothing and call retries just the
+// refused one: each script runs once. Unmarked, the autopipeliner's
+// pipeline is resent whole and the other script runs twice.
+func TestAutoPipelinerDoesNotResend(t *testing.T) {
+	const incr = "return redis.call('INCR', KEYS[1])"
+	for _, tc := range []struct {
+		name    string
+		batched bool
+		want    int64 // most runs of one script
+	}{
+		{"batched: each script runs once", true, 1},
+		{"unmarked: go-redis resends the batch", false, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := redistest.MustStartRedis(t)
+			p := startFaultProxy(t, srv.Addr)
+			rdb := redis.NewClient(&redis.Options{Addr: p.addr})
+			t.Cleanup(func() { rdb.Close() })
+			sizes := &batchSizes{}
+			rdb.AddHook(sizes)
+			// The first configuration of a client's autopipeliner wins
+			// (newAutoPipeliner then returns this one).
+			ap, err := rdb.AutoPipelineWithOptions(&redis.AutoPipelineOptions{MaxBatchSize: 2, MaxFlushDelay: time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if newAutoPipeliner(rdb) != ap {
+				t.Fatal("newAutoPipeliner does not return the client's autopipeliner")
+			}
+			ctx := context.Background()
+			var wg sync.WaitGroup
+			errs := make([]error, 2)
+			for i, key := range []string{"{A}:n", "{B}:n"} {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					if tc.batched {
+						errs[i] = call(ctx, ap, "eval", incr, []string{key}, nil).Err()
+						return
+					}
+					cmd := redis.NewCmd(ctx, "eval", incr, 1, key)
+					_ = ap.Process(ctx, onceCmd{cmd, false})
+					errs[i] = cmd.Err()
+				}()
+			}
+			wg.Wait()
+			if !sizes.saw(2) {
+				t.Fatalf("the two calls did not share a batch (batches %v)", sizes.all())
+			}
+			direct := srv.Client(t)
+			var most int64
+			for _, key := range []string{"{A}:n", "{B}:n"} {
+				n, err := direct.Get(ctx, key).Int64()
+				if err != nil && err != redis.Nil {
+					t.Fatal(err)
+				}
+				most = max(most, n)
+			}
+			if most != tc.want {
+				t.Fatalf("a script ran %d times, want %d", most, tc.want)
+			}
+			if tc.batched {
+				for i, err := range errs {
+					if err != nil {
+						t.Errorf("call %d: %v", i, err)
+					}
+				}
+			}
+		})
+	}
+}
+
+// batchSizes records the size of every pipeline a client sends.
+type batchSizes struct {
+	mu    sync.Mutex
+	sizes []int
+}
+
+func (b *batchSizes) DialHook(next redis.DialHook) redis.DialHook          { return next }
+func (b *batchSizes) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+func (b *batchSizes) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		b.mu.Lock()
+		b.sizes = append(b.sizes, len(cmds))
+		b.mu.Unlock()
+		return next(ctx, cmds)
+	}
+}
+
+func (b *batchSizes) all() []int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]int(nil), b.sizes...)
+}
+
+func (b *batchSizes) saw(n int) bool { return slices.Contains(b.all(), n) }
+
+// TestBatchedCallDeadlineBound pins how long a batched call may outlive
+// its request's deadline when Redis stalls (SIGSTOP): go-redis runs a
+// batch on a context of its own, so a queued call waits for its batch, and
+// a call queued behind a batch in flight for that one first; each batch
+// gives up after the client's ReadTimeout. The bound asserted is a
+// generous multiple of the configured timeouts (a guard that the call
+// returns, not a timing benchmark), and every failure must say the script
+// may have run (ambiguous: the abandoner settles it) unless the call was
+// never sent.
+func TestBatchedCallDeadlineBound(t *testing.T) {
+	const readTimeout, deadline = 200 * time.Millisecond, 300 * time.Millisecond
+	srv := redistest.MustStartRedis(t)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr, ReadTimeout: readTimeout, WriteTimeout: readTimeout})
+	t.Cleanup(func() { rdb.Close() })
+	ap := newAutoPipeliner(rdb)
+	if ap == nil {
+		t.Fatal("no autopipeliner")
+	}
+	incr := "return redis.call('INCR', KEYS[1])"
+	if err := call(context.Background(), ap, "eval", incr, []string{"{A}:n"}, nil).Err(); err != nil {
+		t.Fatal(err)
+	}
+	srv.Pause(t)
+	const calls = 100
+	bound := deadline + 10*(readTimeout+readTimeout)
+	var wg sync.WaitGroup
+	var worst atomic.Int64
+	for i := range calls {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), deadline)
+			defer cancel()
+			start := time.Now()
+			err := call(ctx, ap, "eval", incr, []string{fmt.Sprintf("{C%d}:n", i)}, nil).Err()
+			took := time.Since(start)
+			for old := worst.Load(); int64(took) > old && !worst.CompareAndSwap(old, int64(took)); old = worst.Load() {
+			}
+			switch {
+			case err == nil:
+				t.Errorf("call %d succeeded against a stopped server", i)
+			case !ambiguous(err) && !errors.Is(err, errNotSent):
+				t.Errorf("call %d: %v: neither ambiguous nor not sent", i, err)
+			}
+		}()
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(bound):
+		t.Fatalf("batched calls still waiting %v after they began (deadline %v, ReadTimeout %v)", bound, deadline, readTimeout)
+	}
+	t.Logf("worst call returned after %v (deadline %v, ReadTimeout %v)", time.Duration(worst.Load()), deadline, readTimeout)
+}
+
+// TestLateBatchedSuccessIsUnknown: a batched call waits for its batch
+// past its own deadline, so the script may run after the caller gave up.
+// Reported as success, a check's hold would stay with nobody to redeem it
+// (a retry gets hold_exists until it expires); the call must report what a
+// call sent alone reports, a reply lost to the deadline (ambiguous), so
+// that the abandoner cancels it. Redis is stopped until the call's context
+// has ended, then resumed within the client's ReadTimeout.
+func TestLateBatchedSuccessIsUnknown(t *testing.T) {
+	srv := redistest.MustStartRedis(t)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr, ReadTimeout: time.Minute})
+	t.Cleanup(func() { rdb.Close() })
+	ap := newAutoPipeliner(rdb)
+	if ap == nil {
+		t.Fatal("no autopipeliner")
+	}
+	incr := "return redis.call('INCR', KEYS[1])"
+	if err := call(context.Background(), ap, "eval", incr, []string{"{W}:n"}, nil).Err(); err != nil {
+		t.Fatal(err)
+	}
+	srv.Pause(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	sent := make(chan struct{})
+	rdb.AddHook(pipelineSeen{sent: sent, once: new(sync.Once)})
+	result := make(chan error, 1)
+	go func() { result <- call(ctx, ap, "eval", incr, []string{"{A}:n"}, nil).Err() }()
+	<-sent // the call is in a batch on its way to the stopped server
+	cancel()
+	srv.Resume(t)
+	err := <-result
+	if n, gerr := srv.Client(t).Get(context.Background(), "{A}:n").Int64(); gerr != nil || n != 1 {
+		t.Fatalf("the script ran %d times (%v), want 1", n, gerr)
+	}
+	if err == nil || !ambiguous(err) || !errors.Is(err, context.Canceled) {
+		t.Fatalf("call that ran after its context ended: %v, want context.Canceled, ambiguous", err)
+	}
+}
+
+// pipelineSeen closes sent when the first batch reaches the client's
+// hooks (the autopipeliner's batches, of one command included, pass
+// through ProcessHook or ProcessPipelineHook just before being written).
+type pipelineSeen struct {
+	sent chan struct{}
+	once *sync.Once
+}
+
+func (p pipelineSeen) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (p pipelineSeen) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error { p.seen(); return next(ctx, cmd) }
+}
+func (p pipelineSeen) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error { p.seen(); return next(ctx, cmds) }
+}
+
+func (p pipelineSeen) seen() { p.once.Do(func() { close(p.sent) }) }

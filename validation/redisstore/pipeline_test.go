@@ -51,14 +51,18 @@ func pipelinedStore(tb testing.TB, rdb redis.UniversalClient, opts redisstore.Op
 // concurrency, where the autopipeliner batches: every check and every
 // redemption is still exactly one script command, counted by the client
 // (its hooks see each command of a batch) and by the server (INFO
-// commandstats), and every one of them succeeds once.
+// commandstats), and every one of them succeeds once. No script call may
+// bypass the autopipeliner: the requests' context carries a mark, and the
+// autopipeliner runs its batches on a context of its own (a batch of one
+// reaches ProcessHook too, so the hook tells them apart by context, not by
+// which hook sees the command).
 func TestAutoPipelinedCommandsPerRequest(t *testing.T) {
 	srv := redistest.MustStartRedis(t)
 	rdb := srv.Client(t)
 	hook := &batchCounter{}
 	rdb.AddHook(hook)
 	s := pipelinedStore(t, rdb, redisstore.Options{})
-	ctx := context.Background()
+	ctx := context.WithValue(context.Background(), requestMark{}, true)
 	if err := s.Load(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +81,11 @@ func TestAutoPipelinedCommandsPerRequest(t *testing.T) {
 					t.Errorf("check %s: %v", customer, err)
 					return
 				}
-				if _, replayed, err := redeemToken(s, c, "card-service", time.Now()); err != nil || replayed {
+				_, replayed, err := s.Redeem(ctx, validation.RedeemRequest{
+					Rule: rule(nil, c.Product), CustomerID: c.CustomerID, CheckID: c.ID,
+					Actor: "card-service", Now: time.Now(), MaxAttempts: 5,
+				})
+				if err != nil || replayed {
 					t.Errorf("redeem %s: replayed %v, %v", customer, replayed, err)
 					return
 				}
@@ -94,6 +102,9 @@ func TestAutoPipelinedCommandsPerRequest(t *testing.T) {
 	if got := script(after) - script(stats); got != requests {
 		t.Errorf("server ran %d script commands for %d requests", got, requests)
 	}
+	if got := hook.direct.Load(); got != 0 {
+		t.Errorf("%d script commands were sent on the request's context, bypassing the autopipeliner", got)
+	}
 	t.Logf("%d requests in %d batches of more than one command (timing decides how many)", requests, hook.batches.Load())
 }
 
@@ -108,20 +119,29 @@ func warmUp(tb testing.TB, s *redisstore.Store) {
 	}
 }
 
-// batchCounter counts the commands a client sends, and its pipelines of
-// more than one command.
-type batchCounter struct{ cmds, batches atomic.Int64 }
+// requestMark marks the context of the requests whose script calls must
+// go through the autopipeliner.
+type requestMark struct{}
+
+// batchCounter counts the commands a client sends, its pipelines of more
+// than one command, and the script commands sent on a marked context
+// (requestMark): those did not go through the autopipeliner.
+type batchCounter struct{ cmds, batches, direct atomic.Int64 }
 
 func (c *batchCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
 func (c *batchCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		c.cmds.Add(1)
+		c.countDirect(ctx, cmd)
 		return next(ctx, cmd)
 	}
 }
 func (c *batchCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
 		c.cmds.Add(int64(len(cmds)))
+		for _, cmd := range cmds {
+			c.countDirect(ctx, cmd)
+		}
 		if len(cmds) > 1 {
 			c.batches.Add(1)
 		}
@@ -250,4 +270,13 @@ func redisCPU(tb testing.TB, srv *redistest.Server) time.Duration {
 		}
 	}
 	return time.Duration(total * float64(time.Second))
+}
+
+func (c *batchCounter) countDirect(ctx context.Context, cmd redis.Cmder) {
+	switch cmd.Name() {
+	case "fcall", "evalsha", "eval":
+		if ctx.Value(requestMark{}) != nil {
+			c.direct.Add(1)
+		}
+	}
 }

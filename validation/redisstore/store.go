@@ -225,16 +225,34 @@ func call(ctx context.Context, rdb sender, verb, name string, keys []string, arg
 		}
 		_ = rdb.Process(ctx, onceCmd{cmd, batched})
 		err := cmd.Err()
+		if ctxErr := ctx.Err(); batched && err == nil && ctxErr != nil {
+			// The batch ran the script after the caller gave up: report
+			// it as a call sent alone would, a reply lost to the deadline
+			// (ambiguous), so a check's hold goes to the abandoner
+			// instead of staying with nobody to redeem it.
+			cmd.SetErr(ctxErr)
+			return cmd
+		}
 		if err == nil || !notRun(err) || attempt == maxRedirects || backoff(ctx, attempt) != nil {
 			return cmd
 		}
 	}
 }
 
-// notRun reports whether err is a cluster reply that sends a command
-// elsewhere or asks for it later: the script did not run.
+// notRun reports whether err is a reply that sends a command elsewhere or
+// asks for it later, and proves the script had no effect: MOVED, ASK,
+// TRYAGAIN and CLUSTERDOWN are given before a command runs; so are LOADING
+// (a server loading its dataset runs no script), and, for a function,
+// READONLY and MASTERDOWN (the library registers its functions without
+// the no-writes and allow-stale flags, so a read-only or stale replica
+// refuses the FCALL itself). A script sent as EVAL/EVALSHA on a replica
+// may start and meet READONLY or MASTERDOWN at its first write, but a
+// replica accepts no write from a client, so it had no effect either.
+// Batched calls need call to retry these: go-redis never resends them
+// (onceCmd), where it retries them for a call sent alone.
 func notRun(err error) bool {
-	return isMoved(err) || isAsk(err) || redis.IsTryAgainError(err) || redis.IsClusterDownError(err)
+	return isMoved(err) || isAsk(err) || redis.IsTryAgainError(err) || redis.IsClusterDownError(err) ||
+		redis.IsLoadingError(err) || redis.IsReadOnlyError(err) || redis.IsMasterDownError(err)
 }
 
 // onceCmd is a script command go-redis may resend only when its error
