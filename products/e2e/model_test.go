@@ -371,7 +371,11 @@ func startModel(t *testing.T, fm faultModel) *model {
 	arb := startArbiter(m.arbiterEnv)
 	m.skewed = arb
 	if fm.skew != 0 {
-		m.skewed = startArbiter(append(slices.Clone(m.arbiterEnv), "ARBITER_FAULT_CLOCK_SKEW="+fm.skew.String()))
+		// The skewed arbiter also writes compact grants where the other
+		// writes whole ones: the window of ARBITER_COMPACT_GRANTS's
+		// switch, each instance reading the other's grants.
+		m.skewed = startArbiter(append(slices.Clone(m.arbiterEnv), "ARBITER_FAULT_CLOCK_SKEW="+fm.skew.String(),
+			"ARBITER_COMPACT_GRANTS=on"))
 	}
 	m.sys = &system{dir: dir, arbiter: arb, branch: newClient(t, arb.URL, branchKey, "branch-portal"),
 		ledger: newClient(t, arb.URL, cardKey, "card-service")}
