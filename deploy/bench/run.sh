@@ -129,7 +129,9 @@ curl -fs "$BARE/readyz" >/dev/null || { cat "$W/bare.log" >&2; exit 1; }
 # an arbiter without it ignores the variable, so look for its name in the
 # binary) and of storebench's arbiter store (-autopipeline).
 AP_ARB=""; grep -aq ARBITER_REDIS_AUTOPIPELINE "$W/arbiter" && AP_ARB=1
-AP_SB=""; "$W/arbiter-load" storebench -h 2>&1 | grep -q autopipeline && AP_SB=1
+# (The help is read whole first: grep -q closing the pipe early kills the
+# writer, which pipefail would read as "no such flag".)
+AP_SB=""; SB_HELP=$("$W/arbiter-load" storebench -h 2>&1 || true); [[ $SB_HELP == *autopipeline* ]] && AP_SB=1
 
 KEYS=(-checker-key "$KC" -card-key "$KCARD" -loan-key "$KLOAN")
 DATE=$(date -u '+%Y-%m-%d %H:%M UTC')
