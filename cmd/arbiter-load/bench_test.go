@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/arbiter-bank/arbiter/validation/redisstore/redistest"
@@ -38,7 +39,11 @@ func TestBenchHelpers(t *testing.T) {
 		t.Skip("runs the bench helpers against a real arbiter and Redis")
 	}
 	srv := redistest.MustStartRedis(t)
-	base := startArbiter(t, srv.URL())
+	// Holds of 5 minutes, not the scenarios' 1 s: cost places a batch of
+	// holds and then redeems it, which a loaded run (-race, a shared
+	// machine) can stretch past a second, so that redemptions met expired
+	// holds (410) in CI.
+	base := startArbiterWith(t, srv.URL(), strings.ReplaceAll(smokePolicy, "hold_ttl: 1s", "hold_ttl: 5m"))
 	common := []string{"-base-url", base, "-redis-url", srv.URL(),
 		"-checker-key", smokeKeys.Checker, "-card-key", smokeKeys.Card, "-loan-key", smokeKeys.Loan}
 

@@ -52,6 +52,12 @@ func smokeSeconds(tb testing.TB) time.Duration {
 // with a clients file, a policy and a fresh signing key.
 func startArbiter(tb testing.TB, redisURL string) string {
 	tb.Helper()
+	return startArbiterWith(tb, redisURL, smokePolicy)
+}
+
+// startArbiterWith is startArbiter under policy.
+func startArbiterWith(tb testing.TB, redisURL, policy string) string {
+	tb.Helper()
 	dir := tb.TempDir()
 	bin := os.Getenv("ARBITER_LOAD_ARBITER_BIN")
 	if bin == "" {
@@ -69,7 +75,7 @@ func startArbiter(tb testing.TB, redisURL string) string {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	files := map[string]string{"signing.pem": string(pem), "clients.yaml": smokeClients, "policy.yaml": smokePolicy}
+	files := map[string]string{"signing.pem": string(pem), "clients.yaml": smokeClients, "policy.yaml": policy}
 	for name, body := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o600); err != nil {
 			tb.Fatal(err)
