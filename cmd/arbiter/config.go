@@ -3,10 +3,12 @@ package main
 import (
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/arbiter-bank/arbiter/cmd/internal/envflag"
+	"github.com/arbiter-bank/arbiter/validation/redisstore"
 )
 
 // config is every setting of the service. Each has a flag and an
@@ -35,6 +37,12 @@ type config struct {
 	ArchiveURL     string
 	OutboxMax      int
 	ExportInterval time.Duration
+
+	// The recent part of each customer's audit that Redis keeps
+	// (redisstore.Options.AuditCap and AuditRetention; meta lives as long):
+	// less than the defaults only with an archive, which keeps the rest.
+	AuditCap       int
+	AuditRetention time.Duration
 
 	// CompactGrants, "on" or "off": whether redemptions write the ledger's
 	// short grant (g1) and arbiter migrate converts whole ones to it
@@ -77,6 +85,8 @@ func flags(c *config, getenv func(string) string, stderr io.Writer) *envflag.Set
 	fs.String(&c.ArchiveURL, "archive-url", "ARBITER_ARCHIVE_URL", "", "PostgreSQL URL (postgres://...) of the audit archive; set, every decision is recorded through an outbox in Redis and archived there, expiries are swept, and webhooks are sent; needs a Redis URL")
 	fs.Int(&c.OutboxMax, "outbox-max", "ARBITER_OUTBOX_MAX", "1024", "records one Redis Cluster slot's outbox may hold while the archive is not taking them (16384 slots); at it, that slot's decisions answer 503 outbox_full")
 	fs.String(&c.CompactGrants, "compact-grants", "ARBITER_COMPACT_GRANTS", "off", "on: a redemption keeps the short grant (g1) for ever and the whole check for the retention only, and arbiter migrate converts whole grants; turn it on once no instance of the previous release serves, which cannot read g1 (docs/operations.md)")
+	fs.Int(&c.AuditCap, "audit-cap", "ARBITER_AUDIT_CAP", strconv.Itoa(redisstore.DefaultAuditCap), "state changes of each customer's audit that Redis keeps, the newest (GET /v1/customers/{id}/audit serves them; the branch UI shows 20): 20 to 200; below 200 only with ARBITER_ARCHIVE_URL, which keeps every one")
+	fs.Duration(&c.AuditRetention, "audit-retention", "ARBITER_AUDIT_RETENTION", "720h", "how long Redis keeps a customer's audit after their newest state change, and their meta after their newest hold (fences and record numbers then start again from the clock): at least 24h and the OTP failure window; below 720h only with ARBITER_ARCHIVE_URL, which keeps every record")
 	fs.Duration(&c.ExportInterval, "export-interval", "ARBITER_EXPORT_INTERVAL", "1s", "pause between the exporter's rounds (archiving records, sweeping expired holds); an untouched expiry is announced within about two of them")
 	fs.Duration(&c.RequestTimeout, "request-timeout", "ARBITER_REQUEST_TIMEOUT", "3s", "upper bound of one API request")
 	fs.Duration(&c.ShutdownTimeout, "shutdown-timeout", "ARBITER_SHUTDOWN_TIMEOUT", "10s", "how long in-flight requests may finish after SIGTERM")
@@ -139,6 +149,9 @@ func (c config) check() error {
 	if c.CompactGrants != "on" && c.CompactGrants != "off" {
 		return fmt.Errorf("ARBITER_COMPACT_GRANTS must be on or off")
 	}
+	if err := c.checkAudit(); err != nil {
+		return err
+	}
 	if c.OutboxMax < 1 || c.ExportInterval < 10*time.Millisecond {
 		return fmt.Errorf("ARBITER_OUTBOX_MAX must be at least 1 and ARBITER_EXPORT_INTERVAL at least 10ms")
 	}
@@ -154,6 +167,25 @@ func (c config) check() error {
 	}
 	if len(missing) > 0 {
 		return fmt.Errorf("production mode (ARBITER_REDIS_URL is set) refuses to start without %s: there are no default keys or secrets outside demo mode", strings.Join(missing, " and "))
+	}
+	return nil
+}
+
+// checkAudit bounds the recent audit Redis keeps. Without an archive it is
+// the only record of a decision, so it may not be shorter than the
+// defaults. Meta lives as long as the audit, and keeps what a live hold and
+// the OTP failure window need, so a day and that window are its least.
+func (c config) checkAudit() error {
+	if c.AuditCap < 20 || c.AuditCap > redisstore.DefaultAuditCap {
+		return fmt.Errorf("ARBITER_AUDIT_CAP must be from 20 (the branch UI's page) to %d (the most GET /v1/customers/{id}/audit serves)", redisstore.DefaultAuditCap)
+	}
+	if c.AuditRetention < 24*time.Hour || c.AuditRetention < c.OTPWindow {
+		return fmt.Errorf("ARBITER_AUDIT_RETENTION must be at least 24h and ARBITER_OTP_FAILURE_WINDOW (%s): meta, which keeps the wrong codes' count, lives as long", c.OTPWindow)
+	}
+	shorter := c.AuditCap < redisstore.DefaultAuditCap || c.AuditRetention < redisstore.DefaultAuditRetention
+	if shorter && c.ArchiveURL == "" {
+		return fmt.Errorf("ARBITER_AUDIT_CAP below %d or ARBITER_AUDIT_RETENTION below %s needs ARBITER_ARCHIVE_URL: without an archive, the audit in Redis is the only record of each decision",
+			redisstore.DefaultAuditCap, redisstore.DefaultAuditRetention)
 	}
 	return nil
 }

@@ -193,5 +193,6 @@ func parseCluster(raw string) (*redis.ClusterOptions, error) {
 
 // storeOptions are the redisstore options that come from the configuration.
 func storeOptions(cfg config) redisstore.Options {
-	return redisstore.Options{WaitReplicas: cfg.RedisWaitReplicas, WaitTimeout: cfg.RedisWaitTimeout}
+	return redisstore.Options{WaitReplicas: cfg.RedisWaitReplicas, WaitTimeout: cfg.RedisWaitTimeout,
+		AuditCap: cfg.AuditCap, AuditRetention: cfg.AuditRetention}
 }

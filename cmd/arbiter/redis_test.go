@@ -4,10 +4,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/arbiter-bank/arbiter/validation/redisstore"
 )
 
 func TestRedisTopology(t *testing.T) {
@@ -97,5 +101,53 @@ func TestLogIsJSONWithRedisDown(t *testing.T) {
 	}
 	if !fromGoRedis {
 		t.Fatalf("no record with component=go-redis in stderr:\n%s", s.stderr)
+	}
+}
+
+// TestAuditSettings: the recent audit Redis keeps is the store's default
+// unless set, shorter only with an archive (without one it is the only
+// record), and never shorter than a day, the OTP window or the branch UI's
+// page.
+func TestAuditSettings(t *testing.T) {
+	parse := func(env map[string]string) (config, error) {
+		cfg, err := parseConfig(nil, func(k string) string { return env[k] }, io.Discard)
+		if err != nil {
+			return cfg, err
+		}
+		return cfg, cfg.check()
+	}
+	cfg, err := parse(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if opts := storeOptions(cfg); opts.AuditCap != redisstore.DefaultAuditCap || opts.AuditRetention != redisstore.DefaultAuditRetention {
+		t.Fatalf("default store options = %+v, want the store's defaults", opts)
+	}
+	archive := "postgres://127.0.0.1/archive"
+	redisURL := "redis://127.0.0.1:1"
+	cfg, err = parse(map[string]string{"ARBITER_REDIS_URL": redisURL, "ARBITER_ARCHIVE_URL": archive,
+		"ARBITER_AUDIT_CAP": "20", "ARBITER_AUDIT_RETENTION": "24h", "ARBITER_CLIENTS": "c.yaml", "ARBITER_SIGNING_KEY": "k.pem"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if opts := storeOptions(cfg); opts.AuditCap != 20 || opts.AuditRetention != 24*time.Hour {
+		t.Fatalf("store options = %+v, want 20 events for 24h", opts)
+	}
+	for _, tt := range []struct {
+		env  map[string]string
+		want string
+	}{
+		{map[string]string{"ARBITER_AUDIT_RETENTION": "48h"}, "needs ARBITER_ARCHIVE_URL"},
+		{map[string]string{"ARBITER_AUDIT_CAP": "50"}, "needs ARBITER_ARCHIVE_URL"},
+		{map[string]string{"ARBITER_AUDIT_CAP": "19", "ARBITER_ARCHIVE_URL": archive}, "ARBITER_AUDIT_CAP must be"},
+		{map[string]string{"ARBITER_AUDIT_CAP": "201"}, "ARBITER_AUDIT_CAP must be"},
+		{map[string]string{"ARBITER_AUDIT_RETENTION": "23h", "ARBITER_ARCHIVE_URL": archive}, "ARBITER_AUDIT_RETENTION must be"},
+		{map[string]string{"ARBITER_AUDIT_RETENTION": "24h", "ARBITER_OTP_FAILURE_WINDOW": "25h", "ARBITER_ARCHIVE_URL": archive}, "ARBITER_AUDIT_RETENTION must be"},
+	} {
+		env := map[string]string{"ARBITER_REDIS_URL": redisURL, "ARBITER_CLIENTS": "c.yaml", "ARBITER_SIGNING_KEY": "k.pem"}
+		maps.Copy(env, tt.env)
+		if _, err := parse(env); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%v: error %v, want it to say %q", tt.env, err, tt.want)
+		}
 	}
 }

@@ -130,7 +130,7 @@ func runOn(ctx context.Context, local func() time.Time, args []string, getenv fu
 	}
 
 	procMetrics.ObservePool(poolStats(rdb))
-	storeOpts := storeOptions(cfg) // WAIT settings, see redis.go
+	storeOpts := storeOptions(cfg) // WAIT and the recent audit, see redis.go
 	storeOpts.Observe = procMetrics.ObserveScript
 	storeOpts.OnExpiry = procMetrics.HoldExpired
 	storeOpts.AutoPipeline = cfg.autoPipeline(tracing.Enabled())

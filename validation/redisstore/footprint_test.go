@@ -148,3 +148,57 @@ func TestReleasedWholeGrantIsRecorded(t *testing.T) {
 		t.Fatalf("replay after the release = %v, want %v", err, validation.ErrGrantReleased)
 	}
 }
+
+// TestShortAuditLeavesTheLedger: with an archive keeping the records
+// (OutboxCap) and the recent audit set to a day, a granted customer's keys
+// other than the ledger all expire: the audit a day after its newest
+// event, the check's record a day after the redemption, meta at most two
+// days after the audit. The ledger has no TTL.
+func TestShortAuditLeavesTheLedger(t *testing.T) {
+	rdb := redistest.MustStartRedis(t).Client(t)
+	ctx := context.Background()
+	const day = 24 * time.Hour
+	s := New(rdb, Options{CompactGrants: true, OutboxCap: 1024, AuditCap: 20, AuditRetention: day})
+	if err := s.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	const customer = "C0123456789-SHORT"
+	h := heldCheck(t, s, rdb, customer, now, false)
+	r, _ := validation.DefaultPolicy().Rule("credit_card")
+	if _, _, err := s.Redeem(ctx, validation.RedeemRequest{Rule: r, CustomerID: customer, CheckID: h.ID, TokenHash: h.Token,
+		Actor: "card-service", Now: now, MaxAttempts: 5}); err != nil {
+		t.Fatal(err)
+	}
+	keys, err := rdb.Keys(ctx, "arb:{"+customer+"}:*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bounds := map[string][2]time.Duration{ // name: (least, most) TTL
+		"audit":   {day - time.Minute, day},
+		"checks":  {day - time.Minute, day},
+		"meta":    {day, 3 * day},
+		"grants":  {-1, -1},
+		"idem:k1": {time.Hour - time.Minute, time.Hour}, // the check's Idempotency-Key, as the request set it
+	}
+	for _, key := range keys {
+		name := strings.TrimPrefix(key, "arb:{"+customer+"}:")
+		b, ok := bounds[name]
+		if !ok {
+			t.Errorf("key %s: not expected after check and redemption", key)
+			continue
+		}
+		delete(bounds, name)
+		ttl := rdb.PTTL(ctx, key).Val()
+		if b[0] == -1 {
+			if ttl != -1 {
+				t.Errorf("%s expires in %s; the ledger is kept for ever", key, ttl)
+			}
+		} else if ttl < b[0] || ttl > b[1] {
+			t.Errorf("%s expires in %s; want from %s to %s", key, ttl, b[0], b[1])
+		}
+	}
+	for name := range bounds {
+		t.Errorf("no %s key after check and redemption", name)
+	}
+}
