@@ -3,8 +3,6 @@ package redisstore
 import (
 	"context"
 	"errors"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -32,13 +30,10 @@ type v3CommonArgs struct {
 }
 
 func (v v3Store) run(name, customer string, now time.Time, args, reply any) error {
-	src, err := os.ReadFile(filepath.Join("testdata", "v3", name+".lua"))
-	if err != nil {
-		v.tb.Fatal(err)
-	}
+	src := earlierScript(v.tb, "v3", name)
 	common := v3CommonArgs{Now: now.UnixMilli(), AuditCap: DefaultAuditCap, Retention: DefaultRetention.Milliseconds(),
 		AuditRetention: DefaultAuditRetention.Milliseconds()}
-	res, err := redis.NewScript(string(src)).Run(context.Background(), v.rdb, customerKeys(customer),
+	res, err := redis.NewScript(src).Run(context.Background(), v.rdb, customerKeys(customer),
 		argv(argv(nil, common), args)...).Slice()
 	if err != nil {
 		return err

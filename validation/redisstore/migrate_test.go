@@ -20,6 +20,20 @@ import (
 	"github.com/arbiter-bank/arbiter/validation/redisstore/redistest"
 )
 
+// earlierScript is a script of an earlier release as it was sent:
+// testdata/<version>/prelude.lua, then the script's own file.
+func earlierScript(tb testing.TB, version, name string) string {
+	var src []byte
+	for _, f := range []string{"prelude.lua", name + ".lua"} {
+		b, err := os.ReadFile(filepath.Join("testdata", version, f))
+		if err != nil {
+			tb.Fatal(err)
+		}
+		src = append(src, b...)
+	}
+	return string(src)
+}
+
 // v2Store runs the scripts of the release before the migration
 // (testdata/v2), as the instances still serving during an upgrade do.
 type v2Store struct {
@@ -28,18 +42,11 @@ type v2Store struct {
 }
 
 func (v v2Store) run(name, customer string, now time.Time, extra []string, args, reply any) error {
-	var src []byte
-	for _, f := range []string{"prelude.lua", name + ".lua"} {
-		b, err := os.ReadFile(filepath.Join("testdata", "v2", f))
-		if err != nil {
-			v.tb.Fatal(err)
-		}
-		src = append(src, b...)
-	}
+	src := earlierScript(v.tb, "v2", name)
 	common := v2CommonArgs{Now: now.UnixMilli(), AuditCap: DefaultAuditCap, Retention: DefaultRetention.Milliseconds(),
 		AuditRetention: DefaultAuditRetention.Milliseconds()}
 	keys := append(customerKeys(customer)[:len(v2KeyNames)], extra...)
-	res, err := redis.NewScript(string(src)).Run(context.Background(), v.rdb, keys,
+	res, err := redis.NewScript(src).Run(context.Background(), v.rdb, keys,
 		argv(argv(nil, common), args)...).Slice()
 	if err != nil {
 		return err
