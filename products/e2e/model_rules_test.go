@@ -70,7 +70,7 @@ func TestCrossSystemModelRules(t *testing.T) {
 			m.arbiterArgs = []string{"-redis-url", "redis://" + m.redisLink.Addr + "/0"}
 		},
 		skew:    5 * time.Minute,
-		nemeses: []nemesis{restartRedis, stallRedisLink},
+		nemeses: []nemesis{restartRedis, stallRedisLink, expireIdleMeta},
 	})
 }
 

@@ -88,7 +88,7 @@ func TestCrossSystemModel(t *testing.T) {
 		// services' faulty instances: holds, codes, tokens and expiries
 		// must still be decided on one clock (Redis's).
 		skew:    5 * time.Minute,
-		nemeses: []nemesis{restartRedis, stallRedisLink},
+		nemeses: []nemesis{restartRedis, stallRedisLink, expireIdleMeta},
 		// Outboxes small enough that a customer busy while PostgreSQL is
 		// stopped fills its slot's: arbiter then refuses its decisions
 		// 503 outbox_full, having written nothing, which the clients
@@ -107,6 +107,9 @@ func TestCrossSystemModel(t *testing.T) {
 	}
 	if n := m.stats.with("", "outbox_full"); n == 0 {
 		t.Errorf("no decision was refused outbox_full: the outboxes never filled while PostgreSQL was stopped")
+	}
+	if n := m.stats.with("nemesis:", "expired"); n == 0 {
+		t.Errorf("no customer's meta expired: expireIdleMeta never found one idle")
 	}
 }
 
@@ -315,6 +318,7 @@ type model struct {
 	fleets      map[string]*fleet // by product
 	products    []string          // the fleets' products, in the workload's order
 	stats       *counter
+	expired     expiredMetas // what expireIdleMeta deleted
 	stopped     atomic.Bool
 	sup         sync.WaitGroup
 }
