@@ -33,6 +33,15 @@ type closedReport struct {
 	ServerCPUUs float64 `json:"server_cpu_us_per_request"`
 	// RedisCPUUs is redis-server's CPU per request the same way (-redis-pid).
 	RedisCPUUs float64 `json:"redis_cpu_us_per_request"`
+	// ClientCPUUs is this load generator's own CPU per request, and
+	// MachineCPUUs the whole machine's busy CPU per request (/proc/stat:
+	// every process and the kernel, steal excluded); MachineBusy is that
+	// busy time's share of the window's CPU time (1: every core busy).
+	// Beside the two above they say where a machine's cores went, and
+	// whether they were all busy.
+	ClientCPUUs  float64 `json:"client_cpu_us_per_request"`
+	MachineCPUUs float64 `json:"machine_cpu_us_per_request"`
+	MachineBusy  float64 `json:"machine_busy_share"`
 	// Redis is Redis's own time in script calls over the window (INFO
 	// commandstats, -redis-url); ScriptCallsPerRequest is their count per
 	// request.
@@ -70,15 +79,20 @@ func closedLoopHTTP(ctx context.Context, f *scenarioFlags, stdout, stderr io.Wri
 	start := time.Now()
 	deadline := start.Add(f.cfg.Duration)
 	for range f.concurrency {
+		wc, err := c.ConnClient(f.timeout) // a connection of its own per worker, see ConnClient
+		if err != nil {
+			return err
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			defer wc.CloseIdle()
 			for time.Now().Before(deadline) && ctx.Err() == nil {
 				i := next.Add(1) - 1
 				if limit > 0 && i >= limit {
 					return
 				}
-				call(ctx, i)
+				call(ctx, wc, i)
 			}
 		}()
 	}
@@ -98,24 +112,25 @@ func closedLoopHTTP(ctx context.Context, f *scenarioFlags, stdout, stderr io.Wri
 		return err
 	}
 	rep.Profile = f.profile
-	fmt.Fprintf(stderr, "closed %s: %d workers, %.0f/s for %.1fs, p50 %.2f ms p99 %.2f ms, CPU/request: server %.1f us, redis %.1f us, statuses %v\n",
-		f.op, f.concurrency, rep.Rate, rep.Elapsed, rep.Endpoint.P50, rep.Endpoint.P99, rep.ServerCPUUs, rep.RedisCPUUs, rep.Endpoint.Statuses)
+	fmt.Fprintf(stderr, "closed %s: %d workers, %.0f/s for %.1fs, p50 %.2f ms p99 %.2f ms, CPU/request: server %.1f us, redis %.1f us, client %.1f us, machine %.1f us (%.0f%% busy), statuses %v\n",
+		f.op, f.concurrency, rep.Rate, rep.Elapsed, rep.Endpoint.P50, rep.Endpoint.P99, rep.ServerCPUUs, rep.RedisCPUUs, rep.ClientCPUUs,
+		rep.MachineCPUUs, 100*rep.MachineBusy, rep.Endpoint.Statuses)
 	if c.Rec.Failed() > 0 && !f.allowFailures {
 		return fmt.Errorf("%d requests failed", c.Rec.Failed())
 	}
 	return writeJSON(orStdout(f.jsonPath), stdout, rep)
 }
 
-// closedOp returns the i-th request of -op and how many there can be (0:
+// closedOp returns the i-th request of -op, sent with a worker's client, and how many there can be (0:
 // no bound); for redeem it first places the -setup holds to redeem.
-func closedOp(ctx context.Context, f *scenarioFlags, c *load.Client) (func(context.Context, int64) bool, int64, error) {
+func closedOp(ctx context.Context, f *scenarioFlags, c *load.Client) (func(context.Context, *load.Client, int64) bool, int64, error) {
 	prefix := f.prefix
 	if prefix == "" {
 		prefix = fmt.Sprintf("Q%x", time.Now().UnixNano()&0xffffffffff)
 	}
 	switch f.op {
 	case "check":
-		return func(ctx context.Context, i int64) bool {
+		return func(ctx context.Context, c *load.Client, i int64) bool {
 			return c.Check(ctx, prefix+"-c"+strconv.FormatInt(i, 10), load.CreditCard, nil, http.StatusCreated).OK
 		}, 0, nil
 	case "refusal":
@@ -126,11 +141,11 @@ func closedOp(ctx context.Context, f *scenarioFlags, c *load.Client) (func(conte
 		if err != nil {
 			return nil, 0, err
 		}
-		return func(ctx context.Context, i int64) bool {
+		return func(ctx context.Context, c *load.Client, i int64) bool {
 			return c.Check(ctx, granted[i%int64(len(granted))], load.PersonalLoan, nil, http.StatusConflict).OK
 		}, 0, nil
 	case "ping":
-		return func(ctx context.Context, _ int64) bool {
+		return func(ctx context.Context, c *load.Client, _ int64) bool {
 			return c.Do(ctx, "ping", http.MethodGet, "/v1/ping", c.Keys.Checker, nil, nil, http.StatusNoContent).OK
 		}, 0, nil
 	case "redeem":
@@ -149,7 +164,7 @@ func closedOp(ctx context.Context, f *scenarioFlags, c *load.Client) (func(conte
 		if n := failed.Load(); n > 0 {
 			return nil, 0, fmt.Errorf("setup: %d of %d holds not placed", n, f.setup)
 		}
-		return func(ctx context.Context, i int64) bool {
+		return func(ctx context.Context, c *load.Client, i int64) bool {
 			return c.RedeemToken(ctx, load.CreditCard, holds[i].Token, nil, http.StatusCreated).OK
 		}, int64(len(holds)), nil
 	}
@@ -185,6 +200,10 @@ type meters struct {
 	pid, redisPID   int
 	rdb             *redis.Client
 	cpu, redisCPU   time.Duration
+	self, busy      time.Duration // this process's CPU, the machine's busy time
+	cpus            int
+	wall            time.Time // when the machine's busy time was first read; after stop, how long
+	window          time.Duration
 	cmds            map[string]load.CmdStat
 	script          load.ScriptCost
 	cpuOK, redisOK  bool
@@ -205,6 +224,13 @@ func startMeters(ctx context.Context, f *scenarioFlags) (*meters, error) {
 		}
 	}
 	var err error
+	if m.self, err = load.ProcCPU(os.Getpid()); err != nil {
+		return nil, err
+	}
+	if m.busy, m.cpus, err = load.MachineBusy(); err != nil {
+		return nil, err
+	}
+	m.wall = time.Now()
 	if m.pid > 0 {
 		if m.cpu, err = load.ProcCPU(m.pid); err != nil {
 			return nil, fmt.Errorf("-pid: %w", err)
@@ -220,6 +246,15 @@ func startMeters(ctx context.Context, f *scenarioFlags) (*meters, error) {
 
 // stop takes the second snapshot: the deltas replace the first.
 func (m *meters) stop(ctx context.Context) error {
+	self, err := load.ProcCPU(os.Getpid())
+	if err != nil {
+		return err
+	}
+	busy, _, err := load.MachineBusy()
+	if err != nil {
+		return err
+	}
+	m.self, m.busy, m.window = self-m.self, busy-m.busy, time.Since(m.wall)
 	if m.pid > 0 {
 		cpu, err := load.ProcCPU(m.pid)
 		if err != nil {
@@ -259,6 +294,11 @@ func (m *meters) report(rep *closedReport) {
 		if m.redisOK {
 			rep.RedisCPUUs = float64(m.redisCPU.Microseconds()) / ok
 		}
+		rep.ClientCPUUs = float64(m.self.Microseconds()) / ok
+		rep.MachineCPUUs = float64(m.busy.Microseconds()) / ok
+	}
+	if m.window > 0 {
+		rep.MachineBusy = m.busy.Seconds() / (m.window.Seconds() * float64(m.cpus))
 	}
 	if m.measuredScripts {
 		sc := m.script

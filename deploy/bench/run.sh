@@ -340,12 +340,12 @@ fi
 
 # 3. Throughput of 64 clients in a closed loop, with arbiter's CPU profile.
 log "closed loop: checks, 64 workers"
-closed closed-check -op check -concurrency 64 -pid "$APID" -pprof-url "$PPROF" -profile "$W/check.pprof"
+closed closed-check -op check -concurrency 64 -pid "$APID" -redis-pid "$RPID" -pprof-url "$PPROF" -profile "$W/check.pprof"
 SETUP=$(jq -r '.ops_per_s * .elapsed_s * 1.5 + 500 | floor' "$W/closed-check.json")  # enough to last the window
 log "closed loop: token redemptions of $SETUP holds, 64 workers"
-closed closed-redeem -op redeem -setup "$SETUP" -concurrency 64 -pid "$APID" -pprof-url "$PPROF" -profile "$W/redeem.pprof"
-closed closed-ping -op ping -concurrency 64 -pid "$APID" -pprof-url "$PPROF" -profile "$W/ping.pprof"
-TARGET=$BARE closed closed-bare -op ping -concurrency 64 -pid "$BPID"
+closed closed-redeem -op redeem -setup "$SETUP" -concurrency 64 -pid "$APID" -redis-pid "$RPID" -pprof-url "$PPROF" -profile "$W/redeem.pprof"
+closed closed-ping -op ping -concurrency 64 -pid "$APID" -redis-pid "$RPID" -pprof-url "$PPROF" -profile "$W/ping.pprof"
+TARGET=$BARE closed closed-bare -op ping -concurrency 64 -pid "$BPID" -redis-pid "$RPID"
 R FLUSHALL >/dev/null
 
 # 4. Over HTTP, open model: checks only, check + redeem, the framework
@@ -520,7 +520,8 @@ for op in $CPU_OPS; do
   done
 done
 fig ratio.ping_bare "$RB_PING"; fig ratio.check_bare "$RB_CHECK"; fig ratio.redeem_token_bare "$RB_TOK"; fig ratio.refusal_bare "$RB_REF"
-for c in bare ping check redeem; do fig "closed64.per_s.$c" "$(j "closed-$c" .ops_per_s)"; fig "closed64.server_us.$c" "$(j "closed-$c" .server_cpu_us_per_request)"; done
+for c in bare ping check redeem; do fig "closed64.per_s.$c" "$(j "closed-$c" .ops_per_s)"; fig "closed64.server_us.$c" "$(j "closed-$c" .server_cpu_us_per_request)"
+  fig "closed64.client_us.$c" "$(j "closed-$c" '.client_cpu_us_per_request // 0')"; fig "closed64.machine_us.$c" "$(j "closed-$c" '.machine_cpu_us_per_request // 0')"; done
 fig minimal.bench_per_s "$MIN_RPS"; fig minimal.bench_us "$MIN_BENCH_USEC"
 fig check_script.bench_per_s "$CEIL_RPS"; fig check_script.bench_us "$CEIL_BENCH_USEC"
 fig ratio.redis_bench_check_minimal "$R_CEIL"; fig ratio.closed_check_minimal "$R_CL"
@@ -739,11 +740,18 @@ jq -r '.[] | "**\(.scenario)** (\(.what)): \(.bytes) bytes in \(.keys | length) 
 cat <<EOF
 ## 3. Throughput of a fixed pool of clients (closed loop, 64 workers, $STEP)
 
-| request | requests/s | p50 ms | p99 ms | server CPU µs/request | answers |
-|---|---:|---:|---:|---:|---|
+Every worker has a keep-alive connection of its own, written and read by net/http's request writer
+and response reader without the Transport's pool and goroutines (as redis-benchmark's and wrk's
+clients do): the client is on the same two cores as the server and Redis, and the least CPU it takes
+is the most left to them. The CPU columns say where the cores went, per request: the server
+(arbiter, or the bare server), redis-server, the load generator itself, and the whole machine
+(\`/proc/stat\`, steal excluded), with how busy the cores were over the window.
+
+| request | requests/s | p50 ms | p99 ms | server CPU µs/request | Redis CPU µs | client CPU µs | machine CPU µs | cores busy | answers |
+|---|---:|---:|---:|---:|---:|---:|---:|---:|---|
 EOF
 for c in closed-bare closed-ping closed-check closed-redeem; do
-  jq -r --arg c "$c" '"| \(if $c == "closed-bare" then "bare net/http (204)" else .op end)\(if .op == "redeem" then " (token, of \(.setup_holds) holds placed first\(if .setup_exhausted then ", all redeemed before the end" else "" end))" else "" end) | \(.ops_per_s | floor) | \(.endpoint.p50_ms) | \(.endpoint.p99_ms) | \(.server_cpu_us_per_request * 10 | round / 10) | \(.endpoint.statuses | to_entries | map("\(.key): \(.value)") | join(", ")) |"' "$W/$c.json"
+  jq -r --arg c "$c" 'def r: . * 10 | round / 10; "| \(if $c == "closed-bare" then "bare net/http (204)" else .op end)\(if .op == "redeem" then " (token, of \(.setup_holds) holds placed first\(if .setup_exhausted then ", all redeemed before the end" else "" end))" else "" end) | \(.ops_per_s | floor) | \(.endpoint.p50_ms) | \(.endpoint.p99_ms) | \(.server_cpu_us_per_request | r) | \(.redis_cpu_us_per_request | r) | \(.client_cpu_us_per_request // 0 | r) | \(.machine_cpu_us_per_request // 0 | r) | \((.machine_busy_share // 0) * 100 | round)% | \(.endpoint.statuses | to_entries | map("\(.key): \(.value)") | join(", ")) |"' "$W/$c.json"
 done
 cat <<EOF
 

@@ -118,6 +118,47 @@ func ProcCPU(pid int) (time.Duration, error) {
 	return parseProcStat(string(b))
 }
 
+// MachineBusy returns how long the machine's CPUs have been busy so far,
+// summed over them, and how many there are: the first line of /proc/stat,
+// user + nice + system + irq + softirq (not idle, iowait, nor steal, the
+// time a hypervisor gave the core to another guest).
+func MachineBusy() (busy time.Duration, cpus int, err error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0, err
+	}
+	return parseMachineStat(string(b))
+}
+
+func parseMachineStat(s string) (time.Duration, int, error) {
+	var busy int64
+	cpus := 0
+	for i, line := range strings.Split(s, "\n") {
+		f := strings.Fields(line)
+		if i == 0 {
+			// cpu user nice system idle iowait irq softirq steal ...
+			if len(f) < 8 || f[0] != "cpu" {
+				return 0, 0, errors.New("/proc/stat: no cpu line first")
+			}
+			for _, k := range []int{1, 2, 3, 6, 7} {
+				v, err := strconv.ParseInt(f[k], 10, 64)
+				if err != nil {
+					return 0, 0, fmt.Errorf("/proc/stat: %w", err)
+				}
+				busy += v
+			}
+			continue
+		}
+		if len(f) > 0 && strings.HasPrefix(f[0], "cpu") {
+			cpus++
+		}
+	}
+	if cpus == 0 {
+		return 0, 0, errors.New("/proc/stat: no cpuN line")
+	}
+	return time.Duration(busy) * time.Second / ClockTicks, cpus, nil
+}
+
 func parseProcStat(s string) (time.Duration, error) {
 	// The command name (field 2) is in parentheses and may hold spaces:
 	// count fields from the last ')'. After it, field 3 (state) comes first,

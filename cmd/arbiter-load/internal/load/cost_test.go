@@ -49,3 +49,15 @@ func TestParseMonitorLine(t *testing.T) {
 		}
 	}
 }
+
+func TestParseMachineStat(t *testing.T) {
+	// user 100, nice 10, system 50, idle 900, iowait 5, irq 3, softirq 7, steal 40 (ticks).
+	const stat = "cpu  100 10 50 900 5 3 7 40 0 0\ncpu0 50 5 25 450 2 1 3 20 0 0\ncpu1 50 5 25 450 3 2 4 20 0 0\nintr 1 2 3\n"
+	busy, cpus, err := parseMachineStat(stat)
+	if err != nil || busy != 1700*time.Millisecond || cpus != 2 {
+		t.Fatalf("parseMachineStat = %v, %d, %v; want 1.7s busy (no idle, iowait or steal) on 2 CPUs", busy, cpus, err)
+	}
+	if _, _, err := parseMachineStat("intr 1 2\n"); err == nil {
+		t.Fatal("a stat without its cpu line parsed")
+	}
+}
