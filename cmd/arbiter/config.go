@@ -184,8 +184,8 @@ func (c config) checkAudit() error {
 	}
 	shorter := c.AuditCap < redisstore.DefaultAuditCap || c.AuditRetention < redisstore.DefaultAuditRetention
 	if shorter && c.ArchiveURL == "" {
-		return fmt.Errorf("ARBITER_AUDIT_CAP below %d or ARBITER_AUDIT_RETENTION below %s needs ARBITER_ARCHIVE_URL: without an archive, the audit in Redis is the only record of each decision",
-			redisstore.DefaultAuditCap, redisstore.DefaultAuditRetention)
+		return fmt.Errorf("ARBITER_AUDIT_CAP below %d or ARBITER_AUDIT_RETENTION below %.0fh needs ARBITER_ARCHIVE_URL: without an archive, the audit in Redis is the only record of each decision",
+			redisstore.DefaultAuditCap, redisstore.DefaultAuditRetention.Hours())
 	}
 	return nil
 }

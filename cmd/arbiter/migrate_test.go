@@ -58,6 +58,14 @@ func TestMigrateCommand(t *testing.T) {
 	if got := migrate("-batch", "1"); got.Total != 0 {
 		t.Fatalf("second run converted %d; want 0", got.Total)
 	}
+	t.Run("refuses a short audit without an archive", func(t *testing.T) {
+		env := map[string]string{"ARBITER_REDIS_URL": srv.URL(), "ARBITER_AUDIT_RETENTION": "24h"}
+		err := run(ctx, []string{"arbiter", "migrate"}, func(k string) string { return env[k] }, strings.NewReader(""),
+			&bytes.Buffer{}, &bytes.Buffer{})
+		if err == nil || !strings.Contains(err.Error(), "needs ARBITER_ARCHIVE_URL") {
+			t.Fatalf("err = %v", err)
+		}
+	})
 	t.Run("refuses to run without Redis", func(t *testing.T) {
 		env = map[string]string{}
 		err := run(ctx, []string{"arbiter", "migrate"}, func(k string) string { return env[k] }, strings.NewReader(""),

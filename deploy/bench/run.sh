@@ -603,6 +603,25 @@ storebench_table() { # FILE
 profile_top() { # PROFILE: the header and the top 10 by flat%
   go tool pprof -top -nodecount=10 "$1" 2>/dev/null | sed -n '/^Duration/,$p'
 }
+# profile_parts PROFILE US LABEL=FRAME...: a table of the named frames'
+# cumulative share of the profile's samples, and that share of US (the
+# server's CPU µs per request over the same window); — for a frame the
+# profile does not have (pprof drops those under 0.5 %).
+profile_parts() {
+  local prof=$1 us=$2 top pair label frame pct; shift 2
+  top=$(go tool pprof -top -cum -nodecount=3000 "$prof" 2>/dev/null)
+  echo "| part of a request | frame (cumulative) | share of samples | ≈ µs of CPU per request |"
+  echo "|---|---|---:|---:|"
+  for pair in "$@"; do
+    label=${pair%%=*}; frame=${pair#*=}
+    pct=$(awk -v f="$frame" '$5 ~ /%$/ && length($6) >= length(f) && substr($6, length($6) - length(f) + 1) == f { sub(/%/, "", $5); print $5; exit }' <<<"$top")
+    if [ -n "$pct" ]; then
+      echo "| $label | \`$frame\` | $pct % | $(awk -v p="$pct" -v u="$us" 'BEGIN { printf "%.1f", p * u / 100 }') |"
+    else
+      echo "| $label | \`$frame\` | — | — |"
+    fi
+  done
+}
 
 {
 cat <<EOF
@@ -763,11 +782,38 @@ During the checks:
 $(profile_top "$W/check.pprof")
 \`\`\`
 
+The same window by part, cumulative (a frame's share includes what it calls; parts overlap where
+one calls another), against the $(f1 "$(j closed-check .server_cpu_us_per_request)") µs of arbiter's CPU per check measured over it:
+
+$(profile_parts "$W/check.pprof" "$(j closed-check .server_cpu_us_per_request)" \
+  "the whole connection: read, handle, write=net/http.(*conn).serve" \
+  "reading and parsing the request=net/http.(*conn).readRequest" \
+  "writing the response out=net/http.(*response).finishRequest" \
+  "echo, the middleware and the handler=web.(*Server).ServeHTTP" \
+  "the approval token: claims, Ed25519, base64=tokens.(*Issuer).Sign" \
+  "of it, the Ed25519 signature=crypto/ed25519.Sign" \
+  "the policy and the store call=validation.(*Service).Check" \
+  "the response's JSON=echo/v4.(*context).JSON" \
+  "the batched round trip to Redis (AutoPipeline)=go-redis/v9.(*AutoPipeliner).dispatchCmds" \
+  "garbage collection (background)=runtime.gcBgMarkWorker")
+
 During the token redemptions:
 
 \`\`\`
 $(profile_top "$W/redeem.pprof")
 \`\`\`
+
+By part, against $(f1 "$(j closed-redeem .server_cpu_us_per_request)") µs per redemption:
+
+$(profile_parts "$W/redeem.pprof" "$(j closed-redeem .server_cpu_us_per_request)" \
+  "the whole connection: read, handle, write=net/http.(*conn).serve" \
+  "reading and parsing the request=net/http.(*conn).readRequest" \
+  "writing the response out=net/http.(*response).finishRequest" \
+  "echo, the middleware and the handler=web.(*Server).ServeHTTP" \
+  "the token's claims (no signature check: the script compares its secret's digest)=tokens.(*Issuer).ParseOwn" \
+  "the policy and the store call=validation.(*Service).RedeemToken" \
+  "the batched round trip to Redis (AutoPipeline)=go-redis/v9.(*AutoPipeliner).dispatchCmds" \
+  "garbage collection (background)=runtime.gcBgMarkWorker")
 
 During the pings:
 
