@@ -3,6 +3,7 @@ package redisstore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/arbiter-bank/arbiter/validation"
 	"github.com/arbiter-bank/arbiter/validation/redisstore/redistest"
+	"github.com/arbiter-bank/arbiter/validation/storetest"
 )
 
 // TestGrantsStayAListpack: the ledger keeps a grant short (g1, the check
@@ -200,5 +202,84 @@ func TestShortAuditLeavesTheLedger(t *testing.T) {
 	}
 	for name := range bounds {
 		t.Errorf("no %s key after check and redemption", name)
+	}
+}
+
+// TestMetaExpiryIsNeverShortened: a tombstone and an import ask meta to
+// live AuditRetention; neither cuts short the longer life a hold gave it
+// (AuditRetention and two days), on which meta_ttl counts not to renew it
+// for a day: with a day of audit, meta would otherwise end before a hold
+// placed within that day, and the hold's shadow with it.
+func TestMetaExpiryIsNeverShortened(t *testing.T) {
+	rdb := redistest.MustStartRedis(t).Client(t)
+	ctx := context.Background()
+	const day = 24 * time.Hour
+	s := New(rdb, Options{AuditRetention: day})
+	if err := s.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	for name, after := range map[string]func(customer string) error{
+		"tombstone": func(customer string) error {
+			id, err := validation.NewCheckID(customer)
+			if err != nil {
+				return err
+			}
+			out, err := s.Abandon(ctx, validation.AbandonRequest{CustomerID: customer, CheckID: id, Actor: "arbiter", Now: now})
+			if err == nil && out != validation.AbandonTombstone {
+				err = fmt.Errorf("abandon: %s, want a tombstone", out)
+			}
+			return err
+		},
+		"import": func(customer string) error {
+			_, err := s.Import(ctx, validation.ImportRequest{Rule: storetest.LooseRule(t, "personal_loan"), CustomerID: customer,
+				CheckID: "imp_" + customer, Actor: "ops", GrantedAt: now.AddDate(-1, 0, 0), Now: now})
+			return err
+		},
+	} {
+		// No subtests: the mutation test runs this one by name alone.
+		customer := "C-KEEP-" + name
+		h := heldCheck(t, s, rdb, customer, now, false)
+		if _, err := s.Cancel(ctx, validation.CancelRequest{CustomerID: customer, CheckID: h.ID, Actor: "branch-portal", Now: now}); err != nil {
+			t.Fatal(err)
+		}
+		key := "arb:{" + customer + "}:meta"
+		before := rdb.PTTL(ctx, key).Val()
+		if before <= 2*day {
+			t.Fatalf("%s: meta after a hold expires in %s; want a day of audit and two more", name, before)
+		}
+		if err := after(customer); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if got := rdb.PTTL(ctx, key).Val(); got < before-time.Minute {
+			t.Errorf("meta expires in %s after the %s, %s before it: cut short", got, name, before)
+		}
+	}
+}
+
+// TestLongHoldKeepsItsMeta: a hold longer than the audit's retention and
+// two days (a policy may ask one) keeps meta, and so the hold's shadow, to
+// its end and the retention past it.
+func TestLongHoldKeepsItsMeta(t *testing.T) {
+	rdb := redistest.MustStartRedis(t).Client(t)
+	ctx := context.Background()
+	const day = 24 * time.Hour
+	s := New(rdb, Options{AuditRetention: day})
+	if err := s.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	const customer = "C-LONG-HOLD"
+	id, err := validation.NewCheckID(customer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, _ := validation.DefaultPolicy().Rule("credit_card")
+	r.HoldTTL = 5 * day
+	if _, _, err := s.Hold(ctx, validation.HoldRequest{Rule: r, CustomerID: customer, CheckID: id, Secret: []byte("0123456789abcdefghij"),
+		TokenHash: "digest", Actor: "card-service", Now: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if got := rdb.PTTL(ctx, "arb:{"+customer+"}:meta").Val(); got < 6*day-time.Minute {
+		t.Fatalf("meta of a 5-day hold expires in %s; want the hold's 5 days and a day of audit", got)
 	}
 }

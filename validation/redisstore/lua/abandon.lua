@@ -13,7 +13,7 @@ local c = (h and h.id == id and h) or check_find(id)
 if not c then
   record_put({id = id, status = 'cancelled', created = NOW, ended = NOW, ended_by = actor, end_reason = 'unknown_outcome'})
   redis.call('HSET', K_META, 't:' .. id, '1')
-  redis.call('PEXPIRE', K_META, AUDIT_RETENTION)
+  meta_keep(AUDIT_RETENTION)
   return reply{kind = KIND.ok, detail = 'tombstone'}
 end
 if c ~= h then return reply{kind = KIND.ok, detail = 'ended'} end

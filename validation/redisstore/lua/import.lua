@@ -12,7 +12,7 @@ m = m or meta_read()
 local g = {id = id, product = product, status = 'imported', fence = next_fence(m), granted = granted, redeemed_by = actor,
   granted_version = version}
 redis.call('HSET', K_META, 'fence', g.fence)
-redis.call('PEXPIRE', K_META, AUDIT_RETENTION)
+meta_keep(AUDIT_RETENTION)
 local enc = grant_put(g)
 events_append({type = 'imported', product = product, check_id = id, actor = actor, fence = g.fence, version = version})
 return reply{kind = KIND.ok, grant = enc}

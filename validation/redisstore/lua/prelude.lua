@@ -283,6 +283,14 @@ local function meta_ttl(m, hold_ttl)
   return not (m.ttl_at and NOW >= m.ttl_at and NOW < m.ttl_at + META_RENEW and hold_ttl < META_RENEW)
 end
 
+-- meta_keep gives meta at least keep ms more to live and never less than
+-- it has: a tombstone or an import, which ask AUDIT_RETENTION, must not
+-- cut short the life a hold gave it (AUDIT_RETENTION + up to two days,
+-- which meta_ttl counts on not to renew it for a day).
+local function meta_keep(keep)
+  if redis.call('PTTL', K_META) < keep then redis.call('PEXPIRE', K_META, keep) end
+end
+
 -- next_fence: fences never decrease. Within meta's life each is one more
 -- than the last; a customer whose meta expired (no hold for
 -- AUDIT_RETENTION) starts again from the clock, which has passed every
@@ -329,7 +337,9 @@ local function hold_place(c, ttl_str, m)
   local renew = meta_ttl(m, tonumber(ttl_str))
   redis.call('HSET', K_META, 'fence', c.fence, 'last', c.id, 'open', '1', 'last:' .. c.product, c.id, 'fails', '0',
     'ttl_at', renew and NOW_STR or m.ttl_at_str, held_fields(c))
-  if renew then redis.call('PEXPIRE', K_META, AUDIT_RETENTION + 2 * META_RENEW) end
+  -- A hold longer than two days (a policy may ask it) keeps meta to its
+  -- end and AUDIT_RETENTION past it, as a shorter one does.
+  if renew then redis.call('PEXPIRE', K_META, math.max(AUDIT_RETENTION + 2 * META_RENEW, tonumber(ttl_str) + AUDIT_RETENTION)) end
   -- The outbox gets the check's decision now; the audit when it ends.
   expiring_put(c.expires)
   outbox_push(event_encodes({checked(c)}))
