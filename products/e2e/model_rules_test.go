@@ -60,7 +60,7 @@ func TestCrossSystemModelRules(t *testing.T) {
 	if testing.Short() {
 		t.Skip("fault injection is not short")
 	}
-	runModel(t, faultModel{
+	m := runModel(t, faultModel{
 		rules:         &modelRulesPolicy,
 		versionSwitch: true,
 		budget:        30 * time.Second,
@@ -72,6 +72,9 @@ func TestCrossSystemModelRules(t *testing.T) {
 		skew:    5 * time.Minute,
 		nemeses: []nemesis{restartRedis, stallRedisLink, expireIdleMeta},
 	})
+	if !t.Failed() && m.stats.with("nemesis:", "expired") == 0 {
+		t.Errorf("no customer's meta expired: expireIdleMeta never found one idle")
+	}
 }
 
 // modelProduct is a product of the model's policy and the service that
