@@ -61,6 +61,14 @@ func closedLoopHTTP(ctx context.Context, f *scenarioFlags, stdout, stderr io.Wri
 	if err := load.WaitReady(ctx, c.Base, 10*time.Second); err != nil {
 		return err
 	}
+	workers := make([]*load.Client, f.concurrency) // a connection of its own each
+	for i := range workers {
+		wc, err := c.ConnClient(f.timeout)
+		if err != nil {
+			return err
+		}
+		workers[i] = wc
+	}
 	call, limit, err := closedOp(ctx, f, c)
 	if err != nil {
 		return err
@@ -78,11 +86,7 @@ func closedLoopHTTP(ctx context.Context, f *scenarioFlags, stdout, stderr io.Wri
 	)
 	start := time.Now()
 	deadline := start.Add(f.cfg.Duration)
-	for range f.concurrency {
-		wc, err := c.ConnClient(f.timeout) // a connection of its own per worker, see ConnClient
-		if err != nil {
-			return err
-		}
+	for _, wc := range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -2,6 +2,7 @@ package load
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -14,12 +15,14 @@ import (
 // ConnClient returns a copy of c whose requests go over one keep-alive
 // connection of its own, for one goroutine at a time: net/http's request
 // writer and response reader on a net.Conn, without the Transport's pool
-// and its two goroutines per connection (whose hand-offs cost the client
-// three times a bare request's CPU when the response has a body). That is
-// how redis-benchmark's and wrk's clients work, and what a closed loop
-// sharing the machine with the server wants: the least CPU per request,
-// left to the processes measured. Plain http:// only; timeout bounds each
-// request (the connection's deadline).
+// and its two goroutines per connection, whose hand-offs cost the client
+// more CPU than the request itself (BENCHMARKS.md, section 3). That is how
+// redis-benchmark's and wrk's clients work, and what a closed loop sharing
+// the machine with the server wants: the least CPU per request, left to
+// the processes measured. Plain http:// only; timeout bounds each request
+// (the connection's deadline), and so does the request's context. Unlike
+// the Transport it never resends: a request on a connection the server
+// closed while idle fails, and the next one dials again.
 func (c *Client) ConnClient(timeout time.Duration) (*Client, error) {
 	u, err := url.Parse(c.Base)
 	if err != nil || u.Scheme != "http" || u.Host == "" {
@@ -50,12 +53,20 @@ func (t *connTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		t.conn, t.br, t.bw = conn, bufio.NewReader(conn), bufio.NewWriter(conn)
 	}
+	// A context that ends closes the connection, which ends the exchange
+	// or the body's read in progress.
+	conn := t.conn
+	stop := context.AfterFunc(req.Context(), func() { conn.Close() })
 	resp, err := t.exchange(req)
 	if err != nil {
+		stop()
 		t.drop()
+		if ctxErr := req.Context().Err(); ctxErr != nil {
+			err = ctxErr
+		}
 		return nil, err
 	}
-	resp.Body = &connBody{ReadCloser: resp.Body, t: t, close: resp.Close}
+	resp.Body = &connBody{ReadCloser: resp.Body, t: t, close: resp.Close, stop: stop}
 	return resp, nil
 }
 
@@ -87,7 +98,8 @@ func (t *connTransport) drop() {
 type connBody struct {
 	io.ReadCloser
 	t     *connTransport
-	close bool
+	close bool        // the response closes the connection
+	stop  func() bool // stops the context's watch; false once it closed the connection
 	eof   bool
 }
 
@@ -101,7 +113,7 @@ func (b *connBody) Read(p []byte) (int, error) {
 
 func (b *connBody) Close() error {
 	err := b.ReadCloser.Close()
-	if !b.eof || b.close || err != nil {
+	if watched := b.stop(); !watched || !b.eof || b.close || err != nil {
 		b.t.drop()
 	}
 	return err

@@ -69,3 +69,41 @@ func TestConnClientKeepsOneConnection(t *testing.T) {
 		t.Fatal("an https base URL was accepted")
 	}
 }
+
+// TestConnClientEndsWithItsContext: a request whose context ends while the
+// server has not answered returns then, not at the connection's deadline,
+// and the next request dials again.
+func TestConnClientEndsWithItsContext(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer srv.Close()
+	defer close(release)
+	c, err := NewClient(srv.URL, DemoKeys, 1, time.Minute, NewRecorder()).ConnClient(time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseIdle()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan Result, 1)
+	go func() { done <- c.Do(ctx, "slow", http.MethodGet, "/slow", "k", nil, nil, http.StatusNoContent) }()
+	cancel()
+	select {
+	case r := <-done:
+		if r.OK || r.Err == nil {
+			t.Fatalf("a request whose context ended = %+v; want its error", r)
+		}
+	case <-time.After(30 * time.Second): // the connection's deadline is a minute
+		t.Fatal("a request whose context ended waited for the connection's deadline")
+	}
+	if r := c.Do(context.Background(), "ping", http.MethodGet, "/v1/ping", "k", nil, nil, http.StatusNoContent); !r.OK {
+		t.Fatalf("the next request: %+v", r)
+	}
+}
