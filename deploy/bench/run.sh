@@ -61,11 +61,12 @@ as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 PG_DATA=""
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  [ -n "$PG_DATA" ] && as_pg "$PGBIN/pg_ctl" -D "$PG_DATA" -m fast stop >/dev/null 2>&1
+  [ -z "$PG_DATA" ] || as_pg "$PGBIN/pg_ctl" -D "$PG_DATA" -m fast stop >/dev/null 2>&1 || true
   wait 2>/dev/null || true
   if [ -n "${KEEP:-}" ]; then echo "run.sh: kept $W" >&2; else rm -rf "$W"; fi
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM  # through cleanup: the PostgreSQL run.sh may start is no child of PIDS
 log() { echo "== $(date -u +%T) $*" >&2; }
 T0=$(date +%s)
 
@@ -278,20 +279,21 @@ fi
 # started here, and a day of audit, its scenarios suffixed ", archive, 24 h audit".
 SHORT=""; [ -n "$COMPACT" ] && grep -aq ARBITER_AUDIT_RETENTION "$W/arbiter" && SHORT=1
 if [ -n "$SHORT" ]; then
-  PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+  PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || true)
   [ -x "$PGBIN/initdb" ] || { echo "run.sh: PostgreSQL's server is missing (apt-get install postgresql)" >&2; exit 1; }
-  [ "$(id -u)" = 0 ] && chown postgres "$W"
+  mkdir "$W/pg"  # data in pg/data, the socket and log beside it: the only part postgres owns
+  if [ "$(id -u)" = 0 ]; then chown postgres "$W/pg"; chmod 711 "$W"; fi
   PGPORT=$(free_port)
-  as_pg "$PGBIN/initdb" -D "$W/pg" -A trust -U postgres >/dev/null
-  as_pg "$PGBIN/pg_ctl" -D "$W/pg" -l "$W/pg.log" -o "-p $PGPORT -k $W -c listen_addresses=127.0.0.1" -w start >/dev/null
-  PG_DATA=$W/pg
+  as_pg "$PGBIN/initdb" -D "$W/pg/data" -A trust -U postgres >/dev/null
+  PG_DATA=$W/pg/data  # before the start: a start that times out may leave it running
+  as_pg "$PGBIN/pg_ctl" -D "$W/pg/data" -l "$W/pg/pg.log" -o "-p $PGPORT -k $W/pg -c listen_addresses=127.0.0.1" -w start >/dev/null
   SP=$(free_port)
   start_arbiter arbiter-short "$SP" ARBITER_COMPACT_GRANTS=on ARBITER_ARCHIVE_URL="postgres://postgres@127.0.0.1:$PGPORT/postgres" \
     ARBITER_AUDIT_RETENTION=24h ARBITER_AUDIT_CAP=20
   SPID=$ARB_PID
   "$LOAD" footprint -base-url "http://127.0.0.1:$SP" -redis-url "$RURL" "${KEYS[@]}" -json "$W/footprint-short.json"
   kill "$SPID"; wait "$SPID" 2>/dev/null || true
-  as_pg "$PGBIN/pg_ctl" -D "$W/pg" -m fast stop >/dev/null; PG_DATA=""
+  as_pg "$PGBIN/pg_ctl" -D "$W/pg/data" -m fast stop >/dev/null; PG_DATA=""
   jq -s '.[0] + (.[1] | map(.scenario += ", compact grants, archive, 24 h audit"))' "$W/footprint.json" "$W/footprint-short.json" >"$W/footprint-all.json"
   mv "$W/footprint-all.json" "$W/footprint.json"
 fi
