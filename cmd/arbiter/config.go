@@ -39,8 +39,9 @@ type config struct {
 	ExportInterval time.Duration
 
 	// The recent part of each customer's audit that Redis keeps
-	// (redisstore.Options.AuditCap and AuditRetention; meta lives as long):
-	// less than the defaults only with an archive, which keeps the rest.
+	// (redisstore.Options.AuditCap and AuditRetention; meta lives a day or
+	// two longer): less than the defaults only with an archive, which keeps
+	// the rest.
 	AuditCap       int
 	AuditRetention time.Duration
 
@@ -86,7 +87,7 @@ func flags(c *config, getenv func(string) string, stderr io.Writer) *envflag.Set
 	fs.Int(&c.OutboxMax, "outbox-max", "ARBITER_OUTBOX_MAX", "1024", "records one Redis Cluster slot's outbox may hold while the archive is not taking them (16384 slots); at it, that slot's decisions answer 503 outbox_full")
 	fs.String(&c.CompactGrants, "compact-grants", "ARBITER_COMPACT_GRANTS", "off", "on: a redemption keeps the short grant (g1) for ever and the whole check for the retention only, and arbiter migrate converts whole grants; turn it on once no instance of the previous release serves, which cannot read g1 (docs/operations.md)")
 	fs.Int(&c.AuditCap, "audit-cap", "ARBITER_AUDIT_CAP", strconv.Itoa(redisstore.DefaultAuditCap), "state changes of each customer's audit that Redis keeps, the newest (GET /v1/customers/{id}/audit serves them; the branch UI shows 20): 20 to 200; below 200 only with ARBITER_ARCHIVE_URL, which keeps every one")
-	fs.Duration(&c.AuditRetention, "audit-retention", "ARBITER_AUDIT_RETENTION", "720h", "how long Redis keeps a customer's audit after their newest state change, and their meta after their newest hold (fences and record numbers then start again from the clock): at least 24h and the OTP failure window; below 720h only with ARBITER_ARCHIVE_URL, which keeps every record")
+	fs.Duration(&c.AuditRetention, "audit-retention", "ARBITER_AUDIT_RETENTION", "720h", "how long Redis keeps a customer's audit after their newest state change, and their meta (a day or two longer) after their newest hold; fences and record numbers then start again from the clock: at least 24h and the OTP failure window; below 720h only with ARBITER_ARCHIVE_URL, which keeps every record")
 	fs.Duration(&c.ExportInterval, "export-interval", "ARBITER_EXPORT_INTERVAL", "1s", "pause between the exporter's rounds (archiving records, sweeping expired holds); an untouched expiry is announced within about two of them")
 	fs.Duration(&c.RequestTimeout, "request-timeout", "ARBITER_REQUEST_TIMEOUT", "3s", "upper bound of one API request")
 	fs.Duration(&c.ShutdownTimeout, "shutdown-timeout", "ARBITER_SHUTDOWN_TIMEOUT", "10s", "how long in-flight requests may finish after SIGTERM")
@@ -173,8 +174,9 @@ func (c config) check() error {
 
 // checkAudit bounds the recent audit Redis keeps. Without an archive it is
 // the only record of a decision, so it may not be shorter than the
-// defaults. Meta lives as long as the audit, and keeps what a live hold and
-// the OTP failure window need, so a day and that window are its least.
+// defaults. Meta lives at least as long as the audit and keeps what a live
+// hold and the OTP failure window need, so a day and that window are its
+// least.
 func (c config) checkAudit() error {
 	if c.AuditCap < 20 || c.AuditCap > redisstore.DefaultAuditCap {
 		return fmt.Errorf("ARBITER_AUDIT_CAP must be from 20 (the branch UI's page) to %d (the most GET /v1/customers/{id}/audit serves)", redisstore.DefaultAuditCap)

@@ -32,7 +32,7 @@ func migrate(ctx context.Context, args []string, getenv func(string) string, std
 	if !cfg.production() {
 		return errors.New("migrate: ARBITER_REDIS_URL is not set (an embedded Redis starts empty: nothing to migrate)")
 	}
-	if err := cfg.checkAudit(); err != nil { // the migration writes audits and meta with their expiry
+	if err := cfg.checkAudit(); err != nil { // the same bounds as serving: the store takes them
 		return fmt.Errorf("migrate: %w", err)
 	}
 	log, err := newLogger(cfg.LogLevel, stderr)
