@@ -157,13 +157,9 @@ func TestReleasedWholeGrantIsRecorded(t *testing.T) {
 // event, the check's record a day after the redemption, meta at most two
 // days after the audit. The ledger has no TTL.
 func TestShortAuditLeavesTheLedger(t *testing.T) {
-	rdb := redistest.MustStartRedis(t).Client(t)
-	ctx := context.Background()
 	const day = 24 * time.Hour
-	s := New(rdb, Options{CompactGrants: true, OutboxCap: 1024, AuditCap: 20, AuditRetention: day})
-	if err := s.Load(ctx); err != nil {
-		t.Fatal(err)
-	}
+	s, rdb := loadedStore(t, Options{CompactGrants: true, OutboxCap: 1024, AuditCap: 20, AuditRetention: day})
+	ctx := context.Background()
 	now := time.Now()
 	const customer = "C0123456789-SHORT"
 	h := heldCheck(t, s, rdb, customer, now, false)
@@ -211,13 +207,9 @@ func TestShortAuditLeavesTheLedger(t *testing.T) {
 // for a day: with a day of audit, meta would otherwise end before a hold
 // placed within that day, and the hold's shadow with it.
 func TestMetaExpiryIsNeverShortened(t *testing.T) {
-	rdb := redistest.MustStartRedis(t).Client(t)
-	ctx := context.Background()
 	const day = 24 * time.Hour
-	s := New(rdb, Options{AuditRetention: day})
-	if err := s.Load(ctx); err != nil {
-		t.Fatal(err)
-	}
+	s, rdb := loadedStore(t, Options{AuditRetention: day})
+	ctx := context.Background()
 	now := time.Now()
 	for name, after := range map[string]func(customer string) error{
 		"tombstone": func(customer string) error {
@@ -261,13 +253,9 @@ func TestMetaExpiryIsNeverShortened(t *testing.T) {
 // two days (a policy may ask one) keeps meta, and so the hold's shadow, to
 // its end and the retention past it.
 func TestLongHoldKeepsItsMeta(t *testing.T) {
-	rdb := redistest.MustStartRedis(t).Client(t)
-	ctx := context.Background()
 	const day = 24 * time.Hour
-	s := New(rdb, Options{AuditRetention: day})
-	if err := s.Load(ctx); err != nil {
-		t.Fatal(err)
-	}
+	s, rdb := loadedStore(t, Options{AuditRetention: day})
+	ctx := context.Background()
 	const customer = "C-LONG-HOLD"
 	id, err := validation.NewCheckID(customer)
 	if err != nil {
@@ -282,4 +270,16 @@ func TestLongHoldKeepsItsMeta(t *testing.T) {
 	if got := rdb.PTTL(ctx, "arb:{"+customer+"}:meta").Val(); got < 6*day-time.Minute {
 		t.Fatalf("meta of a 5-day hold expires in %s; want the hold's 5 days and a day of audit", got)
 	}
+}
+
+// loadedStore is a Store with opts on a redis-server of its own, its
+// scripts loaded.
+func loadedStore(tb testing.TB, opts Options) (*Store, redis.UniversalClient) {
+	tb.Helper()
+	rdb := redistest.MustStartRedis(tb).Client(tb)
+	s := New(rdb, opts)
+	if err := s.Load(context.Background()); err != nil {
+		tb.Fatal(err)
+	}
+	return s, rdb
 }
