@@ -345,13 +345,14 @@ func (m *model) arbiters() []string {
 func (m *model) assertArchive(t *testing.T, a archived) {
 	t.Helper()
 	n, jumps := 0, 0
+	expired := m.metaExpiries(t)
 	for c, recs := range a.events {
 		n += len(recs)
 		for i := 1; i < len(recs); i++ {
 			if recs[i].Seq == recs[i-1].Seq+1 {
 				continue
 			}
-			if m.expired.jumped(c, recs[i-1].Seq, recs[i].Seq) {
+			if expired.jumped(c, recs[i-1].Seq, recs[i].Seq) {
 				jumps++
 			} else {
 				t.Errorf("(f) %s's archived records skip from seq %d to %d", c, recs[i-1].Seq, recs[i].Seq)

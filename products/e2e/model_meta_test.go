@@ -5,11 +5,9 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strconv"
-	"sync"
+	"strings"
 	"testing"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 )
 
 // expireIdleMeta plays a customer's meta running out its TTL: in
@@ -28,18 +26,17 @@ import (
 // outlives them by a day or more.
 // (f) then allows the one jump in the customer's record numbers that each
 // expiry makes: from the number the script saw, to a number taken from the
-// clock after the expiry and before the customer's next one.
+// clock after the expiry and before the customer's next one. The script
+// records each expiry in Redis with its DEL (metaExpiredKey), so that one
+// whose reply a Redis restart lost is known all the same.
 func expireIdleMeta(ctx context.Context, tb testing.TB, m *model, rng *rand.Rand, _ time.Duration) {
 	rdb := m.redis.Client(tb)
 	for pause(ctx, time.Duration(200+rng.IntN(600))*time.Millisecond) {
 		for _, c := range m.customers() {
-			r, err := expireMetaScript.Run(ctx, rdb, []string{"arb:{" + c + "}:meta", "arb:{" + c + "}:hold"}, expireIdle).StringSlice()
-			if err != nil || len(r) != 2 {
-				continue // not expired (nil), or Redis restarting: the next round
-			}
-			at, _ := strconv.ParseInt(r[1], 10, 64)
-			m.expired.add(c, r[0], at)
-			m.stats.add("nemesis: meta expired")
+			keys := []string{"arb:{" + c + "}:meta", "arb:{" + c + "}:hold", metaExpiredKey}
+			if rdb.Eval(ctx, expireMetaScript, keys, expireIdle, c).Err() == nil {
+				m.stats.add("nemesis: meta expired")
+			} // else not expired (nil), or Redis restarting: the next round
 		}
 	}
 }
@@ -48,11 +45,15 @@ func expireIdleMeta(ctx context.Context, tb testing.TB, m *model, rng *rand.Rand
 // fence and record number must be for expireIdleMeta to expire its meta.
 const expireIdle = 1000
 
+// metaExpiredKey is the list where expireMetaScript records each expiry:
+// "customer|seq|ms", seq the record number meta had ("" for none), ms
+// Redis's clock. Outside arb:*, arbiter never reads it.
+const metaExpiredKey = "model:meta-expired"
+
 // expireMetaScript deletes KEYS[1], the customer's meta, if a real expiry
-// could have (see expireIdleMeta), and returns the seq it had ("" for
-// none) and Redis's clock then, in ms; nil when it left it. ARGV[1]:
-// expireIdle.
-var expireMetaScript = redis.NewScript(`
+// could have (see expireIdleMeta), and records it in KEYS[3]; nil when it
+// left it. ARGV: expireIdle, the customer.
+const expireMetaScript = `
 if redis.call('EXISTS', KEYS[2]) == 1 then return false end
 local f = redis.call('HGETALL', KEYS[1])
 if #f == 0 then return false end
@@ -66,28 +67,40 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 if tonumber(m.fence or '0') > now - tonumber(ARGV[1]) or tonumber(m.seq or '0') > now - tonumber(ARGV[1]) then return false end
 redis.call('DEL', KEYS[1])
-return {m.seq or '', string.format('%d', now)}
-`)
+redis.call('RPUSH', KEYS[3], ARGV[2] .. '|' .. (m.seq or '') .. '|' .. string.format('%d', now))
+return 1
+`
 
-// expiredMetas records, by customer and in order, each expiry of its
-// meta: the record number it left ("" for none) and when.
-type expiredMetas struct {
-	mu  sync.Mutex
-	all map[string][]metaExpiry
-}
+// metaExpiries are the expiries expireIdleMeta made, by customer, in
+// order.
+type metaExpiries map[string][]metaExpiry
 
 type metaExpiry struct {
 	seq string
 	at  int64 // Redis's clock at the DEL, ms
 }
 
-func (e *expiredMetas) add(customer, seq string, at int64) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.all == nil {
-		e.all = map[string][]metaExpiry{}
+// metaExpiries reads what expireIdleMeta recorded (none without a single
+// Redis, or without the nemesis).
+func (m *model) metaExpiries(tb testing.TB) metaExpiries {
+	tb.Helper()
+	out := metaExpiries{}
+	if m.redis == nil {
+		return out
 	}
-	e.all[customer] = append(e.all[customer], metaExpiry{seq: seq, at: at})
+	all, err := m.redis.Client(tb).LRange(context.Background(), metaExpiredKey, 0, -1).Result()
+	if err != nil {
+		tb.Fatalf("reading the expiries of meta: %v", err)
+	}
+	for _, e := range all {
+		f := strings.Split(e, "|")
+		at, err := strconv.ParseInt(f[len(f)-1], 10, 64)
+		if len(f) != 3 || err != nil {
+			tb.Fatalf("an expiry of meta recorded as %q", e)
+		}
+		out[f[0]] = append(out[f[0]], metaExpiry{seq: f[1], at: at})
+	}
+	return out
 }
 
 // jumped says whether customer's record numbers may go from `from` to
@@ -95,10 +108,8 @@ func (e *expiredMetas) add(customer, seq string, at int64) {
 // and to was taken from the clock after it (less the arbiter clock's
 // error, within expireIdle) and before the next expiry that found records
 // numbered since (each of which must be expireIdle behind it).
-func (e *expiredMetas) jumped(customer string, from, to int64) bool {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	list := e.all[customer]
+func (e metaExpiries) jumped(customer string, from, to int64) bool {
+	list := e[customer]
 	for i, x := range list {
 		if x.seq != strconv.FormatInt(from, 10) || to < x.at-expireIdle {
 			continue

@@ -318,7 +318,6 @@ type model struct {
 	fleets      map[string]*fleet // by product
 	products    []string          // the fleets' products, in the workload's order
 	stats       *counter
-	expired     expiredMetas // what expireIdleMeta deleted
 	stopped     atomic.Bool
 	sup         sync.WaitGroup
 }
