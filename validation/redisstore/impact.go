@@ -92,10 +92,7 @@ func (s *Store) scanKeys(ctx context.Context, what, pattern string, fn func(cont
 			}
 		}
 	}
-	if cc, ok := s.rdb.(*redis.ClusterClient); ok {
-		return cc.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error { return scan(ctx, m) })
-	}
-	return scan(ctx, s.rdb)
+	return eachMaster(ctx, s.rdb, func(ctx context.Context, node redis.Cmdable, _ string) error { return scan(ctx, node) })
 }
 
 // standingCmds are one customer's reads.

@@ -104,15 +104,9 @@ const fnLoadTimeout = 5 * time.Second
 // has no functions or does not let this user load them is not an error:
 // the scripts answer there. Anything else is.
 func (s *Store) loadFunctions(ctx context.Context) error {
-	load := func(ctx context.Context, c redis.Cmdable) error {
-		return c.FunctionLoadReplace(ctx, functions.src).Err()
-	}
-	var err error
-	if cc, ok := s.rdb.(*redis.ClusterClient); ok {
-		err = cc.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error { return load(ctx, m) })
-	} else {
-		err = load(ctx, s.rdb)
-	}
+	err := eachMaster(ctx, s.rdb, func(ctx context.Context, node redis.Cmdable, _ string) error {
+		return node.FunctionLoadReplace(ctx, functions.src).Err()
+	})
 	switch {
 	case err == nil:
 		s.fns.retryAt.Store(0)

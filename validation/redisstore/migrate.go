@@ -109,14 +109,9 @@ func (s *Store) Migrate(ctx context.Context, opts MigrateOptions) (MigrateReport
 			opts.Progress(MigrateProgress{Node: node, Cursor: cursor, Report: rep})
 		}
 	}
-	var err error
-	if cc, ok := s.rdb.(*redis.ClusterClient); ok {
-		err = cc.ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error {
-			return s.migrateNode(ctx, node, node.Options().Addr, opts, add)
-		})
-	} else {
-		err = s.migrateNode(ctx, s.rdb, "", opts, add)
-	}
+	err := eachMaster(ctx, s.rdb, func(ctx context.Context, node redis.Cmdable, addr string) error {
+		return s.migrateNode(ctx, node, addr, opts, add)
+	})
 	mu.Lock()
 	defer mu.Unlock()
 	return rep, err

@@ -335,13 +335,7 @@ func wholeGrants(tb testing.TB, rdb redis.UniversalClient) int {
 		return iter.Err()
 	}
 	ctx := context.Background()
-	var err error
-	if cc, ok := rdb.(*redis.ClusterClient); ok {
-		err = cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error { return scan(ctx, c) })
-	} else {
-		err = scan(ctx, rdb)
-	}
-	if err != nil {
+	if err := eachMaster(ctx, rdb, func(ctx context.Context, node redis.Cmdable, _ string) error { return scan(ctx, node) }); err != nil {
 		tb.Fatal(err)
 	}
 	return n
@@ -414,13 +408,7 @@ func retired(tb testing.TB, rdb redis.UniversalClient) []string {
 		}
 		return iter.Err()
 	}
-	var err error
-	if cc, ok := rdb.(*redis.ClusterClient); ok {
-		err = cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error { return scan(ctx, c) })
-	} else {
-		err = scan(ctx, rdb)
-	}
-	if err != nil {
+	if err := eachMaster(ctx, rdb, func(ctx context.Context, node redis.Cmdable, _ string) error { return scan(ctx, node) }); err != nil {
 		tb.Fatal(err)
 	}
 	return found

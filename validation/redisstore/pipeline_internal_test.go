@@ -39,10 +39,7 @@ func TestBatchedCallsAreNotResent(t *testing.T) {
 		{"unmarked: go-redis resends the pipeline", false, 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := redistest.MustStartRedis(t)
-			p := startFaultProxy(t, srv.Addr)
-			rdb := redis.NewClient(&redis.Options{Addr: p.addr})
-			t.Cleanup(func() { rdb.Close() })
+			srv, _, rdb := proxiedRedis(t)
 			ctx := context.Background()
 			first := onceCmd{redis.NewCmd(ctx, "eval", incr, 1, "{A}:n"), tc.batched}
 			second := onceCmd{redis.NewCmd(ctx, "eval", incr, 1, "{B}:n"), tc.batched}
@@ -255,10 +252,7 @@ func TestEndedCallIsNotQueued(t *testing.T) {
 // alone. The proxy answers the first call LOADING; the call must succeed,
 // and the script run exactly once.
 func TestBatchedCallRetriesLoading(t *testing.T) {
-	srv := redistest.MustStartRedis(t)
-	p := startFaultProxy(t, srv.Addr)
-	rdb := redis.NewClient(&redis.Options{Addr: p.addr})
-	t.Cleanup(func() { rdb.Close() })
+	srv, p, rdb := proxiedRedis(t)
 	ap := newAutoPipeliner(rdb)
 	if ap == nil {
 		t.Fatal("no autopipeliner")
@@ -293,10 +287,7 @@ func TestAutoPipelinerDoesNotResend(t *testing.T) {
 		{"unmarked: go-redis resends the batch", false, 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := redistest.MustStartRedis(t)
-			p := startFaultProxy(t, srv.Addr)
-			rdb := redis.NewClient(&redis.Options{Addr: p.addr})
-			t.Cleanup(func() { rdb.Close() })
+			srv, _, rdb := proxiedRedis(t)
 			sizes := &batchSizes{}
 			rdb.AddHook(sizes)
 			// The first configuration of a client's autopipeliner wins
@@ -486,3 +477,14 @@ func (p pipelineSeen) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.
 }
 
 func (p pipelineSeen) seen() { p.once.Do(func() { close(p.sent) }) }
+
+// proxiedRedis is a redis-server, a faultProxy in front of it, and a
+// client (go-redis's defaults: MaxRetries 3) through the proxy.
+func proxiedRedis(t *testing.T) (*redistest.Server, *faultProxy, *redis.Client) {
+	t.Helper()
+	srv := redistest.MustStartRedis(t)
+	p := startFaultProxy(t, srv.Addr)
+	rdb := redis.NewClient(&redis.Options{Addr: p.addr})
+	t.Cleanup(func() { rdb.Close() })
+	return srv, p, rdb
+}

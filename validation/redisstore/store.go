@@ -766,3 +766,12 @@ func sortGrants(gs []validation.Grant) {
 		return strings.Compare(a.CheckID, b.CheckID)
 	})
 }
+
+// eachMaster runs fn on every master of a Redis Cluster, at once, or on rdb
+// itself when it is one server; addr names the master ("" for one server).
+func eachMaster(ctx context.Context, rdb redis.UniversalClient, fn func(ctx context.Context, node redis.Cmdable, addr string) error) error {
+	if cc, ok := rdb.(*redis.ClusterClient); ok {
+		return cc.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error { return fn(ctx, m, m.Options().Addr) })
+	}
+	return fn(ctx, rdb, "")
+}
